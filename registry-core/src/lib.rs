@@ -1,0 +1,32 @@
+//! The Huduma Registry's domain, with no network code: Huduma number issuance, the
+//! signed and hash-chained event log, the projections folded from it, the keyring that
+//! seals personal data, and verification. See docs/ARCHITECTURE.md for the map and
+//! docs/LOG-FORMAT.md for the byte-level format.
+
+pub mod command;
+pub mod demographics;
+pub mod event;
+pub mod issuer;
+pub mod keyring;
+pub mod keys;
+pub mod log_export;
+pub mod projection;
+pub mod query;
+pub mod record;
+pub mod registry;
+pub mod replay;
+pub mod sealed;
+pub mod secrets;
+pub mod sequencer;
+pub mod storage;
+pub mod verify;
+pub mod writer;
+
+pub use huduma_number::{HudumaNumber, IssuanceFilters, NumberError};
+
+use serde::{Deserialize, Serialize};
+
+/// A person's internal, stable id: the sequence number of the record that registered
+/// them. Never shown to agencies; numbers may change, this does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PersonId(pub u64);

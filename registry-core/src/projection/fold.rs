@@ -1,0 +1,290 @@
+//! Folding one event into the projections. Deterministic: the same log folds to the
+//! same bytes, whether live, rebuilt or verified.
+
+use crate::PersonId;
+use crate::demographics::Demographics;
+use crate::event::Event;
+use crate::keyring::{self, KeyringEntry, KeyringError};
+use crate::projection::state::{
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
+    person_link_key, split_person_link_key,
+};
+use crate::sealed::Sealed;
+use crate::secrets::Secrets;
+use crate::storage::Tree;
+use crate::storage::view::{ReadError, View};
+
+/// Why an event could not be folded. In a log this registry wrote, only corruption or a
+/// lost keyring causes one.
+#[derive(Debug, thiserror::Error)]
+pub enum FoldError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error("person {0} has no key in the keyring and was not erased: the keyring is incomplete")]
+    KeyMissing(u64),
+    #[error("the sealed demographics of person {0} do not open under their key")]
+    Sealed(u64),
+    #[error("record {seq}: {reason}")]
+    Inconsistent { seq: u64, reason: String },
+}
+
+/// Opens a person's sealed demographics; `None` when the person's key was erased.
+pub fn open_demographics(
+    view: &View<'_>,
+    secrets: &Secrets,
+    person: PersonId,
+    sealed: &Sealed,
+) -> Result<Option<Demographics>, FoldError> {
+    let key = person_key(person);
+    let Some(stored) = view.get(Tree::Keyring, &key)? else {
+        return Err(FoldError::KeyMissing(person.0));
+    };
+    match keyring::open_entry(secrets.keyring_key(), person, &stored)? {
+        KeyringEntry::Erased => Ok(None),
+        KeyringEntry::Key(data_key) => {
+            let plain = sealed
+                .open(&data_key, person)
+                .map_err(|_| FoldError::Sealed(person.0))?;
+            let demographics =
+                postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))?;
+            Ok(Some(demographics))
+        }
+    }
+}
+
+/// The keyed hash that stands for one match key: `BLAKE3-keyed(match key, text)`.
+pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
+    *blake3::keyed_hash(secrets.match_key(), text.as_bytes()).as_bytes()
+}
+
+fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Vec<Vec<u8>> {
+    demographics
+        .match_keys()
+        .iter()
+        .map(|text| {
+            let mut key = match_hash(secrets, text).to_vec();
+            key.extend_from_slice(&person.0.to_be_bytes());
+            key
+        })
+        .collect()
+}
+
+fn set_match_keys(
+    view: &mut View<'_>,
+    secrets: &Secrets,
+    person: PersonId,
+    sealed: &Sealed,
+    present: bool,
+) -> Result<(), FoldError> {
+    if let Some(demographics) = open_demographics(view, secrets, person, sealed)? {
+        for key in match_entries(secrets, person, &demographics) {
+            if present {
+                view.put(Tree::MatchKeys, key, &[]);
+            } else {
+                view.remove(Tree::MatchKeys, key);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_person(view: &View<'_>, seq: u64, person: PersonId) -> Result<PersonEntry, FoldError> {
+    state::read(view, Tree::Persons, &person_key(person))?.ok_or_else(|| FoldError::Inconsistent {
+        seq,
+        reason: format!("unknown person {}", person.0),
+    })
+}
+
+fn store_person(view: &mut View<'_>, person: PersonId, entry: &PersonEntry) {
+    view.put(Tree::Persons, person_key(person), &state::encode(entry));
+}
+
+fn put_counter(view: &mut View<'_>, counter: u64) {
+    view.put(
+        Tree::Meta,
+        meta::NEXT_COUNTER.to_vec(),
+        &(counter.saturating_add(1)).to_be_bytes(),
+    );
+}
+
+fn update_person(
+    view: &mut View<'_>,
+    seq: u64,
+    person: PersonId,
+    change: impl FnOnce(&mut PersonEntry),
+) -> Result<PersonEntry, FoldError> {
+    let mut entry = load_person(view, seq, person)?;
+    change(&mut entry);
+    entry.updated_at = seq;
+    store_person(view, person, &entry);
+    Ok(entry)
+}
+
+fn remove_links(view: &mut View<'_>, person: PersonId) -> Result<Vec<(String, String)>, FoldError> {
+    let mut moved = Vec::new();
+    for (key, _) in view.scan_prefix(Tree::PersonLinks, &person_key(person))? {
+        if let Some((agency, record)) = split_person_link_key(&key) {
+            view.remove(Tree::AgencyLinks, agency_link_key(&agency, &record));
+            moved.push((agency, record));
+        }
+        view.remove(Tree::PersonLinks, key);
+    }
+    Ok(moved)
+}
+
+/// Applies the event of record `seq` to the projections in `view`.
+pub fn fold(
+    view: &mut View<'_>,
+    secrets: &Secrets,
+    seq: u64,
+    event: &Event,
+) -> Result<(), FoldError> {
+    match event {
+        Event::LogInitialized(e) => {
+            view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
+            view.put(Tree::Meta, meta::ORIGIN.to_vec(), e.origin.as_bytes());
+        }
+        Event::LogKeyRotated(e) => {
+            view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.new_public_key);
+        }
+        Event::PersonRegistered(e) => {
+            let person = PersonId(seq);
+            view.put(
+                Tree::Numbers,
+                number_key(e.number),
+                &state::encode(&NumberEntry {
+                    person,
+                    superseded_by: None,
+                }),
+            );
+            let entry = PersonEntry {
+                current_number: e.number,
+                status: PersonStatus::Active,
+                merged_into: None,
+                demographics: Some(e.demographics.clone()),
+                date_of_death: None,
+                updated_at: seq,
+            };
+            store_person(view, person, &entry);
+            put_counter(view, e.counter);
+            set_match_keys(view, secrets, person, &e.demographics, true)?;
+        }
+        Event::NumberReplaced(e) => {
+            let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
+                .ok_or_else(|| FoldError::Inconsistent {
+                    seq,
+                    reason: "replaced number was never issued".into(),
+                })?;
+            view.put(
+                Tree::Numbers,
+                number_key(e.old_number),
+                &state::encode(&NumberEntry {
+                    person: old.person,
+                    superseded_by: Some(e.new_number),
+                }),
+            );
+            view.put(
+                Tree::Numbers,
+                number_key(e.new_number),
+                &state::encode(&NumberEntry {
+                    person: e.person,
+                    superseded_by: None,
+                }),
+            );
+            update_person(view, seq, e.person, |p| p.current_number = e.new_number)?;
+            put_counter(view, e.counter);
+        }
+        Event::DemographicsCorrected(e) => {
+            let before = load_person(view, seq, e.person)?;
+            if let Some(old) = &before.demographics {
+                set_match_keys(view, secrets, e.person, old, false)?;
+            }
+            update_person(view, seq, e.person, |p| {
+                p.demographics = Some(e.demographics.clone())
+            })?;
+            set_match_keys(view, secrets, e.person, &e.demographics, true)?;
+        }
+        Event::AgencyRecordLinked(e) => {
+            view.put(
+                Tree::AgencyLinks,
+                agency_link_key(&e.agency, &e.record_id),
+                &person_key(e.person),
+            );
+            view.put(
+                Tree::PersonLinks,
+                person_link_key(e.person, &e.agency, &e.record_id),
+                &[],
+            );
+            update_person(view, seq, e.person, |_| ())?;
+        }
+        Event::AgencyRecordUnlinked(e) => {
+            view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id));
+            view.remove(
+                Tree::PersonLinks,
+                person_link_key(e.person, &e.agency, &e.record_id),
+            );
+            update_person(view, seq, e.person, |_| ())?;
+        }
+        Event::DeathRecorded(e) => {
+            update_person(view, seq, e.person, |p| {
+                p.status = PersonStatus::Deceased;
+                p.date_of_death = Some(e.date_of_death.clone());
+            })?;
+        }
+        Event::NumberRevoked(e) => {
+            update_person(view, seq, e.person, |p| p.status = PersonStatus::Revoked)?;
+        }
+        Event::NumberReinstated(e) => {
+            update_person(view, seq, e.person, |p| p.status = PersonStatus::Active)?;
+        }
+        Event::RecordsMerged(e) => {
+            let duplicate = load_person(view, seq, e.duplicate)?;
+            if let Some(sealed) = &duplicate.demographics {
+                set_match_keys(view, secrets, e.duplicate, sealed, false)?;
+            }
+            for (agency, record) in remove_links(view, e.duplicate)? {
+                view.put(
+                    Tree::AgencyLinks,
+                    agency_link_key(&agency, &record),
+                    &person_key(e.survivor),
+                );
+                view.put(
+                    Tree::PersonLinks,
+                    person_link_key(e.survivor, &agency, &record),
+                    &[],
+                );
+            }
+            update_person(view, seq, e.duplicate, |p| {
+                p.status = PersonStatus::Merged;
+                p.merged_into = Some(e.survivor);
+            })?;
+            update_person(view, seq, e.survivor, |_| ())?;
+        }
+        Event::PersonalDataErased(e) => {
+            let before = load_person(view, seq, e.person)?;
+            if let Some(sealed) = &before.demographics {
+                set_match_keys(view, secrets, e.person, sealed, false)?;
+            }
+            remove_links(view, e.person)?;
+            update_person(view, seq, e.person, |p| {
+                p.status = PersonStatus::Erased;
+                p.demographics = None;
+            })?;
+            view.put(
+                Tree::Keyring,
+                person_key(e.person),
+                &keyring::erased_entry(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Records that every projection has applied the log up to `seq`.
+pub fn mark_applied(view: &mut View<'_>, seq: u64) {
+    for tree in Tree::PROJECTIONS {
+        view.put(Tree::Meta, meta::applied(tree), &seq.to_be_bytes());
+    }
+}

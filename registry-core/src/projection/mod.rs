@@ -1,0 +1,7 @@
+//! The projections: read models folded from the log. `state` holds what each tree
+//! stores and how keys are laid out; `fold` applies one event to them. The live
+//! sequencer, `rebuild` and `verify` all fold through the same code, which is why a
+//! rebuilt projection equals the live one.
+
+pub mod fold;
+pub mod state;

@@ -1,0 +1,122 @@
+//! The values and key layouts of the projection trees.
+
+use huduma_number::HudumaNumber;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::PersonId;
+use crate::sealed::Sealed;
+use crate::storage::Tree;
+use crate::storage::view::{Corruption, ReadError, View};
+
+/// A person's standing in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PersonStatus {
+    Active,
+    Revoked,
+    Deceased,
+    /// Merged into another person, who survives.
+    Merged,
+    /// Personal data erased; the number still resolves, to this status.
+    Erased,
+}
+
+/// `persons` tree: person id -> this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonEntry {
+    pub current_number: HudumaNumber,
+    pub status: PersonStatus,
+    pub merged_into: Option<PersonId>,
+    /// The latest sealed demographics; `None` once erased.
+    pub demographics: Option<Sealed>,
+    pub date_of_death: Option<String>,
+    /// The sequence number of the last event that changed this person.
+    pub updated_at: u64,
+}
+
+/// `numbers` tree: Huduma number -> this. A number, once issued, keeps its entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NumberEntry {
+    pub person: PersonId,
+    pub superseded_by: Option<HudumaNumber>,
+}
+
+/// Keys of the `meta` tree.
+pub mod meta {
+    /// The next issuance counter (u64 BE).
+    pub const NEXT_COUNTER: &[u8] = b"next_counter";
+    /// The log's current public key (32 bytes).
+    pub const CURRENT_KEY: &[u8] = b"current_key";
+    /// The log's origin (UTF-8).
+    pub const ORIGIN: &[u8] = b"origin";
+    /// `applied/<tree>`: the last sequence number folded into that tree (u64 BE).
+    pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
+        format!("applied/{}", tree.name()).into_bytes()
+    }
+}
+
+pub fn person_key(person: PersonId) -> Vec<u8> {
+    person.0.to_be_bytes().to_vec()
+}
+
+pub fn number_key(number: HudumaNumber) -> Vec<u8> {
+    number.as_u64().to_be_bytes().to_vec()
+}
+
+/// `agency_links` key: agency code, 0x00, record id.
+pub fn agency_link_key(agency: &str, record_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(agency.len() + 1 + record_id.len());
+    key.extend_from_slice(agency.as_bytes());
+    key.push(0);
+    key.extend_from_slice(record_id.as_bytes());
+    key
+}
+
+/// `person_links` key: person id, then the agency link key.
+pub fn person_link_key(person: PersonId, agency: &str, record_id: &str) -> Vec<u8> {
+    let mut key = person_key(person);
+    key.extend_from_slice(&agency_link_key(agency, record_id));
+    key
+}
+
+/// Splits a `person_links` key back into (agency, record id).
+pub fn split_person_link_key(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.get(8..)?;
+    let zero = rest.iter().position(|b| *b == 0)?;
+    let agency = std::str::from_utf8(&rest[..zero]).ok()?;
+    let record = std::str::from_utf8(&rest[zero + 1..]).ok()?;
+    Some((agency.to_string(), record.to_string()))
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+pub fn decode<T: DeserializeOwned>(tree: Tree, key: &[u8], bytes: &[u8]) -> Result<T, Corruption> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| Corruption::new(tree, key, format!("undecodable value: {e}")))
+}
+
+/// A typed read through a view.
+pub fn read<T: DeserializeOwned>(
+    view: &View<'_>,
+    tree: Tree,
+    key: &[u8],
+) -> Result<Option<T>, ReadError> {
+    match view.get(tree, key)? {
+        Some(bytes) => Ok(Some(decode(tree, key, &bytes)?)),
+        None => Ok(None),
+    }
+}
+
+pub fn read_u64(view: &View<'_>, key: &[u8]) -> Result<Option<u64>, ReadError> {
+    match view.get(Tree::Meta, key)? {
+        Some(bytes) => {
+            let array: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| Corruption::new(Tree::Meta, key, "not a u64"))?;
+            Ok(Some(u64::from_be_bytes(array)))
+        }
+        None => Ok(None),
+    }
+}

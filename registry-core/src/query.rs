@@ -1,0 +1,181 @@
+//! Look-ups served from the projections: resolve a number or an agency record to a
+//! person, their status and (decrypted on the way out) their demographics. Reads go
+//! straight to the store and never wait for the writer.
+
+use std::sync::Arc;
+
+use huduma_number::HudumaNumber;
+
+use crate::PersonId;
+use crate::demographics::Demographics;
+use crate::projection::fold::{FoldError, open_demographics};
+use crate::projection::state::{
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key,
+    split_person_link_key,
+};
+use crate::secrets::Secrets;
+use crate::storage::view::{Corruption, ReadError, View};
+use crate::storage::{Storage, Tree};
+
+/// The status a resolution reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolvedStatus {
+    Active,
+    /// The number asked for was replaced; `current_number` is the one in force.
+    Superseded,
+    Revoked,
+    Deceased,
+    /// The person was merged into another; `current_number` is the survivor's.
+    Merged,
+    Erased,
+}
+
+/// What a look-up answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub person: PersonId,
+    pub status: ResolvedStatus,
+    /// The number in force for this person (the survivor's, after a merge).
+    pub current_number: HudumaNumber,
+    /// `None` once erased.
+    pub demographics: Option<Demographics>,
+    pub date_of_death: Option<String>,
+    /// (agency code, record id), in key order.
+    pub agency_records: Vec<(String, String)>,
+}
+
+/// Why a look-up failed, apart from "not found".
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+}
+
+/// How many merges a look-up follows before calling the chain corrupt.
+const MAX_MERGE_HOPS: usize = 32;
+
+/// A cheap, cloneable read handle.
+#[derive(Clone)]
+pub struct Reader {
+    store: Arc<dyn Storage>,
+    secrets: Arc<Secrets>,
+}
+
+impl Reader {
+    pub fn new(store: Arc<dyn Storage>, secrets: Arc<Secrets>) -> Self {
+        Self { store, secrets }
+    }
+
+    /// Resolves a number. `Ok(None)` when it was never issued.
+    pub fn resolve_number(&self, number: HudumaNumber) -> Result<Option<Resolution>, QueryError> {
+        let view = View::new(&*self.store);
+        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))?
+        else {
+            return Ok(None);
+        };
+        self.resolve_person(&view, entry.person, entry.superseded_by.is_some())
+            .map(Some)
+    }
+
+    /// Resolves an agency's record id. `Ok(None)` when no person holds it.
+    pub fn resolve_agency_record(
+        &self,
+        agency: &str,
+        record_id: &str,
+    ) -> Result<Option<Resolution>, QueryError> {
+        let view = View::new(&*self.store);
+        let key = agency_link_key(agency, record_id);
+        let Some(person) = view.get(Tree::AgencyLinks, &key)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = person.as_slice().try_into().map_err(|_| {
+            ReadError::from(Corruption::new(Tree::AgencyLinks, &key, "not a person id"))
+        })?;
+        self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false)
+            .map(Some)
+    }
+
+    fn person(&self, view: &View<'_>, person: PersonId) -> Result<PersonEntry, QueryError> {
+        let key = person_key(person);
+        state::read(view, Tree::Persons, &key)?.ok_or_else(|| {
+            ReadError::from(Corruption::new(Tree::Persons, &key, "named but missing")).into()
+        })
+    }
+
+    fn resolve_person(
+        &self,
+        view: &View<'_>,
+        asked: PersonId,
+        superseded: bool,
+    ) -> Result<Resolution, QueryError> {
+        let entry = self.person(view, asked)?;
+        let (effective, effective_entry) = if entry.status == PersonStatus::Merged {
+            let mut id = asked;
+            let mut current = entry.clone();
+            for _ in 0..MAX_MERGE_HOPS {
+                match current.merged_into {
+                    Some(next) if current.status == PersonStatus::Merged => {
+                        id = next;
+                        current = self.person(view, next)?;
+                    }
+                    _ => break,
+                }
+            }
+            if current.status == PersonStatus::Merged {
+                let key = person_key(asked);
+                return Err(ReadError::from(Corruption::new(
+                    Tree::Persons,
+                    &key,
+                    "merge chain does not end",
+                ))
+                .into());
+            }
+            (id, current)
+        } else {
+            (asked, entry.clone())
+        };
+        let status = match entry.status {
+            PersonStatus::Merged => ResolvedStatus::Merged,
+            _ if superseded => ResolvedStatus::Superseded,
+            PersonStatus::Active => ResolvedStatus::Active,
+            PersonStatus::Revoked => ResolvedStatus::Revoked,
+            PersonStatus::Deceased => ResolvedStatus::Deceased,
+            PersonStatus::Erased => ResolvedStatus::Erased,
+        };
+        let demographics = match &effective_entry.demographics {
+            Some(sealed) => open_demographics(view, &self.secrets, effective, sealed)?,
+            None => None,
+        };
+        let agency_records = view
+            .scan_prefix(Tree::PersonLinks, &person_key(effective))?
+            .iter()
+            .filter_map(|(key, _)| split_person_link_key(key))
+            .collect();
+        Ok(Resolution {
+            person: asked,
+            status,
+            current_number: effective_entry.current_number,
+            demographics,
+            date_of_death: effective_entry.date_of_death.clone(),
+            agency_records,
+        })
+    }
+
+    /// How many records the log holds.
+    pub fn log_size(&self) -> Result<u64, QueryError> {
+        Ok(crate::writer::read_head(&*self.store)
+            .map_err(|e| ReadError::Corrupt(Corruption::new(Tree::Log, b"head", e.to_string())))?
+            .map_or(0, |h| h.next_seq))
+    }
+
+    /// The stored bytes of record `seq`, checksum checked.
+    pub fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, QueryError> {
+        Ok(crate::storage::view::get_checked(
+            &*self.store,
+            Tree::Log,
+            &seq.to_be_bytes(),
+        )?)
+    }
+}

@@ -1,0 +1,215 @@
+//! `Registry`: the registry as one handle. Opening checks the log's tail, folds any
+//! records the projections have not applied, and starts the sequencer; the handle
+//! submits commands and hands out readers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use huduma_number::IssuanceFilters;
+
+use crate::command::{CommandError, Outcome, Submission};
+use crate::event::Actor;
+use crate::issuer::NumberIssuer;
+use crate::keys::LogKey;
+use crate::query::Reader;
+use crate::replay::{self, ReplayError};
+use crate::secrets::Secrets;
+use crate::sequencer::Sequencer;
+use crate::storage::Storage;
+use crate::storage::sled_store::SledStore;
+use crate::storage::view::ReadError;
+use crate::verify::VerifyError;
+use crate::writer::{Writer, WriterError};
+
+/// How the registry runs.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// The log's origin, written in record 0 (and, later, in checkpoints).
+    pub origin: String,
+    pub filters: IssuanceFilters,
+    /// Commands queued before submitters wait.
+    pub queue: usize,
+    /// The most commands committed in one batch.
+    pub max_batch: usize,
+    /// How many of the last records are re-verified on open.
+    pub tail_check: u64,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        Self {
+            origin: "registry.huduma.go.ke/log".into(),
+            filters: IssuanceFilters::default(),
+            queue: 16_384,
+            max_batch: 1024,
+            tail_check: 1024,
+        }
+    }
+}
+
+/// Why the registry could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    #[error("catching the projections up with the log: {0}")]
+    Replay(#[from] ReplayError),
+    #[error("the tail of the log does not verify: {0}")]
+    Tail(#[from] VerifyError),
+    #[error(
+        "the projections have applied record {applied} but the log ends at {size}: the log lost records"
+    )]
+    ProjectionsAhead { applied: u64, size: u64 },
+    #[error("starting the sequencer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The open registry.
+pub struct Registry {
+    store: Arc<dyn Storage>,
+    secrets: Arc<Secrets>,
+    sequencer: Sequencer,
+}
+
+impl Registry {
+    /// Opens the sled store under `dir`.
+    pub fn open_dir(
+        dir: &Path,
+        secrets: Secrets,
+        key: LogKey,
+        options: RegistryOptions,
+    ) -> Result<Self, OpenError> {
+        Self::open(Arc::new(SledStore::open(dir)?), secrets, key, options)
+    }
+
+    pub fn open(
+        store: Arc<dyn Storage>,
+        secrets: Secrets,
+        key: LogKey,
+        options: RegistryOptions,
+    ) -> Result<Self, OpenError> {
+        let secrets = Arc::new(secrets);
+        let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
+        if size > 0 {
+            check_tail(&*store, size, options.tail_check)?;
+            let applied = replay::applied(&*store)?;
+            match applied {
+                Some(applied) if applied >= size => {
+                    return Err(OpenError::ProjectionsAhead { applied, size });
+                }
+                Some(applied) if applied + 1 < size => {
+                    tracing::warn!(
+                        applied,
+                        size,
+                        "projections behind the log; folding the tail"
+                    );
+                    replay::fold_log(&*store, &*store, &secrets, applied + 1, &mut |_| ())?;
+                    store.flush()?;
+                }
+                None => {
+                    tracing::warn!("projections empty; folding the whole log");
+                    replay::fold_log(&*store, &*store, &secrets, 0, &mut |_| ())?;
+                    store.flush()?;
+                }
+                Some(_) => {}
+            }
+        }
+        let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
+        let writer = Writer::open(
+            Arc::clone(&store),
+            Arc::clone(&secrets),
+            issuer,
+            key,
+            &options.origin,
+        )?;
+        let sequencer = Sequencer::start(writer, options.queue, options.max_batch)?;
+        Ok(Self {
+            store,
+            secrets,
+            sequencer,
+        })
+    }
+
+    pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
+        self.sequencer.submit(submission).await
+    }
+
+    pub fn submit_blocking(&self, submission: Submission) -> Result<Outcome, CommandError> {
+        self.sequencer.submit_blocking(submission)
+    }
+
+    pub fn rotate_key_blocking(
+        &self,
+        new_key: LogKey,
+        actor: Actor,
+    ) -> Result<Outcome, CommandError> {
+        self.sequencer.rotate_key_blocking(new_key, actor)
+    }
+
+    pub fn reader(&self) -> Reader {
+        Reader::new(Arc::clone(&self.store), Arc::clone(&self.secrets))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    /// Stops the sequencer after it has committed what was queued.
+    pub fn close(mut self) {
+        self.sequencer.shutdown();
+    }
+}
+
+/// Re-verifies the last `count` records' chain and signatures. The chain from the
+/// start is `verify`'s job; this catches a torn or altered tail before serving.
+fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenError> {
+    let from = size.saturating_sub(count.max(1));
+    // Start at the record before the window so its hash anchors the first link.
+    let mut previous: Option<[u8; 32]> = None;
+    let mut keys: Option<ed25519_dalek::VerifyingKey> = None;
+    let view = crate::storage::view::View::new(store);
+    let current = view.get(
+        crate::storage::Tree::Meta,
+        crate::projection::state::meta::CURRENT_KEY,
+    )?;
+    if let Some(bytes) = current
+        .as_deref()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    {
+        keys = ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok();
+    }
+    replay::for_each_record(store, from, |seq, bytes| {
+        let record = crate::record::RecordRef::parse(bytes).map_err(|e| ReplayError::Record {
+            seq,
+            reason: e.to_string(),
+        })?;
+        if let Some(prev) = previous
+            && record.header.prev_hash != prev
+        {
+            return Err(ReplayError::Record {
+                seq,
+                reason: "does not name the previous record's hash".into(),
+            });
+        }
+        if seq + 1 == size
+            && let Some(key) = &keys
+        {
+            let by_current = record.header.key_id == crate::keys::KeyId::of(key);
+            let is_rotation = record.header.kind.kind == crate::event::kind::LOG_KEY_ROTATED;
+            // A rotation record is signed by the key before the one now in force.
+            if (by_current && !record.verify_signature(key)) || (!by_current && !is_rotation) {
+                return Err(ReplayError::Record {
+                    seq,
+                    reason: "the last record's signature does not verify".into(),
+                });
+            }
+        }
+        previous = Some(record.hash());
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Every stored value carries its own checksum: the value's bytes followed by the first
+//! 8 bytes of their BLAKE3 hash. Reads check it, so a flipped bit on disk is reported
+//! as corruption instead of being served.
+
+/// How many checksum bytes follow each value.
+pub const CHECKSUM_LEN: usize = 8;
+
+fn checksum(value: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let hash = blake3::hash(value);
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&hash.as_bytes()[..CHECKSUM_LEN]);
+    out
+}
+
+/// The value with its checksum appended, ready to store.
+pub fn seal(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + CHECKSUM_LEN);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&checksum(value));
+    out
+}
+
+/// The value inside a stored envelope, or `None` when the checksum does not match.
+pub fn open(stored: &[u8]) -> Option<&[u8]> {
+    let split = stored.len().checked_sub(CHECKSUM_LEN)?;
+    let (value, sum) = stored.split_at(split);
+    (checksum(value) == sum).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trips_and_any_flip_is_caught(value in proptest::collection::vec(any::<u8>(), 0..200), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let stored = seal(&value);
+            prop_assert_eq!(open(&stored), Some(value.as_slice()));
+            let mut bad = stored.clone();
+            let at = flip.index(bad.len());
+            bad[at] ^= 1 << bit;
+            prop_assert_eq!(open(&bad), None);
+        }
+    }
+
+    #[test]
+    fn too_short_is_not_a_value() {
+        assert_eq!(open(&[1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! The narrow storage trait the registry is written against, the named trees, and the
+//! write batch. Engines: [`sled_store::SledStore`] (the embedded default) and
+//! [`memory::MemoryStore`] (scratch folds and tests). A replicated engine replaces
+//! them by implementing [`Storage`].
+
+pub mod checksum;
+pub mod memory;
+pub mod sled_store;
+pub mod view;
+
+use std::collections::BTreeMap;
+
+/// The named key spaces. Each engine keeps them apart (sled: one tree each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    /// sequence number (u64 BE) -> record bytes. The only truth.
+    Log,
+    /// request id -> the first answer to that request. Durable idempotency.
+    Requests,
+    /// person id (u64 BE) -> that person's data key, sealed under the master key.
+    Keyring,
+    /// Projection bookkeeping: the sequence applied, the next issuance counter.
+    Meta,
+    /// Huduma number (u64 BE) -> the person it names and whether it was superseded.
+    Numbers,
+    /// person id (u64 BE) -> status, current number, sealed demographics.
+    Persons,
+    /// agency code, 0x00, record id -> person id.
+    AgencyLinks,
+    /// person id (u64 BE), agency code, 0x00, record id -> nothing.
+    PersonLinks,
+    /// keyed match hash (32 bytes), person id (u64 BE) -> nothing.
+    MatchKeys,
+}
+
+impl Tree {
+    /// Every tree, in a fixed order.
+    pub const ALL: [Tree; 9] = [
+        Tree::Log,
+        Tree::Requests,
+        Tree::Keyring,
+        Tree::Meta,
+        Tree::Numbers,
+        Tree::Persons,
+        Tree::AgencyLinks,
+        Tree::PersonLinks,
+        Tree::MatchKeys,
+    ];
+
+    /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
+    /// `verify`.
+    pub const PROJECTIONS: [Tree; 6] = [
+        Tree::Meta,
+        Tree::Numbers,
+        Tree::Persons,
+        Tree::AgencyLinks,
+        Tree::PersonLinks,
+        Tree::MatchKeys,
+    ];
+
+    /// The tree's name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Log => "log",
+            Tree::Requests => "requests",
+            Tree::Keyring => "keyring",
+            Tree::Meta => "meta",
+            Tree::Numbers => "numbers",
+            Tree::Persons => "persons",
+            Tree::AgencyLinks => "agency_links",
+            Tree::PersonLinks => "person_links",
+            Tree::MatchKeys => "match_keys",
+        }
+    }
+}
+
+/// A key and its value, as stored.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Writes to apply atomically: all or none, across trees. `None` removes the key.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    pub writes: BTreeMap<Tree, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
+        self.writes
+            .entry(tree)
+            .or_default()
+            .insert(key, Some(value));
+    }
+
+    pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
+        self.writes.entry(tree).or_default().insert(key, None);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.values().all(BTreeMap::is_empty)
+    }
+
+    /// How many writes the batch holds.
+    pub fn len(&self) -> usize {
+        self.writes.values().map(BTreeMap::len).sum()
+    }
+}
+
+/// A failure of the storage engine itself (I/O, the engine's own corruption checks).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+}
+
+/// What the registry needs of a storage engine, and nothing more.
+///
+/// Reads never block on the writer. `commit` is atomic across trees and, when
+/// `durable`, returns only once the batch is on stable storage.
+pub trait Storage: Send + Sync {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
+    /// Up to `limit` entries with keys at or after `from`, in key order.
+    fn range_from(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError>;
+    /// The entry with the greatest key.
+    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError>;
+    fn commit(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError>;
+    /// Removes every entry of the tree.
+    fn clear(&self, tree: Tree) -> Result<(), StorageError>;
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StorageError>;
+}

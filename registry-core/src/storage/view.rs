@@ -1,0 +1,135 @@
+//! A read-your-writes view over a store: reads see pending writes first, writes
+//! accumulate into one [`WriteBatch`]. Values pass through the checksum envelope here,
+//! so nothing above this layer touches raw stored bytes.
+
+use super::checksum;
+use super::{Storage, StorageError, Tree, WriteBatch};
+
+/// A stored value failed its checksum or could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corruption in tree {tree}, key {key}: {reason}")]
+pub struct Corruption {
+    pub tree: &'static str,
+    pub key: String,
+    pub reason: String,
+}
+
+impl Corruption {
+    pub fn new(tree: Tree, key: &[u8], reason: impl Into<String>) -> Self {
+        Self {
+            tree: tree.name(),
+            key: hex(key),
+            reason: reason.into(),
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Either the engine failed or a value is corrupt.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Corrupt(#[from] Corruption),
+}
+
+/// Opens a stored envelope or names the corrupt entry.
+pub fn open_value(tree: Tree, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Corruption> {
+    checksum::open(stored)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
+}
+
+/// Reads one checksummed value straight from a store.
+pub fn get_checked(
+    store: &dyn Storage,
+    tree: Tree,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, ReadError> {
+    match store.get(tree, key)? {
+        Some(stored) => Ok(Some(open_value(tree, key, &stored)?)),
+        None => Ok(None),
+    }
+}
+
+/// Pending writes over a base store.
+pub struct View<'a> {
+    base: &'a dyn Storage,
+    pending: WriteBatch,
+}
+
+impl<'a> View<'a> {
+    pub fn new(base: &'a dyn Storage) -> Self {
+        Self {
+            base,
+            pending: WriteBatch::default(),
+        }
+    }
+
+    pub fn base(&self) -> &'a dyn Storage {
+        self.base
+    }
+
+    /// The checked value under `key`, pending writes first.
+    pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        if let Some(pending) = self.pending.writes.get(&tree).and_then(|m| m.get(key)) {
+            return match pending {
+                Some(stored) => Ok(Some(open_value(tree, key, stored)?)),
+                None => Ok(None),
+            };
+        }
+        get_checked(self.base, tree, key)
+    }
+
+    pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
+        self.pending.put(tree, key, checksum::seal(value));
+    }
+
+    pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
+        self.pending.remove(tree, key);
+    }
+
+    /// The checked entries under `prefix`, pending writes merged in, in key order.
+    pub fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .base
+            .scan_prefix(tree, prefix)?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        if let Some(pending) = self.pending.writes.get(&tree) {
+            for (k, v) in pending
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .map(|(k, v)| {
+                let value = open_value(tree, &k, &v)?;
+                Ok((k, value))
+            })
+            .collect()
+    }
+
+    /// How many writes are pending.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The pending writes, leaving the view empty.
+    pub fn take_batch(&mut self) -> WriteBatch {
+        std::mem::take(&mut self.pending)
+    }
+}

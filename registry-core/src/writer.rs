@@ -1,0 +1,654 @@
+//! The writer: the only code that appends to the log. It validates each command
+//! against the projections, turns it into an event, signs the record, folds it, and
+//! commits a whole batch (records, projections, keyring, request index) atomically with
+//! one flush. The sequencer thread owns the one `Writer`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use huduma_number::HudumaNumber;
+use serde::{Deserialize, Serialize};
+
+use crate::PersonId;
+use crate::command::{
+    Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier,
+    check_reason,
+};
+use crate::demographics::{self, Demographics};
+use crate::event::{self, Actor, Event};
+use crate::issuer::NumberIssuer;
+use crate::keyring::{self, KeyringEntry};
+use crate::keys::LogKey;
+use crate::projection::fold::{self, FoldError};
+use crate::projection::state::{
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
+};
+use crate::record::{self, Header, RecordRef};
+use crate::sealed::Sealed;
+use crate::secrets::Secrets;
+use crate::storage::view::{ReadError, View};
+use crate::storage::{Storage, Tree};
+
+/// The domain tag of the new key's consent to a rotation.
+pub const ROTATION_DOMAIN: &[u8] = b"huduma.registry.v1.key-rotation\0";
+
+/// `requests` tree value: what the first request with an id did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestEntry {
+    fingerprint: [u8; 32],
+    seq: u64,
+    number: Option<HudumaNumber>,
+}
+
+/// Where the log's head stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The sequence number the next record gets (= the log's size).
+    pub next_seq: u64,
+    pub hash: [u8; 32],
+    pub time_micros: i64,
+}
+
+/// Why the writer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("the last record is malformed: {0}")]
+    Head(String),
+    #[error(
+        "the log key given is not the log's current key; rotate with rotate-key instead of replacing it"
+    )]
+    WrongKey,
+}
+
+fn internal(e: impl std::fmt::Display) -> CommandError {
+    CommandError::Internal(e.to_string())
+}
+
+impl From<ReadError> for CommandError {
+    fn from(e: ReadError) -> Self {
+        internal(e)
+    }
+}
+
+impl From<FoldError> for CommandError {
+    fn from(e: FoldError) -> Self {
+        internal(e)
+    }
+}
+
+pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn date_of(micros: i64) -> time::Date {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN)
+}
+
+/// Reads the head of the log (the last record), or `None` for an empty log.
+pub fn read_head(store: &dyn Storage) -> Result<Option<Head>, WriterError> {
+    let Some((key, stored)) = store.last(Tree::Log)? else {
+        return Ok(None);
+    };
+    let bytes =
+        crate::storage::view::open_value(Tree::Log, &key, &stored).map_err(ReadError::from)?;
+    let record = RecordRef::parse(&bytes).map_err(|e| WriterError::Head(e.to_string()))?;
+    if key.as_slice() != seq_key(record.header.seq) {
+        return Err(WriterError::Head(
+            "its key does not match its sequence number".into(),
+        ));
+    }
+    Ok(Some(Head {
+        next_seq: record.header.seq + 1,
+        hash: record.hash(),
+        time_micros: record.header.time_micros,
+    }))
+}
+
+/// The single appender.
+pub struct Writer {
+    store: Arc<dyn Storage>,
+    secrets: Arc<Secrets>,
+    issuer: NumberIssuer,
+    key: LogKey,
+    head: Head,
+}
+
+impl Writer {
+    /// Starts on an existing log (checking `key` is its current key), or writes record 0
+    /// of a new log naming `origin` and `key`.
+    pub fn open(
+        store: Arc<dyn Storage>,
+        secrets: Arc<Secrets>,
+        issuer: NumberIssuer,
+        key: LogKey,
+        origin: &str,
+    ) -> Result<Self, WriterError> {
+        match read_head(&*store)? {
+            Some(head) => {
+                let view = View::new(&*store);
+                let current = view.get(Tree::Meta, meta::CURRENT_KEY)?;
+                if current.as_deref() != Some(key.public().as_bytes().as_slice()) {
+                    return Err(WriterError::WrongKey);
+                }
+                Ok(Self {
+                    store,
+                    secrets,
+                    issuer,
+                    key,
+                    head,
+                })
+            }
+            None => {
+                let head = Head {
+                    next_seq: 0,
+                    hash: [0; 32],
+                    time_micros: 0,
+                };
+                let mut writer = Self {
+                    store,
+                    secrets,
+                    issuer,
+                    key,
+                    head,
+                };
+                let genesis = Event::LogInitialized(event::LogInitialized {
+                    origin: origin.to_string(),
+                    public_key: writer.key.public().to_bytes(),
+                });
+                let store = Arc::clone(&writer.store);
+                let mut view = View::new(&*store);
+                writer
+                    .append(&mut view, &genesis, now_micros())
+                    .map_err(|e| WriterError::Head(e.to_string()))?;
+                fold::mark_applied(&mut view, 0);
+                store.commit(view.take_batch(), true)?;
+                Ok(writer)
+            }
+        }
+    }
+
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Executes a batch of submissions and commits them with one flush. Each
+    /// submission gets its own answer; a refused one writes nothing.
+    pub fn execute_batch(
+        &mut self,
+        submissions: &[Submission],
+    ) -> Vec<Result<Outcome, CommandError>> {
+        let start = self.head;
+        let store = Arc::clone(&self.store);
+        let mut view = View::new(&*store);
+        let time = now_micros().max(self.head.time_micros);
+        let mut results = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            let result = self.execute(&mut view, submission, time);
+            if let Err(CommandError::Internal(reason)) = &result {
+                // A fold or read failure mid-batch leaves the view half-written: drop it all.
+                tracing::error!(%reason, "batch abandoned");
+                self.head = start;
+                return submissions
+                    .iter()
+                    .map(|_| Err(CommandError::Internal(reason.clone())))
+                    .collect();
+            }
+            results.push(result);
+        }
+        if self.head.next_seq == start.next_seq {
+            return results;
+        }
+        fold::mark_applied(&mut view, self.head.next_seq - 1);
+        if let Err(e) = store.commit(view.take_batch(), true) {
+            tracing::error!(error = %e, "batch commit failed");
+            self.head = start;
+            return submissions
+                .iter()
+                .map(|_| Err(CommandError::Unavailable(format!("storage: {e}"))))
+                .collect();
+        }
+        results
+    }
+
+    /// Rotates the log key: a `LogKeyRotated` record signed by the old key, carrying the
+    /// new key's consent; later records are signed by the new key.
+    pub fn rotate_key(&mut self, new_key: LogKey, actor: Actor) -> Result<Outcome, CommandError> {
+        check_identifier("actor.principal", &actor.principal)?;
+        let mut consent = ROTATION_DOMAIN.to_vec();
+        consent.extend_from_slice(self.key.public().as_bytes());
+        consent.extend_from_slice(new_key.public().as_bytes());
+        let event = Event::LogKeyRotated(event::LogKeyRotated {
+            actor,
+            new_public_key: new_key.public().to_bytes(),
+            new_key_signature: new_key.sign(&consent).to_vec(),
+        });
+        let start = self.head;
+        let store = Arc::clone(&self.store);
+        let mut view = View::new(&*store);
+        let time = now_micros().max(self.head.time_micros);
+        let receipt = self
+            .append(&mut view, &event, time)
+            .inspect_err(|_| self.head = start)?;
+        fold::mark_applied(&mut view, receipt.index);
+        if let Err(e) = store.commit(view.take_batch(), true) {
+            self.head = start;
+            return Err(CommandError::Unavailable(format!("storage: {e}")));
+        }
+        self.key = new_key;
+        Ok(Outcome {
+            receipt,
+            number: None,
+        })
+    }
+
+    /// Signs and folds one event as the next record.
+    fn append(
+        &mut self,
+        view: &mut View<'_>,
+        event: &Event,
+        time_micros: i64,
+    ) -> Result<Receipt, CommandError> {
+        let seq = self.head.next_seq;
+        let header = Header {
+            seq,
+            time_micros,
+            prev_hash: self.head.hash,
+            key_id: self.key.id(),
+            kind: event.kind_version(),
+        };
+        let bytes = record::encode(&header, &event.encode_payload(), &self.key);
+        fold::fold(view, &self.secrets, seq, event)?;
+        let record_hash = record::hash(&bytes);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&bytes[bytes.len() - record::SIGNATURE_LEN..]);
+        view.put(Tree::Log, seq_key(seq).to_vec(), &bytes);
+        self.head = Head {
+            next_seq: seq + 1,
+            hash: record_hash,
+            time_micros,
+        };
+        Ok(Receipt {
+            index: seq,
+            record_hash,
+            signature,
+        })
+    }
+
+    fn execute(
+        &mut self,
+        view: &mut View<'_>,
+        s: &Submission,
+        time: i64,
+    ) -> Result<Outcome, CommandError> {
+        check_identifier("request_id", &s.request_id)?;
+        check_identifier("actor.principal", &s.actor.principal)?;
+        check_identifier("actor.via", &s.actor.via)?;
+        let request_key = [s.actor.principal.as_bytes(), &[0], s.request_id.as_bytes()].concat();
+        let fingerprint = self.fingerprint(s);
+        if let Some(first) = state::read::<RequestEntry>(view, Tree::Requests, &request_key)? {
+            if first.fingerprint != fingerprint {
+                return Err(CommandError::RequestIdReused(s.request_id.clone()));
+            }
+            return self.replay_answer(view, &first);
+        }
+        let (event, number) = self.prepare(view, s, time)?;
+        let receipt = self.append(view, &event, time)?;
+        let entry = RequestEntry {
+            fingerprint,
+            seq: receipt.index,
+            number,
+        };
+        view.put(Tree::Requests, request_key, &state::encode(&entry));
+        Ok(Outcome { receipt, number })
+    }
+
+    /// A keyed hash of the actor and command, so a reused request id with a different
+    /// command is caught without storing the command (or its personal data).
+    fn fingerprint(&self, s: &Submission) -> [u8; 32] {
+        let bytes = postcard::to_allocvec(&(&s.actor, &s.command)).unwrap_or_default();
+        let mut hasher = blake3::Hasher::new_keyed(self.secrets.match_key());
+        hasher.update(b"huduma.registry.v1.request\0");
+        hasher.update(&bytes);
+        *hasher.finalize().as_bytes()
+    }
+
+    fn replay_answer(
+        &self,
+        view: &View<'_>,
+        first: &RequestEntry,
+    ) -> Result<Outcome, CommandError> {
+        let bytes = view
+            .get(Tree::Log, &seq_key(first.seq))?
+            .ok_or_else(|| internal(format!("request index names missing record {}", first.seq)))?;
+        let record = RecordRef::parse(&bytes).map_err(internal)?;
+        Ok(Outcome {
+            receipt: Receipt {
+                index: first.seq,
+                record_hash: record.hash(),
+                signature: record.signature().to_bytes(),
+            },
+            number: first.number,
+        })
+    }
+
+    fn issue(&self, view: &View<'_>) -> Result<crate::issuer::Issued, CommandError> {
+        let mut from = state::read_u64(view, meta::NEXT_COUNTER)?.unwrap_or(0);
+        loop {
+            let issued = self.issuer.issue_from(from).map_err(internal)?;
+            // Distinct by construction; checked anyway so a changed key can never reissue.
+            if view
+                .get(Tree::Numbers, &number_key(issued.number))?
+                .is_none()
+            {
+                return Ok(issued);
+            }
+            tracing::warn!(
+                counter = issued.counter,
+                "issuer produced an issued number; skipping"
+            );
+            from = issued.counter + 1;
+        }
+    }
+
+    fn data_key(
+        &self,
+        view: &View<'_>,
+        person: PersonId,
+    ) -> Result<crate::sealed::DataKey, CommandError> {
+        let stored = view
+            .get(Tree::Keyring, &person_key(person))?
+            .ok_or_else(|| internal(FoldError::KeyMissing(person.0)))?;
+        match keyring::open_entry(self.secrets.keyring_key(), person, &stored).map_err(internal)? {
+            KeyringEntry::Key(key) => Ok(key),
+            KeyringEntry::Erased => Err(internal(format!("person {} is erased", person.0))),
+        }
+    }
+
+    /// Validates a command against the projections and builds its event. Reads only.
+    fn prepare(
+        &self,
+        view: &mut View<'_>,
+        s: &Submission,
+        time: i64,
+    ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
+        let actor = s.actor.clone();
+        let today = date_of(time);
+        Ok(match &s.command {
+            Command::RegisterPerson { demographics } => {
+                demographics.validate(today)?;
+                let issued = self.issue(view)?;
+                let person = PersonId(self.head.next_seq);
+                let data_key = crate::sealed::DataKey::generate();
+                let sealed = seal_demographics(&data_key, person, demographics);
+                view.put(
+                    Tree::Keyring,
+                    person_key(person),
+                    &keyring::seal_entry(self.secrets.keyring_key(), person, &data_key),
+                );
+                let event = Event::PersonRegistered(event::PersonRegistered {
+                    actor,
+                    number: issued.number,
+                    counter: issued.counter,
+                    demographics: sealed,
+                });
+                (event, Some(issued.number))
+            }
+            Command::ReplaceNumber { number, reason } => {
+                let (person, _) =
+                    current_person(view, *number, "replace the number", &[PersonStatus::Active])?;
+                let issued = self.issue(view)?;
+                let event = Event::NumberReplaced(event::NumberReplaced {
+                    actor,
+                    person,
+                    old_number: *number,
+                    new_number: issued.number,
+                    counter: issued.counter,
+                    reason: *reason,
+                });
+                (event, Some(issued.number))
+            }
+            Command::CorrectDemographics {
+                number,
+                demographics,
+            } => {
+                demographics.validate(today)?;
+                let (person, _) = current_person(
+                    view,
+                    *number,
+                    "correct demographics",
+                    &[PersonStatus::Active],
+                )?;
+                let sealed = seal_demographics(&self.data_key(view, person)?, person, demographics);
+                (
+                    Event::DemographicsCorrected(event::DemographicsCorrected {
+                        actor,
+                        person,
+                        demographics: sealed,
+                    }),
+                    None,
+                )
+            }
+            Command::LinkAgencyRecord {
+                number,
+                agency,
+                record_id,
+            } => {
+                check_agency("record.agency", agency)?;
+                check_identifier("record.record_id", record_id)?;
+                let (person, _) =
+                    current_person(view, *number, "link a record", &[PersonStatus::Active])?;
+                if let Some(linked) =
+                    view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))?
+                {
+                    return Err(CommandError::RecordAlreadyLinked {
+                        agency: agency.clone(),
+                        record_id: record_id.clone(),
+                        to_this_person: linked == person_key(person),
+                    });
+                }
+                let event = Event::AgencyRecordLinked(event::AgencyRecordLinked {
+                    actor,
+                    person,
+                    agency: agency.clone(),
+                    record_id: record_id.clone(),
+                });
+                (event, None)
+            }
+            Command::UnlinkAgencyRecord {
+                number,
+                agency,
+                record_id,
+            } => {
+                check_agency("record.agency", agency)?;
+                check_identifier("record.record_id", record_id)?;
+                let (person, _, _) = person_by_number(view, *number)?;
+                let linked = view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))?;
+                if linked.as_deref() != Some(person_key(person).as_slice()) {
+                    return Err(CommandError::LinkNotFound {
+                        agency: agency.clone(),
+                        record_id: record_id.clone(),
+                    });
+                }
+                let event = Event::AgencyRecordUnlinked(event::AgencyRecordUnlinked {
+                    actor,
+                    person,
+                    agency: agency.clone(),
+                    record_id: record_id.clone(),
+                });
+                (event, None)
+            }
+            Command::RecordDeath {
+                number,
+                date_of_death,
+            } => {
+                demographics::check_past_date("date_of_death", date_of_death, today)?;
+                let allowed = [PersonStatus::Active, PersonStatus::Revoked];
+                let (person, _) = current_person(view, *number, "record a death", &allowed)?;
+                let event = Event::DeathRecorded(event::DeathRecorded {
+                    actor,
+                    person,
+                    date_of_death: date_of_death.clone(),
+                });
+                (event, None)
+            }
+            Command::RevokeNumber { number, reason } => {
+                check_reason("reason", reason)?;
+                let (person, _) = current_person(view, *number, "revoke", &[PersonStatus::Active])?;
+                (
+                    Event::NumberRevoked(event::NumberRevoked {
+                        actor,
+                        person,
+                        reason: reason.clone(),
+                    }),
+                    None,
+                )
+            }
+            Command::ReinstateNumber { number, reason } => {
+                check_reason("reason", reason)?;
+                let (person, _) =
+                    current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
+                (
+                    Event::NumberReinstated(event::NumberReinstated {
+                        actor,
+                        person,
+                        reason: reason.clone(),
+                    }),
+                    None,
+                )
+            }
+            Command::MergeRecords {
+                survivor,
+                duplicate,
+                justification,
+            } => {
+                check_reason("justification", justification)?;
+                let (survivor_id, _) =
+                    current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
+                let (duplicate_id, _) =
+                    current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
+                if survivor_id == duplicate_id {
+                    return Err(CommandError::field(
+                        "duplicate",
+                        "names the same person as survivor",
+                    ));
+                }
+                check_merge_conflicts(view, survivor_id, duplicate_id)?;
+                let event = Event::RecordsMerged(event::RecordsMerged {
+                    actor,
+                    survivor: survivor_id,
+                    duplicate: duplicate_id,
+                    justification: justification.clone(),
+                });
+                (event, None)
+            }
+            Command::ErasePersonalData {
+                number,
+                legal_basis,
+            } => {
+                check_reason("legal_basis", legal_basis)?;
+                let (person, entry, _) = person_by_number(view, *number)?;
+                if entry.status == PersonStatus::Erased {
+                    return Err(CommandError::StatusForbids {
+                        action: "erase",
+                        number: *number,
+                        status: entry.status,
+                    });
+                }
+                let event = Event::PersonalDataErased(event::PersonalDataErased {
+                    actor,
+                    person,
+                    legal_basis: legal_basis.clone(),
+                });
+                (event, None)
+            }
+        })
+    }
+}
+
+fn seal_demographics(
+    key: &crate::sealed::DataKey,
+    person: PersonId,
+    demographics: &Demographics,
+) -> Sealed {
+    let plain = postcard::to_allocvec(demographics).unwrap_or_default();
+    Sealed::seal(key, person, &plain)
+}
+
+/// The person a number names, whatever its state.
+fn person_by_number(
+    view: &View<'_>,
+    number: HudumaNumber,
+) -> Result<(PersonId, PersonEntry, NumberEntry), CommandError> {
+    let entry: NumberEntry = state::read(view, Tree::Numbers, &number_key(number))?
+        .ok_or(CommandError::NumberNotFound(number))?;
+    let person: PersonEntry = state::read(view, Tree::Persons, &person_key(entry.person))?
+        .ok_or_else(|| internal(format!("number {number} names a missing person")))?;
+    Ok((entry.person, person, entry))
+}
+
+/// The person a number names, refusing a superseded number or a status not allowed.
+fn current_person(
+    view: &View<'_>,
+    number: HudumaNumber,
+    action: &'static str,
+    allowed: &[PersonStatus],
+) -> Result<(PersonId, PersonEntry), CommandError> {
+    let (person, entry, number_entry) = person_by_number(view, number)?;
+    if entry.status != PersonStatus::Merged && number_entry.superseded_by.is_some() {
+        return Err(CommandError::NumberSuperseded {
+            number,
+            current: entry.current_number,
+        });
+    }
+    if !allowed.contains(&entry.status) {
+        return Err(CommandError::StatusForbids {
+            action,
+            number,
+            status: entry.status,
+        });
+    }
+    Ok((person, entry))
+}
+
+/// Refuses a merge where both persons hold different records of one agency.
+fn check_merge_conflicts(
+    view: &View<'_>,
+    survivor: PersonId,
+    duplicate: PersonId,
+) -> Result<(), CommandError> {
+    let links = |person: PersonId| -> Result<HashMap<String, String>, CommandError> {
+        Ok(view
+            .scan_prefix(Tree::PersonLinks, &person_key(person))?
+            .iter()
+            .filter_map(|(key, _)| state::split_person_link_key(key))
+            .collect())
+    };
+    let survivor_links = links(survivor)?;
+    let mut duplicate_links: Vec<_> = links(duplicate)?.into_iter().collect();
+    duplicate_links.sort();
+    for (agency, duplicate_record) in duplicate_links {
+        if let Some(survivor_record) = survivor_links.get(&agency)
+            && *survivor_record != duplicate_record
+        {
+            return Err(CommandError::MergeConflict {
+                agency,
+                survivor_record: survivor_record.clone(),
+                duplicate_record,
+            });
+        }
+    }
+    Ok(())
+}
