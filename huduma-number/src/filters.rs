@@ -32,12 +32,7 @@ impl Default for IssuanceFilters {
     /// middle column (2580, 0852), which read as made-up numbers.
     fn default() -> Self {
         Self {
-            restricted: vec![
-                vec![1, 1, 2],
-                vec![9, 1, 1],
-                vec![2, 5, 8, 0],
-                vec![0, 8, 5, 2],
-            ],
+            restricted: vec![vec![1, 1, 2], vec![9, 1, 1], vec![2, 5, 8, 0], vec![0, 8, 5, 2]],
         }
     }
 }

@@ -23,9 +23,7 @@ pub enum NumberError {
     Length { found: usize },
     #[error("non-digit: {character:?} at position {position} is not a digit, space or hyphen")]
     NonDigit { character: char, position: usize },
-    #[error(
-        "check digit: the last digit does not match the Verhoeff check digit of the first 11 (a typo?)"
-    )]
+    #[error("check digit: the last digit does not match the Verhoeff check digit of the first 11 (a typo?)")]
     CheckDigit,
     #[error("out of range: {value} has more than 12 digits")]
     OutOfRange { value: u64 },
@@ -43,9 +41,7 @@ impl HudumaNumber {
         if !digits[..].validate_verhoeff_check_digit() {
             return Err(NumberError::CheckDigit);
         }
-        Ok(Self(
-            digits.iter().fold(0u64, |acc, d| acc * 10 + u64::from(*d)),
-        ))
+        Ok(Self(digits.iter().fold(0u64, |acc, d| acc * 10 + u64::from(*d))))
     }
 
     /// Appends the Verhoeff check digit to 11 drawn digits. `body` must be below 10^11.
@@ -114,10 +110,7 @@ impl FromStr for HudumaNumber {
                     count += 1;
                 }
                 _ => {
-                    return Err(NumberError::NonDigit {
-                        character,
-                        position,
-                    });
+                    return Err(NumberError::NonDigit { character, position });
                 }
             }
         }
@@ -171,8 +164,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn valid() -> impl Strategy<Value = HudumaNumber> {
-        (0u64..100_000_000_000)
-            .prop_map(|body| HudumaNumber::with_check_digit(body).expect("body below 10^11"))
+        (0u64..100_000_000_000).prop_map(|body| HudumaNumber::with_check_digit(body).expect("body below 10^11"))
     }
 
     #[test]
@@ -193,10 +185,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_rule() {
-        assert_eq!(
-            "1234".parse::<HudumaNumber>(),
-            Err(NumberError::Length { found: 4 })
-        );
+        assert_eq!("1234".parse::<HudumaNumber>(), Err(NumberError::Length { found: 4 }));
         assert_eq!(
             "2345 678A 0123".parse::<HudumaNumber>(),
             Err(NumberError::NonDigit {
@@ -207,10 +196,7 @@ mod tests {
         let n = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
         let mut wrong = n.compact().into_bytes();
         wrong[11] = b'0' + (wrong[11] - b'0' + 1) % 10;
-        let err = String::from_utf8(wrong)
-            .unwrap()
-            .parse::<HudumaNumber>()
-            .unwrap_err();
+        let err = String::from_utf8(wrong).unwrap().parse::<HudumaNumber>().unwrap_err();
         assert_eq!(err, NumberError::CheckDigit);
         assert!(err.to_string().contains("check digit"));
     }

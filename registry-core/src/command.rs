@@ -119,9 +119,7 @@ pub enum CommandError {
     },
     #[error("agency record {agency}/{record_id} is not linked to this person")]
     LinkNotFound { agency: String, record_id: String },
-    #[error(
-        "merge conflict: both persons hold a {agency} record ({survivor_record} and {duplicate_record})"
-    )]
+    #[error("merge conflict: both persons hold a {agency} record ({survivor_record} and {duplicate_record})")]
     MergeConflict {
         agency: String,
         survivor_record: String,
@@ -138,12 +136,8 @@ pub enum CommandError {
 impl CommandError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            CommandError::InvalidArgument(_) | CommandError::RequestIdReused(_) => {
-                ErrorClass::InvalidArgument
-            }
-            CommandError::NumberNotFound(_) | CommandError::LinkNotFound { .. } => {
-                ErrorClass::NotFound
-            }
+            CommandError::InvalidArgument(_) | CommandError::RequestIdReused(_) => ErrorClass::InvalidArgument,
+            CommandError::NumberNotFound(_) | CommandError::LinkNotFound { .. } => ErrorClass::NotFound,
             CommandError::RecordAlreadyLinked { .. } => ErrorClass::AlreadyExists,
             CommandError::NumberSuperseded { .. }
             | CommandError::StatusForbids { .. }
@@ -168,10 +162,7 @@ pub fn check_identifier(field: &str, value: &str) -> Result<(), CommandError> {
         return Err(CommandError::field(field, "must not be empty"));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(CommandError::field(
-            field,
-            format!("longer than {MAX_ID_LEN} bytes"),
-        ));
+        return Err(CommandError::field(field, format!("longer than {MAX_ID_LEN} bytes")));
     }
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(CommandError::field(
@@ -191,10 +182,7 @@ pub fn check_agency(field: &str, value: &str) -> Result<(), CommandError> {
     if ok {
         Ok(())
     } else {
-        Err(CommandError::field(
-            field,
-            "an agency code is 2-16 of A-Z, 0-9 and _",
-        ))
+        Err(CommandError::field(field, "an agency code is 2-16 of A-Z, 0-9 and _"))
     }
 }
 

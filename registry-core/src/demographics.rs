@@ -64,12 +64,7 @@ pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
 
 /// Parses `YYYY-MM-DD` strictly into a calendar date.
 pub fn parse_date(field: &str, value: &str) -> Result<time::Date, FieldError> {
-    let bad = || {
-        FieldError::new(
-            field,
-            format!("{value:?} is not a date of the form YYYY-MM-DD"),
-        )
-    };
+    let bad = || FieldError::new(field, format!("{value:?} is not a date of the form YYYY-MM-DD"));
     let bytes = value.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return Err(bad());
@@ -84,20 +79,12 @@ pub fn parse_date(field: &str, value: &str) -> Result<time::Date, FieldError> {
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let month = time::Month::try_from(u8::try_from(month).map_err(|_| bad())?)
         .map_err(|_| FieldError::new(field, format!("{value:?} has no month {month}")))?;
-    time::Date::from_calendar_date(
-        i32::from(year),
-        month,
-        u8::try_from(day).map_err(|_| bad())?,
-    )
-    .map_err(|_| FieldError::new(field, format!("{value:?} is not a day of the calendar")))
+    time::Date::from_calendar_date(i32::from(year), month, u8::try_from(day).map_err(|_| bad())?)
+        .map_err(|_| FieldError::new(field, format!("{value:?} is not a day of the calendar")))
 }
 
 /// Checks a date is a real day between 1880-01-01 and `today`.
-pub fn check_past_date(
-    field: &str,
-    value: &str,
-    today: time::Date,
-) -> Result<time::Date, FieldError> {
+pub fn check_past_date(field: &str, value: &str, today: time::Date) -> Result<time::Date, FieldError> {
     let date = parse_date(field, value)?;
     if date > today {
         return Err(FieldError::new(field, format!("{value} is in the future")));
@@ -130,12 +117,7 @@ impl Demographics {
     /// The keys under which this person can be found by the duplicate search, before
     /// hashing: normalised names (both orders) with the date of birth.
     pub fn match_keys(&self) -> [String; 2] {
-        let norm = |s: &str| {
-            s.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase()
-        };
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
         let (given, family) = (norm(&self.given_name), norm(&self.family_name));
         [
             format!("{family}\u{1f}{given}\u{1f}{}", self.date_of_birth),

@@ -171,11 +171,7 @@ pub enum EventDecodeError {
     #[error("unknown event kind {kind} version {version}")]
     Unknown { kind: u16, version: u16 },
     #[error("event kind {kind} version {version}: {reason}")]
-    Malformed {
-        kind: u16,
-        version: u16,
-        reason: String,
-    },
+    Malformed { kind: u16, version: u16, reason: String },
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -54,11 +54,7 @@ impl NumberPermutation {
         let mut a = x / 10u64.pow(RIGHT_DIGITS);
         let mut b = x % 10u64.pow(RIGHT_DIGITS);
         for i in 0..ROUNDS {
-            let m = if i % 2 == 0 {
-                LEFT_DIGITS
-            } else {
-                RIGHT_DIGITS
-            };
+            let m = if i % 2 == 0 { LEFT_DIGITS } else { RIGHT_DIGITS };
             let c = (a + self.round(i, b, m)) % 10u64.pow(m);
             a = b;
             b = c;
@@ -71,11 +67,7 @@ impl NumberPermutation {
         let mut a = y / 10u64.pow(RIGHT_DIGITS);
         let mut b = y % 10u64.pow(RIGHT_DIGITS);
         for i in (0..ROUNDS).rev() {
-            let m = if i % 2 == 0 {
-                LEFT_DIGITS
-            } else {
-                RIGHT_DIGITS
-            };
+            let m = if i % 2 == 0 { LEFT_DIGITS } else { RIGHT_DIGITS };
             let c = b;
             b = a;
             let f = self.round(i, b, m);
@@ -159,10 +151,7 @@ mod tests {
             assert!(issued.counter >= next);
             next = issued.counter + 1;
             assert_eq!(filters.check(issued.number), Ok(()));
-            assert_eq!(
-                HudumaNumber::from_digits(issued.number.digits()),
-                Ok(issued.number)
-            );
+            assert_eq!(HudumaNumber::from_digits(issued.number.digits()), Ok(issued.number));
             assert!(seen.insert(issued.number), "{} issued twice", issued.number);
         }
     }
@@ -197,9 +186,6 @@ mod tests {
             .collect();
         let ascending = numbers.windows(2).filter(|w| w[1] > w[0]).count();
         // A permutation that leaked order would make nearly all steps ascend.
-        assert!(
-            (60..140).contains(&ascending),
-            "{ascending} of 199 steps ascend"
-        );
+        assert!((60..140).contains(&ascending), "{ascending} of 199 steps ascend");
     }
 }

@@ -22,9 +22,7 @@ pub enum KeyringEntry {
 /// Why a keyring entry could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyringError {
-    #[error(
-        "keyring entry of person {0} does not open under the master secret (wrong secret or altered)"
-    )]
+    #[error("keyring entry of person {0} does not open under the master secret (wrong secret or altered)")]
     Unsealable(u64),
     #[error("keyring entry of person {0} is malformed")]
     Malformed(u64),
@@ -44,13 +42,7 @@ pub fn seal_entry(keyring_key: &[u8; 32], person: PersonId, key: &DataKey) -> Ve
     let cipher = XChaCha20Poly1305::new(keyring_key.into());
     let aad = aad(person);
     let ciphertext = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: &key.0,
-                aad: &aad,
-            },
-        )
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &key.0, aad: &aad })
         .unwrap_or_default();
     let mut out = Vec::with_capacity(1 + 24 + ciphertext.len());
     out.push(TAG_KEY);
@@ -64,11 +56,7 @@ pub fn erased_entry() -> Vec<u8> {
     vec![TAG_ERASED]
 }
 
-pub fn open_entry(
-    keyring_key: &[u8; 32],
-    person: PersonId,
-    stored: &[u8],
-) -> Result<KeyringEntry, KeyringError> {
+pub fn open_entry(keyring_key: &[u8; 32], person: PersonId, stored: &[u8]) -> Result<KeyringEntry, KeyringError> {
     match stored {
         [TAG_ERASED] => Ok(KeyringEntry::Erased),
         [TAG_KEY, rest @ ..] if rest.len() == 24 + 48 => {
@@ -103,10 +91,7 @@ mod tests {
         let master = [3u8; 32];
         let key = DataKey::generate();
         let stored = seal_entry(&master, PersonId(5), &key);
-        assert_eq!(
-            open_entry(&master, PersonId(5), &stored),
-            Ok(KeyringEntry::Key(key))
-        );
+        assert_eq!(open_entry(&master, PersonId(5), &stored), Ok(KeyringEntry::Key(key)));
         assert_eq!(
             open_entry(&master, PersonId(6), &stored),
             Err(KeyringError::Unsealable(6))

@@ -103,9 +103,7 @@ impl LogKey {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| KeyError::Format("does not start with PRIVATE+KEY+".into()))?;
         let (name, hash, body) = split_note_key(rest)?;
-        let body = B64
-            .decode(body)
-            .map_err(|e| KeyError::Format(format!("base64: {e}")))?;
+        let body = B64.decode(body).map_err(|e| KeyError::Format(format!("base64: {e}")))?;
         let seed: [u8; 32] = match body.as_slice() {
             [NOTE_ALG_ED25519, seed @ ..] => seed
                 .try_into()
@@ -114,9 +112,7 @@ impl LogKey {
         };
         let key = Self::from_seed(seed);
         if note_key_hash(name, &key.public()) != hash {
-            return Err(KeyError::Format(
-                "key hash does not match the name and key".into(),
-            ));
+            return Err(KeyError::Format("key hash does not match the name and key".into()));
         }
         Ok((name.to_string(), key))
     }
@@ -137,33 +133,24 @@ pub fn note_key_hash(name: &str, public: &VerifyingKey) -> u32 {
 pub fn note_verifier_key(name: &str, public: &VerifyingKey) -> String {
     let mut body = vec![NOTE_ALG_ED25519];
     body.extend_from_slice(public.as_bytes());
-    format!(
-        "{name}+{:08x}+{}",
-        note_key_hash(name, public),
-        B64.encode(body)
-    )
+    format!("{name}+{:08x}+{}", note_key_hash(name, public), B64.encode(body))
 }
 
 /// Reads a signed-note verifier key, checking its hash against its name.
 pub fn parse_note_verifier_key(text: &str) -> Result<(String, VerifyingKey), KeyError> {
     let (name, hash, body) = split_note_key(text.trim())?;
-    let body = B64
-        .decode(body)
-        .map_err(|e| KeyError::Format(format!("base64: {e}")))?;
+    let body = B64.decode(body).map_err(|e| KeyError::Format(format!("base64: {e}")))?;
     let public = match body.as_slice() {
         [NOTE_ALG_ED25519, key @ ..] => {
             let bytes: [u8; 32] = key
                 .try_into()
                 .map_err(|_| KeyError::Format("an Ed25519 key has 32 bytes".into()))?;
-            VerifyingKey::from_bytes(&bytes)
-                .map_err(|e| KeyError::Format(format!("Ed25519 key: {e}")))?
+            VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::Format(format!("Ed25519 key: {e}")))?
         }
         _ => return Err(KeyError::Format("not an Ed25519 (0x01) key".into())),
     };
     if note_key_hash(name, &public) != hash {
-        return Err(KeyError::Format(
-            "key hash does not match the name and key".into(),
-        ));
+        return Err(KeyError::Format("key hash does not match the name and key".into()));
     }
     Ok((name.to_string(), public))
 }
@@ -174,15 +161,12 @@ fn split_note_key(text: &str) -> Result<(&str, u32, &str), KeyError> {
         return Err(KeyError::Format("expected name+hash+key".into()));
     };
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c == '+') {
-        return Err(KeyError::Format(
-            "the key name is empty or has spaces or '+'".into(),
-        ));
+        return Err(KeyError::Format("the key name is empty or has spaces or '+'".into()));
     }
     if hash.len() != 8 {
         return Err(KeyError::Format("the key hash has 8 hex digits".into()));
     }
-    let hash = u32::from_str_radix(hash, 16)
-        .map_err(|_| KeyError::Format("the key hash is not hex".into()))?;
+    let hash = u32::from_str_radix(hash, 16).map_err(|_| KeyError::Format("the key hash is not hex".into()))?;
     Ok((name, hash, body))
 }
 
@@ -207,11 +191,12 @@ mod tests {
     /// reference implementation of C2SP signed-note), byte for byte.
     #[test]
     fn matches_the_go_sumdb_note_reference_vector() {
-        const SKEY: &str =
-            "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+        const SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
         const VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-        const TEXT: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
-        const SIG: &str = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=";
+        const TEXT: &str =
+            "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+        const SIG: &str =
+            "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=";
         let (name, key) = LogKey::from_note_private_key(SKEY).unwrap();
         assert_eq!(name, "PeterNeumann");
         assert_eq!(note_verifier_key(&name, &key.public()), VKEY);

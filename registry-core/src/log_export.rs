@@ -67,11 +67,7 @@ pub fn import_log(store: &dyn Storage, input: &mut dyn Read) -> Result<u64, Stor
     let mut seq = 0u64;
     let mut batch = WriteBatch::default();
     while let Some(bytes) = read_frame(input).map_err(io)? {
-        batch.put(
-            Tree::Log,
-            seq.to_be_bytes().to_vec(),
-            checksum::seal(&bytes),
-        );
+        batch.put(Tree::Log, seq.to_be_bytes().to_vec(), checksum::seal(&bytes));
         seq += 1;
         if batch.len() >= replay::CHUNK {
             store.commit(std::mem::take(&mut batch), false)?;

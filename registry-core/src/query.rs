@@ -10,8 +10,7 @@ use crate::PersonId;
 use crate::demographics::Demographics;
 use crate::projection::fold::{FoldError, open_demographics};
 use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key,
-    split_person_link_key,
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key, split_person_link_key,
 };
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View};
@@ -71,8 +70,7 @@ impl Reader {
     /// Resolves a number. `Ok(None)` when it was never issued.
     pub fn resolve_number(&self, number: HudumaNumber) -> Result<Option<Resolution>, QueryError> {
         let view = View::new(&*self.store);
-        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))?
-        else {
+        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
             return Ok(None);
         };
         self.resolve_person(&view, entry.person, entry.superseded_by.is_some())
@@ -80,36 +78,27 @@ impl Reader {
     }
 
     /// Resolves an agency's record id. `Ok(None)` when no person holds it.
-    pub fn resolve_agency_record(
-        &self,
-        agency: &str,
-        record_id: &str,
-    ) -> Result<Option<Resolution>, QueryError> {
+    pub fn resolve_agency_record(&self, agency: &str, record_id: &str) -> Result<Option<Resolution>, QueryError> {
         let view = View::new(&*self.store);
         let key = agency_link_key(agency, record_id);
         let Some(person) = view.get(Tree::AgencyLinks, &key)? else {
             return Ok(None);
         };
-        let bytes: [u8; 8] = person.as_slice().try_into().map_err(|_| {
-            ReadError::from(Corruption::new(Tree::AgencyLinks, &key, "not a person id"))
-        })?;
+        let bytes: [u8; 8] = person
+            .as_slice()
+            .try_into()
+            .map_err(|_| ReadError::from(Corruption::new(Tree::AgencyLinks, &key, "not a person id")))?;
         self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false)
             .map(Some)
     }
 
     fn person(&self, view: &View<'_>, person: PersonId) -> Result<PersonEntry, QueryError> {
         let key = person_key(person);
-        state::read(view, Tree::Persons, &key)?.ok_or_else(|| {
-            ReadError::from(Corruption::new(Tree::Persons, &key, "named but missing")).into()
-        })
+        state::read(view, Tree::Persons, &key)?
+            .ok_or_else(|| ReadError::from(Corruption::new(Tree::Persons, &key, "named but missing")).into())
     }
 
-    fn resolve_person(
-        &self,
-        view: &View<'_>,
-        asked: PersonId,
-        superseded: bool,
-    ) -> Result<Resolution, QueryError> {
+    fn resolve_person(&self, view: &View<'_>, asked: PersonId, superseded: bool) -> Result<Resolution, QueryError> {
         let entry = self.person(view, asked)?;
         let (effective, effective_entry) = if entry.status == PersonStatus::Merged {
             let mut id = asked;
@@ -125,12 +114,7 @@ impl Reader {
             }
             if current.status == PersonStatus::Merged {
                 let key = person_key(asked);
-                return Err(ReadError::from(Corruption::new(
-                    Tree::Persons,
-                    &key,
-                    "merge chain does not end",
-                ))
-                .into());
+                return Err(ReadError::from(Corruption::new(Tree::Persons, &key, "merge chain does not end")).into());
             }
             (id, current)
         } else {

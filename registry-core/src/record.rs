@@ -147,8 +147,7 @@ impl<'a> RecordRef<'a> {
     }
 
     pub fn verify_signature(&self, key: &VerifyingKey) -> bool {
-        key.verify_strict(&self.signed_message(), &self.signature())
-            .is_ok()
+        key.verify_strict(&self.signed_message(), &self.signature()).is_ok()
     }
 }
 
@@ -163,10 +162,7 @@ mod tests {
             time_micros: 1_700_000_000_000_000,
             prev_hash: [9; 32],
             key_id: key.id(),
-            kind: KindVersion {
-                kind: 16,
-                version: 1,
-            },
+            kind: KindVersion { kind: 16, version: 1 },
         }
     }
 
@@ -196,10 +192,7 @@ mod tests {
     fn framing_errors_are_precise() {
         let key = LogKey::from_seed([1; 32]);
         let bytes = encode(&header(0, &key), b"abc", &key);
-        assert_eq!(
-            RecordRef::parse(&bytes[..10]).unwrap_err(),
-            RecordError::TooShort(10)
-        );
+        assert_eq!(RecordRef::parse(&bytes[..10]).unwrap_err(), RecordError::TooShort(10));
         let mut v2 = bytes.clone();
         v2[0] = 2;
         assert_eq!(RecordRef::parse(&v2).unwrap_err(), RecordError::Version(2));

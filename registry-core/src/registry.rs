@@ -60,9 +60,7 @@ pub enum OpenError {
     Replay(#[from] ReplayError),
     #[error("the tail of the log does not verify: {0}")]
     Tail(#[from] VerifyError),
-    #[error(
-        "the projections have applied record {applied} but the log ends at {size}: the log lost records"
-    )]
+    #[error("the projections have applied record {applied} but the log ends at {size}: the log lost records")]
     ProjectionsAhead { applied: u64, size: u64 },
     #[error("starting the sequencer: {0}")]
     Thread(#[from] std::io::Error),
@@ -77,12 +75,7 @@ pub struct Registry {
 
 impl Registry {
     /// Opens the sled store under `dir`.
-    pub fn open_dir(
-        dir: &Path,
-        secrets: Secrets,
-        key: LogKey,
-        options: RegistryOptions,
-    ) -> Result<Self, OpenError> {
+    pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
         Self::open(Arc::new(SledStore::open(dir)?), secrets, key, options)
     }
 
@@ -102,11 +95,7 @@ impl Registry {
                     return Err(OpenError::ProjectionsAhead { applied, size });
                 }
                 Some(applied) if applied + 1 < size => {
-                    tracing::warn!(
-                        applied,
-                        size,
-                        "projections behind the log; folding the tail"
-                    );
+                    tracing::warn!(applied, size, "projections behind the log; folding the tail");
                     replay::fold_log(&*store, &*store, &secrets, applied + 1, &mut |_| ())?;
                     store.flush()?;
                 }
@@ -119,13 +108,7 @@ impl Registry {
             }
         }
         let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
-        let writer = Writer::open(
-            Arc::clone(&store),
-            Arc::clone(&secrets),
-            issuer,
-            key,
-            &options.origin,
-        )?;
+        let writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch)?;
         Ok(Self {
             store,
@@ -142,11 +125,7 @@ impl Registry {
         self.sequencer.submit_blocking(submission)
     }
 
-    pub fn rotate_key_blocking(
-        &self,
-        new_key: LogKey,
-        actor: Actor,
-    ) -> Result<Outcome, CommandError> {
+    pub fn rotate_key_blocking(&self, new_key: LogKey, actor: Actor) -> Result<Outcome, CommandError> {
         self.sequencer.rotate_key_blocking(new_key, actor)
     }
 
@@ -172,14 +151,8 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenErro
     let mut previous: Option<[u8; 32]> = None;
     let mut keys: Option<ed25519_dalek::VerifyingKey> = None;
     let view = crate::storage::view::View::new(store);
-    let current = view.get(
-        crate::storage::Tree::Meta,
-        crate::projection::state::meta::CURRENT_KEY,
-    )?;
-    if let Some(bytes) = current
-        .as_deref()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-    {
+    let current = view.get(crate::storage::Tree::Meta, crate::projection::state::meta::CURRENT_KEY)?;
+    if let Some(bytes) = current.as_deref().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
         keys = ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok();
     }
     replay::for_each_record(store, from, |seq, bytes| {

@@ -53,11 +53,9 @@ pub fn for_each_record(
                     reason: "missing (the sequence has a gap)".into(),
                 });
             }
-            let bytes = open_value(Tree::Log, &key, &stored).map_err(|c: Corruption| {
-                ReplayError::Record {
-                    seq: next,
-                    reason: c.reason,
-                }
+            let bytes = open_value(Tree::Log, &key, &stored).map_err(|c: Corruption| ReplayError::Record {
+                seq: next,
+                reason: c.reason,
             })?;
             each(next, &bytes)?;
             next += 1;
@@ -90,8 +88,7 @@ pub fn fold_log(
             reason: e.to_string(),
         })?;
         let event = decode_event(seq, &record)?;
-        fold::fold(&mut view, secrets, seq, &event)
-            .map_err(|source| ReplayError::Fold { seq, source })?;
+        fold::fold(&mut view, secrets, seq, &event).map_err(|source| ReplayError::Fold { seq, source })?;
         last_applied = Some(seq);
         if (seq + 1) % CHUNK as u64 == 0 {
             fold::mark_applied(&mut view, seq);
@@ -113,10 +110,7 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
     let view = View::new(store);
     let mut applied = None;
     for tree in Tree::PROJECTIONS {
-        let seq = crate::projection::state::read_u64(
-            &view,
-            &crate::projection::state::meta::applied(tree),
-        )?;
+        let seq = crate::projection::state::read_u64(&view, &crate::projection::state::meta::applied(tree))?;
         match (applied, seq) {
             (None, s) => applied = Some(s),
             (Some(a), s) if a != s => {
@@ -135,11 +129,7 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
 
 /// Drops every projection and folds them again from the log. Run with the registry
 /// stopped. Returns the number of records folded.
-pub fn rebuild(
-    store: &dyn Storage,
-    secrets: &Secrets,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64, ReplayError> {
+pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
     for tree in Tree::PROJECTIONS {
         store.clear(tree)?;
     }

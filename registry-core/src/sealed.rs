@@ -58,12 +58,7 @@ impl Sealed {
     }
 
     /// Encrypts with a given nonce. A nonce must never repeat under one key.
-    pub fn seal_with_nonce(
-        key: &DataKey,
-        person: PersonId,
-        plaintext: &[u8],
-        nonce: [u8; 24],
-    ) -> Self {
+    pub fn seal_with_nonce(key: &DataKey, person: PersonId, plaintext: &[u8], nonce: [u8; 24]) -> Self {
         let cipher = XChaCha20Poly1305::new((&key.0).into());
         let aad = associated_data(person);
         let ciphertext = cipher
@@ -104,10 +99,7 @@ mod tests {
         let sealed = Sealed::seal(&key, PersonId(7), b"Wanjiru Kamau");
         assert_eq!(sealed.open(&key, PersonId(7)).unwrap(), b"Wanjiru Kamau");
         assert_eq!(sealed.open(&key, PersonId(8)), Err(OpenError));
-        assert_eq!(
-            sealed.open(&DataKey::generate(), PersonId(7)),
-            Err(OpenError)
-        );
+        assert_eq!(sealed.open(&DataKey::generate(), PersonId(7)), Err(OpenError));
         let mut altered = sealed.clone();
         altered.ciphertext[0] ^= 1;
         assert_eq!(altered.open(&key, PersonId(7)), Err(OpenError));

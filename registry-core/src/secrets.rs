@@ -128,14 +128,7 @@ mod tests {
         let loaded = Secrets::load(&path).unwrap();
         assert_eq!(loaded.keyring_key(), secrets.keyring_key());
         assert_eq!(loaded.number_key(), secrets.number_key());
-        assert!(
-            secrets.save(&path).is_err(),
-            "an existing secret is never overwritten"
-        );
-        assert_ne!(
-            secrets.keyring_key(),
-            secrets.match_key(),
-            "derived keys are separated"
-        );
+        assert!(secrets.save(&path).is_err(), "an existing secret is never overwritten");
+        assert_ne!(secrets.keyring_key(), secrets.match_key(), "derived keys are separated");
     }
 }

@@ -67,11 +67,7 @@ impl Sequencer {
     }
 
     /// Rotates the log key (see `Writer::rotate_key`).
-    pub fn rotate_key_blocking(
-        &self,
-        new_key: LogKey,
-        actor: Actor,
-    ) -> Result<Outcome, CommandError> {
+    pub fn rotate_key_blocking(&self, new_key: LogKey, actor: Actor) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
         self.sender()?
             .blocking_send(Job::RotateKey(new_key, actor, reply))

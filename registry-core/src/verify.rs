@@ -115,18 +115,27 @@ impl LogVerifier {
     }
 
     /// Checks one record's framing, place in the chain, key and event; queues its
-    /// signature for batch verification.
+    /// signature for batch verification. On failure, the signatures still queued are
+    /// checked first, so the error names the earliest bad record (a forged payload at
+    /// N otherwise shows first as a broken link at N+1).
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        match self.push_unchecked(bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.check_signatures()?;
+                Err(e)
+            }
+        }
+    }
+
+    fn push_unchecked(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
         let seq = self.next_seq;
         let record = RecordRef::parse(bytes).map_err(|e| bad(seq, e.to_string()))?;
         let h = record.header;
         if h.seq != seq {
             return Err(bad(
                 seq,
-                format!(
-                    "carries sequence number {} (out of order or missing)",
-                    h.seq
-                ),
+                format!("carries sequence number {} (out of order or missing)", h.seq),
             ));
         }
         if h.prev_hash != self.prev_hash {
@@ -143,8 +152,7 @@ impl LogVerifier {
             let Event::LogInitialized(genesis) = &event else {
                 return Err(bad(0, "record 0 is not LogInitialized"));
             };
-            let key = VerifyingKey::from_bytes(&genesis.public_key)
-                .map_err(|e| bad(0, format!("genesis key: {e}")))?;
+            let key = VerifyingKey::from_bytes(&genesis.public_key).map_err(|e| bad(0, format!("genesis key: {e}")))?;
             if let Some(expected) = &self.genesis
                 && *expected != key
             {
@@ -198,12 +206,7 @@ impl LogVerifier {
         let (a, b) = std::thread::scope(|s| {
             let handle = s.spawn(|| verify_group(left));
             let b = verify_group(right);
-            (
-                handle
-                    .join()
-                    .unwrap_or(Some(left.first().map_or(0, |p| p.seq))),
-                b,
-            )
+            (handle.join().unwrap_or(Some(left.first().map_or(0, |p| p.seq))), b)
         });
         match a.or(b) {
             Some(seq) => Err(bad(seq, "signature does not verify")),
@@ -252,12 +255,7 @@ impl Storage for Scratch<'_> {
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
         self.memory.scan_prefix(tree, prefix)
     }
-    fn range_from(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         self.memory.range_from(tree, from, limit)
     }
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PersonId;
 use crate::command::{
-    Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier,
-    check_reason,
+    Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
@@ -58,9 +57,7 @@ pub enum WriterError {
     Storage(#[from] crate::storage::StorageError),
     #[error("the last record is malformed: {0}")]
     Head(String),
-    #[error(
-        "the log key given is not the log's current key; rotate with rotate-key instead of replacing it"
-    )]
+    #[error("the log key given is not the log's current key; rotate with rotate-key instead of replacing it")]
     WrongKey,
 }
 
@@ -102,13 +99,10 @@ pub fn read_head(store: &dyn Storage) -> Result<Option<Head>, WriterError> {
     let Some((key, stored)) = store.last(Tree::Log)? else {
         return Ok(None);
     };
-    let bytes =
-        crate::storage::view::open_value(Tree::Log, &key, &stored).map_err(ReadError::from)?;
+    let bytes = crate::storage::view::open_value(Tree::Log, &key, &stored).map_err(ReadError::from)?;
     let record = RecordRef::parse(&bytes).map_err(|e| WriterError::Head(e.to_string()))?;
     if key.as_slice() != seq_key(record.header.seq) {
-        return Err(WriterError::Head(
-            "its key does not match its sequence number".into(),
-        ));
+        return Err(WriterError::Head("its key does not match its sequence number".into()));
     }
     Ok(Some(Head {
         next_seq: record.header.seq + 1,
@@ -186,10 +180,7 @@ impl Writer {
 
     /// Executes a batch of submissions and commits them with one flush. Each
     /// submission gets its own answer; a refused one writes nothing.
-    pub fn execute_batch(
-        &mut self,
-        submissions: &[Submission],
-    ) -> Vec<Result<Outcome, CommandError>> {
+    pub fn execute_batch(&mut self, submissions: &[Submission]) -> Vec<Result<Outcome, CommandError>> {
         let start = self.head;
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
@@ -248,19 +239,11 @@ impl Writer {
             return Err(CommandError::Unavailable(format!("storage: {e}")));
         }
         self.key = new_key;
-        Ok(Outcome {
-            receipt,
-            number: None,
-        })
+        Ok(Outcome { receipt, number: None })
     }
 
     /// Signs and folds one event as the next record.
-    fn append(
-        &mut self,
-        view: &mut View<'_>,
-        event: &Event,
-        time_micros: i64,
-    ) -> Result<Receipt, CommandError> {
+    fn append(&mut self, view: &mut View<'_>, event: &Event, time_micros: i64) -> Result<Receipt, CommandError> {
         let seq = self.head.next_seq;
         let header = Header {
             seq,
@@ -287,12 +270,7 @@ impl Writer {
         })
     }
 
-    fn execute(
-        &mut self,
-        view: &mut View<'_>,
-        s: &Submission,
-        time: i64,
-    ) -> Result<Outcome, CommandError> {
+    fn execute(&mut self, view: &mut View<'_>, s: &Submission, time: i64) -> Result<Outcome, CommandError> {
         check_identifier("request_id", &s.request_id)?;
         check_identifier("actor.principal", &s.actor.principal)?;
         check_identifier("actor.via", &s.actor.via)?;
@@ -325,11 +303,7 @@ impl Writer {
         *hasher.finalize().as_bytes()
     }
 
-    fn replay_answer(
-        &self,
-        view: &View<'_>,
-        first: &RequestEntry,
-    ) -> Result<Outcome, CommandError> {
+    fn replay_answer(&self, view: &View<'_>, first: &RequestEntry) -> Result<Outcome, CommandError> {
         let bytes = view
             .get(Tree::Log, &seq_key(first.seq))?
             .ok_or_else(|| internal(format!("request index names missing record {}", first.seq)))?;
@@ -349,25 +323,15 @@ impl Writer {
         loop {
             let issued = self.issuer.issue_from(from).map_err(internal)?;
             // Distinct by construction; checked anyway so a changed key can never reissue.
-            if view
-                .get(Tree::Numbers, &number_key(issued.number))?
-                .is_none()
-            {
+            if view.get(Tree::Numbers, &number_key(issued.number))?.is_none() {
                 return Ok(issued);
             }
-            tracing::warn!(
-                counter = issued.counter,
-                "issuer produced an issued number; skipping"
-            );
+            tracing::warn!(counter = issued.counter, "issuer produced an issued number; skipping");
             from = issued.counter + 1;
         }
     }
 
-    fn data_key(
-        &self,
-        view: &View<'_>,
-        person: PersonId,
-    ) -> Result<crate::sealed::DataKey, CommandError> {
+    fn data_key(&self, view: &View<'_>, person: PersonId) -> Result<crate::sealed::DataKey, CommandError> {
         let stored = view
             .get(Tree::Keyring, &person_key(person))?
             .ok_or_else(|| internal(FoldError::KeyMissing(person.0)))?;
@@ -407,8 +371,7 @@ impl Writer {
                 (event, Some(issued.number))
             }
             Command::ReplaceNumber { number, reason } => {
-                let (person, _) =
-                    current_person(view, *number, "replace the number", &[PersonStatus::Active])?;
+                let (person, _) = current_person(view, *number, "replace the number", &[PersonStatus::Active])?;
                 let issued = self.issue(view)?;
                 let event = Event::NumberReplaced(event::NumberReplaced {
                     actor,
@@ -420,17 +383,9 @@ impl Writer {
                 });
                 (event, Some(issued.number))
             }
-            Command::CorrectDemographics {
-                number,
-                demographics,
-            } => {
+            Command::CorrectDemographics { number, demographics } => {
                 demographics.validate(today)?;
-                let (person, _) = current_person(
-                    view,
-                    *number,
-                    "correct demographics",
-                    &[PersonStatus::Active],
-                )?;
+                let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
                 let sealed = seal_demographics(&self.data_key(view, person)?, person, demographics);
                 (
                     Event::DemographicsCorrected(event::DemographicsCorrected {
@@ -448,11 +403,8 @@ impl Writer {
             } => {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
-                let (person, _) =
-                    current_person(view, *number, "link a record", &[PersonStatus::Active])?;
-                if let Some(linked) =
-                    view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))?
-                {
+                let (person, _) = current_person(view, *number, "link a record", &[PersonStatus::Active])?;
+                if let Some(linked) = view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))? {
                     return Err(CommandError::RecordAlreadyLinked {
                         agency: agency.clone(),
                         record_id: record_id.clone(),
@@ -490,10 +442,7 @@ impl Writer {
                 });
                 (event, None)
             }
-            Command::RecordDeath {
-                number,
-                date_of_death,
-            } => {
+            Command::RecordDeath { number, date_of_death } => {
                 demographics::check_past_date("date_of_death", date_of_death, today)?;
                 let allowed = [PersonStatus::Active, PersonStatus::Revoked];
                 let (person, _) = current_person(view, *number, "record a death", &allowed)?;
@@ -518,8 +467,7 @@ impl Writer {
             }
             Command::ReinstateNumber { number, reason } => {
                 check_reason("reason", reason)?;
-                let (person, _) =
-                    current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
+                let (person, _) = current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
                 (
                     Event::NumberReinstated(event::NumberReinstated {
                         actor,
@@ -535,15 +483,10 @@ impl Writer {
                 justification,
             } => {
                 check_reason("justification", justification)?;
-                let (survivor_id, _) =
-                    current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
-                let (duplicate_id, _) =
-                    current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
+                let (survivor_id, _) = current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
+                let (duplicate_id, _) = current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
                 if survivor_id == duplicate_id {
-                    return Err(CommandError::field(
-                        "duplicate",
-                        "names the same person as survivor",
-                    ));
+                    return Err(CommandError::field("duplicate", "names the same person as survivor"));
                 }
                 check_merge_conflicts(view, survivor_id, duplicate_id)?;
                 let event = Event::RecordsMerged(event::RecordsMerged {
@@ -554,10 +497,7 @@ impl Writer {
                 });
                 (event, None)
             }
-            Command::ErasePersonalData {
-                number,
-                legal_basis,
-            } => {
+            Command::ErasePersonalData { number, legal_basis } => {
                 check_reason("legal_basis", legal_basis)?;
                 let (person, entry, _) = person_by_number(view, *number)?;
                 if entry.status == PersonStatus::Erased {
@@ -578,11 +518,7 @@ impl Writer {
     }
 }
 
-fn seal_demographics(
-    key: &crate::sealed::DataKey,
-    person: PersonId,
-    demographics: &Demographics,
-) -> Sealed {
+fn seal_demographics(key: &crate::sealed::DataKey, person: PersonId, demographics: &Demographics) -> Sealed {
     let plain = postcard::to_allocvec(demographics).unwrap_or_default();
     Sealed::seal(key, person, &plain)
 }
@@ -592,8 +528,8 @@ fn person_by_number(
     view: &View<'_>,
     number: HudumaNumber,
 ) -> Result<(PersonId, PersonEntry, NumberEntry), CommandError> {
-    let entry: NumberEntry = state::read(view, Tree::Numbers, &number_key(number))?
-        .ok_or(CommandError::NumberNotFound(number))?;
+    let entry: NumberEntry =
+        state::read(view, Tree::Numbers, &number_key(number))?.ok_or(CommandError::NumberNotFound(number))?;
     let person: PersonEntry = state::read(view, Tree::Persons, &person_key(entry.person))?
         .ok_or_else(|| internal(format!("number {number} names a missing person")))?;
     Ok((entry.person, person, entry))
@@ -624,11 +560,7 @@ fn current_person(
 }
 
 /// Refuses a merge where both persons hold different records of one agency.
-fn check_merge_conflicts(
-    view: &View<'_>,
-    survivor: PersonId,
-    duplicate: PersonId,
-) -> Result<(), CommandError> {
+fn check_merge_conflicts(view: &View<'_>, survivor: PersonId, duplicate: PersonId) -> Result<(), CommandError> {
     let links = |person: PersonId| -> Result<HashMap<String, String>, CommandError> {
         Ok(view
             .scan_prefix(Tree::PersonLinks, &person_key(person))?

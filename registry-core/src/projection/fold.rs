@@ -6,8 +6,8 @@ use crate::demographics::Demographics;
 use crate::event::Event;
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
-    person_link_key, split_person_link_key,
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key, person_link_key,
+    split_person_link_key,
 };
 use crate::sealed::Sealed;
 use crate::secrets::Secrets;
@@ -47,8 +47,7 @@ pub fn open_demographics(
             let plain = sealed
                 .open(&data_key, person)
                 .map_err(|_| FoldError::Sealed(person.0))?;
-            let demographics =
-                postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))?;
+            let demographics = postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))?;
             Ok(Some(demographics))
         }
     }
@@ -135,12 +134,7 @@ fn remove_links(view: &mut View<'_>, person: PersonId) -> Result<Vec<(String, St
 }
 
 /// Applies the event of record `seq` to the projections in `view`.
-pub fn fold(
-    view: &mut View<'_>,
-    secrets: &Secrets,
-    seq: u64,
-    event: &Event,
-) -> Result<(), FoldError> {
+pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
     match event {
         Event::LogInitialized(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
@@ -172,11 +166,12 @@ pub fn fold(
             set_match_keys(view, secrets, person, &e.demographics, true)?;
         }
         Event::NumberReplaced(e) => {
-            let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
-                .ok_or_else(|| FoldError::Inconsistent {
+            let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?.ok_or_else(|| {
+                FoldError::Inconsistent {
                     seq,
                     reason: "replaced number was never issued".into(),
-                })?;
+                }
+            })?;
             view.put(
                 Tree::Numbers,
                 number_key(e.old_number),
@@ -201,9 +196,7 @@ pub fn fold(
             if let Some(old) = &before.demographics {
                 set_match_keys(view, secrets, e.person, old, false)?;
             }
-            update_person(view, seq, e.person, |p| {
-                p.demographics = Some(e.demographics.clone())
-            })?;
+            update_person(view, seq, e.person, |p| p.demographics = Some(e.demographics.clone()))?;
             set_match_keys(view, secrets, e.person, &e.demographics, true)?;
         }
         Event::AgencyRecordLinked(e) => {
@@ -221,10 +214,7 @@ pub fn fold(
         }
         Event::AgencyRecordUnlinked(e) => {
             view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id));
-            view.remove(
-                Tree::PersonLinks,
-                person_link_key(e.person, &e.agency, &e.record_id),
-            );
+            view.remove(Tree::PersonLinks, person_link_key(e.person, &e.agency, &e.record_id));
             update_person(view, seq, e.person, |_| ())?;
         }
         Event::DeathRecorded(e) => {
@@ -250,11 +240,7 @@ pub fn fold(
                     agency_link_key(&agency, &record),
                     &person_key(e.survivor),
                 );
-                view.put(
-                    Tree::PersonLinks,
-                    person_link_key(e.survivor, &agency, &record),
-                    &[],
-                );
+                view.put(Tree::PersonLinks, person_link_key(e.survivor, &agency, &record), &[]);
             }
             update_person(view, seq, e.duplicate, |p| {
                 p.status = PersonStatus::Merged;
@@ -272,11 +258,7 @@ pub fn fold(
                 p.status = PersonStatus::Erased;
                 p.demographics = None;
             })?;
-            view.put(
-                Tree::Keyring,
-                person_key(e.person),
-                &keyring::erased_entry(),
-            );
+            view.put(Tree::Keyring, person_key(e.person), &keyring::erased_entry());
         }
     }
     Ok(())

@@ -92,16 +92,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 pub fn decode<T: DeserializeOwned>(tree: Tree, key: &[u8], bytes: &[u8]) -> Result<T, Corruption> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| Corruption::new(tree, key, format!("undecodable value: {e}")))
+    postcard::from_bytes(bytes).map_err(|e| Corruption::new(tree, key, format!("undecodable value: {e}")))
 }
 
 /// A typed read through a view.
-pub fn read<T: DeserializeOwned>(
-    view: &View<'_>,
-    tree: Tree,
-    key: &[u8],
-) -> Result<Option<T>, ReadError> {
+pub fn read<T: DeserializeOwned>(view: &View<'_>, tree: Tree, key: &[u8]) -> Result<Option<T>, ReadError> {
     match view.get(tree, key)? {
         Some(bytes) => Ok(Some(decode(tree, key, &bytes)?)),
         None => Ok(None),

@@ -49,12 +49,7 @@ impl Storage for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn range_from(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         let trees = self.trees.read().map_err(|_| poisoned())?;
         Ok(trees
             .get(&tree)

@@ -85,10 +85,7 @@ pub struct WriteBatch {
 
 impl WriteBatch {
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: Vec<u8>) {
-        self.writes
-            .entry(tree)
-            .or_default()
-            .insert(key, Some(value));
+        self.writes.entry(tree).or_default().insert(key, Some(value));
     }
 
     pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
@@ -121,12 +118,7 @@ pub trait Storage: Send + Sync {
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
     /// Up to `limit` entries with keys at or after `from`, in key order.
-    fn range_from(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError>;
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError>;
     /// The entry with the greatest key.
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError>;
     fn commit(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError>;

@@ -47,23 +47,14 @@ impl SledStore {
 
 impl Storage for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(engine)?
-            .map(|v| v.to_vec()))
+        Ok(self.tree(tree).get(key).map_err(engine)?.map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
         Self::collect(self.tree(tree).scan_prefix(prefix), usize::MAX)
     }
 
-    fn range_from(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         Self::collect(self.tree(tree).range(from..), limit)
     }
 

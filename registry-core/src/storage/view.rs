@@ -45,11 +45,7 @@ pub fn open_value(tree: Tree, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Corr
 }
 
 /// Reads one checksummed value straight from a store.
-pub fn get_checked(
-    store: &dyn Storage,
-    tree: Tree,
-    key: &[u8],
-) -> Result<Option<Vec<u8>>, ReadError> {
+pub fn get_checked(store: &dyn Storage, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
     match store.get(tree, key)? {
         Some(stored) => Ok(Some(open_value(tree, key, &stored)?)),
         None => Ok(None),
@@ -94,11 +90,7 @@ impl<'a> View<'a> {
     }
 
     /// The checked entries under `prefix`, pending writes merged in, in key order.
-    pub fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
+    pub fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
         let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .base
             .scan_prefix(tree, prefix)?

@@ -1,0 +1,331 @@
+//! Property tests of the log and the projections over random command sequences.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use common::*;
+use proptest::prelude::*;
+use registry_core::HudumaNumber;
+use registry_core::command::{Command, CommandError, Submission};
+use registry_core::event::ReplacementReason;
+use registry_core::projection::state::{self, NumberEntry, PersonEntry};
+use registry_core::replay;
+use registry_core::storage::checksum;
+use registry_core::storage::memory::MemoryStore;
+use registry_core::storage::{Storage, Tree};
+use registry_core::verify::verify_store;
+
+/// An operation on the n-th person registered so far (taken modulo their count).
+#[derive(Debug, Clone)]
+enum Op {
+    Register(usize),
+    Replace(usize),
+    Correct(usize, usize),
+    Link(usize, usize, usize),
+    /// Unlink the k-th link made so far (by the number it was made with).
+    Unlink(usize),
+    Death(usize),
+    Revoke(usize),
+    Reinstate(usize),
+    Merge(usize, usize),
+    Erase(usize),
+    /// Resubmit an earlier request (same id, same command).
+    Repeat(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let i = 0usize..64;
+    prop_oneof![
+        4 => i.clone().prop_map(Op::Register),
+        1 => i.clone().prop_map(Op::Replace),
+        1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::Correct(a, b)),
+        3 => (i.clone(), 0usize..3, 0usize..6).prop_map(|(a, b, c)| Op::Link(a, b, c)),
+        2 => (0usize..64).prop_map(Op::Unlink),
+        1 => i.clone().prop_map(Op::Death),
+        1 => i.clone().prop_map(Op::Revoke),
+        1 => i.clone().prop_map(Op::Reinstate),
+        1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::Merge(a, b)),
+        1 => i.clone().prop_map(Op::Erase),
+        1 => (0usize..1000).prop_map(Op::Repeat),
+    ]
+}
+
+const AGENCIES: [&str; 3] = ["KRA", "NHIF", "NTSA"];
+
+/// Runs `ops` in batches of `batch` through one writer; returns the store, every
+/// number issued (in order) and how many commands were accepted.
+fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumber>) {
+    let (store, mut writer) = memory_writer();
+    let mut numbers: Vec<HudumaNumber> = Vec::new();
+    let mut sent: Vec<Submission> = Vec::new();
+    let mut issued = Vec::new();
+    let mut links: Vec<(HudumaNumber, String, String)> = Vec::new();
+    for (chunk_index, chunk) in ops.chunks(batch.max(1)).enumerate() {
+        let mut submissions = Vec::new();
+        for (k, op) in chunk.iter().enumerate() {
+            let pick = |i: usize| numbers.get(i % numbers.len().max(1)).copied();
+            let id = format!("op-{chunk_index}-{k}");
+            let command = match op {
+                Op::Register(i) => Some(Command::RegisterPerson {
+                    demographics: person(*i),
+                }),
+                Op::Replace(i) => pick(*i).map(|number| Command::ReplaceNumber {
+                    number,
+                    reason: ReplacementReason::Lost,
+                }),
+                Op::Correct(i, d) => pick(*i).map(|number| Command::CorrectDemographics {
+                    number,
+                    demographics: person(*d),
+                }),
+                Op::Link(i, a, r) => pick(*i).map(|number| Command::LinkAgencyRecord {
+                    number,
+                    agency: AGENCIES[*a].into(),
+                    record_id: format!("R{r}"),
+                }),
+                Op::Unlink(k) => links.get(k % links.len().max(1)).map(
+                    |(number, agency, record_id): &(HudumaNumber, String, String)| Command::UnlinkAgencyRecord {
+                        number: *number,
+                        agency: agency.clone(),
+                        record_id: record_id.clone(),
+                    },
+                ),
+                Op::Death(i) => pick(*i).map(|number| Command::RecordDeath {
+                    number,
+                    date_of_death: "2020-01-01".into(),
+                }),
+                Op::Revoke(i) => pick(*i).map(|number| Command::RevokeNumber {
+                    number,
+                    reason: "audit".into(),
+                }),
+                Op::Reinstate(i) => pick(*i).map(|number| Command::ReinstateNumber {
+                    number,
+                    reason: "cleared".into(),
+                }),
+                Op::Merge(a, b) => pick(*a)
+                    .zip(pick(*b))
+                    .map(|(survivor, duplicate)| Command::MergeRecords {
+                        survivor,
+                        duplicate,
+                        justification: "duplicate enrolment".into(),
+                    }),
+                Op::Erase(i) => pick(*i).map(|number| Command::ErasePersonalData {
+                    number,
+                    legal_basis: "request".into(),
+                }),
+                Op::Repeat(i) => {
+                    if let Some(previous) = sent.get(i % sent.len().max(1)) {
+                        submissions.push(previous.clone());
+                    }
+                    None
+                }
+            };
+            if let Some(command) = command {
+                submissions.push(submission(id, command));
+            }
+        }
+        let results = writer.execute_batch(&submissions);
+        for (s, result) in submissions.iter().zip(results) {
+            match result {
+                Ok(outcome) => {
+                    if let Command::LinkAgencyRecord {
+                        number,
+                        agency,
+                        record_id,
+                    } = &s.command
+                    {
+                        links.push((*number, agency.clone(), record_id.clone()));
+                    }
+                    if let Some(number) = outcome.number {
+                        if !numbers.contains(&number) {
+                            numbers.push(number);
+                            issued.push(number);
+                        }
+                    }
+                    sent.push(s.clone());
+                }
+                Err(CommandError::Internal(e) | CommandError::Unavailable(e)) => panic!("internal error: {e}"),
+                Err(_) => {}
+            }
+        }
+    }
+    (store, issued)
+}
+
+fn projections(store: &MemoryStore) -> BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>> {
+    Tree::PROJECTIONS
+        .iter()
+        .map(|t| (*t, store.snapshot(*t).unwrap()))
+        .collect()
+}
+
+fn opened<T: serde::de::DeserializeOwned>(tree: Tree, key: &[u8], stored: &[u8]) -> T {
+    let value = checksum::open(stored).expect("checksum");
+    state::decode(tree, key, value).expect("decode")
+}
+
+/// The invariants every store must hold: numbers never shared, an agency record held
+/// by one person, the link trees in agreement.
+fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), TestCaseError> {
+    // No number is issued twice.
+    let distinct: HashSet<_> = issued.iter().collect();
+    prop_assert_eq!(distinct.len(), issued.len());
+
+    // Every issued number names exactly one person; current numbers are distinct.
+    let numbers = store.snapshot(Tree::Numbers).unwrap();
+    prop_assert_eq!(numbers.len(), issued.len());
+    let mut current = HashSet::new();
+    for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
+        let person: PersonEntry = opened(Tree::Persons, &key, &stored);
+        prop_assert!(
+            current.insert(person.current_number),
+            "two persons hold {}",
+            person.current_number
+        );
+        let entry: NumberEntry = opened(
+            Tree::Numbers,
+            &person.current_number.as_u64().to_be_bytes(),
+            &numbers[&person.current_number.as_u64().to_be_bytes().to_vec()],
+        );
+        prop_assert_eq!(entry.person.0.to_be_bytes().to_vec(), key);
+    }
+
+    // An agency record maps to one person, and person_links says the same.
+    let agency_links = store.snapshot(Tree::AgencyLinks).unwrap();
+    let mut holders: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+    for key in store.snapshot(Tree::PersonLinks).unwrap().keys() {
+        holders.entry(key[8..].to_vec()).or_default().push(key[..8].to_vec());
+    }
+    prop_assert_eq!(holders.len(), agency_links.len());
+    for (link, persons) in &holders {
+        prop_assert_eq!(persons.len(), 1, "record held by {} persons", persons.len());
+        let stored = &agency_links[link];
+        prop_assert_eq!(checksum::open(stored).unwrap(), persons[0].as_slice());
+    }
+
+    Ok(())
+}
+
+/// Live equals rebuilt, and verify agrees.
+fn check_rebuild(store: &MemoryStore) -> Result<(), TestCaseError> {
+    let live = projections(store);
+    replay::rebuild(store, &secrets(), &mut |_| ()).unwrap();
+    prop_assert_eq!(&live, &projections(store));
+    verify_store(store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Live projections equal rebuilt ones; numbers are never shared; an agency record
+    /// maps to at most one person, and both link trees agree.
+    #[test]
+    fn projections_rebuild_equal_and_invariants_hold(ops in proptest::collection::vec(op(), 1..120), batch in 1usize..16) {
+        let (store, issued) = run(&ops, batch);
+
+        check_invariants(&store, &issued)?;
+
+        check_rebuild(&store)?;
+    }
+}
+
+/// A small log to tamper with: registrations, links and a replacement.
+fn small_log() -> std::sync::Arc<MemoryStore> {
+    let ops: Vec<Op> = (0..12)
+        .map(|i| match i % 4 {
+            0 | 1 => Op::Register(i),
+            2 => Op::Link(i, i % 3, i),
+            _ => Op::Replace(i),
+        })
+        .collect();
+    run(&ops, 3).0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Flipping any single byte of any stored record is detected by verify, naming
+    /// that record, whether or not the tamperer also fixed the storage checksum.
+    #[test]
+    fn any_flipped_record_byte_is_named_by_verify(pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), bit in 0u8..8, fix_checksum in any::<bool>()) {
+        let store = small_log();
+        let log = store.snapshot(Tree::Log).unwrap();
+        let (key, stored) = log.iter().nth(pick.index(log.len())).unwrap();
+        let seq = u64::from_be_bytes(key.as_slice().try_into().unwrap());
+        let mut tampered = stored.clone();
+        if fix_checksum {
+            let mut record = checksum::open(stored).unwrap().to_vec();
+            let i = at.index(record.len());
+            record[i] ^= 1 << bit;
+            tampered = checksum::seal(&record);
+        } else {
+            let i = at.index(tampered.len());
+            tampered[i] ^= 1 << bit;
+        }
+        let mut batch = registry_core::storage::WriteBatch::default();
+        batch.put(Tree::Log, key.clone(), tampered);
+        store.commit(batch, true).unwrap();
+        let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
+        prop_assert_eq!(err.seq(), Some(seq), "{}", err);
+    }
+}
+
+#[test]
+fn a_dropped_record_is_named() {
+    let store = small_log();
+    let mut batch = registry_core::storage::WriteBatch::default();
+    batch.remove(Tree::Log, 5u64.to_be_bytes().to_vec());
+    store.commit(batch, true).unwrap();
+    let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
+    assert_eq!(err.seq(), Some(5), "{err}");
+}
+
+#[test]
+fn a_projection_that_differs_from_the_log_is_reported() {
+    let store = small_log();
+    let persons = store.snapshot(Tree::Persons).unwrap();
+    let (key, _) = persons.iter().next().unwrap();
+    let mut batch = registry_core::storage::WriteBatch::default();
+    batch.remove(Tree::Persons, key.clone());
+    store.commit(batch, true).unwrap();
+    let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+    assert!(err.to_string().contains("projection persons"), "{err}");
+}
+
+/// A fixed sequence in which every kind of event succeeds, with the same checks.
+#[test]
+fn every_event_kind_folds_the_same_live_and_rebuilt() {
+    let ops = vec![
+        Op::Register(0),
+        Op::Register(1),
+        Op::Register(2),
+        Op::Link(0, 0, 1),
+        Op::Link(1, 1, 2),
+        Op::Link(2, 2, 3),
+        Op::Unlink(0),
+        Op::Correct(1, 5),
+        Op::Revoke(2),
+        Op::Reinstate(2),
+        Op::Merge(1, 2),
+        Op::Replace(0),
+        Op::Death(3),
+        Op::Erase(1),
+        Op::Repeat(0),
+    ];
+    for batch in [1, 4, 16] {
+        let (store, issued) = run(&ops, batch);
+        if batch == 1 {
+            // Later batches see only persons registered in earlier batches, so fewer
+            // commands find their target; one at a time, every command is accepted.
+            assert_eq!(issued.len(), 4, "three registrations and one replacement");
+            assert_eq!(
+                store.snapshot(Tree::Log).unwrap().len(),
+                15,
+                "genesis and 14 accepted commands"
+            );
+        }
+        check_invariants(&store, &issued).unwrap();
+        check_rebuild(&store).unwrap();
+    }
+}
