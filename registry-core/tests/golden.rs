@@ -1,0 +1,66 @@
+//! The golden log: a small log written by format version 1 (see
+//! examples/write_golden.rs), committed under tests/golden/v1. Every later version of
+//! the registry must still verify it against its published genesis key and fold it to
+//! the same answers.
+
+use std::path::Path;
+
+use registry_core::HudumaNumber;
+use registry_core::keys::parse_note_verifier_key;
+use registry_core::log_export;
+use registry_core::query::Reader;
+use registry_core::replay;
+use registry_core::secrets::Secrets;
+use registry_core::storage::Storage;
+use registry_core::storage::memory::MemoryStore;
+use registry_core::verify::verify_store;
+
+fn golden() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
+}
+
+fn master() -> [u8; 32] {
+    let hex = std::fs::read_to_string(golden().join("master.hex")).unwrap();
+    let hex = hex.trim();
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+#[test]
+fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let records = log_export::import_log(&*store, &mut std::fs::File::open(golden().join("log.bin")).unwrap()).unwrap();
+    assert!(records >= 18, "the fixture holds every event kind ({records} records)");
+    log_export::import_keyring(&*store, &mut std::fs::File::open(golden().join("keyring.bin")).unwrap()).unwrap();
+    let secrets = Secrets::from_master(master());
+    replay::rebuild(&*store, &secrets, &mut |_| ()).unwrap();
+
+    let (origin, genesis) =
+        parse_note_verifier_key(&std::fs::read_to_string(golden().join("genesis.vkey")).unwrap()).unwrap();
+    assert_eq!(origin, "golden.huduma.example/log");
+    let report = verify_store(&*store, Some(genesis), Some(&secrets), &mut |_, _| ()).unwrap();
+    assert_eq!(report.records, records);
+    assert_eq!(report.keys.len(), 2, "the fixture rotates the log key once");
+
+    let dyn_store: std::sync::Arc<dyn Storage> = store;
+    let reader = Reader::new(dyn_store, std::sync::Arc::new(secrets));
+    let expected = std::fs::read_to_string(golden().join("expected.txt")).unwrap();
+    let mut checked = 0;
+    for line in expected.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let number: HudumaNumber = fields[0].parse().unwrap();
+        let r = reader.resolve_number(number).unwrap().unwrap();
+        let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
+        let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();
+        let links = if links.is_empty() { "-".to_string() } else { links.join(",") };
+        assert_eq!(format!("{:?}", r.status), fields[1], "{line}");
+        assert_eq!(r.current_number.compact(), fields[2], "{line}");
+        assert_eq!(given.replace(' ', "_"), fields[3], "{line}");
+        assert_eq!(links, fields[4], "{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
