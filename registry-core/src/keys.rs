@@ -6,7 +6,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+/// The public half of a log key, re-exported so callers need not depend on the crate.
+pub use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 
 /// The signed-note signature type byte for Ed25519.

@@ -1,0 +1,237 @@
+//! `huduma-registry`: the operator's binary. Initialises a development configuration,
+//! generates keys, verifies and rebuilds the store, rotates the log key, exports the
+//! log for auditors, and drives a synthetic load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use registry_core::event::Actor;
+use registry_core::keys::{LogKey, note_verifier_key, parse_note_verifier_key};
+use registry_server::config::{Loaded, ensure_dev_config, write_log_key};
+use registry_server::operator;
+
+#[derive(Parser)]
+#[command(name = "huduma-registry", version, about = "The Huduma Registry: operator commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a development configuration (config, log key, master secret, data dir)
+    /// in DIR if there is none, open the registry once, and print how to use it.
+    Init {
+        #[arg(long, default_value = "huduma-dev")]
+        dir: PathBuf,
+    },
+    /// Generate a log key file (C2SP signed-note private key) and print its verifier key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        /// The key name: the log's origin.
+        #[arg(long, default_value = "registry.huduma.go.ke/log")]
+        name: String,
+    },
+    /// Verify the whole log (chain, signatures, key rotations) and the projections.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+        /// The published genesis verifier key (name+hash+base64); without it the key in
+        /// record 0 is trusted.
+        #[arg(long)]
+        genesis_key: Option<String>,
+    },
+    /// Drop every projection and fold it again from the log.
+    Rebuild {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Replace the log key with a fresh one, recorded in the log and signed by both.
+    RotateKey {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value = "operator")]
+        principal: String,
+    },
+    /// Export every record (u32 BE length + record bytes) for auditors.
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Append synthetic registrations with concurrent submitters.
+    Load {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Tag of this run: request ids are TAG-INDEX, so a rerun with the same tag
+        /// returns the first answers instead of registering again.
+        #[arg(long, default_value = "load")]
+        run: String,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Print `ack INDEX NUMBER SEQ` on stdout as each registration becomes durable.
+        #[arg(long)]
+        print_acks: bool,
+    },
+}
+
+fn bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let template = format!("{what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Cmd::Init { dir } => init(&dir),
+        Cmd::Keygen { out, name } => {
+            let key = LogKey::generate();
+            write_log_key(&out, &name, &key)?;
+            println!(
+                "wrote {}\nverifier key: {}",
+                out.display(),
+                note_verifier_key(&name, &key.public())
+            );
+            Ok(())
+        }
+        Cmd::Verify { config, genesis_key } => {
+            let loaded = Loaded::read(&config)?;
+            let genesis = genesis_key
+                .map(|k| parse_note_verifier_key(&k).map(|(_, key)| key))
+                .transpose()
+                .context("--genesis-key")?;
+            let progress = bar(0, "verify");
+            let report = operator::verify(&loaded, genesis, &mut |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            });
+            progress.finish_and_clear();
+            match report {
+                Ok(report) => {
+                    println!(
+                        "ok: {} records verified (chain, signatures, {} log key(s)); projections equal a fresh fold",
+                        report.records,
+                        report.keys.len()
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!("verification failed: {e}"),
+            }
+        }
+        Cmd::Rebuild { config } => {
+            let loaded = Loaded::read(&config)?;
+            let progress = bar(0, "rebuild");
+            let folded = operator::rebuild(&loaded, &mut |done| progress.set_position(done))?;
+            progress.finish_and_clear();
+            println!("ok: projections rebuilt from {folded} records");
+            Ok(())
+        }
+        Cmd::RotateKey { config, principal } => {
+            let loaded = Loaded::read(&config)?;
+            let rotation = operator::rotate_key(
+                &loaded,
+                Actor {
+                    principal,
+                    via: "OPERATOR".into(),
+                },
+            )?;
+            println!(
+                "ok: log key rotated at record {} (old key {:?})\nnew verifier key: {}",
+                rotation.outcome.receipt.index, rotation.old, rotation.new_verifier_key
+            );
+            Ok(())
+        }
+        Cmd::Export { config, out } => {
+            let loaded = Loaded::read(&config)?;
+            let count = operator::export(&loaded, &out)?;
+            println!("ok: {count} records written to {}", out.display());
+            Ok(())
+        }
+        Cmd::Load {
+            config,
+            count,
+            concurrency,
+            run,
+            start,
+            print_acks,
+        } => {
+            let loaded = Loaded::read(&config)?;
+            let registry = Arc::new(operator::open_registry(&loaded)?);
+            let progress = if print_acks {
+                ProgressBar::hidden()
+            } else {
+                bar(count, "load")
+            };
+            let ticker = progress.clone();
+            let on_ack: Arc<dyn Fn(u64, &registry_core::command::Outcome) + Send + Sync> =
+                Arc::new(move |i, outcome| {
+                    ticker.inc(1);
+                    if print_acks {
+                        let number = outcome.number.map(|n| n.compact()).unwrap_or_default();
+                        println!("ack {i} {number} {}", outcome.receipt.index);
+                    }
+                });
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(operator::load(
+                registry.clone(),
+                &run,
+                start,
+                count,
+                concurrency,
+                on_ack,
+            ));
+            progress.finish_and_clear();
+            if let Ok(registry) = Arc::try_unwrap(registry) {
+                registry.close();
+            }
+            let secs = report.elapsed.as_secs_f64().max(f64::EPSILON);
+            eprintln!(
+                "ok: {} registrations accepted, {} refused, in {:.2}s ({:.0}/s)",
+                report.accepted,
+                report.refused,
+                secs,
+                report.accepted as f64 / secs
+            );
+            Ok(())
+        }
+    }
+}
+
+fn init(dir: &std::path::Path) -> anyhow::Result<()> {
+    let (config_path, created) = ensure_dev_config(dir)?;
+    let loaded = Loaded::read(&config_path)?;
+    let registry = operator::open_registry(&loaded)?;
+    let size = registry.reader().log_size()?;
+    registry.close();
+    let key = loaded.log_key()?;
+    let config = config_path.display();
+    println!(
+        "Huduma Registry development store {} at {}\n\
+         log: {size} record(s); genesis/current verifier key:\n  {}\n\n\
+         Try it:\n  \
+         cargo run --release -p registry-server -- load --config {config} --count 20000\n  \
+         cargo run --release -p registry-server -- verify --config {config}\n  \
+         cargo run --release -p registry-server -- rebuild --config {config}\n  \
+         cargo run --release -p registry-server -- export --config {config} --out log.bin\n",
+        if created { "created" } else { "found" },
+        dir.display(),
+        note_verifier_key(&loaded.config.server.origin, &key.public()),
+    );
+    Ok(())
+}

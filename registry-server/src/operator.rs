@@ -1,0 +1,185 @@
+//! The operator's commands, as library functions the binary calls: verify, rebuild,
+//! rotate the log key, export the log, and the synthetic load. Each takes the loaded
+//! configuration; verify, rebuild and export work on the store directly and need the
+//! registry stopped (sled locks the data directory).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use registry_core::command::{CommandError, Outcome};
+use registry_core::event::Actor;
+use registry_core::keys::{KeyId, LogKey, VerifyingKey, note_verifier_key};
+use registry_core::log_export;
+use registry_core::registry::{OpenError, Registry, RegistryOptions};
+use registry_core::replay::{self, ReplayError};
+use registry_core::storage::StorageError;
+use registry_core::storage::sled_store::SledStore;
+use registry_core::verify::{VerifyError, VerifyReport, verify_store};
+
+use crate::config::{ConfigError, Loaded, write_log_key};
+use crate::synthetic;
+
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+pub fn options(loaded: &Loaded) -> RegistryOptions {
+    RegistryOptions {
+        origin: loaded.config.server.origin.clone(),
+        ..RegistryOptions::default()
+    }
+}
+
+/// Opens the registry (writing record 0 on first use).
+pub fn open_registry(loaded: &Loaded) -> Result<Registry, OperatorError> {
+    Ok(Registry::open_dir(
+        &loaded.config.server.data_dir,
+        loaded.secrets()?,
+        loaded.log_key()?,
+        options(loaded),
+    )?)
+}
+
+/// Verifies the log from its genesis key and the projections against a fresh fold.
+pub fn verify(
+    loaded: &Loaded,
+    genesis: Option<VerifyingKey>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, OperatorError> {
+    let store = SledStore::open(&loaded.config.server.data_dir)?;
+    Ok(verify_store(&store, genesis, Some(&loaded.secrets()?), progress)?)
+}
+
+/// Drops and refolds every projection.
+pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64)) -> Result<u64, OperatorError> {
+    let store = SledStore::open(&loaded.config.server.data_dir)?;
+    Ok(replay::rebuild(&store, &loaded.secrets()?, progress)?)
+}
+
+/// Writes every record to `out` in the export format.
+pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
+    let store = SledStore::open(&loaded.config.server.data_dir)?;
+    let io = |source| OperatorError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
+    let count = log_export::export_log(&store, &mut file)?;
+    file.flush().map_err(io)?;
+    Ok(count)
+}
+
+/// What a rotation did.
+pub struct Rotation {
+    pub outcome: Outcome,
+    pub old: KeyId,
+    pub new_verifier_key: String,
+}
+
+/// Rotates the log key: a new key is written beside the old (`<log_key>.next`), the
+/// rotation record is committed, then the new key replaces the old file, which is kept
+/// as `<log_key>.retired-<key id>`. If this is interrupted after the commit, the
+/// registry refuses the old key and the operator moves `.next` into place.
+pub fn rotate_key(loaded: &Loaded, actor: Actor) -> Result<Rotation, OperatorError> {
+    let key_path = &loaded.config.keys.log_key;
+    let old = loaded.log_key()?;
+    let beside = |suffix: String| std::path::PathBuf::from(format!("{}.{suffix}", key_path.display()));
+    let next_path = beside("next".into());
+    let new = LogKey::generate();
+    write_log_key(&next_path, &loaded.config.server.origin, &new)?;
+    let registry = open_registry(loaded)?;
+    let outcome = registry.rotate_key_blocking(new.clone(), actor)?;
+    registry.close();
+    let retired = beside(format!("retired-{}", hex(&old.id().0)));
+    let io = |source| OperatorError::Io {
+        path: key_path.display().to_string(),
+        source,
+    };
+    std::fs::rename(key_path, &retired).map_err(io)?;
+    std::fs::rename(&next_path, key_path).map_err(io)?;
+    Ok(Rotation {
+        outcome,
+        old: old.id(),
+        new_verifier_key: note_verifier_key(&loaded.config.server.origin, &new.public()),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a load run achieved.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    pub accepted: u64,
+    pub refused: u64,
+    pub elapsed: Duration,
+}
+
+/// Submits `count` synthetic registrations (indices `start..start+count`) with
+/// `concurrency` submitters; `on_ack(i, outcome)` is called once each is durable.
+pub async fn load(
+    registry: Arc<Registry>,
+    run: &str,
+    start: u64,
+    count: u64,
+    concurrency: usize,
+    on_ack: Arc<dyn Fn(u64, &Outcome) + Send + Sync>,
+) -> LoadReport {
+    let began = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(start));
+    let end = start + count;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (registry, next, on_ack, run) = (registry.clone(), next.clone(), on_ack.clone(), run.to_string());
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut refused) = (0u64, 0u64);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                match registry.submit(synthetic::registration(&run, i)).await {
+                    Ok(outcome) => {
+                        accepted += 1;
+                        on_ack(i, &outcome);
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        tracing::warn!(i, error = %e, "registration refused");
+                    }
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for task in tasks {
+        if let Ok((a, r)) = task.await {
+            accepted += a;
+            refused += r;
+        }
+    }
+    LoadReport {
+        accepted,
+        refused,
+        elapsed: began.elapsed(),
+    }
+}
