@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut Demographics)>, &str, &str)> = vec![
+        type Change = Box<dyn Fn(&mut Demographics)>;
+        let cases: Vec<(Change, &str, &str)> = vec![
             (
                 Box::new(|d| d.given_name = "  ".into()),
                 "demographics.given_name",

@@ -38,7 +38,7 @@ fn aad(person: PersonId) -> [u8; 35] {
 /// The stored form of a person's key: `0x01 || nonce (24) || ciphertext (48)`.
 pub fn seal_entry(keyring_key: &[u8; 32], person: PersonId, key: &DataKey) -> Vec<u8> {
     let mut nonce = [0u8; 24];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
     let cipher = XChaCha20Poly1305::new(keyring_key.into());
     let aad = aad(person);
     let ciphertext = cipher

@@ -9,9 +9,7 @@ use huduma_number::HudumaNumber;
 use crate::PersonId;
 use crate::demographics::Demographics;
 use crate::projection::fold::{FoldError, open_demographics};
-use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key, split_person_link_key,
-};
+use crate::projection::state::{self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key};
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View};
 use crate::storage::{Storage, Tree};
@@ -132,11 +130,7 @@ impl Reader {
             Some(sealed) => open_demographics(view, &self.secrets, effective, sealed)?,
             None => None,
         };
-        let agency_records = view
-            .scan_prefix(Tree::PersonLinks, &person_key(effective))?
-            .iter()
-            .filter_map(|(key, _)| split_person_link_key(key))
-            .collect();
+        let agency_records = effective_entry.agency_records.clone();
         Ok(Resolution {
             person: asked,
             status,

@@ -30,9 +30,11 @@ impl std::fmt::Debug for DataKey {
 }
 
 impl DataKey {
+    /// A fresh key from the thread's CSPRNG (ChaCha, seeded and periodically reseeded
+    /// from the operating system): a syscall per key would cost more than the sealing.
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
         Self(key)
     }
 }
@@ -53,7 +55,7 @@ impl Sealed {
     /// Encrypts `plaintext` for `person` under `key`, with a fresh random nonce.
     pub fn seal(key: &DataKey, person: PersonId, plaintext: &[u8]) -> Self {
         let mut nonce = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
         Self::seal_with_nonce(key, person, plaintext, nonce)
     }
 

@@ -284,6 +284,46 @@ pub fn verify_store(
         .last(Tree::Log)?
         .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
         .map_or(0, |k| u64::from_be_bytes(k) + 1);
+    // The log check and the fresh fold read the log independently: they run on two
+    // threads, then the projections are compared (only if the log verified).
+    let scratch = secrets.map(|_| Scratch {
+        memory: MemoryStore::new(),
+        live: store,
+    });
+    let (log, fold) = std::thread::scope(|scope| {
+        let fold = scratch
+            .as_ref()
+            .zip(secrets)
+            .map(|(scratch, secrets)| scope.spawn(move || replay::fold_log(store, scratch, secrets, 0, &mut |_| ())));
+        let log = verify_log(store, genesis, total, progress);
+        (log, fold.map(|handle| handle.join()))
+    });
+    let (records, head_hash, keys) = log?;
+    progress(records, total);
+    let projections_checked = match (scratch, fold) {
+        (Some(scratch), Some(Ok(folded))) => {
+            folded?;
+            compare_projections(store, &scratch)?;
+            true
+        }
+        (Some(_), _) => return Err(bad(records, "the projection fold panicked")),
+        (None, _) => false,
+    };
+    Ok(VerifyReport {
+        records,
+        head_hash,
+        keys,
+        projections_checked,
+    })
+}
+
+/// Checks every record of the log in order; returns (size, head hash, keys).
+fn verify_log(
+    store: &dyn Storage,
+    genesis: Option<VerifyingKey>,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, [u8; 32], Vec<KeyId>), VerifyError> {
     let mut verifier = LogVerifier::new(genesis);
     replay::for_each_record(store, 0, |seq, bytes| {
         verifier.push(bytes).map_err(|e| match e {
@@ -305,28 +345,11 @@ pub fn verify_store(
             format!("missing: the log ends at {total} but the chain stops at {records}"),
         ));
     }
-    progress(records, total);
-    let projections_checked = match secrets {
-        Some(secrets) => {
-            compare_projections(store, secrets)?;
-            true
-        }
-        None => false,
-    };
-    Ok(VerifyReport {
-        records,
-        head_hash,
-        keys,
-        projections_checked,
-    })
+    Ok((records, head_hash, keys))
 }
 
-fn compare_projections(store: &dyn Storage, secrets: &Secrets) -> Result<(), VerifyError> {
-    let scratch = Scratch {
-        memory: MemoryStore::new(),
-        live: store,
-    };
-    replay::fold_log(store, &scratch, secrets, 0, &mut |_| ())?;
+/// Compares each live projection with the fresh fold in `scratch`, key by key.
+fn compare_projections(store: &dyn Storage, scratch: &Scratch<'_>) -> Result<(), VerifyError> {
     for tree in Tree::PROJECTIONS {
         let fresh: BTreeMap<Vec<u8>, Vec<u8>> = scratch.memory.snapshot(tree)?;
         let mut fresh_iter = fresh.iter();

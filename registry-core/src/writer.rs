@@ -3,7 +3,6 @@
 //! commits a whole batch (records, projections, keyring, request index) atomically with
 //! one flush. The sequencer thread owns the one `Writer`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use huduma_number::HudumaNumber;
@@ -185,6 +184,7 @@ impl Writer {
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
         let time = now_micros().max(self.head.time_micros);
+        let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
             let result = self.execute(&mut view, submission, time);
@@ -203,6 +203,8 @@ impl Writer {
             return results;
         }
         fold::mark_applied(&mut view, self.head.next_seq - 1);
+        let built = began.elapsed();
+        let writes = view.pending_len();
         if let Err(e) = store.commit(view.take_batch(), true) {
             tracing::error!(error = %e, "batch commit failed");
             self.head = start;
@@ -211,6 +213,14 @@ impl Writer {
                 .map(|_| Err(CommandError::Unavailable(format!("storage: {e}"))))
                 .collect();
         }
+        tracing::debug!(
+            commands = submissions.len(),
+            records = self.head.next_seq - start.next_seq,
+            writes,
+            build_us = built.as_micros() as u64,
+            commit_us = (began.elapsed() - built).as_micros() as u64,
+            "batch committed"
+        );
         results
     }
 
@@ -559,25 +569,27 @@ fn current_person(
     Ok((person, entry))
 }
 
-/// Refuses a merge where both persons hold different records of one agency.
+/// Refuses a merge where the duplicate holds a record of an agency for which the
+/// survivor holds other records only.
 fn check_merge_conflicts(view: &View<'_>, survivor: PersonId, duplicate: PersonId) -> Result<(), CommandError> {
-    let links = |person: PersonId| -> Result<HashMap<String, String>, CommandError> {
-        Ok(view
-            .scan_prefix(Tree::PersonLinks, &person_key(person))?
-            .iter()
-            .filter_map(|(key, _)| state::split_person_link_key(key))
-            .collect())
+    let links = |person: PersonId| -> Result<Vec<(String, String)>, CommandError> {
+        let entry: PersonEntry = state::read(view, Tree::Persons, &person_key(person))?
+            .ok_or_else(|| internal(format!("person {} is missing", person.0)))?;
+        Ok(entry.agency_records)
     };
     let survivor_links = links(survivor)?;
-    let mut duplicate_links: Vec<_> = links(duplicate)?.into_iter().collect();
-    duplicate_links.sort();
-    for (agency, duplicate_record) in duplicate_links {
-        if let Some(survivor_record) = survivor_links.get(&agency)
-            && *survivor_record != duplicate_record
+    for (agency, duplicate_record) in links(duplicate)? {
+        let held: Vec<&String> = survivor_links
+            .iter()
+            .filter(|(a, _)| *a == agency)
+            .map(|(_, r)| r)
+            .collect();
+        if let Some(survivor_record) = held.first()
+            && !held.contains(&&duplicate_record)
         {
             return Err(CommandError::MergeConflict {
                 agency,
-                survivor_record: survivor_record.clone(),
+                survivor_record: (*survivor_record).clone(),
                 duplicate_record,
             });
         }

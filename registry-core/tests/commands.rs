@@ -9,8 +9,9 @@ use registry_core::command::{Command, CommandError, ErrorClass};
 use registry_core::event::ReplacementReason;
 use registry_core::projection::state::PersonStatus;
 use registry_core::query::ResolvedStatus;
-use registry_core::registry::{Registry, RegistryOptions};
+use registry_core::registry::{OpenError, Registry, RegistryOptions};
 use registry_core::verify::verify_store;
+use registry_core::writer::WriterError;
 
 fn open(dir: &std::path::Path) -> Registry {
     Registry::open_dir(dir, secrets(), log_key(), RegistryOptions::default()).expect("open registry")
@@ -554,8 +555,9 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
         registry.close();
     }
     // The old key no longer opens the log; the new one does.
-    assert!(Registry::open_dir(dir.path(), secrets(), log_key(), RegistryOptions::default()).is_err());
-    let registry = Registry::open_dir(dir.path(), secrets(), new_key.clone(), RegistryOptions::default()).unwrap();
+    let refused = Registry::open_dir(dir.path(), secrets(), log_key(), RegistryOptions::default());
+    assert!(matches!(refused, Err(OpenError::Writer(WriterError::WrongKey))));
+    let registry = open_when_unlocked(dir.path(), new_key.clone());
     register(&registry, "c", 16);
     let report = verify_store(
         &**registry.store(),
@@ -569,6 +571,21 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     // A verifier that trusts another genesis key refuses record 0.
     let err = verify_store(&**registry.store(), Some(new_key.public()), None, &mut |_, _| ()).unwrap_err();
     assert_eq!(err.seq(), Some(0));
+}
+
+/// Opens the registry, waiting (up to 5 s) for sled's background thread of a
+/// just-failed open to release the directory lock.
+fn open_when_unlocked(dir: &std::path::Path, key: registry_core::keys::LogKey) -> Registry {
+    for _ in 0..100 {
+        match Registry::open_dir(dir, secrets(), key.clone(), RegistryOptions::default()) {
+            Ok(registry) => return registry,
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+    panic!("the data directory stayed locked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,19 +190,24 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
         prop_assert_eq!(entry.person.0.to_be_bytes().to_vec(), key);
     }
 
-    // An agency record maps to one person, and person_links says the same.
+    // An agency record maps to one person, and the persons' own lists say the same.
     let agency_links = store.snapshot(Tree::AgencyLinks).unwrap();
     let mut holders: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
-    for key in store.snapshot(Tree::PersonLinks).unwrap().keys() {
-        holders.entry(key[8..].to_vec()).or_default().push(key[..8].to_vec());
+    for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
+        let person: PersonEntry = opened(Tree::Persons, &key, &stored);
+        for (agency, record) in &person.agency_records {
+            holders
+                .entry(state::agency_link_key(agency, record))
+                .or_default()
+                .push(key.clone());
+        }
     }
     prop_assert_eq!(holders.len(), agency_links.len());
     for (link, persons) in &holders {
         prop_assert_eq!(persons.len(), 1, "record held by {} persons", persons.len());
-        let stored = &agency_links[link];
+        let stored = agency_links.get(link).expect("every held record is in agency_links");
         prop_assert_eq!(checksum::open(stored).unwrap(), persons[0].as_slice());
     }
-
     Ok(())
 }
 

@@ -179,14 +179,13 @@ fn main() -> anyhow::Result<()> {
                 bar(count, "load")
             };
             let ticker = progress.clone();
-            let on_ack: Arc<dyn Fn(u64, &registry_core::command::Outcome) + Send + Sync> =
-                Arc::new(move |i, outcome| {
-                    ticker.inc(1);
-                    if print_acks {
-                        let number = outcome.number.map(|n| n.compact()).unwrap_or_default();
-                        println!("ack {i} {number} {}", outcome.receipt.index);
-                    }
-                });
+            let on_ack: operator::OnAck = Arc::new(move |i, outcome| {
+                ticker.inc(1);
+                if print_acks {
+                    let number = outcome.number.map(|n| n.compact()).unwrap_or_default();
+                    println!("ack {i} {number} {}", outcome.receipt.index);
+                }
+            });
             let runtime = tokio::runtime::Runtime::new()?;
             let report = runtime.block_on(operator::load(
                 registry.clone(),

@@ -125,6 +125,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Called with the index and the answer of each registration once it is durable.
+pub type OnAck = Arc<dyn Fn(u64, &Outcome) + Send + Sync>;
+
 /// What a load run achieved.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadReport {
@@ -141,7 +144,7 @@ pub async fn load(
     start: u64,
     count: u64,
     concurrency: usize,
-    on_ack: Arc<dyn Fn(u64, &Outcome) + Send + Sync>,
+    on_ack: OnAck,
 ) -> LoadReport {
     let began = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(start));

@@ -6,8 +6,7 @@ use crate::demographics::Demographics;
 use crate::event::Event;
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key, person_link_key,
-    split_person_link_key,
+    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
 };
 use crate::sealed::Sealed;
 use crate::secrets::Secrets;
@@ -121,16 +120,20 @@ fn update_person(
     Ok(entry)
 }
 
-fn remove_links(view: &mut View<'_>, person: PersonId) -> Result<Vec<(String, String)>, FoldError> {
+/// Removes every agency link of a person; returns them.
+fn remove_links(view: &mut View<'_>, seq: u64, person: PersonId) -> Result<Vec<(String, String)>, FoldError> {
     let mut moved = Vec::new();
-    for (key, _) in view.scan_prefix(Tree::PersonLinks, &person_key(person))? {
-        if let Some((agency, record)) = split_person_link_key(&key) {
-            view.remove(Tree::AgencyLinks, agency_link_key(&agency, &record));
-            moved.push((agency, record));
-        }
-        view.remove(Tree::PersonLinks, key);
+    update_person(view, seq, person, |p| moved = std::mem::take(&mut p.agency_records))?;
+    for (agency, record) in &moved {
+        view.remove(Tree::AgencyLinks, agency_link_key(agency, record));
     }
     Ok(moved)
+}
+
+fn insert_sorted(records: &mut Vec<(String, String)>, link: (String, String)) {
+    if let Err(at) = records.binary_search(&link) {
+        records.insert(at, link);
+    }
 }
 
 /// Applies the event of record `seq` to the projections in `view`.
@@ -159,6 +162,7 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
                 merged_into: None,
                 demographics: Some(e.demographics.clone()),
                 date_of_death: None,
+                agency_records: Vec::new(),
                 updated_at: seq,
             };
             store_person(view, person, &entry);
@@ -205,17 +209,15 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
                 agency_link_key(&e.agency, &e.record_id),
                 &person_key(e.person),
             );
-            view.put(
-                Tree::PersonLinks,
-                person_link_key(e.person, &e.agency, &e.record_id),
-                &[],
-            );
-            update_person(view, seq, e.person, |_| ())?;
+            update_person(view, seq, e.person, |p| {
+                insert_sorted(&mut p.agency_records, (e.agency.clone(), e.record_id.clone()));
+            })?;
         }
         Event::AgencyRecordUnlinked(e) => {
             view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id));
-            view.remove(Tree::PersonLinks, person_link_key(e.person, &e.agency, &e.record_id));
-            update_person(view, seq, e.person, |_| ())?;
+            update_person(view, seq, e.person, |p| {
+                p.agency_records.retain(|(a, r)| *a != e.agency || *r != e.record_id);
+            })?;
         }
         Event::DeathRecorded(e) => {
             update_person(view, seq, e.person, |p| {
@@ -234,26 +236,30 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
             if let Some(sealed) = &duplicate.demographics {
                 set_match_keys(view, secrets, e.duplicate, sealed, false)?;
             }
-            for (agency, record) in remove_links(view, e.duplicate)? {
+            let moved = remove_links(view, seq, e.duplicate)?;
+            for (agency, record) in &moved {
                 view.put(
                     Tree::AgencyLinks,
-                    agency_link_key(&agency, &record),
+                    agency_link_key(agency, record),
                     &person_key(e.survivor),
                 );
-                view.put(Tree::PersonLinks, person_link_key(e.survivor, &agency, &record), &[]);
             }
             update_person(view, seq, e.duplicate, |p| {
                 p.status = PersonStatus::Merged;
                 p.merged_into = Some(e.survivor);
             })?;
-            update_person(view, seq, e.survivor, |_| ())?;
+            update_person(view, seq, e.survivor, |p| {
+                for link in moved {
+                    insert_sorted(&mut p.agency_records, link);
+                }
+            })?;
         }
         Event::PersonalDataErased(e) => {
             let before = load_person(view, seq, e.person)?;
             if let Some(sealed) = &before.demographics {
                 set_match_keys(view, secrets, e.person, sealed, false)?;
             }
-            remove_links(view, e.person)?;
+            remove_links(view, seq, e.person)?;
             update_person(view, seq, e.person, |p| {
                 p.status = PersonStatus::Erased;
                 p.demographics = None;

@@ -29,6 +29,10 @@ pub struct PersonEntry {
     /// The latest sealed demographics; `None` once erased.
     pub demographics: Option<Sealed>,
     pub date_of_death: Option<String>,
+    /// The person's agency records, (agency code, record id), sorted: the
+    /// person -> agency records projection, kept in the person's entry so that a
+    /// look-up is point reads only.
+    pub agency_records: Vec<(String, String)>,
     /// The sequence number of the last event that changed this person.
     pub updated_at: u64,
 }
@@ -69,22 +73,6 @@ pub fn agency_link_key(agency: &str, record_id: &str) -> Vec<u8> {
     key.push(0);
     key.extend_from_slice(record_id.as_bytes());
     key
-}
-
-/// `person_links` key: person id, then the agency link key.
-pub fn person_link_key(person: PersonId, agency: &str, record_id: &str) -> Vec<u8> {
-    let mut key = person_key(person);
-    key.extend_from_slice(&agency_link_key(agency, record_id));
-    key
-}
-
-/// Splits a `person_links` key back into (agency, record id).
-pub fn split_person_link_key(key: &[u8]) -> Option<(String, String)> {
-    let rest = key.get(8..)?;
-    let zero = rest.iter().position(|b| *b == 0)?;
-    let agency = std::str::from_utf8(&rest[..zero]).ok()?;
-    let record = std::str::from_utf8(&rest[zero + 1..]).ok()?;
-    Some((agency.to_string(), record.to_string()))
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {

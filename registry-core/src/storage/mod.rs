@@ -10,7 +10,8 @@ pub mod view;
 
 use std::collections::BTreeMap;
 
-/// The named key spaces. Each engine keeps them apart (sled: one tree each).
+/// The named key spaces. Each engine keeps them apart (sled: a one-byte namespace tag).
+/// The discriminants are the sled namespace tags: never reorder, only append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tree {
     /// sequence number (u64 BE) -> record bytes. The only truth.
@@ -27,15 +28,13 @@ pub enum Tree {
     Persons,
     /// agency code, 0x00, record id -> person id.
     AgencyLinks,
-    /// person id (u64 BE), agency code, 0x00, record id -> nothing.
-    PersonLinks,
     /// keyed match hash (32 bytes), person id (u64 BE) -> nothing.
     MatchKeys,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 8] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -43,18 +42,16 @@ impl Tree {
         Tree::Numbers,
         Tree::Persons,
         Tree::AgencyLinks,
-        Tree::PersonLinks,
         Tree::MatchKeys,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 6] = [
+    pub const PROJECTIONS: [Tree; 5] = [
         Tree::Meta,
         Tree::Numbers,
         Tree::Persons,
         Tree::AgencyLinks,
-        Tree::PersonLinks,
         Tree::MatchKeys,
     ];
 
@@ -68,7 +65,6 @@ impl Tree {
             Tree::Numbers => "numbers",
             Tree::Persons => "persons",
             Tree::AgencyLinks => "agency_links",
-            Tree::PersonLinks => "person_links",
             Tree::MatchKeys => "match_keys",
         }
     }

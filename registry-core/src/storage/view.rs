@@ -89,32 +89,6 @@ impl<'a> View<'a> {
         self.pending.remove(tree, key);
     }
 
-    /// The checked entries under `prefix`, pending writes merged in, in key order.
-    pub fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ReadError> {
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
-            .base
-            .scan_prefix(tree, prefix)?
-            .into_iter()
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        if let Some(pending) = self.pending.writes.get(&tree) {
-            for (k, v) in pending
-                .range(prefix.to_vec()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-            {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .map(|(k, v)| {
-                let value = open_value(tree, &k, &v)?;
-                Ok((k, value))
-            })
-            .collect()
-    }
-
     /// How many writes are pending.
     pub fn pending_len(&self) -> usize {
         self.pending.len()

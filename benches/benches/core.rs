@@ -1,0 +1,118 @@
+//! The core benchmarks, each beside its floor in the same run:
+//! - floor/*: raw sled insert + flush (same batch size), raw ed25519 signing, raw blake3;
+//! - append/*: durable batched registrations through the writer;
+//! - resolve/*: look-ups from the projections;
+//! - verify/* and rebuild/*: whole-store passes.
+//!
+//! `cargo bench -p huduma-benches --bench core`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use huduma_benches::{fixture, key, populated, registration, secrets};
+use registry_core::query::Reader;
+use registry_core::replay;
+use registry_core::storage::Storage;
+use registry_core::verify::verify_store;
+
+const BATCH: usize = 1024;
+const RECORD_BYTES: usize = 330;
+
+fn floors(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let tree = db.open_tree("raw").unwrap();
+    let value = vec![7u8; RECORD_BYTES];
+    let mut next = 0u64;
+    g.bench_function("sled_insert_flush_batch_1024", |b| {
+        b.iter(|| {
+            let mut batch = sled::Batch::default();
+            for _ in 0..BATCH {
+                batch.insert(&next.to_be_bytes(), value.clone());
+                next += 1;
+            }
+            tree.apply_batch(batch).unwrap();
+            db.flush().unwrap();
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    let k = key();
+    let message = vec![3u8; RECORD_BYTES];
+    g.bench_function("ed25519_sign_330B", |b| b.iter(|| k.sign(black_box(&message))));
+    g.bench_function("blake3_330B", |b| b.iter(|| blake3::hash(black_box(&message))));
+    g.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.sample_size(20);
+    let mut f = fixture();
+    let mut next = 0u64;
+    g.bench_function("register_durable_batch_1024", |b| {
+        b.iter_batched(
+            || {
+                let subs: Vec<_> = (next..next + BATCH as u64).map(|i| registration("bench", i)).collect();
+                next += BATCH as u64;
+                subs
+            },
+            |subs| {
+                let results = f.writer.execute_batch(&subs);
+                assert!(results.iter().all(Result::is_ok));
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+const POPULATION: u64 = 100_000;
+
+fn resolve_verify_rebuild(c: &mut Criterion) {
+    let (f, numbers) = populated(POPULATION, BATCH);
+    let dyn_store: std::sync::Arc<dyn Storage> = f.store.clone();
+    let reader = Reader::new(dyn_store, std::sync::Arc::new(secrets()));
+    let mut g = c.benchmark_group("resolve");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    g.bench_function("by_number_100k_persons", |b| {
+        b.iter(|| {
+            i = (i + 7919) % numbers.len();
+            black_box(reader.resolve_number(numbers[i]).unwrap().unwrap())
+        })
+    });
+    g.bench_function("by_agency_record_100k_persons", |b| {
+        b.iter(|| {
+            i = (i + 7919) % numbers.len();
+            black_box(
+                reader
+                    .resolve_agency_record("KRA", &format!("P{i:09}"))
+                    .unwrap()
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+
+    let records = 2 * POPULATION + 1;
+    let mut g = c.benchmark_group("whole_store");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    g.throughput(Throughput::Elements(records));
+    let s = secrets();
+    g.bench_function("verify_log_200k_records", |b| {
+        b.iter(|| verify_store(&*f.store, Some(key().public()), None, &mut |_, _| ()).unwrap())
+    });
+    g.bench_function("verify_log_and_projections_200k_records", |b| {
+        b.iter(|| verify_store(&*f.store, Some(key().public()), Some(&s), &mut |_, _| ()).unwrap())
+    });
+    g.bench_function("rebuild_200k_records", |b| {
+        b.iter(|| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, floors, append, resolve_verify_rebuild);
+criterion_main!(benches);

@@ -1,0 +1,100 @@
+//! Fixtures shared by the benchmarks: a populated registry store in a temporary
+//! directory, built through the real writer.
+
+use std::sync::Arc;
+
+use registry_core::command::{Command, Submission};
+use registry_core::demographics::{Demographics, Sex};
+use registry_core::event::Actor;
+use registry_core::issuer::NumberIssuer;
+use registry_core::keys::LogKey;
+use registry_core::secrets::Secrets;
+use registry_core::storage::Storage;
+use registry_core::storage::sled_store::SledStore;
+use registry_core::writer::Writer;
+use registry_core::{HudumaNumber, IssuanceFilters};
+
+pub fn secrets() -> Secrets {
+    Secrets::from_master([5; 32])
+}
+
+pub fn key() -> LogKey {
+    LogKey::from_seed([6; 32])
+}
+
+pub fn person(i: u64) -> Demographics {
+    Demographics {
+        given_name: format!("Given{}", i % 1000),
+        family_name: format!("Family{}", i % 997),
+        other_names: vec![],
+        date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
+        sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+        place_of_birth: "Nairobi".into(),
+    }
+}
+
+pub fn registration(run: &str, i: u64) -> Submission {
+    Submission {
+        request_id: format!("{run}-{i}"),
+        actor: Actor {
+            principal: "bench".into(),
+            via: "BENCH".into(),
+        },
+        command: Command::RegisterPerson {
+            demographics: person(i),
+        },
+    }
+}
+
+pub fn link(run: &str, i: u64, number: HudumaNumber) -> Submission {
+    Submission {
+        request_id: format!("{run}-link-{i}"),
+        actor: Actor {
+            principal: "bench".into(),
+            via: "BENCH".into(),
+        },
+        command: Command::LinkAgencyRecord {
+            number,
+            agency: "KRA".into(),
+            record_id: format!("P{i:09}"),
+        },
+    }
+}
+
+/// A sled store and its writer in a fresh temporary directory.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<SledStore>,
+    pub writer: Writer,
+}
+
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SledStore::open(dir.path()).expect("open sled"));
+    let dyn_store: Arc<dyn Storage> = store.clone();
+    let secrets = Arc::new(secrets());
+    let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
+    let writer = Writer::open(dyn_store, secrets, issuer, key(), "bench.huduma.example/log").expect("writer");
+    Fixture { dir, store, writer }
+}
+
+/// A fixture holding `persons` registrations, each linked to one KRA record;
+/// returns the numbers issued.
+pub fn populated(persons: u64, batch: usize) -> (Fixture, Vec<HudumaNumber>) {
+    let mut f = fixture();
+    let mut numbers = Vec::with_capacity(persons as usize);
+    let ids: Vec<u64> = (0..persons).collect();
+    for chunk in ids.chunks(batch) {
+        let subs: Vec<Submission> = chunk.iter().map(|i| registration("pop", *i)).collect();
+        for result in f.writer.execute_batch(&subs) {
+            numbers.push(result.expect("register").number.expect("number"));
+        }
+    }
+    for chunk in ids.chunks(batch) {
+        let subs: Vec<Submission> = chunk.iter().map(|i| link("pop", *i, numbers[*i as usize])).collect();
+        for result in f.writer.execute_batch(&subs) {
+            result.expect("link");
+        }
+    }
+    (f, numbers)
+}
