@@ -66,6 +66,41 @@ fn append(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    // The real path: concurrent submitters, the sequencer's group commit, pipelined
+    // with the committer thread.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = std::sync::Arc::new(
+        registry_core::registry::Registry::open_dir(dir.path(), secrets(), key(), Default::default()).unwrap(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    const SUBMISSIONS: u64 = 8192;
+    g.throughput(Throughput::Elements(SUBMISSIONS));
+    let mut run = 0u64;
+    g.bench_function("register_sequencer_8192_by_1024_submitters", |b| {
+        b.iter(|| {
+            run += 1;
+            let tag = format!("seq{run}");
+            runtime.block_on(async {
+                let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let mut tasks = Vec::new();
+                for _ in 0..1024 {
+                    let (registry, next, tag) = (registry.clone(), next.clone(), tag.clone());
+                    tasks.push(tokio::spawn(async move {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= SUBMISSIONS {
+                                break;
+                            }
+                            registry.submit(registration(&tag, i)).await.unwrap();
+                        }
+                    }));
+                }
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            })
+        })
+    });
     g.finish();
 }
 
@@ -87,12 +122,7 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     g.bench_function("by_agency_record_100k_persons", |b| {
         b.iter(|| {
             i = (i + 7919) % numbers.len();
-            black_box(
-                reader
-                    .resolve_agency_record("KRA", &format!("P{i:09}"))
-                    .unwrap()
-                    .unwrap(),
-            )
+            black_box(reader.resolve_agency_record("KRA", &format!("P{i:09}")).unwrap().unwrap())
         })
     });
     g.finish();
@@ -108,9 +138,7 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     g.bench_function("verify_log_and_projections_200k_records", |b| {
         b.iter(|| verify_store(&*f.store, Some(key().public()), Some(&s), &mut |_, _| ()).unwrap())
     });
-    g.bench_function("rebuild_200k_records", |b| {
-        b.iter(|| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap())
-    });
+    g.bench_function("rebuild_200k_records", |b| b.iter(|| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap()));
     g.finish();
 }
 

@@ -36,28 +36,16 @@ pub fn person(i: u64) -> Demographics {
 pub fn registration(run: &str, i: u64) -> Submission {
     Submission {
         request_id: format!("{run}-{i}"),
-        actor: Actor {
-            principal: "bench".into(),
-            via: "BENCH".into(),
-        },
-        command: Command::RegisterPerson {
-            demographics: person(i),
-        },
+        actor: Actor { principal: "bench".into(), via: "BENCH".into() },
+        command: Command::RegisterPerson { demographics: person(i) },
     }
 }
 
 pub fn link(run: &str, i: u64, number: HudumaNumber) -> Submission {
     Submission {
         request_id: format!("{run}-link-{i}"),
-        actor: Actor {
-            principal: "bench".into(),
-            via: "BENCH".into(),
-        },
-        command: Command::LinkAgencyRecord {
-            number,
-            agency: "KRA".into(),
-            record_id: format!("P{i:09}"),
-        },
+        actor: Actor { principal: "bench".into(), via: "BENCH".into() },
+        command: Command::LinkAgencyRecord { number, agency: "KRA".into(), record_id: format!("P{i:09}") },
     }
 }
 

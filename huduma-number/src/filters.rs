@@ -31,9 +31,7 @@ impl Default for IssuanceFilters {
     /// Restricted by default: emergency short codes (112, 911) and the keypad's
     /// middle column (2580, 0852), which read as made-up numbers.
     fn default() -> Self {
-        Self {
-            restricted: vec![vec![1, 1, 2], vec![9, 1, 1], vec![2, 5, 8, 0], vec![0, 8, 5, 2]],
-        }
+        Self { restricted: vec![vec![1, 1, 2], vec![9, 1, 1], vec![2, 5, 8, 0], vec![0, 8, 5, 2]] }
     }
 }
 
@@ -72,10 +70,7 @@ fn check_digits(d: &[u8; DIGITS], restricted: &[Vec<u8>]) -> Result<(), FilterRu
     if head == tail || head.iter().eq(tail.iter().rev()) {
         return Err(FilterRule::MirroredEnds);
     }
-    if restricted
-        .iter()
-        .any(|seq| !seq.is_empty() && d.windows(seq.len()).any(|w| w == seq.as_slice()))
-    {
+    if restricted.iter().any(|seq| !seq.is_empty() && d.windows(seq.len()).any(|w| w == seq.as_slice())) {
         return Err(FilterRule::RestrictedSequence);
     }
     Ok(())
@@ -115,10 +110,7 @@ mod tests {
     #[test]
     fn restricted_sequences_are_configurable() {
         let custom = vec![vec![7, 3, 6]];
-        assert_eq!(
-            check_digits(&digits("294736158392"), &custom),
-            Err(FilterRule::RestrictedSequence)
-        );
+        assert_eq!(check_digits(&digits("294736158392"), &custom), Err(FilterRule::RestrictedSequence));
         assert_eq!(check_digits(&digits("294725803617"), &[]), Ok(()));
     }
 }

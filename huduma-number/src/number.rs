@@ -33,10 +33,7 @@ impl HudumaNumber {
     /// Builds a number from 12 digits (each 0..=9), checking the check digit.
     pub fn from_digits(digits: [u8; DIGITS]) -> Result<Self, NumberError> {
         if let Some(position) = digits.iter().position(|d| *d > 9) {
-            return Err(NumberError::NonDigit {
-                character: char::from(digits[position].wrapping_add(b'0')),
-                position,
-            });
+            return Err(NumberError::NonDigit { character: char::from(digits[position].wrapping_add(b'0')), position });
         }
         if !digits[..].validate_verhoeff_check_digit() {
             return Err(NumberError::CheckDigit);
@@ -173,10 +170,7 @@ mod tests {
         let compact = n.compact();
         assert_eq!(compact.len(), 12);
         let grouped = n.to_string();
-        assert_eq!(
-            grouped,
-            format!("{} {} {}", &compact[..4], &compact[4..8], &compact[8..])
-        );
+        assert_eq!(grouped, format!("{} {} {}", &compact[..4], &compact[4..8], &compact[8..]));
         let hyphens = grouped.replace(' ', "-");
         for form in [compact.as_str(), grouped.as_str(), hyphens.as_str()] {
             assert_eq!(form.parse::<HudumaNumber>(), Ok(n), "{form}");
@@ -188,10 +182,7 @@ mod tests {
         assert_eq!("1234".parse::<HudumaNumber>(), Err(NumberError::Length { found: 4 }));
         assert_eq!(
             "2345 678A 0123".parse::<HudumaNumber>(),
-            Err(NumberError::NonDigit {
-                character: 'A',
-                position: 8
-            })
+            Err(NumberError::NonDigit { character: 'A', position: 8 })
         );
         let n = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
         let mut wrong = n.compact().into_bytes();

@@ -22,23 +22,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let genesis = LogKey::from_seed([1; 32]);
     let rotated = LogKey::from_seed([2; 32]);
     let origin = "golden.huduma.example/log";
-    let options = RegistryOptions {
-        origin: origin.into(),
-        ..RegistryOptions::default()
-    };
+    let options = RegistryOptions { origin: origin.into(), ..RegistryOptions::default() };
     let registry = Registry::open_dir(&data, secrets.clone(), genesis.clone(), options)?;
-    let actor = Actor {
-        principal: "golden-registrar".into(),
-        via: "GPO-NAIROBI".into(),
-    };
+    let actor = Actor { principal: "golden-registrar".into(), via: "GPO-NAIROBI".into() };
     let mut n = 0;
     let mut submit = |command: Command| {
         n += 1;
-        registry.submit_blocking(Submission {
-            request_id: format!("golden-{n}"),
-            actor: actor.clone(),
-            command,
-        })
+        registry.submit_blocking(Submission { request_id: format!("golden-{n}"), actor: actor.clone(), command })
     };
     let person = |given: &str, family: &str, dob: &str| Demographics {
         given_name: given.into(),
@@ -48,97 +38,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sex: Sex::Female,
         place_of_birth: "Nyeri".into(),
     };
-    let a = submit(Command::RegisterPerson {
-        demographics: person("Wanjiru", "Kamau", "1990-02-28"),
-    })?
-    .number
-    .ok_or("no number")?;
-    let b = submit(Command::RegisterPerson {
-        demographics: person("Achieng", "Otieno", "1985-07-01"),
-    })?
-    .number
-    .ok_or("no number")?;
-    let c = submit(Command::RegisterPerson {
-        demographics: person("Amina", "Hassan", "2001-12-12"),
-    })?
-    .number
-    .ok_or("no number")?;
-    let d = submit(Command::RegisterPerson {
-        demographics: person("Chebet", "Kiprop", "1970-03-15"),
-    })?
-    .number
-    .ok_or("no number")?;
-    let e = submit(Command::RegisterPerson {
-        demographics: person("Baraka", "Mwangi", "1999-09-09"),
-    })?
-    .number
-    .ok_or("no number")?;
-    submit(Command::LinkAgencyRecord {
-        number: a,
-        agency: "KRA".into(),
-        record_id: "A000111222Z".into(),
-    })?;
-    submit(Command::LinkAgencyRecord {
-        number: b,
-        agency: "NHIF".into(),
-        record_id: "NH-77".into(),
-    })?;
-    submit(Command::LinkAgencyRecord {
-        number: b,
-        agency: "NTSA".into(),
-        record_id: "DL-1".into(),
-    })?;
-    submit(Command::UnlinkAgencyRecord {
-        number: b,
-        agency: "NTSA".into(),
-        record_id: "DL-1".into(),
-    })?;
-    let a2 = submit(Command::ReplaceNumber {
-        number: a,
-        reason: ReplacementReason::Compromised,
-    })?
-    .number
-    .ok_or("no number")?;
-    submit(Command::CorrectDemographics {
-        number: c,
-        demographics: person("Amina", "Hassan Ali", "2001-12-12"),
-    })?;
-    registry.rotate_key_blocking(
-        rotated.clone(),
-        Actor {
-            principal: "operator".into(),
-            via: "DATACENTRE".into(),
-        },
-    )?;
-    submit(Command::RevokeNumber {
-        number: d,
-        reason: "identity fraud investigation".into(),
-    })?;
-    submit(Command::ReinstateNumber {
-        number: d,
-        reason: "investigation closed".into(),
-    })?;
-    submit(Command::RecordDeath {
-        number: d,
-        date_of_death: "2024-01-31".into(),
-    })?;
-    submit(Command::MergeRecords {
-        survivor: a2,
-        duplicate: b,
-        justification: "same person enrolled twice".into(),
-    })?;
-    submit(Command::ErasePersonalData {
-        number: e,
-        legal_basis: "DPA 2019 s.40 erasure request".into(),
-    })?;
+    let a = submit(Command::RegisterPerson { demographics: person("Wanjiru", "Kamau", "1990-02-28") })?
+        .number
+        .ok_or("no number")?;
+    let b = submit(Command::RegisterPerson { demographics: person("Achieng", "Otieno", "1985-07-01") })?
+        .number
+        .ok_or("no number")?;
+    let c = submit(Command::RegisterPerson { demographics: person("Amina", "Hassan", "2001-12-12") })?
+        .number
+        .ok_or("no number")?;
+    let d = submit(Command::RegisterPerson { demographics: person("Chebet", "Kiprop", "1970-03-15") })?
+        .number
+        .ok_or("no number")?;
+    let e = submit(Command::RegisterPerson { demographics: person("Baraka", "Mwangi", "1999-09-09") })?
+        .number
+        .ok_or("no number")?;
+    submit(Command::LinkAgencyRecord { number: a, agency: "KRA".into(), record_id: "A000111222Z".into() })?;
+    submit(Command::LinkAgencyRecord { number: b, agency: "NHIF".into(), record_id: "NH-77".into() })?;
+    submit(Command::LinkAgencyRecord { number: b, agency: "NTSA".into(), record_id: "DL-1".into() })?;
+    submit(Command::UnlinkAgencyRecord { number: b, agency: "NTSA".into(), record_id: "DL-1".into() })?;
+    let a2 = submit(Command::ReplaceNumber { number: a, reason: ReplacementReason::Compromised })?
+        .number
+        .ok_or("no number")?;
+    submit(Command::CorrectDemographics { number: c, demographics: person("Amina", "Hassan Ali", "2001-12-12") })?;
+    registry.rotate_key_blocking(rotated.clone(), Actor { principal: "operator".into(), via: "DATACENTRE".into() })?;
+    submit(Command::RevokeNumber { number: d, reason: "identity fraud investigation".into() })?;
+    submit(Command::ReinstateNumber { number: d, reason: "investigation closed".into() })?;
+    submit(Command::RecordDeath { number: d, date_of_death: "2024-01-31".into() })?;
+    submit(Command::MergeRecords { survivor: a2, duplicate: b, justification: "same person enrolled twice".into() })?;
+    submit(Command::ErasePersonalData { number: e, legal_basis: "DPA 2019 s.40 erasure request".into() })?;
     let reader = registry.reader();
     let mut expected = String::new();
     for number in [a, a2, b, c, d, e] {
         let r = reader.resolve_number(number)?.ok_or("unresolved")?;
-        let given = r
-            .demographics
-            .as_ref()
-            .map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
+        let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
         let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();
         expected.push_str(&format!(
             "{} {:?} {} {} {}\n",
@@ -153,14 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     log_export::export_log(&*store, &mut std::fs::File::create(out.join("log.bin"))?)?;
     log_export::export_keyring(&*store, &mut std::fs::File::create(out.join("keyring.bin"))?)?;
     std::fs::write(out.join("expected.txt"), expected)?;
-    std::fs::write(
-        out.join("genesis.vkey"),
-        note_verifier_key(origin, &genesis.public()) + "\n",
-    )?;
-    std::fs::write(
-        out.join("master.hex"),
-        "0707070707070707070707070707070707070707070707070707070707070707\n",
-    )?;
+    std::fs::write(out.join("genesis.vkey"), note_verifier_key(origin, &genesis.public()) + "\n")?;
+    std::fs::write(out.join("master.hex"), "0707070707070707070707070707070707070707070707070707070707070707\n")?;
     registry.close();
     std::fs::remove_dir_all(&data)?;
     println!("golden log written to {}", out.display());

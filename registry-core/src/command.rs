@@ -21,48 +21,16 @@ pub struct Submission {
 /// Everything that changes the registry, apart from log-key rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    RegisterPerson {
-        demographics: Demographics,
-    },
-    ReplaceNumber {
-        number: HudumaNumber,
-        reason: ReplacementReason,
-    },
-    CorrectDemographics {
-        number: HudumaNumber,
-        demographics: Demographics,
-    },
-    LinkAgencyRecord {
-        number: HudumaNumber,
-        agency: String,
-        record_id: String,
-    },
-    UnlinkAgencyRecord {
-        number: HudumaNumber,
-        agency: String,
-        record_id: String,
-    },
-    RecordDeath {
-        number: HudumaNumber,
-        date_of_death: String,
-    },
-    RevokeNumber {
-        number: HudumaNumber,
-        reason: String,
-    },
-    ReinstateNumber {
-        number: HudumaNumber,
-        reason: String,
-    },
-    MergeRecords {
-        survivor: HudumaNumber,
-        duplicate: HudumaNumber,
-        justification: String,
-    },
-    ErasePersonalData {
-        number: HudumaNumber,
-        legal_basis: String,
-    },
+    RegisterPerson { demographics: Demographics },
+    ReplaceNumber { number: HudumaNumber, reason: ReplacementReason },
+    CorrectDemographics { number: HudumaNumber, demographics: Demographics },
+    LinkAgencyRecord { number: HudumaNumber, agency: String, record_id: String },
+    UnlinkAgencyRecord { number: HudumaNumber, agency: String, record_id: String },
+    RecordDeath { number: HudumaNumber, date_of_death: String },
+    RevokeNumber { number: HudumaNumber, reason: String },
+    ReinstateNumber { number: HudumaNumber, reason: String },
+    MergeRecords { survivor: HudumaNumber, duplicate: HudumaNumber, justification: String },
+    ErasePersonalData { number: HudumaNumber, legal_basis: String },
 }
 
 /// Proof that a command was appended: the record's index (its sequence number and
@@ -101,30 +69,15 @@ pub enum CommandError {
     #[error("number {0} was never issued")]
     NumberNotFound(HudumaNumber),
     #[error("number {number} was superseded by {current}")]
-    NumberSuperseded {
-        number: HudumaNumber,
-        current: HudumaNumber,
-    },
+    NumberSuperseded { number: HudumaNumber, current: HudumaNumber },
     #[error("cannot {action}: the person with number {number} is {status:?}")]
-    StatusForbids {
-        action: &'static str,
-        number: HudumaNumber,
-        status: PersonStatus,
-    },
+    StatusForbids { action: &'static str, number: HudumaNumber, status: PersonStatus },
     #[error("agency record {agency}/{record_id} is already linked{}", if *.to_this_person { " to this person" } else { " to another person" })]
-    RecordAlreadyLinked {
-        agency: String,
-        record_id: String,
-        to_this_person: bool,
-    },
+    RecordAlreadyLinked { agency: String, record_id: String, to_this_person: bool },
     #[error("agency record {agency}/{record_id} is not linked to this person")]
     LinkNotFound { agency: String, record_id: String },
     #[error("merge conflict: both persons hold a {agency} record ({survivor_record} and {duplicate_record})")]
-    MergeConflict {
-        agency: String,
-        survivor_record: String,
-        duplicate_record: String,
-    },
+    MergeConflict { agency: String, survivor_record: String, duplicate_record: String },
     #[error("request id {0:?} was already used for a different command")]
     RequestIdReused(String),
     #[error("unavailable: {0}")]
@@ -165,10 +118,7 @@ pub fn check_identifier(field: &str, value: &str) -> Result<(), CommandError> {
         return Err(CommandError::field(field, format!("longer than {MAX_ID_LEN} bytes")));
     }
     if !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(CommandError::field(
-            field,
-            "only printable ASCII without spaces is allowed",
-        ));
+        return Err(CommandError::field(field, "only printable ASCII without spaces is allowed"));
     }
     Ok(())
 }
@@ -176,14 +126,8 @@ pub fn check_identifier(field: &str, value: &str) -> Result<(), CommandError> {
 /// An agency code: 2..=16 upper-case ASCII letters, digits or underscores.
 pub fn check_agency(field: &str, value: &str) -> Result<(), CommandError> {
     let ok = (2..=16).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(CommandError::field(field, "an agency code is 2-16 of A-Z, 0-9 and _"))
-    }
+        && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if ok { Ok(()) } else { Err(CommandError::field(field, "an agency code is 2-16 of A-Z, 0-9 and _")) }
 }
 
 /// A free-text reason: present, at most 500 characters, no control characters.
@@ -192,10 +136,7 @@ pub fn check_reason(field: &str, value: &str) -> Result<(), CommandError> {
         return Err(CommandError::field(field, "must not be empty"));
     }
     if value.chars().count() > MAX_REASON_CHARS {
-        return Err(CommandError::field(
-            field,
-            format!("longer than {MAX_REASON_CHARS} characters"),
-        ));
+        return Err(CommandError::field(field, format!("longer than {MAX_REASON_CHARS} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(CommandError::field(field, "contains a control character"));

@@ -33,10 +33,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -51,10 +48,7 @@ pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
         return Err(FieldError::new(field, "must not be empty"));
     }
     if value.chars().count() > MAX_NAME_CHARS {
-        return Err(FieldError::new(
-            field,
-            format!("longer than {MAX_NAME_CHARS} characters"),
-        ));
+        return Err(FieldError::new(field, format!("longer than {MAX_NAME_CHARS} characters")));
     }
     if value.chars().any(char::is_control) {
         return Err(FieldError::new(field, "contains a control character"));
@@ -101,10 +95,7 @@ impl Demographics {
         check_text("demographics.given_name", &self.given_name)?;
         check_text("demographics.family_name", &self.family_name)?;
         if self.other_names.len() > MAX_OTHER_NAMES {
-            return Err(FieldError::new(
-                "demographics.other_names",
-                format!("more than {MAX_OTHER_NAMES} names"),
-            ));
+            return Err(FieldError::new("demographics.other_names", format!("more than {MAX_OTHER_NAMES} names")));
         }
         for (i, name) in self.other_names.iter().enumerate() {
             check_text(&format!("demographics.other_names[{i}]"), name)?;
@@ -154,51 +145,19 @@ mod tests {
     fn each_bad_field_is_named() {
         type Change = Box<dyn Fn(&mut Demographics)>;
         let cases: Vec<(Change, &str, &str)> = vec![
-            (
-                Box::new(|d| d.given_name = "  ".into()),
-                "demographics.given_name",
-                "empty",
-            ),
-            (
-                Box::new(|d| d.family_name = "x".repeat(101)),
-                "demographics.family_name",
-                "longer",
-            ),
+            (Box::new(|d| d.given_name = "  ".into()), "demographics.given_name", "empty"),
+            (Box::new(|d| d.family_name = "x".repeat(101)), "demographics.family_name", "longer"),
             (
                 Box::new(|d| d.other_names = vec!["ok".into(), "a\u{0}b".into()]),
                 "demographics.other_names[1]",
                 "control",
             ),
-            (
-                Box::new(|d| d.date_of_birth = "1990-02-30".into()),
-                "demographics.date_of_birth",
-                "not a day",
-            ),
-            (
-                Box::new(|d| d.date_of_birth = "1990-13-01".into()),
-                "demographics.date_of_birth",
-                "no month",
-            ),
-            (
-                Box::new(|d| d.date_of_birth = "28/02/1990".into()),
-                "demographics.date_of_birth",
-                "YYYY-MM-DD",
-            ),
-            (
-                Box::new(|d| d.date_of_birth = "2027-01-01".into()),
-                "demographics.date_of_birth",
-                "future",
-            ),
-            (
-                Box::new(|d| d.date_of_birth = "1879-12-31".into()),
-                "demographics.date_of_birth",
-                "1880",
-            ),
-            (
-                Box::new(|d| d.place_of_birth = String::new()),
-                "demographics.place_of_birth",
-                "empty",
-            ),
+            (Box::new(|d| d.date_of_birth = "1990-02-30".into()), "demographics.date_of_birth", "not a day"),
+            (Box::new(|d| d.date_of_birth = "1990-13-01".into()), "demographics.date_of_birth", "no month"),
+            (Box::new(|d| d.date_of_birth = "28/02/1990".into()), "demographics.date_of_birth", "YYYY-MM-DD"),
+            (Box::new(|d| d.date_of_birth = "2027-01-01".into()), "demographics.date_of_birth", "future"),
+            (Box::new(|d| d.date_of_birth = "1879-12-31".into()), "demographics.date_of_birth", "1880"),
+            (Box::new(|d| d.place_of_birth = String::new()), "demographics.place_of_birth", "empty"),
         ];
         for (change, field, reason) in cases {
             let mut d = wanjiru();

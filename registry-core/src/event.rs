@@ -180,11 +180,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(kv: KindVersion, payload: &[u8]) -> Result<T, EventDecodeError> {
-    let malformed = |reason: String| EventDecodeError::Malformed {
-        kind: kv.kind,
-        version: kv.version,
-        reason,
-    };
+    let malformed = |reason: String| EventDecodeError::Malformed { kind: kv.kind, version: kv.version, reason };
     let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(malformed(format!("{} trailing bytes", rest.len())));
@@ -259,10 +255,7 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_trailing_bytes_are_refused() {
         let event = Event::AgencyRecordLinked(AgencyRecordLinked {
-            actor: Actor {
-                principal: "kra-system".into(),
-                via: "KRA".into(),
-            },
+            actor: Actor { principal: "kra-system".into(), via: "KRA".into() },
             person: PersonId(42),
             agency: "KRA".into(),
             record_id: "A012345678Z".into(),
@@ -272,18 +265,9 @@ mod tests {
         assert_eq!(Event::decode(kv, &payload), Ok(event));
         let mut longer = payload.clone();
         longer.push(0);
+        assert!(matches!(Event::decode(kv, &longer), Err(EventDecodeError::Malformed { .. })));
         assert!(matches!(
-            Event::decode(kv, &longer),
-            Err(EventDecodeError::Malformed { .. })
-        ));
-        assert!(matches!(
-            Event::decode(
-                KindVersion {
-                    kind: kv.kind,
-                    version: 99
-                },
-                &payload
-            ),
+            Event::decode(KindVersion { kind: kv.kind, version: 99 }, &payload),
             Err(EventDecodeError::Unknown { .. })
         ));
     }

@@ -31,9 +31,7 @@ pub struct NumberPermutation {
 
 impl NumberPermutation {
     pub fn new(key: [u8; 16]) -> Self {
-        Self {
-            cipher: Aes128::new(&GenericArray::from(key)),
-        }
+        Self { cipher: Aes128::new(&GenericArray::from(key)) }
     }
 
     /// The round function: AES-128 of (domain tag, round, input) reduced mod 10^digits.
@@ -101,10 +99,7 @@ pub struct Exhausted;
 
 impl NumberIssuer {
     pub fn new(key: [u8; 16], filters: IssuanceFilters) -> Self {
-        Self {
-            permutation: NumberPermutation::new(key),
-            filters,
-        }
+        Self { permutation: NumberPermutation::new(key), filters }
     }
 
     /// The first number whose counter is `from` or later.

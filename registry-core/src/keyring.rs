@@ -41,9 +41,7 @@ pub fn seal_entry(keyring_key: &[u8; 32], person: PersonId, key: &DataKey) -> Ve
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
     let cipher = XChaCha20Poly1305::new(keyring_key.into());
     let aad = aad(person);
-    let ciphertext = cipher
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &key.0, aad: &aad })
-        .unwrap_or_default();
+    let ciphertext = cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: &key.0, aad: &aad }).unwrap_or_default();
     let mut out = Vec::with_capacity(1 + 24 + ciphertext.len());
     out.push(TAG_KEY);
     out.extend_from_slice(&nonce);
@@ -64,18 +62,9 @@ pub fn open_entry(keyring_key: &[u8; 32], person: PersonId, stored: &[u8]) -> Re
             let cipher = XChaCha20Poly1305::new(keyring_key.into());
             let aad = aad(person);
             let plain = cipher
-                .decrypt(
-                    XNonce::from_slice(nonce),
-                    Payload {
-                        msg: ciphertext,
-                        aad: &aad,
-                    },
-                )
+                .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
                 .map_err(|_| KeyringError::Unsealable(person.0))?;
-            let key: [u8; 32] = plain
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeyringError::Malformed(person.0))?;
+            let key: [u8; 32] = plain.as_slice().try_into().map_err(|_| KeyringError::Malformed(person.0))?;
             Ok(KeyringEntry::Key(DataKey(key)))
         }
         _ => Err(KeyringError::Malformed(person.0)),
@@ -92,21 +81,9 @@ mod tests {
         let key = DataKey::generate();
         let stored = seal_entry(&master, PersonId(5), &key);
         assert_eq!(open_entry(&master, PersonId(5), &stored), Ok(KeyringEntry::Key(key)));
-        assert_eq!(
-            open_entry(&master, PersonId(6), &stored),
-            Err(KeyringError::Unsealable(6))
-        );
-        assert_eq!(
-            open_entry(&[4u8; 32], PersonId(5), &stored),
-            Err(KeyringError::Unsealable(5))
-        );
-        assert_eq!(
-            open_entry(&master, PersonId(5), &erased_entry()),
-            Ok(KeyringEntry::Erased)
-        );
-        assert_eq!(
-            open_entry(&master, PersonId(5), &[9, 9]),
-            Err(KeyringError::Malformed(5))
-        );
+        assert_eq!(open_entry(&master, PersonId(6), &stored), Err(KeyringError::Unsealable(6)));
+        assert_eq!(open_entry(&[4u8; 32], PersonId(5), &stored), Err(KeyringError::Unsealable(5)));
+        assert_eq!(open_entry(&master, PersonId(5), &erased_entry()), Ok(KeyringEntry::Erased));
+        assert_eq!(open_entry(&master, PersonId(5), &[9, 9]), Err(KeyringError::Malformed(5)));
     }
 }

@@ -63,16 +63,12 @@ impl fmt::Debug for LogKey {
 impl LogKey {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Self {
-        Self {
-            signing: SigningKey::generate(&mut rand::rngs::OsRng),
-        }
+        Self { signing: SigningKey::generate(&mut rand::rngs::OsRng) }
     }
 
     /// A key from its 32-byte seed (tests and fixtures).
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Self {
-            signing: SigningKey::from_bytes(&seed),
-        }
+        Self { signing: SigningKey::from_bytes(&seed) }
     }
 
     pub fn public(&self) -> VerifyingKey {
@@ -91,11 +87,7 @@ impl LogKey {
     pub fn to_note_private_key(&self, name: &str) -> String {
         let mut body = vec![NOTE_ALG_ED25519];
         body.extend_from_slice(self.signing.as_bytes());
-        format!(
-            "PRIVATE+KEY+{name}+{:08x}+{}",
-            note_key_hash(name, &self.public()),
-            B64.encode(body)
-        )
+        format!("PRIVATE+KEY+{name}+{:08x}+{}", note_key_hash(name, &self.public()), B64.encode(body))
     }
 
     /// Reads a signed-note private key, checking its hash against its name.
@@ -107,9 +99,9 @@ impl LogKey {
         let (name, hash, body) = split_note_key(rest)?;
         let body = B64.decode(body).map_err(|e| KeyError::Format(format!("base64: {e}")))?;
         let seed: [u8; 32] = match body.as_slice() {
-            [NOTE_ALG_ED25519, seed @ ..] => seed
-                .try_into()
-                .map_err(|_| KeyError::Format("an Ed25519 seed has 32 bytes".into()))?,
+            [NOTE_ALG_ED25519, seed @ ..] => {
+                seed.try_into().map_err(|_| KeyError::Format("an Ed25519 seed has 32 bytes".into()))?
+            }
             _ => return Err(KeyError::Format("not an Ed25519 (0x01) key".into())),
         };
         let key = Self::from_seed(seed);
@@ -144,9 +136,7 @@ pub fn parse_note_verifier_key(text: &str) -> Result<(String, VerifyingKey), Key
     let body = B64.decode(body).map_err(|e| KeyError::Format(format!("base64: {e}")))?;
     let public = match body.as_slice() {
         [NOTE_ALG_ED25519, key @ ..] => {
-            let bytes: [u8; 32] = key
-                .try_into()
-                .map_err(|_| KeyError::Format("an Ed25519 key has 32 bytes".into()))?;
+            let bytes: [u8; 32] = key.try_into().map_err(|_| KeyError::Format("an Ed25519 key has 32 bytes".into()))?;
             VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::Format(format!("Ed25519 key: {e}")))?
         }
         _ => return Err(KeyError::Format("not an Ed25519 (0x01) key".into())),

@@ -28,10 +28,7 @@ pub fn read_frame(input: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
     }
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is over the limit"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is over the limit")));
     }
     let mut bytes = vec![0u8; len];
     input.read_exact(&mut bytes)?;
@@ -41,10 +38,7 @@ pub fn read_frame(input: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
 /// Writes every record of the log; returns how many.
 pub fn export_log(store: &dyn Storage, out: &mut dyn Write) -> Result<u64, ReplayError> {
     replay::for_each_record(store, 0, |seq, bytes| {
-        write_frame(out, bytes).map_err(|e| ReplayError::Record {
-            seq,
-            reason: format!("export: {e}"),
-        })
+        write_frame(out, bytes).map_err(|e| ReplayError::Record { seq, reason: format!("export: {e}") })
     })
 }
 
@@ -70,10 +64,10 @@ pub fn import_log(store: &dyn Storage, input: &mut dyn Read) -> Result<u64, Stor
         batch.put(Tree::Log, seq.to_be_bytes().to_vec(), checksum::seal(&bytes));
         seq += 1;
         if batch.len() >= replay::CHUNK {
-            store.commit(std::mem::take(&mut batch), false)?;
+            store.commit(&std::mem::take(&mut batch), false)?;
         }
     }
-    store.commit(batch, false)?;
+    store.commit(&batch, false)?;
     store.flush()?;
     Ok(seq)
 }
@@ -84,12 +78,10 @@ pub fn import_keyring(store: &dyn Storage, input: &mut dyn Read) -> Result<u64, 
     let mut batch = WriteBatch::default();
     let mut count = 0;
     while let Some(key) = read_frame(input).map_err(io)? {
-        let value = read_frame(input)
-            .map_err(io)?
-            .ok_or_else(|| io(io::ErrorKind::UnexpectedEof.into()))?;
+        let value = read_frame(input).map_err(io)?.ok_or_else(|| io(io::ErrorKind::UnexpectedEof.into()))?;
         batch.put(Tree::Keyring, key, value);
         count += 1;
     }
-    store.commit(batch, true)?;
+    store.commit(&batch, true)?;
     Ok(count)
 }

@@ -71,8 +71,7 @@ impl Reader {
         let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
             return Ok(None);
         };
-        self.resolve_person(&view, entry.person, entry.superseded_by.is_some())
-            .map(Some)
+        self.resolve_person(&view, entry.person, entry.superseded_by.is_some()).map(Some)
     }
 
     /// Resolves an agency's record id. `Ok(None)` when no person holds it.
@@ -86,8 +85,7 @@ impl Reader {
             .as_slice()
             .try_into()
             .map_err(|_| ReadError::from(Corruption::new(Tree::AgencyLinks, &key, "not a person id")))?;
-        self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false)
-            .map(Some)
+        self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false).map(Some)
     }
 
     fn person(&self, view: &View<'_>, person: PersonId) -> Result<PersonEntry, QueryError> {
@@ -150,10 +148,6 @@ impl Reader {
 
     /// The stored bytes of record `seq`, checksum checked.
     pub fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, QueryError> {
-        Ok(crate::storage::view::get_checked(
-            &*self.store,
-            Tree::Log,
-            &seq.to_be_bytes(),
-        )?)
+        Ok(crate::storage::view::get_checked(&*self.store, Tree::Log, &seq.to_be_bytes())?)
     }
 }

@@ -106,10 +106,7 @@ impl<'a> RecordRef<'a> {
         }
         let declared = u32::from_be_bytes(array(bytes, 61)) as usize;
         if declared > MAX_PAYLOAD_LEN || HEADER_LEN + declared + SIGNATURE_LEN != bytes.len() {
-            return Err(RecordError::Length {
-                declared,
-                actual: bytes.len(),
-            });
+            return Err(RecordError::Length { declared, actual: bytes.len() });
         }
         let header = Header {
             seq: u64::from_be_bytes(array(bytes, 1)),
@@ -121,11 +118,7 @@ impl<'a> RecordRef<'a> {
                 version: u16::from_be_bytes(array(bytes, 59)),
             },
         };
-        Ok(Self {
-            bytes,
-            header,
-            payload: &bytes[HEADER_LEN..HEADER_LEN + declared],
-        })
+        Ok(Self { bytes, header, payload: &bytes[HEADER_LEN..HEADER_LEN + declared] })
     }
 
     /// The stored bytes, whole.
@@ -197,9 +190,6 @@ mod tests {
         v2[0] = 2;
         assert_eq!(RecordRef::parse(&v2).unwrap_err(), RecordError::Version(2));
         let longer = [bytes.as_slice(), &[0]].concat();
-        assert!(matches!(
-            RecordRef::parse(&longer),
-            Err(RecordError::Length { declared: 3, .. })
-        ));
+        assert!(matches!(RecordRef::parse(&longer), Err(RecordError::Length { declared: 3, .. })));
     }
 }

@@ -100,9 +100,9 @@ impl Registry {
                     store.flush()?;
                 }
                 None => {
-                    tracing::warn!("projections empty; folding the whole log");
-                    replay::fold_log(&*store, &*store, &secrets, 0, &mut |_| ())?;
-                    store.flush()?;
+                    // Empty projections, or a rebuild that was interrupted: rebuild.
+                    tracing::warn!("projections not marked as applied; rebuilding them from the log");
+                    replay::rebuild(&*store, &secrets, &mut |_| ())?;
                 }
                 Some(_) => {}
             }
@@ -110,11 +110,7 @@ impl Registry {
         let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
         let writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch)?;
-        Ok(Self {
-            store,
-            secrets,
-            sequencer,
-        })
+        Ok(Self { store, secrets, sequencer })
     }
 
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
@@ -156,17 +152,12 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenErro
         keys = ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok();
     }
     replay::for_each_record(store, from, |seq, bytes| {
-        let record = crate::record::RecordRef::parse(bytes).map_err(|e| ReplayError::Record {
-            seq,
-            reason: e.to_string(),
-        })?;
+        let record =
+            crate::record::RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         if let Some(prev) = previous
             && record.header.prev_hash != prev
         {
-            return Err(ReplayError::Record {
-                seq,
-                reason: "does not name the previous record's hash".into(),
-            });
+            return Err(ReplayError::Record { seq, reason: "does not name the previous record's hash".into() });
         }
         if seq + 1 == size
             && let Some(key) = &keys
@@ -175,10 +166,7 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenErro
             let is_rotation = record.header.kind.kind == crate::event::kind::LOG_KEY_ROTATED;
             // A rotation record is signed by the key before the one now in force.
             if (by_current && !record.verify_signature(key)) || (!by_current && !is_rotation) {
-                return Err(ReplayError::Record {
-                    seq,
-                    reason: "the last record's signature does not verify".into(),
-                });
+                return Err(ReplayError::Record { seq, reason: "the last record's signature does not verify".into() });
             }
         }
         previous = Some(record.hash());

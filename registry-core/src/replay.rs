@@ -6,11 +6,19 @@ use crate::projection::fold::{self, FoldError};
 use crate::record::RecordRef;
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View, open_value};
-use crate::storage::{Storage, StorageError, Tree};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use crate::projection::state::meta;
+use crate::storage::memory::MemoryStore;
+use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 use crate::writer::seq_key;
 
 /// How many records are read (and folded) per chunk.
 pub const CHUNK: usize = 4096;
+
+/// How many pending writes a fold holds in memory before committing them (~100 MB).
+pub const FOLD_COMMIT_WRITES: usize = 500_000;
 
 /// Why the log could not be replayed; names the record.
 #[derive(Debug, thiserror::Error)]
@@ -48,15 +56,10 @@ pub fn for_each_record(
         }
         for (key, stored) in chunk {
             if key.as_slice() != seq_key(next) {
-                return Err(ReplayError::Record {
-                    seq: next,
-                    reason: "missing (the sequence has a gap)".into(),
-                });
+                return Err(ReplayError::Record { seq: next, reason: "missing (the sequence has a gap)".into() });
             }
-            let bytes = open_value(Tree::Log, &key, &stored).map_err(|c: Corruption| ReplayError::Record {
-                seq: next,
-                reason: c.reason,
-            })?;
+            let bytes = open_value(Tree::Log, &key, &stored)
+                .map_err(|c: Corruption| ReplayError::Record { seq: next, reason: c.reason })?;
             each(next, &bytes)?;
             next += 1;
         }
@@ -65,10 +68,7 @@ pub fn for_each_record(
 
 /// Decodes a record's event, naming the record on failure.
 pub fn decode_event(seq: u64, record: &RecordRef<'_>) -> Result<Event, ReplayError> {
-    Event::decode(record.header.kind, record.payload).map_err(|e| ReplayError::Record {
-        seq,
-        reason: e.to_string(),
-    })
+    Event::decode(record.header.kind, record.payload).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })
 }
 
 /// Folds records `from..` of `log` into the projections of `target`, committing every
@@ -83,16 +83,16 @@ pub fn fold_log(
     let mut view = View::new(target);
     let mut last_applied = None;
     let end = for_each_record(log, from, |seq, bytes| {
-        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record {
-            seq,
-            reason: e.to_string(),
-        })?;
+        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         let event = decode_event(seq, &record)?;
         fold::fold(&mut view, secrets, seq, &event).map_err(|source| ReplayError::Fold { seq, source })?;
         last_applied = Some(seq);
         if (seq + 1) % CHUNK as u64 == 0 {
-            fold::mark_applied(&mut view, seq);
-            target.commit(view.take_batch(), false)?;
+            // Commit in large chunks: reads of what is pending stay in memory.
+            if view.pending_len() >= FOLD_COMMIT_WRITES {
+                fold::mark_applied(&mut view, seq);
+                target.commit(&view.take_batch(), false)?;
+            }
             progress(seq + 1);
         }
         Ok(())
@@ -100,7 +100,7 @@ pub fn fold_log(
     if let Some(seq) = last_applied {
         fold::mark_applied(&mut view, seq);
     }
-    target.commit(view.take_batch(), false)?;
+    target.commit(&view.take_batch(), false)?;
     progress(end);
     Ok(end)
 }
@@ -127,13 +127,140 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
     Ok(applied.flatten())
 }
 
-/// Drops every projection and folds them again from the log. Run with the registry
-/// stopped. Returns the number of records folded.
-pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
-    for tree in Tree::PROJECTIONS {
-        store.clear(tree)?;
+/// A fresh fold of the whole log, in memory: projections folded into a
+/// [`MemoryStore`], keyring entries read through from the live store (the fold needs
+/// the keys; it never changes the live store).
+pub struct FreshFold<'a> {
+    memory: MemoryStore,
+    live: &'a dyn Storage,
+}
+
+impl<'a> FreshFold<'a> {
+    /// Folds every record of `store`'s log.
+    pub fn of(store: &'a dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<Self, ReplayError> {
+        let fresh = Self { memory: MemoryStore::new(), live: store };
+        fold_log(store, &fresh, secrets, 0, progress)?;
+        Ok(fresh)
     }
-    let end = fold_log(store, store, secrets, 0, progress)?;
+
+    /// One freshly folded projection tree (stored values, checksums included).
+    pub fn tree(&self, tree: Tree) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StorageError> {
+        self.memory.snapshot(tree)
+    }
+}
+
+impl Storage for FreshFold<'_> {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.memory.get(tree, key)? {
+            None if tree == Tree::Keyring => self.live.get(tree, key),
+            found => Ok(found),
+        }
+    }
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        self.memory.scan_prefix(tree, prefix)
+    }
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        self.memory.range_from(tree, from, limit)
+    }
+    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
+        self.memory.last(tree)
+    }
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.memory.commit(batch, durable)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// Walks one live projection tree against its fresh fold, in key order, and calls
+/// `differs(key, fresh value)` for every key whose live value is not the fresh one
+/// (`None`: the key should not exist). Stops early when `differs` breaks.
+pub fn diff_tree(
+    store: &dyn Storage,
+    tree: Tree,
+    fresh: &BTreeMap<Vec<u8>, Vec<u8>>,
+    mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
+) -> Result<(), ReplayError> {
+    let mut fresh_entries = fresh.iter().peekable();
+    let mut from = Vec::new();
+    loop {
+        let chunk = store.range_from(tree, &from, CHUNK)?;
+        let Some((last_key, _)) = chunk.last() else {
+            break;
+        };
+        from = [last_key.as_slice(), &[0]].concat();
+        for (key, value) in &chunk {
+            while let Some((fresh_key, fresh_value)) = fresh_entries.next_if(|(k, _)| *k < key) {
+                if differs(fresh_key, Some(fresh_value)).is_break() {
+                    return Ok(());
+                }
+            }
+            let verdict = match fresh_entries.next_if(|(k, _)| *k == key) {
+                Some((_, fresh_value)) if fresh_value == value => ControlFlow::Continue(()),
+                Some((_, fresh_value)) => differs(key, Some(fresh_value)),
+                None => differs(key, None),
+            };
+            if verdict.is_break() {
+                return Ok(());
+            }
+        }
+    }
+    for (fresh_key, fresh_value) in fresh_entries {
+        if differs(fresh_key, Some(fresh_value)).is_break() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// How many corrections `rebuild` commits at a time.
+const PATCH_WRITES: usize = 65_536;
+
+/// Rebuilds the projections from the log: folds the whole log afresh (in memory) and
+/// writes only the differences into the live projections. Correct from any starting
+/// state (empty, stale, corrupt or half-rebuilt) and nearly write-free on a healthy
+/// store. Run with the registry stopped. Returns the number of records folded.
+///
+/// The projections' applied markers are removed first and restored last, so that a
+/// rebuild interrupted half-way is redone when the registry next opens.
+pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
+    let mut unmark = WriteBatch::default();
+    for tree in Tree::PROJECTIONS {
+        unmark.remove(Tree::Meta, meta::applied(tree));
+    }
+    store.commit(&unmark, true)?;
+    let fresh = FreshFold::of(store, secrets, progress)?;
+    for tree in Tree::PROJECTIONS {
+        let wanted = fresh.tree(tree)?;
+        let mut patch = WriteBatch::default();
+        let mut failed = None;
+        diff_tree(store, tree, &wanted, |key, value| {
+            match value {
+                Some(value) => patch.put(tree, key.to_vec(), value.to_vec()),
+                None => patch.remove(tree, key.to_vec()),
+            }
+            if patch.len() >= PATCH_WRITES
+                && let Err(e) = store.commit(&std::mem::take(&mut patch), false)
+            {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        store.commit(&patch, false)?;
+    }
     store.flush()?;
-    Ok(end)
+    Ok(log_size(store)?)
+}
+
+/// How many records the log holds.
+pub fn log_size(store: &dyn Storage) -> Result<u64, StorageError> {
+    Ok(store
+        .last(Tree::Log)?
+        .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
+        .map_or(0, |k| u64::from_be_bytes(k) + 1))
 }

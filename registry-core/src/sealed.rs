@@ -64,13 +64,7 @@ impl Sealed {
         let cipher = XChaCha20Poly1305::new((&key.0).into());
         let aad = associated_data(person);
         let ciphertext = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
             // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
             .unwrap_or_default();
         Self { nonce, ciphertext }
@@ -80,13 +74,7 @@ impl Sealed {
         let cipher = XChaCha20Poly1305::new((&key.0).into());
         let aad = associated_data(person);
         cipher
-            .decrypt(
-                XNonce::from_slice(&self.nonce),
-                Payload {
-                    msg: &self.ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: &aad })
             .map_err(|_| OpenError)
     }
 }
@@ -105,9 +93,6 @@ mod tests {
         let mut altered = sealed.clone();
         altered.ciphertext[0] ^= 1;
         assert_eq!(altered.open(&key, PersonId(7)), Err(OpenError));
-        assert!(
-            !sealed.ciphertext.windows(7).any(|w| w == b"Wanjiru"),
-            "no plaintext in the ciphertext"
-        );
+        assert!(!sealed.ciphertext.windows(7).any(|w| w == b"Wanjiru"), "no plaintext in the ciphertext");
     }
 }

@@ -51,6 +51,17 @@ impl Secrets {
         Self::from_master(master)
     }
 
+    /// A public fingerprint of the master secret (16 bytes of a BLAKE3 key derivation),
+    /// stored with the data so that the registry refuses to run under other secrets:
+    /// another secret would mean another number permutation (numbers could repeat)
+    /// and a keyring that does not open.
+    pub fn fingerprint(&self) -> [u8; 16] {
+        let derived = blake3::derive_key("huduma.registry.v1 secrets fingerprint", &self.master);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&derived[..16]);
+        out
+    }
+
     /// Seals each person's data key.
     pub fn keyring_key(&self) -> &[u8; 32] {
         &self.keyring
@@ -70,31 +81,21 @@ impl Secrets {
 
     /// Writes the master secret to `path` (mode 0600 on Unix), refusing to overwrite.
     pub fn save(&self, path: &Path) -> Result<(), SecretsError> {
-        let err = |reason: String| SecretsError::File {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| SecretsError::File { path: path.display().to_string(), reason };
         let text = format!("{FILE_HEADER}\n{}\n", B64.encode(self.master));
         write_private_file(path, text.as_bytes()).map_err(|e| err(e.to_string()))
     }
 
     pub fn load(path: &Path) -> Result<Self, SecretsError> {
-        let err = |reason: &str| SecretsError::File {
-            path: path.display().to_string(),
-            reason: reason.into(),
-        };
+        let err = |reason: &str| SecretsError::File { path: path.display().to_string(), reason: reason.into() };
         let text = std::fs::read_to_string(path).map_err(|e| err(&e.to_string()))?;
         let mut lines = text.lines();
         if lines.next() != Some(FILE_HEADER) {
             return Err(err("first line is not the master secret header"));
         }
-        let mut bytes = B64
-            .decode(lines.next().unwrap_or_default().trim())
-            .map_err(|_| err("second line is not base64"))?;
-        let master: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| err("the secret is not 32 bytes"))?;
+        let mut bytes =
+            B64.decode(lines.next().unwrap_or_default().trim()).map_err(|_| err("second line is not base64"))?;
+        let master: [u8; 32] = bytes.as_slice().try_into().map_err(|_| err("the secret is not 32 bytes"))?;
         bytes.zeroize();
         Ok(Self::from_master(master))
     }

@@ -1,8 +1,12 @@
 //! The sequencer: one thread that owns the [`Writer`]. Commands arrive on a bounded
 //! channel (back-pressure, not an unbounded queue); whatever has queued while the last
-//! batch was flushing becomes the next batch (group commit); every caller is answered
-//! only after its batch is durable.
+//! batch was flushing becomes the next batch (group commit). Commits are pipelined:
+//! a committer thread writes and flushes batch N while the sequencer builds N+1 on a
+//! view over N's writes; N+1 is sent only after N is durable, and discarded with it if
+//! N fails. Every caller is answered only after its batch is durable.
 
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
@@ -10,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
 use crate::keys::LogKey;
-use crate::writer::Writer;
+use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::writer::{Head, Writer, storage_failure};
 
 type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
 
@@ -37,10 +42,7 @@ impl Sequencer {
         let thread = std::thread::Builder::new()
             .name("huduma-sequencer".into())
             .spawn(move || run(writer, rx, max_batch.max(1)))?;
-        Ok(Self {
-            jobs: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(Self { jobs: Some(tx), thread: Some(thread) })
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Job>, CommandError> {
@@ -50,28 +52,21 @@ impl Sequencer {
     /// Submits a command and waits until it is durable (or refused).
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .send(Job::Submit(submission, reply))
-            .await
-            .map_err(|_| stopped())?;
+        self.sender()?.send(Job::Submit(submission, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// As [`Self::submit`], for callers outside an async runtime.
     pub fn submit_blocking(&self, submission: Submission) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .blocking_send(Job::Submit(submission, reply))
-            .map_err(|_| stopped())?;
+        self.sender()?.blocking_send(Job::Submit(submission, reply)).map_err(|_| stopped())?;
         answer.blocking_recv().map_err(|_| stopped())?
     }
 
     /// Rotates the log key (see `Writer::rotate_key`).
     pub fn rotate_key_blocking(&self, new_key: LogKey, actor: Actor) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?
-            .blocking_send(Job::RotateKey(new_key, actor, reply))
-            .map_err(|_| stopped())?;
+        self.sender()?.blocking_send(Job::RotateKey(new_key, actor, reply)).map_err(|_| stopped())?;
         answer.blocking_recv().map_err(|_| stopped())?
     }
 
@@ -92,18 +87,118 @@ impl Drop for Sequencer {
     }
 }
 
+/// A batch being committed, and who waits for it.
+struct InFlight {
+    replies: Vec<Reply>,
+    results: Vec<Result<Outcome, CommandError>>,
+    start: Head,
+    batch: Arc<WriteBatch>,
+}
+
+/// The thread that writes and flushes batches, one at a time, in order.
+struct Committer {
+    batches: Option<std_mpsc::Sender<Arc<WriteBatch>>>,
+    done: std_mpsc::Receiver<Result<(), StorageError>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    /// Stops the thread and waits, so that closing the registry releases the store.
+    fn drop(&mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the committer thread panicked");
+        }
+    }
+}
+
+impl Committer {
+    fn start(store: Arc<dyn Storage>) -> std::io::Result<Self> {
+        let (batches, incoming) = std_mpsc::channel::<Arc<WriteBatch>>();
+        let (report, done) = std_mpsc::channel();
+        let thread = std::thread::Builder::new().name("huduma-committer".into()).spawn(move || {
+            for batch in incoming {
+                let began = std::time::Instant::now();
+                let result = store.commit(&batch, true);
+                tracing::debug!(
+                    writes = batch.len(),
+                    commit_us = began.elapsed().as_micros() as u64,
+                    "batch committed"
+                );
+                if report.send(result).is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Self { batches: Some(batches), done, thread: Some(thread) })
+    }
+
+    /// Sends a batch without waiting; pair with [`Self::wait`].
+    fn send(&self, batch: Arc<WriteBatch>) -> bool {
+        self.batches.as_ref().is_some_and(|b| b.send(batch).is_ok())
+    }
+
+    fn wait(&self) -> Result<(), StorageError> {
+        self.done.recv().map_err(|_| StorageError::Engine("the committer thread has stopped".into()))?
+    }
+}
+
+/// Waits for the batch in flight; answers its submitters. On failure the writer's head
+/// goes back to before it (discarding anything built on top). Returns whether it held.
+fn land(writer: &mut Writer, committer: &Committer, flight: InFlight) -> bool {
+    let InFlight { replies, results, start, batch } = flight;
+    let (results, ok) = match committer.wait() {
+        Ok(()) => (results, true),
+        Err(e) => {
+            tracing::error!(error = %e, "batch commit failed");
+            writer.reset(start);
+            (storage_failure(replies.len(), &e), false)
+        }
+    };
+    drop(batch);
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+    ok
+}
+
+/// The sequencer's loop: gather a batch, build it over the batch in flight, land the
+/// one in flight, send the new one to the committer.
 fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
-    let mut pending: Option<Job> = None;
+    let committer = match Committer::start(Arc::clone(writer.store())) {
+        Ok(committer) => committer,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the committer thread");
+            return;
+        }
+    };
+    let mut in_flight: Option<InFlight> = None;
+    let mut next: Option<Job> = None;
     loop {
-        let first = match pending.take() {
+        let job = match next.take() {
             Some(job) => job,
+            None if in_flight.is_some() => match jobs.try_recv() {
+                Ok(job) => job,
+                Err(_) => {
+                    // Nothing new to overlap with: land what is in flight, then wait.
+                    if let Some(flight) = in_flight.take() {
+                        land(&mut writer, &committer, flight);
+                    }
+                    continue;
+                }
+            },
             None => match jobs.blocking_recv() {
                 Some(job) => job,
                 None => return,
             },
         };
-        match first {
+        match job {
             Job::RotateKey(key, actor, reply) => {
+                if let Some(flight) = in_flight.take() {
+                    land(&mut writer, &committer, flight);
+                }
                 let _ = reply.send(writer.rotate_key(key, actor));
             }
             Job::Submit(submission, reply) => {
@@ -116,16 +211,38 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                             replies.push(r);
                         }
                         Ok(other) => {
-                            pending = Some(other);
+                            next = Some(other);
                             break;
                         }
                         Err(_) => break,
                     }
                 }
-                let results = writer.execute_batch(&submissions);
-                tracing::debug!(batch = submissions.len(), "batch committed");
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
+                let built = writer.build(in_flight.as_ref().map(|f| &*f.batch), &submissions);
+                if let Some(flight) = in_flight.take()
+                    && !land(&mut writer, &committer, flight)
+                {
+                    // Built on a batch that did not land: refuse it too.
+                    let e = StorageError::Engine("the previous batch failed to commit".into());
+                    for (reply, result) in replies.into_iter().zip(storage_failure(submissions.len(), &e)) {
+                        let _ = reply.send(result);
+                    }
+                    continue;
+                }
+                if built.batch.is_empty() {
+                    for (reply, result) in replies.into_iter().zip(built.results) {
+                        let _ = reply.send(result);
+                    }
+                    continue;
+                }
+                let batch = Arc::new(built.batch);
+                if committer.send(Arc::clone(&batch)) {
+                    in_flight = Some(InFlight { replies, results: built.results, start: built.start, batch });
+                } else {
+                    writer.reset(built.start);
+                    let e = StorageError::Engine("the committer thread has stopped".into());
+                    for (reply, result) in replies.into_iter().zip(storage_failure(submissions.len(), &e)) {
+                        let _ = reply.send(result);
+                    }
                 }
             }
         }

@@ -5,18 +5,17 @@
 //! [`LogVerifier`] checks records one at a time from any source (the store here; an
 //! exported log in the auditor's hands), so the same code serves both.
 
-use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::event::Event;
 use crate::keys::KeyId;
 use crate::record::RecordRef;
-use crate::replay::{self, ReplayError};
+use crate::replay::{self, FreshFold, ReplayError};
 use crate::secrets::Secrets;
-use crate::storage::memory::MemoryStore;
 use crate::storage::view::hex;
-use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use crate::storage::{Storage, StorageError, Tree};
 use crate::writer::ROTATION_DOMAIN;
 
 /// The first thing wrong, by record number where a record is to blame.
@@ -43,16 +42,10 @@ impl VerifyError {
 impl From<ReplayError> for VerifyError {
     fn from(e: ReplayError) -> Self {
         match e.seq() {
-            Some(seq) => VerifyError::Record {
-                seq,
-                reason: e.to_string(),
-            },
+            Some(seq) => VerifyError::Record { seq, reason: e.to_string() },
             None => match e {
                 ReplayError::Storage(s) => VerifyError::Storage(s),
-                other => VerifyError::Record {
-                    seq: u64::MAX,
-                    reason: other.to_string(),
-                },
+                other => VerifyError::Record { seq: u64::MAX, reason: other.to_string() },
             },
         }
     }
@@ -93,10 +86,7 @@ pub struct LogVerifier {
 }
 
 fn bad(seq: u64, reason: impl Into<String>) -> VerifyError {
-    VerifyError::Record {
-        seq,
-        reason: reason.into(),
-    }
+    VerifyError::Record { seq, reason: reason.into() }
 }
 
 impl LogVerifier {
@@ -133,16 +123,10 @@ impl LogVerifier {
         let record = RecordRef::parse(bytes).map_err(|e| bad(seq, e.to_string()))?;
         let h = record.header;
         if h.seq != seq {
-            return Err(bad(
-                seq,
-                format!("carries sequence number {} (out of order or missing)", h.seq),
-            ));
+            return Err(bad(seq, format!("carries sequence number {} (out of order or missing)", h.seq)));
         }
         if h.prev_hash != self.prev_hash {
-            return Err(bad(
-                seq,
-                "does not name the previous record's hash (the chain is broken)",
-            ));
+            return Err(bad(seq, "does not name the previous record's hash (the chain is broken)"));
         }
         if h.time_micros < self.last_time {
             return Err(bad(seq, "its time is earlier than the previous record's"));
@@ -232,44 +216,7 @@ fn verify_group(group: &[PendingSignature]) -> Option<u64> {
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         return None;
     }
-    group
-        .iter()
-        .find(|p| p.key.verify_strict(&p.message, &p.signature).is_err())
-        .map(|p| p.seq)
-}
-
-/// A scratch store for a fresh fold: projections in memory, keyring read through
-/// from the live store (the fold needs the keys; it never changes the live store).
-struct Scratch<'a> {
-    memory: MemoryStore,
-    live: &'a dyn Storage,
-}
-
-impl Storage for Scratch<'_> {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.memory.get(tree, key)? {
-            None if tree == Tree::Keyring => self.live.get(tree, key),
-            found => Ok(found),
-        }
-    }
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        self.memory.scan_prefix(tree, prefix)
-    }
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        self.memory.range_from(tree, from, limit)
-    }
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        self.memory.last(tree)
-    }
-    fn commit(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.memory.commit(batch, durable)
-    }
-    fn clear(&self, tree: Tree) -> Result<(), StorageError> {
-        self.memory.clear(tree)
-    }
-    fn flush(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
+    group.iter().find(|p| p.key.verify_strict(&p.message, &p.signature).is_err()).map(|p| p.seq)
 }
 
 /// Verifies the log in `store` and, given the secrets, that its projections equal a
@@ -280,41 +227,25 @@ pub fn verify_store(
     secrets: Option<&Secrets>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
-    let total = store
-        .last(Tree::Log)?
-        .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
-        .map_or(0, |k| u64::from_be_bytes(k) + 1);
+    let total = replay::log_size(store)?;
     // The log check and the fresh fold read the log independently: they run on two
     // threads, then the projections are compared (only if the log verified).
-    let scratch = secrets.map(|_| Scratch {
-        memory: MemoryStore::new(),
-        live: store,
-    });
     let (log, fold) = std::thread::scope(|scope| {
-        let fold = scratch
-            .as_ref()
-            .zip(secrets)
-            .map(|(scratch, secrets)| scope.spawn(move || replay::fold_log(store, scratch, secrets, 0, &mut |_| ())));
+        let fold = secrets.map(|secrets| scope.spawn(move || FreshFold::of(store, secrets, &mut |_| ())));
         let log = verify_log(store, genesis, total, progress);
         (log, fold.map(|handle| handle.join()))
     });
     let (records, head_hash, keys) = log?;
     progress(records, total);
-    let projections_checked = match (scratch, fold) {
-        (Some(scratch), Some(Ok(folded))) => {
-            folded?;
-            compare_projections(store, &scratch)?;
+    let projections_checked = match fold {
+        Some(Ok(fresh)) => {
+            compare_projections(store, &fresh?)?;
             true
         }
-        (Some(_), _) => return Err(bad(records, "the projection fold panicked")),
-        (None, _) => false,
+        Some(Err(_)) => return Err(bad(records, "the projection fold panicked")),
+        None => false,
     };
-    Ok(VerifyReport {
-        records,
-        head_hash,
-        keys,
-        projections_checked,
-    })
+    Ok(VerifyReport { records, head_hash, keys, projections_checked })
 }
 
 /// Checks every record of the log in order; returns (size, head hash, keys).
@@ -328,10 +259,7 @@ fn verify_log(
     replay::for_each_record(store, 0, |seq, bytes| {
         verifier.push(bytes).map_err(|e| match e {
             VerifyError::Record { seq, reason } => ReplayError::Record { seq, reason },
-            other => ReplayError::Record {
-                seq,
-                reason: other.to_string(),
-            },
+            other => ReplayError::Record { seq, reason: other.to_string() },
         })?;
         if (seq + 1) % replay::CHUNK as u64 == 0 {
             progress(seq + 1, total);
@@ -340,44 +268,22 @@ fn verify_log(
     })?;
     let (records, head_hash, keys) = verifier.finish()?;
     if records != total {
-        return Err(bad(
-            records,
-            format!("missing: the log ends at {total} but the chain stops at {records}"),
-        ));
+        return Err(bad(records, format!("missing: the log ends at {total} but the chain stops at {records}")));
     }
     Ok((records, head_hash, keys))
 }
 
-/// Compares each live projection with the fresh fold in `scratch`, key by key.
-fn compare_projections(store: &dyn Storage, scratch: &Scratch<'_>) -> Result<(), VerifyError> {
+/// Compares each live projection with the fresh fold, naming the first key that differs.
+fn compare_projections(store: &dyn Storage, fresh: &FreshFold<'_>) -> Result<(), VerifyError> {
     for tree in Tree::PROJECTIONS {
-        let fresh: BTreeMap<Vec<u8>, Vec<u8>> = scratch.memory.snapshot(tree)?;
-        let mut fresh_iter = fresh.iter();
-        let mut from = Vec::new();
-        loop {
-            let chunk = store.range_from(tree, &from, replay::CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            from = [last_key.as_slice(), &[0]].concat();
-            for (key, value) in &chunk {
-                match fresh_iter.next() {
-                    Some((k, v)) if k == key && v == value => {}
-                    Some((k, _)) if k < key => return Err(diff(tree, k)),
-                    _ => return Err(diff(tree, key)),
-                }
-            }
-        }
-        if let Some((k, _)) = fresh_iter.next() {
-            return Err(diff(tree, k));
+        let mut first = None;
+        replay::diff_tree(store, tree, &fresh.tree(tree)?, |key, _| {
+            first = Some(key.to_vec());
+            ControlFlow::Break(())
+        })?;
+        if let Some(key) = first {
+            return Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) });
         }
     }
     Ok(())
-}
-
-fn diff(tree: Tree, key: &[u8]) -> VerifyError {
-    VerifyError::Projection {
-        tree: tree.name(),
-        key: hex(key),
-    }
 }

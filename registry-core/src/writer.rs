@@ -25,7 +25,10 @@ use crate::record::{self, Header, RecordRef};
 use crate::sealed::Sealed;
 use crate::secrets::Secrets;
 use crate::storage::view::{ReadError, View};
-use crate::storage::{Storage, Tree};
+use crate::storage::{Storage, Tree, WriteBatch};
+
+/// `settings` key of the secrets fingerprint.
+pub const SECRETS_FINGERPRINT: &[u8] = b"secrets_fingerprint";
 
 /// The domain tag of the new key's consent to a rotation.
 pub const ROTATION_DOMAIN: &[u8] = b"huduma.registry.v1.key-rotation\0";
@@ -36,6 +39,22 @@ struct RequestEntry {
     fingerprint: [u8; 32],
     seq: u64,
     number: Option<HudumaNumber>,
+}
+
+/// A batch built but not yet committed.
+#[derive(Debug)]
+pub struct Built {
+    /// Every write of the batch; empty when nothing was accepted.
+    pub batch: WriteBatch,
+    /// Each submission's answer, to send once `batch` is durable.
+    pub results: Vec<Result<Outcome, CommandError>>,
+    /// The head before the batch, to reset to if the commit fails.
+    pub start: Head,
+}
+
+/// The answer every submission of a batch gets when storage fails to commit it.
+pub fn storage_failure(count: usize, e: &crate::storage::StorageError) -> Vec<Result<Outcome, CommandError>> {
+    (0..count).map(|_| Err(CommandError::Unavailable(format!("storage: {e}")))).collect()
 }
 
 /// Where the log's head stands.
@@ -58,6 +77,8 @@ pub enum WriterError {
     Head(String),
     #[error("the log key given is not the log's current key; rotate with rotate-key instead of replacing it")]
     WrongKey,
+    #[error("the master secret given is not the one this store was created with")]
+    WrongSecrets,
 }
 
 fn internal(e: impl std::fmt::Display) -> CommandError {
@@ -81,9 +102,7 @@ pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
 }
 
 fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -103,11 +122,7 @@ pub fn read_head(store: &dyn Storage) -> Result<Option<Head>, WriterError> {
     if key.as_slice() != seq_key(record.header.seq) {
         return Err(WriterError::Head("its key does not match its sequence number".into()));
     }
-    Ok(Some(Head {
-        next_seq: record.header.seq + 1,
-        hash: record.hash(),
-        time_micros: record.header.time_micros,
-    }))
+    Ok(Some(Head { next_seq: record.header.seq + 1, hash: record.hash(), time_micros: record.header.time_micros }))
 }
 
 /// The single appender.
@@ -132,42 +147,34 @@ impl Writer {
         match read_head(&*store)? {
             Some(head) => {
                 let view = View::new(&*store);
+                match view.get(Tree::Settings, SECRETS_FINGERPRINT)? {
+                    Some(stored) if stored != secrets.fingerprint() => return Err(WriterError::WrongSecrets),
+                    Some(_) => {}
+                    None => {
+                        let mut view = View::new(&*store);
+                        view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &secrets.fingerprint());
+                        store.commit(&view.take_batch(), true)?;
+                    }
+                }
                 let current = view.get(Tree::Meta, meta::CURRENT_KEY)?;
                 if current.as_deref() != Some(key.public().as_bytes().as_slice()) {
                     return Err(WriterError::WrongKey);
                 }
-                Ok(Self {
-                    store,
-                    secrets,
-                    issuer,
-                    key,
-                    head,
-                })
+                Ok(Self { store, secrets, issuer, key, head })
             }
             None => {
-                let head = Head {
-                    next_seq: 0,
-                    hash: [0; 32],
-                    time_micros: 0,
-                };
-                let mut writer = Self {
-                    store,
-                    secrets,
-                    issuer,
-                    key,
-                    head,
-                };
+                let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
+                let mut writer = Self { store, secrets, issuer, key, head };
                 let genesis = Event::LogInitialized(event::LogInitialized {
                     origin: origin.to_string(),
                     public_key: writer.key.public().to_bytes(),
                 });
                 let store = Arc::clone(&writer.store);
                 let mut view = View::new(&*store);
-                writer
-                    .append(&mut view, &genesis, now_micros())
-                    .map_err(|e| WriterError::Head(e.to_string()))?;
+                writer.append(&mut view, &genesis, now_micros()).map_err(|e| WriterError::Head(e.to_string()))?;
                 fold::mark_applied(&mut view, 0);
-                store.commit(view.take_batch(), true)?;
+                view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &writer.secrets.fingerprint());
+                store.commit(&view.take_batch(), true)?;
                 Ok(writer)
             }
         }
@@ -180,9 +187,32 @@ impl Writer {
     /// Executes a batch of submissions and commits them with one flush. Each
     /// submission gets its own answer; a refused one writes nothing.
     pub fn execute_batch(&mut self, submissions: &[Submission]) -> Vec<Result<Outcome, CommandError>> {
+        let built = self.build(None, submissions);
+        if built.batch.is_empty() {
+            return built.results;
+        }
+        let began = std::time::Instant::now();
+        match self.store.commit(&built.batch, true) {
+            Ok(()) => {
+                tracing::debug!(commit_us = began.elapsed().as_micros() as u64, "batch committed");
+                built.results
+            }
+            Err(e) => {
+                self.reset(built.start);
+                storage_failure(submissions.len(), &e)
+            }
+        }
+    }
+
+    /// Validates, signs and folds a batch without committing it: the caller commits
+    /// `batch` (after `parent`, which must be committed first) and answers with
+    /// `results` once it is durable, or calls [`Self::reset`] with `start` if the commit
+    /// fails. The head moves past the batch at once, so the next batch can be built
+    /// on top of it while this one is flushed.
+    pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
         let start = self.head;
         let store = Arc::clone(&self.store);
-        let mut view = View::new(&*store);
+        let mut view = View::over(&*store, parent);
         let time = now_micros().max(self.head.time_micros);
         let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
@@ -192,36 +222,33 @@ impl Writer {
                 // A fold or read failure mid-batch leaves the view half-written: drop it all.
                 tracing::error!(%reason, "batch abandoned");
                 self.head = start;
-                return submissions
-                    .iter()
-                    .map(|_| Err(CommandError::Internal(reason.clone())))
-                    .collect();
+                let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
+                return Built { batch: WriteBatch::default(), results, start };
             }
             results.push(result);
         }
-        if self.head.next_seq == start.next_seq {
-            return results;
+        if self.head.next_seq > start.next_seq {
+            fold::mark_applied(&mut view, self.head.next_seq - 1);
         }
-        fold::mark_applied(&mut view, self.head.next_seq - 1);
-        let built = began.elapsed();
-        let writes = view.pending_len();
-        if let Err(e) = store.commit(view.take_batch(), true) {
-            tracing::error!(error = %e, "batch commit failed");
-            self.head = start;
-            return submissions
-                .iter()
-                .map(|_| Err(CommandError::Unavailable(format!("storage: {e}"))))
-                .collect();
-        }
+        let batch = view.take_batch();
         tracing::debug!(
             commands = submissions.len(),
             records = self.head.next_seq - start.next_seq,
-            writes,
-            build_us = built.as_micros() as u64,
-            commit_us = (began.elapsed() - built).as_micros() as u64,
-            "batch committed"
+            writes = batch.len(),
+            build_us = began.elapsed().as_micros() as u64,
+            "batch built"
         );
-        results
+        Built { batch, results, start }
+    }
+
+    /// Moves the head back to `start` after the batch built from there (and any built
+    /// on top of it) failed to commit.
+    pub fn reset(&mut self, start: Head) {
+        self.head = start;
+    }
+
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
     }
 
     /// Rotates the log key: a `LogKeyRotated` record signed by the old key, carrying the
@@ -240,11 +267,9 @@ impl Writer {
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
         let time = now_micros().max(self.head.time_micros);
-        let receipt = self
-            .append(&mut view, &event, time)
-            .inspect_err(|_| self.head = start)?;
+        let receipt = self.append(&mut view, &event, time).inspect_err(|_| self.head = start)?;
         fold::mark_applied(&mut view, receipt.index);
-        if let Err(e) = store.commit(view.take_batch(), true) {
+        if let Err(e) = store.commit(&view.take_batch(), true) {
             self.head = start;
             return Err(CommandError::Unavailable(format!("storage: {e}")));
         }
@@ -255,29 +280,16 @@ impl Writer {
     /// Signs and folds one event as the next record.
     fn append(&mut self, view: &mut View<'_>, event: &Event, time_micros: i64) -> Result<Receipt, CommandError> {
         let seq = self.head.next_seq;
-        let header = Header {
-            seq,
-            time_micros,
-            prev_hash: self.head.hash,
-            key_id: self.key.id(),
-            kind: event.kind_version(),
-        };
+        let header =
+            Header { seq, time_micros, prev_hash: self.head.hash, key_id: self.key.id(), kind: event.kind_version() };
         let bytes = record::encode(&header, &event.encode_payload(), &self.key);
         fold::fold(view, &self.secrets, seq, event)?;
         let record_hash = record::hash(&bytes);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&bytes[bytes.len() - record::SIGNATURE_LEN..]);
         view.put(Tree::Log, seq_key(seq).to_vec(), &bytes);
-        self.head = Head {
-            next_seq: seq + 1,
-            hash: record_hash,
-            time_micros,
-        };
-        Ok(Receipt {
-            index: seq,
-            record_hash,
-            signature,
-        })
+        self.head = Head { next_seq: seq + 1, hash: record_hash, time_micros };
+        Ok(Receipt { index: seq, record_hash, signature })
     }
 
     fn execute(&mut self, view: &mut View<'_>, s: &Submission, time: i64) -> Result<Outcome, CommandError> {
@@ -294,11 +306,7 @@ impl Writer {
         }
         let (event, number) = self.prepare(view, s, time)?;
         let receipt = self.append(view, &event, time)?;
-        let entry = RequestEntry {
-            fingerprint,
-            seq: receipt.index,
-            number,
-        };
+        let entry = RequestEntry { fingerprint, seq: receipt.index, number };
         view.put(Tree::Requests, request_key, &state::encode(&entry));
         Ok(Outcome { receipt, number })
     }
@@ -319,32 +327,22 @@ impl Writer {
             .ok_or_else(|| internal(format!("request index names missing record {}", first.seq)))?;
         let record = RecordRef::parse(&bytes).map_err(internal)?;
         Ok(Outcome {
-            receipt: Receipt {
-                index: first.seq,
-                record_hash: record.hash(),
-                signature: record.signature().to_bytes(),
-            },
+            receipt: Receipt { index: first.seq, record_hash: record.hash(), signature: record.signature().to_bytes() },
             number: first.number,
         })
     }
 
     fn issue(&self, view: &View<'_>) -> Result<crate::issuer::Issued, CommandError> {
-        let mut from = state::read_u64(view, meta::NEXT_COUNTER)?.unwrap_or(0);
-        loop {
-            let issued = self.issuer.issue_from(from).map_err(internal)?;
-            // Distinct by construction; checked anyway so a changed key can never reissue.
-            if view.get(Tree::Numbers, &number_key(issued.number))?.is_none() {
-                return Ok(issued);
-            }
-            tracing::warn!(counter = issued.counter, "issuer produced an issued number; skipping");
-            from = issued.counter + 1;
-        }
+        // Distinct by construction: a permutation of a counter that only grows. The
+        // permutation's key cannot change under a store (the secrets fingerprint is
+        // checked at open), so no look-up is needed here.
+        let from = state::read_u64(view, meta::NEXT_COUNTER)?.unwrap_or(0);
+        self.issuer.issue_from(from).map_err(internal)
     }
 
     fn data_key(&self, view: &View<'_>, person: PersonId) -> Result<crate::sealed::DataKey, CommandError> {
-        let stored = view
-            .get(Tree::Keyring, &person_key(person))?
-            .ok_or_else(|| internal(FoldError::KeyMissing(person.0)))?;
+        let stored =
+            view.get(Tree::Keyring, &person_key(person))?.ok_or_else(|| internal(FoldError::KeyMissing(person.0)))?;
         match keyring::open_entry(self.secrets.keyring_key(), person, &stored).map_err(internal)? {
             KeyringEntry::Key(key) => Ok(key),
             KeyringEntry::Erased => Err(internal(format!("person {} is erased", person.0))),
@@ -398,19 +396,11 @@ impl Writer {
                 let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
                 let sealed = seal_demographics(&self.data_key(view, person)?, person, demographics);
                 (
-                    Event::DemographicsCorrected(event::DemographicsCorrected {
-                        actor,
-                        person,
-                        demographics: sealed,
-                    }),
+                    Event::DemographicsCorrected(event::DemographicsCorrected { actor, person, demographics: sealed }),
                     None,
                 )
             }
-            Command::LinkAgencyRecord {
-                number,
-                agency,
-                record_id,
-            } => {
+            Command::LinkAgencyRecord { number, agency, record_id } => {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
                 let (person, _) = current_person(view, *number, "link a record", &[PersonStatus::Active])?;
@@ -429,20 +419,13 @@ impl Writer {
                 });
                 (event, None)
             }
-            Command::UnlinkAgencyRecord {
-                number,
-                agency,
-                record_id,
-            } => {
+            Command::UnlinkAgencyRecord { number, agency, record_id } => {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
                 let (person, _, _) = person_by_number(view, *number)?;
                 let linked = view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))?;
                 if linked.as_deref() != Some(person_key(person).as_slice()) {
-                    return Err(CommandError::LinkNotFound {
-                        agency: agency.clone(),
-                        record_id: record_id.clone(),
-                    });
+                    return Err(CommandError::LinkNotFound { agency: agency.clone(), record_id: record_id.clone() });
                 }
                 let event = Event::AgencyRecordUnlinked(event::AgencyRecordUnlinked {
                     actor,
@@ -456,42 +439,21 @@ impl Writer {
                 demographics::check_past_date("date_of_death", date_of_death, today)?;
                 let allowed = [PersonStatus::Active, PersonStatus::Revoked];
                 let (person, _) = current_person(view, *number, "record a death", &allowed)?;
-                let event = Event::DeathRecorded(event::DeathRecorded {
-                    actor,
-                    person,
-                    date_of_death: date_of_death.clone(),
-                });
+                let event =
+                    Event::DeathRecorded(event::DeathRecorded { actor, person, date_of_death: date_of_death.clone() });
                 (event, None)
             }
             Command::RevokeNumber { number, reason } => {
                 check_reason("reason", reason)?;
                 let (person, _) = current_person(view, *number, "revoke", &[PersonStatus::Active])?;
-                (
-                    Event::NumberRevoked(event::NumberRevoked {
-                        actor,
-                        person,
-                        reason: reason.clone(),
-                    }),
-                    None,
-                )
+                (Event::NumberRevoked(event::NumberRevoked { actor, person, reason: reason.clone() }), None)
             }
             Command::ReinstateNumber { number, reason } => {
                 check_reason("reason", reason)?;
                 let (person, _) = current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
-                (
-                    Event::NumberReinstated(event::NumberReinstated {
-                        actor,
-                        person,
-                        reason: reason.clone(),
-                    }),
-                    None,
-                )
+                (Event::NumberReinstated(event::NumberReinstated { actor, person, reason: reason.clone() }), None)
             }
-            Command::MergeRecords {
-                survivor,
-                duplicate,
-                justification,
-            } => {
+            Command::MergeRecords { survivor, duplicate, justification } => {
                 check_reason("justification", justification)?;
                 let (survivor_id, _) = current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
                 let (duplicate_id, _) = current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
@@ -511,11 +473,7 @@ impl Writer {
                 check_reason("legal_basis", legal_basis)?;
                 let (person, entry, _) = person_by_number(view, *number)?;
                 if entry.status == PersonStatus::Erased {
-                    return Err(CommandError::StatusForbids {
-                        action: "erase",
-                        number: *number,
-                        status: entry.status,
-                    });
+                    return Err(CommandError::StatusForbids { action: "erase", number: *number, status: entry.status });
                 }
                 let event = Event::PersonalDataErased(event::PersonalDataErased {
                     actor,
@@ -554,17 +512,10 @@ fn current_person(
 ) -> Result<(PersonId, PersonEntry), CommandError> {
     let (person, entry, number_entry) = person_by_number(view, number)?;
     if entry.status != PersonStatus::Merged && number_entry.superseded_by.is_some() {
-        return Err(CommandError::NumberSuperseded {
-            number,
-            current: entry.current_number,
-        });
+        return Err(CommandError::NumberSuperseded { number, current: entry.current_number });
     }
     if !allowed.contains(&entry.status) {
-        return Err(CommandError::StatusForbids {
-            action,
-            number,
-            status: entry.status,
-        });
+        return Err(CommandError::StatusForbids { action, number, status: entry.status });
     }
     Ok((person, entry))
 }
@@ -579,11 +530,7 @@ fn check_merge_conflicts(view: &View<'_>, survivor: PersonId, duplicate: PersonI
     };
     let survivor_links = links(survivor)?;
     for (agency, duplicate_record) in links(duplicate)? {
-        let held: Vec<&String> = survivor_links
-            .iter()
-            .filter(|(a, _)| *a == agency)
-            .map(|(_, r)| r)
-            .collect();
+        let held: Vec<&String> = survivor_links.iter().filter(|(a, _)| *a == agency).map(|(_, r)| r).collect();
         if let Some(survivor_record) = held.first()
             && !held.contains(&&duplicate_record)
         {

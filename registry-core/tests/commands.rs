@@ -19,12 +19,7 @@ fn open(dir: &std::path::Path) -> Registry {
 
 fn register(registry: &Registry, id: &str, i: usize) -> HudumaNumber {
     registry
-        .submit_blocking(submission(
-            id,
-            Command::RegisterPerson {
-                demographics: person(i),
-            },
-        ))
+        .submit_blocking(submission(id, Command::RegisterPerson { demographics: person(i) }))
         .expect("register")
         .number
         .expect("a number is issued")
@@ -39,14 +34,8 @@ fn register_resolve_and_restart_keep_everything() {
     let dir = tempfile::tempdir().unwrap();
     let (number, outcome_index) = {
         let registry = open(dir.path());
-        let outcome = registry
-            .submit_blocking(submission(
-                "r-1",
-                Command::RegisterPerson {
-                    demographics: person(1),
-                },
-            ))
-            .unwrap();
+        let outcome =
+            registry.submit_blocking(submission("r-1", Command::RegisterPerson { demographics: person(1) })).unwrap();
         assert_eq!(outcome.receipt.index, 1, "record 0 is the genesis record");
         let number = outcome.number.unwrap();
         let resolved = registry.reader().resolve_number(number).unwrap().unwrap();
@@ -60,24 +49,12 @@ fn register_resolve_and_restart_keep_everything() {
     let resolved = registry.reader().resolve_number(number).unwrap().unwrap();
     assert_eq!(resolved.demographics, Some(person(1)));
     // The same request id after a restart returns the first answer, not a new number.
-    let again = registry
-        .submit_blocking(submission(
-            "r-1",
-            Command::RegisterPerson {
-                demographics: person(1),
-            },
-        ))
-        .unwrap();
+    let again =
+        registry.submit_blocking(submission("r-1", Command::RegisterPerson { demographics: person(1) })).unwrap();
     assert_eq!(again.number, Some(number));
     assert_eq!(again.receipt.index, outcome_index);
     assert_eq!(size(&registry), 2);
-    let report = verify_store(
-        &**registry.store(),
-        Some(log_key().public()),
-        Some(&secrets()),
-        &mut |_, _| (),
-    )
-    .unwrap();
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.records, 2);
     assert!(report.projections_checked);
 }
@@ -89,18 +66,12 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     let mut demographics = person(2);
     demographics.given_name = "Nyokabisentinel".into();
     demographics.place_of_birth = "Kakamegasentinel".into();
-    registry
-        .submit_blocking(submission("p-1", Command::RegisterPerson { demographics }))
-        .unwrap();
+    registry.submit_blocking(submission("p-1", Command::RegisterPerson { demographics })).unwrap();
     registry.close();
     for entry in walk(dir.path()) {
         let bytes = std::fs::read(&entry).unwrap();
         for needle in [b"Nyokabisentinel".as_slice(), b"Kakamegasentinel".as_slice()] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle),
-                "plaintext in {}",
-                entry.display()
-            );
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "plaintext in {}", entry.display());
         }
     }
 }
@@ -124,40 +95,19 @@ fn replacement_supersedes_for_ever_and_old_number_is_refused() {
     let registry = open(dir.path());
     let old = register(&registry, "a", 3);
     let replaced = registry
-        .submit_blocking(submission(
-            "b",
-            Command::ReplaceNumber {
-                number: old,
-                reason: ReplacementReason::Lost,
-            },
-        ))
+        .submit_blocking(submission("b", Command::ReplaceNumber { number: old, reason: ReplacementReason::Lost }))
         .unwrap();
     let new = replaced.number.unwrap();
     assert_ne!(new, old);
     let via_old = registry.reader().resolve_number(old).unwrap().unwrap();
     assert_eq!(via_old.status, ResolvedStatus::Superseded);
     assert_eq!(via_old.current_number, new);
-    assert_eq!(
-        registry.reader().resolve_number(new).unwrap().unwrap().status,
-        ResolvedStatus::Active
-    );
+    assert_eq!(registry.reader().resolve_number(new).unwrap().unwrap().status, ResolvedStatus::Active);
     let before = size(&registry);
     let err = registry
-        .submit_blocking(submission(
-            "c",
-            Command::ReplaceNumber {
-                number: old,
-                reason: ReplacementReason::Lost,
-            },
-        ))
+        .submit_blocking(submission("c", Command::ReplaceNumber { number: old, reason: ReplacementReason::Lost }))
         .unwrap_err();
-    assert_eq!(
-        err,
-        CommandError::NumberSuperseded {
-            number: old,
-            current: new
-        }
-    );
+    assert_eq!(err, CommandError::NumberSuperseded { number: old, current: new });
     assert_eq!(err.class(), ErrorClass::FailedPrecondition);
     assert_eq!(size(&registry), before, "a refusal writes nothing");
 }
@@ -171,11 +121,7 @@ fn agency_links_resolve_and_a_record_belongs_to_one_person() {
     let link = |id: &str, number, record: &str| {
         registry.submit_blocking(submission(
             id,
-            Command::LinkAgencyRecord {
-                number,
-                agency: "KRA".into(),
-                record_id: record.into(),
-            },
+            Command::LinkAgencyRecord { number, agency: "KRA".into(), record_id: record.into() },
         ))
     };
     link("l1", a, "A001").unwrap();
@@ -186,49 +132,24 @@ fn agency_links_resolve_and_a_record_belongs_to_one_person() {
     let err = link("l2", b, "A001").unwrap_err();
     assert_eq!(
         err,
-        CommandError::RecordAlreadyLinked {
-            agency: "KRA".into(),
-            record_id: "A001".into(),
-            to_this_person: false
-        }
+        CommandError::RecordAlreadyLinked { agency: "KRA".into(), record_id: "A001".into(), to_this_person: false }
     );
     assert_eq!(err.class(), ErrorClass::AlreadyExists);
     assert_eq!(size(&registry), before);
     let unlink = |id: &str, number| {
         registry.submit_blocking(submission(
             id,
-            Command::UnlinkAgencyRecord {
-                number,
-                agency: "KRA".into(),
-                record_id: "A001".into(),
-            },
+            Command::UnlinkAgencyRecord { number, agency: "KRA".into(), record_id: "A001".into() },
         ))
     };
     assert_eq!(
         unlink("u0", b).unwrap_err(),
-        CommandError::LinkNotFound {
-            agency: "KRA".into(),
-            record_id: "A001".into()
-        }
+        CommandError::LinkNotFound { agency: "KRA".into(), record_id: "A001".into() }
     );
     unlink("u1", a).unwrap();
-    assert!(
-        registry
-            .reader()
-            .resolve_agency_record("KRA", "A001")
-            .unwrap()
-            .is_none()
-    );
+    assert!(registry.reader().resolve_agency_record("KRA", "A001").unwrap().is_none());
     link("l3", b, "A001").unwrap();
-    assert_eq!(
-        registry
-            .reader()
-            .resolve_agency_record("KRA", "A001")
-            .unwrap()
-            .unwrap()
-            .current_number,
-        b
-    );
+    assert_eq!(registry.reader().resolve_agency_record("KRA", "A001").unwrap().unwrap().current_number, b);
 }
 
 #[test]
@@ -237,82 +158,33 @@ fn revoke_reinstate_death_and_their_preconditions() {
     let registry = open(dir.path());
     let n = register(&registry, "a", 6);
     let revoke = |id: &str| {
-        registry.submit_blocking(submission(
-            id,
-            Command::RevokeNumber {
-                number: n,
-                reason: "fraud".into(),
-            },
-        ))
+        registry.submit_blocking(submission(id, Command::RevokeNumber { number: n, reason: "fraud".into() }))
     };
     let reinstate = |id: &str| {
-        registry.submit_blocking(submission(
-            id,
-            Command::ReinstateNumber {
-                number: n,
-                reason: "cleared".into(),
-            },
-        ))
+        registry.submit_blocking(submission(id, Command::ReinstateNumber { number: n, reason: "cleared".into() }))
     };
-    assert!(matches!(
-        reinstate("x").unwrap_err(),
-        CommandError::StatusForbids {
-            status: PersonStatus::Active,
-            ..
-        }
-    ));
+    assert!(matches!(reinstate("x").unwrap_err(), CommandError::StatusForbids { status: PersonStatus::Active, .. }));
     revoke("r").unwrap();
-    assert_eq!(
-        registry.reader().resolve_number(n).unwrap().unwrap().status,
-        ResolvedStatus::Revoked
-    );
+    assert_eq!(registry.reader().resolve_number(n).unwrap().unwrap().status, ResolvedStatus::Revoked);
     let link = registry
         .submit_blocking(submission(
             "l",
-            Command::LinkAgencyRecord {
-                number: n,
-                agency: "NHIF".into(),
-                record_id: "9".into(),
-            },
+            Command::LinkAgencyRecord { number: n, agency: "NHIF".into(), record_id: "9".into() },
         ))
         .unwrap_err();
-    assert!(matches!(
-        link,
-        CommandError::StatusForbids {
-            status: PersonStatus::Revoked,
-            ..
-        }
-    ));
+    assert!(matches!(link, CommandError::StatusForbids { status: PersonStatus::Revoked, .. }));
     reinstate("i").unwrap();
-    assert_eq!(
-        registry.reader().resolve_number(n).unwrap().unwrap().status,
-        ResolvedStatus::Active
-    );
+    assert_eq!(registry.reader().resolve_number(n).unwrap().unwrap().status, ResolvedStatus::Active);
     let death = |id: &str, date: &str| {
-        registry.submit_blocking(submission(
-            id,
-            Command::RecordDeath {
-                number: n,
-                date_of_death: date.into(),
-            },
-        ))
+        registry.submit_blocking(submission(id, Command::RecordDeath { number: n, date_of_death: date.into() }))
     };
     let err = death("d0", "2999-01-01").unwrap_err();
-    assert!(
-        matches!(&err, CommandError::InvalidArgument(f) if f.field == "date_of_death"),
-        "{err}"
-    );
+    assert!(matches!(&err, CommandError::InvalidArgument(f) if f.field == "date_of_death"), "{err}");
     death("d1", "2024-05-01").unwrap();
     let resolved = registry.reader().resolve_number(n).unwrap().unwrap();
     assert_eq!(resolved.status, ResolvedStatus::Deceased);
     assert_eq!(resolved.date_of_death.as_deref(), Some("2024-05-01"));
-    assert!(matches!(
-        revoke("r2").unwrap_err(),
-        CommandError::StatusForbids {
-            status: PersonStatus::Deceased,
-            ..
-        }
-    ));
+    assert!(matches!(revoke("r2").unwrap_err(), CommandError::StatusForbids { status: PersonStatus::Deceased, .. }));
 }
 
 #[test]
@@ -325,30 +197,15 @@ fn corrections_merges_and_erasure() {
     registry
         .submit_blocking(submission(
             "c",
-            Command::CorrectDemographics {
-                number: survivor,
-                demographics: corrected.clone(),
-            },
+            Command::CorrectDemographics { number: survivor, demographics: corrected.clone() },
         ))
         .unwrap();
-    assert_eq!(
-        registry
-            .reader()
-            .resolve_number(survivor)
-            .unwrap()
-            .unwrap()
-            .demographics,
-        Some(corrected.clone())
-    );
+    assert_eq!(registry.reader().resolve_number(survivor).unwrap().unwrap().demographics, Some(corrected.clone()));
     let link = |id: &str, number, agency: &str, record: &str| {
         registry
             .submit_blocking(submission(
                 id,
-                Command::LinkAgencyRecord {
-                    number,
-                    agency: agency.into(),
-                    record_id: record.into(),
-                },
+                Command::LinkAgencyRecord { number, agency: agency.into(), record_id: record.into() },
             ))
             .unwrap()
     };
@@ -358,11 +215,7 @@ fn corrections_merges_and_erasure() {
     let merge = |id: &str| {
         registry.submit_blocking(submission(
             id,
-            Command::MergeRecords {
-                survivor,
-                duplicate,
-                justification: "same person, two enrolments".into(),
-            },
+            Command::MergeRecords { survivor, duplicate, justification: "same person, two enrolments".into() },
         ))
     };
     assert_eq!(
@@ -376,46 +229,25 @@ fn corrections_merges_and_erasure() {
     registry
         .submit_blocking(submission(
             "u",
-            Command::UnlinkAgencyRecord {
-                number: duplicate,
-                agency: "KRA".into(),
-                record_id: "D1".into(),
-            },
+            Command::UnlinkAgencyRecord { number: duplicate, agency: "KRA".into(), record_id: "D1".into() },
         ))
         .unwrap();
     merge("m1").unwrap();
     let via_duplicate = registry.reader().resolve_number(duplicate).unwrap().unwrap();
     assert_eq!(via_duplicate.status, ResolvedStatus::Merged);
     assert_eq!(via_duplicate.current_number, survivor);
-    assert_eq!(
-        registry
-            .reader()
-            .resolve_agency_record("NHIF", "N1")
-            .unwrap()
-            .unwrap()
-            .current_number,
-        survivor
-    );
+    assert_eq!(registry.reader().resolve_agency_record("NHIF", "N1").unwrap().unwrap().current_number, survivor);
     registry
         .submit_blocking(submission(
             "e",
-            Command::ErasePersonalData {
-                number: survivor,
-                legal_basis: "DPA 2019 s.40 request".into(),
-            },
+            Command::ErasePersonalData { number: survivor, legal_basis: "DPA 2019 s.40 request".into() },
         ))
         .unwrap();
     let erased = registry.reader().resolve_number(survivor).unwrap().unwrap();
     assert_eq!(erased.status, ResolvedStatus::Erased);
     assert_eq!(erased.demographics, None);
     assert!(erased.agency_records.is_empty());
-    let report = verify_store(
-        &**registry.store(),
-        Some(log_key().public()),
-        Some(&secrets()),
-        &mut |_, _| (),
-    )
-    .unwrap();
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert!(report.projections_checked, "the log still verifies after erasure");
 }
 
@@ -428,71 +260,19 @@ fn bad_input_names_the_field_and_writes_nothing() {
     let mut bad_name = person(11);
     bad_name.family_name = " ".into();
     let cases: Vec<(registry_core::command::Submission, &str)> = vec![
+        (submission("", Command::RegisterPerson { demographics: person(1) }), "request_id"),
+        (submission("has space", Command::RegisterPerson { demographics: person(1) }), "request_id"),
+        (submission("x1", Command::RegisterPerson { demographics: bad_name }), "demographics.family_name"),
         (
-            submission(
-                "",
-                Command::RegisterPerson {
-                    demographics: person(1),
-                },
-            ),
-            "request_id",
-        ),
-        (
-            submission(
-                "has space",
-                Command::RegisterPerson {
-                    demographics: person(1),
-                },
-            ),
-            "request_id",
-        ),
-        (
-            submission("x1", Command::RegisterPerson { demographics: bad_name }),
-            "demographics.family_name",
-        ),
-        (
-            submission(
-                "x2",
-                Command::LinkAgencyRecord {
-                    number: n,
-                    agency: "kra".into(),
-                    record_id: "1".into(),
-                },
-            ),
+            submission("x2", Command::LinkAgencyRecord { number: n, agency: "kra".into(), record_id: "1".into() }),
             "record.agency",
         ),
         (
-            submission(
-                "x3",
-                Command::LinkAgencyRecord {
-                    number: n,
-                    agency: "KRA".into(),
-                    record_id: "".into(),
-                },
-            ),
+            submission("x3", Command::LinkAgencyRecord { number: n, agency: "KRA".into(), record_id: "".into() }),
             "record.record_id",
         ),
-        (
-            submission(
-                "x4",
-                Command::RevokeNumber {
-                    number: n,
-                    reason: "".into(),
-                },
-            ),
-            "reason",
-        ),
-        (
-            submission(
-                "x5",
-                Command::MergeRecords {
-                    survivor: n,
-                    duplicate: n,
-                    justification: "j".into(),
-                },
-            ),
-            "duplicate",
-        ),
+        (submission("x4", Command::RevokeNumber { number: n, reason: "".into() }), "reason"),
+        (submission("x5", Command::MergeRecords { survivor: n, duplicate: n, justification: "j".into() }), "duplicate"),
     ];
     for (s, field) in cases {
         match registry.submit_blocking(s) {
@@ -500,31 +280,28 @@ fn bad_input_names_the_field_and_writes_nothing() {
             other => panic!("expected an invalid {field}, got {other:?}"),
         }
     }
-    let mut actor_less = submission(
-        "x6",
-        Command::RegisterPerson {
-            demographics: person(1),
-        },
-    );
+    let mut actor_less = submission("x6", Command::RegisterPerson { demographics: person(1) });
     actor_less.actor.via = String::new();
     assert!(
         matches!(registry.submit_blocking(actor_less), Err(CommandError::InvalidArgument(e)) if e.field == "actor.via")
     );
-    let never: HudumaNumber = "2345 6789 0123"
-        .parse()
-        .unwrap_or_else(|_| HudumaNumber::with_check_digit(23_456_789_012).unwrap());
+    let never: HudumaNumber =
+        "2345 6789 0123".parse().unwrap_or_else(|_| HudumaNumber::with_check_digit(23_456_789_012).unwrap());
     let err = registry
-        .submit_blocking(submission(
-            "x7",
-            Command::RevokeNumber {
-                number: never,
-                reason: "r".into(),
-            },
-        ))
+        .submit_blocking(submission("x7", Command::RevokeNumber { number: never, reason: "r".into() }))
         .unwrap_err();
     assert_eq!(err, CommandError::NumberNotFound(never));
     assert_eq!(err.class(), ErrorClass::NotFound);
     assert_eq!(size(&registry), before, "no refused command wrote a record");
+}
+
+#[test]
+fn other_secrets_are_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path()).close();
+    let other = registry_core::secrets::Secrets::from_master([43; 32]);
+    let refused = Registry::open_dir(dir.path(), other, log_key(), RegistryOptions::default());
+    assert!(matches!(refused, Err(OpenError::Writer(WriterError::WrongSecrets))));
 }
 
 #[test]
@@ -533,12 +310,7 @@ fn a_reused_request_id_with_another_command_is_refused() {
     let registry = open(dir.path());
     register(&registry, "same-id", 12);
     let err = registry
-        .submit_blocking(submission(
-            "same-id",
-            Command::RegisterPerson {
-                demographics: person(13),
-            },
-        ))
+        .submit_blocking(submission("same-id", Command::RegisterPerson { demographics: person(13) }))
         .unwrap_err();
     assert_eq!(err, CommandError::RequestIdReused("same-id".into()));
 }
@@ -559,13 +331,7 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     assert!(matches!(refused, Err(OpenError::Writer(WriterError::WrongKey))));
     let registry = open_when_unlocked(dir.path(), new_key.clone());
     register(&registry, "c", 16);
-    let report = verify_store(
-        &**registry.store(),
-        Some(log_key().public()),
-        Some(&secrets()),
-        &mut |_, _| (),
-    )
-    .unwrap();
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.keys, vec![log_key().id(), new_key.id()]);
     assert_eq!(report.records, 5);
     // A verifier that trusts another genesis key refuses record 0.
@@ -596,14 +362,7 @@ async fn concurrent_submissions_are_grouped_and_all_answered() {
     for i in 0..200 {
         let registry = registry.clone();
         tasks.push(tokio::spawn(async move {
-            registry
-                .submit(submission(
-                    format!("c-{i}"),
-                    Command::RegisterPerson {
-                        demographics: person(i),
-                    },
-                ))
-                .await
+            registry.submit(submission(format!("c-{i}"), Command::RegisterPerson { demographics: person(i) })).await
         }));
     }
     let mut numbers = std::collections::HashSet::new();

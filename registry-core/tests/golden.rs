@@ -53,16 +53,9 @@ fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
         let fields: Vec<&str> = line.split(' ').collect();
         let number: HudumaNumber = fields[0].parse().unwrap();
         let r = reader.resolve_number(number).unwrap().unwrap();
-        let given = r
-            .demographics
-            .as_ref()
-            .map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
+        let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
         let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();
-        let links = if links.is_empty() {
-            "-".to_string()
-        } else {
-            links.join(",")
-        };
+        let links = if links.is_empty() { "-".to_string() } else { links.join(",") };
         assert_eq!(format!("{:?}", r.status), fields[1], "{line}");
         assert_eq!(r.current_number.compact(), fields[2], "{line}");
         assert_eq!(given.replace(' ', "_"), fields[3], "{line}");

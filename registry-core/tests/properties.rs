@@ -67,17 +67,13 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
             let pick = |i: usize| numbers.get(i % numbers.len().max(1)).copied();
             let id = format!("op-{chunk_index}-{k}");
             let command = match op {
-                Op::Register(i) => Some(Command::RegisterPerson {
-                    demographics: person(*i),
-                }),
-                Op::Replace(i) => pick(*i).map(|number| Command::ReplaceNumber {
-                    number,
-                    reason: ReplacementReason::Lost,
-                }),
-                Op::Correct(i, d) => pick(*i).map(|number| Command::CorrectDemographics {
-                    number,
-                    demographics: person(*d),
-                }),
+                Op::Register(i) => Some(Command::RegisterPerson { demographics: person(*i) }),
+                Op::Replace(i) => {
+                    pick(*i).map(|number| Command::ReplaceNumber { number, reason: ReplacementReason::Lost })
+                }
+                Op::Correct(i, d) => {
+                    pick(*i).map(|number| Command::CorrectDemographics { number, demographics: person(*d) })
+                }
                 Op::Link(i, a, r) => pick(*i).map(|number| Command::LinkAgencyRecord {
                     number,
                     agency: AGENCIES[*a].into(),
@@ -90,29 +86,21 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
                         record_id: record_id.clone(),
                     },
                 ),
-                Op::Death(i) => pick(*i).map(|number| Command::RecordDeath {
-                    number,
-                    date_of_death: "2020-01-01".into(),
+                Op::Death(i) => {
+                    pick(*i).map(|number| Command::RecordDeath { number, date_of_death: "2020-01-01".into() })
+                }
+                Op::Revoke(i) => pick(*i).map(|number| Command::RevokeNumber { number, reason: "audit".into() }),
+                Op::Reinstate(i) => {
+                    pick(*i).map(|number| Command::ReinstateNumber { number, reason: "cleared".into() })
+                }
+                Op::Merge(a, b) => pick(*a).zip(pick(*b)).map(|(survivor, duplicate)| Command::MergeRecords {
+                    survivor,
+                    duplicate,
+                    justification: "duplicate enrolment".into(),
                 }),
-                Op::Revoke(i) => pick(*i).map(|number| Command::RevokeNumber {
-                    number,
-                    reason: "audit".into(),
-                }),
-                Op::Reinstate(i) => pick(*i).map(|number| Command::ReinstateNumber {
-                    number,
-                    reason: "cleared".into(),
-                }),
-                Op::Merge(a, b) => pick(*a)
-                    .zip(pick(*b))
-                    .map(|(survivor, duplicate)| Command::MergeRecords {
-                        survivor,
-                        duplicate,
-                        justification: "duplicate enrolment".into(),
-                    }),
-                Op::Erase(i) => pick(*i).map(|number| Command::ErasePersonalData {
-                    number,
-                    legal_basis: "request".into(),
-                }),
+                Op::Erase(i) => {
+                    pick(*i).map(|number| Command::ErasePersonalData { number, legal_basis: "request".into() })
+                }
                 Op::Repeat(i) => {
                     if let Some(previous) = sent.get(i % sent.len().max(1)) {
                         submissions.push(previous.clone());
@@ -128,12 +116,7 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
         for (s, result) in submissions.iter().zip(results) {
             match result {
                 Ok(outcome) => {
-                    if let Command::LinkAgencyRecord {
-                        number,
-                        agency,
-                        record_id,
-                    } = &s.command
-                    {
+                    if let Command::LinkAgencyRecord { number, agency, record_id } = &s.command {
                         links.push((*number, agency.clone(), record_id.clone()));
                     }
                     if let Some(number) = outcome.number {
@@ -153,10 +136,7 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
 }
 
 fn projections(store: &MemoryStore) -> BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>> {
-    Tree::PROJECTIONS
-        .iter()
-        .map(|t| (*t, store.snapshot(*t).unwrap()))
-        .collect()
+    Tree::PROJECTIONS.iter().map(|t| (*t, store.snapshot(*t).unwrap())).collect()
 }
 
 fn opened<T: serde::de::DeserializeOwned>(tree: Tree, key: &[u8], stored: &[u8]) -> T {
@@ -177,11 +157,7 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     let mut current = HashSet::new();
     for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
         let person: PersonEntry = opened(Tree::Persons, &key, &stored);
-        prop_assert!(
-            current.insert(person.current_number),
-            "two persons hold {}",
-            person.current_number
-        );
+        prop_assert!(current.insert(person.current_number), "two persons hold {}", person.current_number);
         let entry: NumberEntry = opened(
             Tree::Numbers,
             &person.current_number.as_u64().to_be_bytes(),
@@ -196,10 +172,7 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
         let person: PersonEntry = opened(Tree::Persons, &key, &stored);
         for (agency, record) in &person.agency_records {
-            holders
-                .entry(state::agency_link_key(agency, record))
-                .or_default()
-                .push(key.clone());
+            holders.entry(state::agency_link_key(agency, record)).or_default().push(key.clone());
         }
     }
     prop_assert_eq!(holders.len(), agency_links.len());
@@ -270,7 +243,7 @@ proptest! {
         }
         let mut batch = registry_core::storage::WriteBatch::default();
         batch.put(Tree::Log, key.clone(), tampered);
-        store.commit(batch, true).unwrap();
+        store.commit(&batch, true).unwrap();
         let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
         prop_assert_eq!(err.seq(), Some(seq), "{}", err);
     }
@@ -281,7 +254,7 @@ fn a_dropped_record_is_named() {
     let store = small_log();
     let mut batch = registry_core::storage::WriteBatch::default();
     batch.remove(Tree::Log, 5u64.to_be_bytes().to_vec());
-    store.commit(batch, true).unwrap();
+    store.commit(&batch, true).unwrap();
     let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
     assert_eq!(err.seq(), Some(5), "{err}");
 }
@@ -293,7 +266,7 @@ fn a_projection_that_differs_from_the_log_is_reported() {
     let (key, _) = persons.iter().next().unwrap();
     let mut batch = registry_core::storage::WriteBatch::default();
     batch.remove(Tree::Persons, key.clone());
-    store.commit(batch, true).unwrap();
+    store.commit(&batch, true).unwrap();
     let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
     assert!(err.to_string().contains("projection persons"), "{err}");
 }
@@ -324,13 +297,85 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
             // Later batches see only persons registered in earlier batches, so fewer
             // commands find their target; one at a time, every command is accepted.
             assert_eq!(issued.len(), 4, "three registrations and one replacement");
-            assert_eq!(
-                store.snapshot(Tree::Log).unwrap().len(),
-                15,
-                "genesis and 14 accepted commands"
-            );
+            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 15, "genesis and 14 accepted commands");
         }
         check_invariants(&store, &issued).unwrap();
         check_rebuild(&store).unwrap();
     }
+}
+
+/// Damage done to the projections: removals, altered values, junk keys.
+#[derive(Debug, Clone)]
+enum Damage {
+    Remove(prop::sample::Index),
+    Alter(prop::sample::Index, u8),
+    Junk(usize, Vec<u8>),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        any::<prop::sample::Index>().prop_map(Damage::Remove),
+        (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(i, x)| Damage::Alter(i, x)),
+        (0usize..Tree::PROJECTIONS.len(), proptest::collection::vec(any::<u8>(), 1..12))
+            .prop_map(|(t, k)| Damage::Junk(t, k)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever happened to the projections (entries lost, altered or added, the
+    /// applied markers gone), rebuild restores exactly what the log folds to.
+    #[test]
+    fn rebuild_repairs_any_damage(ops in proptest::collection::vec(op(), 1..60), harm in proptest::collection::vec(damage(), 1..20)) {
+        let (store, _) = run(&ops, 4);
+        let healthy = projections(&store);
+        let entries: Vec<(Tree, Vec<u8>, Vec<u8>)> = healthy
+            .iter()
+            .flat_map(|(t, m)| m.iter().map(move |(k, v)| (*t, k.clone(), v.clone())))
+            .collect();
+        let mut batch = registry_core::storage::WriteBatch::default();
+        for d in &harm {
+            match d {
+                Damage::Remove(i) => {
+                    let (t, k, _) = &entries[i.index(entries.len())];
+                    batch.remove(*t, k.clone());
+                }
+                Damage::Alter(i, x) => {
+                    let (t, k, v) = &entries[i.index(entries.len())];
+                    let mut v = v.clone();
+                    let at = (*x as usize) % v.len().max(1);
+                    if v.is_empty() { v.push(*x) } else { v[at] ^= *x }
+                    batch.put(*t, k.clone(), v);
+                }
+                Damage::Junk(t, k) => batch.put(Tree::PROJECTIONS[*t], k.clone(), vec![0xde, 0xad]),
+            }
+        }
+        store.commit(&batch, true).unwrap();
+        replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap();
+        prop_assert_eq!(&healthy, &projections(&store));
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    }
+}
+
+#[test]
+fn rebuild_from_nothing_and_reopen_after_an_interrupted_rebuild() {
+    let (store, _) =
+        run(&(0..40).map(|i| if i % 3 == 2 { Op::Link(i, i % 3, i) } else { Op::Register(i) }).collect::<Vec<_>>(), 5);
+    let healthy = projections(&store);
+    // Every projection entry gone, as after an interrupted first rebuild.
+    let mut batch = registry_core::storage::WriteBatch::default();
+    for (tree, entries) in &healthy {
+        for key in entries.keys() {
+            batch.remove(*tree, key.clone());
+        }
+    }
+    store.commit(&batch, true).unwrap();
+    assert!(replay::applied(&*store).unwrap().is_none());
+    // Opening the registry finds no applied markers and rebuilds.
+    let dyn_store: std::sync::Arc<dyn Storage> = store.clone();
+    let registry =
+        registry_core::registry::Registry::open(dyn_store, secrets(), log_key(), Default::default()).unwrap();
+    registry.close();
+    assert_eq!(healthy, projections(&store));
 }

@@ -103,11 +103,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Keygen { out, name } => {
             let key = LogKey::generate();
             write_log_key(&out, &name, &key)?;
-            println!(
-                "wrote {}\nverifier key: {}",
-                out.display(),
-                note_verifier_key(&name, &key.public())
-            );
+            println!("wrote {}\nverifier key: {}", out.display(), note_verifier_key(&name, &key.public()));
             Ok(())
         }
         Cmd::Verify { config, genesis_key } => {
@@ -144,13 +140,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::RotateKey { config, principal } => {
             let loaded = Loaded::read(&config)?;
-            let rotation = operator::rotate_key(
-                &loaded,
-                Actor {
-                    principal,
-                    via: "OPERATOR".into(),
-                },
-            )?;
+            let rotation = operator::rotate_key(&loaded, Actor { principal, via: "OPERATOR".into() })?;
             println!(
                 "ok: log key rotated at record {} (old key {:?})\nnew verifier key: {}",
                 rotation.outcome.receipt.index, rotation.old, rotation.new_verifier_key
@@ -163,21 +153,10 @@ fn main() -> anyhow::Result<()> {
             println!("ok: {count} records written to {}", out.display());
             Ok(())
         }
-        Cmd::Load {
-            config,
-            count,
-            concurrency,
-            run,
-            start,
-            print_acks,
-        } => {
+        Cmd::Load { config, count, concurrency, run, start, print_acks } => {
             let loaded = Loaded::read(&config)?;
             let registry = Arc::new(operator::open_registry(&loaded)?);
-            let progress = if print_acks {
-                ProgressBar::hidden()
-            } else {
-                bar(count, "load")
-            };
+            let progress = if print_acks { ProgressBar::hidden() } else { bar(count, "load") };
             let ticker = progress.clone();
             let on_ack: operator::OnAck = Arc::new(move |i, outcome| {
                 ticker.inc(1);
@@ -187,14 +166,7 @@ fn main() -> anyhow::Result<()> {
                 }
             });
             let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(operator::load(
-                registry.clone(),
-                &run,
-                start,
-                count,
-                concurrency,
-                on_ack,
-            ));
+            let report = runtime.block_on(operator::load(registry.clone(), &run, start, count, concurrency, on_ack));
             progress.finish_and_clear();
             if let Ok(registry) = Arc::try_unwrap(registry) {
                 registry.close();

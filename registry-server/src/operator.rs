@@ -41,20 +41,12 @@ pub enum OperatorError {
 }
 
 pub fn options(loaded: &Loaded) -> RegistryOptions {
-    RegistryOptions {
-        origin: loaded.config.server.origin.clone(),
-        ..RegistryOptions::default()
-    }
+    RegistryOptions { origin: loaded.config.server.origin.clone(), ..RegistryOptions::default() }
 }
 
 /// Opens the registry (writing record 0 on first use).
 pub fn open_registry(loaded: &Loaded) -> Result<Registry, OperatorError> {
-    Ok(Registry::open_dir(
-        &loaded.config.server.data_dir,
-        loaded.secrets()?,
-        loaded.log_key()?,
-        options(loaded),
-    )?)
+    Ok(Registry::open_dir(&loaded.config.server.data_dir, loaded.secrets()?, loaded.log_key()?, options(loaded))?)
 }
 
 /// Verifies the log from its genesis key and the projections against a fresh fold.
@@ -76,10 +68,7 @@ pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64)) -> Result<u64, Op
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
     let store = SledStore::open(&loaded.config.server.data_dir)?;
-    let io = |source| OperatorError::Io {
-        path: out.display().to_string(),
-        source,
-    };
+    let io = |source| OperatorError::Io { path: out.display().to_string(), source };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
     let count = log_export::export_log(&store, &mut file)?;
     file.flush().map_err(io)?;
@@ -108,10 +97,7 @@ pub fn rotate_key(loaded: &Loaded, actor: Actor) -> Result<Rotation, OperatorErr
     let outcome = registry.rotate_key_blocking(new.clone(), actor)?;
     registry.close();
     let retired = beside(format!("retired-{}", hex(&old.id().0)));
-    let io = |source| OperatorError::Io {
-        path: key_path.display().to_string(),
-        source,
-    };
+    let io = |source| OperatorError::Io { path: key_path.display().to_string(), source };
     std::fs::rename(key_path, &retired).map_err(io)?;
     std::fs::rename(&next_path, key_path).map_err(io)?;
     Ok(Rotation {
@@ -180,9 +166,5 @@ pub async fn load(
             refused += r;
         }
     }
-    LoadReport {
-        accepted,
-        refused,
-        elapsed: began.elapsed(),
-    }
+    LoadReport { accepted, refused, elapsed: began.elapsed() }
 }

@@ -28,9 +28,7 @@ const FAMILY: [&str; 16] = [
     "Maina",
     "Abdi",
 ];
-const PLACES: [&str; 8] = [
-    "Nairobi", "Kisumu", "Mombasa", "Eldoret", "Nakuru", "Garissa", "Kakamega", "Nyeri",
-];
+const PLACES: [&str; 8] = ["Nairobi", "Kisumu", "Mombasa", "Eldoret", "Nakuru", "Garissa", "Kakamega", "Nyeri"];
 
 /// The i-th synthetic person.
 pub fn person(i: u64) -> Demographics {
@@ -53,10 +51,7 @@ pub fn request_id(run: &str, i: u64) -> String {
 }
 
 pub fn actor() -> Actor {
-    Actor {
-        principal: "load-generator".into(),
-        via: "LOAD".into(),
-    }
+    Actor { principal: "load-generator".into(), via: "LOAD".into() }
 }
 
 /// The i-th synthetic registration.
@@ -64,8 +59,6 @@ pub fn registration(run: &str, i: u64) -> Submission {
     Submission {
         request_id: request_id(run, i),
         actor: actor(),
-        command: Command::RegisterPerson {
-            demographics: person(i),
-        },
+        command: Command::RegisterPerson { demographics: person(i) },
     }
 }

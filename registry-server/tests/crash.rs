@@ -17,15 +17,7 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_huduma-registry"))
         .args(["load", "--config"])
         .arg(&config)
-        .args([
-            "--count",
-            "1000000",
-            "--concurrency",
-            "64",
-            "--run",
-            "crash",
-            "--print-acks",
-        ])
+        .args(["--count", "1000000", "--concurrency", "64", "--run", "crash", "--print-acks"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -36,11 +28,7 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
         let line = line.expect("read an ack");
         let fields: Vec<&str> = line.split(' ').collect();
         assert_eq!(fields[0], "ack", "{line}");
-        acked.push((
-            fields[1].parse().unwrap(),
-            fields[2].parse().unwrap(),
-            fields[3].parse().unwrap(),
-        ));
+        acked.push((fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap()));
         if acked.len() == 3000 {
             child.kill().expect("SIGKILL the load");
             break;
@@ -55,10 +43,7 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
     let size = reader.log_size().unwrap();
     assert!(size > acked.len() as u64, "every acknowledged record is in the log");
     for (i, number, seq) in &acked {
-        let resolved = reader
-            .resolve_number(*number)
-            .unwrap()
-            .expect("an acknowledged number resolves");
+        let resolved = reader.resolve_number(*number).unwrap().expect("an acknowledged number resolves");
         assert_eq!(resolved.demographics, Some(synthetic::person(*i)));
         assert_eq!(resolved.person.0, *seq);
         // The durable request index still answers the retried request with the first answer.

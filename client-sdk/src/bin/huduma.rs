@@ -31,9 +31,7 @@ const EXIT_INVALID: u8 = 3;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::Number {
-            command: NumberCmd::Check { number },
-        } => match huduma_sdk::check_number(&number) {
+        Cmd::Number { command: NumberCmd::Check { number } } => match huduma_sdk::check_number(&number) {
             Ok(n) => {
                 println!("valid: {n}");
                 ExitCode::SUCCESS

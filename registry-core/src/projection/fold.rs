@@ -43,9 +43,7 @@ pub fn open_demographics(
     match keyring::open_entry(secrets.keyring_key(), person, &stored)? {
         KeyringEntry::Erased => Ok(None),
         KeyringEntry::Key(data_key) => {
-            let plain = sealed
-                .open(&data_key, person)
-                .map_err(|_| FoldError::Sealed(person.0))?;
+            let plain = sealed.open(&data_key, person).map_err(|_| FoldError::Sealed(person.0))?;
             let demographics = postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))?;
             Ok(Some(demographics))
         }
@@ -89,10 +87,8 @@ fn set_match_keys(
 }
 
 fn load_person(view: &View<'_>, seq: u64, person: PersonId) -> Result<PersonEntry, FoldError> {
-    state::read(view, Tree::Persons, &person_key(person))?.ok_or_else(|| FoldError::Inconsistent {
-        seq,
-        reason: format!("unknown person {}", person.0),
-    })
+    state::read(view, Tree::Persons, &person_key(person))?
+        .ok_or_else(|| FoldError::Inconsistent { seq, reason: format!("unknown person {}", person.0) })
 }
 
 fn store_person(view: &mut View<'_>, person: PersonId, entry: &PersonEntry) {
@@ -100,11 +96,7 @@ fn store_person(view: &mut View<'_>, person: PersonId, entry: &PersonEntry) {
 }
 
 fn put_counter(view: &mut View<'_>, counter: u64) {
-    view.put(
-        Tree::Meta,
-        meta::NEXT_COUNTER.to_vec(),
-        &(counter.saturating_add(1)).to_be_bytes(),
-    );
+    view.put(Tree::Meta, meta::NEXT_COUNTER.to_vec(), &(counter.saturating_add(1)).to_be_bytes());
 }
 
 fn update_person(
@@ -148,14 +140,7 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
         }
         Event::PersonRegistered(e) => {
             let person = PersonId(seq);
-            view.put(
-                Tree::Numbers,
-                number_key(e.number),
-                &state::encode(&NumberEntry {
-                    person,
-                    superseded_by: None,
-                }),
-            );
+            view.put(Tree::Numbers, number_key(e.number), &state::encode(&NumberEntry { person, superseded_by: None }));
             let entry = PersonEntry {
                 current_number: e.number,
                 status: PersonStatus::Active,
@@ -170,27 +155,17 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
             set_match_keys(view, secrets, person, &e.demographics, true)?;
         }
         Event::NumberReplaced(e) => {
-            let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?.ok_or_else(|| {
-                FoldError::Inconsistent {
-                    seq,
-                    reason: "replaced number was never issued".into(),
-                }
-            })?;
+            let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
+                .ok_or_else(|| FoldError::Inconsistent { seq, reason: "replaced number was never issued".into() })?;
             view.put(
                 Tree::Numbers,
                 number_key(e.old_number),
-                &state::encode(&NumberEntry {
-                    person: old.person,
-                    superseded_by: Some(e.new_number),
-                }),
+                &state::encode(&NumberEntry { person: old.person, superseded_by: Some(e.new_number) }),
             );
             view.put(
                 Tree::Numbers,
                 number_key(e.new_number),
-                &state::encode(&NumberEntry {
-                    person: e.person,
-                    superseded_by: None,
-                }),
+                &state::encode(&NumberEntry { person: e.person, superseded_by: None }),
             );
             update_person(view, seq, e.person, |p| p.current_number = e.new_number)?;
             put_counter(view, e.counter);
@@ -204,11 +179,7 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
             set_match_keys(view, secrets, e.person, &e.demographics, true)?;
         }
         Event::AgencyRecordLinked(e) => {
-            view.put(
-                Tree::AgencyLinks,
-                agency_link_key(&e.agency, &e.record_id),
-                &person_key(e.person),
-            );
+            view.put(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id), &person_key(e.person));
             update_person(view, seq, e.person, |p| {
                 insert_sorted(&mut p.agency_records, (e.agency.clone(), e.record_id.clone()));
             })?;
@@ -238,11 +209,7 @@ pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> 
             }
             let moved = remove_links(view, seq, e.duplicate)?;
             for (agency, record) in &moved {
-                view.put(
-                    Tree::AgencyLinks,
-                    agency_link_key(agency, record),
-                    &person_key(e.survivor),
-                );
+                view.put(Tree::AgencyLinks, agency_link_key(agency, record), &person_key(e.survivor));
             }
             update_person(view, seq, e.duplicate, |p| {
                 p.status = PersonStatus::Merged;

@@ -94,10 +94,8 @@ pub fn read<T: DeserializeOwned>(view: &View<'_>, tree: Tree, key: &[u8]) -> Res
 pub fn read_u64(view: &View<'_>, key: &[u8]) -> Result<Option<u64>, ReadError> {
     match view.get(Tree::Meta, key)? {
         Some(bytes) => {
-            let array: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| Corruption::new(Tree::Meta, key, "not a u64"))?;
+            let array: [u8; 8] =
+                bytes.as_slice().try_into().map_err(|_| Corruption::new(Tree::Meta, key, "not a u64"))?;
             Ok(Some(u64::from_be_bytes(array)))
         }
         None => Ok(None),

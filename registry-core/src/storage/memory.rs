@@ -53,39 +53,26 @@ impl Storage for MemoryStore {
         let trees = self.trees.read().map_err(|_| poisoned())?;
         Ok(trees
             .get(&tree)
-            .map(|m| {
-                m.range(from.to_vec()..)
-                    .take(limit)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
+            .map(|m| m.range(from.to_vec()..).take(limit).map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default())
     }
 
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
         let trees = self.trees.read().map_err(|_| poisoned())?;
-        Ok(trees
-            .get(&tree)
-            .and_then(|m| m.last_key_value())
-            .map(|(k, v)| (k.clone(), v.clone())))
+        Ok(trees.get(&tree).and_then(|m| m.last_key_value()).map(|(k, v)| (k.clone(), v.clone())))
     }
 
-    fn commit(&self, batch: WriteBatch, _durable: bool) -> Result<(), StorageError> {
+    fn commit(&self, batch: &WriteBatch, _durable: bool) -> Result<(), StorageError> {
         let mut trees = self.trees.write().map_err(|_| poisoned())?;
-        for (tree, writes) in batch.writes {
-            let map = trees.entry(tree).or_default();
+        for (tree, writes) in &batch.writes {
+            let map = trees.entry(*tree).or_default();
             for (key, value) in writes {
                 match value {
-                    Some(value) => map.insert(key, value),
-                    None => map.remove(&key),
+                    Some(value) => map.insert(key.clone(), value.clone()),
+                    None => map.remove(key),
                 };
             }
         }
-        Ok(())
-    }
-
-    fn clear(&self, tree: Tree) -> Result<(), StorageError> {
-        self.trees.write().map_err(|_| poisoned())?.remove(&tree);
         Ok(())
     }
 

@@ -30,11 +30,13 @@ pub enum Tree {
     AgencyLinks,
     /// keyed match hash (32 bytes), person id (u64 BE) -> nothing.
     MatchKeys,
+    /// Facts about the store itself, fixed at creation: the secrets fingerprint.
+    Settings,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 8] = [
+    pub const ALL: [Tree; 9] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -43,17 +45,12 @@ impl Tree {
         Tree::Persons,
         Tree::AgencyLinks,
         Tree::MatchKeys,
+        Tree::Settings,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 5] = [
-        Tree::Meta,
-        Tree::Numbers,
-        Tree::Persons,
-        Tree::AgencyLinks,
-        Tree::MatchKeys,
-    ];
+    pub const PROJECTIONS: [Tree; 5] = [Tree::Meta, Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::MatchKeys];
 
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
@@ -66,6 +63,7 @@ impl Tree {
             Tree::Persons => "persons",
             Tree::AgencyLinks => "agency_links",
             Tree::MatchKeys => "match_keys",
+            Tree::Settings => "settings",
         }
     }
 }
@@ -117,9 +115,7 @@ pub trait Storage: Send + Sync {
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError>;
     /// The entry with the greatest key.
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError>;
-    fn commit(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError>;
-    /// Removes every entry of the tree.
-    fn clear(&self, tree: Tree) -> Result<(), StorageError>;
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError>;
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StorageError>;
 }

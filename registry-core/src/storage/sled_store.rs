@@ -36,11 +36,7 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
 impl SledStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(512 * 1024 * 1024)
-            .open()
-            .map_err(engine)?;
+        let db = sled::Config::new().path(path).cache_capacity(512 * 1024 * 1024).open().map_err(engine)?;
         let tree = db.open_tree("registry").map_err(engine)?;
         Ok(Self { db, tree })
     }
@@ -48,8 +44,7 @@ impl SledStore {
     fn untag(
         iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        iter.map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(engine))
-            .collect()
+        iter.map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(engine)).collect()
     }
 
     /// The key range of one namespace.
@@ -77,13 +72,13 @@ impl Storage for SledStore {
         Ok(Self::untag(self.tree.range(start..end).next_back().into_iter())?.pop())
     }
 
-    fn commit(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         let mut sled_batch = sled::Batch::default();
-        for (tree, writes) in batch.writes {
+        for (tree, writes) in &batch.writes {
             for (key, value) in writes {
                 match value {
-                    Some(value) => sled_batch.insert(tagged(tree, &key), value),
-                    None => sled_batch.remove(tagged(tree, &key)),
+                    Some(value) => sled_batch.insert(tagged(*tree, key), value.as_slice()),
+                    None => sled_batch.remove(tagged(*tree, key)),
                 }
             }
         }
@@ -92,22 +87,6 @@ impl Storage for SledStore {
             self.db.flush().map_err(engine)?;
         }
         Ok(())
-    }
-
-    fn clear(&self, tree: Tree) -> Result<(), StorageError> {
-        let (start, end) = Self::bounds(tree);
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut n = 0;
-            for key in self.tree.range(start.clone()..end.clone()).keys().take(65_536) {
-                batch.remove(key.map_err(engine)?);
-                n += 1;
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            self.tree.apply_batch(batch).map_err(engine)?;
-        }
     }
 
     fn flush(&self) -> Result<(), StorageError> {

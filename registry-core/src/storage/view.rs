@@ -16,11 +16,7 @@ pub struct Corruption {
 
 impl Corruption {
     pub fn new(tree: Tree, key: &[u8], reason: impl Into<String>) -> Self {
-        Self {
-            tree: tree.name(),
-            key: hex(key),
-            reason: reason.into(),
-        }
+        Self { tree: tree.name(), key: hex(key), reason: reason.into() }
     }
 }
 
@@ -39,9 +35,7 @@ pub enum ReadError {
 
 /// Opens a stored envelope or names the corrupt entry.
 pub fn open_value(tree: Tree, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Corruption> {
-    checksum::open(stored)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
+    checksum::open(stored).map(<[u8]>::to_vec).ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
 }
 
 /// Reads one checksummed value straight from a store.
@@ -52,31 +46,38 @@ pub fn get_checked(store: &dyn Storage, tree: Tree, key: &[u8]) -> Result<Option
     }
 }
 
-/// Pending writes over a base store.
+/// Pending writes over a base store, optionally over a parent batch that is being
+/// committed (the sequencer builds the next batch while the last one is flushed).
 pub struct View<'a> {
     base: &'a dyn Storage,
+    parent: Option<&'a WriteBatch>,
     pending: WriteBatch,
 }
 
 impl<'a> View<'a> {
     pub fn new(base: &'a dyn Storage) -> Self {
-        Self {
-            base,
-            pending: WriteBatch::default(),
-        }
+        Self::over(base, None)
+    }
+
+    /// A view that reads `parent`'s writes as if they were committed.
+    pub fn over(base: &'a dyn Storage, parent: Option<&'a WriteBatch>) -> Self {
+        Self { base, parent, pending: WriteBatch::default() }
     }
 
     pub fn base(&self) -> &'a dyn Storage {
         self.base
     }
 
-    /// The checked value under `key`, pending writes first.
+    /// The checked value under `key`: pending writes first, then the parent's, then
+    /// the store's.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-        if let Some(pending) = self.pending.writes.get(&tree).and_then(|m| m.get(key)) {
-            return match pending {
-                Some(stored) => Ok(Some(open_value(tree, key, stored)?)),
-                None => Ok(None),
-            };
+        for batch in std::iter::once(&self.pending).chain(self.parent) {
+            if let Some(pending) = batch.writes.get(&tree).and_then(|m| m.get(key)) {
+                return match pending {
+                    Some(stored) => Ok(Some(open_value(tree, key, stored)?)),
+                    None => Ok(None),
+                };
+            }
         }
         get_checked(self.base, tree, key)
     }

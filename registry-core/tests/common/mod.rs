@@ -25,18 +25,11 @@ pub fn log_key() -> LogKey {
 }
 
 pub fn registrar() -> Actor {
-    Actor {
-        principal: "gpo-registrar-1".into(),
-        via: "GPO-NAIROBI".into(),
-    }
+    Actor { principal: "gpo-registrar-1".into(), via: "GPO-NAIROBI".into() }
 }
 
-const GIVEN: [&str; 8] = [
-    "Wanjiru", "Otieno", "Achieng", "Kipchoge", "Amina", "Mutua", "Chebet", "Baraka",
-];
-const FAMILY: [&str; 8] = [
-    "Kamau", "Odhiambo", "Wafula", "Kiprop", "Hassan", "Mwangi", "Njoroge", "Omondi",
-];
+const GIVEN: [&str; 8] = ["Wanjiru", "Otieno", "Achieng", "Kipchoge", "Amina", "Mutua", "Chebet", "Baraka"];
+const FAMILY: [&str; 8] = ["Kamau", "Odhiambo", "Wafula", "Kiprop", "Hassan", "Mwangi", "Njoroge", "Omondi"];
 const PLACES: [&str; 4] = ["Nairobi", "Kisumu", "Mombasa", "Eldoret"];
 
 /// Plausible demographics, varied by `i`.
@@ -52,11 +45,7 @@ pub fn person(i: usize) -> Demographics {
 }
 
 pub fn submission(request_id: impl Into<String>, command: Command) -> Submission {
-    Submission {
-        request_id: request_id.into(),
-        actor: registrar(),
-        command,
-    }
+    Submission { request_id: request_id.into(), actor: registrar(), command }
 }
 
 /// A writer over a fresh in-memory store.

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""An independent verifier of an exported Huduma Registry log, written from
+docs/LOG-FORMAT.md alone (it shares no code with the registry).
+
+    python3 verify_log.py LOG.bin GENESIS_VERIFIER_KEY
+
+Exit 0 and "ok: N records" when the log verifies; exit 1 and the first bad record's
+sequence number and the rule it broke otherwise.
+"""
+import base64
+import hashlib
+import struct
+import sys
+
+import blake3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
+ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
+KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
+MAX_PAYLOAD = 1 << 20
+KNOWN = {(1, 1), (2, 1)} | {(k, 1) for k in range(16, 26)}
+
+
+class Bad(Exception):
+    pass
+
+
+def key_id(public: bytes) -> bytes:
+    return blake3.blake3(KEY_ID_DOMAIN + public).digest()[:8]
+
+
+def parse_verifier_key(text: str) -> tuple[str, bytes]:
+    name, hash_hex, body = text.strip().split("+", 2)
+    raw = base64.b64decode(body)
+    if len(raw) != 33 or raw[0] != 1:
+        raise ValueError("not an Ed25519 verifier key")
+    public = raw[1:]
+    want = hashlib.sha256(name.encode() + b"\n" + b"\x01" + public).digest()[:4]
+    if want.hex() != hash_hex:
+        raise ValueError("verifier key hash does not match")
+    return name, public
+
+
+def varint(buf: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if at >= len(buf) or shift > 63:
+            raise Bad("truncated or overlong varint")
+        byte = buf[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def string(buf: bytes, at: int) -> tuple[bytes, int]:
+    n, at = varint(buf, at)
+    if at + n > len(buf):
+        raise Bad("truncated string")
+    return buf[at:at + n], at + n
+
+
+def fixed(buf: bytes, at: int, n: int) -> tuple[bytes, int]:
+    if at + n > len(buf):
+        raise Bad("truncated array")
+    return buf[at:at + n], at + n
+
+
+def actor(buf, at):
+    _, at = string(buf, at)
+    _, at = string(buf, at)
+    return at
+
+
+def sealed(buf, at):
+    _, at = fixed(buf, at, 24)
+    _, at = string(buf, at)
+    return at
+
+
+def decode(kind: int, payload: bytes):
+    """Decodes the payload strictly; returns the fields a verifier needs."""
+    at, out = 0, {}
+    if kind == 1:
+        out["origin"], at = string(payload, at)
+        out["public_key"], at = fixed(payload, at, 32)
+    elif kind == 2:
+        at = actor(payload, at)
+        out["new_public_key"], at = fixed(payload, at, 32)
+        out["new_key_signature"], at = string(payload, at)
+    elif kind == 16:
+        at = actor(payload, at)
+        out["number"], at = varint(payload, at)
+        _, at = varint(payload, at)
+        at = sealed(payload, at)
+    elif kind == 17:
+        at = actor(payload, at)
+        for _ in range(2):
+            _, at = varint(payload, at)
+        out["number"], at = varint(payload, at)
+        _, at = varint(payload, at)
+        reason, at = varint(payload, at)
+        if reason > 3:
+            raise Bad("unknown replacement reason")
+    elif kind == 18:
+        at = actor(payload, at)
+        _, at = varint(payload, at)
+        at = sealed(payload, at)
+    elif kind in (19, 20):
+        at = actor(payload, at)
+        _, at = varint(payload, at)
+        _, at = string(payload, at)
+        _, at = string(payload, at)
+    elif kind in (21, 22, 23, 25):
+        at = actor(payload, at)
+        _, at = varint(payload, at)
+        _, at = string(payload, at)
+    elif kind == 24:
+        at = actor(payload, at)
+        _, at = varint(payload, at)
+        _, at = varint(payload, at)
+        _, at = string(payload, at)
+    if at != len(payload):
+        raise Bad(f"{len(payload) - at} bytes left over after the event")
+    return out
+
+
+def verify_signature(public: bytes, signature: bytes, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def records(path: str):
+    with open(path, "rb") as f:
+        data = f.read()
+    at = 0
+    while at < len(data):
+        if at + 4 > len(data):
+            raise Bad("truncated frame length")
+        (n,) = struct.unpack(">I", data[at:at + 4])
+        if at + 4 + n > len(data):
+            raise Bad("truncated record")
+        yield data[at + 4:at + 4 + n]
+        at += 4 + n
+
+
+def verify(path: str, genesis: bytes) -> int:
+    prev_hash, last_time, key, issued = b"\x00" * 32, None, None, set()
+    count = 0
+    for seq, rec in enumerate(records(path)):
+        try:
+            if len(rec) < 65 + 64:
+                raise Bad("shorter than a header and a signature")
+            if rec[0] != 1:
+                raise Bad(f"format version {rec[0]}")
+            (n,) = struct.unpack(">I", rec[61:65])
+            if n > MAX_PAYLOAD or len(rec) != 65 + n + 64:
+                raise Bad("length does not match the declared payload length")
+            (field_seq,) = struct.unpack(">Q", rec[1:9])
+            (time,) = struct.unpack(">q", rec[9:17])
+            kind, version = struct.unpack(">HH", rec[57:61])
+            payload, signature = rec[65:65 + n], rec[65 + n:]
+            if field_seq != seq:
+                raise Bad(f"carries sequence number {field_seq}")
+            if rec[17:49] != prev_hash:
+                raise Bad("prev_hash is not the previous record's hash")
+            if last_time is not None and time < last_time:
+                raise Bad("time goes backwards")
+            if (kind, version) not in KNOWN:
+                raise Bad(f"unknown event kind {kind} version {version}")
+            event = decode(kind, payload)
+            if seq == 0:
+                if kind != 1:
+                    raise Bad("record 0 is not LogInitialized")
+                if event["public_key"] != genesis:
+                    raise Bad("names a genesis key other than the published one")
+                key = genesis
+            elif kind == 1:
+                raise Bad("LogInitialized after record 0")
+            if rec[49:57] != key_id(key):
+                raise Bad("key_id is not the key in force")
+            if not verify_signature(key, signature, RECORD_DOMAIN + rec[:65 + n]):
+                raise Bad("signature does not verify")
+            if kind == 2:
+                new = event["new_public_key"]
+                if not verify_signature(new, event["new_key_signature"], ROTATION_DOMAIN + key + new):
+                    raise Bad("the new key's consent does not verify")
+                key = new
+            if "number" in event:
+                if event["number"] in issued:
+                    raise Bad(f"number {event['number']:012d} issued twice")
+                issued.add(event["number"])
+        except Bad as e:
+            print(f"record {seq}: {e}")
+            return 1
+        prev_hash = blake3.blake3(rec).digest()
+        last_time = time
+        count += 1
+    print(f"ok: {count} records, head {prev_hash.hex()}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__)
+        sys.exit(2)
+    try:
+        _, genesis_key = parse_verifier_key(sys.argv[2])
+        sys.exit(verify(sys.argv[1], genesis_key))
+    except (Bad, ValueError, OSError) as e:
+        print(f"error: {e}")
+        sys.exit(1)
