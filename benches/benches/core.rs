@@ -13,7 +13,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use huduma_benches::{fixture, key, populated, registration, secrets};
 use registry_core::query::Reader;
 use registry_core::replay;
-use registry_core::storage::Storage;
+use registry_core::storage::{Storage, Tree};
 use registry_core::verify::verify_store;
 
 const BATCH: usize = 1024;
@@ -138,7 +138,25 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     g.bench_function("verify_log_and_projections_200k_records", |b| {
         b.iter(|| verify_store(&*f.store, Some(key().public()), Some(&s), &mut |_, _| ()).unwrap())
     });
-    g.bench_function("rebuild_200k_records", |b| b.iter(|| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap()));
+    g.bench_function("rebuild_healthy_200k_records", |b| {
+        b.iter(|| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap())
+    });
+    g.bench_function("rebuild_from_empty_projections_200k_records", |b| {
+        b.iter_batched(
+            || {
+                // Remove every projection entry (not measured).
+                let mut batch = registry_core::storage::WriteBatch::default();
+                for tree in Tree::PROJECTIONS {
+                    for (key, _) in f.store.scan_prefix(tree, &[]).unwrap() {
+                        batch.remove(tree, key);
+                    }
+                }
+                f.store.commit(&batch, true).unwrap();
+            },
+            |()| replay::rebuild(&*f.store, &s, &mut |_| ()).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
     g.finish();
 }
 
