@@ -173,45 +173,72 @@ impl Storage for FreshFold<'_> {
     }
 }
 
-/// Walks one live projection tree against its fresh fold, in key order, and calls
+/// One tree's entries, as stored (checksums included), in key order.
+pub type TreeEntries = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// Reads every entry of the live projection trees into memory, chunk by chunk.
+pub fn live_projections(store: &dyn Storage) -> Result<BTreeMap<Tree, TreeEntries>, StorageError> {
+    let mut trees = BTreeMap::new();
+    for tree in Tree::PROJECTIONS {
+        let mut entries = TreeEntries::new();
+        let mut from = Vec::new();
+        loop {
+            let chunk = store.range_from(tree, &from, CHUNK)?;
+            let Some((last_key, _)) = chunk.last() else {
+                break;
+            };
+            from = [last_key.as_slice(), &[0]].concat();
+            entries.extend(chunk);
+        }
+        trees.insert(tree, entries);
+    }
+    Ok(trees)
+}
+
+/// Folds the log afresh and, at the same time on another thread, reads the live
+/// projections: the two halves of both `verify` and `rebuild`.
+pub fn fresh_and_live<'a>(
+    store: &'a dyn Storage,
+    secrets: &Secrets,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(FreshFold<'a>, BTreeMap<Tree, TreeEntries>), ReplayError> {
+    std::thread::scope(|scope| {
+        let live = scope.spawn(|| live_projections(store));
+        let fresh = FreshFold::of(store, secrets, progress);
+        let live = live.join().map_err(|_| StorageError::Engine("reading the projections panicked".into()))?;
+        Ok((fresh?, live?))
+    })
+}
+
+/// Merges a live projection tree with its fresh fold, in key order, and calls
 /// `differs(key, fresh value)` for every key whose live value is not the fresh one
 /// (`None`: the key should not exist). Stops early when `differs` breaks.
 pub fn diff_tree(
-    store: &dyn Storage,
-    tree: Tree,
-    fresh: &BTreeMap<Vec<u8>, Vec<u8>>,
+    live: &TreeEntries,
+    fresh: &TreeEntries,
     mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
-) -> Result<(), ReplayError> {
+) {
     let mut fresh_entries = fresh.iter().peekable();
-    let mut from = Vec::new();
-    loop {
-        let chunk = store.range_from(tree, &from, CHUNK)?;
-        let Some((last_key, _)) = chunk.last() else {
-            break;
+    for (key, value) in live {
+        while let Some((fresh_key, fresh_value)) = fresh_entries.next_if(|(k, _)| *k < key) {
+            if differs(fresh_key, Some(fresh_value)).is_break() {
+                return;
+            }
+        }
+        let verdict = match fresh_entries.next_if(|(k, _)| *k == key) {
+            Some((_, fresh_value)) if fresh_value == value => ControlFlow::Continue(()),
+            Some((_, fresh_value)) => differs(key, Some(fresh_value)),
+            None => differs(key, None),
         };
-        from = [last_key.as_slice(), &[0]].concat();
-        for (key, value) in &chunk {
-            while let Some((fresh_key, fresh_value)) = fresh_entries.next_if(|(k, _)| *k < key) {
-                if differs(fresh_key, Some(fresh_value)).is_break() {
-                    return Ok(());
-                }
-            }
-            let verdict = match fresh_entries.next_if(|(k, _)| *k == key) {
-                Some((_, fresh_value)) if fresh_value == value => ControlFlow::Continue(()),
-                Some((_, fresh_value)) => differs(key, Some(fresh_value)),
-                None => differs(key, None),
-            };
-            if verdict.is_break() {
-                return Ok(());
-            }
+        if verdict.is_break() {
+            return;
         }
     }
     for (fresh_key, fresh_value) in fresh_entries {
         if differs(fresh_key, Some(fresh_value)).is_break() {
-            return Ok(());
+            return;
         }
     }
-    Ok(())
 }
 
 /// How many corrections `rebuild` commits at a time.
@@ -230,12 +257,13 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let fresh = FreshFold::of(store, secrets, progress)?;
+    let (fresh, live) = fresh_and_live(store, secrets, progress)?;
+    let empty = TreeEntries::new();
     for tree in Tree::PROJECTIONS {
         let wanted = fresh.tree(tree)?;
         let mut patch = WriteBatch::default();
         let mut failed = None;
-        diff_tree(store, tree, &wanted, |key, value| {
+        diff_tree(live.get(&tree).unwrap_or(&empty), &wanted, |key, value| {
             match value {
                 Some(value) => patch.put(tree, key.to_vec(), value.to_vec()),
                 None => patch.remove(tree, key.to_vec()),
@@ -247,7 +275,7 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
-        })?;
+        });
         if let Some(e) = failed {
             return Err(e.into());
         }

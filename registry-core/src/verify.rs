@@ -5,6 +5,7 @@
 //! [`LogVerifier`] checks records one at a time from any source (the store here; an
 //! exported log in the auditor's hands), so the same code serves both.
 
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -12,7 +13,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use crate::event::Event;
 use crate::keys::KeyId;
 use crate::record::RecordRef;
-use crate::replay::{self, FreshFold, ReplayError};
+use crate::replay::{self, FreshFold, ReplayError, TreeEntries};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
 use crate::storage::{Storage, StorageError, Tree};
@@ -231,15 +232,16 @@ pub fn verify_store(
     // The log check and the fresh fold read the log independently: they run on two
     // threads, then the projections are compared (only if the log verified).
     let (log, fold) = std::thread::scope(|scope| {
-        let fold = secrets.map(|secrets| scope.spawn(move || FreshFold::of(store, secrets, &mut |_| ())));
+        let fold = secrets.map(|secrets| scope.spawn(move || replay::fresh_and_live(store, secrets, &mut |_| ())));
         let log = verify_log(store, genesis, total, progress);
         (log, fold.map(|handle| handle.join()))
     });
     let (records, head_hash, keys) = log?;
     progress(records, total);
     let projections_checked = match fold {
-        Some(Ok(fresh)) => {
-            compare_projections(store, &fresh?)?;
+        Some(Ok(folded)) => {
+            let (fresh, live) = folded?;
+            compare_projections(&fresh, &live)?;
             true
         }
         Some(Err(_)) => return Err(bad(records, "the projection fold panicked")),
@@ -274,13 +276,14 @@ fn verify_log(
 }
 
 /// Compares each live projection with the fresh fold, naming the first key that differs.
-fn compare_projections(store: &dyn Storage, fresh: &FreshFold<'_>) -> Result<(), VerifyError> {
+fn compare_projections(fresh: &FreshFold<'_>, live: &BTreeMap<Tree, TreeEntries>) -> Result<(), VerifyError> {
+    let empty = TreeEntries::new();
     for tree in Tree::PROJECTIONS {
         let mut first = None;
-        replay::diff_tree(store, tree, &fresh.tree(tree)?, |key, _| {
+        replay::diff_tree(live.get(&tree).unwrap_or(&empty), &fresh.tree(tree)?, |key, _| {
             first = Some(key.to_vec());
             ControlFlow::Break(())
-        })?;
+        });
         if let Some(key) = first {
             return Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) });
         }

@@ -349,7 +349,8 @@ impl Writer {
         }
     }
 
-    /// Validates a command against the projections and builds its event. Reads only.
+    /// Validates a command against the projections and builds its event. Writes
+    /// nothing to the view except, for a registration, the new person's keyring entry.
     fn prepare(
         &self,
         view: &mut View<'_>,

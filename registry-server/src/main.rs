@@ -45,7 +45,7 @@ enum Cmd {
         #[arg(long)]
         genesis_key: Option<String>,
     },
-    /// Drop every projection and fold it again from the log.
+    /// Rebuild the projections from the log: fold it afresh and patch what differs.
     Rebuild {
         #[arg(long)]
         config: PathBuf,
@@ -133,7 +133,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rebuild { config } => {
             let loaded = Loaded::read(&config)?;
             let progress = bar(0, "rebuild");
-            let folded = operator::rebuild(&loaded, &mut |done| progress.set_position(done))?;
+            let folded = operator::rebuild(&loaded, &mut |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            })?;
             progress.finish_and_clear();
             println!("ok: projections rebuilt from {folded} records");
             Ok(())

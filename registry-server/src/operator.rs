@@ -59,10 +59,11 @@ pub fn verify(
     Ok(verify_store(&store, genesis, Some(&loaded.secrets()?), progress)?)
 }
 
-/// Drops and refolds every projection.
-pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64)) -> Result<u64, OperatorError> {
+/// Rebuilds the projections from the log; `progress(done, total)` as records fold.
+pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, OperatorError> {
     let store = SledStore::open(&loaded.config.server.data_dir)?;
-    Ok(replay::rebuild(&store, &loaded.secrets()?, progress)?)
+    let total = replay::log_size(&store)?;
+    Ok(replay::rebuild(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
 }
 
 /// Writes every record to `out` in the export format.
