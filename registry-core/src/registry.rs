@@ -9,15 +9,21 @@ use huduma_number::IssuanceFilters;
 
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
+use crate::event::kind;
 use crate::issuer::NumberIssuer;
 use crate::keys::LogKey;
+use crate::keys::{KeyId, VerifyingKey};
+use crate::projection::state::meta;
 use crate::query::Reader;
+use crate::record::RecordRef;
 use crate::replay::{self, ReplayError};
 use crate::secrets::Secrets;
 use crate::sequencer::Sequencer;
 use crate::storage::Storage;
+use crate::storage::Tree;
 use crate::storage::sled_store::SledStore;
 use crate::storage::view::ReadError;
+use crate::storage::view::View;
 use crate::verify::VerifyError;
 use crate::writer::{Writer, WriterError};
 
@@ -143,28 +149,26 @@ impl Registry {
 /// start is `verify`'s job; this catches a torn or altered tail before serving.
 fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenError> {
     let from = size.saturating_sub(count.max(1));
-    // Start at the record before the window so its hash anchors the first link.
+    let view = View::new(store);
+    let current_key = view
+        .get(Tree::Meta, meta::CURRENT_KEY)?
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+        .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok());
     let mut previous: Option<[u8; 32]> = None;
-    let mut keys: Option<ed25519_dalek::VerifyingKey> = None;
-    let view = crate::storage::view::View::new(store);
-    let current = view.get(crate::storage::Tree::Meta, crate::projection::state::meta::CURRENT_KEY)?;
-    if let Some(bytes) = current.as_deref().and_then(|b| <[u8; 32]>::try_from(b).ok()) {
-        keys = ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok();
-    }
     replay::for_each_record(store, from, |seq, bytes| {
-        let record =
-            crate::record::RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
-        if let Some(prev) = previous
-            && record.header.prev_hash != prev
+        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
+        if let Some(previous) = previous
+            && record.header.prev_hash != previous
         {
             return Err(ReplayError::Record { seq, reason: "does not name the previous record's hash".into() });
         }
         if seq + 1 == size
-            && let Some(key) = &keys
+            && let Some(key) = &current_key
         {
-            let by_current = record.header.key_id == crate::keys::KeyId::of(key);
-            let is_rotation = record.header.kind.kind == crate::event::kind::LOG_KEY_ROTATED;
-            // A rotation record is signed by the key before the one now in force.
+            let by_current = record.header.key_id == KeyId::of(key);
+            // A rotation record is signed by the key before the one now in force; the
+            // full `verify` checks it.
+            let is_rotation = record.header.kind.kind == kind::LOG_KEY_ROTATED;
             if (by_current && !record.verify_signature(key)) || (!by_current && !is_rotation) {
                 return Err(ReplayError::Record { seq, reason: "the last record's signature does not verify".into() });
             }
