@@ -141,9 +141,7 @@ impl Reader {
 
     /// How many records the log holds.
     pub fn log_size(&self) -> Result<u64, QueryError> {
-        Ok(crate::writer::read_head(&*self.store)
-            .map_err(|e| ReadError::Corrupt(Corruption::new(Tree::Log, b"head", e.to_string())))?
-            .map_or(0, |h| h.next_seq))
+        Ok(crate::replay::log_size(&*self.store).map_err(ReadError::from)?)
     }
 
     /// The stored bytes of record `seq`, checksum checked.
