@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     #[serde(default = "default_origin")]
     pub origin: String,
+    /// The most commands committed in one batch (group commit). Smaller bounds the
+    /// worst look-up stall under writes; larger helps on slow-flushing disks.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +48,10 @@ pub struct KeysConfig {
 
 fn default_listen() -> String {
     "127.0.0.1:50051".into()
+}
+
+fn default_max_batch() -> usize {
+    registry_core::registry::RegistryOptions::default().max_batch
 }
 
 fn default_origin() -> String {
@@ -97,6 +105,9 @@ impl Loaded {
         if absolute(&self.config.keys.log_key).starts_with(&data) {
             return Err(invalid("keys.log_key must not be inside server.data_dir"));
         }
+        if !(1..=65_536).contains(&self.config.server.max_batch) {
+            return Err(invalid("server.max_batch must be between 1 and 65536"));
+        }
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
         }
@@ -143,7 +154,12 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
     Secrets::generate().save(&dir.join("master.secret"))?;
     write_log_key(&dir.join("log.key"), origin, &LogKey::generate())?;
     let config = Config {
-        server: ServerConfig { listen: default_listen(), data_dir: "data".into(), origin: origin.into() },
+        server: ServerConfig {
+            listen: default_listen(),
+            data_dir: "data".into(),
+            origin: origin.into(),
+            max_batch: default_max_batch(),
+        },
         keys: KeysConfig { log_key: "log.key".into(), master_secret: "master.secret".into() },
     };
     let text = format!(
@@ -189,5 +205,12 @@ mod tests {
         .unwrap();
         let err = Loaded::read(&path).unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
+        std::fs::write(
+            &path,
+            "[server]\ndata_dir = \"data\"\nmax_batch = 0\n[keys]\nlog_key = \"a\"\nmaster_secret = \"b\"\n",
+        )
+        .unwrap();
+        let err = Loaded::read(&path).unwrap_err().to_string();
+        assert!(err.contains("server.max_batch"), "{err}");
     }
 }

@@ -41,7 +41,11 @@ pub enum OperatorError {
 }
 
 pub fn options(loaded: &Loaded) -> RegistryOptions {
-    RegistryOptions { origin: loaded.config.server.origin.clone(), ..RegistryOptions::default() }
+    RegistryOptions {
+        origin: loaded.config.server.origin.clone(),
+        max_batch: loaded.config.server.max_batch,
+        ..RegistryOptions::default()
+    }
 }
 
 /// Opens the registry (writing record 0 on first use).
