@@ -345,7 +345,7 @@ fn open_when_unlocked(dir: &std::path::Path, key: registry_core::keys::LogKey) -
     for _ in 0..100 {
         match Registry::open_dir(dir, secrets(), key.clone(), RegistryOptions::default()) {
             Ok(registry) => return registry,
-            Err(e) if e.to_string().contains("could not acquire lock") => {
+            Err(OpenError::Storage(registry_core::storage::StorageError::InUse(_))) => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
             Err(e) => panic!("open: {e}"),

@@ -101,6 +101,8 @@ impl WriteBatch {
 pub enum StorageError {
     #[error("storage engine: {0}")]
     Engine(String),
+    #[error("the data directory {0} is in use by another process (stop the registry before running this)")]
+    InUse(String),
 }
 
 /// What the registry needs of a storage engine, and nothing more.

@@ -36,7 +36,14 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
 impl SledStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(path).cache_capacity(512 * 1024 * 1024).open().map_err(engine)?;
+        let db = sled::Config::new().path(path).cache_capacity(512 * 1024 * 1024).open().map_err(|e| match &e {
+            // sled 0.34.7 reports a held lock only as this message (ErrorKind::Other);
+            // sled is pinned, and a test keeps this match honest.
+            sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                StorageError::InUse(path.display().to_string())
+            }
+            _ => engine(e),
+        })?;
         let tree = db.open_tree("registry").map_err(engine)?;
         Ok(Self { db, tree })
     }
@@ -91,5 +98,21 @@ impl Storage for SledStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush().map(|_| ()).map_err(engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_opener_is_told_the_directory_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        match SledStore::open(dir.path()) {
+            Err(StorageError::InUse(path)) => assert_eq!(path, dir.path().display().to_string()),
+            Err(other) => panic!("expected InUse, got {other}"),
+            Ok(_) => panic!("a second opener must be refused"),
+        }
     }
 }
