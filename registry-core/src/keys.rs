@@ -43,7 +43,7 @@ impl fmt::Debug for KeyId {
 /// Why a key could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("key file: {0}")]
+    #[error("malformed key: {0}")]
     Format(String),
 }
 

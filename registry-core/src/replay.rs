@@ -27,8 +27,8 @@ pub enum ReplayError {
     Storage(#[from] StorageError),
     #[error("record {seq}: {reason}")]
     Record { seq: u64, reason: String },
-    #[error("record {seq}: {source}")]
-    Fold { seq: u64, source: FoldError },
+    #[error("record {seq}: {cause}")]
+    Fold { seq: u64, cause: FoldError },
 }
 
 impl ReplayError {
@@ -85,7 +85,7 @@ pub fn fold_log(
     let end = for_each_record(log, from, |seq, bytes| {
         let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         let event = decode_event(seq, &record)?;
-        fold::fold(&mut view, secrets, seq, &event).map_err(|source| ReplayError::Fold { seq, source })?;
+        fold::fold(&mut view, secrets, seq, &event).map_err(|cause| ReplayError::Fold { seq, cause })?;
         last_applied = Some(seq);
         if (seq + 1) % CHUNK as u64 == 0 {
             // Commit in large chunks: reads of what is pending stay in memory.

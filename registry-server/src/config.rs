@@ -63,12 +63,12 @@ fn default_origin() -> String {
 pub enum ConfigError {
     #[error("config {path}: {reason}")]
     Invalid { path: String, reason: String },
-    #[error("config {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("config {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error(transparent)]
     Secrets(#[from] registry_core::secrets::SecretsError),
-    #[error("log key {path}: {source}")]
-    Key { path: String, source: registry_core::keys::KeyError },
+    #[error("log key {path}: {cause}")]
+    Key { path: String, cause: registry_core::keys::KeyError },
 }
 
 /// A configuration with its paths resolved against the file's directory.
@@ -80,7 +80,7 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let io = |source| ConfigError::Io { path: path.display().to_string(), source };
+        let io = |cause| ConfigError::Io { path: path.display().to_string(), cause };
         let text = std::fs::read_to_string(path).map_err(io)?;
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.to_string() })?;
@@ -129,16 +129,16 @@ fn absolute(path: &Path) -> PathBuf {
 
 pub fn read_log_key(path: &Path) -> Result<LogKey, ConfigError> {
     let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        std::fs::read_to_string(path).map_err(|cause| ConfigError::Io { path: path.display().to_string(), cause })?;
     LogKey::from_note_private_key(&text)
         .map(|(_, key)| key)
-        .map_err(|source| ConfigError::Key { path: path.display().to_string(), source })
+        .map_err(|cause| ConfigError::Key { path: path.display().to_string(), cause })
 }
 
 /// Writes a new log key file (signed-note private key form, mode 0600).
 pub fn write_log_key(path: &Path, origin: &str, key: &LogKey) -> Result<(), ConfigError> {
     write_private_file(path, format!("{}\n", key.to_note_private_key(origin)).as_bytes())
-        .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })
+        .map_err(|cause| ConfigError::Io { path: path.display().to_string(), cause })
 }
 
 /// Creates a development configuration in `dir` (config.toml, log.key, master.secret,
@@ -148,7 +148,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
     if config_path.exists() {
         return Ok((config_path, false));
     }
-    let io = |source| ConfigError::Io { path: dir.display().to_string(), source };
+    let io = |cause| ConfigError::Io { path: dir.display().to_string(), cause };
     std::fs::create_dir_all(dir.join("data")).map_err(io)?;
     let origin = "dev.huduma.local/log";
     Secrets::generate().save(&dir.join("master.secret"))?;

@@ -3,6 +3,7 @@
 //! log for auditors, and drives a synthetic load.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -93,7 +94,19 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints an error as one readable line (with its causes) and exits 1, instead of
+/// `anyhow`'s debug form, which prints a backtrace when RUST_BACKTRACE is set.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -36,8 +36,8 @@ pub enum OperatorError {
     Replay(#[from] ReplayError),
     #[error(transparent)]
     Command(#[from] CommandError),
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 }
 
 pub fn options(loaded: &Loaded) -> RegistryOptions {
@@ -73,7 +73,7 @@ pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u6
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
     let store = SledStore::open(&loaded.config.server.data_dir)?;
-    let io = |source| OperatorError::Io { path: out.display().to_string(), source };
+    let io = |cause| OperatorError::Io { path: out.display().to_string(), cause };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
     let count = log_export::export_log(&store, &mut file)?;
     file.flush().map_err(io)?;
@@ -102,7 +102,7 @@ pub fn rotate_key(loaded: &Loaded, actor: Actor) -> Result<Rotation, OperatorErr
     let outcome = registry.rotate_key_blocking(new.clone(), actor)?;
     registry.close();
     let retired = beside(format!("retired-{}", hex(&old.id().0)));
-    let io = |source| OperatorError::Io { path: key_path.display().to_string(), source };
+    let io = |cause| OperatorError::Io { path: key_path.display().to_string(), cause };
     std::fs::rename(key_path, &retired).map_err(io)?;
     std::fs::rename(&next_path, key_path).map_err(io)?;
     Ok(Rotation {
