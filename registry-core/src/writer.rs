@@ -341,9 +341,7 @@ impl Writer {
     }
 
     fn data_key(&self, view: &View<'_>, person: PersonId) -> Result<crate::sealed::DataKey, CommandError> {
-        let stored =
-            view.get(Tree::Keyring, &person_key(person))?.ok_or_else(|| internal(FoldError::KeyMissing(person.0)))?;
-        match keyring::open_entry(self.secrets.keyring_key(), person, &stored).map_err(internal)? {
+        match fold::keyring_entry(view, &self.secrets, person)? {
             KeyringEntry::Key(key) => Ok(key),
             KeyringEntry::Erased => Err(internal(format!("person {} is erased", person.0))),
         }
@@ -456,12 +454,14 @@ impl Writer {
             }
             Command::MergeRecords { survivor, duplicate, justification } => {
                 check_reason("justification", justification)?;
-                let (survivor_id, _) = current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
-                let (duplicate_id, _) = current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
+                let (survivor_id, survivor_entry) =
+                    current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
+                let (duplicate_id, duplicate_entry) =
+                    current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
                 if survivor_id == duplicate_id {
                     return Err(CommandError::field("duplicate", "names the same person as survivor"));
                 }
-                check_merge_conflicts(view, survivor_id, duplicate_id)?;
+                check_merge_conflicts(&survivor_entry.agency_records, duplicate_entry.agency_records)?;
                 let event = Event::RecordsMerged(event::RecordsMerged {
                     actor,
                     survivor: survivor_id,
@@ -523,14 +523,11 @@ fn current_person(
 
 /// Refuses a merge where the duplicate holds a record of an agency for which the
 /// survivor holds other records only.
-fn check_merge_conflicts(view: &View<'_>, survivor: PersonId, duplicate: PersonId) -> Result<(), CommandError> {
-    let links = |person: PersonId| -> Result<Vec<(String, String)>, CommandError> {
-        let entry: PersonEntry = state::read(view, Tree::Persons, &person_key(person))?
-            .ok_or_else(|| internal(format!("person {} is missing", person.0)))?;
-        Ok(entry.agency_records)
-    };
-    let survivor_links = links(survivor)?;
-    for (agency, duplicate_record) in links(duplicate)? {
+fn check_merge_conflicts(
+    survivor_links: &[(String, String)],
+    duplicate_links: Vec<(String, String)>,
+) -> Result<(), CommandError> {
+    for (agency, duplicate_record) in duplicate_links {
         let held: Vec<&String> = survivor_links.iter().filter(|(a, _)| *a == agency).map(|(_, r)| r).collect();
         if let Some(survivor_record) = held.first()
             && !held.contains(&&duplicate_record)

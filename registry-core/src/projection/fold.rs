@@ -29,6 +29,13 @@ pub enum FoldError {
     Inconsistent { seq: u64, reason: String },
 }
 
+/// A person's keyring entry, opened; a person with no entry at all is an incomplete
+/// keyring (erasure leaves a tombstone, never a gap).
+pub fn keyring_entry(view: &View<'_>, secrets: &Secrets, person: PersonId) -> Result<KeyringEntry, FoldError> {
+    let stored = view.get(Tree::Keyring, &person_key(person))?.ok_or(FoldError::KeyMissing(person.0))?;
+    Ok(keyring::open_entry(secrets.keyring_key(), person, &stored)?)
+}
+
 /// Opens a person's sealed demographics; `None` when the person's key was erased.
 pub fn open_demographics(
     view: &View<'_>,
@@ -36,11 +43,7 @@ pub fn open_demographics(
     person: PersonId,
     sealed: &Sealed,
 ) -> Result<Option<Demographics>, FoldError> {
-    let key = person_key(person);
-    let Some(stored) = view.get(Tree::Keyring, &key)? else {
-        return Err(FoldError::KeyMissing(person.0));
-    };
-    match keyring::open_entry(secrets.keyring_key(), person, &stored)? {
+    match keyring_entry(view, secrets, person)? {
         KeyringEntry::Erased => Ok(None),
         KeyringEntry::Key(data_key) => {
             let plain = sealed.open(&data_key, person).map_err(|_| FoldError::Sealed(person.0))?;
