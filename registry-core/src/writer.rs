@@ -169,12 +169,10 @@ impl Writer {
                     origin: origin.to_string(),
                     public_key: writer.key.public().to_bytes(),
                 });
-                let store = Arc::clone(&writer.store);
-                let mut view = View::new(&*store);
-                writer.append(&mut view, &genesis, now_micros()).map_err(|e| WriterError::Head(e.to_string()))?;
-                fold::mark_applied(&mut view, 0);
-                view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &writer.secrets.fingerprint());
-                store.commit(&view.take_batch(), true)?;
+                let fingerprint = writer.secrets.fingerprint();
+                writer
+                    .commit_alone(&genesis, |view| view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &fingerprint))
+                    .map_err(|e| WriterError::Head(e.to_string()))?;
                 Ok(writer)
             }
         }
@@ -263,18 +261,26 @@ impl Writer {
             new_public_key: new_key.public().to_bytes(),
             new_key_signature: new_key.sign(&consent).to_vec(),
         });
+        let receipt = self.commit_alone(&event, |_| ())?;
+        self.key = new_key;
+        Ok(Outcome { receipt, number: None })
+    }
+
+    /// Appends one event as a batch of its own (with `extra` writes) and commits it
+    /// durably; on failure the head goes back to before it.
+    fn commit_alone(&mut self, event: &Event, extra: impl FnOnce(&mut View<'_>)) -> Result<Receipt, CommandError> {
         let start = self.head;
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
         let time = now_micros().max(self.head.time_micros);
-        let receipt = self.append(&mut view, &event, time).inspect_err(|_| self.head = start)?;
+        let receipt = self.append(&mut view, event, time).inspect_err(|_| self.head = start)?;
         fold::mark_applied(&mut view, receipt.index);
+        extra(&mut view);
         if let Err(e) = store.commit(&view.take_batch(), true) {
             self.head = start;
             return Err(CommandError::Unavailable(format!("storage: {e}")));
         }
-        self.key = new_key;
-        Ok(Outcome { receipt, number: None })
+        Ok(receipt)
     }
 
     /// Signs and folds one event as the next record.
