@@ -145,6 +145,13 @@ impl Committer {
     }
 }
 
+/// Sends each submitter its answer (a submitter that gave up is not an error).
+fn answer(replies: Vec<Reply>, results: Vec<Result<Outcome, CommandError>>) {
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
 /// Waits for the batch in flight; answers its submitters. On failure the writer's head
 /// goes back to before it (discarding anything built on top). Returns whether it held.
 fn land(writer: &mut Writer, committer: &Committer, flight: InFlight) -> bool {
@@ -158,9 +165,7 @@ fn land(writer: &mut Writer, committer: &Committer, flight: InFlight) -> bool {
         }
     };
     drop(batch);
-    for (reply, result) in replies.into_iter().zip(results) {
-        let _ = reply.send(result);
-    }
+    answer(replies, results);
     ok
 }
 
@@ -223,15 +228,11 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 {
                     // Built on a batch that did not land: refuse it too.
                     let e = StorageError::Engine("the previous batch failed to commit".into());
-                    for (reply, result) in replies.into_iter().zip(storage_failure(submissions.len(), &e)) {
-                        let _ = reply.send(result);
-                    }
+                    answer(replies, storage_failure(submissions.len(), &e));
                     continue;
                 }
                 if built.batch.is_empty() {
-                    for (reply, result) in replies.into_iter().zip(built.results) {
-                        let _ = reply.send(result);
-                    }
+                    answer(replies, built.results);
                     continue;
                 }
                 let batch = Arc::new(built.batch);
@@ -240,9 +241,7 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 } else {
                     writer.reset(built.start);
                     let e = StorageError::Engine("the committer thread has stopped".into());
-                    for (reply, result) in replies.into_iter().zip(storage_failure(submissions.len(), &e)) {
-                        let _ = reply.send(result);
-                    }
+                    answer(replies, storage_failure(submissions.len(), &e));
                 }
             }
         }
