@@ -8,8 +8,12 @@ use huduma_number::HudumaNumber;
 
 use crate::PersonId;
 use crate::demographics::Demographics;
+use crate::keys::VerifyingKey;
 use crate::projection::fold::{FoldError, open_demographics};
-use crate::projection::state::{self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, number_key, person_key};
+use crate::projection::state::{
+    self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
+    person_key,
+};
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View};
 use crate::storage::{Storage, Tree};
@@ -147,5 +151,46 @@ impl Reader {
     /// The stored bytes of record `seq`, checksum checked.
     pub fn record(&self, seq: u64) -> Result<Option<Vec<u8>>, QueryError> {
         Ok(crate::storage::view::get_checked(&*self.store, Tree::Log, &seq.to_be_bytes())?)
+    }
+
+    /// Up to `limit` changes that concern `agency`, from sequence number `from` on, in
+    /// log order.
+    pub fn agency_changes(
+        &self,
+        agency: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, AgencyChange)>, QueryError> {
+        let mut prefix = agency.as_bytes().to_vec();
+        prefix.push(0);
+        let start = agency_change_key(agency, from);
+        let stored = self.store.range_from(Tree::AgencyChanges, &start, limit).map_err(ReadError::from)?;
+        let mut changes = Vec::with_capacity(stored.len());
+        for (key, value) in stored {
+            let Some(seq_bytes) = key.strip_prefix(prefix.as_slice()) else { break };
+            let seq: [u8; 8] = seq_bytes
+                .try_into()
+                .map_err(|_| ReadError::from(Corruption::new(Tree::AgencyChanges, &key, "not agency + sequence")))?;
+            let value = crate::storage::view::open_value(Tree::AgencyChanges, &key, &value).map_err(ReadError::from)?;
+            changes.push((
+                u64::from_be_bytes(seq),
+                state::decode(Tree::AgencyChanges, &key, &value).map_err(ReadError::from)?,
+            ));
+        }
+        Ok(changes)
+    }
+
+    /// Every log key with the sequence number it signs from, oldest first.
+    pub fn log_keys(&self) -> Result<Vec<(u64, VerifyingKey)>, QueryError> {
+        let stored = self.store.scan_prefix(Tree::Meta, meta::KEY_PREFIX).map_err(ReadError::from)?;
+        let mut keys = Vec::with_capacity(stored.len());
+        for (key, value) in stored {
+            let value = crate::storage::view::open_value(Tree::Meta, &key, &value).map_err(ReadError::from)?;
+            let corrupt = || ReadError::from(Corruption::new(Tree::Meta, &key, "not a sequence number and a key"));
+            let seq: [u8; 8] = key[meta::KEY_PREFIX.len()..].try_into().map_err(|_| corrupt())?;
+            let public: [u8; 32] = value.as_slice().try_into().map_err(|_| corrupt())?;
+            keys.push((u64::from_be_bytes(seq), VerifyingKey::from_bytes(&public).map_err(|_| corrupt())?));
+        }
+        Ok(keys)
     }
 }

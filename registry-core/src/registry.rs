@@ -133,6 +133,11 @@ impl Registry {
         self.sequencer.rotate_key_blocking(new_key, actor)
     }
 
+    /// Follows the durable size of the log (for streams that wait for new records).
+    pub fn durable_size(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sequencer.durable_size()
+    }
+
     pub fn reader(&self) -> Reader {
         Reader::new(Arc::clone(&self.store), Arc::clone(&self.secrets))
     }

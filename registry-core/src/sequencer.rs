@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
@@ -28,6 +28,8 @@ enum Job {
 pub struct Sequencer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The size of the log that is durable, updated after each batch lands.
+    durable_size: watch::Receiver<u64>,
 }
 
 fn stopped() -> CommandError {
@@ -39,10 +41,16 @@ impl Sequencer {
     /// `max_batch`.
     pub fn start(writer: Writer, queue: usize, max_batch: usize) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(queue.max(1));
+        let (durable, durable_size) = watch::channel(writer.head().next_seq);
         let thread = std::thread::Builder::new()
             .name("huduma-sequencer".into())
-            .spawn(move || run(writer, rx, max_batch.max(1)))?;
-        Ok(Self { jobs: Some(tx), thread: Some(thread) })
+            .spawn(move || run(writer, rx, max_batch.max(1), durable))?;
+        Ok(Self { jobs: Some(tx), thread: Some(thread), durable_size })
+    }
+
+    /// Follows the durable size of the log: changes once each batch is on disk.
+    pub fn durable_size(&self) -> watch::Receiver<u64> {
+        self.durable_size.clone()
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Job>, CommandError> {
@@ -92,6 +100,8 @@ struct InFlight {
     replies: Vec<Reply>,
     results: Vec<Result<Outcome, CommandError>>,
     start: Head,
+    /// The log's size once this batch lands.
+    end: u64,
     batch: Arc<WriteBatch>,
 }
 
@@ -154,10 +164,13 @@ fn answer(replies: Vec<Reply>, results: Vec<Result<Outcome, CommandError>>) {
 
 /// Waits for the batch in flight; answers its submitters. On failure the writer's head
 /// goes back to before it (discarding anything built on top). Returns whether it held.
-fn land(writer: &mut Writer, committer: &Committer, flight: InFlight) -> bool {
-    let InFlight { replies, results, start, batch } = flight;
+fn land(writer: &mut Writer, committer: &Committer, durable: &watch::Sender<u64>, flight: InFlight) -> bool {
+    let InFlight { replies, results, start, end, batch } = flight;
     let (results, ok) = match committer.wait() {
-        Ok(()) => (results, true),
+        Ok(()) => {
+            durable.send_replace(end);
+            (results, true)
+        }
         Err(e) => {
             tracing::error!(error = %e, "batch commit failed");
             writer.reset(start);
@@ -171,7 +184,7 @@ fn land(writer: &mut Writer, committer: &Committer, flight: InFlight) -> bool {
 
 /// The sequencer's loop: gather a batch, build it over the batch in flight, land the
 /// one in flight, send the new one to the committer.
-fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, durable: watch::Sender<u64>) {
     let committer = match Committer::start(Arc::clone(writer.store())) {
         Ok(committer) => committer,
         Err(e) => {
@@ -189,7 +202,7 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => {
                     // Nothing new to overlap with: land what is in flight, then wait.
                     if let Some(flight) = in_flight.take() {
-                        land(&mut writer, &committer, flight);
+                        land(&mut writer, &committer, &durable, flight);
                     }
                     continue;
                 }
@@ -202,9 +215,13 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
         match job {
             Job::RotateKey(key, actor, reply) => {
                 if let Some(flight) = in_flight.take() {
-                    land(&mut writer, &committer, flight);
+                    land(&mut writer, &committer, &durable, flight);
                 }
-                let _ = reply.send(writer.rotate_key(key, actor));
+                let result = writer.rotate_key(key, actor);
+                if result.is_ok() {
+                    durable.send_replace(writer.head().next_seq);
+                }
+                let _ = reply.send(result);
             }
             Job::Submit(submission, reply) => {
                 let mut submissions = vec![submission];
@@ -223,8 +240,9 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                     }
                 }
                 let built = writer.build(in_flight.as_ref().map(|f| &*f.batch), &submissions);
+                let end = writer.head().next_seq;
                 if let Some(flight) = in_flight.take()
-                    && !land(&mut writer, &committer, flight)
+                    && !land(&mut writer, &committer, &durable, flight)
                 {
                     // Built on a batch that did not land: refuse it too.
                     let e = StorageError::Engine("the previous batch failed to commit".into());
@@ -237,7 +255,7 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
                 }
                 let batch = Arc::new(built.batch);
                 if committer.send(Arc::clone(&batch)) {
-                    in_flight = Some(InFlight { replies, results: built.results, start: built.start, batch });
+                    in_flight = Some(InFlight { replies, results: built.results, start: built.start, end, batch });
                 } else {
                     writer.reset(built.start);
                     let e = StorageError::Engine("the committer thread has stopped".into());

@@ -153,6 +153,56 @@ fn agency_links_resolve_and_a_record_belongs_to_one_person() {
 }
 
 #[test]
+fn agency_changes_name_each_record_that_touched_a_linked_person() {
+    use registry_core::event::kind;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let a = register(&registry, "a", 1);
+    let b = register(&registry, "b", 2);
+    let c = register(&registry, "c", 3);
+    let go = |id: &str, command| registry.submit_blocking(submission(id, command)).unwrap().receipt.index;
+    let link = |number, agency: &str, record: &str| Command::LinkAgencyRecord {
+        number,
+        agency: agency.into(),
+        record_id: record.into(),
+    };
+    let l1 = go("l1", link(a, "KRA", "K-1"));
+    let l2 = go("l2", link(b, "NHIF", "N-2"));
+    go("x", Command::RevokeNumber { number: c, reason: "no link: nobody is told".into() });
+    let replaced = go("r", Command::ReplaceNumber { number: a, reason: ReplacementReason::Lost });
+    let survivor = registry.reader().resolve_number(a).unwrap().unwrap().current_number;
+    let merged = go("m", Command::MergeRecords { survivor, duplicate: b, justification: "same person".into() });
+    let unlinked =
+        go("u", Command::UnlinkAgencyRecord { number: survivor, agency: "NHIF".into(), record_id: "N-2".into() });
+    let reader = registry.reader();
+    let kra = reader.agency_changes("KRA", 0, 100).unwrap();
+    let kinds: Vec<(u64, u16)> = kra.iter().map(|(seq, c)| (*seq, c.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (l1, kind::AGENCY_RECORD_LINKED),
+            (replaced, kind::NUMBER_REPLACED),
+            (merged, kind::RECORDS_MERGED),
+            // The survivor is linked with KRA, so KRA hears of the NHIF unlink too.
+            (unlinked, kind::AGENCY_RECORD_UNLINKED),
+        ]
+    );
+    assert_eq!(kra[3].1.records, vec!["K-1".to_string()], "KRA is told of its own records only");
+    let current = survivor;
+    assert_ne!(current, a);
+    assert_eq!(kra[1].1.number, current, "the change carries the number in force");
+    assert_eq!(kra[1].1.records, vec!["K-1".to_string()]);
+    let nhif = reader.agency_changes("NHIF", 0, 100).unwrap();
+    let seqs: Vec<u64> = nhif.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, vec![l2, merged, unlinked], "the merge moved N-2 to the survivor, then it was unlinked");
+    assert_eq!(nhif[1].1.number, current, "a merge is reported on the survivor");
+    assert_eq!(nhif[2].1.records, vec!["N-2".to_string()], "an unlink names the record it removed");
+    // Resuming from an index skips what came before; another agency's prefix is not read.
+    assert_eq!(reader.agency_changes("NHIF", merged + 1, 100).unwrap().len(), 1);
+    assert!(reader.agency_changes("KR", 0, 100).unwrap().is_empty());
+}
+
+#[test]
 fn revoke_reinstate_death_and_their_preconditions() {
     let dir = tempfile::tempdir().unwrap();
     let registry = open(dir.path());
@@ -333,6 +383,10 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     register(&registry, "c", 16);
     let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.keys, vec![log_key().id(), new_key.id()]);
+    // The key history: genesis from record 0, the new key from the record after the
+    // rotation (record 2, signed by the old key).
+    let keys = registry.reader().log_keys().unwrap();
+    assert_eq!(keys, vec![(0, log_key().public()), (3, new_key.public())]);
     assert_eq!(report.records, 5);
     // A verifier that trusts another genesis key refuses record 0.
     let err = verify_store(&**registry.store(), Some(new_key.public()), None, &mut |_, _| ()).unwrap_err();

@@ -6,7 +6,8 @@ use crate::demographics::Demographics;
 use crate::event::Event;
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
+    self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
+    person_key,
 };
 use crate::sealed::Sealed;
 use crate::secrets::Secrets;
@@ -131,15 +132,81 @@ fn insert_sorted(records: &mut Vec<(String, String)>, link: (String, String)) {
     }
 }
 
+/// The persons an event changes that may be linked with agencies: the event's person,
+/// or both sides of a merge (the survivor first). A registration has no links yet.
+fn linked_persons(event: &Event) -> Vec<PersonId> {
+    match event {
+        Event::LogInitialized(_) | Event::LogKeyRotated(_) | Event::PersonRegistered(_) => Vec::new(),
+        Event::NumberReplaced(e) => vec![e.person],
+        Event::DemographicsCorrected(e) => vec![e.person],
+        Event::AgencyRecordLinked(e) => vec![e.person],
+        Event::AgencyRecordUnlinked(e) => vec![e.person],
+        Event::DeathRecorded(e) => vec![e.person],
+        Event::NumberRevoked(e) => vec![e.person],
+        Event::NumberReinstated(e) => vec![e.person],
+        Event::RecordsMerged(e) => vec![e.survivor, e.duplicate],
+        Event::PersonalDataErased(e) => vec![e.person],
+    }
+}
+
+/// Writes one `agency_changes` entry per agency linked with the changed persons before
+/// or after the event, naming that agency's records concerned.
+fn record_agency_changes(
+    view: &mut View<'_>,
+    seq: u64,
+    kind: u16,
+    persons: &[PersonId],
+    before: &[PersonEntry],
+) -> Result<(), FoldError> {
+    let Some(&subject) = persons.first() else { return Ok(()) };
+    let mut records: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> = Default::default();
+    let after: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
+    for entry in before.iter().chain(&after) {
+        for (agency, record) in &entry.agency_records {
+            records.entry(agency.as_str()).or_default().insert(record.clone());
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    let subject_after = &after[0];
+    let writes: Vec<(Vec<u8>, Vec<u8>)> = records
+        .into_iter()
+        .map(|(agency, records)| {
+            let change = AgencyChange {
+                person: subject,
+                kind,
+                number: subject_after.current_number,
+                status: subject_after.status,
+                records: records.into_iter().collect(),
+            };
+            (agency_change_key(agency, seq), state::encode(&change))
+        })
+        .collect();
+    for (key, value) in writes {
+        view.put(Tree::AgencyChanges, key, &value);
+    }
+    Ok(())
+}
+
 /// Applies the event of record `seq` to the projections in `view`.
 pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
+    let persons = linked_persons(event);
+    let before: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
+    apply(view, secrets, seq, event)?;
+    record_agency_changes(view, seq, event.kind_version().kind, &persons, &before)
+}
+
+fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
     match event {
         Event::LogInitialized(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
+            view.put(Tree::Meta, meta::key_from(seq), &e.public_key);
             view.put(Tree::Meta, meta::ORIGIN.to_vec(), e.origin.as_bytes());
         }
         Event::LogKeyRotated(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.new_public_key);
+            view.put(Tree::Meta, meta::key_from(seq + 1), &e.new_public_key);
         }
         Event::PersonRegistered(e) => {
             let person = PersonId(seq);

@@ -44,6 +44,22 @@ pub struct NumberEntry {
     pub superseded_by: Option<HudumaNumber>,
 }
 
+/// `agency_changes` tree: (agency, sequence number) -> this. One entry for each record
+/// that changed a person linked with the agency (before or after the record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgencyChange {
+    /// The person the record changed (the survivor, for a merge).
+    pub person: PersonId,
+    /// The event kind of the record (`event::kind`).
+    pub kind: u16,
+    /// The person's number in force after the record.
+    pub number: HudumaNumber,
+    /// The person's status after the record.
+    pub status: PersonStatus,
+    /// This agency's record ids the change concerns (linked before or after), sorted.
+    pub records: Vec<String>,
+}
+
 /// Keys of the `meta` tree.
 pub mod meta {
     /// The next issuance counter (u64 BE).
@@ -52,6 +68,13 @@ pub mod meta {
     pub const CURRENT_KEY: &[u8] = b"current_key";
     /// The log's origin (UTF-8).
     pub const ORIGIN: &[u8] = b"origin";
+    /// `key/<seq u64 BE>`: the log key (32 bytes) in force from record `seq` on.
+    pub const KEY_PREFIX: &[u8] = b"key/";
+    pub fn key_from(seq: u64) -> Vec<u8> {
+        let mut key = KEY_PREFIX.to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        key
+    }
     /// `applied/<tree>`: the last sequence number folded into that tree (u64 BE).
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         format!("applied/{}", tree.name()).into_bytes()
@@ -72,6 +95,15 @@ pub fn agency_link_key(agency: &str, record_id: &str) -> Vec<u8> {
     key.extend_from_slice(agency.as_bytes());
     key.push(0);
     key.extend_from_slice(record_id.as_bytes());
+    key
+}
+
+/// `agency_changes` key: agency code, 0x00, sequence number (u64 BE).
+pub fn agency_change_key(agency: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(agency.len() + 9);
+    key.extend_from_slice(agency.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 

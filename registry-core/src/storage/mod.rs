@@ -32,11 +32,14 @@ pub enum Tree {
     MatchKeys,
     /// Facts about the store itself, fixed at creation: the secrets fingerprint.
     Settings,
+    /// agency code, 0x00, sequence number (u64 BE) -> the change that record made to a
+    /// person linked with that agency (what `WatchChanges` streams).
+    AgencyChanges,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 10] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -46,11 +49,13 @@ impl Tree {
         Tree::AgencyLinks,
         Tree::MatchKeys,
         Tree::Settings,
+        Tree::AgencyChanges,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 5] = [Tree::Meta, Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::MatchKeys];
+    pub const PROJECTIONS: [Tree; 6] =
+        [Tree::Meta, Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::MatchKeys, Tree::AgencyChanges];
 
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
@@ -64,6 +69,7 @@ impl Tree {
             Tree::AgencyLinks => "agency_links",
             Tree::MatchKeys => "match_keys",
             Tree::Settings => "settings",
+            Tree::AgencyChanges => "agency_changes",
         }
     }
 }
