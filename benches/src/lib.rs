@@ -28,7 +28,7 @@ pub fn person(i: u64) -> Demographics {
         family_name: format!("Family{}", i % 997),
         other_names: vec![],
         date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
-        sex: if i % 2 == 0 { Sex::Female } else { Sex::Male },
+        sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
         place_of_birth: "Nairobi".into(),
     }
 }

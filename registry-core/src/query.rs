@@ -180,6 +180,15 @@ impl Reader {
         Ok(changes)
     }
 
+    /// The log's origin, as record 0 names it.
+    pub fn origin(&self) -> Result<Option<String>, QueryError> {
+        let view = View::new(&*self.store);
+        let Some(bytes) = view.get(Tree::Meta, meta::ORIGIN)? else { return Ok(None) };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ReadError::from(Corruption::new(Tree::Meta, meta::ORIGIN, "not UTF-8")).into())
+    }
+
     /// Every log key with the sequence number it signs from, oldest first.
     pub fn log_keys(&self) -> Result<Vec<(u64, VerifyingKey)>, QueryError> {
         let stored = self.store.scan_prefix(Tree::Meta, meta::KEY_PREFIX).map_err(ReadError::from)?;

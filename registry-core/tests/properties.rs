@@ -119,11 +119,11 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
                     if let Command::LinkAgencyRecord { number, agency, record_id } = &s.command {
                         links.push((*number, agency.clone(), record_id.clone()));
                     }
-                    if let Some(number) = outcome.number {
-                        if !numbers.contains(&number) {
-                            numbers.push(number);
-                            issued.push(number);
-                        }
+                    if let Some(number) = outcome.number
+                        && !numbers.contains(&number)
+                    {
+                        numbers.push(number);
+                        issued.push(number);
                     }
                     sent.push(s.clone());
                 }

@@ -6,23 +6,70 @@
 //! listen = "127.0.0.1:50051"
 //! data_dir = "data"                      # relative paths are relative to this file
 //! origin = "registry.huduma.go.ke/log"
+//! metrics_listen = "127.0.0.1:9464"      # Prometheus /metrics (optional)
+//!
+//! [server.tls]                           # optional: TLS, and mTLS when client_ca is set
+//! cert = "server.crt"
+//! key = "server.key"
+//! client_ca = "clients-ca.crt"
 //!
 //! [keys]
 //! log_key = "log.key"                    # C2SP signed-note private key
 //! master_secret = "master.secret"        # never inside data_dir
+//!
+//! [[principals]]
+//! name = "gpo-registrar-1"
+//! role = "registrar"                     # registrar | agency | auditor | admin
+//! token = "dev-token-..."                # bearer token (development)
+//! # cert_subject = "CN=gpo-registrar-1,O=Huduma"   # mTLS client certificate subject
 //! ```
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use rand::RngCore;
 use registry_core::keys::LogKey;
 use registry_core::secrets::{Secrets, write_private_file};
 use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
     pub keys: KeysConfig,
+    #[serde(default)]
+    pub principals: Vec<PrincipalConfig>,
+}
+
+/// One caller the server knows, with its role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub name: String,
+    pub role: Role,
+    /// The agency code, for (and only for) role `agency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    /// A bearer token (development): sent as `authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The subject of the principal's mTLS client certificate, as RFC 4514 text
+    /// (e.g. `CN=kra-gateway,O=Kenya Revenue Authority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_subject: Option<String>,
+}
+
+/// TLS for the gRPC port; with `client_ca`, clients must present a certificate it
+/// signed (mTLS) and are known by its subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +84,17 @@ pub struct ServerConfig {
     /// worst look-up stall under writes; larger helps on slow-flushing disks.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Where Prometheus scrapes `/metrics`; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// The largest request message accepted, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// The longest a call may take, whatever deadline the caller set, in seconds.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +110,14 @@ fn default_listen() -> String {
 
 fn default_max_batch() -> usize {
     registry_core::registry::RegistryOptions::default().max_batch
+}
+
+fn default_max_message_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_request_timeout_secs() -> u64 {
+    30
 }
 
 fn default_origin() -> String {
@@ -85,7 +151,12 @@ impl Loaded {
         let mut config: Config = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.server.data_dir, &mut config.keys.log_key, &mut config.keys.master_secret] {
+        let mut paths = vec![&mut config.server.data_dir, &mut config.keys.log_key, &mut config.keys.master_secret];
+        if let Some(tls) = &mut config.server.tls {
+            paths.extend([&mut tls.cert, &mut tls.key]);
+            paths.extend(tls.client_ca.as_mut());
+        }
+        for p in paths {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -110,6 +181,49 @@ impl Loaded {
         }
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.config.server.max_message_bytes) {
+            return Err(invalid("server.max_message_bytes must be between 1024 and 16777216"));
+        }
+        if !(1..=3600).contains(&self.config.server.request_timeout_secs) {
+            return Err(invalid("server.request_timeout_secs must be between 1 and 3600"));
+        }
+        self.check_principals().map_err(|reason| invalid(&reason))
+    }
+
+    fn check_principals(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
+        let mut tokens = HashSet::new();
+        let mut subjects = HashSet::new();
+        for (i, p) in self.config.principals.iter().enumerate() {
+            let at = format!("principals[{i}]");
+            registry_core::command::check_identifier("name", &p.name).map_err(|e| format!("{at}.{e}"))?;
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("{at}.name: {:?} is named twice", p.name));
+            }
+            match (p.role, &p.agency) {
+                (Role::Agency, Some(agency)) => registry_core::command::check_agency("agency", agency)
+                    .map_err(|e| format!("{at}.{}", e.to_string().trim_start_matches("invalid argument: ")))?,
+                (Role::Agency, None) => return Err(format!("{at}.agency: required for role agency")),
+                (_, Some(_)) => return Err(format!("{at}.agency: only for role agency")),
+                (_, None) => {}
+            }
+            if p.token.is_none() && p.cert_subject.is_none() {
+                return Err(format!("{at}: needs a token or a cert_subject"));
+            }
+            if let Some(token) = &p.token {
+                if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(format!("{at}.token: at least 16 printable ASCII characters, no spaces"));
+                }
+                if !tokens.insert(token.as_str()) {
+                    return Err(format!("{at}.token: another principal has the same token"));
+                }
+            }
+            if let Some(subject) = &p.cert_subject
+                && !subjects.insert(subject.as_str())
+            {
+                return Err(format!("{at}.cert_subject: another principal has the same subject"));
+            }
         }
         Ok(())
     }
@@ -141,8 +255,35 @@ pub fn write_log_key(path: &Path, origin: &str, key: &LogKey) -> Result<(), Conf
         .map_err(|cause| ConfigError::Io { path: path.display().to_string(), cause })
 }
 
+/// A fresh random bearer token: `dev-<role>-` and 32 hex digits.
+pub fn dev_token(role: &str) -> String {
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("dev-{role}-{hex}")
+}
+
+/// The principals of a development configuration: one of each role, two agencies.
+pub fn dev_principals() -> Vec<PrincipalConfig> {
+    let principal = |name: &str, role: Role, agency: Option<&str>| PrincipalConfig {
+        name: name.into(),
+        role,
+        agency: agency.map(Into::into),
+        token: Some(dev_token(name)),
+        cert_subject: None,
+    };
+    vec![
+        principal("gpo-registrar-1", Role::Registrar, None),
+        principal("kra", Role::Agency, Some("KRA")),
+        principal("nhif", Role::Agency, Some("NHIF")),
+        principal("auditor-1", Role::Auditor, None),
+        principal("admin-1", Role::Admin, None),
+    ]
+}
+
 /// Creates a development configuration in `dir` (config.toml, log.key, master.secret,
-/// data/) unless one is there; returns the config path and whether it was created.
+/// data/, a principal of each role with a fresh token) unless one is there; returns
+/// the config path and whether it was created.
 pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
     let config_path = dir.join("config.toml");
     if config_path.exists() {
@@ -159,15 +300,21 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             data_dir: "data".into(),
             origin: origin.into(),
             max_batch: default_max_batch(),
+            metrics_listen: Some("127.0.0.1:9464".into()),
+            max_message_bytes: default_max_message_bytes(),
+            request_timeout_secs: default_request_timeout_secs(),
+            tls: None,
         },
         keys: KeysConfig { log_key: "log.key".into(), master_secret: "master.secret".into() },
+        principals: dev_principals(),
     };
     let text = format!(
-        "# Development configuration generated by `huduma-registry init`.\n# Keys are beside the data, not in it; in production keep them on separate storage.\n{}",
+        "# Development configuration generated by `huduma-registry`.\n# Keys are beside the data, not in it; in production keep them on separate storage,\n# and authenticate principals by mTLS client certificates ([server.tls]) instead of tokens.\n{}",
         toml::to_string(&config)
             .map_err(|e| ConfigError::Invalid { path: config_path.display().to_string(), reason: e.to_string() })?
     );
-    std::fs::write(&config_path, text).map_err(io)?;
+    // The tokens are credentials: readable by the owner only.
+    write_private_file(&config_path, text.as_bytes()).map_err(io)?;
     Ok((config_path, true))
 }
 

@@ -1,7 +1,15 @@
-//! The Huduma Registry server crate: configuration, the operator's commands, and the
+//! The Huduma Registry server crate: configuration, authentication and roles, the gRPC
+//! services of `huduma.v1`, the server that runs them, the operator's commands, and the
 //! synthetic population the load command and tests use. The `huduma-registry` binary
 //! (src/main.rs) is a thin shell over this library.
 
+pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod operator;
+pub mod policy;
+pub mod proto;
+pub mod serve;
+pub mod service;
 pub mod synthetic;
+pub mod wire;

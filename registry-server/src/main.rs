@@ -1,6 +1,6 @@
-//! `huduma-registry`: the operator's binary. Initialises a development configuration,
-//! generates keys, verifies and rebuilds the store, rotates the log key, exports the
-//! log for auditors, and drives a synthetic load.
+//! `huduma-registry`: the operator's binary. Serves the registry over gRPC, initialises
+//! a development configuration, generates keys, verifies and rebuilds the store,
+//! rotates the log key, exports the log for auditors, and drives a synthetic load.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,12 +21,23 @@ struct Cli {
     command: Cmd,
 }
 
+/// Where a development configuration is created when none is given.
+const DEV_DIR: &str = "huduma-data";
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a development configuration (config, log key, master secret, data dir)
-    /// in DIR if there is none, open the registry once, and print how to use it.
+    /// Serve the registry over gRPC until SIGTERM or Ctrl-C (which drain in-flight
+    /// calls, flush and exit 0). Without --config, uses (creating it on first run) a
+    /// development configuration in ./huduma-data and prints its tokens.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create a development configuration (config with a principal of each role, log
+    /// key, master secret, data dir) in DIR if there is none, open the registry once,
+    /// and print how to use it.
     Init {
-        #[arg(long, default_value = "huduma-dev")]
+        #[arg(long, default_value = DEV_DIR)]
         dir: PathBuf,
     },
     /// Generate a log key file (C2SP signed-note private key) and print its verifier key.
@@ -112,6 +123,7 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Cmd::Serve { config } => serve(config),
         Cmd::Init { dir } => init(&dir),
         Cmd::Keygen { out, name } => {
             let key = LogKey::generate();
@@ -200,6 +212,63 @@ fn run() -> anyhow::Result<()> {
     }
 }
 
+fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let (config_path, created) = match config {
+        Some(path) => (path, false),
+        None => ensure_dev_config(std::path::Path::new(DEV_DIR))?,
+    };
+    let loaded = Loaded::read(&config_path)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let running = registry_server::serve::start(&loaded).await?;
+        println!("huduma-registry serving huduma.v1 on {} (config {})", running.addr, config_path.display());
+        if created || loaded.config.principals.iter().any(|p| p.token.as_deref().is_some_and(|t| t.starts_with("dev-")))
+        {
+            print_dev_help(&loaded, &running.addr.to_string(), created);
+        }
+        let stop = running.shutdown_handle();
+        tokio::spawn(async move {
+            registry_server::serve::termination().await;
+            eprintln!("stopping: draining calls and flushing the log");
+            stop.send_replace(true);
+        });
+        running.wait().await?;
+        eprintln!("stopped cleanly");
+        anyhow::Ok(())
+    })
+}
+
+/// Prints the development tokens and calls that work against them.
+fn print_dev_help(loaded: &Loaded, addr: &str, created: bool) {
+    let token = |role: registry_server::auth::Role| {
+        loaded.config.principals.iter().find(|p| p.role == role).and_then(|p| p.token.clone()).unwrap_or_default()
+    };
+    use registry_server::auth::Role;
+    if created {
+        println!("created a development configuration in {DEV_DIR}/ (keys beside the data, tokens in config.toml)");
+    }
+    println!("principals (development bearer tokens):");
+    for p in &loaded.config.principals {
+        if let Some(token) = &p.token {
+            let agency = p.agency.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
+            println!("  {:<16} {:<9}{agency:<6} {token}", p.name, p.role.name());
+        }
+    }
+    println!(
+        "\nTry it (grpcurl needs no .proto files: the server has reflection):\n  \
+         grpcurl -plaintext -H 'authorization: Bearer {registrar}' \\\n    \
+         -d '{{\"request_id\":\"r-1\",\"centre\":\"GPO-NAIROBI\",\"demographics\":{{\"given_name\":\"Wanjiru\",\"family_name\":\"Kamau\",\"date_of_birth\":\"1990-04-12\",\"sex\":\"FEMALE\",\"place_of_birth\":\"Nyeri\"}}}}' \\\n    \
+         {addr} huduma.v1.Registry/RegisterPerson\n  \
+         grpcurl -plaintext -H 'authorization: Bearer {agency}' \\\n    \
+         -d '{{\"huduma_number\":\"<the number printed above>\",\"purpose\":\"tax registration\"}}' \\\n    \
+         {addr} huduma.v1.Resolver/Resolve\n  \
+         cargo run -p client-sdk -- number check \"<the number>\"      # offline check digit\n\
+         Stop with Ctrl-C (drains calls and flushes).",
+        registrar = token(Role::Registrar),
+        agency = token(Role::Agency),
+    );
+}
+
 fn init(dir: &std::path::Path) -> anyhow::Result<()> {
     let (config_path, created) = ensure_dev_config(dir)?;
     let loaded = Loaded::read(&config_path)?;
@@ -212,6 +281,7 @@ fn init(dir: &std::path::Path) -> anyhow::Result<()> {
         "Huduma Registry development store {} at {}\n\
          log: {size} record(s); genesis/current verifier key:\n  {}\n\n\
          Try it:\n  \
+         cargo run --release -p registry-server -- serve --config {config}\n  \
          cargo run --release -p registry-server -- load --config {config} --count 20000\n  \
          cargo run --release -p registry-server -- verify --config {config}\n  \
          cargo run --release -p registry-server -- rebuild --config {config}\n  \

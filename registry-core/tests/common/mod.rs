@@ -37,7 +37,7 @@ pub fn person(i: usize) -> Demographics {
     Demographics {
         given_name: GIVEN[i % GIVEN.len()].into(),
         family_name: FAMILY[(i / GIVEN.len()) % FAMILY.len()].into(),
-        other_names: if i % 3 == 0 { vec![format!("Njeri{i}")] } else { vec![] },
+        other_names: if i.is_multiple_of(3) { vec![format!("Njeri{i}")] } else { vec![] },
         date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
         sex: [Sex::Female, Sex::Male, Sex::Intersex][i % 3],
         place_of_birth: PLACES[i % PLACES.len()].into(),

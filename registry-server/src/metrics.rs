@@ -1,0 +1,64 @@
+//! Prometheus metrics: per-RPC request counts (by status code) and latencies, the log's
+//! durable size, and (from registry-core) batch sizes and commit times. Exported over
+//! HTTP on `server.metrics_listen`, apart from the gRPC port.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tonic::Status;
+
+use crate::policy::Rpc;
+
+/// Installs the global recorder and its `/metrics` listener. Must run inside a Tokio
+/// runtime. Fails if another recorder is installed.
+pub fn install(listen: SocketAddr) -> Result<(), String> {
+    PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_buckets(&[0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0])
+        .map_err(|e| e.to_string())?
+        .install()
+        .map_err(|e| e.to_string())
+}
+
+/// Records one finished call.
+pub fn observe(rpc: Rpc, started: Instant, code: tonic::Code) {
+    let labels = [("rpc", rpc.name()), ("code", code_name(code))];
+    metrics::counter!("huduma_rpc_requests_total", &labels).increment(1);
+    metrics::histogram!("huduma_rpc_duration_seconds", "rpc" => rpc.name()).record(started.elapsed().as_secs_f64());
+}
+
+/// Runs a handler and records it.
+pub async fn timed<T>(rpc: Rpc, handler: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    let started = Instant::now();
+    let result = handler.await;
+    observe(rpc, started, result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
+    result
+}
+
+pub fn set_log_size(size: u64) {
+    metrics::gauge!("huduma_log_size").set(size as f64);
+}
+
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,105 @@
+//! Authorisation: which role may call which RPC. One table, [`Rpc::roles`], read by
+//! every handler through [`authorize`]; the end-to-end tests walk it whole. Finer rules
+//! (an agency links only its own records, sees only its own records) live beside the
+//! handler that applies them.
+
+use std::sync::Arc;
+
+use tonic::{Request, Status};
+
+use crate::auth::{Principal, Role, principal};
+
+/// Every authorised RPC of `huduma.v1` (health and reflection are open to all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rpc {
+    RegisterPerson,
+    ReplaceNumber,
+    CorrectDemographics,
+    RecordDeath,
+    RevokeNumber,
+    ReinstateNumber,
+    LinkAgencyRecord,
+    UnlinkAgencyRecord,
+    MergeRecords,
+    ErasePersonalData,
+    Resolve,
+    WatchChanges,
+    GetRecords,
+    GetVerifierKeys,
+}
+
+use Role::{Admin, Agency, Auditor, Registrar};
+
+impl Rpc {
+    pub const ALL: [Rpc; 14] = [
+        Rpc::RegisterPerson,
+        Rpc::ReplaceNumber,
+        Rpc::CorrectDemographics,
+        Rpc::RecordDeath,
+        Rpc::RevokeNumber,
+        Rpc::ReinstateNumber,
+        Rpc::LinkAgencyRecord,
+        Rpc::UnlinkAgencyRecord,
+        Rpc::MergeRecords,
+        Rpc::ErasePersonalData,
+        Rpc::Resolve,
+        Rpc::WatchChanges,
+        Rpc::GetRecords,
+        Rpc::GetVerifierKeys,
+    ];
+
+    /// The RPC's method name, as in the .proto and the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rpc::RegisterPerson => "RegisterPerson",
+            Rpc::ReplaceNumber => "ReplaceNumber",
+            Rpc::CorrectDemographics => "CorrectDemographics",
+            Rpc::RecordDeath => "RecordDeath",
+            Rpc::RevokeNumber => "RevokeNumber",
+            Rpc::ReinstateNumber => "ReinstateNumber",
+            Rpc::LinkAgencyRecord => "LinkAgencyRecord",
+            Rpc::UnlinkAgencyRecord => "UnlinkAgencyRecord",
+            Rpc::MergeRecords => "MergeRecords",
+            Rpc::ErasePersonalData => "ErasePersonalData",
+            Rpc::Resolve => "Resolve",
+            Rpc::WatchChanges => "WatchChanges",
+            Rpc::GetRecords => "GetRecords",
+            Rpc::GetVerifierKeys => "GetVerifierKeys",
+        }
+    }
+
+    /// The roles that may call it.
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            Rpc::RegisterPerson
+            | Rpc::ReplaceNumber
+            | Rpc::CorrectDemographics
+            | Rpc::RecordDeath
+            | Rpc::RevokeNumber
+            | Rpc::ReinstateNumber
+            | Rpc::MergeRecords => &[Registrar, Admin],
+            // An agency only for records of its own agency code (checked by the handler).
+            Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],
+            Rpc::ErasePersonalData => &[Admin],
+            Rpc::Resolve => &[Agency, Registrar, Admin],
+            Rpc::WatchChanges => &[Agency],
+            Rpc::GetRecords | Rpc::GetVerifierKeys => &[Auditor, Admin],
+        }
+    }
+}
+
+/// The caller's principal, if its role may call `rpc`.
+pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Arc<Principal>, Status> {
+    let principal = principal(request)?;
+    if rpc.roles().contains(&principal.role) {
+        Ok(principal)
+    } else {
+        Err(Status::permission_denied(format!(
+            "{} may not call {}: role {} is not one of {}",
+            principal.name,
+            rpc.name(),
+            principal.role.name(),
+            rpc.roles().iter().map(|r| r.name()).collect::<Vec<_>>().join(", ")
+        )))
+    }
+}

@@ -1,0 +1,203 @@
+//! The gRPC server: opens the registry, binds the port, wires the services behind the
+//! authenticating interceptor with bounded messages and deadlines, adds health and
+//! reflection, and on shutdown drains in-flight calls, ends the change streams and
+//! closes the registry (which commits and flushes what was queued).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::auth::Authenticator;
+use crate::config::{Loaded, TlsConfig};
+use crate::operator;
+use crate::proto::audit_server::AuditServer;
+use crate::proto::registry_server::RegistryServer;
+use crate::proto::resolver_server::ResolverServer;
+use crate::service::audit::AuditService;
+use crate::service::registry::RegistryService;
+use crate::service::resolver::ResolverService;
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Open(#[from] operator::OperatorError),
+    #[error("binding {listen}: {cause}")]
+    Bind { listen: String, cause: std::io::Error },
+    #[error("server.metrics_listen {listen}: {reason}")]
+    Metrics { listen: String, reason: String },
+    #[error("server.tls: {0}")]
+    Tls(String),
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("the gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("a server task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A running server.
+pub struct Running {
+    /// The address the gRPC port is bound to (useful with `listen = "127.0.0.1:0"`).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Drains in-flight calls, ends streams, closes the registry, and waits.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        self.shutdown.send_replace(true);
+        self.task.await?
+    }
+
+    /// Waits for the server to end (after [`Running::stop`] from elsewhere, or a failure).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?
+    }
+
+    /// A handle that stops the server when sent `true`.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServeError::Tls(format!("reading {}: {e}", path.display())))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
+}
+
+/// Opens the registry and starts serving it. Returns once the port is bound.
+pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
+    let server = &loaded.config.server;
+    let opening = loaded.clone();
+    let registry = Arc::new(tokio::task::spawn_blocking(move || operator::open_registry(&opening)).await??);
+    let listener = TcpListener::bind(&server.listen)
+        .await
+        .map_err(|cause| ServeError::Bind { listen: server.listen.clone(), cause })?;
+    let addr = listener.local_addr().map_err(|cause| ServeError::Bind { listen: server.listen.clone(), cause })?;
+    if let Some(listen) = &server.metrics_listen {
+        let metrics_error = |reason: String| ServeError::Metrics { listen: listen.clone(), reason };
+        let at: SocketAddr = listen.parse().map_err(|e: std::net::AddrParseError| metrics_error(e.to_string()))?;
+        crate::metrics::install(at).map_err(metrics_error)?;
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(report_log_size(registry.durable_size(), shutdown_rx.clone()));
+
+    let auth = Arc::new(Authenticator::new(&loaded.config.principals));
+    let interceptor = move |request| auth.intercept(request);
+    let max = server.max_message_bytes;
+    let registry_service = InterceptedService::new(
+        RegistryServer::new(RegistryService::new(Arc::clone(&registry)))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        interceptor.clone(),
+    );
+    let resolver_service = InterceptedService::new(
+        ResolverServer::new(ResolverService::new(Arc::clone(&registry), shutdown_rx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        interceptor.clone(),
+    );
+    let audit_service = InterceptedService::new(
+        AuditServer::new(AuditService::new(Arc::clone(&registry)))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(16 * 1024 * 1024),
+        interceptor,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RegistryServer<RegistryService>>().await;
+    health.set_serving::<ResolverServer<ResolverService>>().await;
+    health.set_serving::<AuditServer<AuditService>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let mut builder = Server::builder()
+        .timeout(Duration::from_secs(server.request_timeout_secs))
+        .concurrency_limit_per_connection(256)
+        .max_concurrent_streams(1024)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)));
+    if let Some(tls) = &server.tls {
+        builder = builder.tls_config(tls_config(tls)?).map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry_service)
+        .add_service(resolver_service)
+        .add_service(audit_service);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut signal = shutdown_rx;
+    let task = tokio::spawn(async move {
+        let stopping = async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        };
+        let served = router.serve_with_incoming_shutdown(incoming, stopping).await;
+        health.set_not_serving::<RegistryServer<RegistryService>>().await;
+        // Every service (and its handle on the registry) is gone with the router: close
+        // the registry, which commits what was queued and flushes.
+        let closed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(registry) {
+            Ok(registry) => registry.close(),
+            Err(registry) => {
+                tracing::warn!("the registry is still shared at shutdown; it closes when the last handle goes");
+                drop(registry);
+            }
+        });
+        closed.await?;
+        served?;
+        Ok(())
+    });
+    tracing::info!(%addr, "serving huduma.v1");
+    Ok(Running { addr, shutdown, task })
+}
+
+async fn report_log_size(mut durable: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        crate::metrics::set_log_size(*durable.borrow_and_update());
+        tokio::select! {
+            changed = durable.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,5 @@
+//! The gRPC services of `huduma.v1`, one module each.
+
+pub mod audit;
+pub mod registry;
+pub mod resolver;

@@ -1,0 +1,238 @@
+//! `huduma.v1.Registry`: the commands that change the registry. Each handler checks
+//! the caller's role, turns the request into a core `Command` (refusing bad fields by
+//! name), submits it to the sequencer and answers once it is durable.
+
+use std::sync::Arc;
+
+use registry_core::command::{Command, Outcome, Submission, check_identifier};
+use registry_core::event::Actor;
+use registry_core::registry::Registry;
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Principal, Role};
+use crate::metrics::timed;
+use crate::policy::{Rpc, authorize};
+use crate::proto as pb;
+use crate::proto::registry_server::Registry as RegistryRpc;
+use crate::wire;
+
+pub struct RegistryService {
+    registry: Arc<Registry>,
+}
+
+impl RegistryService {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    async fn submit(&self, request_id: String, actor: Actor, command: Command) -> Result<Outcome, Status> {
+        self.registry.submit(Submission { request_id, actor, command }).await.map_err(wire::command_error)
+    }
+}
+
+/// Who the event will name: the principal, and the centre it came through (an agency
+/// comes through its own agency code).
+fn actor(principal: &Principal, centre: &str) -> Result<Actor, Status> {
+    let via = match (&principal.agency, centre) {
+        (Some(agency), "") => agency.clone(),
+        (Some(agency), centre) if centre == agency => agency.clone(),
+        (Some(agency), _) => return Err(wire::invalid("centre", format!("an agency calls through its code {agency}"))),
+        (None, centre) => {
+            check_identifier("centre", centre).map_err(wire::command_error)?;
+            centre.to_string()
+        }
+    };
+    Ok(Actor { principal: principal.name.clone(), via })
+}
+
+/// An agency may touch only records of its own agency code.
+fn own_record(principal: &Principal, record: &pb::AgencyRecord) -> Result<(), Status> {
+    match (&principal.role, &principal.agency) {
+        (Role::Agency, Some(agency)) if *agency != record.agency => Err(Status::permission_denied(format!(
+            "{} may link and unlink {agency} records only, not {:?}",
+            principal.name, record.agency
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn receipt(outcome: &Outcome) -> Option<pb::Receipt> {
+    Some(wire::receipt(outcome.receipt))
+}
+
+fn issued(outcome: &Outcome) -> Result<String, Status> {
+    outcome.number.map(|n| n.compact()).ok_or_else(|| Status::internal("the registry issued no number"))
+}
+
+#[tonic::async_trait]
+impl RegistryRpc for RegistryService {
+    async fn register_person(
+        &self,
+        request: Request<pb::RegisterPersonRequest>,
+    ) -> Result<Response<pb::RegisterPersonResponse>, Status> {
+        timed(Rpc::RegisterPerson, async {
+            let principal = authorize(&request, Rpc::RegisterPerson)?;
+            let r = request.into_inner();
+            let demographics = wire::demographics(r.demographics)?;
+            let actor = actor(&principal, &r.centre)?;
+            let outcome = self.submit(r.request_id, actor, Command::RegisterPerson { demographics }).await?;
+            Ok(Response::new(pb::RegisterPersonResponse {
+                huduma_number: issued(&outcome)?,
+                receipt: receipt(&outcome),
+            }))
+        })
+        .await
+    }
+
+    async fn replace_number(
+        &self,
+        request: Request<pb::ReplaceNumberRequest>,
+    ) -> Result<Response<pb::ReplaceNumberResponse>, Status> {
+        timed(Rpc::ReplaceNumber, async {
+            let principal = authorize(&request, Rpc::ReplaceNumber)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let reason = wire::replacement_reason("reason", r.reason)?;
+            let actor = actor(&principal, &r.centre)?;
+            let outcome = self.submit(r.request_id, actor, Command::ReplaceNumber { number, reason }).await?;
+            Ok(Response::new(pb::ReplaceNumberResponse {
+                new_huduma_number: issued(&outcome)?,
+                receipt: receipt(&outcome),
+            }))
+        })
+        .await
+    }
+
+    async fn correct_demographics(
+        &self,
+        request: Request<pb::CorrectDemographicsRequest>,
+    ) -> Result<Response<pb::CorrectDemographicsResponse>, Status> {
+        timed(Rpc::CorrectDemographics, async {
+            let principal = authorize(&request, Rpc::CorrectDemographics)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let demographics = wire::demographics(r.demographics)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::CorrectDemographics { number, demographics };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::CorrectDemographicsResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn record_death(
+        &self,
+        request: Request<pb::RecordDeathRequest>,
+    ) -> Result<Response<pb::RecordDeathResponse>, Status> {
+        timed(Rpc::RecordDeath, async {
+            let principal = authorize(&request, Rpc::RecordDeath)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::RecordDeath { number, date_of_death: r.date_of_death };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::RecordDeathResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn revoke_number(
+        &self,
+        request: Request<pb::RevokeNumberRequest>,
+    ) -> Result<Response<pb::RevokeNumberResponse>, Status> {
+        timed(Rpc::RevokeNumber, async {
+            let principal = authorize(&request, Rpc::RevokeNumber)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let actor = actor(&principal, &r.centre)?;
+            let outcome = self.submit(r.request_id, actor, Command::RevokeNumber { number, reason: r.reason }).await?;
+            Ok(Response::new(pb::RevokeNumberResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn reinstate_number(
+        &self,
+        request: Request<pb::ReinstateNumberRequest>,
+    ) -> Result<Response<pb::ReinstateNumberResponse>, Status> {
+        timed(Rpc::ReinstateNumber, async {
+            let principal = authorize(&request, Rpc::ReinstateNumber)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::ReinstateNumber { number, reason: r.reason };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::ReinstateNumberResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn link_agency_record(
+        &self,
+        request: Request<pb::LinkAgencyRecordRequest>,
+    ) -> Result<Response<pb::LinkAgencyRecordResponse>, Status> {
+        timed(Rpc::LinkAgencyRecord, async {
+            let principal = authorize(&request, Rpc::LinkAgencyRecord)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let record = wire::required("record", r.record)?;
+            own_record(&principal, &record)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::LinkAgencyRecord { number, agency: record.agency, record_id: record.record_id };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::LinkAgencyRecordResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn unlink_agency_record(
+        &self,
+        request: Request<pb::UnlinkAgencyRecordRequest>,
+    ) -> Result<Response<pb::UnlinkAgencyRecordResponse>, Status> {
+        timed(Rpc::UnlinkAgencyRecord, async {
+            let principal = authorize(&request, Rpc::UnlinkAgencyRecord)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let record = wire::required("record", r.record)?;
+            own_record(&principal, &record)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::UnlinkAgencyRecord { number, agency: record.agency, record_id: record.record_id };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::UnlinkAgencyRecordResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn merge_records(
+        &self,
+        request: Request<pb::MergeRecordsRequest>,
+    ) -> Result<Response<pb::MergeRecordsResponse>, Status> {
+        timed(Rpc::MergeRecords, async {
+            let principal = authorize(&request, Rpc::MergeRecords)?;
+            let r = request.into_inner();
+            let survivor = wire::number("survivor", &r.survivor)?;
+            let duplicate = wire::number("duplicate", &r.duplicate)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::MergeRecords { survivor, duplicate, justification: r.justification };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::MergeRecordsResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
+    async fn erase_personal_data(
+        &self,
+        request: Request<pb::ErasePersonalDataRequest>,
+    ) -> Result<Response<pb::ErasePersonalDataResponse>, Status> {
+        timed(Rpc::ErasePersonalData, async {
+            let principal = authorize(&request, Rpc::ErasePersonalData)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let actor = Actor { principal: principal.name.clone(), via: "REGISTRY".into() };
+            let command = Command::ErasePersonalData { number, legal_basis: r.legal_basis };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::ErasePersonalDataResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+}

@@ -1,0 +1,166 @@
+//! `huduma.v1.Resolver`: look-ups for agencies (and registrars), served from the
+//! projections, and the stream of changes to an agency's linked persons.
+
+use std::sync::Arc;
+
+use registry_core::command::check_reason;
+use registry_core::event::kind;
+use registry_core::projection::state::AgencyChange;
+use registry_core::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Role;
+use crate::metrics::timed;
+use crate::policy::{Rpc, authorize};
+use crate::proto as pb;
+use crate::proto::resolver_server::Resolver as ResolverRpc;
+use crate::wire;
+
+/// How many changes one read takes from the store.
+const CHANGE_CHUNK: usize = 256;
+
+pub struct ResolverService {
+    registry: Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl ResolverService {
+    pub fn new(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, shutdown }
+    }
+}
+
+fn change_kind(code: u16) -> pb::ChangeKind {
+    match code {
+        kind::NUMBER_REPLACED => pb::ChangeKind::NumberReplaced,
+        kind::DEMOGRAPHICS_CORRECTED => pb::ChangeKind::DemographicsCorrected,
+        kind::AGENCY_RECORD_LINKED => pb::ChangeKind::AgencyRecordLinked,
+        kind::AGENCY_RECORD_UNLINKED => pb::ChangeKind::AgencyRecordUnlinked,
+        kind::DEATH_RECORDED => pb::ChangeKind::DeathRecorded,
+        kind::NUMBER_REVOKED => pb::ChangeKind::NumberRevoked,
+        kind::NUMBER_REINSTATED => pb::ChangeKind::NumberReinstated,
+        kind::RECORDS_MERGED => pb::ChangeKind::RecordsMerged,
+        kind::PERSONAL_DATA_ERASED => pb::ChangeKind::PersonalDataErased,
+        _ => pb::ChangeKind::Unspecified,
+    }
+}
+
+fn change_out(index: u64, change: AgencyChange) -> pb::Change {
+    pb::Change {
+        index,
+        kind: change_kind(change.kind) as i32,
+        huduma_number: change.number.compact(),
+        status: wire::person_status_out(change.status) as i32,
+        record_ids: change.records,
+    }
+}
+
+#[tonic::async_trait]
+impl ResolverRpc for ResolverService {
+    async fn resolve(&self, request: Request<pb::ResolveRequest>) -> Result<Response<pb::ResolveResponse>, Status> {
+        timed(Rpc::Resolve, async {
+            let principal = authorize(&request, Rpc::Resolve)?;
+            let r = request.into_inner();
+            check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
+            let own_agency = match principal.role {
+                Role::Agency => principal.agency.clone(),
+                _ => None,
+            };
+            let reader = self.registry.reader();
+            let (resolution, asked) = match r.key {
+                None => return Err(wire::invalid("key", "required: huduma_number or agency_record")),
+                Some(pb::resolve_request::Key::HudumaNumber(text)) => {
+                    let number = wire::number("huduma_number", &text)?;
+                    (reader.resolve_number(number).map_err(wire::query_error)?, Some(number))
+                }
+                Some(pb::resolve_request::Key::AgencyRecord(record)) => {
+                    if let Some(own) = &own_agency
+                        && *own != record.agency
+                    {
+                        return Err(Status::permission_denied(format!(
+                            "{} may resolve {own} records only, not {:?}",
+                            principal.name, record.agency
+                        )));
+                    }
+                    let found = reader.resolve_agency_record(&record.agency, &record.record_id);
+                    (found.map_err(wire::query_error)?, None)
+                }
+            };
+            let resolution = resolution.ok_or_else(|| Status::not_found("no person has this key"))?;
+            // An agency sees its own records only; registrars and admins see all.
+            let shown =
+                wire::resolution_out(resolution, asked, |agency| own_agency.as_deref().is_none_or(|own| own == agency));
+            Ok(Response::new(shown))
+        })
+        .await
+    }
+
+    type WatchChangesStream = ReceiverStream<Result<pb::Change, Status>>;
+
+    async fn watch_changes(
+        &self,
+        request: Request<pb::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        timed(Rpc::WatchChanges, async {
+            let principal = authorize(&request, Rpc::WatchChanges)?;
+            let agency = principal
+                .agency
+                .clone()
+                .ok_or_else(|| Status::permission_denied(format!("{} has no agency code", principal.name)))?;
+            let from = request.into_inner().from_index;
+            let (tx, rx) = mpsc::channel(CHANGE_CHUNK);
+            let reader = self.registry.reader();
+            let durable = self.registry.durable_size();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(follow_changes(reader, agency, from, durable, shutdown, tx));
+            Ok(Response::new(ReceiverStream::new(rx)))
+        })
+        .await
+    }
+}
+
+/// Sends the agency's changes from `next` on, reading only what is durable, then waits
+/// for more; ends when the caller goes away or the server shuts down.
+async fn follow_changes(
+    reader: registry_core::query::Reader,
+    agency: String,
+    mut next: u64,
+    mut durable: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+    tx: mpsc::Sender<Result<pb::Change, Status>>,
+) {
+    loop {
+        let size = *durable.borrow_and_update();
+        let changes = match reader.agency_changes(&agency, next, CHANGE_CHUNK) {
+            Ok(changes) => changes,
+            Err(e) => {
+                let _ = tx.send(Err(wire::query_error(e))).await;
+                return;
+            }
+        };
+        let full = changes.len() == CHANGE_CHUNK;
+        let mut sent_any = false;
+        for (index, change) in changes.into_iter().take_while(|(index, _)| *index < size) {
+            if tx.send(Ok(change_out(index, change))).await.is_err() {
+                return;
+            }
+            next = index + 1;
+            sent_any = true;
+        }
+        if sent_any && full {
+            continue;
+        }
+        // Nothing more below the durable size: wait for the log to grow.
+        next = next.max(size);
+        tokio::select! {
+            changed = durable.changed() => if changed.is_err() { return },
+            () = tx.closed() => return,
+            _ = shutdown.changed() => {
+                let _ = tx.send(Err(Status::unavailable("the server is shutting down; resume from the last index + 1"))).await;
+                return;
+            }
+        }
+    }
+}

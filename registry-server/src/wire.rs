@@ -1,0 +1,164 @@
+//! Between the wire and the domain: wire messages into core types (each failure an
+//! INVALID_ARGUMENT naming the field and the rule), core answers into wire messages,
+//! and core errors into gRPC status codes.
+
+use huduma_number::HudumaNumber;
+use registry_core::command::{CommandError, ErrorClass, Receipt};
+use registry_core::demographics::{Demographics, Sex};
+use registry_core::event::ReplacementReason;
+use registry_core::projection::state::PersonStatus;
+use registry_core::query::{QueryError, Resolution, ResolvedStatus};
+use tonic::Status;
+
+use crate::proto as pb;
+
+/// INVALID_ARGUMENT for `field` breaking `rule`.
+pub fn invalid(field: &str, rule: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {rule}"))
+}
+
+/// A Huduma number from the wire (spaces and hyphens allowed).
+pub fn number(field: &str, text: &str) -> Result<HudumaNumber, Status> {
+    if text.is_empty() {
+        return Err(invalid(field, "required"));
+    }
+    if text.len() > 64 {
+        return Err(invalid(field, "length: far longer than a Huduma number"));
+    }
+    text.parse().map_err(|e| invalid(field, e))
+}
+
+/// A required message field.
+pub fn required<T>(field: &str, value: Option<T>) -> Result<T, Status> {
+    value.ok_or_else(|| invalid(field, "required"))
+}
+
+pub fn sex(field: &str, value: i32) -> Result<Sex, Status> {
+    match pb::Sex::try_from(value) {
+        Ok(pb::Sex::Female) => Ok(Sex::Female),
+        Ok(pb::Sex::Male) => Ok(Sex::Male),
+        Ok(pb::Sex::Intersex) => Ok(Sex::Intersex),
+        Ok(pb::Sex::Unspecified) => Err(invalid(field, "required (FEMALE, MALE or INTERSEX)")),
+        Err(_) => Err(invalid(field, format!("{value} is not a value of huduma.v1.Sex"))),
+    }
+}
+
+/// Demographics from the wire; their rules (names, dates) are checked by the core,
+/// which names the field (`demographics.given_name`, ...).
+pub fn demographics(value: Option<pb::Demographics>) -> Result<Demographics, Status> {
+    let d = required("demographics", value)?;
+    Ok(Demographics {
+        given_name: d.given_name,
+        family_name: d.family_name,
+        other_names: d.other_names,
+        date_of_birth: d.date_of_birth,
+        sex: sex("demographics.sex", d.sex)?,
+        place_of_birth: d.place_of_birth,
+    })
+}
+
+pub fn demographics_out(d: Demographics) -> pb::Demographics {
+    pb::Demographics {
+        given_name: d.given_name,
+        family_name: d.family_name,
+        other_names: d.other_names,
+        date_of_birth: d.date_of_birth,
+        sex: match d.sex {
+            Sex::Female => pb::Sex::Female,
+            Sex::Male => pb::Sex::Male,
+            Sex::Intersex => pb::Sex::Intersex,
+        } as i32,
+        place_of_birth: d.place_of_birth,
+    }
+}
+
+pub fn replacement_reason(field: &str, value: i32) -> Result<ReplacementReason, Status> {
+    match pb::ReplacementReason::try_from(value) {
+        Ok(pb::ReplacementReason::Lost) => Ok(ReplacementReason::Lost),
+        Ok(pb::ReplacementReason::Compromised) => Ok(ReplacementReason::Compromised),
+        Ok(pb::ReplacementReason::Fraud) => Ok(ReplacementReason::Fraud),
+        Ok(pb::ReplacementReason::Administrative) => Ok(ReplacementReason::Administrative),
+        Ok(pb::ReplacementReason::Unspecified) => {
+            Err(invalid(field, "required (LOST, COMPROMISED, FRAUD or ADMINISTRATIVE)"))
+        }
+        Err(_) => Err(invalid(field, format!("{value} is not a value of huduma.v1.ReplacementReason"))),
+    }
+}
+
+pub fn receipt(r: Receipt) -> pb::Receipt {
+    pb::Receipt { index: r.index, record_hash: r.record_hash.to_vec(), signature: r.signature.to_vec() }
+}
+
+pub fn status_out(status: ResolvedStatus) -> pb::Status {
+    match status {
+        ResolvedStatus::Active => pb::Status::Active,
+        ResolvedStatus::Superseded => pb::Status::Superseded,
+        ResolvedStatus::Revoked => pb::Status::Revoked,
+        ResolvedStatus::Deceased => pb::Status::Deceased,
+        ResolvedStatus::Merged => pb::Status::Merged,
+        ResolvedStatus::Erased => pb::Status::Erased,
+    }
+}
+
+pub fn person_status_out(status: PersonStatus) -> pb::Status {
+    match status {
+        PersonStatus::Active => pb::Status::Active,
+        PersonStatus::Revoked => pb::Status::Revoked,
+        PersonStatus::Deceased => pb::Status::Deceased,
+        PersonStatus::Merged => pb::Status::Merged,
+        PersonStatus::Erased => pb::Status::Erased,
+    }
+}
+
+/// A resolution as the wire carries it. `asked` is the number looked up, if it was a
+/// number; `records` filters the agency records shown.
+pub fn resolution_out(
+    r: Resolution,
+    asked: Option<HudumaNumber>,
+    records: impl Fn(&str) -> bool,
+) -> pb::ResolveResponse {
+    let shown = asked.unwrap_or(r.current_number);
+    let superseded_by = match r.status {
+        ResolvedStatus::Superseded | ResolvedStatus::Merged => r.current_number.compact(),
+        _ => String::new(),
+    };
+    pb::ResolveResponse {
+        huduma_number: shown.compact(),
+        status: status_out(r.status) as i32,
+        superseded_by,
+        demographics: r.demographics.map(demographics_out),
+        agency_records: r
+            .agency_records
+            .into_iter()
+            .filter(|(agency, _)| records(agency))
+            .map(|(agency, record_id)| pb::AgencyRecord { agency, record_id })
+            .collect(),
+        date_of_death: r.date_of_death.unwrap_or_default(),
+    }
+}
+
+/// The gRPC status of a refused command.
+pub fn command_error(e: CommandError) -> Status {
+    let message = match &e {
+        // The field error's own text is `field: rule`.
+        CommandError::InvalidArgument(field) => field.to_string(),
+        other => other.to_string(),
+    };
+    match e.class() {
+        ErrorClass::InvalidArgument => Status::invalid_argument(message),
+        ErrorClass::NotFound => Status::not_found(message),
+        ErrorClass::AlreadyExists => Status::already_exists(message),
+        ErrorClass::FailedPrecondition => Status::failed_precondition(message),
+        ErrorClass::Unavailable => Status::unavailable(message),
+        ErrorClass::Internal => {
+            tracing::error!(error = %message, "command failed inside the registry");
+            Status::internal("internal error (logged by the server)")
+        }
+    }
+}
+
+/// The gRPC status of a failed read: corruption is reported, never served.
+pub fn query_error(e: QueryError) -> Status {
+    tracing::error!(error = %e, "a read failed");
+    Status::internal(format!("the registry could not read its store: {e}"))
+}

@@ -1,0 +1,398 @@
+//! Every Registry and Resolver RPC against a real server: what each changes, what each
+//! refuses (code and message naming the field), that a refusal writes nothing, that a
+//! repeated request id answers the first answer, and that a restart keeps everything.
+
+use huduma_e2e::*;
+use registry_server::auth::Role;
+use tonic::Code;
+
+fn by_number(number: &str, purpose: &str) -> pb::ResolveRequest {
+    pb::ResolveRequest { key: Some(pb::resolve_request::Key::HudumaNumber(number.into())), purpose: purpose.into() }
+}
+
+async fn resolve(server: &TestServer, number: &str) -> pb::ResolveResponse {
+    let mut resolver = server.resolver(Bearer::token(&server.token(Role::Registrar))).await;
+    resolver.resolve(by_number(number, "counter service")).await.expect("resolve").into_inner()
+}
+
+/// Asserts a refusal: its code, that its message names `words`, and that the log did not grow.
+async fn refused<T: std::fmt::Debug>(
+    server: &TestServer,
+    before: u64,
+    result: Result<T, tonic::Status>,
+    code: Code,
+    words: &str,
+) {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), code, "{}", status.message());
+    assert!(status.message().contains(words), "{:?} should name {words:?}", status.message());
+    assert_eq!(server.log_size().await, before, "a refusal wrote nothing");
+}
+
+#[tokio::test]
+async fn a_life_in_the_registry_over_grpc() {
+    let mut server = TestServer::start().await;
+    let registrar = Bearer::token(&server.token(Role::Registrar));
+    let mut registry = server.registry(registrar.clone()).await;
+
+    // Register; the answer carries a receipt for the record.
+    let answer = registry.register_person(register_request("r-1", 1)).await.unwrap().into_inner();
+    let number = answer.huduma_number.clone();
+    assert_eq!(number.len(), 12);
+    number.parse::<huduma_number::HudumaNumber>().expect("a valid number with its check digit");
+    let receipt = answer.receipt.expect("receipt");
+    assert_eq!((receipt.record_hash.len(), receipt.signature.len()), (32, 64));
+    // The same request id answers the same number, and appends nothing.
+    let size = server.log_size().await;
+    let again = registry.register_person(register_request("r-1", 1)).await.unwrap().into_inner();
+    assert_eq!(again.huduma_number, number);
+    assert_eq!(server.log_size().await, size);
+    let seen = resolve(&server, &number).await;
+    assert_eq!(seen.status, pb::Status::Active as i32);
+    assert_eq!(seen.demographics, Some(demographics(1)));
+
+    // Correct, link, replace: the old number resolves SUPERSEDED to the new one.
+    registry
+        .correct_demographics(pb::CorrectDemographicsRequest {
+            request_id: "c-1".into(),
+            huduma_number: number.clone(),
+            demographics: Some(demographics(2)),
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(resolve(&server, &number).await.demographics, Some(demographics(2)));
+    registry
+        .link_agency_record(pb::LinkAgencyRecordRequest {
+            request_id: "l-1".into(),
+            huduma_number: number.clone(),
+            record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "A012345678Z".into() }),
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .unwrap();
+    let replaced = registry
+        .replace_number(pb::ReplaceNumberRequest {
+            request_id: "x-1".into(),
+            huduma_number: number.clone(),
+            reason: pb::ReplacementReason::Compromised as i32,
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .new_huduma_number;
+    let old = resolve(&server, &number).await;
+    assert_eq!((old.status, old.superseded_by.as_str()), (pb::Status::Superseded as i32, replaced.as_str()));
+    // An agency resolves by its own record id, and is told the number in force.
+    let mut kra = server.resolver(Bearer::token(&server.token_of("kra"))).await;
+    let by_record = kra
+        .resolve(pb::ResolveRequest {
+            key: Some(pb::resolve_request::Key::AgencyRecord(pb::AgencyRecord {
+                agency: "KRA".into(),
+                record_id: "A012345678Z".into(),
+            })),
+            purpose: "PIN issuance".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((by_record.huduma_number.as_str(), by_record.status), (replaced.as_str(), pb::Status::Active as i32));
+
+    // Revoke, reinstate, death.
+    let revoke = pb::RevokeNumberRequest {
+        request_id: "v-1".into(),
+        huduma_number: replaced.clone(),
+        reason: "suspected fraud".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    registry.revoke_number(revoke).await.unwrap();
+    assert_eq!(resolve(&server, &replaced).await.status, pb::Status::Revoked as i32);
+    let before = server.log_size().await;
+    let replace_revoked = registry
+        .replace_number(pb::ReplaceNumberRequest {
+            request_id: "x-2".into(),
+            huduma_number: replaced.clone(),
+            reason: pb::ReplacementReason::Lost as i32,
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await;
+    refused(&server, before, replace_revoked, Code::FailedPrecondition, "Revoked").await;
+    registry
+        .reinstate_number(pb::ReinstateNumberRequest {
+            request_id: "i-1".into(),
+            huduma_number: replaced.clone(),
+            reason: "cleared".into(),
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .unwrap();
+    registry
+        .record_death(pb::RecordDeathRequest {
+            request_id: "d-1".into(),
+            huduma_number: replaced.clone(),
+            date_of_death: "2024-02-29".into(),
+            centre: "KNH-MORTUARY".into(),
+        })
+        .await
+        .unwrap();
+    let dead = resolve(&server, &replaced).await;
+    assert_eq!((dead.status, dead.date_of_death.as_str()), (pb::Status::Deceased as i32, "2024-02-29"));
+
+    // Merge a duplicate into a survivor; then erase the survivor (admin only).
+    let survivor = register(&server, "s-1", 3).await;
+    let duplicate = register(&server, "s-2", 3).await;
+    registry
+        .merge_records(pb::MergeRecordsRequest {
+            request_id: "m-1".into(),
+            survivor: survivor.clone(),
+            duplicate: duplicate.clone(),
+            justification: "same person enrolled twice".into(),
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .unwrap();
+    let merged = resolve(&server, &duplicate).await;
+    assert_eq!((merged.status, merged.superseded_by.as_str()), (pb::Status::Merged as i32, survivor.as_str()));
+    let mut admin = server.registry(Bearer::token(&server.token(Role::Admin))).await;
+    admin
+        .erase_personal_data(pb::ErasePersonalDataRequest {
+            request_id: "e-1".into(),
+            huduma_number: survivor.clone(),
+            legal_basis: "Data Protection Act 2019 s.40".into(),
+        })
+        .await
+        .unwrap();
+    let erased = resolve(&server, &survivor).await;
+    assert_eq!((erased.status, erased.demographics), (pb::Status::Erased as i32, None));
+
+    // A restart keeps everything, and the same request id still answers the same.
+    let size = server.log_size().await;
+    server.restart().await;
+    assert_eq!(server.log_size().await, size);
+    assert_eq!(resolve(&server, &replaced).await.status, pb::Status::Deceased as i32);
+    let mut registry = server.registry(registrar).await;
+    assert_eq!(registry.register_person(register_request("r-1", 1)).await.unwrap().into_inner().huduma_number, number);
+    server.stop().await;
+    // And the log the server wrote verifies end to end.
+    let loaded = &server.loaded;
+    let report = registry_server::operator::verify(loaded, None, &mut |_, _| ()).expect("the log verifies");
+    assert_eq!(report.records, size);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field_and_write_nothing() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let number = register(&server, "base", 1).await;
+    let before = server.log_size().await;
+
+    // A typo in the number: the check digit catches it.
+    let mut typo = number.clone().into_bytes();
+    typo[3] = if typo[3] == b'9' { b'0' } else { typo[3] + 1 };
+    let typo = String::from_utf8(typo).unwrap();
+    let revoke = |n: &str| pb::RevokeNumberRequest {
+        request_id: "v".into(),
+        huduma_number: n.into(),
+        reason: "r".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    refused(
+        &server,
+        before,
+        registry.revoke_number(revoke(&typo)).await,
+        Code::InvalidArgument,
+        "huduma_number: check digit",
+    )
+    .await;
+    refused(
+        &server,
+        before,
+        registry.revoke_number(revoke("1234")).await,
+        Code::InvalidArgument,
+        "huduma_number: length",
+    )
+    .await;
+    refused(
+        &server,
+        before,
+        registry.revoke_number(revoke("")).await,
+        Code::InvalidArgument,
+        "huduma_number: required",
+    )
+    .await;
+    let never = huduma_number::HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
+    refused(&server, before, registry.revoke_number(revoke(&never)).await, Code::NotFound, "never issued").await;
+
+    // Demographics: missing, a bad date, an empty name, no sex.
+    let mut request = register_request("b-1", 2);
+    request.demographics = None;
+    refused(&server, before, registry.register_person(request).await, Code::InvalidArgument, "demographics: required")
+        .await;
+    let mut request = register_request("b-2", 2);
+    request.demographics.as_mut().unwrap().date_of_birth = "1990-02-30".into();
+    refused(
+        &server,
+        before,
+        registry.register_person(request).await,
+        Code::InvalidArgument,
+        "demographics.date_of_birth",
+    )
+    .await;
+    let mut request = register_request("b-3", 2);
+    request.demographics.as_mut().unwrap().given_name = "  ".into();
+    refused(&server, before, registry.register_person(request).await, Code::InvalidArgument, "demographics.given_name")
+        .await;
+    let mut request = register_request("b-4", 2);
+    request.demographics.as_mut().unwrap().sex = 0;
+    refused(&server, before, registry.register_person(request).await, Code::InvalidArgument, "demographics.sex").await;
+    let mut request = register_request("b-5", 2);
+    request.demographics.as_mut().unwrap().sex = 42;
+    refused(&server, before, registry.register_person(request).await, Code::InvalidArgument, "demographics.sex").await;
+    let mut request = register_request("", 2);
+    refused(&server, before, registry.register_person(request.clone()).await, Code::InvalidArgument, "request_id")
+        .await;
+    request.request_id = "b-6".into();
+    request.centre = String::new();
+    refused(&server, before, registry.register_person(request).await, Code::InvalidArgument, "centre").await;
+    let replace = pb::ReplaceNumberRequest {
+        request_id: "b-7".into(),
+        huduma_number: number.clone(),
+        reason: 0,
+        centre: "GPO-NAIROBI".into(),
+    };
+    refused(&server, before, registry.replace_number(replace).await, Code::InvalidArgument, "reason").await;
+    let link = |agency: &str, id: &str| pb::LinkAgencyRecordRequest {
+        request_id: format!("b-{agency}-{}", id.len()),
+        huduma_number: number.clone(),
+        record: Some(pb::AgencyRecord { agency: agency.into(), record_id: id.into() }),
+        centre: "GPO-NAIROBI".into(),
+    };
+    refused(
+        &server,
+        before,
+        registry.link_agency_record(link("kra", "1")).await,
+        Code::InvalidArgument,
+        "record.agency",
+    )
+    .await;
+    refused(
+        &server,
+        before,
+        registry.link_agency_record(link("KRA", "a b")).await,
+        Code::InvalidArgument,
+        "record.record_id",
+    )
+    .await;
+    // A record linked to another person is ALREADY_EXISTS.
+    registry.link_agency_record(link("KRA", "K-1")).await.unwrap();
+    let other = register(&server, "other", 4).await;
+    let before = server.log_size().await;
+    let mut steal = link("KRA", "K-1");
+    steal.request_id = "steal".into();
+    steal.huduma_number = other;
+    refused(&server, before, registry.link_agency_record(steal).await, Code::AlreadyExists, "already linked").await;
+    // A reused request id with another command.
+    let reuse = register_request("base", 9);
+    refused(&server, before, registry.register_person(reuse).await, Code::InvalidArgument, "request id").await;
+
+    // Resolve: a purpose is required; an unknown number is NOT_FOUND.
+    let mut resolver = server.resolver(Bearer::token(&server.token_of("kra"))).await;
+    let err = resolver.resolve(by_number(&number, " ")).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("purpose:"), "{}", err.message());
+    let err = resolver.resolve(by_number(&never, "tax")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = resolver.resolve(pb::ResolveRequest { key: None, purpose: "tax".into() }).await.unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("key:")), (Code::InvalidArgument, true));
+}
+
+#[tokio::test]
+async fn oversized_and_hostile_requests_are_refused_without_writing() {
+    let server = TestServer::start().await;
+    register(&server, "base", 1).await;
+    let before = server.log_size().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    // Over the message limit (64 KiB by default): refused before decoding.
+    let mut huge = register_request("huge", 2);
+    huge.demographics.as_mut().unwrap().other_names = vec!["N".repeat(1000); 100];
+    let err = registry.register_person(huge).await.unwrap_err();
+    assert!(matches!(err.code(), Code::OutOfRange | Code::ResourceExhausted | Code::InvalidArgument), "{err:?}");
+    assert_eq!(server.log_size().await, before);
+    // Within the limit but past the rules: names too long, too many, control characters.
+    let mut long = register_request("long", 2);
+    long.demographics.as_mut().unwrap().family_name = "x".repeat(5000);
+    refused(&server, before, registry.register_person(long).await, Code::InvalidArgument, "demographics.family_name")
+        .await;
+    let mut many = register_request("many", 2);
+    many.demographics.as_mut().unwrap().other_names = vec!["Njeri".into(); 50];
+    refused(&server, before, registry.register_person(many).await, Code::InvalidArgument, "demographics.other_names")
+        .await;
+    let mut control = register_request("ctl", 2);
+    control.demographics.as_mut().unwrap().place_of_birth = "Nai\u{0}robi".into();
+    refused(
+        &server,
+        before,
+        registry.register_person(control).await,
+        Code::InvalidArgument,
+        "demographics.place_of_birth",
+    )
+    .await;
+    let mut id = register_request(&"i".repeat(200), 2);
+    refused(&server, before, registry.register_person(id.clone()).await, Code::InvalidArgument, "request_id").await;
+    id.request_id = "ok".into();
+    id.centre = "GPO\nNAIROBI".into();
+    refused(&server, before, registry.register_person(id).await, Code::InvalidArgument, "centre").await;
+    // Garbage bytes where a protobuf message should be: the server answers, never panics.
+    let channel = server.channel().await;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/huduma.v1.Registry/RegisterPerson");
+    for garbage in [vec![0xff; 64], vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f], b"\x12\x05hello".to_vec()] {
+        let mut request = tonic::Request::new(garbage);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {}", server.token(Role::Registrar)).parse().unwrap());
+        grpc.ready().await.unwrap();
+        let answer: Result<tonic::Response<Vec<u8>>, _> = grpc.unary(request, path.clone(), RawCodec).await;
+        let code = answer.map_or_else(|s| s.code(), |_| Code::Ok);
+        assert!(matches!(code, Code::Internal | Code::InvalidArgument), "garbage answered {code:?}");
+    }
+    assert_eq!(server.log_size().await, before);
+    // The server still serves.
+    register(&server, "after", 3).await;
+}
+
+/// Sends and receives raw bytes, to put hostile payloads on the wire.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}

@@ -1,0 +1,154 @@
+//! The end-to-end harness: a real registry server (the `registry-server` library's
+//! `serve::start`, as the binary runs it) on a loopback port in a temporary directory,
+//! and real tonic clients that authenticate as each development principal.
+
+use registry_server::auth::Role;
+use registry_server::config::{Loaded, ensure_dev_config};
+use registry_server::proto::audit_client::AuditClient;
+use registry_server::proto::registry_client::RegistryClient;
+use registry_server::proto::resolver_client::ResolverClient;
+use registry_server::serve::{self, Running};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+pub use registry_server::proto as pb;
+
+/// Adds `authorization: Bearer <token>` to every call (or nothing).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl Bearer {
+    pub fn token(token: &str) -> Self {
+        Self(Some(format!("Bearer {token}").parse().expect("a token is ASCII")))
+    }
+
+    pub fn none() -> Self {
+        Self(None)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A server in a temporary directory, with the development principals.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub loaded: Loaded,
+    running: Option<Running>,
+    pub addr: std::net::SocketAddr,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (path, _) = ensure_dev_config(dir.path()).expect("dev config");
+        let mut loaded = Loaded::read(&path).expect("read config");
+        loaded.config.server.listen = "127.0.0.1:0".into();
+        loaded.config.server.metrics_listen = None;
+        let running = serve::start(&loaded).await.expect("server starts");
+        let addr = running.addr;
+        Self { dir, loaded, running: Some(running), addr }
+    }
+
+    /// Stops the server (draining calls, closing the registry).
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("server stops cleanly");
+        }
+    }
+
+    /// Stops and starts again on the same data (on a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        // sled's background flusher may hold the directory lock a moment after close.
+        for attempt in 0.. {
+            match serve::start(&self.loaded).await {
+                Ok(running) => {
+                    self.addr = running.addr;
+                    self.running = Some(running);
+                    return;
+                }
+                Err(e) if attempt < 100 && e.to_string().contains("in use") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("restart: {e}"),
+            }
+        }
+    }
+
+    /// The token of the first development principal with `role`.
+    pub fn token(&self, role: Role) -> String {
+        self.principal(role).token.clone().expect("dev principals have tokens")
+    }
+
+    pub fn principal(&self, role: Role) -> &registry_server::config::PrincipalConfig {
+        self.loaded.config.principals.iter().find(|p| p.role == role).expect("a dev principal of each role")
+    }
+
+    /// The token of the development principal named `name`.
+    pub fn token_of(&self, name: &str) -> String {
+        let p = self.loaded.config.principals.iter().find(|p| p.name == name).expect("principal");
+        p.token.clone().expect("token")
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr)).expect("endpoint").connect().await.expect("connect")
+    }
+
+    pub async fn registry(&self, bearer: Bearer) -> RegistryClient<Authed> {
+        RegistryClient::new(InterceptedService::new(self.channel().await, bearer))
+    }
+
+    pub async fn resolver(&self, bearer: Bearer) -> ResolverClient<Authed> {
+        ResolverClient::new(InterceptedService::new(self.channel().await, bearer))
+    }
+
+    pub async fn audit(&self, bearer: Bearer) -> AuditClient<Authed> {
+        AuditClient::new(InterceptedService::new(self.channel().await, bearer))
+    }
+
+    /// The durable size of the log, as an auditor sees it.
+    pub async fn log_size(&self) -> u64 {
+        let mut audit = self.audit(Bearer::token(&self.token(Role::Auditor))).await;
+        audit.get_verifier_keys(pb::GetVerifierKeysRequest {}).await.expect("verifier keys").into_inner().log_size
+    }
+}
+
+/// Plausible demographics, varied by `i`.
+pub fn demographics(i: u64) -> pb::Demographics {
+    const GIVEN: [&str; 6] = ["Wanjiru", "Otieno", "Achieng", "Kipchoge", "Amina", "Mutua"];
+    const FAMILY: [&str; 6] = ["Kamau", "Odhiambo", "Wafula", "Kiprop", "Hassan", "Mwangi"];
+    pb::Demographics {
+        given_name: GIVEN[(i % 6) as usize].into(),
+        family_name: FAMILY[((i / 6) % 6) as usize].into(),
+        other_names: vec![],
+        date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
+        sex: [pb::Sex::Female, pb::Sex::Male][(i % 2) as usize] as i32,
+        place_of_birth: "Nairobi".into(),
+    }
+}
+
+pub fn register_request(request_id: &str, i: u64) -> pb::RegisterPersonRequest {
+    pb::RegisterPersonRequest {
+        request_id: request_id.into(),
+        demographics: Some(demographics(i)),
+        centre: "GPO-NAIROBI".into(),
+    }
+}
+
+/// Registers a person as the registrar; returns the number.
+pub async fn register(server: &TestServer, request_id: &str, i: u64) -> String {
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    registry.register_person(register_request(request_id, i)).await.expect("register").into_inner().huduma_number
+}
