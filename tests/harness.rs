@@ -51,11 +51,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(|_, _| ()).await
+    }
+
+    /// Starts with the development config changed by `adjust` (given the directory).
+    pub async fn start_with(adjust: impl FnOnce(&std::path::Path, &mut Loaded)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (path, _) = ensure_dev_config(dir.path()).expect("dev config");
         let mut loaded = Loaded::read(&path).expect("read config");
         loaded.config.server.listen = "127.0.0.1:0".into();
         loaded.config.server.metrics_listen = None;
+        adjust(dir.path(), &mut loaded);
         let running = serve::start(&loaded).await.expect("server starts");
         let addr = running.addr;
         Self { dir, loaded, running: Some(running), addr }
