@@ -132,6 +132,8 @@ impl Committer {
             for batch in incoming {
                 let began = std::time::Instant::now();
                 let result = store.commit(&batch, true);
+                metrics::histogram!("huduma_batch_writes").record(batch.len() as f64);
+                metrics::histogram!("huduma_batch_commit_seconds").record(began.elapsed().as_secs_f64());
                 tracing::debug!(
                     writes = batch.len(),
                     commit_us = began.elapsed().as_micros() as u64,
@@ -239,6 +241,7 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, dura
                         Err(_) => break,
                     }
                 }
+                metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
                 let built = writer.build(in_flight.as_ref().map(|f| &*f.batch), &submissions);
                 let end = writer.head().next_seq;
                 if let Some(flight) = in_flight.take()

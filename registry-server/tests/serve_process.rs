@@ -14,13 +14,15 @@ use registry_server::proto as pb;
 use registry_server::proto::registry_client::RegistryClient;
 use tonic::transport::Endpoint;
 
-/// Starts `huduma-registry serve` on a free loopback port; returns it and its address.
-fn spawn_server(dir: &Path) -> (Child, String, String) {
+/// Starts `huduma-registry serve` on a free loopback port, with metrics on
+/// `metrics` if given; returns it, its address and the registrar's token.
+fn spawn_server(dir: &Path, metrics: Option<&str>) -> (Child, String, String) {
     let (config, _) = ensure_dev_config(dir).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
+    let metrics_line = metrics.map(|m| format!("metrics_listen = \"{m}\"\n")).unwrap_or_default();
     let text = text
         .replace("listen = \"127.0.0.1:50051\"", "listen = \"127.0.0.1:0\"")
-        .replace("metrics_listen = \"127.0.0.1:9464\"\n", "");
+        .replace("metrics_listen = \"127.0.0.1:9464\"\n", &metrics_line);
     std::fs::remove_file(&config).unwrap();
     std::fs::write(&config, text).unwrap();
     let token = Loaded::read(&config).unwrap().config.principals[0].token.clone().unwrap();
@@ -37,6 +39,22 @@ fn spawn_server(dir: &Path) -> (Child, String, String) {
     let addr =
         first.split_whitespace().find(|w| w.starts_with("127.0.0.1:")).expect("the address is printed").to_string();
     (child, addr, token)
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// GET /metrics over plain HTTP/1.0.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the metrics port answers");
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
 }
 
 fn signal(child: &Child, name: &str) {
@@ -87,11 +105,23 @@ async fn load(addr: String, token: String, clients: usize, acks: Acks) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, token) = spawn_server(dir.path());
+    let metrics = free_port();
+    let (mut child, addr, token) = spawn_server(dir.path(), Some(&metrics));
     let acks: Acks = Arc::default();
     let loading = tokio::spawn(load(addr, token, 16, acks.clone()));
     while acks.lock().unwrap().len() < 500 {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The Prometheus endpoint, apart from the gRPC port, counts what was served.
+    let scraped = scrape(&metrics);
+    for series in [
+        "huduma_rpc_requests_total{rpc=\"RegisterPerson\",code=\"OK\"}",
+        "huduma_rpc_duration_seconds_bucket{rpc=\"RegisterPerson\"",
+        "huduma_log_size ",
+        "huduma_batch_commands_count ",
+        "huduma_batch_commit_seconds_bucket",
+    ] {
+        assert!(scraped.contains(series), "/metrics has {series}:\n{scraped}");
     }
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
@@ -103,7 +133,7 @@ async fn sigterm_drains_flushes_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_grpc_load_loses_no_acknowledged_registration() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, token) = spawn_server(dir.path());
+    let (mut child, addr, token) = spawn_server(dir.path(), None);
     let acks: Acks = Arc::default();
     let loading = tokio::spawn(load(addr, token, 32, acks.clone()));
     while acks.lock().unwrap().len() < 2000 {
