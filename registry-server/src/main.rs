@@ -41,10 +41,14 @@ enum Cmd {
         dir: PathBuf,
     },
     /// Generate a log key file (C2SP signed-note private key) and print its verifier key.
+    /// With --config, writes the key the config names (keys.log_key, named after
+    /// server.origin); it never overwrites a key.
     Keygen {
-        #[arg(long)]
-        out: PathBuf,
-        /// The key name: the log's origin.
+        #[arg(long, conflicts_with = "out")]
+        config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "config")]
+        out: Option<PathBuf>,
+        /// The key name: the log's origin (with --out).
         #[arg(long, default_value = "registry.huduma.go.ke/log")]
         name: String,
     },
@@ -125,7 +129,18 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Serve { config } => serve(config),
         Cmd::Init { dir } => init(&dir),
-        Cmd::Keygen { out, name } => {
+        Cmd::Keygen { config, out, name } => {
+            let (out, name) = match (config, out) {
+                (Some(config), _) => {
+                    let loaded = Loaded::read(&config)?;
+                    (loaded.config.keys.log_key, loaded.config.server.origin)
+                }
+                (None, Some(out)) => (out, name),
+                (None, None) => bail!("keygen needs --config or --out"),
+            };
+            if out.exists() {
+                bail!("{} already exists: keygen never overwrites a key (use rotate-key to replace one)", out.display());
+            }
             let key = LogKey::generate();
             write_log_key(&out, &name, &key)?;
             println!("wrote {}\nverifier key: {}", out.display(), note_verifier_key(&name, &key.public()));
