@@ -8,11 +8,9 @@ pub mod demographics;
 pub mod event;
 pub mod issuer;
 pub mod keyring;
-pub mod keys;
 pub mod log_export;
 pub mod projection;
 pub mod query;
-pub mod record;
 pub mod registry;
 pub mod replay;
 pub mod sealed;
@@ -22,6 +20,7 @@ pub mod storage;
 pub mod verify;
 pub mod writer;
 
+pub use huduma_log::{keys, record};
 pub use huduma_number::{HudumaNumber, IssuanceFilters, NumberError};
 
 use serde::{Deserialize, Serialize};

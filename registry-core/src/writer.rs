@@ -31,7 +31,7 @@ use crate::storage::{Storage, Tree, WriteBatch};
 pub const SECRETS_FINGERPRINT: &[u8] = b"secrets_fingerprint";
 
 /// The domain tag of the new key's consent to a rotation.
-pub const ROTATION_DOMAIN: &[u8] = b"huduma.registry.v1.key-rotation\0";
+pub use crate::event::ROTATION_DOMAIN;
 
 /// `requests` tree value: what the first request with an id did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -139,7 +139,10 @@ fn run() -> anyhow::Result<()> {
                 (None, None) => bail!("keygen needs --config or --out"),
             };
             if out.exists() {
-                bail!("{} already exists: keygen never overwrites a key (use rotate-key to replace one)", out.display());
+                bail!(
+                    "{} already exists: keygen never overwrites a key (use rotate-key to replace one)",
+                    out.display()
+                );
             }
             let key = LogKey::generate();
             write_log_key(&out, &name, &key)?;

@@ -19,7 +19,7 @@
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::event::KindVersion;
+use crate::events::KindVersion;
 use crate::keys::{KeyId, LogKey};
 
 pub const FORMAT_VERSION: u8 = 1;
