@@ -93,6 +93,18 @@ impl TestServer {
         }
     }
 
+    /// Stops and starts again on the same data and the same port (so that clients
+    /// holding the endpoint reconnect to it).
+    pub async fn restart_same_port(&mut self) {
+        self.loaded.config.server.listen = self.addr.to_string();
+        self.restart().await;
+    }
+
+    /// The endpoint URL clients connect to.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// The token of the first development principal with `role`.
     pub fn token(&self, role: Role) -> String {
         self.principal(role).token.clone().expect("dev principals have tokens")

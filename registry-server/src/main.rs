@@ -21,6 +21,23 @@ struct Cli {
     command: Cmd,
 }
 
+/// Prints to stdout, ignoring failure: a server must not die because whoever started
+/// it closed its end of the pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// As `say!`, to stderr.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Where a development configuration is created when none is given.
 const DEV_DIR: &str = "huduma-data";
 
@@ -238,20 +255,21 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let loaded = Loaded::read(&config_path)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let termination = registry_server::serve::Termination::install()?;
         let running = registry_server::serve::start(&loaded).await?;
-        println!("huduma-registry serving huduma.v1 on {} (config {})", running.addr, config_path.display());
+        say!("huduma-registry serving huduma.v1 on {} (config {})", running.addr, config_path.display());
         if created || loaded.config.principals.iter().any(|p| p.token.as_deref().is_some_and(|t| t.starts_with("dev-")))
         {
             print_dev_help(&loaded, &running.addr.to_string(), created);
         }
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
-            registry_server::serve::termination().await;
-            eprintln!("stopping: draining calls and flushing the log");
+            termination.wait().await;
+            tell!("stopping: draining calls and flushing the log");
             stop.send_replace(true);
         });
         running.wait().await?;
-        eprintln!("stopped cleanly");
+        tell!("stopped cleanly");
         anyhow::Ok(())
     })
 }
@@ -263,16 +281,16 @@ fn print_dev_help(loaded: &Loaded, addr: &str, created: bool) {
     };
     use registry_server::auth::Role;
     if created {
-        println!("created a development configuration in {DEV_DIR}/ (keys beside the data, tokens in config.toml)");
+        say!("created a development configuration in {DEV_DIR}/ (keys beside the data, tokens in config.toml)");
     }
-    println!("principals (development bearer tokens):");
+    say!("principals (development bearer tokens):");
     for p in &loaded.config.principals {
         if let Some(token) = &p.token {
             let agency = p.agency.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
-            println!("  {:<16} {:<9}{agency:<6} {token}", p.name, p.role.name());
+            say!("  {:<16} {:<9}{agency:<6} {token}", p.name, p.role.name());
         }
     }
-    println!(
+    say!(
         "\nTry it (grpcurl needs no .proto files: the server has reflection):\n  \
          grpcurl -plaintext -H 'authorization: Bearer {registrar}' \\\n    \
          -d '{{\"request_id\":\"r-1\",\"centre\":\"GPO-NAIROBI\",\"demographics\":{{\"given_name\":\"Wanjiru\",\"family_name\":\"Kamau\",\"date_of_birth\":\"1990-04-12\",\"sex\":\"FEMALE\",\"place_of_birth\":\"Nyeri\"}}}}' \\\n    \

@@ -30,9 +30,11 @@ fn spawn_server(dir: &Path, metrics: Option<&str>) -> (Child, String, String) {
         .args(["serve", "--config"])
         .arg(&config)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.err")).unwrap())
         .spawn()
         .expect("start the server");
+    // Read the first line and close the pipe: the server keeps printing its help, and
+    // must survive a closed stdout (it once died of EPIPE here).
     let stdout = child.stdout.take().unwrap();
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).unwrap();
@@ -125,7 +127,8 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     }
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    assert_eq!(status.code(), Some(0), "SIGTERM ends the server cleanly");
+    let log = std::fs::read_to_string(dir.path().join("server.err")).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends the server cleanly ({status:?}); its stderr:\n{log}");
     loading.await.unwrap();
     check_acks(dir.path(), &acks);
 }

@@ -1,0 +1,613 @@
+//! [`Client`]: a connection to the registry with credentials, a deadline per call and
+//! a retry policy, and a typed method for every RPC. Unary calls that fail with
+//! UNAVAILABLE or DEADLINE_EXCEEDED are retried with exponential backoff and the *same*
+//! request (the same request id), so a retried registration returns the first answer
+//! and never issues a second number.
+
+use std::time::Duration;
+
+use huduma_number::HudumaNumber;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Response, Status};
+use tower::ServiceExt;
+
+use crate::error::Error;
+use crate::proto as pb;
+use crate::proto::audit_client::AuditClient;
+use crate::proto::registry_client::RegistryClient;
+use crate::proto::resolver_client::ResolverClient;
+use crate::types::{
+    AgencyRecord, Change, Demographics, LogRecord, Receipt, ReplacementReason, Resolution, ResolveKey, VerifierKey,
+    VerifierKeys, change_in, demographics_out, number_in, reason_out, receipt_in, record_out, resolution_in,
+};
+
+/// A boxed error, as transports report them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A transport's failure (a concrete type: a bare `BoxError` here trips a rustc
+/// limitation with higher-ranked lifetimes when calls are spawned).
+#[derive(Debug)]
+pub struct TransportError(pub BoxError);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// What carries the calls: a tonic `Channel`, or any tower service over HTTP/2 that
+/// speaks gRPC (tests put a fault-injecting layer here).
+pub type Transport = tower::util::BoxCloneSyncService<
+    tonic::codegen::http::Request<tonic::body::Body>,
+    tonic::codegen::http::Response<tonic::body::Body>,
+    TransportError,
+>;
+
+/// How failed calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 = no retry).
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { attempts: 5, initial_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before attempt `attempt + 1` (full jitter over an exponential cap).
+    fn backoff(&self, attempt: u32) -> Duration {
+        use rand::Rng;
+        let cap = self.initial_backoff.saturating_mul(1 << attempt.min(16)).min(self.max_backoff);
+        let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX).max(1);
+        Duration::from_millis(rand::thread_rng().gen_range(millis / 2..=millis))
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: String,
+    token: Option<String>,
+    ca_pem: Option<Vec<u8>>,
+    identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    domain_name: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl ClientBuilder {
+    /// Sends `authorization: Bearer <token>` with every call.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Trusts this CA (PEM) for the server's certificate; implies TLS.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM): mTLS.
+    pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.identity_pem = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The name the server's certificate must carry, if not the endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
+        self.domain_name = Some(name.into());
+        self
+    }
+
+    /// The deadline of each call (default 10 s); the server honours it too.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn endpoint(&self) -> Result<Endpoint, Error> {
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| Error::Transport(format!("endpoint {:?}: {e}", self.endpoint)))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        if self.ca_pem.is_some() || self.identity_pem.is_some() || self.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &self.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &self.identity_pem {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            if let Some(name) = &self.domain_name {
+                tls = tls.domain_name(name.clone());
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        Ok(endpoint)
+    }
+
+    fn finish(self, transport: Transport) -> Result<Client, Error> {
+        let auth = match &self.token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| Error::Transport("the token is not printable ASCII".into()))?,
+            ),
+            None => None,
+        };
+        Ok(Client { transport, auth, timeout: self.timeout, retry: self.retry })
+    }
+
+    /// Connects now (failing fast if the registry cannot be reached).
+    pub async fn connect(self) -> Result<Client, Error> {
+        let channel = self.endpoint()?.connect().await?;
+        self.finish(boxed(channel))
+    }
+
+    /// Connects on first use (and reconnects as needed): never fails for an
+    /// unreachable registry, whose calls then fail (and are retried) as UNAVAILABLE.
+    pub fn connect_lazy(self) -> Result<Client, Error> {
+        let channel = self.endpoint()?.connect_lazy();
+        self.finish(boxed(channel))
+    }
+
+    /// Uses the given transport (e.g. a channel wrapped in tower layers).
+    pub fn with_transport(self, transport: Transport) -> Result<Client, Error> {
+        self.finish(transport)
+    }
+}
+
+/// Boxes a channel as a [`Transport`].
+pub fn boxed(channel: Channel) -> Transport {
+    Transport::new(channel.map_err(|e| TransportError(e.into())))
+}
+
+/// A registry client. Cheap to clone; share it.
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+    auth: Option<MetadataValue<Ascii>>,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("timeout", &self.timeout).field("retry", &self.retry).finish_non_exhaustive()
+    }
+}
+
+/// A fresh, random request id (32 hex digits) for a command that has no natural one.
+pub fn new_request_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A number from user input, checked before any call.
+fn checked(number: &str) -> Result<String, Error> {
+    Ok(number.parse::<HudumaNumber>()?.compact())
+}
+
+impl Client {
+    /// Starts building a client for `endpoint` (e.g. `http://127.0.0.1:50051`).
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            token: None,
+            ca_pem: None,
+            identity_pem: None,
+            domain_name: None,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Connects to `endpoint` with a bearer token.
+    pub async fn connect(endpoint: impl Into<String>, token: impl Into<String>) -> Result<Self, Error> {
+        Self::builder(endpoint).token(token).connect().await
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(self.timeout);
+        if let Some(auth) = &self.auth {
+            request.metadata_mut().insert("authorization", auth.clone());
+        }
+        request
+    }
+
+    /// Calls, retrying the same message on UNAVAILABLE and DEADLINE_EXCEEDED.
+    async fn unary<T, R, Fut>(&self, message: T, call: impl Fn(Transport, Request<T>) -> Fut) -> Result<R, Error>
+    where
+        T: Clone,
+        Fut: Future<Output = Result<Response<R>, Status>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match call(self.transport.clone(), self.request(message.clone())).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => {
+                    let error = Error::from(status);
+                    if !error.is_retryable() || attempt >= self.retry.attempts {
+                        return Err(error);
+                    }
+                    tracing::debug!(%error, attempt, "retrying with the same request");
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    // --- Registry ---
+
+    /// Registers a person; returns the number issued and the receipt. Repeating the
+    /// call with the same `request_id` returns the same answer.
+    pub async fn register_person(
+        &self,
+        request_id: &str,
+        demographics: &Demographics,
+        centre: &str,
+    ) -> Result<(HudumaNumber, Receipt), Error> {
+        let message = pb::RegisterPersonRequest {
+            request_id: request_id.into(),
+            demographics: Some(demographics_out(demographics)),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).register_person(r).await }).await?;
+        Ok((number_in("huduma_number", &answer.huduma_number)?, receipt_in(answer.receipt)?))
+    }
+
+    /// Replaces a number; the old one resolves SUPERSEDED for ever.
+    pub async fn replace_number(
+        &self,
+        request_id: &str,
+        number: &str,
+        reason: ReplacementReason,
+        centre: &str,
+    ) -> Result<(HudumaNumber, Receipt), Error> {
+        let message = pb::ReplaceNumberRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            reason: reason_out(reason) as i32,
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).replace_number(r).await }).await?;
+        Ok((number_in("new_huduma_number", &answer.new_huduma_number)?, receipt_in(answer.receipt)?))
+    }
+
+    pub async fn correct_demographics(
+        &self,
+        request_id: &str,
+        number: &str,
+        demographics: &Demographics,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::CorrectDemographicsRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            demographics: Some(demographics_out(demographics)),
+            centre: centre.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { RegistryClient::new(t).correct_demographics(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    /// Records a death (`date_of_death`: `YYYY-MM-DD`).
+    pub async fn record_death(
+        &self,
+        request_id: &str,
+        number: &str,
+        date_of_death: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::RecordDeathRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            date_of_death: date_of_death.into(),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).record_death(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    pub async fn revoke_number(
+        &self,
+        request_id: &str,
+        number: &str,
+        reason: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::RevokeNumberRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            reason: reason.into(),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).revoke_number(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    pub async fn reinstate_number(
+        &self,
+        request_id: &str,
+        number: &str,
+        reason: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::ReinstateNumberRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            reason: reason.into(),
+            centre: centre.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { RegistryClient::new(t).reinstate_number(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    /// Links an agency's record to a person (an agency: its own records only; `centre`
+    /// may then be empty).
+    pub async fn link_agency_record(
+        &self,
+        request_id: &str,
+        number: &str,
+        record: &AgencyRecord,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::LinkAgencyRecordRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            record: Some(record_out(record)),
+            centre: centre.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { RegistryClient::new(t).link_agency_record(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    pub async fn unlink_agency_record(
+        &self,
+        request_id: &str,
+        number: &str,
+        record: &AgencyRecord,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::UnlinkAgencyRecordRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            record: Some(record_out(record)),
+            centre: centre.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { RegistryClient::new(t).unlink_agency_record(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    pub async fn merge_records(
+        &self,
+        request_id: &str,
+        survivor: &str,
+        duplicate: &str,
+        justification: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::MergeRecordsRequest {
+            request_id: request_id.into(),
+            survivor: checked(survivor)?,
+            duplicate: checked(duplicate)?,
+            justification: justification.into(),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).merge_records(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    pub async fn erase_personal_data(
+        &self,
+        request_id: &str,
+        number: &str,
+        legal_basis: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::ErasePersonalDataRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            legal_basis: legal_basis.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { RegistryClient::new(t).erase_personal_data(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
+    // --- Resolver ---
+
+    /// Resolves a number or an agency record, for `purpose` (required; recorded).
+    pub async fn resolve(&self, key: impl Into<ResolveKey>, purpose: &str) -> Result<Resolution, Error> {
+        let key = match key.into() {
+            ResolveKey::Number(n) => pb::resolve_request::Key::HudumaNumber(n.compact()),
+            ResolveKey::Record(r) => pb::resolve_request::Key::AgencyRecord(record_out(&r)),
+        };
+        let message = pb::ResolveRequest { key: Some(key), purpose: purpose.into() };
+        let answer = self.unary(message, |t, r| async move { ResolverClient::new(t).resolve(r).await }).await?;
+        resolution_in(answer)
+    }
+
+    /// Resolves a number as typed (checked offline first).
+    pub async fn resolve_number(&self, number: &str, purpose: &str) -> Result<Resolution, Error> {
+        self.resolve(number.parse::<HudumaNumber>()?, purpose).await
+    }
+
+    /// Resolves many keys with up to `concurrency` calls in flight; yields each answer
+    /// with its position in `keys` as it arrives (not in order). For reconciling
+    /// millions of records: memory stays bounded by `concurrency`.
+    pub fn resolve_batch<I>(
+        &self,
+        keys: I,
+        purpose: &str,
+        concurrency: usize,
+    ) -> ReceiverStream<(usize, Result<Resolution, Error>)>
+    where
+        I: IntoIterator<Item = ResolveKey> + Send + 'static,
+        I::IntoIter: Send,
+    {
+        let (tx, rx) = mpsc::channel(concurrency.max(1) * 2);
+        let client = self.clone();
+        let purpose = purpose.to_string();
+        tokio::spawn(async move {
+            let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+            for (position, key) in keys.into_iter().enumerate() {
+                let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else { return };
+                if tx.is_closed() {
+                    return;
+                }
+                let (client, purpose, tx) = (client.clone(), purpose.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let answer = client.resolve(key, &purpose).await;
+                    let _ = tx.send((position, answer)).await;
+                    drop(permit);
+                });
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    /// Follows the changes to persons linked with the calling agency from
+    /// `from_index` on. After a disconnect (or a server restart) it reconnects with
+    /// backoff and resumes after the last change it yielded; it ends only on an error
+    /// that a retry cannot fix (yielded last) or when dropped.
+    pub fn watch_changes(&self, from_index: u64) -> ReceiverStream<Result<Change, Error>> {
+        let (tx, rx) = mpsc::channel(256);
+        let client = self.clone();
+        tokio::spawn(async move {
+            let mut next = from_index;
+            let mut failures = 0u32;
+            loop {
+                let mut request = Request::new(pb::WatchChangesRequest { from_index: next });
+                if let Some(auth) = &client.auth {
+                    request.metadata_mut().insert("authorization", auth.clone());
+                }
+                let opened = ResolverClient::new(client.transport.clone()).watch_changes(request).await;
+                let mut stream = match opened {
+                    Ok(stream) => stream.into_inner(),
+                    Err(status) => {
+                        let error = Error::from(status);
+                        if !error.is_retryable() {
+                            let _ = tx.send(Err(error)).await;
+                            return;
+                        }
+                        failures += 1;
+                        tokio::select! {
+                            () = tokio::time::sleep(client.retry.backoff(failures)) => continue,
+                            () = tx.closed() => return,
+                        }
+                    }
+                };
+                loop {
+                    let item = tokio::select! {
+                        item = stream.message() => item,
+                        () = tx.closed() => return,
+                    };
+                    match item {
+                        Ok(Some(change)) => {
+                            failures = 0;
+                            let change = change_in(change);
+                            if let Ok(c) = &change {
+                                next = c.index + 1;
+                            }
+                            if tx.send(change).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            let error = Error::from(status);
+                            if !error.is_retryable() && !matches!(error, Error::Other { .. }) {
+                                let _ = tx.send(Err(error)).await;
+                                return;
+                            }
+                            break;
+                        }
+                    }
+                }
+                failures += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(client.retry.backoff(failures)) => {},
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    // --- Audit ---
+
+    /// The records with index in `[start, end)`; `end = 0` means to the end of the log.
+    pub async fn get_records(&self, start: u64, end: u64) -> Result<ReceiverStream<Result<LogRecord, Error>>, Error> {
+        let mut request = Request::new(pb::GetRecordsRequest { start, end });
+        if let Some(auth) = &self.auth {
+            request.metadata_mut().insert("authorization", auth.clone());
+        }
+        let mut stream = AuditClient::new(self.transport.clone()).get_records(request).await?.into_inner();
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(r)) => Ok(LogRecord { index: r.index, data: r.data }),
+                    Ok(None) => return,
+                    Err(status) => Err(Error::from(status)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
+    }
+
+    /// The log's origin, its keys (C2SP verifier-key form) and its size.
+    pub async fn verifier_keys(&self) -> Result<VerifierKeys, Error> {
+        let answer = self
+            .unary(pb::GetVerifierKeysRequest {}, |t, r| async move { AuditClient::new(t).get_verifier_keys(r).await })
+            .await?;
+        Ok(VerifierKeys {
+            origin: answer.origin,
+            keys: answer
+                .keys
+                .into_iter()
+                .map(|k| VerifierKey { verifier_key: k.verifier_key, from_index: k.from_index })
+                .collect(),
+            log_size: answer.log_size,
+        })
+    }
+}

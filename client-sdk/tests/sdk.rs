@@ -1,0 +1,219 @@
+//! The SDK against a real server: typed calls, typed errors, retries that reuse the
+//! request id (proved by dropping the first answer), change streams that resume after
+//! a restart, batch resolution, and offline receipt verification.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use huduma_e2e::{TestServer, register};
+use huduma_sdk::client::{Transport, TransportError};
+use huduma_sdk::receipt::{parse_keys, verify_receipt};
+use huduma_sdk::{AgencyRecord, ChangeKind, Client, Demographics, Error, HudumaNumber, ResolveKey, Sex, Status};
+use registry_server::auth::Role;
+use tokio_stream::StreamExt;
+use tonic::codegen::http;
+use tower::ServiceExt;
+
+async fn client(server: &TestServer, role: Role) -> Client {
+    Client::connect(server.endpoint(), server.token(role)).await.expect("connect")
+}
+
+fn wanjiru() -> Demographics {
+    Demographics {
+        given_name: "Wanjiru".into(),
+        family_name: "Kamau".into(),
+        other_names: vec!["Njeri".into()],
+        date_of_birth: "1990-04-12".into(),
+        sex: Sex::Female,
+        place_of_birth: "Nyeri".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_agency_resolves_links_and_meets_typed_errors() {
+    let server = TestServer::start().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let (number, receipt) = registrar.register_person("r-1", &wanjiru(), "GPO-NAIROBI").await.unwrap();
+    assert!(receipt.index > 0);
+
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    let found = kra.resolve(number, "PIN registration").await.unwrap();
+    assert_eq!((found.number, found.status), (number, Status::Active));
+    assert_eq!(found.demographics, Some(wanjiru()));
+    kra.link_agency_record("l-1", &number.to_string(), &AgencyRecord::new("KRA", "A012345678Z"), "").await.unwrap();
+    let by_record = kra.resolve(AgencyRecord::new("KRA", "A012345678Z"), "PIN check").await.unwrap();
+    assert_eq!(by_record.current_number(), number);
+    assert_eq!(by_record.agency_records, vec![AgencyRecord::new("KRA", "A012345678Z")]);
+
+    // Errors an engineer matches on.
+    let mut typo = number.compact().into_bytes();
+    typo[5] = if typo[5] == b'9' { b'0' } else { typo[5] + 1 };
+    let typo = String::from_utf8(typo).unwrap();
+    assert!(matches!(kra.resolve_number(&typo, "x").await, Err(Error::InvalidNumber(_))));
+    let never = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
+    assert!(matches!(kra.resolve(never, "tax").await, Err(Error::NotFound(_))));
+    match kra.resolve(number, "").await {
+        Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "purpose"),
+        other => panic!("{other:?}"),
+    }
+    let nhif_record = AgencyRecord::new("NHIF", "N-1");
+    assert!(matches!(
+        kra.link_agency_record("l-2", &number.to_string(), &nhif_record, "").await,
+        Err(Error::PermissionDenied(_))
+    ));
+    let stranger = Client::connect(server.endpoint(), "dev-nobody-0000000000000000").await.unwrap();
+    assert!(matches!(stranger.resolve(number, "x").await, Err(Error::Unauthenticated(_))));
+    registrar.revoke_number("v-1", &number.to_string(), "check", "GPO-NAIROBI").await.unwrap();
+    assert!(matches!(
+        registrar.replace_number("x-1", &number.to_string(), huduma_sdk::ReplacementReason::Lost, "GPO").await,
+        Err(Error::FailedPrecondition(_))
+    ));
+}
+
+/// A transport that lets the first call reach the server, then throws its answer
+/// away and reports UNAVAILABLE, as a dropped connection would.
+fn dropping_first_answer(channel: tonic::transport::Channel, dropped: Arc<AtomicBool>) -> Transport {
+    let service = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let (channel, dropped) = (channel.clone(), Arc::clone(&dropped));
+        async move {
+            let response = channel.oneshot(request).await.map_err(|e| TransportError(e.into()))?;
+            if dropped.swap(true, Ordering::SeqCst) {
+                return Ok(response);
+            }
+            // The server has committed and answered; the caller never hears it.
+            let _ = http_body_util_collect(response).await;
+            let lost = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "14")
+                .header("grpc-message", "connection lost (injected)")
+                .body(tonic::body::Body::empty())
+                .map_err(|e| TransportError(e.into()))?;
+            Ok(lost)
+        }
+    });
+    Transport::new(service)
+}
+
+/// Reads a response to its end (so the server's answer was really produced).
+async fn http_body_util_collect(response: http::Response<tonic::body::Body>) -> usize {
+    use tonic::codegen::Body as _;
+    let mut body = response.into_body();
+    let mut bytes = 0;
+    while let Some(Ok(frame)) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        if let Some(data) = frame.data_ref() {
+            bytes += data.len();
+        }
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn a_retried_registration_never_issues_two_numbers() {
+    let server = TestServer::start().await;
+    let channel = server.channel().await;
+    let dropped = Arc::new(AtomicBool::new(false));
+    let registrar = Client::builder(server.endpoint())
+        .token(server.token(Role::Registrar))
+        .with_transport(dropping_first_answer(channel, Arc::clone(&dropped)))
+        .unwrap();
+    let before = server.log_size().await;
+    let (number, receipt) = registrar.register_person("once", &wanjiru(), "GPO-NAIROBI").await.unwrap();
+    assert!(dropped.load(Ordering::SeqCst), "the first answer was dropped, and the SDK retried");
+    assert_eq!(server.log_size().await, before + 1, "one registration, not two");
+    assert_eq!(receipt.index, before);
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    assert_eq!(kra.resolve(number, "check").await.unwrap().status, Status::Active);
+    // Without retries the caller sees the loss as UNAVAILABLE (and may retry itself).
+    let dropped = Arc::new(AtomicBool::new(false));
+    let no_retry = Client::builder(server.endpoint())
+        .token(server.token(Role::Registrar))
+        .retry(huduma_sdk::RetryPolicy { attempts: 1, ..Default::default() })
+        .with_transport(dropping_first_answer(server.channel().await, dropped))
+        .unwrap();
+    assert!(matches!(no_retry.register_person("twice", &wanjiru(), "GPO").await, Err(Error::Unavailable(_))));
+    let (again, _) = no_retry.register_person("twice", &wanjiru(), "GPO").await.unwrap();
+    assert_eq!(server.log_size().await, before + 2, "the manual retry returned the first answer");
+    assert_ne!(again, number);
+}
+
+#[tokio::test]
+async fn watch_changes_resumes_after_a_server_restart() {
+    let mut server = TestServer::start().await;
+    let number = register(&server, "p", 1).await;
+    let kra = Client::builder(server.endpoint()).token(server.token_of("kra")).connect_lazy().unwrap();
+    kra.link_agency_record("l-1", &number, &AgencyRecord::new("KRA", "K-1"), "").await.unwrap();
+    let mut changes = kra.watch_changes(0);
+    let first = changes.next().await.unwrap().unwrap();
+    assert_eq!(first.kind, ChangeKind::AgencyRecordLinked);
+
+    server.restart_same_port().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let revoked = registrar.revoke_number("v", &number, "check", "GPO").await.unwrap().index;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), changes.next())
+        .await
+        .expect("the stream came back")
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.index, next.kind, next.status), (revoked, ChangeKind::NumberRevoked, Status::Revoked));
+    assert!(next.index > first.index, "no change is repeated after resuming");
+}
+
+#[tokio::test]
+async fn batch_resolution_answers_every_key() {
+    let server = TestServer::start().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let mut numbers = Vec::new();
+    for i in 0..60u64 {
+        let mut d = wanjiru();
+        d.given_name = format!("Wanjiru{i}");
+        numbers.push(registrar.register_person(&format!("b-{i}"), &d, "GPO").await.unwrap().0);
+    }
+    let mut keys: Vec<ResolveKey> = numbers.iter().map(|n| ResolveKey::Number(*n)).collect();
+    keys.push(ResolveKey::Number(HudumaNumber::with_check_digit(23_456_789_012).unwrap()));
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    let answers: Vec<_> = kra.resolve_batch(keys, "reconciliation", 16).collect().await;
+    assert_eq!(answers.len(), 61);
+    for (position, answer) in answers {
+        if position == 60 {
+            assert!(matches!(answer, Err(Error::NotFound(_))));
+        } else {
+            let found = answer.unwrap();
+            assert_eq!(found.number, numbers[position]);
+            assert_eq!(found.demographics.unwrap().given_name, format!("Wanjiru{position}"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn receipts_verify_offline_against_the_record_and_the_published_keys() {
+    let server = TestServer::start().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let (_, receipt) = registrar.register_person("r", &wanjiru(), "GPO").await.unwrap();
+    let auditor = client(&server, Role::Auditor).await;
+    let keys = auditor.verifier_keys().await.unwrap();
+    let public = parse_keys(&keys).unwrap();
+    let record = auditor.get_records(receipt.index, receipt.index + 1).await.unwrap().next().await.unwrap().unwrap();
+    verify_receipt(&receipt, &record.data, &public).expect("the receipt verifies");
+    let mut tampered = record.data.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 1;
+    assert!(matches!(verify_receipt(&receipt, &tampered, &public), Err(Error::Verification(_))));
+    let other = huduma_log::keys::LogKey::from_seed([3; 32]).public();
+    assert!(matches!(verify_receipt(&receipt, &record.data, &[other]), Err(Error::Verification(_))));
+    let mut forged = receipt.clone();
+    forged.index += 1;
+    assert!(matches!(verify_receipt(&forged, &record.data, &public), Err(Error::Verification(_))));
+}
+
+#[tokio::test]
+async fn a_number_typo_is_caught_before_any_call() {
+    // Nothing listens here: a call would fail as UNAVAILABLE, so InvalidNumber proves
+    // no call was made.
+    let client = Client::builder("http://127.0.0.1:9").token("t-0123456789abcdef").connect_lazy().unwrap();
+    let valid = HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
+    let last = valid.as_bytes()[11];
+    let typo = format!("{}{}", &valid[..11], if last == b'9' { '0' } else { char::from(last + 1) });
+    let err = client.resolve_number(&typo, "x").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidNumber(_)), "{err:?}");
+}
