@@ -5,7 +5,7 @@
 //! permission denied); 7 unavailable (after retries); 8 verification failed; 1 other.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -53,19 +53,34 @@ struct Connection {
 #[derive(Args)]
 struct Person {
     #[arg(long)]
-    given: String,
+    given: Option<String>,
     #[arg(long)]
-    family: String,
+    family: Option<String>,
     #[arg(long = "other")]
     other: Vec<String>,
     /// Date of birth, YYYY-MM-DD.
     #[arg(long)]
-    dob: String,
+    dob: Option<String>,
     /// female, male or intersex.
     #[arg(long)]
-    sex: Sex,
+    sex: Option<Sex>,
     #[arg(long)]
-    place: String,
+    place: Option<String>,
+}
+
+impl Person {
+    /// The demographics, or the first missing flag.
+    fn demographics(self) -> Result<Demographics, Failure> {
+        let missing = |flag: &str| failure(2, format!("register: --{flag} is required (or --file for a bulk file)"));
+        Ok(Demographics {
+            given_name: self.given.ok_or_else(|| missing("given"))?,
+            family_name: self.family.ok_or_else(|| missing("family"))?,
+            other_names: self.other,
+            date_of_birth: self.dob.ok_or_else(|| missing("dob"))?,
+            sex: self.sex.ok_or_else(|| missing("sex"))?,
+            place_of_birth: self.place.ok_or_else(|| missing("place"))?,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -73,7 +88,7 @@ enum Cmd {
     /// Register a person (or, with --file, everyone in a CSV or JSON Lines file).
     Register {
         #[command(flatten)]
-        person: Option<Person>,
+        person: Person,
         /// Bulk: a .csv (given_name,family_name,other_names,date_of_birth,sex,place_of_birth;
         /// other names separated by ';') or .jsonl file. Resumable: rerun the same command.
         #[arg(long, conflicts_with = "given")]
@@ -302,6 +317,11 @@ fn show<T: Serialize>(json: bool, value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A number as printed: grouped in tables (`2345 6789 0123`), compact in JSON.
+fn shown_number(json: bool, number: huduma_sdk::HudumaNumber) -> String {
+    if json { number.compact() } else { number.to_string() }
+}
+
 #[derive(Serialize)]
 struct Issued {
     huduma_number: String,
@@ -343,29 +363,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         },
         Cmd::Register { person, file, out, concurrency, centre, request_id } => {
             let client = connect(&cli.connection).await?;
-            match (person, file) {
-                (_, Some(file)) => bulk_register(&client, &file, out, concurrency, &centre).await,
-                (Some(p), None) => {
-                    let demographics = Demographics {
-                        given_name: p.given,
-                        family_name: p.family,
-                        other_names: p.other,
-                        date_of_birth: p.dob,
-                        sex: p.sex,
-                        place_of_birth: p.place,
-                    };
+            match file {
+                Some(file) => bulk_register(&client, &file, out, concurrency, &centre).await,
+                None => {
+                    let demographics = person.demographics()?;
                     let request_id = id(request_id);
                     let (number, receipt) = client.register_person(&request_id, &demographics, &centre).await?;
-                    show(json, &Issued { huduma_number: number.to_string(), request_id, receipt })
+                    show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
                 }
-                (None, None) => Err(failure(2, "register needs the person's fields (--given ...) or --file")),
             }
         }
         Cmd::Replace { number, reason, centre, request_id } => {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let (number, receipt) = client.replace_number(&request_id, &number, reason, &centre).await?;
-            show(json, &Issued { huduma_number: number.to_string(), request_id, receipt })
+            show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
         }
         Cmd::Link { number, agency, record, centre, request_id } => {
             let client = connect(&cli.connection).await?;
@@ -547,18 +559,31 @@ async fn bulk_register(
         lines.remove(0);
     }
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
-    let done = match std::fs::File::open(&out) {
-        Ok(f) => std::io::BufReader::new(f).lines().count().saturating_sub(1),
+    // The results file is the progress: one row per input line, in input order.
+    let (done, failed_before) = match std::fs::File::open(&out) {
+        Ok(f) => {
+            let mut reader = csv::Reader::from_reader(f);
+            let mut rows = 0usize;
+            let mut failed = 0u64;
+            for row in reader.records() {
+                let row = row.map_err(|e| failure(3, format!("{}: {e}", out.display())))?;
+                rows += 1;
+                if row.get(3).is_some_and(|e| !e.is_empty()) {
+                    failed += 1;
+                }
+            }
+            (rows, failed)
+        }
         Err(_) => {
             std::fs::write(&out, "line,request_id,huduma_number,error\n")?;
-            0
+            (0, 0)
         }
     };
     let mut results = std::fs::OpenOptions::new().append(true).open(&out)?;
     let progress = bar(lines.len() as u64, "register");
     progress.set_position(done as u64);
     let todo: Vec<(usize, &str)> = lines.into_iter().skip(done).collect();
-    let mut failed = 0u64;
+    let mut failed = failed_before;
     let mut pending = BTreeMap::new();
     let mut next_to_write = 0usize;
     let mut tasks = tokio::task::JoinSet::new();

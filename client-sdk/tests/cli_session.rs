@@ -1,0 +1,232 @@
+//! The `huduma` CLI against a real server, as registrars, agencies and auditors run it:
+//! every command, its exit codes, bulk registration that resumes without registering
+//! anyone twice, and an audit download that resumes and verifies.
+
+use std::path::Path;
+use std::process::Command;
+
+use huduma_e2e::TestServer;
+use registry_server::auth::Role;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `huduma` with the endpoint and token in the environment, as a user would.
+async fn huduma(server: &TestServer, token: &str, args: &[&str]) -> Out {
+    let (endpoint, token) = (server.endpoint(), token.to_string());
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_huduma"))
+            .args(&args)
+            .env("HUDUMA_ENDPOINT", endpoint)
+            .env("HUDUMA_TOKEN", token)
+            .output()
+            .expect("run huduma");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn json(out: &Out) -> serde_json::Value {
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_and_an_agency_at_the_command_line() {
+    let server = TestServer::start().await;
+    let registrar = server.token(Role::Registrar);
+    let kra = server.token_of("kra");
+    let person = [
+        "--given",
+        "Wanjiru",
+        "--family",
+        "Kamau",
+        "--other",
+        "Njeri",
+        "--dob",
+        "1990-04-12",
+        "--sex",
+        "female",
+        "--place",
+        "Nyeri",
+        "--centre",
+        "GPO-NAIROBI",
+    ];
+    let mut args = vec!["--json", "register"];
+    args.extend(person);
+    let issued = json(&huduma(&server, &registrar, &args).await);
+    let number = issued["huduma_number"].as_str().unwrap().to_string();
+    assert_eq!(number.len(), 12, "JSON carries the compact form: {number}");
+
+    // The agency resolves (a table), links its record, resolves by it.
+    let shown = huduma(&server, &kra, &["resolve", &number, "--purpose", "PIN registration"]).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains("given_name") && shown.stdout.contains("Wanjiru"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("Active"), "{}", shown.stdout);
+    let linked = huduma(&server, &kra, &["link", &number, "--agency", "KRA", "--record", "A012345678Z"]).await;
+    assert_eq!(linked.code, 0, "{}", linked.stderr);
+    let by_record = json(
+        &huduma(&server, &kra, &["--json", "resolve", "--agency", "KRA", "--record", "A012345678Z", "--purpose", "x"])
+            .await,
+    );
+    assert_eq!(by_record["number"].as_str().unwrap(), number);
+
+    // Revoke; a replacement is then refused (5); reinstate; death.
+    let centre = ["--centre", "GPO-NAIROBI"];
+    let mut revoke = vec!["revoke", number.as_str(), "--reason", "suspected fraud"];
+    revoke.extend(centre);
+    assert_eq!(huduma(&server, &registrar, &revoke).await.code, 0);
+    let mut replace = vec!["replace", number.as_str(), "--reason", "lost"];
+    replace.extend(centre);
+    let refused = huduma(&server, &registrar, &replace).await;
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    let mut reinstate = vec!["reinstate", number.as_str(), "--reason", "cleared"];
+    reinstate.extend(centre);
+    assert_eq!(huduma(&server, &registrar, &reinstate).await.code, 0);
+    let mut replace_ok = vec!["--json", "replace", number.as_str(), "--reason", "lost"];
+    replace_ok.extend(centre);
+    let replaced = json(&huduma(&server, &registrar, &replace_ok).await);
+    let new_number = replaced["huduma_number"].as_str().unwrap().to_string();
+    let mut death = vec!["death", new_number.as_str(), "--date", "2024-02-29"];
+    death.extend(centre);
+    assert_eq!(huduma(&server, &registrar, &death).await.code, 0);
+    let mut unlink = vec!["unlink", new_number.as_str(), "--agency", "KRA", "--record", "A012345678Z"];
+    unlink.extend(centre);
+    assert_eq!(huduma(&server, &registrar, &unlink).await.code, 0);
+
+    // The agency's change stream, as lines.
+    let watched = huduma(&server, &kra, &["watch", "--from", "0", "--limit", "3"]).await;
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    let lines: Vec<&str> = watched.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", watched.stdout);
+    assert!(lines[0].contains("AgencyRecordLinked"), "{}", lines[0]);
+
+    // Exit codes: not found 4, invalid 3, not allowed 6, unavailable 7.
+    let unknown = huduma_sdk::HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
+    assert_eq!(huduma(&server, &kra, &["resolve", &unknown, "--purpose", "x"]).await.code, 4);
+    let invalid = huduma(&server, &kra, &["resolve", "1234", "--purpose", "x"]).await;
+    assert_eq!(invalid.code, 3);
+    assert!(invalid.stderr.contains("length"), "{}", invalid.stderr);
+    let mut as_agency = vec!["register"];
+    as_agency.extend(person);
+    assert_eq!(huduma(&server, &kra, &as_agency).await.code, 6);
+    let down = huduma(
+        &server,
+        &kra,
+        &["--endpoint", "http://127.0.0.1:9", "--timeout", "1", "resolve", &number, "--purpose", "x"],
+    )
+    .await;
+    assert_eq!(down.code, 7, "{}", down.stderr);
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_registration_resumes_without_registering_anyone_twice() {
+    let server = TestServer::start().await;
+    let registrar = server.token(Role::Registrar);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    let mut text = String::from("given_name,family_name,other_names,date_of_birth,sex,place_of_birth\n");
+    for i in 0..20 {
+        let dob = if i == 6 { "1990-02-30".to_string() } else { format!("19{:02}-0{}-1{}", 50 + i, 1 + i % 9, i % 10) };
+        text.push_str(&format!(
+            "Achieng{i},Odhiambo,Akinyi;Atieno,{dob},{},Kisumu\n",
+            if i % 2 == 0 { "F" } else { "M" }
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let before = server.log_size().await;
+    let args = ["register", "--file", file.to_str().unwrap(), "--centre", "KISUMU-HC", "--concurrency", "4"];
+    let first = huduma(&server, &registrar, &args).await;
+    assert_eq!(first.code, 5, "one line is refused: {}", first.stderr);
+    let results = dir.path().join("people.csv.results.csv");
+    let rows = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(rows.lines().count(), 21, "{rows}");
+    let refused: Vec<&str> = rows.lines().filter(|l| l.ends_with('"')).collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].starts_with("8,") && refused[0].contains("date_of_birth"), "{}", refused[0]);
+    assert_eq!(server.log_size().await, before + 19);
+
+    // Cut the results short, as an interrupted run leaves them, and run again.
+    let kept: String = rows.lines().take(11).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&results, &kept).unwrap();
+    let again = huduma(&server, &registrar, &args).await;
+    assert_eq!(again.code, 5, "{}", again.stderr);
+    assert_eq!(count_lines(&results), 21);
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), rows, "the same numbers, in the same order");
+    assert_eq!(server.log_size().await, before + 19, "nobody was registered twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_downloads_resumes_and_verifies() {
+    let server = TestServer::start().await;
+    for i in 0..30 {
+        huduma_e2e::register(&server, &format!("a-{i}"), i).await;
+    }
+    let auditor = server.token(Role::Auditor);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.bin");
+    let log_arg = log.to_str().unwrap();
+    let keys = json(&huduma(&server, &auditor, &["--json", "audit", "keys"]).await);
+    let genesis = keys["keys"][0]["verifier_key"].as_str().unwrap().to_string();
+
+    let full = huduma(&server, &auditor, &["audit", "records", "--out", log_arg]).await;
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    let bytes = std::fs::read(&log).unwrap();
+    // A run cut off mid-record resumes to the same bytes.
+    std::fs::write(&log, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let resumed = huduma(&server, &auditor, &["audit", "records", "--out", log_arg]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(std::fs::read(&log).unwrap(), bytes);
+
+    let verified = json(
+        &huduma(&server, &auditor, &["--json", "audit", "verify", "--from", log_arg, "--genesis-key", &genesis]).await,
+    );
+    assert_eq!(verified["records"], 31);
+
+    // Online, with a state file: the second run resumes where the first stopped.
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let online = ["--json", "audit", "verify", "--genesis-key", &genesis, "--state", state_arg];
+    assert_eq!(json(&huduma(&server, &auditor, &online).await)["records"], 31);
+    for i in 30..35 {
+        huduma_e2e::register(&server, &format!("a-{i}"), i).await;
+    }
+    let second = json(&huduma(&server, &auditor, &online).await);
+    assert_eq!((second["records"].as_u64(), second["resumed_from"].as_u64()), (Some(36), Some(31)));
+
+    // A tampered copy is refused, naming the record.
+    let mut tampered = bytes.clone();
+    let mut at = 0;
+    for _ in 0..10 {
+        at += 4 + u32::from_be_bytes(tampered[at..at + 4].try_into().unwrap()) as usize;
+    }
+    tampered[at + 4 + 70] ^= 1;
+    let bad = dir.path().join("bad.bin");
+    std::fs::write(&bad, tampered).unwrap();
+    let refused =
+        huduma(&server, &auditor, &["audit", "verify", "--from", bad.to_str().unwrap(), "--genesis-key", &genesis])
+            .await;
+    assert_eq!(refused.code, 8, "{}", refused.stderr);
+    assert!(refused.stderr.contains("record 10"), "{}", refused.stderr);
+    // Another genesis key is refused at record 0.
+    let other = huduma_log::keys::note_verifier_key(
+        "dev.huduma.local/log",
+        &huduma_log::keys::LogKey::from_seed([1; 32]).public(),
+    );
+    let wrong = huduma(&server, &auditor, &["audit", "verify", "--from", log_arg, "--genesis-key", &other]).await;
+    assert_eq!(wrong.code, 8);
+    assert!(wrong.stderr.contains("record 0"), "{}", wrong.stderr);
+}
