@@ -63,7 +63,10 @@ impl Checkpoint {
         let mut lines = body.split('\n');
         let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| format_error("no origin line"))?;
         let size_text = lines.next().ok_or_else(|| format_error("no tree size line"))?;
-        if size_text.is_empty() || !size_text.bytes().all(|b| b.is_ascii_digit()) || (size_text.len() > 1 && size_text.starts_with('0')) {
+        if size_text.is_empty()
+            || !size_text.bytes().all(|b| b.is_ascii_digit())
+            || (size_text.len() > 1 && size_text.starts_with('0'))
+        {
             return Err(format_error(format!("tree size {size_text:?} is not a decimal number")));
         }
         let size = size_text.parse().map_err(|_| format_error("tree size out of range"))?;

@@ -9,6 +9,7 @@ pub mod event;
 pub mod issuer;
 pub mod keyring;
 pub mod log_export;
+pub mod merkle_store;
 pub mod projection;
 pub mod query;
 pub mod registry;

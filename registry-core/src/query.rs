@@ -202,4 +202,68 @@ impl Reader {
         }
         Ok(keys)
     }
+
+    /// The store this reader reads.
+    pub fn store(&self) -> &Arc<dyn Storage> {
+        &self.store
+    }
+
+    /// The newest signed checkpoint: (tree size, signed note).
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, QueryError> {
+        let Some((key, stored)) = self.store.last(Tree::Checkpoints).map_err(ReadError::from)? else {
+            return Ok(None);
+        };
+        self.checkpoint_entry(&key, &stored).map(Some)
+    }
+
+    /// The signed checkpoint at exactly `size`, if one was signed.
+    pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, QueryError> {
+        let key = size.to_be_bytes();
+        let Some(stored) = self.store.get(Tree::Checkpoints, &key).map_err(ReadError::from)? else {
+            return Ok(None);
+        };
+        self.checkpoint_entry(&key, &stored).map(|(_, note)| Some(note))
+    }
+
+    fn checkpoint_entry(&self, key: &[u8], stored: &[u8]) -> Result<(u64, String), QueryError> {
+        let corrupt = |why: &str| ReadError::from(Corruption::new(Tree::Checkpoints, key, why));
+        let value = crate::storage::view::open_value(Tree::Checkpoints, key, stored).map_err(ReadError::from)?;
+        let size: [u8; 8] = key.try_into().map_err(|_| corrupt("not a tree size"))?;
+        let note = String::from_utf8(value).map_err(|_| corrupt("not UTF-8"))?;
+        Ok((u64::from_be_bytes(size), note))
+    }
+
+    /// The root of the tree of the first `size` records.
+    pub fn tree_root(&self, size: u64) -> Result<huduma_log::merkle::Hash, QueryError> {
+        Ok(crate::merkle_store::root(&*self.store, size)?)
+    }
+
+    /// The inclusion proof of record `index` in the tree of `size` records.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<huduma_log::merkle::Hash>, ProofFailure> {
+        crate::merkle_store::inclusion_proof(&*self.store, index, size).map_err(ProofFailure::from)
+    }
+
+    /// The consistency proof from the tree of `old` records to that of `new`.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<huduma_log::merkle::Hash>, ProofFailure> {
+        crate::merkle_store::consistency_proof(&*self.store, old, new).map_err(ProofFailure::from)
+    }
+}
+
+/// Why a proof could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofFailure {
+    /// The sizes or index asked for do not make a proof.
+    #[error("{0}")]
+    Range(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl From<huduma_log::merkle::ProofError<ReadError>> for ProofFailure {
+    fn from(e: huduma_log::merkle::ProofError<ReadError>) -> Self {
+        match e {
+            huduma_log::merkle::ProofError::Range(why) => ProofFailure::Range(why),
+            huduma_log::merkle::ProofError::Source(read) => ProofFailure::Read(read),
+        }
+    }
 }

@@ -18,7 +18,7 @@ use crate::query::Reader;
 use crate::record::RecordRef;
 use crate::replay::{self, ReplayError};
 use crate::secrets::Secrets;
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Checkpointer, Sequencer};
 use crate::storage::Storage;
 use crate::storage::Tree;
 use crate::storage::sled_store::SledStore;
@@ -41,6 +41,8 @@ pub struct RegistryOptions {
     pub max_batch: usize,
     /// How many of the last records are re-verified on open.
     pub tail_check: u64,
+    /// The newest signed checkpoint is at most about this far behind the log.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for RegistryOptions {
@@ -51,6 +53,7 @@ impl Default for RegistryOptions {
             queue: 16_384,
             max_batch: 256,
             tail_check: 1024,
+            checkpoint_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -72,6 +75,8 @@ pub enum OpenError {
     ProjectionsAhead { applied: u64, size: u64 },
     #[error("starting the sequencer: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("the log does not match its own signed checkpoint at size {size}: {reason}")]
+    Checkpoint { size: u64, reason: String },
 }
 
 /// The open registry.
@@ -117,7 +122,12 @@ impl Registry {
         }
         let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
         let writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
-        let sequencer = Sequencer::start(writer, options.queue, options.max_batch)?;
+        let reader = Reader::new(Arc::clone(&store), Arc::clone(&secrets));
+        let origin = reader.origin().map_err(|e| OpenError::Checkpoint { size: 0, reason: e.to_string() })?;
+        let signed = check_last_checkpoint(&reader, writer.head().next_seq)?;
+        let checkpoints =
+            Checkpointer::new(origin.unwrap_or_else(|| options.origin.clone()), options.checkpoint_interval, signed);
+        let sequencer = Sequencer::start(writer, options.queue, options.max_batch, checkpoints)?;
         Ok(Self { store, secrets, sequencer })
     }
 
@@ -150,6 +160,30 @@ impl Registry {
     pub fn close(mut self) {
         self.sequencer.shutdown();
     }
+}
+
+/// Checks that the newest stored checkpoint is signed by one of the log's keys and
+/// that the log still has the tree it signed; returns its size (0 if none). A log
+/// rewritten behind a checkpoint never serves again.
+fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
+    let fail = |at: u64, reason: String| OpenError::Checkpoint { size: at, reason };
+    let Some((at, note)) = reader.latest_checkpoint().map_err(|e| fail(0, e.to_string()))? else {
+        return Ok(0);
+    };
+    if at > size {
+        return Err(fail(at, format!("the log has only {size} records")));
+    }
+    let origin = reader.origin().map_err(|e| fail(at, e.to_string()))?.unwrap_or_default();
+    let keys = reader.log_keys().map_err(|e| fail(at, e.to_string()))?;
+    let checkpoint = keys
+        .iter()
+        .find_map(|(_, key)| huduma_log::checkpoint::Checkpoint::open(&note, &origin, key).ok())
+        .ok_or_else(|| fail(at, "no log key's signature verifies".into()))?;
+    let root = crate::merkle_store::root(&**reader.store(), at).map_err(|e| fail(at, e.to_string()))?;
+    if checkpoint.size != at || checkpoint.root != root {
+        return Err(fail(at, "the tree's root differs from the signed one (history was rewritten)".into()));
+    }
+    Ok(at)
 }
 
 /// Re-verifies the last `count` records' chain and signatures. The chain from the

@@ -82,10 +82,14 @@ pub fn fold_log(
 ) -> Result<u64, ReplayError> {
     let mut view = View::new(target);
     let mut last_applied = None;
+    let mut tree =
+        crate::merkle_store::frontier(target, from).map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
     let end = for_each_record(log, from, |seq, bytes| {
         let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         let event = decode_event(seq, &record)?;
         fold::fold(&mut view, secrets, seq, &event).map_err(|cause| ReplayError::Fold { seq, cause })?;
+        crate::merkle_store::append(&mut view, &mut tree, seq, bytes)
+            .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
         last_applied = Some(seq);
         if (seq + 1) % CHUNK as u64 == 0 {
             // Commit in large chunks: reads of what is pending stay in memory.

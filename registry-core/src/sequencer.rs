@@ -11,10 +11,13 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use huduma_log::checkpoint::Checkpoint;
+use huduma_log::merkle::Hash;
+
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
 use crate::keys::LogKey;
-use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::storage::{Storage, StorageError, Tree, WriteBatch};
 use crate::writer::{Head, Writer, storage_failure};
 
 type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
@@ -39,12 +42,12 @@ fn stopped() -> CommandError {
 impl Sequencer {
     /// Starts the writer thread with a queue of `queue` commands and batches of at most
     /// `max_batch`.
-    pub fn start(writer: Writer, queue: usize, max_batch: usize) -> std::io::Result<Self> {
+    pub fn start(writer: Writer, queue: usize, max_batch: usize, checkpoints: Checkpointer) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let (durable, durable_size) = watch::channel(writer.head().next_seq);
         let thread = std::thread::Builder::new()
             .name("huduma-sequencer".into())
-            .spawn(move || run(writer, rx, max_batch.max(1), durable))?;
+            .spawn(move || run(writer, rx, max_batch.max(1), durable, checkpoints))?;
         Ok(Self { jobs: Some(tx), thread: Some(thread), durable_size })
     }
 
@@ -100,8 +103,9 @@ struct InFlight {
     replies: Vec<Reply>,
     results: Vec<Result<Outcome, CommandError>>,
     start: Head,
-    /// The log's size once this batch lands.
+    /// The log's size once this batch lands, and its tree's root then.
     end: u64,
+    root: Option<Hash>,
     batch: Arc<WriteBatch>,
 }
 
@@ -166,11 +170,20 @@ fn answer(replies: Vec<Reply>, results: Vec<Result<Outcome, CommandError>>) {
 
 /// Waits for the batch in flight; answers its submitters. On failure the writer's head
 /// goes back to before it (discarding anything built on top). Returns whether it held.
-fn land(writer: &mut Writer, committer: &Committer, durable: &watch::Sender<u64>, flight: InFlight) -> bool {
-    let InFlight { replies, results, start, end, batch } = flight;
+fn land(
+    writer: &mut Writer,
+    committer: &Committer,
+    durable: &watch::Sender<u64>,
+    checkpoints: &mut Checkpointer,
+    flight: InFlight,
+) -> bool {
+    let InFlight { replies, results, start, end, root, batch } = flight;
     let (results, ok) = match committer.wait() {
         Ok(()) => {
             durable.send_replace(end);
+            if let Some(root) = root {
+                checkpoints.landed(writer, end, root);
+            }
             (results, true)
         }
         Err(e) => {
@@ -186,7 +199,13 @@ fn land(writer: &mut Writer, committer: &Committer, durable: &watch::Sender<u64>
 
 /// The sequencer's loop: gather a batch, build it over the batch in flight, land the
 /// one in flight, send the new one to the committer.
-fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, durable: watch::Sender<u64>) {
+fn run(
+    mut writer: Writer,
+    mut jobs: mpsc::Receiver<Job>,
+    max_batch: usize,
+    durable: watch::Sender<u64>,
+    mut checkpoints: Checkpointer,
+) {
     let committer = match Committer::start(Arc::clone(writer.store())) {
         Ok(committer) => committer,
         Err(e) => {
@@ -202,10 +221,12 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, dura
             None if in_flight.is_some() => match jobs.try_recv() {
                 Ok(job) => job,
                 Err(_) => {
-                    // Nothing new to overlap with: land what is in flight, then wait.
+                    // Nothing new to overlap with: land what is in flight, sign a
+                    // checkpoint of it (the log is idle), then wait.
                     if let Some(flight) = in_flight.take() {
-                        land(&mut writer, &committer, &durable, flight);
+                        land(&mut writer, &committer, &durable, &mut checkpoints, flight);
                     }
+                    checkpoints.idle(&writer);
                     continue;
                 }
             },
@@ -217,11 +238,15 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, dura
         match job {
             Job::RotateKey(key, actor, reply) => {
                 if let Some(flight) = in_flight.take() {
-                    land(&mut writer, &committer, &durable, flight);
+                    land(&mut writer, &committer, &durable, &mut checkpoints, flight);
                 }
                 let result = writer.rotate_key(key, actor);
                 if result.is_ok() {
                     durable.send_replace(writer.head().next_seq);
+                    if let Some((size, root)) = writer.tree_head() {
+                        checkpoints.landed(&writer, size, root);
+                        checkpoints.idle(&writer);
+                    }
                 }
                 let _ = reply.send(result);
             }
@@ -244,8 +269,9 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, dura
                 metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
                 let built = writer.build(in_flight.as_ref().map(|f| &*f.batch), &submissions);
                 let end = writer.head().next_seq;
+                let root = writer.tree_head().filter(|(size, _)| *size == end).map(|(_, root)| root);
                 if let Some(flight) = in_flight.take()
-                    && !land(&mut writer, &committer, &durable, flight)
+                    && !land(&mut writer, &committer, &durable, &mut checkpoints, flight)
                 {
                     // Built on a batch that did not land: refuse it too.
                     let e = StorageError::Engine("the previous batch failed to commit".into());
@@ -258,13 +284,65 @@ fn run(mut writer: Writer, mut jobs: mpsc::Receiver<Job>, max_batch: usize, dura
                 }
                 let batch = Arc::new(built.batch);
                 if committer.send(Arc::clone(&batch)) {
-                    in_flight = Some(InFlight { replies, results: built.results, start: built.start, end, batch });
+                    in_flight =
+                        Some(InFlight { replies, results: built.results, start: built.start, end, root, batch });
                 } else {
                     writer.reset(built.start);
                     let e = StorageError::Engine("the committer thread has stopped".into());
                     answer(replies, storage_failure(submissions.len(), &e));
                 }
             }
+        }
+    }
+}
+
+/// Signs checkpoints of the durable log: when a batch lands and the last checkpoint is
+/// at least `interval` old, and whenever the log goes idle, so that the newest
+/// checkpoint is never more than about `interval` behind the log. Never on the
+/// per-record path: at most one signature per batch. Checkpoints are stored (not
+/// flushed on their own: one lost in a crash is signed again, identically, since
+/// Ed25519 is deterministic and the tree below it is durable).
+pub struct Checkpointer {
+    origin: String,
+    interval: std::time::Duration,
+    signed_at: Option<std::time::Instant>,
+    signed_size: u64,
+    pending: Option<(u64, Hash)>,
+}
+
+impl Checkpointer {
+    pub fn new(origin: String, interval: std::time::Duration, signed_size: u64) -> Self {
+        Self { origin, interval, signed_at: None, signed_size, pending: None }
+    }
+
+    /// A batch made the log `size` long, with tree root `root`.
+    fn landed(&mut self, writer: &Writer, size: u64, root: Hash) {
+        self.pending = Some((size, root));
+        if self.signed_at.is_none_or(|at| at.elapsed() >= self.interval) {
+            self.sign(writer);
+        }
+    }
+
+    /// Nothing is queued: sign what landed.
+    fn idle(&mut self, writer: &Writer) {
+        self.sign(writer);
+    }
+
+    fn sign(&mut self, writer: &Writer) {
+        let Some((size, root)) = self.pending.take() else { return };
+        if size <= self.signed_size {
+            return;
+        }
+        let note = Checkpoint { origin: self.origin.clone(), size, root }.sign(&self.origin, writer.key());
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::Checkpoints, size.to_be_bytes().to_vec(), crate::storage::checksum::seal(note.as_bytes()));
+        match writer.store().commit(&batch, false) {
+            Ok(()) => {
+                self.signed_size = size;
+                self.signed_at = Some(std::time::Instant::now());
+                metrics::counter!("huduma_checkpoints_signed_total").increment(1);
+            }
+            Err(e) => tracing::error!(error = %e, size, "storing a checkpoint failed; the next batch retries"),
         }
     }
 }

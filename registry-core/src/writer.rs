@@ -132,6 +132,9 @@ pub struct Writer {
     issuer: NumberIssuer,
     key: LogKey,
     head: Head,
+    /// The RFC 6962 tree's right edge at `head.next_seq`; `None` if it could not be
+    /// reloaded after a failed commit (appends are then refused until a restart).
+    tree: Option<huduma_log::merkle::Frontier>,
 }
 
 impl Writer {
@@ -160,11 +163,13 @@ impl Writer {
                 if current.as_deref() != Some(key.public().as_bytes().as_slice()) {
                     return Err(WriterError::WrongKey);
                 }
-                Ok(Self { store, secrets, issuer, key, head })
+                let tree = Some(crate::merkle_store::frontier(&*store, head.next_seq)?);
+                Ok(Self { store, secrets, issuer, key, head, tree })
             }
             None => {
                 let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
-                let mut writer = Self { store, secrets, issuer, key, head };
+                let tree = Some(huduma_log::merkle::Frontier::new());
+                let mut writer = Self { store, secrets, issuer, key, head, tree };
                 let genesis = Event::LogInitialized(event::LogInitialized {
                     origin: origin.to_string(),
                     public_key: writer.key.public().to_bytes(),
@@ -209,6 +214,7 @@ impl Writer {
     /// on top of it while this one is flushed.
     pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
         let start = self.head;
+        let start_tree = self.tree.clone();
         let store = Arc::clone(&self.store);
         let mut view = View::over(&*store, parent);
         let time = now_micros().max(self.head.time_micros);
@@ -219,7 +225,10 @@ impl Writer {
             if let Err(CommandError::Internal(reason)) = &result {
                 // A fold or read failure mid-batch leaves the view half-written: drop it all.
                 tracing::error!(%reason, "batch abandoned");
+                // The batch in flight below this one may not be committed yet: restore
+                // the frontier from memory rather than from the store.
                 self.head = start;
+                self.tree = start_tree;
                 let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
                 return Built { batch: WriteBatch::default(), results, start };
             }
@@ -242,7 +251,30 @@ impl Writer {
     /// Moves the head back to `start` after the batch built from there (and any built
     /// on top of it) failed to commit.
     pub fn reset(&mut self, start: Head) {
+        self.rewind(start);
+    }
+
+    /// Moves the head back to `start` and reloads the tree's frontier there from what
+    /// is committed.
+    fn rewind(&mut self, start: Head) {
         self.head = start;
+        self.tree = match crate::merkle_store::frontier(&*self.store, start.next_seq) {
+            Ok(tree) => Some(tree),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the tree's frontier; appends are refused until a restart");
+                None
+            }
+        };
+    }
+
+    /// The size of the log as built so far and the root of its RFC 6962 tree.
+    pub fn tree_head(&self) -> Option<(u64, huduma_log::merkle::Hash)> {
+        self.tree.as_ref().map(|t| (t.size(), t.root()))
+    }
+
+    /// The key signing new records (and checkpoints).
+    pub fn key(&self) -> &LogKey {
+        &self.key
     }
 
     pub fn store(&self) -> &Arc<dyn Storage> {
@@ -273,11 +305,17 @@ impl Writer {
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
         let time = now_micros().max(self.head.time_micros);
-        let receipt = self.append(&mut view, event, time).inspect_err(|_| self.head = start)?;
+        let receipt = match self.append(&mut view, event, time) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                self.rewind(start);
+                return Err(e);
+            }
+        };
         fold::mark_applied(&mut view, receipt.index);
         extra(&mut view);
         if let Err(e) = store.commit(&view.take_batch(), true) {
-            self.head = start;
+            self.rewind(start);
             return Err(CommandError::Unavailable(format!("storage: {e}")));
         }
         Ok(receipt)
@@ -290,6 +328,8 @@ impl Writer {
             Header { seq, time_micros, prev_hash: self.head.hash, key_id: self.key.id(), kind: event.kind_version() };
         let bytes = record::encode(&header, &event.encode_payload(), &self.key);
         fold::fold(view, &self.secrets, seq, event)?;
+        let tree = self.tree.as_mut().ok_or_else(|| internal("the tree's frontier is unavailable; restart"))?;
+        crate::merkle_store::append(view, tree, seq, &bytes).map_err(|c| internal(ReadError::from(c)))?;
         let record_hash = record::hash(&bytes);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&bytes[bytes.len() - record::SIGNATURE_LEN..]);

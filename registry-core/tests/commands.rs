@@ -429,3 +429,74 @@ async fn concurrent_submissions_are_grouped_and_all_answered() {
         assert!(registry.reader().resolve_number(number).unwrap().is_some());
     }
 }
+
+#[test]
+fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
+    use huduma_log::checkpoint::Checkpoint;
+    use huduma_log::merkle::{self, leaf_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let options = RegistryOptions { checkpoint_interval: std::time::Duration::ZERO, ..RegistryOptions::default() };
+    let size = {
+        let registry = Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()).unwrap();
+        for i in 0..40 {
+            register(&registry, &format!("t-{i}"), i);
+        }
+        let reader = registry.reader();
+        let size = reader.log_size().unwrap();
+        // Leaves computed independently from the stored records.
+        let leaves: Vec<[u8; 32]> = (0..size).map(|s| leaf_hash(&reader.record(s).unwrap().unwrap())).collect();
+        for n in 1..=size {
+            let root = reader.tree_root(n).unwrap();
+            for index in 0..n {
+                let proof = reader.inclusion_proof(index, n).unwrap();
+                assert!(merkle::verify_inclusion(index, n, &leaves[index as usize], &proof, &root), "{index}/{n}");
+            }
+            let full = reader.tree_root(size).unwrap();
+            let proof = reader.consistency_proof(n, size).unwrap();
+            assert!(merkle::verify_consistency(n, size, &root, &full, &proof), "{n} -> {size}");
+        }
+        assert!(reader.inclusion_proof(size, size).is_err());
+        // With a zero interval every landed batch is signed; the newest is the log's.
+        let (at, note) = reader.latest_checkpoint().unwrap().expect("a checkpoint");
+        assert_eq!(at, size);
+        let origin = reader.origin().unwrap().unwrap();
+        let checkpoint = Checkpoint::open(&note, &origin, &log_key().public()).expect("signed by the log key");
+        assert_eq!(checkpoint.root, reader.tree_root(size).unwrap());
+        registry.close();
+        size
+    };
+    // Nodes of the tree altered behind the checkpoint. Any altered node is named by
+    // `verify` (the nodes are a projection of the log); one on the signed root's path
+    // stops the registry from opening at all.
+    let forge = |seq: u64, nodes: usize| {
+        use registry_core::storage::{Storage, Tree, WriteBatch, sled_store::SledStore};
+        let store = loop {
+            match SledStore::open(dir.path()) {
+                Ok(store) => break store,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        let mut batch = WriteBatch::default();
+        let forged = registry_core::storage::checksum::seal(&vec![0x42; 32 * nodes]);
+        batch.put(Tree::MerkleNodes, registry_core::merkle_store::nodes_key(seq).to_vec(), forged);
+        store.commit(&batch, true).unwrap();
+        store
+    };
+    {
+        let store = forge(1, 1);
+        let err = verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        assert!(err.to_string().contains("merkle_nodes"), "{err}");
+    }
+    drop(forge(31, 5)); // record 31 completes levels 1..=5; [0, 32) is on the root's path
+    let refused = loop {
+        match Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()) {
+            Err(OpenError::Storage(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            other => break other,
+        }
+    };
+    match refused {
+        Err(OpenError::Checkpoint { size: at, .. }) => assert_eq!(at, size),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a log rewritten behind its checkpoint was served"),
+    }
+}

@@ -35,11 +35,17 @@ pub enum Tree {
     /// agency code, 0x00, sequence number (u64 BE) -> the change that record made to a
     /// person linked with that agency (what `WatchChanges` streams).
     AgencyChanges,
+    /// sequence number (u64 BE) of a record that completed subtrees of the RFC 6962
+    /// tree -> their roots (32 bytes each, lowest level first). See `merkle_store`.
+    MerkleNodes,
+    /// tree size (u64 BE) -> the signed checkpoint (C2SP signed note) at that size.
+    /// Signed statements: never rebuilt, never rewritten.
+    Checkpoints,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 12] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -50,12 +56,21 @@ impl Tree {
         Tree::MatchKeys,
         Tree::Settings,
         Tree::AgencyChanges,
+        Tree::MerkleNodes,
+        Tree::Checkpoints,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 6] =
-        [Tree::Meta, Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::MatchKeys, Tree::AgencyChanges];
+    pub const PROJECTIONS: [Tree; 7] = [
+        Tree::Meta,
+        Tree::Numbers,
+        Tree::Persons,
+        Tree::AgencyLinks,
+        Tree::MatchKeys,
+        Tree::AgencyChanges,
+        Tree::MerkleNodes,
+    ];
 
     /// The tree's name on disk.
     pub fn name(self) -> &'static str {
@@ -70,6 +85,8 @@ impl Tree {
             Tree::MatchKeys => "match_keys",
             Tree::Settings => "settings",
             Tree::AgencyChanges => "agency_changes",
+            Tree::MerkleNodes => "merkle_nodes",
+            Tree::Checkpoints => "checkpoints",
         }
     }
 }
