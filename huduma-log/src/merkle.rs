@@ -53,7 +53,7 @@ pub fn subtree_root<S: NodeSource>(source: &S, start: u64, end: u64) -> Result<H
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return source.complete(n.trailing_zeros() as u8, start / n);
     }
     let k = split(n);
