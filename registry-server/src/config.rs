@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// worst look-up stall under writes; larger helps on slow-flushing disks.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// The newest signed checkpoint is at most about this many milliseconds behind the
+    /// log (a checkpoint is also signed whenever the log goes idle).
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
     /// Where Prometheus scrapes `/metrics`; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -110,6 +114,10 @@ fn default_listen() -> String {
 
 fn default_max_batch() -> usize {
     registry_core::registry::RegistryOptions::default().max_batch
+}
+
+fn default_checkpoint_interval_ms() -> u64 {
+    1000
 }
 
 fn default_max_message_bytes() -> usize {
@@ -184,6 +192,9 @@ impl Loaded {
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.config.server.max_message_bytes) {
             return Err(invalid("server.max_message_bytes must be between 1024 and 16777216"));
+        }
+        if self.config.server.checkpoint_interval_ms > 3_600_000 {
+            return Err(invalid("server.checkpoint_interval_ms must be at most 3600000 (an hour)"));
         }
         if !(1..=3600).contains(&self.config.server.request_timeout_secs) {
             return Err(invalid("server.request_timeout_secs must be between 1 and 3600"));
@@ -300,6 +311,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             data_dir: "data".into(),
             origin: origin.into(),
             max_batch: default_max_batch(),
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
             metrics_listen: Some("127.0.0.1:9464".into()),
             max_message_bytes: default_max_message_bytes(),
             request_timeout_secs: default_request_timeout_secs(),

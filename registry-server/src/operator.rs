@@ -44,6 +44,7 @@ pub fn options(loaded: &Loaded) -> RegistryOptions {
     RegistryOptions {
         origin: loaded.config.server.origin.clone(),
         max_batch: loaded.config.server.max_batch,
+        checkpoint_interval: std::time::Duration::from_millis(loaded.config.server.checkpoint_interval_ms),
         ..RegistryOptions::default()
     }
 }

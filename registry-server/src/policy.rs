@@ -26,12 +26,15 @@ pub enum Rpc {
     WatchChanges,
     GetRecords,
     GetVerifierKeys,
+    GetCheckpoint,
+    GetInclusionProof,
+    GetConsistencyProof,
 }
 
 use Role::{Admin, Agency, Auditor, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 14] = [
+    pub const ALL: [Rpc; 17] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -46,6 +49,9 @@ impl Rpc {
         Rpc::WatchChanges,
         Rpc::GetRecords,
         Rpc::GetVerifierKeys,
+        Rpc::GetCheckpoint,
+        Rpc::GetInclusionProof,
+        Rpc::GetConsistencyProof,
     ];
 
     /// The RPC's method name, as in the .proto and the metrics.
@@ -65,6 +71,9 @@ impl Rpc {
             Rpc::WatchChanges => "WatchChanges",
             Rpc::GetRecords => "GetRecords",
             Rpc::GetVerifierKeys => "GetVerifierKeys",
+            Rpc::GetCheckpoint => "GetCheckpoint",
+            Rpc::GetInclusionProof => "GetInclusionProof",
+            Rpc::GetConsistencyProof => "GetConsistencyProof",
         }
     }
 
@@ -84,6 +93,10 @@ impl Rpc {
             Rpc::Resolve => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
             Rpc::GetRecords | Rpc::GetVerifierKeys => &[Auditor, Admin],
+            // Hashes and signatures only: anyone holding a receipt may check it.
+            Rpc::GetCheckpoint | Rpc::GetInclusionProof | Rpc::GetConsistencyProof => {
+                &[Registrar, Agency, Auditor, Admin]
+            }
         }
     }
 }

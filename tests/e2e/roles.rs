@@ -149,6 +149,23 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
             }
         }
         Rpc::GetVerifierKeys => code(server.audit(bearer).await.get_verifier_keys(pb::GetVerifierKeysRequest {}).await),
+        Rpc::GetCheckpoint => {
+            code(server.audit(bearer).await.get_checkpoint(pb::GetCheckpointRequest { size: 0 }).await)
+        }
+        Rpc::GetInclusionProof => code(
+            server
+                .audit(bearer)
+                .await
+                .get_inclusion_proof(pb::GetInclusionProofRequest { index: 0, tree_size: 1 })
+                .await,
+        ),
+        Rpc::GetConsistencyProof => code(
+            server
+                .audit(bearer)
+                .await
+                .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 1, new_size: 2 })
+                .await,
+        ),
     }
 }
 

@@ -117,3 +117,73 @@ async fn an_auditor_downloads_the_exact_records_and_verifies_them() {
     let err = audit.get_records(pb::GetRecordsRequest { start: 9, end: 3 }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn checkpoints_and_proofs_verify_with_the_published_key() {
+    use huduma_log::checkpoint::Checkpoint;
+    use huduma_log::keys::parse_note_verifier_key;
+    use huduma_log::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+    let server = TestServer::start().await;
+    let registrar = Bearer::token(&server.token(Role::Registrar));
+    let mut registry = server.registry(registrar.clone()).await;
+    let first = registry.register_person(register_request("r-0", 0)).await.unwrap().into_inner();
+    let receipt = first.receipt.unwrap();
+    for i in 1..12 {
+        register(&server, &format!("r-{i}"), i).await;
+    }
+    let mut auditor = server.audit(Bearer::token(&server.token(Role::Auditor))).await;
+    let keys = auditor.get_verifier_keys(pb::GetVerifierKeysRequest {}).await.unwrap().into_inner();
+    let (name, key) = parse_note_verifier_key(&keys.keys[0].verifier_key).unwrap();
+    // The newest checkpoint is at most the interval (1 s) behind; the log is idle, so it
+    // catches up at once.
+    let mut checkpoint = None;
+    for _ in 0..100 {
+        let note = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 0 }).await.unwrap().into_inner().note;
+        let opened = Checkpoint::open(&note, &name, &key).expect("signed by the log key");
+        if opened.size == keys.log_size {
+            checkpoint = Some(opened);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let checkpoint = checkpoint.expect("a checkpoint of the whole log");
+    // The registrar proves its receipt's record is in the checkpointed tree.
+    let mut as_registrar = server.audit(registrar).await;
+    let proof = as_registrar
+        .get_inclusion_proof(pb::GetInclusionProofRequest { index: receipt.index, tree_size: checkpoint.size })
+        .await
+        .unwrap()
+        .into_inner();
+    let hashes: Vec<[u8; 32]> = proof.hashes.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+    let record: Vec<pb::Record> = auditor
+        .get_records(pb::GetRecordsRequest { start: receipt.index, end: receipt.index + 1 })
+        .await
+        .unwrap()
+        .into_inner()
+        .collect::<Result<_, _>>()
+        .await
+        .unwrap();
+    assert!(verify_inclusion(receipt.index, checkpoint.size, &leaf_hash(&record[0].data), &hashes, &checkpoint.root));
+    // A smaller checkpoint is consistent with the newest.
+    let older = auditor.get_checkpoint(pb::GetCheckpointRequest { size: receipt.index + 1 }).await;
+    if let Ok(older) = older {
+        let older = Checkpoint::open(&older.into_inner().note, &name, &key).unwrap();
+        let proof = auditor
+            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: older.size, new_size: checkpoint.size })
+            .await
+            .unwrap()
+            .into_inner();
+        let hashes: Vec<[u8; 32]> = proof.hashes.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+        assert!(verify_consistency(older.size, checkpoint.size, &older.root, &checkpoint.root, &hashes));
+    }
+    // Bounds: named fields.
+    let err = auditor.get_inclusion_proof(pb::GetInclusionProofRequest { index: 5, tree_size: 5 }).await.unwrap_err();
+    assert_eq!((err.code(), err.message().starts_with("index:")), (Code::InvalidArgument, true));
+    let err = auditor
+        .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 1, new_size: 10_000 })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange);
+    let err = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 9_999 }).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}

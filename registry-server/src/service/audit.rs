@@ -83,4 +83,73 @@ impl AuditRpc for AuditService {
         })
         .await
     }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::Checkpoint>, Status> {
+        timed(Rpc::GetCheckpoint, async {
+            authorize(&request, Rpc::GetCheckpoint)?;
+            let size = request.into_inner().size;
+            let reader = self.registry.reader();
+            let note = if size == 0 {
+                reader.latest_checkpoint().map_err(wire::query_error)?.map(|(_, note)| note)
+            } else {
+                reader.checkpoint_at(size).map_err(wire::query_error)?
+            };
+            let note = note.ok_or_else(|| {
+                let latest = reader.latest_checkpoint().ok().flatten().map_or(0, |(at, _)| at);
+                Status::not_found(format!("size: no checkpoint was signed at {size}; the newest is at {latest}"))
+            })?;
+            Ok(Response::new(pb::Checkpoint { note }))
+        })
+        .await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::Proof>, Status> {
+        timed(Rpc::GetInclusionProof, async {
+            authorize(&request, Rpc::GetInclusionProof)?;
+            let r = request.into_inner();
+            let size = *self.registry.durable_size().borrow();
+            if r.tree_size > size {
+                return Err(Status::out_of_range(format!("tree_size: the log has {size} records")));
+            }
+            if r.index >= r.tree_size {
+                return Err(wire::invalid("index", format!("{} is not below tree_size {}", r.index, r.tree_size)));
+            }
+            let proof = self.registry.reader().inclusion_proof(r.index, r.tree_size).map_err(proof_error)?;
+            Ok(Response::new(pb::Proof { hashes: proof.into_iter().map(|h| h.to_vec()).collect() }))
+        })
+        .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::Proof>, Status> {
+        timed(Rpc::GetConsistencyProof, async {
+            authorize(&request, Rpc::GetConsistencyProof)?;
+            let r = request.into_inner();
+            let size = *self.registry.durable_size().borrow();
+            if r.new_size > size {
+                return Err(Status::out_of_range(format!("new_size: the log has {size} records")));
+            }
+            if r.old_size > r.new_size {
+                return Err(wire::invalid("old_size", format!("{} is past new_size {}", r.old_size, r.new_size)));
+            }
+            let proof = self.registry.reader().consistency_proof(r.old_size, r.new_size).map_err(proof_error)?;
+            Ok(Response::new(pb::Proof { hashes: proof.into_iter().map(|h| h.to_vec()).collect() }))
+        })
+        .await
+    }
+}
+
+fn proof_error(e: registry_core::query::ProofFailure) -> Status {
+    match e {
+        registry_core::query::ProofFailure::Range(why) => Status::invalid_argument(why),
+        registry_core::query::ProofFailure::Read(read) => wire::query_error(read.into()),
+    }
 }
