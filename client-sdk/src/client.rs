@@ -610,4 +610,35 @@ impl Client {
             log_size: answer.log_size,
         })
     }
+
+    /// The newest signed checkpoint (`size` = 0) or the one signed at `size`, as the
+    /// signed note text. Open it with [`crate::receipt::open_checkpoint`].
+    pub async fn checkpoint(&self, size: u64) -> Result<String, Error> {
+        let answer = self
+            .unary(pb::GetCheckpointRequest { size }, |t, r| async move { AuditClient::new(t).get_checkpoint(r).await })
+            .await?;
+        Ok(answer.note)
+    }
+
+    /// The inclusion proof of record `index` in the tree of `tree_size` records.
+    pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<[u8; 32]>, Error> {
+        let message = pb::GetInclusionProofRequest { index, tree_size };
+        let answer =
+            self.unary(message, |t, r| async move { AuditClient::new(t).get_inclusion_proof(r).await }).await?;
+        hashes(answer.hashes)
+    }
+
+    /// The consistency proof from the tree of `old_size` records to that of `new_size`.
+    pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>, Error> {
+        let message = pb::GetConsistencyProofRequest { old_size, new_size };
+        let answer =
+            self.unary(message, |t, r| async move { AuditClient::new(t).get_consistency_proof(r).await }).await?;
+        hashes(answer.hashes)
+    }
+}
+
+fn hashes(raw: Vec<Vec<u8>>) -> Result<Vec<[u8; 32]>, Error> {
+    raw.into_iter()
+        .map(|h| h.as_slice().try_into().map_err(|_| Error::Protocol("a proof hash is not 32 bytes".into())))
+        .collect()
 }

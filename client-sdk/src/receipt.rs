@@ -1,5 +1,7 @@
-//! Offline verification: a receipt against its record's bytes and the log's published
-//! keys, without the registry and without trusting the channel it came over.
+//! Offline verification, without the registry and without trusting the channel things
+//! came over: a receipt against its record's bytes and the log's published keys; a
+//! signed checkpoint; a record's inclusion in a checkpointed tree; one checkpoint's
+//! consistency with a later one.
 
 use huduma_log::VerifyingKey;
 use huduma_log::keys::{KeyId, parse_note_verifier_key};
@@ -45,4 +47,41 @@ pub fn verify_receipt(receipt: &Receipt, record: &[u8], keys: &[VerifyingKey]) -
         return fail("the signature does not verify");
     }
     Ok(())
+}
+
+pub use huduma_log::checkpoint::Checkpoint;
+
+/// Opens a signed checkpoint note with any of `keys` (the log's published keys, under
+/// its origin `name`).
+pub fn open_checkpoint(note: &str, name: &str, keys: &[VerifyingKey]) -> Result<Checkpoint, Error> {
+    let mut last = None;
+    for key in keys {
+        match Checkpoint::open(note, name, key) {
+            Ok(checkpoint) => return Ok(checkpoint),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Verification(last.map_or_else(|| "no keys to check the checkpoint with".into(), |e| e.to_string())))
+}
+
+/// Checks that `record` (its exact bytes) is leaf `index` of the checkpointed tree.
+pub fn verify_inclusion(checkpoint: &Checkpoint, index: u64, record: &[u8], proof: &[[u8; 32]]) -> Result<(), Error> {
+    let leaf = huduma_log::merkle::leaf_hash(record);
+    if huduma_log::merkle::verify_inclusion(index, checkpoint.size, &leaf, proof, &checkpoint.root) {
+        Ok(())
+    } else {
+        Err(Error::Verification(format!("record {index} is not in the tree of checkpoint {}", checkpoint.size)))
+    }
+}
+
+/// Checks that `old` is a prefix of `new`: the log was only appended to in between.
+pub fn verify_consistency(old: &Checkpoint, new: &Checkpoint, proof: &[[u8; 32]]) -> Result<(), Error> {
+    if huduma_log::merkle::verify_consistency(old.size, new.size, &old.root, &new.root, proof) {
+        Ok(())
+    } else {
+        Err(Error::Verification(format!(
+            "checkpoint {} is not a prefix of checkpoint {}: the log was forked or rewritten",
+            old.size, new.size
+        )))
+    }
 }

@@ -195,17 +195,44 @@ async fn an_auditor_downloads_resumes_and_verifies() {
         &huduma(&server, &auditor, &["--json", "audit", "verify", "--from", log_arg, "--genesis-key", &genesis]).await,
     );
     assert_eq!(verified["records"], 31);
+    // Dropping or reordering records is named.
+    let frames = split_frames(&bytes);
+    let dropped: Vec<Vec<u8>> = frames.iter().enumerate().filter(|(i, _)| *i != 5).map(|(_, f)| f.clone()).collect();
+    let mut reordered = frames.clone();
+    reordered.swap(5, 6);
+    for (name, frames) in [("dropped", dropped), ("reordered", reordered)] {
+        let path = dir.path().join(format!("{name}.bin"));
+        std::fs::write(&path, join_frames(&frames)).unwrap();
+        let args = ["audit", "verify", "--from", path.to_str().unwrap(), "--genesis-key", &genesis];
+        let out = huduma(&server, &auditor, &args).await;
+        assert_eq!(out.code, 8, "{name}: {}", out.stderr);
+        assert!(out.stderr.contains("record 5:"), "{name}: {}", out.stderr);
+    }
+    // Inclusion of one record in the newest checkpoint.
+    let proved = json(&huduma(&server, &auditor, &["--json", "audit", "prove", "--index", "7"]).await);
+    assert_eq!(proved["index"], 7);
 
     // Online, with a state file: the second run resumes where the first stopped.
     let state = dir.path().join("state.json");
     let state_arg = state.to_str().unwrap();
     let online = ["--json", "audit", "verify", "--genesis-key", &genesis, "--state", state_arg];
-    assert_eq!(json(&huduma(&server, &auditor, &online).await)["records"], 31);
+    let first = json(&huduma(&server, &auditor, &online).await);
+    assert_eq!(first["records"], 31);
+    assert_eq!(first["checkpoint_size"], 31, "the records produce the signed root");
     for i in 30..35 {
         huduma_e2e::register(&server, &format!("a-{i}"), i).await;
     }
-    let second = json(&huduma(&server, &auditor, &online).await);
-    assert_eq!((second["records"].as_u64(), second["resumed_from"].as_u64()), (Some(36), Some(31)));
+    let mut second = json(&huduma(&server, &auditor, &online).await);
+    for _ in 0..50 {
+        // The newest checkpoint may trail the log by up to the signing interval.
+        if second["records"] == 36 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        second = json(&huduma(&server, &auditor, &online).await);
+    }
+    assert_eq!((second["records"].as_u64(), second["checkpoint_size"].as_u64()), (Some(36), Some(36)));
+    assert!(second["resumed_from"].as_u64().unwrap() >= 31, "resumed, and proved consistent with the last checkpoint");
 
     // A tampered copy is refused, naming the record.
     let mut tampered = bytes.clone();
@@ -229,4 +256,119 @@ async fn an_auditor_downloads_resumes_and_verifies() {
     let wrong = huduma(&server, &auditor, &["audit", "verify", "--from", log_arg, "--genesis-key", &other]).await;
     assert_eq!(wrong.code, 8);
     assert!(wrong.stderr.contains("record 0"), "{}", wrong.stderr);
+}
+
+fn split_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        frames.push(bytes[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    frames
+}
+
+fn join_frames(frames: &[Vec<u8>]) -> Vec<u8> {
+    frames.iter().flat_map(|f| (f.len() as u32).to_be_bytes().into_iter().chain(f.iter().copied())).collect()
+}
+
+/// Two logs with the same keys and a common prefix that then diverge: the auditor who
+/// verified one is shown the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_behind_a_verified_checkpoint_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let exports = tokio::task::spawn_blocking(move || build_fork(&root)).await.unwrap();
+    let key = huduma_log::keys::LogKey::from_seed([21; 32]);
+    let genesis = huduma_log::keys::note_verifier_key("registry.huduma.go.ke/log", &key.public());
+    let state = dir.path().join("state.json");
+    let server = TestServer::start().await; // only an endpoint for the CLI; offline here
+    let verify = |(log, note): &(std::path::PathBuf, std::path::PathBuf)| {
+        vec![
+            "--json".to_string(),
+            "audit".into(),
+            "verify".into(),
+            "--from".into(),
+            log.display().to_string(),
+            "--checkpoint".into(),
+            note.display().to_string(),
+            "--genesis-key".into(),
+            genesis.clone(),
+            "--state".into(),
+            state.display().to_string(),
+        ]
+    };
+    let args_a = verify(&exports[0]);
+    let a = huduma(&server, "", &args_a.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(json(&a)["checkpoint_size"], 16);
+    let args_b = verify(&exports[1]);
+    let b = huduma(&server, "", &args_b.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(b.code, 8, "{}", b.stderr);
+    assert!(b.stderr.contains("record 15:") && b.stderr.contains("forked"), "{}", b.stderr);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Builds the two logs (sync: the registry's blocking API), returns (export, note) of each.
+fn build_fork(root: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    use registry_core::command::{Command, Submission};
+    use registry_core::event::Actor;
+    use registry_core::registry::{Registry, RegistryOptions};
+    let key = huduma_log::keys::LogKey::from_seed([21; 32]);
+    let secrets = || registry_core::secrets::Secrets::from_master([22; 32]);
+    let options = RegistryOptions { checkpoint_interval: std::time::Duration::ZERO, ..RegistryOptions::default() };
+    let open = |name: &str| {
+        let path = root.join(name);
+        loop {
+            match Registry::open_dir(&path, secrets(), key.clone(), options.clone()) {
+                Ok(registry) => break registry,
+                Err(registry_core::registry::OpenError::Storage(_)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let register = |registry: &Registry, tag: &str, count: u64| {
+        for i in 0..count {
+            let mut demographics = registry_server::synthetic::person(i);
+            demographics.given_name = format!("{tag}{i}");
+            let submission = Submission {
+                request_id: format!("{tag}-{i}"),
+                actor: Actor { principal: "fork-test".into(), via: "TEST".into() },
+                command: Command::RegisterPerson { demographics },
+            };
+            registry.submit_blocking(submission).unwrap();
+        }
+    };
+    let common = open("a");
+    register(&common, "common", 10);
+    common.close();
+    copy_dir(&root.join("a"), &root.join("b"));
+    let mut exports = Vec::new();
+    for (name, tag) in [("a", "alpha"), ("b", "beta")] {
+        let registry = open(name);
+        register(&registry, tag, 5);
+        let log = root.join(format!("{name}.bin"));
+        let mut file = std::fs::File::create(&log).unwrap();
+        registry_core::log_export::export_log(&**registry.store(), &mut file).unwrap();
+        let (_, note) = registry.reader().latest_checkpoint().unwrap().unwrap();
+        let note_path = root.join(format!("{name}.note"));
+        std::fs::write(&note_path, note).unwrap();
+        registry.close();
+        exports.push((log, note_path));
+    }
+    exports
 }

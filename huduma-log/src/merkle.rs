@@ -252,6 +252,19 @@ impl Frontier {
         self.size
     }
 
+    /// The roots of the complete subtrees on the right edge, largest first, with
+    /// their levels: what a verifier saves to resume.
+    pub fn edge(&self) -> &[(u8, Hash)] {
+        &self.edge
+    }
+
+    /// A frontier from a saved edge; `None` if the levels are not those of `size`.
+    pub fn from_edge(size: u64, edge: Vec<(u8, Hash)>) -> Option<Self> {
+        let levels: Vec<u8> = (0..64u8).rev().filter(|l| size & (1 << l) != 0).collect();
+        let given: Vec<u8> = edge.iter().map(|(l, _)| *l).collect();
+        (levels == given).then_some(Self { size, edge })
+    }
+
     /// Appends a leaf; returns the complete subtrees of level >= 1 it finished, lowest
     /// first.
     pub fn push(&mut self, leaf: Hash) -> Vec<Finished> {

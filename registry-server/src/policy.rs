@@ -92,9 +92,9 @@ impl Rpc {
             Rpc::ErasePersonalData => &[Admin],
             Rpc::Resolve => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
-            Rpc::GetRecords | Rpc::GetVerifierKeys => &[Auditor, Admin],
-            // Hashes and signatures only: anyone holding a receipt may check it.
-            Rpc::GetCheckpoint | Rpc::GetInclusionProof | Rpc::GetConsistencyProof => {
+            Rpc::GetRecords => &[Auditor, Admin],
+            // Public keys, hashes and signatures only: anyone holding a receipt may check it.
+            Rpc::GetVerifierKeys | Rpc::GetCheckpoint | Rpc::GetInclusionProof | Rpc::GetConsistencyProof => {
                 &[Registrar, Agency, Auditor, Admin]
             }
         }

@@ -215,16 +215,26 @@ enum AuditCmd {
         end: u64,
     },
     /// Verify the whole log: order, BLAKE3 chain, every signature, key rotations from
-    /// the genesis key. Reads --from FILE, or downloads. With --state, resumes from the
-    /// last verified point (after checking it still stands).
+    /// the genesis key, and that the records produce the root of the registry's newest
+    /// signed checkpoint. Reads --from FILE (with --checkpoint NOTE), or downloads.
+    /// With --state, resumes from the last verified checkpoint and proves the new one
+    /// consistent with it.
     Verify {
         #[arg(long)]
         from: Option<PathBuf>,
+        /// A signed checkpoint note to verify the records against (offline).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         /// The published genesis verifier key; without it the registry's first key is trusted.
         #[arg(long)]
         genesis_key: Option<String>,
         #[arg(long)]
         state: Option<PathBuf>,
+    },
+    /// Prove that record INDEX is in the registry's newest signed checkpoint.
+    Prove {
+        #[arg(long)]
+        index: u64,
     },
 }
 
@@ -477,9 +487,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             match command {
                 AuditCmd::Keys => show(json, &client.verifier_keys().await?),
                 AuditCmd::Records { out, end } => download_records(&client, &out, end).await,
-                AuditCmd::Verify { from, genesis_key, state } => {
-                    audit::verify(&client, from.as_deref(), genesis_key, state.as_deref(), json).await
+                AuditCmd::Verify { from, checkpoint, genesis_key, state } => {
+                    let (from, checkpoint, state) = (from.as_deref(), checkpoint.as_deref(), state.as_deref());
+                    audit::verify(&client, from, genesis_key, checkpoint, state, json).await
                 }
+                AuditCmd::Prove { index } => audit::prove(&client, index, json).await,
             }
         }
     }
@@ -657,15 +669,19 @@ async fn download_records(client: &Client, out: &Path, end: u64) -> Result<(), F
 }
 
 mod audit {
-    //! `huduma audit verify`: the chain, signatures and keys, from a file or a download,
-    //! resumable through a state file.
+    //! `huduma audit verify`: the chain, signatures and keys, and that the records
+    //! produce the root the registry signed; from a file or a download; resumable
+    //! through a state file that keeps the last verified checkpoint, from which each
+    //! run proves consistency to the new one.
 
     use std::path::Path;
 
     use huduma_log::VerifyingKey;
     use huduma_log::chain::ChainVerifier;
     use huduma_log::keys::{note_verifier_key, parse_note_verifier_key};
+    use huduma_log::merkle::{Frontier, Hash, leaf_hash};
     use huduma_sdk::Client;
+    use huduma_sdk::receipt::{Checkpoint, open_checkpoint, verify_consistency};
     use serde::{Deserialize, Serialize};
     use tokio_stream::StreamExt;
 
@@ -679,6 +695,10 @@ mod audit {
         head_hash: String,
         last_time: i64,
         keys: Vec<String>,
+        /// The tree's right edge at `size`: (level, hex hash), largest first.
+        tree_edge: Vec<(u8, String)>,
+        /// The last checkpoint verified (a signed note), if any.
+        checkpoint: Option<String>,
     }
 
     /// The records of an export file (u32 BE length + bytes); a torn last frame is left out.
@@ -699,11 +719,30 @@ mod audit {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    fn unhex(text: &str) -> Option<Hash> {
+        let bytes: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        bytes.try_into().ok()
+    }
+
+    /// The size a note claims, before its signature can be checked (its key may be one
+    /// the chain has not reached yet).
+    fn claimed_size(note: &str) -> Result<u64, Failure> {
+        note.lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| failure(8, "the checkpoint has no tree size line"))
+    }
+
     #[derive(Serialize)]
     struct Verified {
         origin: String,
         records: u64,
         head_hash: String,
+        tree_root: String,
+        checkpoint_size: Option<u64>,
         keys: Vec<String>,
         resumed_from: u64,
     }
@@ -712,6 +751,7 @@ mod audit {
         client: &Client,
         from: Option<&Path>,
         genesis_key: Option<String>,
+        checkpoint_file: Option<&Path>,
         state_path: Option<&Path>,
         json: bool,
     ) -> Result<(), Failure> {
@@ -725,7 +765,8 @@ mod audit {
             _ => None,
         };
         let file_records = from.map(read_export).transpose()?;
-        let (origin, genesis) = match (&published, &file_records) {
+        let online = file_records.is_none();
+        let (mut origin, genesis) = match (&published, &file_records) {
             (Some((name, key)), _) => (name.clone(), Some(*key)),
             (None, Some(_)) => (String::new(), None),
             (None, None) => {
@@ -739,7 +780,23 @@ mod audit {
                 (keys.origin, Some(key))
             }
         };
-        let mut verifier = match &state {
+        if origin.is_empty()
+            && let Some(s) = &state
+        {
+            origin = s.origin.clone();
+        }
+        // The checkpoint to verify up to: the registry's newest, or the one given.
+        let note = match (checkpoint_file, online) {
+            (Some(path), _) => Some(std::fs::read_to_string(path)?),
+            (None, true) => Some(client.checkpoint(0).await?),
+            (None, false) => None,
+        };
+        let target = match (&note, &file_records) {
+            (Some(note), _) => claimed_size(note)?,
+            (None, Some(records)) => records.len() as u64,
+            (None, None) => 0,
+        };
+        let (mut verifier, mut tree) = match &state {
             Some(s) => {
                 let keys: Vec<VerifyingKey> = s
                     .keys
@@ -752,19 +809,27 @@ mod audit {
                 {
                     return Err(failure(8, "the state file starts from another genesis key"));
                 }
-                let head: [u8; 32] = (0..32)
-                    .map(|i| u8::from_str_radix(s.head_hash.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .ok()
-                    .and_then(|v| v.try_into().ok())
-                    .ok_or_else(|| failure(3, "state head_hash is not 32 bytes of hex"))?;
-                ChainVerifier::resume(s.size, head, s.last_time, keys)
+                let head = unhex(&s.head_hash).ok_or_else(|| failure(3, "state head_hash is not 32 bytes of hex"))?;
+                let edge: Option<Vec<(u8, Hash)>> =
+                    s.tree_edge.iter().map(|(l, h)| unhex(h).map(|h| (*l, h))).collect();
+                let tree = edge
+                    .and_then(|edge| Frontier::from_edge(s.size, edge))
+                    .ok_or_else(|| failure(3, "state tree_edge does not fit its size"))?;
+                (ChainVerifier::resume(s.size, head, s.last_time, keys), tree)
             }
-            None => ChainVerifier::new(genesis),
+            None => (ChainVerifier::new(genesis), Frontier::new()),
         };
         let resumed_from = verifier.next_seq();
+        if target < resumed_from {
+            return Err(failure(
+                8,
+                format!(
+                    "the log offered ends at {target}, before the {resumed_from} records verified before (rolled back)"
+                ),
+            ));
+        }
         // The record before the resume point must still be the one verified then: a
-        // registry that rewrote history behind the state is caught here.
+        // registry that rewrote or forked history behind the state is caught here.
         if let Some(s) = &state
             && s.size > 0
         {
@@ -780,40 +845,81 @@ mod audit {
             if hex(&huduma_log::record::hash(&previous)) != s.head_hash {
                 return Err(failure(
                     8,
-                    format!("record {}: differs from the one verified before (history rewritten)", s.size - 1),
+                    format!(
+                        "record {}: differs from the one verified before (history was rewritten or forked)",
+                        s.size - 1
+                    ),
                 ));
             }
         }
         let chain_failure = |e: huduma_log::chain::ChainError| failure(8, format!("verification failed: {e}"));
-        match file_records {
+        let progress = bar(target, "verify");
+        progress.set_position(resumed_from);
+        match &file_records {
             Some(records) => {
-                let progress = bar(records.len() as u64, "verify");
-                progress.set_position(resumed_from);
-                for record in records.iter().skip(resumed_from as usize) {
+                for record in records.iter().take(target as usize).skip(resumed_from as usize) {
                     verifier.push(record).map_err(chain_failure)?;
+                    tree.push(leaf_hash(record));
                     progress.inc(1);
                 }
-                progress.finish_and_clear();
+                if (records.len() as u64) < target {
+                    return Err(failure(
+                        8,
+                        format!("record {}: missing (the checkpoint covers {target})", records.len()),
+                    ));
+                }
             }
             None => {
-                let size = client.verifier_keys().await?.log_size;
-                let progress = bar(size, "verify");
-                progress.set_position(resumed_from);
-                if resumed_from < size {
-                    let mut stream = client.get_records(resumed_from, size).await?;
+                if resumed_from < target {
+                    let mut stream = client.get_records(resumed_from, target).await?;
                     while let Some(record) = stream.next().await {
                         let record = record?;
                         verifier.push(&record.data).map_err(chain_failure)?;
+                        tree.push(leaf_hash(&record.data));
                         progress.inc(1);
                     }
                 }
-                progress.finish_and_clear();
             }
         }
+        progress.finish_and_clear();
         let last_time = verifier.last_time();
         let summary = verifier.finish().map_err(chain_failure)?;
-        let origin =
-            if origin.is_empty() { state.as_ref().map(|s| s.origin.clone()).unwrap_or_default() } else { origin };
+        if summary.records != target {
+            return Err(failure(8, format!("record {}: missing (expected {target} records)", summary.records)));
+        }
+        // The records must produce the root the registry signed, and the last
+        // checkpoint verified must be a prefix of this one.
+        let checkpoint = match &note {
+            Some(note) => {
+                let checkpoint = open_checkpoint(note, &origin, &summary.keys)?;
+                if checkpoint.root != tree.root() {
+                    return Err(failure(
+                        8,
+                        format!("checkpoint {}: the records do not produce the root it signs", checkpoint.size),
+                    ));
+                }
+                if let Some(old_note) = state.as_ref().and_then(|s| s.checkpoint.as_ref()) {
+                    let old = open_checkpoint(old_note, &origin, &summary.keys)?;
+                    let proof = if online {
+                        client.consistency_proof(old.size, checkpoint.size).await?
+                    } else {
+                        // Offline the records are all here: recompute the old root instead.
+                        let records = file_records.as_deref().unwrap_or_default();
+                        let mut prefix = Frontier::new();
+                        records.iter().take(old.size as usize).for_each(|r| drop(prefix.push(leaf_hash(r))));
+                        if prefix.root() != old.root {
+                            return Err(failure(8, format!("checkpoint {}: the log was forked behind it", old.size)));
+                        }
+                        Vec::new()
+                    };
+                    if online {
+                        verify_consistency(&old, &checkpoint, &proof)?;
+                    }
+                }
+                Some(checkpoint)
+            }
+            None => None,
+        };
         let keys: Vec<String> = summary.keys.iter().map(|k| note_verifier_key(&origin, k)).collect();
         if let Some(p) = state_path {
             let next = State {
@@ -822,13 +928,52 @@ mod audit {
                 head_hash: hex(&summary.head_hash),
                 last_time,
                 keys: keys.clone(),
+                tree_edge: tree.edge().iter().map(|(l, h)| (*l, hex(h))).collect(),
+                checkpoint: note.clone().or_else(|| state.as_ref().and_then(|s| s.checkpoint.clone())),
             };
             let text = serde_json::to_string_pretty(&next).map_err(|e| failure(1, e.to_string()))?;
             std::fs::write(p, text)?;
         }
         show(
             json,
-            &Verified { origin, records: summary.records, head_hash: hex(&summary.head_hash), keys, resumed_from },
+            &Verified {
+                origin,
+                records: summary.records,
+                head_hash: hex(&summary.head_hash),
+                tree_root: hex(&tree.root()),
+                checkpoint_size: checkpoint.map(|c: Checkpoint| c.size),
+                keys,
+                resumed_from,
+            },
+        )
+    }
+
+    /// `huduma audit prove --index N`: the record's inclusion in the newest checkpoint.
+    pub async fn prove(client: &Client, index: u64, json: bool) -> Result<(), Failure> {
+        let keys = client.verifier_keys().await?;
+        let public = huduma_sdk::receipt::parse_keys(&keys)?;
+        let note = client.checkpoint(0).await?;
+        let checkpoint = open_checkpoint(&note, &keys.origin, &public)?;
+        let mut records = client.get_records(index, index + 1).await?;
+        let record =
+            records.next().await.transpose()?.ok_or_else(|| failure(4, format!("record {index}: not in the log")))?;
+        let proof = client.inclusion_proof(index, checkpoint.size).await?;
+        huduma_sdk::receipt::verify_inclusion(&checkpoint, index, &record.data, &proof)?;
+        #[derive(Serialize)]
+        struct Proved {
+            index: u64,
+            checkpoint_size: u64,
+            tree_root: String,
+            proof_hashes: usize,
+        }
+        show(
+            json,
+            &Proved {
+                index,
+                checkpoint_size: checkpoint.size,
+                tree_root: hex(&checkpoint.root),
+                proof_hashes: proof.len(),
+            },
         )
     }
 }
