@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Go's standard implementations (golang.org/x/mod/sumdb/note and .../tlog, from
+# Debian's packages) check the registry's checkpoints and proofs; then a tampered
+# checkpoint and a tampered record must be refused.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+gopath=/usr/share/gocode
+if ! command -v go >/dev/null || [ ! -d "$gopath/src/golang.org/x/mod/sumdb/tlog" ]; then
+  echo "installing Go and golang.org/x/mod from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$root" && cargo run -q -p registry-core --example tlog_fixture -- "$work/fx")
+cd "$here"
+
+
+GO111MODULE=off GOPATH="$gopath" go run main.go "$work/fx"
+
+# A checkpoint with another root must not open (the signature covers the body).
+cp -r "$work/fx" "$work/bad-note"
+python3 - "$work/bad-note/checkpoint.note" <<'PY'
+import sys
+path = sys.argv[1]
+lines = open(path).read().split("\n")
+lines[1] = str(int(lines[1]) - 1)
+open(path, "w").write("\n".join(lines))
+PY
+if GO111MODULE=off GOPATH="$gopath" go run main.go "$work/bad-note" 2>/dev/null; then
+  echo "a tampered checkpoint was accepted" >&2
+  exit 1
+fi
+# A record changed after signing must not produce the signed root.
+cp -r "$work/fx" "$work/bad-log"
+python3 - "$work/bad-log/log.bin" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+data[200] ^= 1
+open(path, "wb").write(data)
+PY
+if GO111MODULE=off GOPATH="$gopath" go run main.go "$work/bad-log" 2>/dev/null; then
+  echo "a tampered log was accepted" >&2
+  exit 1
+fi
+echo "tampered checkpoint and tampered log refused by Go's tlog and note"
