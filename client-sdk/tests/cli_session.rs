@@ -372,3 +372,27 @@ fn build_fork(root: &Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
     }
     exports
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_registration_reads_json_lines_and_names_a_bad_line() {
+    let server = TestServer::start().await;
+    let registrar = server.token(Role::Registrar);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.jsonl");
+    let person = |given: &str, extra: &str| {
+        format!(
+            r#"{{"given_name":"{given}","family_name":"Mutua","other_names":["Mwende"],"date_of_birth":"1985-07-21","sex":"female","place_of_birth":"Machakos"{extra}}}"#
+        )
+    };
+    let lines = [person("Ndinda", ""), person("Kalekye", r#","nickname":"Kale""#), person("Mbithe", "")];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let before = server.log_size().await;
+    let out =
+        huduma(&server, &registrar, &["register", "--file", file.to_str().unwrap(), "--centre", "MACHAKOS-HC"]).await;
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    let rows = std::fs::read_to_string(dir.path().join("people.jsonl.results.csv")).unwrap();
+    let refused: Vec<&str> = rows.lines().filter(|l| l.ends_with('"')).collect();
+    assert_eq!(refused.len(), 1, "{rows}");
+    assert!(refused[0].starts_with("2,") && refused[0].contains("nickname"), "{}", refused[0]);
+    assert_eq!(server.log_size().await, before + 2);
+}

@@ -62,11 +62,21 @@ const MAX_MERGE_HOPS: usize = 32;
 pub struct Reader {
     store: Arc<dyn Storage>,
     secrets: Arc<Secrets>,
+    tree_cache: Arc<crate::merkle_store::TreeCache>,
 }
 
 impl Reader {
     pub fn new(store: Arc<dyn Storage>, secrets: Arc<Secrets>) -> Self {
-        Self { store, secrets }
+        Self::with_tree_cache(store, secrets, Arc::default())
+    }
+
+    /// A reader sharing the tree's in-memory upper levels with others.
+    pub fn with_tree_cache(
+        store: Arc<dyn Storage>,
+        secrets: Arc<Secrets>,
+        tree_cache: Arc<crate::merkle_store::TreeCache>,
+    ) -> Self {
+        Self { store, secrets, tree_cache }
     }
 
     /// Resolves a number. `Ok(None)` when it was never issued.
@@ -240,12 +250,12 @@ impl Reader {
 
     /// The inclusion proof of record `index` in the tree of `size` records.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<huduma_log::merkle::Hash>, ProofFailure> {
-        crate::merkle_store::inclusion_proof(&*self.store, index, size).map_err(ProofFailure::from)
+        crate::merkle_store::inclusion_proof(&*self.store, &self.tree_cache, index, size).map_err(ProofFailure::from)
     }
 
     /// The consistency proof from the tree of `old` records to that of `new`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<huduma_log::merkle::Hash>, ProofFailure> {
-        crate::merkle_store::consistency_proof(&*self.store, old, new).map_err(ProofFailure::from)
+        crate::merkle_store::consistency_proof(&*self.store, &self.tree_cache, old, new).map_err(ProofFailure::from)
     }
 }
 

@@ -84,6 +84,7 @@ pub struct Registry {
     store: Arc<dyn Storage>,
     secrets: Arc<Secrets>,
     sequencer: Sequencer,
+    tree_cache: Arc<crate::merkle_store::TreeCache>,
 }
 
 impl Registry {
@@ -128,7 +129,7 @@ impl Registry {
         let checkpoints =
             Checkpointer::new(origin.unwrap_or_else(|| options.origin.clone()), options.checkpoint_interval, signed);
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch, checkpoints)?;
-        Ok(Self { store, secrets, sequencer })
+        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default() })
     }
 
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
@@ -149,7 +150,7 @@ impl Registry {
     }
 
     pub fn reader(&self) -> Reader {
-        Reader::new(Arc::clone(&self.store), Arc::clone(&self.secrets))
+        Reader::with_tree_cache(Arc::clone(&self.store), Arc::clone(&self.secrets), Arc::clone(&self.tree_cache))
     }
 
     pub fn store(&self) -> &Arc<dyn Storage> {

@@ -1,0 +1,71 @@
+//! Proof latency over a tree of N records, sample by sample (criterion reports means;
+//! this keeps every sample): builds a sled store of N synthetic records with their
+//! tree, then times random inclusion and consistency proofs in rounds, printing each
+//! round's p50/p99 so that a cold cache and a warm one are told apart.
+//!
+//! `cargo run --release -p huduma-benches --example proof_latency -- 1000000`
+
+use std::time::Instant;
+
+use huduma_log::merkle::Frontier;
+use registry_core::merkle_store;
+use registry_core::storage::sled_store::SledStore;
+use registry_core::storage::view::View;
+use registry_core::storage::{Storage, Tree};
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(dir.path()).expect("sled");
+    let mut frontier = Frontier::new();
+    let began = Instant::now();
+    let mut view = View::new(&store);
+    for seq in 0..n {
+        let mut record = [0u8; 48];
+        record[..8].copy_from_slice(&seq.to_be_bytes());
+        view.put(Tree::Log, seq.to_be_bytes().to_vec(), &record);
+        merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
+        if view.pending_len() >= 100_000 {
+            store.commit(&view.take_batch(), true).expect("commit");
+            view = View::new(&store);
+        }
+    }
+    store.commit(&view.take_batch(), true).expect("commit");
+    println!("built {n} records in {:.0}s", began.elapsed().as_secs_f64());
+    let cache = merkle_store::TreeCache::default();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let percentile = |samples: &mut Vec<u32>, p: f64| {
+        samples.sort_unstable();
+        samples[((samples.len() - 1) as f64 * p) as usize]
+    };
+    println!("| round | inclusion p50 µs | p99 µs | consistency p50 µs | p99 µs | sled get p50 µs |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for round in 1..=6 {
+        let (mut inc, mut con, mut get) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..20_000 {
+            let t = Instant::now();
+            merkle_store::inclusion_proof(&store, &cache, next() % n, n).expect("proof");
+            inc.push(t.elapsed().as_micros() as u32);
+            let t = Instant::now();
+            merkle_store::consistency_proof(&store, &cache, 1 + next() % (n - 1), n).expect("proof");
+            con.push(t.elapsed().as_micros() as u32);
+            let t = Instant::now();
+            store.get(Tree::Log, &(next() % n).to_be_bytes()).expect("get");
+            get.push(t.elapsed().as_micros() as u32);
+        }
+        println!(
+            "| {round} | {} | {} | {} | {} | {} |",
+            percentile(&mut inc, 0.5),
+            percentile(&mut inc, 0.99),
+            percentile(&mut con, 0.5),
+            percentile(&mut con, 0.99),
+            percentile(&mut get, 0.5)
+        );
+    }
+}
