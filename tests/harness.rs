@@ -170,3 +170,63 @@ pub async fn register(server: &TestServer, request_id: &str, i: u64) -> String {
     let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
     registry.register_person(register_request(request_id, i)).await.expect("register").into_inner().huduma_number
 }
+
+/// A test PKI: a CA, and certificates it signs (rcgen).
+pub struct TestPki {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, "Huduma test CA");
+        Self { issuer: CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA") }
+    }
+
+    /// The CA's certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A certificate and key (PEM) for `names`, with subject CN=`cn`, O=`org`.
+    pub fn leaf(&self, names: &[&str], cn: &str, org: &str) -> (String, String) {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.distinguished_name.push(DnType::OrganizationName, org);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// Serves with TLS from this CA (server name `localhost`), requiring client
+    /// certificates from it, and adds `principal` known by its certificate subject.
+    pub fn configure(
+        &self,
+        dir: &std::path::Path,
+        loaded: &mut Loaded,
+        principal: registry_server::config::PrincipalConfig,
+    ) {
+        let (cert, key) = self.leaf(&["localhost"], "registry.huduma.test", "Huduma");
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write a PEM file");
+            path
+        };
+        loaded.config.server.tls = Some(registry_server::config::TlsConfig {
+            cert: write("server.crt", &cert),
+            key: write("server.key", &key),
+            client_ca: Some(write("clients-ca.crt", &self.ca_pem())),
+        });
+        loaded.config.principals.push(principal);
+    }
+}

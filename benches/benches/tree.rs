@@ -11,10 +11,10 @@
 //! `HUDUMA_TREE_RECORDS=1000000 cargo bench -p huduma-benches --bench tree`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use huduma_benches::{fixture, registration};
+use huduma_benches::{fixture, registration, tree_store};
 use huduma_log::merkle::{Frontier, leaf_hash};
 use registry_core::merkle_store;
 use registry_core::storage::sled_store::SledStore;
@@ -23,31 +23,6 @@ use registry_core::storage::{Storage, Tree};
 
 fn records() -> u64 {
     std::env::var("HUDUMA_TREE_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000)
-}
-
-/// A sled store holding `n` synthetic 48-byte records and their tree.
-fn tree_store(n: u64) -> (tempfile::TempDir, SledStore) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(dir.path()).expect("sled");
-    let mut frontier = Frontier::new();
-    let began = Instant::now();
-    let mut view = View::new(&store);
-    for seq in 0..n {
-        let mut record = [0u8; 48];
-        record[..8].copy_from_slice(&seq.to_be_bytes());
-        view.put(Tree::Log, seq.to_be_bytes().to_vec(), &record);
-        merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
-        if view.pending_len() >= 100_000 {
-            // Durable: sled keeps unflushed pages in memory.
-            store.commit(&view.take_batch(), true).expect("commit");
-            view = View::new(&store);
-        }
-        if seq % 1_000_000 == 999_999 {
-            eprintln!("tree store: {} records in {:.0}s", seq + 1, began.elapsed().as_secs_f64());
-        }
-    }
-    store.commit(&view.take_batch(), true).expect("commit");
-    (dir, store)
 }
 
 fn proofs(c: &mut Criterion) {

@@ -7,30 +7,13 @@
 
 use std::time::Instant;
 
-use huduma_log::merkle::Frontier;
 use registry_core::merkle_store;
-use registry_core::storage::sled_store::SledStore;
-use registry_core::storage::view::View;
 use registry_core::storage::{Storage, Tree};
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(dir.path()).expect("sled");
-    let mut frontier = Frontier::new();
     let began = Instant::now();
-    let mut view = View::new(&store);
-    for seq in 0..n {
-        let mut record = [0u8; 48];
-        record[..8].copy_from_slice(&seq.to_be_bytes());
-        view.put(Tree::Log, seq.to_be_bytes().to_vec(), &record);
-        merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
-        if view.pending_len() >= 100_000 {
-            store.commit(&view.take_batch(), true).expect("commit");
-            view = View::new(&store);
-        }
-    }
-    store.commit(&view.take_batch(), true).expect("commit");
+    let (_dir, store) = huduma_benches::tree_store(n);
     println!("built {n} records in {:.0}s", began.elapsed().as_secs_f64());
     let cache = merkle_store::TreeCache::default();
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;

@@ -1,5 +1,6 @@
 //! Fixtures shared by the benchmarks: a populated registry store in a temporary
-//! directory, built through the real writer.
+//! directory, built through the real writer, and a large store of synthetic records
+//! with their RFC 6962 tree (for proofs).
 
 use std::sync::Arc;
 
@@ -85,4 +86,33 @@ pub fn populated(persons: u64, batch: usize) -> (Fixture, Vec<HudumaNumber>) {
         }
     }
     (f, numbers)
+}
+
+/// A sled store holding `n` synthetic 48-byte records and their tree, committed
+/// durably every 100,000 writes (sled keeps unflushed pages in memory).
+pub fn tree_store(n: u64) -> (tempfile::TempDir, SledStore) {
+    use huduma_log::merkle::Frontier;
+    use registry_core::merkle_store;
+    use registry_core::storage::Tree;
+    use registry_core::storage::view::View;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open(dir.path()).expect("sled");
+    let mut frontier = Frontier::new();
+    let began = std::time::Instant::now();
+    let mut view = View::new(&store);
+    for seq in 0..n {
+        let mut record = [0u8; 48];
+        record[..8].copy_from_slice(&seq.to_be_bytes());
+        view.put(Tree::Log, seq.to_be_bytes().to_vec(), &record);
+        merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
+        if view.pending_len() >= 100_000 {
+            store.commit(&view.take_batch(), true).expect("commit");
+            view = View::new(&store);
+        }
+        if seq % 1_000_000 == 999_999 {
+            eprintln!("tree store: {} records in {:.0}s", seq + 1, began.elapsed().as_secs_f64());
+        }
+    }
+    store.commit(&view.take_batch(), true).expect("commit");
+    (dir, store)
 }

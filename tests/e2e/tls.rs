@@ -3,37 +3,11 @@
 //! (or without TLS) does not get in at all.
 
 use huduma_e2e::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use registry_server::auth::Role;
-use registry_server::config::{PrincipalConfig, TlsConfig};
+use registry_server::config::PrincipalConfig;
 use registry_server::proto::resolver_client::ResolverClient;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-struct Pki {
-    ca_pem: String,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "Huduma test CA");
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { ca_pem: issuer.pem(), issuer }
-    }
-
-    /// A certificate and key (PEM) for `names`, with subject CN=`cn`, O=`org`.
-    fn leaf(&self, names: &[&str], cn: &str, org: &str) -> (String, String) {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.distinguished_name.push(DnType::OrganizationName, org);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 async fn connect(server: &TestServer, ca: &str, identity: Option<(String, String)>) -> Result<Channel, String> {
     let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name("localhost");
@@ -53,39 +27,28 @@ fn resolve_request(number: &str) -> pb::ResolveRequest {
 
 #[tokio::test]
 async fn mtls_clients_are_known_by_their_certificate_subject() {
-    let pki = Pki::new();
-    let (server_cert, server_key) = pki.leaf(&["localhost"], "registry.huduma.test", "Huduma");
+    let pki = TestPki::new();
     let subject = registry_server::auth::subject_of(&rustls_pem_der(
         &pki.leaf(&["kra-gateway"], "kra-gateway", "Kenya Revenue Authority").0,
     ))
     .unwrap();
     assert_eq!(subject, "CN=kra-gateway, O=Kenya Revenue Authority", "the subject form the config names");
-    let ca = pki.ca_pem.clone();
     let mut server = TestServer::start_with(|dir, loaded| {
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
-        loaded.config.server.tls = Some(TlsConfig {
-            cert: write("server.crt", &server_cert),
-            key: write("server.key", &server_key),
-            client_ca: Some(write("clients-ca.crt", &ca)),
-        });
-        loaded.config.principals.push(PrincipalConfig {
+        let principal = PrincipalConfig {
             name: "kra-gateway".into(),
             role: Role::Agency,
             agency: Some("KRA".into()),
             token: None,
             cert_subject: Some("CN=kra-gateway, O=Kenya Revenue Authority".into()),
-        });
+        };
+        pki.configure(dir, loaded, principal);
     })
     .await;
 
     // A registrar over mTLS with a token (its certificate's subject is not configured,
     // so it is refused: a certificate names the caller; a token cannot override it).
     let registrar_cert = pki.leaf(&["gpo"], "gpo-terminal-7", "Huduma Centre GPO");
-    let channel = connect(&server, &pki.ca_pem, Some(registrar_cert)).await.expect("TLS handshake");
+    let channel = connect(&server, &pki.ca_pem(), Some(registrar_cert)).await.expect("TLS handshake");
     let mut resolver = ResolverClient::new(channel);
     let err = resolver.resolve(resolve_request(&unknown_number())).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -93,12 +56,12 @@ async fn mtls_clients_are_known_by_their_certificate_subject() {
 
     // The KRA gateway's certificate is its credential: no token needed.
     let kra_cert = pki.leaf(&["kra-gateway"], "kra-gateway", "Kenya Revenue Authority");
-    let mut kra = ResolverClient::new(connect(&server, &pki.ca_pem, Some(kra_cert)).await.expect("TLS handshake"));
+    let mut kra = ResolverClient::new(connect(&server, &pki.ca_pem(), Some(kra_cert)).await.expect("TLS handshake"));
     let err = kra.resolve(resolve_request(&unknown_number())).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "authenticated and authorised; the number is simply unknown");
 
     // No client certificate, or no TLS at all: no answer from the services.
-    let bare = connect(&server, &pki.ca_pem, None).await;
+    let bare = connect(&server, &pki.ca_pem(), None).await;
     if let Ok(channel) = bare {
         let err = ResolverClient::new(channel).resolve(resolve_request(&unknown_number())).await.unwrap_err();
         assert_ne!(err.code(), Code::NotFound, "a client without a certificate reaches no service");
