@@ -110,14 +110,19 @@ pub fn fold_log(
 }
 
 /// The sequence number every projection has applied, or `None` if none has.
+///
+/// A projection with no marker at all (one added by a newer version, or one whose
+/// rebuild was interrupted) makes the answer `None`, so that the registry rebuilds;
+/// two markers that disagree are corruption.
 pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
     let view = View::new(store);
     let mut applied = None;
     for tree in Tree::PROJECTIONS {
         let seq = crate::projection::state::read_u64(&view, &crate::projection::state::meta::applied(tree))?;
-        match (applied, seq) {
-            (None, s) => applied = Some(s),
-            (Some(a), s) if a != s => {
+        let Some(seq) = seq else { return Ok(None) };
+        match applied {
+            None => applied = Some(seq),
+            Some(a) if a != seq => {
                 return Err(Corruption::new(
                     Tree::Meta,
                     &crate::projection::state::meta::applied(tree),
@@ -125,10 +130,10 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
                 )
                 .into());
             }
-            _ => {}
+            Some(_) => {}
         }
     }
-    Ok(applied.flatten())
+    Ok(applied)
 }
 
 /// A fresh fold of the whole log, in memory: projections folded into a

@@ -500,3 +500,38 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
         Ok(_) => panic!("a log rewritten behind its checkpoint was served"),
     }
 }
+
+#[test]
+fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
+    use registry_core::storage::{Storage, Tree, WriteBatch, sled_store::SledStore};
+    let dir = tempfile::tempdir().unwrap();
+    let number = {
+        let registry = open(dir.path());
+        let number = register(&registry, "old", 1);
+        registry.close();
+        number
+    };
+    // As a store written before `merkle_nodes` and `agency_changes` existed: neither
+    // their entries nor their applied markers.
+    {
+        let store = loop {
+            match SledStore::open(dir.path()) {
+                Ok(store) => break store,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        let mut batch = WriteBatch::default();
+        for tree in [Tree::MerkleNodes, Tree::AgencyChanges] {
+            for (key, _) in store.scan_prefix(tree, &[]).unwrap() {
+                batch.remove(tree, key);
+            }
+            batch.remove(Tree::Meta, registry_core::projection::state::meta::applied(tree));
+        }
+        store.commit(&batch, true).unwrap();
+    }
+    let registry = open_when_unlocked(dir.path(), log_key());
+    assert_eq!(registry.reader().resolve_number(number).unwrap().unwrap().current_number, number);
+    register(&registry, "new", 2);
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    assert_eq!(report.records, 3);
+}
