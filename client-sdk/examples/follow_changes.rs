@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
     let mut changes = client.watch_changes(from);
     while let Some(change) = changes.next().await {
         let change = change?;
-        println!("{} {:?} {} {:?} {:?}", change.index, change.kind, change.number, change.status, change.record_ids);
+        // The number if the agency's policy shows it, else the agency's token.
+        let who = change.number.map(|n| n.to_string()).or(change.agency_token).unwrap_or_default();
+        println!("{} {:?} {who} {:?} {:?}", change.index, change.kind, change.status, change.record_ids);
     }
     Ok(())
 }

@@ -13,9 +13,15 @@ async fn main() -> Result<(), Error> {
 
     let client = Client::connect(endpoint, token).await?;
     let person = client.resolve_number(&number, "PIN registration").await?;
-    println!("{} is {:?}; now {}", person.number, person.status, person.current_number());
+    println!(
+        "{number} is {:?}; in force: {:?}; our token: {:?}",
+        person.status,
+        person.current_number(),
+        person.agency_token
+    );
     if let Some(d) = &person.demographics {
-        println!("{} {}, born {}", d.given_name, d.family_name, d.date_of_birth);
+        // Only what this agency's disclosure policy allows is filled in.
+        println!("{:?} {:?}, born {:?}", d.given_name, d.family_name, d.date_of_birth);
     }
     Ok(())
 }

@@ -13,7 +13,12 @@ async fn main() -> Result<(), Error> {
 
     let client = Client::connect(endpoint, token).await?;
     match client.resolve(AgencyRecord::new(agency, record), "benefit eligibility").await {
-        Ok(person) => println!("{:?}, Huduma number {}", person.status, person.current_number()),
+        Ok(person) => println!(
+            "{:?}, Huduma number {:?}, token {:?}",
+            person.status,
+            person.current_number(),
+            person.agency_token
+        ),
         Err(Error::NotFound(_)) => println!("no person holds that record"),
         Err(e) => return Err(e),
     }

@@ -456,6 +456,7 @@ impl Client {
         let key = match key.into() {
             ResolveKey::Number(n) => pb::resolve_request::Key::HudumaNumber(n.compact()),
             ResolveKey::Record(r) => pb::resolve_request::Key::AgencyRecord(record_out(&r)),
+            ResolveKey::AgencyToken(t) => pb::resolve_request::Key::AgencyToken(t),
         };
         let message = pb::ResolveRequest { key: Some(key), purpose: purpose.into() };
         let answer = self.unary(message, |t, r| async move { ResolverClient::new(t).resolve(r).await }).await?;

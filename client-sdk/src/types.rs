@@ -111,6 +111,8 @@ impl std::str::FromStr for ReplacementReason {
 pub enum ResolveKey {
     Number(HudumaNumber),
     Record(AgencyRecord),
+    /// The calling agency's own token for the person (from an earlier answer).
+    AgencyToken(String),
 }
 
 impl From<HudumaNumber> for ResolveKey {
@@ -125,25 +127,41 @@ impl From<AgencyRecord> for ResolveKey {
     }
 }
 
+/// The demographics a caller may see: each attribute its disclosure policy withholds
+/// is `None` (registrars see all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Disclosed {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub other_names: Vec<String>,
+    pub date_of_birth: Option<String>,
+    pub sex: Option<Sex>,
+    pub place_of_birth: Option<String>,
+}
+
 /// What a look-up answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolution {
-    /// The number asked for (or, for a record look-up, the number in force).
-    pub number: HudumaNumber,
+    /// The number asked for (or, for a record look-up, the number in force); `None`
+    /// for an agency whose policy withholds the bare number.
+    pub number: Option<HudumaNumber>,
     pub status: Status,
-    /// For `Superseded` and `Merged`: the number now in force.
+    /// For `Superseded` and `Merged`: the number now in force (withheld like `number`).
     pub superseded_by: Option<HudumaNumber>,
-    /// What the caller may see; `None` once erased.
-    pub demographics: Option<Demographics>,
-    /// The agency records the caller may see.
+    /// What the caller may see; `None` once erased or if nothing is disclosed.
+    pub demographics: Option<Disclosed>,
+    /// The agency records the caller may see (an agency: its own).
     pub agency_records: Vec<AgencyRecord>,
     pub date_of_death: Option<String>,
+    /// The calling agency's stable pseudonymous token for the person; `None` for
+    /// registrars and admins.
+    pub agency_token: Option<String>,
 }
 
 impl Resolution {
-    /// The number in force for this person.
-    pub fn current_number(&self) -> HudumaNumber {
-        self.superseded_by.unwrap_or(self.number)
+    /// The number in force for this person, if the caller may see numbers.
+    pub fn current_number(&self) -> Option<HudumaNumber> {
+        self.superseded_by.or(self.number)
     }
 }
 
@@ -169,11 +187,13 @@ pub struct Change {
     /// The log index of the record; resume from `index + 1`.
     pub index: u64,
     pub kind: ChangeKind,
-    /// The person's number in force after the change.
-    pub number: HudumaNumber,
+    /// The person's number in force after the change (withheld by some policies).
+    pub number: Option<HudumaNumber>,
     pub status: Status,
     /// The calling agency's record ids the change concerns.
     pub record_ids: Vec<String>,
+    /// The calling agency's token for the person.
+    pub agency_token: Option<String>,
 }
 
 /// One record of the log, as stored.
@@ -227,21 +247,38 @@ pub(crate) fn demographics_out(d: &Demographics) -> pb::Demographics {
     }
 }
 
-fn demographics_in(d: pb::Demographics) -> Result<Demographics, Error> {
+fn present(text: String) -> Option<String> {
+    Some(text).filter(|t| !t.is_empty())
+}
+
+fn demographics_in(d: pb::Demographics) -> Result<Disclosed, Error> {
     let sex = match pb::Sex::try_from(d.sex) {
-        Ok(pb::Sex::Female) => Sex::Female,
-        Ok(pb::Sex::Male) => Sex::Male,
-        Ok(pb::Sex::Intersex) => Sex::Intersex,
-        _ => return Err(Error::Protocol(format!("the server sent sex {}", d.sex))),
+        Ok(pb::Sex::Female) => Some(Sex::Female),
+        Ok(pb::Sex::Male) => Some(Sex::Male),
+        Ok(pb::Sex::Intersex) => Some(Sex::Intersex),
+        Ok(pb::Sex::Unspecified) => None,
+        Err(_) => return Err(Error::Protocol(format!("the server sent sex {}", d.sex))),
     };
-    Ok(Demographics {
-        given_name: d.given_name,
-        family_name: d.family_name,
+    Ok(Disclosed {
+        given_name: present(d.given_name),
+        family_name: present(d.family_name),
         other_names: d.other_names,
-        date_of_birth: d.date_of_birth,
+        date_of_birth: present(d.date_of_birth),
         sex,
-        place_of_birth: d.place_of_birth,
+        place_of_birth: present(d.place_of_birth),
     })
+}
+
+impl Disclosed {
+    /// Whether every attribute of `d` is disclosed and equal.
+    pub fn is_all_of(&self, d: &Demographics) -> bool {
+        self.given_name.as_deref() == Some(d.given_name.as_str())
+            && self.family_name.as_deref() == Some(d.family_name.as_str())
+            && self.other_names == d.other_names
+            && self.date_of_birth.as_deref() == Some(d.date_of_birth.as_str())
+            && self.sex == Some(d.sex)
+            && self.place_of_birth.as_deref() == Some(d.place_of_birth.as_str())
+    }
 }
 
 pub(crate) fn reason_out(reason: ReplacementReason) -> pb::ReplacementReason {
@@ -280,12 +317,13 @@ fn status_in(value: i32) -> Result<Status, Error> {
 
 pub(crate) fn resolution_in(r: pb::ResolveResponse) -> Result<Resolution, Error> {
     Ok(Resolution {
-        number: number_in("huduma_number", &r.huduma_number)?,
+        number: optional_number("huduma_number", &r.huduma_number)?,
         status: status_in(r.status)?,
         superseded_by: optional_number("superseded_by", &r.superseded_by)?,
         demographics: r.demographics.map(demographics_in).transpose()?,
         agency_records: r.agency_records.into_iter().map(|a| AgencyRecord::new(a.agency, a.record_id)).collect(),
-        date_of_death: Some(r.date_of_death).filter(|d| !d.is_empty()),
+        date_of_death: present(r.date_of_death),
+        agency_token: present(r.agency_token),
     })
 }
 
@@ -305,8 +343,9 @@ pub(crate) fn change_in(c: pb::Change) -> Result<Change, Error> {
     Ok(Change {
         index: c.index,
         kind,
-        number: number_in("huduma_number", &c.huduma_number)?,
+        number: optional_number("huduma_number", &c.huduma_number)?,
         status: status_in(c.status)?,
         record_ids: c.record_ids,
+        agency_token: present(c.agency_token),
     })
 }

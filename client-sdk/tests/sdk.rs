@@ -38,11 +38,18 @@ async fn an_agency_resolves_links_and_meets_typed_errors() {
 
     let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
     let found = kra.resolve(number, "PIN registration").await.unwrap();
-    assert_eq!((found.number, found.status), (number, Status::Active));
-    assert_eq!(found.demographics, Some(wanjiru()));
+    assert_eq!((found.number, found.status), (Some(number), Status::Active));
+    // KRA's policy (dev config): names and date of birth, and the number; not sex or
+    // place of birth.
+    let seen = found.demographics.clone().unwrap();
+    assert_eq!((seen.given_name.as_deref(), seen.date_of_birth.as_deref()), (Some("Wanjiru"), Some("1990-04-12")));
+    assert_eq!((seen.sex, seen.place_of_birth.as_deref()), (None, None));
+    let registrar_view = registrar.resolve(number, "counter").await.unwrap();
+    assert!(registrar_view.demographics.unwrap().is_all_of(&wanjiru()), "a registrar sees everything");
+    assert_eq!(registrar_view.agency_token, None);
     kra.link_agency_record("l-1", &number.to_string(), &AgencyRecord::new("KRA", "A012345678Z"), "").await.unwrap();
     let by_record = kra.resolve(AgencyRecord::new("KRA", "A012345678Z"), "PIN check").await.unwrap();
-    assert_eq!(by_record.current_number(), number);
+    assert_eq!(by_record.current_number(), Some(number));
     assert_eq!(by_record.agency_records, vec![AgencyRecord::new("KRA", "A012345678Z")]);
 
     // Errors an engineer matches on.
@@ -68,6 +75,33 @@ async fn an_agency_resolves_links_and_meets_typed_errors() {
         registrar.replace_number("x-1", &number.to_string(), huduma_sdk::ReplacementReason::Lost, "GPO").await,
         Err(Error::FailedPrecondition(_))
     ));
+}
+
+#[tokio::test]
+async fn each_agency_sees_its_own_token_and_only_what_its_policy_allows() {
+    let server = TestServer::start().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let (number, _) = registrar.register_person("r-1", &wanjiru(), "GPO-NAIROBI").await.unwrap();
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    let nhif = Client::connect(server.endpoint(), server.token_of("nhif")).await.unwrap();
+    let by_kra = kra.resolve(number, "PIN registration").await.unwrap();
+    let by_nhif = nhif.resolve(number, "claim").await.unwrap();
+    let (kra_token, nhif_token) = (by_kra.agency_token.clone().unwrap(), by_nhif.agency_token.clone().unwrap());
+    assert_ne!(kra_token, nhif_token, "two agencies, two unlinkable tokens");
+    assert_eq!(kra.resolve(number, "again").await.unwrap().agency_token, Some(kra_token.clone()), "stable");
+    // NHIF's policy: names, sex, date of birth; not the bare number.
+    let seen = by_nhif.demographics.unwrap();
+    assert_eq!((seen.sex, seen.place_of_birth.as_deref()), (Some(Sex::Female), None));
+    assert_eq!(by_nhif.number, None, "the number is withheld from NHIF");
+    // Each agency resolves by its own token; another's is NOT_FOUND.
+    let again = nhif.resolve(ResolveKey::AgencyToken(nhif_token.clone()), "claim").await.unwrap();
+    assert_eq!((again.status, again.agency_token), (Status::Active, Some(nhif_token.clone())));
+    assert!(matches!(nhif.resolve(ResolveKey::AgencyToken(kra_token.clone()), "x").await, Err(Error::NotFound(_))));
+    assert!(matches!(kra.resolve(ResolveKey::AgencyToken(nhif_token), "x").await, Err(Error::NotFound(_))));
+    assert!(matches!(kra.resolve(ResolveKey::AgencyToken("garbage".into()), "x").await, Err(Error::NotFound(_))));
+    // A registrar has no token to resolve by.
+    let err = registrar.resolve(ResolveKey::AgencyToken(kra_token), "x").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "agency_token"), "{err:?}");
 }
 
 /// A transport that lets the first call reach the server, then throws its answer
@@ -179,8 +213,8 @@ async fn batch_resolution_answers_every_key() {
             assert!(matches!(answer, Err(Error::NotFound(_))));
         } else {
             let found = answer.unwrap();
-            assert_eq!(found.number, numbers[position]);
-            assert_eq!(found.demographics.unwrap().given_name, format!("Wanjiru{position}"));
+            assert_eq!(found.number, Some(numbers[position]));
+            assert_eq!(found.demographics.unwrap().given_name, Some(format!("Wanjiru{position}")));
         }
     }
 }

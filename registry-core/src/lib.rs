@@ -3,6 +3,7 @@
 //! seals personal data, and verification. See docs/ARCHITECTURE.md for the map and
 //! docs/LOG-FORMAT.md for the byte-level format.
 
+pub mod agency_token;
 pub mod command;
 pub mod demographics;
 pub mod event;

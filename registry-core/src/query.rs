@@ -102,6 +102,24 @@ impl Reader {
         self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false).map(Some)
     }
 
+    /// Resolves `agency`'s token for a person (see `agency_token`). `Ok(None)` for
+    /// anything that is not one of that agency's tokens of a registered person.
+    pub fn resolve_agency_token(&self, agency: &str, token: &str) -> Result<Option<Resolution>, QueryError> {
+        let Some(person) = crate::agency_token::person(&self.secrets, agency, token) else {
+            return Ok(None);
+        };
+        let view = View::new(&*self.store);
+        if view.get(Tree::Persons, &person_key(person))?.is_none() {
+            return Ok(None);
+        }
+        self.resolve_person(&view, person, false).map(Some)
+    }
+
+    /// The token `agency` sees `person` by.
+    pub fn agency_token(&self, agency: &str, person: PersonId) -> String {
+        crate::agency_token::token(&self.secrets, agency, person)
+    }
+
     fn person(&self, view: &View<'_>, person: PersonId) -> Result<PersonEntry, QueryError> {
         let key = person_key(person);
         state::read(view, Tree::Persons, &key)?

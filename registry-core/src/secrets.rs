@@ -25,6 +25,7 @@ pub struct Secrets {
     keyring: [u8; 32],
     number: [u8; 32],
     match_keys: [u8; 32],
+    agency_tokens: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -40,6 +41,7 @@ impl Secrets {
             keyring: blake3::derive_key("huduma.registry.v1 keyring", &master),
             number: blake3::derive_key("huduma.registry.v1 number permutation", &master),
             match_keys: blake3::derive_key("huduma.registry.v1 match keys", &master),
+            agency_tokens: blake3::derive_key("huduma.registry.v1 agency tokens", &master),
             master,
         }
     }
@@ -75,6 +77,11 @@ impl Secrets {
     }
 
     /// Keys the hashes that stand for demographics in the match-key projection.
+    /// The key every agency's token key is derived from (see `agency_token`).
+    pub fn agency_token_key(&self) -> &[u8; 32] {
+        &self.agency_tokens
+    }
+
     pub fn match_key(&self) -> &[u8; 32] {
         &self.match_keys
     }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod disclosure;
 pub mod metrics;
 pub mod operator;
 pub mod policy;

@@ -107,9 +107,13 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         interceptor.clone(),
     );
     let resolver_service = InterceptedService::new(
-        ResolverServer::new(ResolverService::new(Arc::clone(&registry), shutdown_rx.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
+        ResolverServer::new(ResolverService::new(
+            Arc::clone(&registry),
+            Arc::new(crate::disclosure::Disclosure::new(&loaded.config.agencies)),
+            shutdown_rx.clone(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max),
         interceptor.clone(),
     );
     let audit_service = InterceptedService::new(

@@ -134,6 +134,7 @@ pub fn resolution_out(
             .map(|(agency, record_id)| pb::AgencyRecord { agency, record_id })
             .collect(),
         date_of_death: r.date_of_death.unwrap_or_default(),
+        agency_token: String::new(),
     }
 }
 

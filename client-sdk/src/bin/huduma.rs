@@ -347,7 +347,7 @@ struct Done {
 
 #[derive(Serialize)]
 struct Shown {
-    huduma_number: String,
+    huduma_number: Option<String>,
     status: huduma_sdk::Status,
     superseded_by: Option<String>,
     given_name: Option<String>,
@@ -357,6 +357,7 @@ struct Shown {
     sex: Option<Sex>,
     place_of_birth: Option<String>,
     date_of_death: Option<String>,
+    agency_token: Option<String>,
     agency_records: String,
 }
 
@@ -437,16 +438,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             show(
                 false,
                 &Shown {
-                    huduma_number: found.number.to_string(),
+                    huduma_number: found.number.map(|n| n.to_string()),
                     status: found.status,
                     superseded_by: found.superseded_by.map(|n| n.to_string()),
-                    given_name: d.map(|d| d.given_name.clone()),
-                    family_name: d.map(|d| d.family_name.clone()),
-                    other_names: d.map(|d| d.other_names.join(" ")),
-                    date_of_birth: d.map(|d| d.date_of_birth.clone()),
-                    sex: d.map(|d| d.sex),
-                    place_of_birth: d.map(|d| d.place_of_birth.clone()),
+                    given_name: d.and_then(|d| d.given_name.clone()),
+                    family_name: d.and_then(|d| d.family_name.clone()),
+                    other_names: d.map(|d| d.other_names.join(" ")).filter(|o| !o.is_empty()),
+                    date_of_birth: d.and_then(|d| d.date_of_birth.clone()),
+                    sex: d.and_then(|d| d.sex),
+                    place_of_birth: d.and_then(|d| d.place_of_birth.clone()),
                     date_of_death: found.date_of_death.clone(),
+                    agency_token: found.agency_token.clone(),
                     agency_records: found
                         .agency_records
                         .iter()
@@ -469,7 +471,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "{:>10}  {:<22} {}  {:<10} {}",
                         change.index,
                         format!("{:?}", change.kind),
-                        change.number,
+                        change
+                            .number
+                            .map_or_else(|| change.agency_token.clone().unwrap_or_default(), |n| n.to_string()),
                         format!("{:?}", change.status),
                         change.record_ids.join(",")
                     );

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Role;
+use crate::disclosure::{Disclosure, redact};
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
@@ -23,12 +24,13 @@ const CHANGE_CHUNK: usize = 256;
 
 pub struct ResolverService {
     registry: Arc<Registry>,
+    disclosure: Arc<Disclosure>,
     shutdown: watch::Receiver<bool>,
 }
 
 impl ResolverService {
-    pub fn new(registry: Arc<Registry>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { registry, shutdown }
+    pub fn new(registry: Arc<Registry>, disclosure: Arc<Disclosure>, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, disclosure, shutdown }
     }
 }
 
@@ -47,13 +49,14 @@ fn change_kind(code: u16) -> pb::ChangeKind {
     }
 }
 
-fn change_out(index: u64, change: AgencyChange) -> pb::Change {
+fn change_out(index: u64, change: AgencyChange, agency_token: String, show_number: bool) -> pb::Change {
     pb::Change {
         index,
         kind: change_kind(change.kind) as i32,
-        huduma_number: change.number.compact(),
+        huduma_number: if show_number { change.number.compact() } else { String::new() },
         status: wire::person_status_out(change.status) as i32,
         record_ids: change.records,
+        agency_token,
     }
 }
 
@@ -75,6 +78,13 @@ impl ResolverRpc for ResolverService {
                     let number = wire::number("huduma_number", &text)?;
                     (reader.resolve_number(number).map_err(wire::query_error)?, Some(number))
                 }
+                Some(pb::resolve_request::Key::AgencyToken(token)) => {
+                    // A token names a person only for the agency it was issued to.
+                    let Some(own) = &own_agency else {
+                        return Err(wire::invalid("agency_token", "only an agency resolves by its token"));
+                    };
+                    (reader.resolve_agency_token(own, &token).map_err(wire::query_error)?, None)
+                }
                 Some(pb::resolve_request::Key::AgencyRecord(record)) => {
                     if let Some(own) = &own_agency
                         && *own != record.agency
@@ -89,9 +99,14 @@ impl ResolverRpc for ResolverService {
                 }
             };
             let resolution = resolution.ok_or_else(|| Status::not_found("no person has this key"))?;
+            let person = resolution.person;
             // An agency sees its own records only; registrars and admins see all.
-            let shown =
+            let mut shown =
                 wire::resolution_out(resolution, asked, |agency| own_agency.as_deref().is_none_or(|own| own == agency));
+            if let Some(own) = &own_agency {
+                shown.agency_token = reader.agency_token(own, person);
+            }
+            redact(&self.disclosure.view_for(&principal), &mut shown);
             Ok(Response::new(shown))
         })
         .await
@@ -109,12 +124,13 @@ impl ResolverRpc for ResolverService {
                 .agency
                 .clone()
                 .ok_or_else(|| Status::permission_denied(format!("{} has no agency code", principal.name)))?;
+            let show_number = self.disclosure.view_for(&principal).huduma_number;
             let from = request.into_inner().from_index;
             let (tx, rx) = mpsc::channel(CHANGE_CHUNK);
             let reader = self.registry.reader();
             let durable = self.registry.durable_size();
             let shutdown = self.shutdown.clone();
-            tokio::spawn(follow_changes(reader, agency, from, durable, shutdown, tx));
+            tokio::spawn(follow_changes(reader, agency, show_number, from, durable, shutdown, tx));
             Ok(Response::new(ReceiverStream::new(rx)))
         })
         .await
@@ -126,6 +142,7 @@ impl ResolverRpc for ResolverService {
 async fn follow_changes(
     reader: registry_core::query::Reader,
     agency: String,
+    show_number: bool,
     mut next: u64,
     mut durable: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
@@ -143,7 +160,8 @@ async fn follow_changes(
         let full = changes.len() == CHANGE_CHUNK;
         let mut sent_any = false;
         for (index, change) in changes.into_iter().take_while(|(index, _)| *index < size) {
-            if tx.send(Ok(change_out(index, change))).await.is_err() {
+            let token = reader.agency_token(&agency, change.person);
+            if tx.send(Ok(change_out(index, change, token, show_number))).await.is_err() {
                 return;
             }
             next = index + 1;
