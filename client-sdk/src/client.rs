@@ -463,6 +463,31 @@ impl Client {
         resolution_in(answer)
     }
 
+    /// Asks whether each claimed attribute of `claim` holds for the person `key`
+    /// names, learning nothing else: the person's status and, per attribute claimed,
+    /// yes or no (names compared after Unicode compatibility caseless matching).
+    pub async fn verify_attributes(
+        &self,
+        key: impl Into<ResolveKey>,
+        claim: &crate::types::Claim,
+        purpose: &str,
+    ) -> Result<(crate::types::Status, Vec<(String, bool)>), Error> {
+        let key = match key.into() {
+            ResolveKey::Number(n) => pb::person_key::Key::HudumaNumber(n.compact()),
+            ResolveKey::Record(r) => pb::person_key::Key::AgencyRecord(record_out(&r)),
+            ResolveKey::AgencyToken(t) => pb::person_key::Key::AgencyToken(t),
+        };
+        let message = pb::VerifyAttributesRequest {
+            key: Some(pb::PersonKey { key: Some(key) }),
+            claimed: Some(crate::types::claim_out(claim)),
+            purpose: purpose.into(),
+        };
+        let answer =
+            self.unary(message, |t, r| async move { ResolverClient::new(t).verify_attributes(r).await }).await?;
+        let status = crate::types::status_in(answer.status)?;
+        Ok((status, answer.matches.into_iter().map(|m| (m.attribute, m.matches)).collect()))
+    }
+
     /// Resolves a number as typed (checked offline first).
     pub async fn resolve_number(&self, number: &str, purpose: &str) -> Result<Resolution, Error> {
         self.resolve(number.parse::<HudumaNumber>()?, purpose).await

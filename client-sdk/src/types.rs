@@ -139,6 +139,29 @@ pub struct Disclosed {
     pub place_of_birth: Option<String>,
 }
 
+/// Attributes claimed about a person, to be verified yes or no; `None` (or an empty
+/// list) is not claimed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub other_names: Vec<String>,
+    pub date_of_birth: Option<String>,
+    pub sex: Option<Sex>,
+    pub place_of_birth: Option<String>,
+}
+
+pub(crate) fn claim_out(c: &Claim) -> pb::Demographics {
+    pb::Demographics {
+        given_name: c.given_name.clone().unwrap_or_default(),
+        family_name: c.family_name.clone().unwrap_or_default(),
+        other_names: c.other_names.clone(),
+        date_of_birth: c.date_of_birth.clone().unwrap_or_default(),
+        sex: c.sex.map_or(pb::Sex::Unspecified, sex_out) as i32,
+        place_of_birth: c.place_of_birth.clone().unwrap_or_default(),
+    }
+}
+
 /// What a look-up answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resolution {
@@ -303,7 +326,7 @@ pub(crate) fn receipt_in(r: Option<pb::Receipt>) -> Result<Receipt, Error> {
     Ok(Receipt { index: r.index, record_hash, signature })
 }
 
-fn status_in(value: i32) -> Result<Status, Error> {
+pub(crate) fn status_in(value: i32) -> Result<Status, Error> {
     Ok(match pb::Status::try_from(value) {
         Ok(pb::Status::Active) => Status::Active,
         Ok(pb::Status::Superseded) => Status::Superseded,

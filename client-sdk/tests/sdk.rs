@@ -99,6 +99,23 @@ async fn each_agency_sees_its_own_token_and_only_what_its_policy_allows() {
     assert!(matches!(nhif.resolve(ResolveKey::AgencyToken(kra_token.clone()), "x").await, Err(Error::NotFound(_))));
     assert!(matches!(kra.resolve(ResolveKey::AgencyToken(nhif_token), "x").await, Err(Error::NotFound(_))));
     assert!(matches!(kra.resolve(ResolveKey::AgencyToken("garbage".into()), "x").await, Err(Error::NotFound(_))));
+    // Yes/no verification of attributes NHIF does not see, disclosing nothing else.
+    let claim = huduma_sdk::Claim {
+        given_name: Some("WANJIRU".into()),
+        place_of_birth: Some("Nairobi".into()),
+        ..Default::default()
+    };
+    let (status, answers) = nhif.verify_attributes(number, &claim, "claim check").await.unwrap();
+    assert_eq!(status, Status::Active);
+    assert_eq!(answers, vec![("given_name".to_string(), true), ("place_of_birth".to_string(), false)]);
+    assert!(matches!(
+        nhif.verify_attributes(number, &claim, "").await,
+        Err(Error::InvalidArgument { ref field, .. }) if field == "purpose"
+    ));
+    assert!(matches!(
+        nhif.verify_attributes(number, &huduma_sdk::Claim::default(), "x").await,
+        Err(Error::InvalidArgument { ref field, .. }) if field == "claimed"
+    ));
     // A registrar has no token to resolve by.
     let err = registrar.resolve(ResolveKey::AgencyToken(kra_token), "x").await.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "agency_token"), "{err:?}");

@@ -4,6 +4,7 @@
 //! docs/LOG-FORMAT.md for the byte-level format.
 
 pub mod agency_token;
+pub mod attribute_check;
 pub mod command;
 pub mod demographics;
 pub mod event;

@@ -24,6 +24,7 @@ pub enum Rpc {
     ErasePersonalData,
     Resolve,
     WatchChanges,
+    VerifyAttributes,
     GetRecords,
     GetVerifierKeys,
     GetCheckpoint,
@@ -34,7 +35,7 @@ pub enum Rpc {
 use Role::{Admin, Agency, Auditor, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 17] = [
+    pub const ALL: [Rpc; 18] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -47,6 +48,7 @@ impl Rpc {
         Rpc::ErasePersonalData,
         Rpc::Resolve,
         Rpc::WatchChanges,
+        Rpc::VerifyAttributes,
         Rpc::GetRecords,
         Rpc::GetVerifierKeys,
         Rpc::GetCheckpoint,
@@ -69,6 +71,7 @@ impl Rpc {
             Rpc::ErasePersonalData => "ErasePersonalData",
             Rpc::Resolve => "Resolve",
             Rpc::WatchChanges => "WatchChanges",
+            Rpc::VerifyAttributes => "VerifyAttributes",
             Rpc::GetRecords => "GetRecords",
             Rpc::GetVerifierKeys => "GetVerifierKeys",
             Rpc::GetCheckpoint => "GetCheckpoint",
@@ -90,7 +93,7 @@ impl Rpc {
             // An agency only for records of its own agency code (checked by the handler).
             Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],
             Rpc::ErasePersonalData => &[Admin],
-            Rpc::Resolve => &[Agency, Registrar, Admin],
+            Rpc::Resolve | Rpc::VerifyAttributes => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
             Rpc::GetRecords => &[Auditor, Admin],
             // Public keys, hashes and signatures only: anyone holding a receipt may check it.

@@ -57,6 +57,27 @@ pub fn demographics(value: Option<pb::Demographics>) -> Result<Demographics, Sta
     })
 }
 
+/// A claim to verify: empty fields (and SEX_UNSPECIFIED) are not claimed.
+pub fn claim(d: pb::Demographics) -> Result<registry_core::attribute_check::Claim, Status> {
+    let present = |text: String| Some(text).filter(|t| !t.trim().is_empty());
+    let sex = match pb::Sex::try_from(d.sex) {
+        Ok(pb::Sex::Unspecified) => None,
+        _ => Some(sex("claimed.sex", d.sex)?),
+    };
+    let claim = registry_core::attribute_check::Claim {
+        given_name: present(d.given_name),
+        family_name: present(d.family_name),
+        other_names: d.other_names,
+        date_of_birth: present(d.date_of_birth),
+        sex,
+        place_of_birth: present(d.place_of_birth),
+    };
+    if claim == registry_core::attribute_check::Claim::default() {
+        return Err(invalid("claimed", "claims no attribute"));
+    }
+    Ok(claim)
+}
+
 pub fn demographics_out(d: Demographics) -> pb::Demographics {
     pb::Demographics {
         given_name: d.given_name,

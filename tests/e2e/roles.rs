@@ -135,6 +135,17 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::VerifyAttributes => code(
+            server
+                .resolver(bearer)
+                .await
+                .verify_attributes(pb::VerifyAttributesRequest {
+                    key: Some(pb::PersonKey { key: Some(pb::person_key::Key::HudumaNumber(n)) }),
+                    claimed: Some(demographics(7)),
+                    purpose: "matrix".into(),
+                })
+                .await,
+        ),
         Rpc::WatchChanges => {
             code(server.resolver(bearer).await.watch_changes(pb::WatchChangesRequest { from_index: 0 }).await)
         }

@@ -72,33 +72,13 @@ impl ResolverRpc for ResolverService {
                 _ => None,
             };
             let reader = self.registry.reader();
-            let (resolution, asked) = match r.key {
-                None => return Err(wire::invalid("key", "required: huduma_number or agency_record")),
-                Some(pb::resolve_request::Key::HudumaNumber(text)) => {
-                    let number = wire::number("huduma_number", &text)?;
-                    (reader.resolve_number(number).map_err(wire::query_error)?, Some(number))
-                }
-                Some(pb::resolve_request::Key::AgencyToken(token)) => {
-                    // A token names a person only for the agency it was issued to.
-                    let Some(own) = &own_agency else {
-                        return Err(wire::invalid("agency_token", "only an agency resolves by its token"));
-                    };
-                    (reader.resolve_agency_token(own, &token).map_err(wire::query_error)?, None)
-                }
-                Some(pb::resolve_request::Key::AgencyRecord(record)) => {
-                    if let Some(own) = &own_agency
-                        && *own != record.agency
-                    {
-                        return Err(Status::permission_denied(format!(
-                            "{} may resolve {own} records only, not {:?}",
-                            principal.name, record.agency
-                        )));
-                    }
-                    let found = reader.resolve_agency_record(&record.agency, &record.record_id);
-                    (found.map_err(wire::query_error)?, None)
-                }
+            let key = match r.key {
+                None => None,
+                Some(pb::resolve_request::Key::HudumaNumber(n)) => Some(pb::person_key::Key::HudumaNumber(n)),
+                Some(pb::resolve_request::Key::AgencyRecord(a)) => Some(pb::person_key::Key::AgencyRecord(a)),
+                Some(pb::resolve_request::Key::AgencyToken(t)) => Some(pb::person_key::Key::AgencyToken(t)),
             };
-            let resolution = resolution.ok_or_else(|| Status::not_found("no person has this key"))?;
+            let (resolution, asked) = lookup(&reader, &principal, own_agency.as_deref(), key)?;
             let person = resolution.person;
             // An agency sees its own records only; registrars and admins see all.
             let mut shown =
@@ -108,6 +88,37 @@ impl ResolverRpc for ResolverService {
             }
             redact(&self.disclosure.view_for(&principal), &mut shown);
             Ok(Response::new(shown))
+        })
+        .await
+    }
+
+    async fn verify_attributes(
+        &self,
+        request: Request<pb::VerifyAttributesRequest>,
+    ) -> Result<Response<pb::VerifyAttributesResponse>, Status> {
+        timed(Rpc::VerifyAttributes, async {
+            let principal = authorize(&request, Rpc::VerifyAttributes)?;
+            let r = request.into_inner();
+            check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
+            let own_agency = match principal.role {
+                Role::Agency => principal.agency.clone(),
+                _ => None,
+            };
+            let claim = wire::claim(wire::required("claimed", r.claimed)?)?;
+            let key = wire::required("key", r.key)?.key;
+            let reader = self.registry.reader();
+            let (resolution, _) = lookup(&reader, &principal, own_agency.as_deref(), key)?;
+            let matches = match &resolution.demographics {
+                Some(actual) => registry_core::attribute_check::check(actual, &claim)
+                    .into_iter()
+                    .map(|m| pb::AttributeMatch { attribute: m.attribute.into(), matches: m.matches })
+                    .collect(),
+                None => Vec::new(),
+            };
+            Ok(Response::new(pb::VerifyAttributesResponse {
+                status: wire::status_out(resolution.status) as i32,
+                matches,
+            }))
         })
         .await
     }
@@ -135,6 +146,44 @@ impl ResolverRpc for ResolverService {
         })
         .await
     }
+}
+
+/// Finds the person a key names, as `principal` may: an agency resolves records of
+/// its own code and tokens of its own only. Returns the resolution and the number
+/// asked for, if the key was a number.
+fn lookup(
+    reader: &registry_core::query::Reader,
+    principal: &crate::auth::Principal,
+    own_agency: Option<&str>,
+    key: Option<pb::person_key::Key>,
+) -> Result<(registry_core::query::Resolution, Option<huduma_number::HudumaNumber>), Status> {
+    let (found, asked) = match key {
+        None => return Err(wire::invalid("key", "required: huduma_number, agency_record or agency_token")),
+        Some(pb::person_key::Key::HudumaNumber(text)) => {
+            let number = wire::number("huduma_number", &text)?;
+            (reader.resolve_number(number).map_err(wire::query_error)?, Some(number))
+        }
+        Some(pb::person_key::Key::AgencyToken(token)) => {
+            // A token names a person only for the agency it was issued to.
+            let Some(own) = own_agency else {
+                return Err(wire::invalid("agency_token", "only an agency resolves by its token"));
+            };
+            (reader.resolve_agency_token(own, &token).map_err(wire::query_error)?, None)
+        }
+        Some(pb::person_key::Key::AgencyRecord(record)) => {
+            if let Some(own) = own_agency
+                && own != record.agency
+            {
+                return Err(Status::permission_denied(format!(
+                    "{} may resolve {own} records only, not {:?}",
+                    principal.name, record.agency
+                )));
+            }
+            (reader.resolve_agency_record(&record.agency, &record.record_id).map_err(wire::query_error)?, None)
+        }
+    };
+    let found = found.ok_or_else(|| Status::not_found("no person has this key"))?;
+    Ok((found, asked))
 }
 
 /// Sends the agency's changes from `next` on, reading only what is durable, then waits
