@@ -298,7 +298,11 @@ fn print_dev_help(loaded: &Loaded, addr: &str, created: bool) {
          grpcurl -plaintext -H 'authorization: Bearer {agency}' \\\n    \
          -d '{{\"huduma_number\":\"<the number printed above>\",\"purpose\":\"tax registration\"}}' \\\n    \
          {addr} huduma.v1.Resolver/Resolve\n  \
-         cargo run -p client-sdk -- number check \"<the number>\"      # offline check digit\n\
+         the same with the huduma CLI:\n  \
+         export HUDUMA_ENDPOINT=http://{addr} HUDUMA_TOKEN={registrar}\n  \
+         cargo run -q -p client-sdk -- register --given Wanjiru --family Kamau --dob 1990-04-12 --sex female --place Nyeri --centre GPO-NAIROBI\n  \
+         HUDUMA_TOKEN={agency} cargo run -q -p client-sdk -- resolve \"<the number>\" --purpose \"tax registration\"\n  \
+         cargo run -q -p client-sdk -- number check \"<the number>\"      # offline check digit\n\
          Stop with Ctrl-C (drains calls and flushes).",
         registrar = token(Role::Registrar),
         agency = token(Role::Agency),
