@@ -396,3 +396,46 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
     }
 }
+
+#[tokio::test]
+async fn erasure_leaves_a_verifying_log_and_no_plaintext_in_the_data_directory() {
+    let mut server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let names = ["Nyambura", "Gathoni", "Wairimuwanjohi", "Othaya"];
+    let mut request = register_request("erase-me", 1);
+    let d = request.demographics.as_mut().unwrap();
+    d.given_name = names[0].into();
+    d.family_name = names[1].into();
+    d.other_names = vec![names[2].into()];
+    d.place_of_birth = names[3].into();
+    let number = registry.register_person(request).await.unwrap().into_inner().huduma_number;
+    let mut admin = server.registry(Bearer::token(&server.token(Role::Admin))).await;
+    admin
+        .erase_personal_data(pb::ErasePersonalDataRequest {
+            request_id: "erase-1".into(),
+            huduma_number: number.clone(),
+            legal_basis: "Data Protection Act 2019, s. 40 (right to erasure)".into(),
+        })
+        .await
+        .unwrap();
+    let erased = resolve(&server, &number).await;
+    assert_eq!((erased.status, erased.demographics), (pb::Status::Erased as i32, None));
+    server.stop().await;
+    registry_server::operator::verify(&server.loaded, None, &mut |_, _| ()).expect("the log verifies after erasure");
+    // No byte of the data directory spells any of the names, in any case.
+    let mut files = vec![server.loaded.config.server.data_dir.clone()];
+    let mut read = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap().to_ascii_lowercase();
+        read += bytes.len();
+        for name in names {
+            let needle = name.to_ascii_lowercase().into_bytes();
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{name} found in {}", path.display());
+        }
+    }
+    assert!(read > 0, "the data directory was read");
+}
