@@ -208,6 +208,19 @@ impl TestPki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// [`Self::configure`] with the KRA gateway, an agency known only by its
+    /// certificate (`CN=kra-gateway, O=Kenya Revenue Authority`).
+    pub fn serve_kra_gateway(&self, dir: &std::path::Path, loaded: &mut Loaded) {
+        let principal = registry_server::config::PrincipalConfig {
+            name: "kra-gateway".into(),
+            role: Role::Agency,
+            agency: Some("KRA".into()),
+            token: None,
+            cert_subject: Some("CN=kra-gateway, O=Kenya Revenue Authority".into()),
+        };
+        self.configure(dir, loaded, principal);
+    }
+
     /// Serves with TLS from this CA (server name `localhost`), requiring client
     /// certificates from it, and adds `principal` known by its certificate subject.
     pub fn configure(

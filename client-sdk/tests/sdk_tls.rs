@@ -3,23 +3,11 @@
 
 use huduma_e2e::{TestPki, TestServer};
 use huduma_sdk::{Client, Error, HudumaNumber};
-use registry_server::auth::Role;
-use registry_server::config::PrincipalConfig;
 
 #[tokio::test]
 async fn an_agency_connects_with_its_certificate_alone() {
     let pki = TestPki::new();
-    let server = TestServer::start_with(|dir, loaded| {
-        let principal = PrincipalConfig {
-            name: "kra-gateway".into(),
-            role: Role::Agency,
-            agency: Some("KRA".into()),
-            token: None,
-            cert_subject: Some("CN=kra-gateway, O=Kenya Revenue Authority".into()),
-        };
-        pki.configure(dir, loaded, principal);
-    })
-    .await;
+    let server = TestServer::start_with(|dir, loaded| pki.serve_kra_gateway(dir, loaded)).await;
     let endpoint = format!("https://localhost:{}", server.addr.port());
     let unknown = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
 

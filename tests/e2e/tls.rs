@@ -3,8 +3,6 @@
 //! (or without TLS) does not get in at all.
 
 use huduma_e2e::*;
-use registry_server::auth::Role;
-use registry_server::config::PrincipalConfig;
 use registry_server::proto::resolver_client::ResolverClient;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -33,17 +31,7 @@ async fn mtls_clients_are_known_by_their_certificate_subject() {
     ))
     .unwrap();
     assert_eq!(subject, "CN=kra-gateway, O=Kenya Revenue Authority", "the subject form the config names");
-    let mut server = TestServer::start_with(|dir, loaded| {
-        let principal = PrincipalConfig {
-            name: "kra-gateway".into(),
-            role: Role::Agency,
-            agency: Some("KRA".into()),
-            token: None,
-            cert_subject: Some("CN=kra-gateway, O=Kenya Revenue Authority".into()),
-        };
-        pki.configure(dir, loaded, principal);
-    })
-    .await;
+    let mut server = TestServer::start_with(|dir, loaded| pki.serve_kra_gateway(dir, loaded)).await;
 
     // A registrar over mTLS with a token (its certificate's subject is not configured,
     // so it is refused: a certificate names the caller; a token cannot override it).
