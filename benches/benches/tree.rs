@@ -31,13 +31,7 @@ fn proofs(c: &mut Criterion) {
     let mut g = c.benchmark_group("tree");
     g.measurement_time(Duration::from_secs(10));
     let cache = merkle_store::TreeCache::default();
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = huduma_benches::xorshift();
     let label = if n >= 1_000_000 { format!("{}m", n / 1_000_000) } else { format!("{}k", n / 1000) };
     g.bench_function(format!("inclusion_proof_{label}"), |b| {
         b.iter(|| merkle_store::inclusion_proof(&store, &cache, next() % n, n).expect("proof"))

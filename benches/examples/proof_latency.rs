@@ -16,13 +16,7 @@ fn main() {
     let (_dir, store) = huduma_benches::tree_store(n);
     println!("built {n} records in {:.0}s", began.elapsed().as_secs_f64());
     let cache = merkle_store::TreeCache::default();
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = huduma_benches::xorshift();
     let percentile = |samples: &mut Vec<u32>, p: f64| {
         samples.sort_unstable();
         samples[((samples.len() - 1) as f64 * p) as usize]

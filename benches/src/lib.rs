@@ -116,3 +116,14 @@ pub fn tree_store(n: u64) -> (tempfile::TempDir, SledStore) {
     store.commit(&view.take_batch(), true).expect("commit");
     (dir, store)
 }
+
+/// A fast, repeatable pseudo-random sequence (xorshift64) for picking benchmark inputs.
+pub fn xorshift() -> impl FnMut() -> u64 {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -49,6 +49,17 @@ pub struct Principal {
     pub agency: Option<String>,
 }
 
+impl Principal {
+    /// The agency whose records, tokens and policy bound what this caller sees: its
+    /// own code for an agency, `None` (everything) for the other roles.
+    pub fn agency_scope(&self) -> Option<&str> {
+        match self.role {
+            Role::Agency => self.agency.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// The credentials the server accepts. Tokens are held as BLAKE3 hashes, so a look-up
 /// compares hashes, not the secrets themselves.
 #[derive(Debug, Default)]

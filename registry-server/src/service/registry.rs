@@ -9,7 +9,7 @@ use registry_core::event::Actor;
 use registry_core::registry::Registry;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
@@ -47,8 +47,8 @@ fn actor(principal: &Principal, centre: &str) -> Result<Actor, Status> {
 
 /// An agency may touch only records of its own agency code.
 fn own_record(principal: &Principal, record: &pb::AgencyRecord) -> Result<(), Status> {
-    match (&principal.role, &principal.agency) {
-        (Role::Agency, Some(agency)) if *agency != record.agency => Err(Status::permission_denied(format!(
+    match principal.agency_scope() {
+        Some(agency) if agency != record.agency => Err(Status::permission_denied(format!(
             "{} may link and unlink {agency} records only, not {:?}",
             principal.name, record.agency
         ))),

@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Role;
 use crate::disclosure::{Disclosure, redact};
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
@@ -67,10 +66,7 @@ impl ResolverRpc for ResolverService {
             let principal = authorize(&request, Rpc::Resolve)?;
             let r = request.into_inner();
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
-            let own_agency = match principal.role {
-                Role::Agency => principal.agency.clone(),
-                _ => None,
-            };
+            let own_agency = principal.agency_scope();
             let reader = self.registry.reader();
             let key = match r.key {
                 None => None,
@@ -78,12 +74,12 @@ impl ResolverRpc for ResolverService {
                 Some(pb::resolve_request::Key::AgencyRecord(a)) => Some(pb::person_key::Key::AgencyRecord(a)),
                 Some(pb::resolve_request::Key::AgencyToken(t)) => Some(pb::person_key::Key::AgencyToken(t)),
             };
-            let (resolution, asked) = lookup(&reader, &principal, own_agency.as_deref(), key)?;
+            let (resolution, asked) = lookup(&reader, &principal, own_agency, key)?;
             let person = resolution.person;
             // An agency sees its own records only; registrars and admins see all.
             let mut shown =
-                wire::resolution_out(resolution, asked, |agency| own_agency.as_deref().is_none_or(|own| own == agency));
-            if let Some(own) = &own_agency {
+                wire::resolution_out(resolution, asked, |agency| own_agency.is_none_or(|own| own == agency));
+            if let Some(own) = own_agency {
                 shown.agency_token = reader.agency_token(own, person);
             }
             redact(&self.disclosure.view_for(&principal), &mut shown);
@@ -100,14 +96,11 @@ impl ResolverRpc for ResolverService {
             let principal = authorize(&request, Rpc::VerifyAttributes)?;
             let r = request.into_inner();
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
-            let own_agency = match principal.role {
-                Role::Agency => principal.agency.clone(),
-                _ => None,
-            };
+            let own_agency = principal.agency_scope();
             let claim = wire::claim(wire::required("claimed", r.claimed)?)?;
             let key = wire::required("key", r.key)?.key;
             let reader = self.registry.reader();
-            let (resolution, _) = lookup(&reader, &principal, own_agency.as_deref(), key)?;
+            let (resolution, _) = lookup(&reader, &principal, own_agency, key)?;
             let matches = match &resolution.demographics {
                 Some(actual) => registry_core::attribute_check::check(actual, &claim)
                     .into_iter()
