@@ -139,7 +139,12 @@ impl TestServer {
     /// The durable size of the log, as an auditor sees it.
     pub async fn log_size(&self) -> u64 {
         let mut audit = self.audit(Bearer::token(&self.token(Role::Auditor))).await;
-        audit.get_verifier_keys(pb::GetVerifierKeysRequest {}).await.expect("verifier keys").into_inner().log_size
+        audit
+            .get_verifier_keys(pb::GetVerifierKeysRequest::default())
+            .await
+            .expect("verifier keys")
+            .into_inner()
+            .log_size
     }
 }
 

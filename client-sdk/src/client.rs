@@ -19,6 +19,7 @@ use crate::proto as pb;
 use crate::proto::audit_client::AuditClient;
 use crate::proto::registry_client::RegistryClient;
 use crate::proto::resolver_client::ResolverClient;
+use crate::types::{AccessPage, Log, access_in, log_out};
 use crate::types::{
     AgencyRecord, Change, Demographics, LogRecord, Receipt, ReplacementReason, Resolution, ResolveKey, VerifierKey,
     VerifierKeys, change_in, demographics_out, number_in, reason_out, receipt_in, record_out, resolution_in,
@@ -161,7 +162,7 @@ impl ClientBuilder {
             ),
             None => None,
         };
-        Ok(Client { transport, auth, timeout: self.timeout, retry: self.retry })
+        Ok(Client { transport, auth, timeout: self.timeout, retry: self.retry, log: Log::Identity })
     }
 
     /// Connects now (failing fast if the registry cannot be reached).
@@ -195,6 +196,8 @@ pub struct Client {
     auth: Option<MetadataValue<Ascii>>,
     timeout: Duration,
     retry: RetryPolicy,
+    /// The log the audit calls read.
+    log: Log,
 }
 
 impl std::fmt::Debug for Client {
@@ -229,6 +232,12 @@ impl Client {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// This client with its audit calls (records, keys, checkpoints, proofs) reading
+    /// `log`: `client.on_log(Log::Access).checkpoint(0)`.
+    pub fn on_log(&self, log: Log) -> Self {
+        Self { log, ..self.clone() }
     }
 
     /// Connects to `endpoint` with a bearer token.
@@ -595,11 +604,34 @@ impl Client {
         ReceiverStream::new(rx)
     }
 
+    /// Who looked the person up, newest first: a page of at most `page_size` (0: the
+    /// server's default of 50), at or after `since` (RFC 3339) if given, continuing
+    /// from a previous page's `next_page_token`. Role: citizen-portal.
+    pub async fn list_accesses(
+        &self,
+        number: &str,
+        since: Option<&str>,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<AccessPage, Error> {
+        let message = pb::ListAccessesRequest {
+            huduma_number: checked(number)?,
+            since: since.unwrap_or_default().into(),
+            page_size,
+            page_token: page_token.unwrap_or_default().into(),
+        };
+        let answer = self.unary(message, |t, r| async move { ResolverClient::new(t).list_accesses(r).await }).await?;
+        Ok(AccessPage {
+            accesses: answer.accesses.into_iter().map(access_in).collect(),
+            next_page_token: Some(answer.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+
     // --- Audit ---
 
     /// The records with index in `[start, end)`; `end = 0` means to the end of the log.
     pub async fn get_records(&self, start: u64, end: u64) -> Result<ReceiverStream<Result<LogRecord, Error>>, Error> {
-        let mut request = Request::new(pb::GetRecordsRequest { start, end });
+        let mut request = Request::new(pb::GetRecordsRequest { start, end, log: log_out(self.log) });
         if let Some(auth) = &self.auth {
             request.metadata_mut().insert("authorization", auth.clone());
         }
@@ -624,7 +656,9 @@ impl Client {
     /// The log's origin, its keys (C2SP verifier-key form) and its size.
     pub async fn verifier_keys(&self) -> Result<VerifierKeys, Error> {
         let answer = self
-            .unary(pb::GetVerifierKeysRequest {}, |t, r| async move { AuditClient::new(t).get_verifier_keys(r).await })
+            .unary(pb::GetVerifierKeysRequest { log: log_out(self.log) }, |t, r| async move {
+                AuditClient::new(t).get_verifier_keys(r).await
+            })
             .await?;
         Ok(VerifierKeys {
             origin: answer.origin,
@@ -641,14 +675,16 @@ impl Client {
     /// signed note text. Open it with [`crate::receipt::open_checkpoint`].
     pub async fn checkpoint(&self, size: u64) -> Result<String, Error> {
         let answer = self
-            .unary(pb::GetCheckpointRequest { size }, |t, r| async move { AuditClient::new(t).get_checkpoint(r).await })
+            .unary(pb::GetCheckpointRequest { size, log: log_out(self.log) }, |t, r| async move {
+                AuditClient::new(t).get_checkpoint(r).await
+            })
             .await?;
         Ok(answer.note)
     }
 
     /// The inclusion proof of record `index` in the tree of `tree_size` records.
     pub async fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<Vec<[u8; 32]>, Error> {
-        let message = pb::GetInclusionProofRequest { index, tree_size };
+        let message = pb::GetInclusionProofRequest { index, tree_size, log: log_out(self.log) };
         let answer =
             self.unary(message, |t, r| async move { AuditClient::new(t).get_inclusion_proof(r).await }).await?;
         hashes(answer.hashes)
@@ -656,7 +692,7 @@ impl Client {
 
     /// The consistency proof from the tree of `old_size` records to that of `new_size`.
     pub async fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<[u8; 32]>, Error> {
-        let message = pb::GetConsistencyProofRequest { old_size, new_size };
+        let message = pb::GetConsistencyProofRequest { old_size, new_size, log: log_out(self.log) };
         let answer =
             self.unary(message, |t, r| async move { AuditClient::new(t).get_consistency_proof(r).await }).await?;
         hashes(answer.hashes)

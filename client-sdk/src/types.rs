@@ -241,7 +241,84 @@ pub struct VerifierKeys {
     pub log_size: u64,
 }
 
+/// Which of the registry's two logs an audit call reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Log {
+    /// The identity log (registrations and every change to a person).
+    #[default]
+    Identity,
+    /// The access log (every look-up of a person), kept apart.
+    Access,
+}
+
+/// Which RPC looked a person up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AccessCall {
+    Resolve,
+    VerifyAttributes,
+}
+
+/// One look-up of a person, as a citizen portal sees it (never the key's value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Access {
+    /// The look-up's index in the access log.
+    pub index: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// False when the details were sealed under the person's data key and the
+    /// person's data was since erased: only `index` and `time` remain.
+    pub readable: bool,
+    pub call: Option<AccessCall>,
+    /// The agency (empty for a registrar or an admin), principal and role.
+    pub agency: String,
+    pub principal: String,
+    pub role: String,
+    pub purpose: String,
+    /// "huduma_number", "agency_record" or "agency_token", and whose.
+    pub key_kind: String,
+    pub key_agency: String,
+    pub status: Option<Status>,
+    /// VerifyAttributes: each claimed attribute and whether it matched.
+    pub attributes: Vec<(String, bool)>,
+}
+
+/// A page of a person's look-ups, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessPage {
+    pub accesses: Vec<Access>,
+    /// Pass to get the next (older) page; `None` after the last.
+    pub next_page_token: Option<String>,
+}
+
 // --- to and from the wire ---
+
+pub(crate) fn log_out(log: Log) -> i32 {
+    match log {
+        Log::Identity => pb::LogName::Identity as i32,
+        Log::Access => pb::LogName::Access as i32,
+    }
+}
+
+pub(crate) fn access_in(a: pb::Access) -> Access {
+    Access {
+        index: a.index,
+        time: a.time,
+        readable: a.readable,
+        call: match pb::AccessCall::try_from(a.call) {
+            Ok(pb::AccessCall::Resolve) => Some(AccessCall::Resolve),
+            Ok(pb::AccessCall::VerifyAttributes) => Some(AccessCall::VerifyAttributes),
+            _ => None,
+        },
+        agency: a.agency,
+        principal: a.principal,
+        role: a.role,
+        purpose: a.purpose,
+        key_kind: a.key_kind,
+        key_agency: a.key_agency,
+        status: status_in(a.status).ok(),
+        attributes: a.attributes.into_iter().map(|m| (m.attribute, m.matches)).collect(),
+    }
+}
 
 pub(crate) fn number_in(field: &str, text: &str) -> Result<HudumaNumber, Error> {
     text.parse().map_err(|e| Error::Protocol(format!("the server sent {field} {text:?}: {e}")))

@@ -268,3 +268,92 @@ async fn a_number_typo_is_caught_before_any_call() {
     let err = client.resolve_number(&typo, "x").await.unwrap_err();
     assert!(matches!(err, Error::InvalidNumber(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn every_look_up_appears_in_the_persons_access_list_with_its_purpose() {
+    use huduma_sdk::{AccessCall, Log};
+    let mut server = TestServer::start().await;
+    let registrar = client(&server, Role::Registrar).await;
+    let (number, _) = registrar.register_person("r-1", &wanjiru(), "GPO-NAIROBI").await.unwrap();
+    let (other, _) = registrar
+        .register_person("r-2", &Demographics { given_name: "Otieno".into(), ..wanjiru() }, "GPO-NAIROBI")
+        .await
+        .unwrap();
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    let nhif = Client::connect(server.endpoint(), server.token_of("nhif")).await.unwrap();
+    let token = kra.resolve(number, "PIN registration").await.unwrap().agency_token.unwrap();
+    let claim = huduma_sdk::Claim { given_name: Some("wanjiru".into()), ..Default::default() };
+    nhif.verify_attributes(number, &claim, "claim check").await.unwrap();
+    kra.resolve(ResolveKey::AgencyToken(token.clone()), "annual return").await.unwrap();
+    kra.resolve(other, "someone else").await.unwrap();
+    registrar.resolve(number, "counter service").await.unwrap();
+    // Refused look-ups looked nothing up.
+    assert!(kra.resolve(number, "").await.is_err());
+
+    // The list survives a restart: each look-up was durable before it was answered.
+    server.restart().await;
+    let portal = client(&server, Role::CitizenPortal).await;
+    let page = portal.list_accesses(&number.to_string(), None, 0, None).await.unwrap();
+    let seen: Vec<(&str, &str, Option<AccessCall>)> =
+        page.accesses.iter().map(|a| (a.principal.as_str(), a.purpose.as_str(), a.call)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("gpo-registrar-1", "counter service", Some(AccessCall::Resolve)),
+            ("kra", "annual return", Some(AccessCall::Resolve)),
+            ("nhif", "claim check", Some(AccessCall::VerifyAttributes)),
+            ("kra", "PIN registration", Some(AccessCall::Resolve)),
+        ],
+        "every look-up of this person, newest first, with its purpose; none of anyone else's"
+    );
+    let by_token = &page.accesses[1];
+    assert_eq!((by_token.agency.as_str(), by_token.key_kind.as_str()), ("KRA", "agency_token"));
+    assert_eq!((by_token.key_agency.as_str(), by_token.status), ("KRA", Some(Status::Active)));
+    assert_eq!(page.accesses[2].attributes, vec![("given_name".to_string(), true)]);
+    assert!(page.accesses.iter().all(|a| a.readable && a.time.ends_with('Z')));
+    // The portal is never shown the key's value: no token, no number.
+    let shown = format!("{page:?}");
+    assert!(!shown.contains(&token) && !shown.contains(&number.compact()), "{shown}");
+    assert!(page.accesses.windows(2).all(|w| w[0].index > w[1].index && w[0].time >= w[1].time));
+
+    // Paged: two, then two, then none left.
+    let first = portal.list_accesses(&number.to_string(), None, 2, None).await.unwrap();
+    let token_1 = first.next_page_token.clone().expect("more pages");
+    let second = portal.list_accesses(&number.to_string(), None, 2, Some(&token_1)).await.unwrap();
+    assert_eq!(second.next_page_token, None);
+    let paged: Vec<u64> = first.accesses.iter().chain(&second.accesses).map(|a| a.index).collect();
+    assert_eq!(paged, page.accesses.iter().map(|a| a.index).collect::<Vec<_>>());
+    // `since` keeps the newer ones; bad arguments name their field.
+    let since = &page.accesses[0].time;
+    let recent = portal.list_accesses(&number.to_string(), Some(since), 0, None).await.unwrap().accesses;
+    assert!(!recent.is_empty() && recent.iter().all(|a| &a.time >= since), "{recent:?}");
+    let future = portal.list_accesses(&number.to_string(), Some("2999-01-01T00:00:00Z"), 0, None).await.unwrap();
+    assert!(future.accesses.is_empty());
+    for (since, size, token, field) in
+        [(Some("yesterday"), 0, None, "since"), (None, 501, None, "page_size"), (None, 0, Some("x"), "page_token")]
+    {
+        match portal.list_accesses(&number.to_string(), since, size, token).await {
+            Err(Error::InvalidArgument { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected {field} refused, got {other:?}"),
+        }
+    }
+    // Only a citizen portal lists accesses.
+    let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
+    assert!(matches!(kra.list_accesses(&number.to_string(), None, 0, None).await, Err(Error::PermissionDenied(_))));
+
+    // The access log is an auditable log of its own: a checkpoint signed for its own
+    // origin by the log key, and an inclusion proof of a look-up against it.
+    let auditor = client(&server, Role::Auditor).await.on_log(Log::Access);
+    let keys = auditor.verifier_keys().await.unwrap();
+    assert!(keys.origin.ends_with("/access"), "{}", keys.origin);
+    let public = parse_keys(&keys).unwrap();
+    let note = auditor.checkpoint(0).await.unwrap();
+    let checkpoint = huduma_sdk::receipt::open_checkpoint(&note, &keys.origin, &public).expect("signed");
+    assert!(checkpoint.size >= 5, "every look-up is covered: {}", checkpoint.size);
+    let index = page.accesses[0].index;
+    let record = auditor.get_records(index, index + 1).await.unwrap().next().await.unwrap().unwrap();
+    let proof = auditor.inclusion_proof(index, checkpoint.size).await.unwrap();
+    huduma_sdk::receipt::verify_inclusion(&checkpoint, index, &record.data, &proof).expect("included");
+    // Nothing of the look-up is readable in the record itself.
+    assert!(!record.data.windows(15).any(|w| w == b"counter service"));
+}

@@ -3,8 +3,10 @@
 //! seals personal data, and verification. See docs/ARCHITECTURE.md for the map and
 //! docs/LOG-FORMAT.md for the byte-level format.
 
+pub mod access;
 pub mod agency_token;
 pub mod attribute_check;
+pub mod checkpointer;
 pub mod command;
 pub mod demographics;
 pub mod event;

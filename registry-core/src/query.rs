@@ -19,7 +19,7 @@ use crate::storage::view::{Corruption, ReadError, View};
 use crate::storage::{Storage, Tree};
 
 /// The status a resolution reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResolvedStatus {
     Active,
     /// The number asked for was replaced; `current_number` is the one in force.
@@ -238,27 +238,12 @@ impl Reader {
 
     /// The newest signed checkpoint: (tree size, signed note).
     pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, QueryError> {
-        let Some((key, stored)) = self.store.last(Tree::Checkpoints).map_err(ReadError::from)? else {
-            return Ok(None);
-        };
-        self.checkpoint_entry(&key, &stored).map(Some)
+        Ok(crate::checkpointer::latest(&*self.store)?)
     }
 
     /// The signed checkpoint at exactly `size`, if one was signed.
     pub fn checkpoint_at(&self, size: u64) -> Result<Option<String>, QueryError> {
-        let key = size.to_be_bytes();
-        let Some(stored) = self.store.get(Tree::Checkpoints, &key).map_err(ReadError::from)? else {
-            return Ok(None);
-        };
-        self.checkpoint_entry(&key, &stored).map(|(_, note)| Some(note))
-    }
-
-    fn checkpoint_entry(&self, key: &[u8], stored: &[u8]) -> Result<(u64, String), QueryError> {
-        let corrupt = |why: &str| ReadError::from(Corruption::new(Tree::Checkpoints, key, why));
-        let value = crate::storage::view::open_value(Tree::Checkpoints, key, stored).map_err(ReadError::from)?;
-        let size: [u8; 8] = key.try_into().map_err(|_| corrupt("not a tree size"))?;
-        let note = String::from_utf8(value).map_err(|_| corrupt("not UTF-8"))?;
-        Ok((u64::from_be_bytes(size), note))
+        Ok(crate::checkpointer::at(&*self.store, size)?)
     }
 
     /// The root of the tree of the first `size` records.

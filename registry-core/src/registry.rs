@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use huduma_number::IssuanceFilters;
 
+use crate::access::{AccessLog, AccessOptions};
+use crate::checkpointer::{self, Checkpointer};
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
 use crate::event::kind;
@@ -18,7 +20,7 @@ use crate::query::Reader;
 use crate::record::RecordRef;
 use crate::replay::{self, ReplayError};
 use crate::secrets::Secrets;
-use crate::sequencer::{Checkpointer, Sequencer};
+use crate::sequencer::Sequencer;
 use crate::storage::Storage;
 use crate::storage::Tree;
 use crate::storage::sled_store::SledStore;
@@ -43,6 +45,8 @@ pub struct RegistryOptions {
     pub tail_check: u64,
     /// The newest signed checkpoint is at most about this far behind the log.
     pub checkpoint_interval: std::time::Duration,
+    /// The most look-ups recorded in one access-log batch.
+    pub access_max_batch: usize,
 }
 
 impl Default for RegistryOptions {
@@ -54,6 +58,7 @@ impl Default for RegistryOptions {
             max_batch: 256,
             tail_check: 1024,
             checkpoint_interval: std::time::Duration::from_secs(1),
+            access_max_batch: 1024,
         }
     }
 }
@@ -77,6 +82,10 @@ pub enum OpenError {
     Thread(#[from] std::io::Error),
     #[error("the log does not match its own signed checkpoint at size {size}: {reason}")]
     Checkpoint { size: u64, reason: String },
+    #[error("opening the access log: {0}")]
+    Access(#[from] crate::access::AccessOpenError),
+    #[error("the access log {0} is missing: this data directory had one (restore it from the same backup)")]
+    AccessMissing(String),
 }
 
 /// The open registry.
@@ -85,16 +94,46 @@ pub struct Registry {
     secrets: Arc<Secrets>,
     sequencer: Sequencer,
     tree_cache: Arc<crate::merkle_store::TreeCache>,
+    access: AccessLog,
 }
 
+/// The access log's store inside a data directory.
+pub const ACCESS_DIR: &str = "access";
+
+/// Settings key marking that this data directory has an access log beside it.
+const ACCESS_LOG_MARK: &[u8] = b"access_log";
+
+/// The access store's page cache: look-ups of it are by person and recent, so it
+/// needs far less than the identity store.
+const ACCESS_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl Registry {
-    /// Opens the sled store under `dir`.
+    /// Opens the sled stores under `dir`: the identity log's in `dir`, the access log's
+    /// in `dir/access`.
+    ///
+    /// Once a data directory has had an access log, a missing `access` directory is
+    /// refused rather than started afresh (a backup or a copy that left it behind would
+    /// otherwise silently lose every citizen's record of look-ups).
     pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
-        Self::open(Arc::new(SledStore::open(dir)?), secrets, key, options)
+        let store = Arc::new(SledStore::open(dir)?);
+        let access_dir = dir.join(ACCESS_DIR);
+        let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
+        if had_access_log && !access_dir.exists() {
+            return Err(OpenError::AccessMissing(access_dir.display().to_string()));
+        }
+        let access = Arc::new(SledStore::open_with_cache(&access_dir, ACCESS_CACHE_BYTES)?);
+        if !had_access_log {
+            let mut view = View::new(&*store);
+            view.put(Tree::Settings, ACCESS_LOG_MARK.to_vec(), &[1]);
+            store.commit(&view.take_batch(), true)?;
+        }
+        Self::open(store, access, secrets, key, options)
     }
 
+    /// Opens the registry on an identity store and an access store.
     pub fn open(
         store: Arc<dyn Storage>,
+        access_store: Arc<dyn Storage>,
         secrets: Secrets,
         key: LogKey,
         options: RegistryOptions,
@@ -126,10 +165,31 @@ impl Registry {
         let reader = Reader::new(Arc::clone(&store), Arc::clone(&secrets));
         let origin = reader.origin().map_err(|e| OpenError::Checkpoint { size: 0, reason: e.to_string() })?;
         let signed = check_last_checkpoint(&reader, writer.head().next_seq)?;
-        let checkpoints =
-            Checkpointer::new(origin.unwrap_or_else(|| options.origin.clone()), options.checkpoint_interval, signed);
+        let origin = origin.unwrap_or_else(|| options.origin.clone());
+        let keys: Vec<VerifyingKey> = reader
+            .log_keys()
+            .map_err(|e| OpenError::Checkpoint { size: 0, reason: e.to_string() })?
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect();
+        let access_options = AccessOptions {
+            origin: crate::access::origin_for(&origin),
+            queue: options.queue,
+            max_batch: options.access_max_batch,
+            checkpoint_interval: options.checkpoint_interval,
+            tail_check: options.tail_check,
+        };
+        let access = AccessLog::open(
+            access_store,
+            Arc::clone(&store),
+            Arc::clone(&secrets),
+            writer.key().clone(),
+            &keys,
+            access_options,
+        )?;
+        let checkpoints = Checkpointer::new(origin, "identity", options.checkpoint_interval, signed);
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch, checkpoints)?;
-        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default() })
+        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default(), access })
     }
 
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
@@ -140,8 +200,16 @@ impl Registry {
         self.sequencer.submit_blocking(submission)
     }
 
+    /// Rotates the log key; the access log signs its later checkpoints with it too.
     pub fn rotate_key_blocking(&self, new_key: LogKey, actor: Actor) -> Result<Outcome, CommandError> {
-        self.sequencer.rotate_key_blocking(new_key, actor)
+        let outcome = self.sequencer.rotate_key_blocking(new_key.clone(), actor)?;
+        self.access.rotate_key_blocking(new_key);
+        Ok(outcome)
+    }
+
+    /// The citizen's access log.
+    pub fn access(&self) -> &AccessLog {
+        &self.access
     }
 
     /// Follows the durable size of the log (for streams that wait for new records).
@@ -160,31 +228,17 @@ impl Registry {
     /// Stops the sequencer after it has committed what was queued.
     pub fn close(mut self) {
         self.sequencer.shutdown();
+        self.access.shutdown();
     }
 }
 
-/// Checks that the newest stored checkpoint is signed by one of the log's keys and
-/// that the log still has the tree it signed; returns its size (0 if none). A log
-/// rewritten behind a checkpoint never serves again.
+/// Checks the identity log against its newest checkpoint (see `checkpointer::check_latest`).
 fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
-    let fail = |at: u64, reason: String| OpenError::Checkpoint { size: at, reason };
-    let Some((at, note)) = reader.latest_checkpoint().map_err(|e| fail(0, e.to_string()))? else {
-        return Ok(0);
-    };
-    if at > size {
-        return Err(fail(at, format!("the log has only {size} records")));
-    }
-    let origin = reader.origin().map_err(|e| fail(at, e.to_string()))?.unwrap_or_default();
-    let keys = reader.log_keys().map_err(|e| fail(at, e.to_string()))?;
-    let checkpoint = keys
-        .iter()
-        .find_map(|(_, key)| huduma_log::checkpoint::Checkpoint::open(&note, &origin, key).ok())
-        .ok_or_else(|| fail(at, "no log key's signature verifies".into()))?;
-    let root = crate::merkle_store::root(&**reader.store(), at).map_err(|e| fail(at, e.to_string()))?;
-    if checkpoint.size != at || checkpoint.root != root {
-        return Err(fail(at, "the tree's root differs from the signed one (history was rewritten)".into()));
-    }
-    Ok(at)
+    let fail = |e: crate::query::QueryError| OpenError::Checkpoint { size: 0, reason: e.to_string() };
+    let origin = reader.origin().map_err(fail)?.unwrap_or_default();
+    let keys: Vec<VerifyingKey> = reader.log_keys().map_err(fail)?.into_iter().map(|(_, key)| key).collect();
+    checkpointer::check_latest(&**reader.store(), size, &origin, &keys)
+        .map_err(|e| OpenError::Checkpoint { size: e.size, reason: e.reason })
 }
 
 /// Re-verifies the last `count` records' chain and signatures. The chain from the

@@ -171,6 +171,15 @@ impl Storage for FreshFold<'_> {
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         self.memory.range_from(tree, from, limit)
     }
+    fn range_back(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        self.memory.range_back(tree, prefix, before, limit)
+    }
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
         self.memory.last(tree)
     }

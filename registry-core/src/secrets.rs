@@ -26,6 +26,8 @@ pub struct Secrets {
     number: [u8; 32],
     match_keys: [u8; 32],
     agency_tokens: [u8; 32],
+    access_subjects: [u8; 32],
+    access_seal: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -42,6 +44,8 @@ impl Secrets {
             number: blake3::derive_key("huduma.registry.v1 number permutation", &master),
             match_keys: blake3::derive_key("huduma.registry.v1 match keys", &master),
             agency_tokens: blake3::derive_key("huduma.registry.v1 agency tokens", &master),
+            access_subjects: blake3::derive_key("huduma.registry.v1 access subjects", &master),
+            access_seal: blake3::derive_key("huduma.registry.v1 access seal", &master),
             master,
         }
     }
@@ -76,12 +80,23 @@ impl Secrets {
         key
     }
 
-    /// Keys the hashes that stand for demographics in the match-key projection.
     /// The key every agency's token key is derived from (see `agency_token`).
     pub fn agency_token_key(&self) -> &[u8; 32] {
         &self.agency_tokens
     }
 
+    /// Keys the subject hash that stands for a person in the access log.
+    pub fn access_subject_key(&self) -> &[u8; 32] {
+        &self.access_subjects
+    }
+
+    /// Seals access records that concern no person with a data key (nobody found, or
+    /// an erased person).
+    pub fn access_seal_key(&self) -> &[u8; 32] {
+        &self.access_seal
+    }
+
+    /// Keys the hashes that stand for demographics in the match-key projection.
     pub fn match_key(&self) -> &[u8; 32] {
         &self.match_keys
     }

@@ -11,13 +11,13 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use huduma_log::checkpoint::Checkpoint;
 use huduma_log::merkle::Hash;
 
+use crate::checkpointer::Checkpointer;
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
 use crate::keys::LogKey;
-use crate::storage::{Storage, StorageError, Tree, WriteBatch};
+use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::writer::{Head, Writer, storage_failure};
 
 type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
@@ -182,7 +182,7 @@ fn land(
         Ok(()) => {
             durable.send_replace(end);
             if let Some(root) = root {
-                checkpoints.landed(writer, end, root);
+                checkpoints.landed(writer.key(), &**writer.store(), end, root);
             }
             (results, true)
         }
@@ -226,7 +226,7 @@ fn run(
                     if let Some(flight) = in_flight.take() {
                         land(&mut writer, &committer, &durable, &mut checkpoints, flight);
                     }
-                    checkpoints.idle(&writer);
+                    checkpoints.idle(writer.key(), &**writer.store());
                     continue;
                 }
             },
@@ -244,8 +244,8 @@ fn run(
                 if result.is_ok() {
                     durable.send_replace(writer.head().next_seq);
                     if let Some((size, root)) = writer.tree_head() {
-                        checkpoints.landed(&writer, size, root);
-                        checkpoints.idle(&writer);
+                        checkpoints.landed(writer.key(), &**writer.store(), size, root);
+                        checkpoints.idle(writer.key(), &**writer.store());
                     }
                 }
                 let _ = reply.send(result);
@@ -292,57 +292,6 @@ fn run(
                     answer(replies, storage_failure(submissions.len(), &e));
                 }
             }
-        }
-    }
-}
-
-/// Signs checkpoints of the durable log: when a batch lands and the last checkpoint is
-/// at least `interval` old, and whenever the log goes idle, so that the newest
-/// checkpoint is never more than about `interval` behind the log. Never on the
-/// per-record path: at most one signature per batch. Checkpoints are stored (not
-/// flushed on their own: one lost in a crash is signed again, identically, since
-/// Ed25519 is deterministic and the tree below it is durable).
-pub struct Checkpointer {
-    origin: String,
-    interval: std::time::Duration,
-    signed_at: Option<std::time::Instant>,
-    signed_size: u64,
-    pending: Option<(u64, Hash)>,
-}
-
-impl Checkpointer {
-    pub fn new(origin: String, interval: std::time::Duration, signed_size: u64) -> Self {
-        Self { origin, interval, signed_at: None, signed_size, pending: None }
-    }
-
-    /// A batch made the log `size` long, with tree root `root`.
-    fn landed(&mut self, writer: &Writer, size: u64, root: Hash) {
-        self.pending = Some((size, root));
-        if self.signed_at.is_none_or(|at| at.elapsed() >= self.interval) {
-            self.sign(writer);
-        }
-    }
-
-    /// Nothing is queued: sign what landed.
-    fn idle(&mut self, writer: &Writer) {
-        self.sign(writer);
-    }
-
-    fn sign(&mut self, writer: &Writer) {
-        let Some((size, root)) = self.pending.take() else { return };
-        if size <= self.signed_size {
-            return;
-        }
-        let note = Checkpoint { origin: self.origin.clone(), size, root }.sign(&self.origin, writer.key());
-        let mut batch = WriteBatch::default();
-        batch.put(Tree::Checkpoints, size.to_be_bytes().to_vec(), crate::storage::checksum::seal(note.as_bytes()));
-        match writer.store().commit(&batch, false) {
-            Ok(()) => {
-                self.signed_size = size;
-                self.signed_at = Some(std::time::Instant::now());
-                metrics::counter!("huduma_checkpoints_signed_total").increment(1);
-            }
-            Err(e) => tracing::error!(error = %e, size, "storing a checkpoint failed; the next batch retries"),
         }
     }
 }

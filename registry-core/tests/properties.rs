@@ -374,8 +374,9 @@ fn rebuild_from_nothing_and_reopen_after_an_interrupted_rebuild() {
     assert!(replay::applied(&*store).unwrap().is_none());
     // Opening the registry finds no applied markers and rebuilds.
     let dyn_store: std::sync::Arc<dyn Storage> = store.clone();
+    let access: std::sync::Arc<dyn Storage> = std::sync::Arc::new(registry_core::storage::memory::MemoryStore::new());
     let registry =
-        registry_core::registry::Registry::open(dyn_store, secrets(), log_key(), Default::default()).unwrap();
+        registry_core::registry::Registry::open(dyn_store, access, secrets(), log_key(), Default::default()).unwrap();
     registry.close();
     assert_eq!(healthy, projections(&store));
 }

@@ -25,10 +25,12 @@ pub enum Role {
     Auditor,
     /// Operates the registry: everything a registrar and an auditor may do, and erasure.
     Admin,
+    /// A portal built for citizens: lists who looked a person up, nothing else.
+    CitizenPortal,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Registrar, Role::Agency, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 5] = [Role::Registrar, Role::Agency, Role::Auditor, Role::Admin, Role::CitizenPortal];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +38,7 @@ impl Role {
             Role::Agency => "agency",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::CitizenPortal => "citizen-portal",
         }
     }
 }

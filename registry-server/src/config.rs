@@ -308,6 +308,7 @@ pub fn dev_principals() -> Vec<PrincipalConfig> {
         principal("nhif", Role::Agency, Some("NHIF")),
         principal("auditor-1", Role::Auditor, None),
         principal("admin-1", Role::Admin, None),
+        principal("citizen-portal-1", Role::CitizenPortal, None),
     ]
 }
 

@@ -83,7 +83,8 @@ impl Disclosure {
                 .get(agency)
                 .cloned()
                 .unwrap_or(View { attributes: Some(HashSet::new()), huduma_number: false }),
-            _ => View::everything(),
+            (Role::Registrar | Role::Admin, _) => View::everything(),
+            _ => View { attributes: Some(HashSet::new()), huduma_number: false },
         }
     }
 }

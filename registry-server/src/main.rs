@@ -119,7 +119,8 @@ enum Cmd {
 
 fn bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    let template = format!("{what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
+    let template =
+        format!("{what}{{msg}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} ({{per_sec}}, eta {{eta}})");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
@@ -173,17 +174,22 @@ fn run() -> anyhow::Result<()> {
                 .transpose()
                 .context("--genesis-key")?;
             let progress = bar(0, "verify");
-            let report = operator::verify(&loaded, genesis, &mut |done, total| {
+            let report = operator::verify(&loaded, genesis, &mut |log, done, total| {
+                progress.set_message(format!(" ({log} log)"));
                 progress.set_length(total);
                 progress.set_position(done);
             });
             progress.finish_and_clear();
             match report {
-                Ok(report) => {
+                Ok((report, access)) => {
                     println!(
                         "ok: {} records verified (chain, signatures, {} log key(s)); projections equal a fresh fold",
                         report.records,
                         report.keys.len()
+                    );
+                    println!(
+                        "ok: access log: {} look-ups verified (chain, tree, {} signed checkpoint(s), per-person index)",
+                        access.size, access.checkpoints
                     );
                     Ok(())
                 }

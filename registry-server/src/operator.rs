@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use registry_core::access::verify::AccessSummary;
 use registry_core::command::{CommandError, Outcome};
 use registry_core::event::Actor;
 use registry_core::keys::{KeyId, LogKey, VerifyingKey, note_verifier_key};
@@ -38,6 +39,10 @@ pub enum OperatorError {
     Command(#[from] CommandError),
     #[error("{path}: {cause}")]
     Io { path: String, cause: std::io::Error },
+    #[error(transparent)]
+    Access(#[from] registry_core::access::verify::AccessVerifyError),
+    #[error(transparent)]
+    Query(#[from] registry_core::query::QueryError),
 }
 
 pub fn options(loaded: &Loaded) -> RegistryOptions {
@@ -54,14 +59,26 @@ pub fn open_registry(loaded: &Loaded) -> Result<Registry, OperatorError> {
     Ok(Registry::open_dir(&loaded.config.server.data_dir, loaded.secrets()?, loaded.log_key()?, options(loaded))?)
 }
 
-/// Verifies the log from its genesis key and the projections against a fresh fold.
+/// Verifies the identity log from its genesis key and the projections against a
+/// fresh fold, then the access log (chain, tree, checkpoints under the log's keys,
+/// per-person index). `progress(log, done, total)`.
 pub fn verify(
     loaded: &Loaded,
     genesis: Option<VerifyingKey>,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<VerifyReport, OperatorError> {
-    let store = SledStore::open(&loaded.config.server.data_dir)?;
-    Ok(verify_store(&store, genesis, Some(&loaded.secrets()?), progress)?)
+    progress: &mut dyn FnMut(&str, u64, u64),
+) -> Result<(VerifyReport, AccessSummary), OperatorError> {
+    let dir = &loaded.config.server.data_dir;
+    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(SledStore::open(dir)?);
+    let report = verify_store(&*store, genesis, Some(&loaded.secrets()?), &mut |d, t| progress("identity", d, t))?;
+    let reader = registry_core::query::Reader::new(Arc::clone(&store), Arc::new(loaded.secrets()?));
+    let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
+    let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
+    let access = SledStore::open(&dir.join(registry_core::registry::ACCESS_DIR))?;
+    let total = registry_core::access::writer::read_head(&access).map_err(registry_core::query::QueryError::from)?;
+    let summary = registry_core::access::verify::verify(&access, &origin, &keys, &mut |done| {
+        progress("access", done, total.next_seq)
+    })?;
+    Ok((report, summary))
 }
 
 /// Rebuilds the projections from the log; `progress(done, total)` as records fold.

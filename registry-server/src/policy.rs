@@ -25,6 +25,7 @@ pub enum Rpc {
     Resolve,
     WatchChanges,
     VerifyAttributes,
+    ListAccesses,
     GetRecords,
     GetVerifierKeys,
     GetCheckpoint,
@@ -32,10 +33,10 @@ pub enum Rpc {
     GetConsistencyProof,
 }
 
-use Role::{Admin, Agency, Auditor, Registrar};
+use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 18] = [
+    pub const ALL: [Rpc; 19] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -49,6 +50,7 @@ impl Rpc {
         Rpc::Resolve,
         Rpc::WatchChanges,
         Rpc::VerifyAttributes,
+        Rpc::ListAccesses,
         Rpc::GetRecords,
         Rpc::GetVerifierKeys,
         Rpc::GetCheckpoint,
@@ -72,6 +74,7 @@ impl Rpc {
             Rpc::Resolve => "Resolve",
             Rpc::WatchChanges => "WatchChanges",
             Rpc::VerifyAttributes => "VerifyAttributes",
+            Rpc::ListAccesses => "ListAccesses",
             Rpc::GetRecords => "GetRecords",
             Rpc::GetVerifierKeys => "GetVerifierKeys",
             Rpc::GetCheckpoint => "GetCheckpoint",
@@ -95,6 +98,7 @@ impl Rpc {
             Rpc::ErasePersonalData => &[Admin],
             Rpc::Resolve | Rpc::VerifyAttributes => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
+            Rpc::ListAccesses => &[CitizenPortal],
             Rpc::GetRecords => &[Auditor, Admin],
             // Public keys, hashes and signatures only: anyone holding a receipt may check it.
             Rpc::GetVerifierKeys | Rpc::GetCheckpoint | Rpc::GetInclusionProof | Rpc::GetConsistencyProof => {

@@ -184,3 +184,45 @@ pub fn query_error(e: QueryError) -> Status {
     tracing::error!(error = %e, "a read failed");
     Status::internal(format!("the registry could not read its store: {e}"))
 }
+
+/// Unix milliseconds from an RFC 3339 time in `field` (before 1970: 0).
+pub fn unix_ms_from_rfc3339(field: &str, text: &str) -> Result<u64, Status> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| invalid(field, format!("not an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})")))?;
+    Ok(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+}
+
+/// An RFC 3339 time in UTC with milliseconds, from Unix milliseconds.
+pub fn rfc3339_from_unix_ms(ms: u64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// One look-up of a person, as a citizen portal is shown it: never the key's value.
+pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
+    let mut out = pb::Access { index: listed.index, time: rfc3339_from_unix_ms(listed.time_ms), ..Default::default() };
+    let Some(body) = listed.body else { return out };
+    let (key_kind, key_agency) = body.key.kind();
+    out.readable = true;
+    out.call = match body.call {
+        registry_core::access::AccessCall::Resolve => pb::AccessCall::Resolve,
+        registry_core::access::AccessCall::VerifyAttributes => pb::AccessCall::VerifyAttributes,
+    } as i32;
+    out.key_kind = key_kind.into();
+    out.key_agency = key_agency.unwrap_or_default().into();
+    out.status = match body.outcome {
+        registry_core::access::AccessOutcome::Found(status) => status_out(status),
+        registry_core::access::AccessOutcome::NotFound => pb::Status::Unspecified,
+    } as i32;
+    out.agency = body.agency;
+    out.principal = body.principal;
+    out.role = body.role;
+    out.purpose = body.purpose;
+    out.attributes =
+        body.attributes.into_iter().map(|(attribute, matches)| pb::AttributeMatch { attribute, matches }).collect();
+    out
+}

@@ -146,11 +146,23 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::ListAccesses => code(
+            server
+                .resolver(bearer)
+                .await
+                .list_accesses(pb::ListAccessesRequest { huduma_number: n, ..Default::default() })
+                .await,
+        ),
         Rpc::WatchChanges => {
             code(server.resolver(bearer).await.watch_changes(pb::WatchChangesRequest { from_index: 0 }).await)
         }
         Rpc::GetRecords => {
-            match server.audit(bearer).await.get_records(pb::GetRecordsRequest { start: 0, end: 1 }).await {
+            match server
+                .audit(bearer)
+                .await
+                .get_records(pb::GetRecordsRequest { start: 0, end: 1, ..Default::default() })
+                .await
+            {
                 Ok(stream) => {
                     let items: Vec<_> = stream.into_inner().collect().await;
                     assert!(items.iter().all(Result::is_ok), "an authorised GetRecords streams records");
@@ -159,22 +171,28 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 Err(s) => s.code(),
             }
         }
-        Rpc::GetVerifierKeys => code(server.audit(bearer).await.get_verifier_keys(pb::GetVerifierKeysRequest {}).await),
-        Rpc::GetCheckpoint => {
-            code(server.audit(bearer).await.get_checkpoint(pb::GetCheckpointRequest { size: 0 }).await)
+        Rpc::GetVerifierKeys => {
+            code(server.audit(bearer).await.get_verifier_keys(pb::GetVerifierKeysRequest::default()).await)
         }
+        Rpc::GetCheckpoint => code(
+            server.audit(bearer).await.get_checkpoint(pb::GetCheckpointRequest { size: 0, ..Default::default() }).await,
+        ),
         Rpc::GetInclusionProof => code(
             server
                 .audit(bearer)
                 .await
-                .get_inclusion_proof(pb::GetInclusionProofRequest { index: 0, tree_size: 1 })
+                .get_inclusion_proof(pb::GetInclusionProofRequest { index: 0, tree_size: 1, ..Default::default() })
                 .await,
         ),
         Rpc::GetConsistencyProof => code(
             server
                 .audit(bearer)
                 .await
-                .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 1, new_size: 2 })
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    old_size: 1,
+                    new_size: 2,
+                    ..Default::default()
+                })
                 .await,
         ),
     }
@@ -229,6 +247,7 @@ async fn the_allowed_calls_succeed_for_their_roles() {
         (Role::Agency, Rpc::LinkAgencyRecord),
         (Role::Agency, Rpc::Resolve),
         (Role::Auditor, Rpc::GetRecords),
+        (Role::CitizenPortal, Rpc::ListAccesses),
         (Role::Auditor, Rpc::GetVerifierKeys),
     ] {
         let number = register(&server, &format!("ok-{rpc:?}"), 3).await;

@@ -80,14 +80,14 @@ async fn an_auditor_downloads_the_exact_records_and_verifies_them() {
         register(&server, &format!("r-{i}"), i).await;
     }
     let mut audit = server.audit(Bearer::token(&server.token(Role::Auditor))).await;
-    let keys = audit.get_verifier_keys(pb::GetVerifierKeysRequest {}).await.unwrap().into_inner();
+    let keys = audit.get_verifier_keys(pb::GetVerifierKeysRequest::default()).await.unwrap().into_inner();
     assert_eq!(keys.log_size, 21);
     assert_eq!(keys.keys.len(), 1);
     assert!(keys.keys[0].verifier_key.starts_with(&format!("{}+", keys.origin)));
     let (_, genesis) = parse_note_verifier_key(&keys.keys[0].verifier_key).unwrap();
 
     let records: Vec<pb::Record> = audit
-        .get_records(pb::GetRecordsRequest { start: 0, end: 0 })
+        .get_records(pb::GetRecordsRequest { start: 0, end: 0, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -104,7 +104,7 @@ async fn an_auditor_downloads_the_exact_records_and_verifies_them() {
     assert_eq!((count, key_ids.len()), (21, 1));
     // A window, and the bounds.
     let window: Vec<u64> = audit
-        .get_records(pb::GetRecordsRequest { start: 5, end: 8 })
+        .get_records(pb::GetRecordsRequest { start: 5, end: 8, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -112,9 +112,9 @@ async fn an_auditor_downloads_the_exact_records_and_verifies_them() {
         .collect()
         .await;
     assert_eq!(window, vec![5, 6, 7]);
-    let err = audit.get_records(pb::GetRecordsRequest { start: 0, end: 99 }).await.unwrap_err();
+    let err = audit.get_records(pb::GetRecordsRequest { start: 0, end: 99, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange);
-    let err = audit.get_records(pb::GetRecordsRequest { start: 9, end: 3 }).await.unwrap_err();
+    let err = audit.get_records(pb::GetRecordsRequest { start: 9, end: 3, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
@@ -132,13 +132,18 @@ async fn checkpoints_and_proofs_verify_with_the_published_key() {
         register(&server, &format!("r-{i}"), i).await;
     }
     let mut auditor = server.audit(Bearer::token(&server.token(Role::Auditor))).await;
-    let keys = auditor.get_verifier_keys(pb::GetVerifierKeysRequest {}).await.unwrap().into_inner();
+    let keys = auditor.get_verifier_keys(pb::GetVerifierKeysRequest::default()).await.unwrap().into_inner();
     let (name, key) = parse_note_verifier_key(&keys.keys[0].verifier_key).unwrap();
     // The newest checkpoint is at most the interval (1 s) behind; the log is idle, so it
     // catches up at once.
     let mut checkpoint = None;
     for _ in 0..100 {
-        let note = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 0 }).await.unwrap().into_inner().note;
+        let note = auditor
+            .get_checkpoint(pb::GetCheckpointRequest { size: 0, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .note;
         let opened = Checkpoint::open(&note, &name, &key).expect("signed by the log key");
         if opened.size == keys.log_size {
             checkpoint = Some(opened);
@@ -150,13 +155,17 @@ async fn checkpoints_and_proofs_verify_with_the_published_key() {
     // The registrar proves its receipt's record is in the checkpointed tree.
     let mut as_registrar = server.audit(registrar).await;
     let proof = as_registrar
-        .get_inclusion_proof(pb::GetInclusionProofRequest { index: receipt.index, tree_size: checkpoint.size })
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            index: receipt.index,
+            tree_size: checkpoint.size,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     let hashes: Vec<[u8; 32]> = proof.hashes.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
     let record: Vec<pb::Record> = auditor
-        .get_records(pb::GetRecordsRequest { start: receipt.index, end: receipt.index + 1 })
+        .get_records(pb::GetRecordsRequest { start: receipt.index, end: receipt.index + 1, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -165,11 +174,16 @@ async fn checkpoints_and_proofs_verify_with_the_published_key() {
         .unwrap();
     assert!(verify_inclusion(receipt.index, checkpoint.size, &leaf_hash(&record[0].data), &hashes, &checkpoint.root));
     // A smaller checkpoint is consistent with the newest.
-    let older = auditor.get_checkpoint(pb::GetCheckpointRequest { size: receipt.index + 1 }).await;
+    let older =
+        auditor.get_checkpoint(pb::GetCheckpointRequest { size: receipt.index + 1, ..Default::default() }).await;
     if let Ok(older) = older {
         let older = Checkpoint::open(&older.into_inner().note, &name, &key).unwrap();
         let proof = auditor
-            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: older.size, new_size: checkpoint.size })
+            .get_consistency_proof(pb::GetConsistencyProofRequest {
+                old_size: older.size,
+                new_size: checkpoint.size,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
@@ -177,13 +191,16 @@ async fn checkpoints_and_proofs_verify_with_the_published_key() {
         assert!(verify_consistency(older.size, checkpoint.size, &older.root, &checkpoint.root, &hashes));
     }
     // Bounds: named fields.
-    let err = auditor.get_inclusion_proof(pb::GetInclusionProofRequest { index: 5, tree_size: 5 }).await.unwrap_err();
+    let err = auditor
+        .get_inclusion_proof(pb::GetInclusionProofRequest { index: 5, tree_size: 5, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!((err.code(), err.message().starts_with("index:")), (Code::InvalidArgument, true));
     let err = auditor
-        .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 1, new_size: 10_000 })
+        .get_consistency_proof(pb::GetConsistencyProofRequest { old_size: 1, new_size: 10_000, ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange);
-    let err = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 9_999 }).await.unwrap_err();
+    let err = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 9_999, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }

@@ -57,6 +57,29 @@ impl Storage for MemoryStore {
             .unwrap_or_default())
     }
 
+    fn range_back(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if before <= prefix {
+            return Ok(Vec::new());
+        }
+        let trees = self.trees.read().map_err(|_| poisoned())?;
+        Ok(trees
+            .get(&tree)
+            .map(|m| {
+                m.range(prefix.to_vec()..before.to_vec())
+                    .rev()
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
         let trees = self.trees.read().map_err(|_| poisoned())?;
         Ok(trees.get(&tree).and_then(|m| m.last_key_value()).map(|(k, v)| (k.clone(), v.clone())))

@@ -41,11 +41,14 @@ pub enum Tree {
     /// tree size (u64 BE) -> the signed checkpoint (C2SP signed note) at that size.
     /// Signed statements: never rebuilt, never rewritten.
     Checkpoints,
+    /// Access store only: subject (32 bytes), sequence number (u64 BE) -> nothing.
+    /// Each person's look-ups, found by their keyed subject hash (see `access`).
+    AccessBySubject,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 12] = [
+    pub const ALL: [Tree; 13] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -58,6 +61,7 @@ impl Tree {
         Tree::AgencyChanges,
         Tree::MerkleNodes,
         Tree::Checkpoints,
+        Tree::AccessBySubject,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
@@ -87,6 +91,7 @@ impl Tree {
             Tree::AgencyChanges => "agency_changes",
             Tree::MerkleNodes => "merkle_nodes",
             Tree::Checkpoints => "checkpoints",
+            Tree::AccessBySubject => "access_by_subject",
         }
     }
 }
@@ -138,6 +143,10 @@ pub trait Storage: Send + Sync {
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
     /// Up to `limit` entries with keys at or after `from`, in key order.
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError>;
+    /// Up to `limit` entries with keys in `[prefix, before)`, greatest first (callers
+    /// pass a `before` that starts with `prefix`, or the prefix's successor).
+    fn range_back(&self, tree: Tree, prefix: &[u8], before: &[u8], limit: usize)
+    -> Result<Vec<KeyValue>, StorageError>;
     /// The entry with the greatest key.
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError>;
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError>;

@@ -34,9 +34,15 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, with sled's default page cache here
+    /// (512 MiB).
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(path).cache_capacity(512 * 1024 * 1024).open().map_err(|e| match &e {
+        Self::open_with_cache(path, 512 * 1024 * 1024)
+    }
+
+    /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| match &e {
             // sled 0.34.7 reports a held lock only as this message (ErrorKind::Other);
             // sled is pinned, and a test keeps this match honest.
             sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
@@ -72,6 +78,19 @@ impl Storage for SledStore {
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         let (_, end) = Self::bounds(tree);
         Self::untag(self.tree.range(tagged(tree, from)..end).take(limit))
+    }
+
+    fn range_back(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        if before <= prefix {
+            return Ok(Vec::new());
+        }
+        Self::untag(self.tree.range(tagged(tree, prefix)..tagged(tree, before)).rev().take(limit))
     }
 
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {

@@ -1,4 +1,5 @@
-//! `huduma.v1.Audit`: the log's exact bytes and its keys, for auditors.
+//! `huduma.v1.Audit`: the exact bytes, keys, checkpoints and proofs of the identity log
+//! and of the access log, for auditors.
 
 use std::sync::Arc;
 
@@ -22,6 +23,69 @@ impl AuditService {
     pub fn new(registry: Arc<Registry>) -> Self {
         Self { registry }
     }
+
+    /// The log a request names.
+    fn log(&self, field: &str, value: i32) -> Result<AuditedLog, Status> {
+        match pb::LogName::try_from(value) {
+            Ok(pb::LogName::Identity) => Ok(AuditedLog::Identity(self.registry.reader())),
+            Ok(pb::LogName::Access) => Ok(AuditedLog::Access(self.registry.access().reader())),
+            Err(_) => Err(wire::invalid(field, format!("{value} is not a value of huduma.v1.LogName"))),
+        }
+    }
+}
+
+/// One of the two logs, read the same way.
+#[derive(Clone)]
+enum AuditedLog {
+    Identity(registry_core::query::Reader),
+    Access(registry_core::access::AccessReader),
+}
+
+type Hashes = Vec<[u8; 32]>;
+
+impl AuditedLog {
+    /// How many records an auditor may read: the durable end of the log.
+    fn size(&self, registry: &Registry) -> Result<u64, Status> {
+        match self {
+            AuditedLog::Identity(_) => Ok(*registry.durable_size().borrow()),
+            AuditedLog::Access(reader) => reader.size().map_err(wire::query_error),
+        }
+    }
+
+    fn record(&self, index: u64) -> Result<Option<Vec<u8>>, registry_core::query::QueryError> {
+        match self {
+            AuditedLog::Identity(reader) => reader.record(index),
+            AuditedLog::Access(reader) => reader.record(index),
+        }
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, registry_core::query::QueryError> {
+        match self {
+            AuditedLog::Identity(reader) => reader.latest_checkpoint(),
+            AuditedLog::Access(reader) => reader.latest_checkpoint(),
+        }
+    }
+
+    fn checkpoint_at(&self, size: u64) -> Result<Option<String>, registry_core::query::QueryError> {
+        match self {
+            AuditedLog::Identity(reader) => reader.checkpoint_at(size),
+            AuditedLog::Access(reader) => reader.checkpoint_at(size),
+        }
+    }
+
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Hashes, registry_core::query::ProofFailure> {
+        match self {
+            AuditedLog::Identity(reader) => reader.inclusion_proof(index, size),
+            AuditedLog::Access(reader) => reader.inclusion_proof(index, size),
+        }
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Hashes, registry_core::query::ProofFailure> {
+        match self {
+            AuditedLog::Identity(reader) => reader.consistency_proof(old, new),
+            AuditedLog::Access(reader) => reader.consistency_proof(old, new),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -35,7 +99,8 @@ impl AuditRpc for AuditService {
         timed(Rpc::GetRecords, async {
             authorize(&request, Rpc::GetRecords)?;
             let r = request.into_inner();
-            let size = *self.registry.durable_size().borrow();
+            let log = self.log("log", r.log)?;
+            let size = log.size(&self.registry)?;
             let end = if r.end == 0 { size } else { r.end };
             if end > size {
                 return Err(Status::out_of_range(format!("end: the log has {size} records")));
@@ -44,11 +109,10 @@ impl AuditRpc for AuditService {
                 return Err(wire::invalid("start", format!("{} is after end {end}", r.start)));
             }
             let (tx, rx) = mpsc::channel(256);
-            let reader = self.registry.reader();
             let start = r.start;
             tokio::task::spawn_blocking(move || {
                 for index in start..end {
-                    let item = match reader.record(index) {
+                    let item = match log.record(index) {
                         Ok(Some(data)) => Ok(pb::Record { index, data }),
                         Ok(None) => Err(Status::data_loss(format!("record {index} is missing from the log"))),
                         Err(e) => Err(wire::query_error(e)),
@@ -70,9 +134,13 @@ impl AuditRpc for AuditService {
     ) -> Result<Response<pb::GetVerifierKeysResponse>, Status> {
         timed(Rpc::GetVerifierKeys, async {
             authorize(&request, Rpc::GetVerifierKeys)?;
+            let log = self.log("log", request.into_inner().log)?;
             let reader = self.registry.reader();
-            let log_size = *self.registry.durable_size().borrow();
-            let origin = reader.origin().map_err(wire::query_error)?.unwrap_or_default();
+            let log_size = log.size(&self.registry)?;
+            let origin = match log {
+                AuditedLog::Identity(_) => reader.origin().map_err(wire::query_error)?.unwrap_or_default(),
+                AuditedLog::Access(_) => self.registry.access().origin().to_string(),
+            };
             let keys = reader
                 .log_keys()
                 .map_err(wire::query_error)?
@@ -90,8 +158,9 @@ impl AuditRpc for AuditService {
     ) -> Result<Response<pb::Checkpoint>, Status> {
         timed(Rpc::GetCheckpoint, async {
             authorize(&request, Rpc::GetCheckpoint)?;
-            let size = request.into_inner().size;
-            let reader = self.registry.reader();
+            let r = request.into_inner();
+            let size = r.size;
+            let reader = self.log("log", r.log)?;
             let note = if size == 0 {
                 reader.latest_checkpoint().map_err(wire::query_error)?.map(|(_, note)| note)
             } else {
@@ -113,14 +182,15 @@ impl AuditRpc for AuditService {
         timed(Rpc::GetInclusionProof, async {
             authorize(&request, Rpc::GetInclusionProof)?;
             let r = request.into_inner();
-            let size = *self.registry.durable_size().borrow();
+            let log = self.log("log", r.log)?;
+            let size = log.size(&self.registry)?;
             if r.tree_size > size {
                 return Err(Status::out_of_range(format!("tree_size: the log has {size} records")));
             }
             if r.index >= r.tree_size {
                 return Err(wire::invalid("index", format!("{} is not below tree_size {}", r.index, r.tree_size)));
             }
-            let proof = self.registry.reader().inclusion_proof(r.index, r.tree_size).map_err(proof_error)?;
+            let proof = log.inclusion_proof(r.index, r.tree_size).map_err(proof_error)?;
             Ok(Response::new(pb::Proof { hashes: proof.into_iter().map(|h| h.to_vec()).collect() }))
         })
         .await
@@ -133,14 +203,15 @@ impl AuditRpc for AuditService {
         timed(Rpc::GetConsistencyProof, async {
             authorize(&request, Rpc::GetConsistencyProof)?;
             let r = request.into_inner();
-            let size = *self.registry.durable_size().borrow();
+            let log = self.log("log", r.log)?;
+            let size = log.size(&self.registry)?;
             if r.new_size > size {
                 return Err(Status::out_of_range(format!("new_size: the log has {size} records")));
             }
             if r.old_size > r.new_size {
                 return Err(wire::invalid("old_size", format!("{} is past new_size {}", r.old_size, r.new_size)));
             }
-            let proof = self.registry.reader().consistency_proof(r.old_size, r.new_size).map_err(proof_error)?;
+            let proof = log.consistency_proof(r.old_size, r.new_size).map_err(proof_error)?;
             Ok(Response::new(pb::Proof { hashes: proof.into_iter().map(|h| h.to_vec()).collect() }))
         })
         .await

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
 use registry_core::command::check_reason;
 use registry_core::event::kind;
 use registry_core::projection::state::AgencyChange;
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Principal;
 use crate::disclosure::{Disclosure, redact};
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
@@ -21,6 +23,10 @@ use crate::wire;
 /// How many changes one read takes from the store.
 const CHANGE_CHUNK: usize = 256;
 
+/// ListAccesses pages: the default and the most.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
 pub struct ResolverService {
     registry: Arc<Registry>,
     disclosure: Arc<Disclosure>,
@@ -30,6 +36,52 @@ pub struct ResolverService {
 impl ResolverService {
     pub fn new(registry: Arc<Registry>, disclosure: Arc<Disclosure>, shutdown: watch::Receiver<bool>) -> Self {
         Self { registry, disclosure, shutdown }
+    }
+
+    /// Records a look-up in the access log and waits until it is durable: a look-up
+    /// that cannot be recorded is not answered.
+    async fn record_access(
+        &self,
+        principal: &Principal,
+        look_up: LookUp,
+        found: Option<&registry_core::query::Resolution>,
+        attributes: Vec<(String, bool)>,
+    ) -> Result<(), Status> {
+        let event = AccessEvent {
+            person: found.map(|r| r.person),
+            body: AccessBody {
+                call: look_up.call,
+                principal: principal.name.clone(),
+                role: principal.role.name().into(),
+                agency: principal.agency.clone().unwrap_or_default(),
+                purpose: look_up.purpose,
+                key: look_up.key,
+                outcome: found.map_or(AccessOutcome::NotFound, |r| AccessOutcome::Found(r.status)),
+                attributes,
+            },
+        };
+        self.registry.access().record(event).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "a look-up could not be recorded; refusing it");
+            Status::unavailable(format!("{e}: look-ups are refused until they can be recorded"))
+        })
+    }
+}
+
+/// What the access log records of a look-up besides its result.
+struct LookUp {
+    call: AccessCall,
+    purpose: String,
+    key: KeyUsed,
+}
+
+/// The key a request named the person by, as the access log records it.
+fn key_used(key: &pb::person_key::Key) -> KeyUsed {
+    match key {
+        pb::person_key::Key::HudumaNumber(n) => KeyUsed::HudumaNumber(n.clone()),
+        pb::person_key::Key::AgencyRecord(r) => {
+            KeyUsed::AgencyRecord { agency: r.agency.clone(), record_id: r.record_id.clone() }
+        }
+        pb::person_key::Key::AgencyToken(t) => KeyUsed::AgencyToken { agency: String::new(), token: t.clone() },
     }
 }
 
@@ -74,7 +126,10 @@ impl ResolverRpc for ResolverService {
                 Some(pb::resolve_request::Key::AgencyRecord(a)) => Some(pb::person_key::Key::AgencyRecord(a)),
                 Some(pb::resolve_request::Key::AgencyToken(t)) => Some(pb::person_key::Key::AgencyToken(t)),
             };
-            let (resolution, asked) = lookup(&reader, &principal, own_agency, key)?;
+            let (found, asked, key) = lookup(&reader, &principal, own_agency, key)?;
+            let look_up = LookUp { call: AccessCall::Resolve, purpose: r.purpose, key };
+            self.record_access(&principal, look_up, found.as_ref(), Vec::new()).await?;
+            let resolution = found.ok_or_else(not_found)?;
             let person = resolution.person;
             // An agency sees its own records only; registrars and admins see all.
             let mut shown =
@@ -100,17 +155,59 @@ impl ResolverRpc for ResolverService {
             let claim = wire::claim(wire::required("claimed", r.claimed)?)?;
             let key = wire::required("key", r.key)?.key;
             let reader = self.registry.reader();
-            let (resolution, _) = lookup(&reader, &principal, own_agency, key)?;
-            let matches = match &resolution.demographics {
+            let (found, _, key) = lookup(&reader, &principal, own_agency, key)?;
+            let matches: Vec<pb::AttributeMatch> = match found.as_ref().and_then(|r| r.demographics.as_ref()) {
                 Some(actual) => registry_core::attribute_check::check(actual, &claim)
                     .into_iter()
                     .map(|m| pb::AttributeMatch { attribute: m.attribute.into(), matches: m.matches })
                     .collect(),
                 None => Vec::new(),
             };
+            let look_up = LookUp { call: AccessCall::VerifyAttributes, purpose: r.purpose, key };
+            let recorded = matches.iter().map(|m| (m.attribute.clone(), m.matches)).collect();
+            self.record_access(&principal, look_up, found.as_ref(), recorded).await?;
+            let resolution = found.ok_or_else(not_found)?;
             Ok(Response::new(pb::VerifyAttributesResponse {
                 status: wire::status_out(resolution.status) as i32,
                 matches,
+            }))
+        })
+        .await
+    }
+
+    async fn list_accesses(
+        &self,
+        request: Request<pb::ListAccessesRequest>,
+    ) -> Result<Response<pb::ListAccessesResponse>, Status> {
+        timed(Rpc::ListAccesses, async {
+            authorize(&request, Rpc::ListAccesses)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let since = if r.since.is_empty() { 0 } else { wire::unix_ms_from_rfc3339("since", &r.since)? };
+            let page_size = match usize::try_from(r.page_size).unwrap_or(usize::MAX) {
+                0 => DEFAULT_PAGE,
+                n if n <= MAX_PAGE => n,
+                _ => return Err(wire::invalid("page_size", format!("at most {MAX_PAGE}"))),
+            };
+            let before = if r.page_token.is_empty() {
+                None
+            } else {
+                Some(r.page_token.parse::<u64>().map_err(|_| {
+                    wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)")
+                })?)
+            };
+            let person = self
+                .registry
+                .reader()
+                .resolve_number(number)
+                .map_err(wire::query_error)?
+                .ok_or_else(|| Status::not_found("huduma_number: no person has this number"))?
+                .person;
+            let reader = self.registry.access().reader();
+            let page = reader.list(person, before, since, page_size).map_err(wire::query_error)?;
+            Ok(Response::new(pb::ListAccessesResponse {
+                accesses: page.entries.into_iter().map(wire::access_out).collect(),
+                next_page_token: page.next_before.map(|b| b.to_string()).unwrap_or_default(),
             }))
         })
         .await
@@ -141,15 +238,24 @@ impl ResolverRpc for ResolverService {
     }
 }
 
+fn not_found() -> Status {
+    Status::not_found("no person has this key")
+}
+
 /// Finds the person a key names, as `principal` may: an agency resolves records of
-/// its own code and tokens of its own only. Returns the resolution and the number
-/// asked for, if the key was a number.
+/// its own code and tokens of its own only. Returns the resolution (`None`: nobody has
+/// the key), the number asked for if the key was a number, and the key as the access
+/// log records it. A malformed or forbidden key is an error: nothing was looked up.
 fn lookup(
     reader: &registry_core::query::Reader,
-    principal: &crate::auth::Principal,
+    principal: &Principal,
     own_agency: Option<&str>,
     key: Option<pb::person_key::Key>,
-) -> Result<(registry_core::query::Resolution, Option<huduma_number::HudumaNumber>), Status> {
+) -> Result<(Option<registry_core::query::Resolution>, Option<huduma_number::HudumaNumber>, KeyUsed), Status> {
+    let mut used = key.as_ref().map(key_used);
+    if let (Some(KeyUsed::AgencyToken { agency, .. }), Some(own)) = (&mut used, own_agency) {
+        *agency = own.to_string();
+    }
     let (found, asked) = match key {
         None => return Err(wire::invalid("key", "required: huduma_number, agency_record or agency_token")),
         Some(pb::person_key::Key::HudumaNumber(text)) => {
@@ -175,8 +281,8 @@ fn lookup(
             (reader.resolve_agency_record(&record.agency, &record.record_id).map_err(wire::query_error)?, None)
         }
     };
-    let found = found.ok_or_else(|| Status::not_found("no person has this key"))?;
-    Ok((found, asked))
+    let used = used.ok_or_else(|| wire::invalid("key", "required: huduma_number, agency_record or agency_token"))?;
+    Ok((found, asked, used))
 }
 
 /// Sends the agency's changes from `next` on, reading only what is durable, then waits

@@ -1,0 +1,143 @@
+//! The citizen's access log: every look-up of a person (Resolve, VerifyAttributes),
+//! recorded durably before it is answered, in a log of its own beside the identity
+//! log, in its own store, so that tens of millions of look-ups a day do not bloat the
+//! identity log. Records are hash-chained with BLAKE3 and covered by their own RFC 6962
+//! tree and C2SP checkpoints signed by the log key (origin: the identity origin's
+//! host with `/access`). Bodies are sealed: under the person's own data key when a
+//! person was found (erasure makes them unreadable), else under the registry's access
+//! seal key; the person is named only by a keyed subject hash.
+//!
+//! - `record`: the bytes of one record, sealing and opening.
+//! - `writer`: the single appender thread (group commit).
+//! - `reader`: a person's look-ups, newest first; records, checkpoints and proofs.
+//! - `verify`: the whole log checked without secrets.
+
+pub mod reader;
+pub mod record;
+pub mod verify;
+pub mod writer;
+
+use std::sync::Arc;
+
+use huduma_log::keys::{LogKey, VerifyingKey};
+
+pub use reader::{AccessListed, AccessPage, AccessReader};
+pub use record::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+pub use writer::{AccessError, AccessWriter};
+
+use crate::checkpointer::{CheckpointMismatch, Checkpointer};
+use crate::secrets::Secrets;
+use crate::storage::Storage;
+use crate::storage::view::ReadError;
+
+/// The access log's origin for an identity log's: its last path segment replaced by
+/// `access` (`registry.huduma.go.ke/log` -> `registry.huduma.go.ke/access`).
+pub fn origin_for(identity_origin: &str) -> String {
+    match identity_origin.rsplit_once('/') {
+        Some((host, _)) => format!("{host}/access"),
+        None => format!("{identity_origin}/access"),
+    }
+}
+
+/// Why the access log could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessOpenError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("the access log's tail does not verify: record {seq}: {reason}")]
+    Tail { seq: u64, reason: String },
+    #[error("access log: {0}")]
+    Checkpoint(#[from] CheckpointMismatch),
+    #[error("starting the access log writer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// How the access log runs.
+#[derive(Debug, Clone)]
+pub struct AccessOptions {
+    pub origin: String,
+    pub queue: usize,
+    pub max_batch: usize,
+    pub checkpoint_interval: std::time::Duration,
+    /// How many of the last records are re-checked on open.
+    pub tail_check: u64,
+}
+
+/// The open access log: its appender and readers.
+pub struct AccessLog {
+    writer: AccessWriter,
+    reader: AccessReader,
+    origin: String,
+}
+
+impl AccessLog {
+    /// Opens the access log in `store`. `identity` is the identity store (for the
+    /// keyring) and `keys` every log key, which its checkpoints may be signed by.
+    pub fn open(
+        store: Arc<dyn Storage>,
+        identity: Arc<dyn Storage>,
+        secrets: Arc<Secrets>,
+        key: LogKey,
+        keys: &[VerifyingKey],
+        options: AccessOptions,
+    ) -> Result<Self, AccessOpenError> {
+        let size = writer::read_head(&*store)?.next_seq;
+        check_tail(&*store, size, options.tail_check)?;
+        let signed = crate::checkpointer::check_latest(&*store, size, &options.origin, keys)?;
+        let checkpoints = Checkpointer::new(options.origin.clone(), "access", options.checkpoint_interval, signed);
+        let reader = AccessReader::new(Arc::clone(&store), Arc::clone(&identity), Arc::clone(&secrets));
+        let writer = AccessWriter::start(store, identity, secrets, key, checkpoints, options.queue, options.max_batch)?;
+        Ok(Self { writer, reader, origin: options.origin })
+    }
+
+    /// Records a look-up; returns once it is durable.
+    pub async fn record(&self, event: AccessEvent) -> Result<u64, AccessError> {
+        self.writer.record(event).await
+    }
+
+    pub fn record_blocking(&self, event: AccessEvent) -> Result<u64, AccessError> {
+        self.writer.record_blocking(event)
+    }
+
+    pub fn reader(&self) -> AccessReader {
+        self.reader.clone()
+    }
+
+    /// The origin line of the access log's checkpoints.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub(crate) fn rotate_key_blocking(&self, key: LogKey) {
+        self.writer.rotate_key_blocking(key);
+    }
+
+    /// Records what is queued, then stops the appender.
+    pub fn shutdown(&mut self) {
+        self.writer.shutdown();
+    }
+}
+
+/// Re-checks the chain of the last `count` records (the whole log is `verify`'s job).
+fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), AccessOpenError> {
+    let from = size.saturating_sub(count.max(1));
+    let mut prev: Option<[u8; 32]> = None;
+    let stored = store
+        .range_from(crate::storage::Tree::Log, &writer::seq_key(from), count.max(1) as usize)
+        .map_err(ReadError::from)?;
+    for (offset, (key, value)) in stored.into_iter().enumerate() {
+        let seq = from + offset as u64;
+        let fail = |reason: String| AccessOpenError::Tail { seq, reason };
+        let bytes = crate::storage::view::open_value(crate::storage::Tree::Log, &key, &value)
+            .map_err(|e| fail(e.to_string()))?;
+        let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        if header.seq != seq || key != writer::seq_key(seq) {
+            return Err(fail("out of sequence".into()));
+        }
+        if prev.is_some_and(|p| p != header.prev) {
+            return Err(fail("does not name the previous record's hash".into()));
+        }
+        prev = Some(record::chain_hash(&bytes));
+    }
+    Ok(())
+}

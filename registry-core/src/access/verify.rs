@@ -1,0 +1,201 @@
+//! Verifying the access log end to end: sequence continuity, the BLAKE3 chain, times
+//! that never go back, the stored tree nodes against a recomputed tree, every signed
+//! checkpoint against the recomputed root, and the per-person index against the
+//! records. Bodies are not opened: none of this needs a secret.
+
+use huduma_log::checkpoint::Checkpoint;
+use huduma_log::keys::VerifyingKey;
+use huduma_log::merkle::{self, Frontier, Hash};
+
+use super::record;
+use super::writer::{seq_key, subject_key};
+use crate::storage::view::{ReadError, open_value};
+use crate::storage::{Storage, Tree};
+
+/// How many entries one read takes.
+const CHUNK: usize = 4096;
+
+/// What a verified access log holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSummary {
+    pub size: u64,
+    pub root: Hash,
+    /// How many signed checkpoints were checked against the recomputed tree.
+    pub checkpoints: u64,
+}
+
+/// The first thing wrong with the access log.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessVerifyError {
+    #[error("access record {seq}: {reason}")]
+    Record { seq: u64, reason: String },
+    #[error("access checkpoint at size {size}: {reason}")]
+    Checkpoint { size: u64, reason: String },
+    #[error("access index: {0}")]
+    Index(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl From<crate::storage::StorageError> for AccessVerifyError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::Read(e.into())
+    }
+}
+
+/// Walks the stored checkpoints in size order alongside the records.
+struct Checkpoints<'a> {
+    store: &'a dyn Storage,
+    pending: std::collections::VecDeque<(u64, String)>,
+    cursor: Option<Vec<u8>>,
+}
+
+impl<'a> Checkpoints<'a> {
+    fn new(store: &'a dyn Storage) -> Self {
+        Self { store, pending: Default::default(), cursor: Some(Vec::new()) }
+    }
+
+    /// The next checkpoint's size and note, reading ahead as needed.
+    fn peek(&mut self) -> Result<Option<&(u64, String)>, AccessVerifyError> {
+        if self.pending.is_empty()
+            && let Some(from) = self.cursor.take()
+        {
+            let stored = self.store.range_from(Tree::Checkpoints, &from, CHUNK)?;
+            if stored.len() == CHUNK
+                && let Some((last, _)) = stored.last()
+            {
+                self.cursor = Some([last.as_slice(), &[0]].concat());
+            }
+            for (key, value) in stored {
+                let size = <[u8; 8]>::try_from(key.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| AccessVerifyError::Index("a checkpoint key is not a tree size".into()))?;
+                let note = String::from_utf8(open_value(Tree::Checkpoints, &key, &value).map_err(ReadError::from)?)
+                    .map_err(|_| AccessVerifyError::Checkpoint { size, reason: "not UTF-8".into() })?;
+                self.pending.push_back((size, note));
+            }
+        }
+        Ok(self.pending.front())
+    }
+}
+
+/// Verifies the access log in `store`; its checkpoints must be signed for `origin` by
+/// one of `keys`. `progress` hears the number of records checked.
+pub fn verify(
+    store: &dyn Storage,
+    origin: &str,
+    keys: &[VerifyingKey],
+    progress: &mut dyn FnMut(u64),
+) -> Result<AccessSummary, AccessVerifyError> {
+    let mut tree = Frontier::new();
+    let mut prev = [0u8; 32];
+    let mut last_time = 0u64;
+    let mut subjects = 0u64;
+    let mut checked = 0u64;
+    let mut checkpoints = Checkpoints::new(store);
+    let mut check_signed = |tree: &Frontier, checkpoints: &mut Checkpoints<'_>| -> Result<(), AccessVerifyError> {
+        while let Some((size, note)) = checkpoints.peek()? {
+            if *size > tree.size() {
+                break;
+            }
+            let size = *size;
+            let fail = |reason: String| AccessVerifyError::Checkpoint { size, reason };
+            if size < tree.size() {
+                return Err(fail("stored out of order, or of a size the log skipped".into()));
+            }
+            let signed = keys
+                .iter()
+                .find_map(|key| Checkpoint::open(note, origin, key).ok())
+                .ok_or_else(|| fail(format!("no log key's signature for {origin} verifies")))?;
+            if signed.size != size || signed.root != tree.root() {
+                return Err(fail("its root is not the recomputed root of the log (history was rewritten)".into()));
+            }
+            checked += 1;
+            checkpoints.pending.pop_front();
+        }
+        Ok(())
+    };
+    let mut from = seq_key(0).to_vec();
+    loop {
+        let stored = store.range_from(Tree::Log, &from, CHUNK)?;
+        let Some((last, _)) = stored.last() else { break };
+        from = [last.as_slice(), &[0]].concat();
+        let full = stored.len() == CHUNK;
+        for (key, value) in stored {
+            let seq = tree.size();
+            let fail = |reason: String| AccessVerifyError::Record { seq, reason };
+            if key != seq_key(seq) {
+                return Err(fail(format!("missing: the next stored key is {}", crate::storage::view::hex(&key))));
+            }
+            let bytes = open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
+            let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+            if header.seq != seq {
+                return Err(fail(format!("names sequence number {}", header.seq)));
+            }
+            if header.prev != prev {
+                return Err(fail(format!(
+                    "does not name the previous record's hash (record {} or this one was altered)",
+                    seq.saturating_sub(1)
+                )));
+            }
+            if header.time_ms < last_time {
+                return Err(fail("its time is before the previous record's".into()));
+            }
+            if header.subject != [0; 32] {
+                subjects += 1;
+                let index_key = subject_key(&header.subject, seq);
+                match store.get(Tree::AccessBySubject, &index_key)? {
+                    None => return Err(fail("the per-person index lacks it".into())),
+                    Some(v) => {
+                        open_value(Tree::AccessBySubject, &index_key, &v).map_err(|e| fail(e.to_string()))?;
+                    }
+                }
+            }
+            // Checkpoints of the tree before this record are checked once its chain link
+            // held, so an altered record is named by the chain where it can be.
+            check_signed(&tree, &mut checkpoints)?;
+            let finished = tree.push(merkle::leaf_hash(&bytes));
+            let expected: Vec<u8> = finished.iter().flat_map(|(_, _, hash)| hash.iter().copied()).collect();
+            let nodes_key = crate::merkle_store::nodes_key(seq);
+            let stored_nodes = match store.get(Tree::MerkleNodes, &nodes_key)? {
+                Some(v) => open_value(Tree::MerkleNodes, &nodes_key, &v).map_err(ReadError::from)?,
+                None => Vec::new(),
+            };
+            if stored_nodes != expected {
+                return Err(fail("the tree nodes stored for it differ from the recomputed ones".into()));
+            }
+            prev = record::chain_hash(&bytes);
+            last_time = header.time_ms;
+            if tree.size().is_multiple_of(CHUNK as u64) {
+                progress(tree.size());
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    check_signed(&tree, &mut checkpoints)?;
+    if let Some((size, _)) = checkpoints.peek()? {
+        return Err(AccessVerifyError::Checkpoint {
+            size: *size,
+            reason: format!("signed for more records than the log holds ({})", tree.size()),
+        });
+    }
+    let mut indexed = 0u64;
+    let mut from = Vec::new();
+    loop {
+        let stored = store.range_from(Tree::AccessBySubject, &from, CHUNK)?;
+        indexed += stored.len() as u64;
+        match stored.last() {
+            Some((last, _)) if stored.len() == CHUNK => from = [last.as_slice(), &[0]].concat(),
+            _ => break,
+        }
+    }
+    if indexed != subjects {
+        return Err(AccessVerifyError::Index(format!(
+            "{indexed} entries for {subjects} records that found a person (entries naming no record)"
+        )));
+    }
+    progress(tree.size());
+    Ok(AccessSummary { size: tree.size(), root: tree.root(), checkpoints: checked })
+}

@@ -1,0 +1,266 @@
+//! The access log's single appender: one thread that takes look-ups off a bounded
+//! queue, seals and chains them, adds them to the log's own RFC 6962 tree, and commits
+//! whatever queued during the last flush as one batch (group commit). A look-up is
+//! answered only after its record is durable; checkpoints are signed off that path.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use huduma_log::keys::LogKey;
+use huduma_log::merkle::Frontier;
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{self, AccessEvent, AccessHeader, SealedUnder};
+use crate::checkpointer::Checkpointer;
+use crate::keyring::KeyringEntry;
+use crate::secrets::Secrets;
+use crate::storage::view::{ReadError, View};
+use crate::storage::{Storage, Tree};
+
+/// Why a look-up could not be recorded (and so must not be answered).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("the access log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+type Reply = oneshot::Sender<Result<u64, AccessError>>;
+
+enum Job {
+    Record(Box<AccessEvent>, Reply),
+    RotateKey(Box<LogKey>),
+}
+
+/// The end of the access log: the next sequence number, the last record's hash and
+/// time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessHead {
+    pub next_seq: u64,
+    pub prev: [u8; 32],
+    pub time_ms: u64,
+}
+
+/// The key of record `seq` in `log`, and of the index entry of a subject.
+pub fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub fn subject_key(subject: &[u8; 32], seq: u64) -> Vec<u8> {
+    [subject.as_slice(), &seq.to_be_bytes()].concat()
+}
+
+/// Reads the end of the access log in `store`.
+pub fn read_head(store: &dyn Storage) -> Result<AccessHead, ReadError> {
+    let Some((key, stored)) = store.last(Tree::Log)? else {
+        return Ok(AccessHead { next_seq: 0, prev: [0; 32], time_ms: 0 });
+    };
+    let bytes = crate::storage::view::open_value(Tree::Log, &key, &stored)?;
+    let corrupt = |why: String| crate::storage::view::Corruption::new(Tree::Log, &key, why);
+    let header = record::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    if key != seq_key(header.seq) {
+        return Err(corrupt("its key does not match its sequence number".into()).into());
+    }
+    Ok(AccessHead { next_seq: header.seq + 1, prev: record::chain_hash(&bytes), time_ms: header.time_ms })
+}
+
+/// The handle look-ups are recorded through.
+pub struct AccessWriter {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the appender thread owns.
+struct Appender {
+    store: Arc<dyn Storage>,
+    identity: Arc<dyn Storage>,
+    secrets: Arc<Secrets>,
+    key: LogKey,
+    head: AccessHead,
+    tree: Frontier,
+    checkpoints: Checkpointer,
+    max_batch: usize,
+}
+
+fn stopped() -> AccessError {
+    AccessError::Unavailable("the access log writer has stopped".into())
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl AccessWriter {
+    /// Starts the appender on the access log in `store`, sealing bodies with data keys
+    /// read from the identity store's keyring.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        store: Arc<dyn Storage>,
+        identity: Arc<dyn Storage>,
+        secrets: Arc<Secrets>,
+        key: LogKey,
+        checkpoints: Checkpointer,
+        queue: usize,
+        max_batch: usize,
+    ) -> Result<Self, super::AccessOpenError> {
+        let head = read_head(&*store)?;
+        let tree = crate::merkle_store::frontier(&*store, head.next_seq)?;
+        let appender = Appender { store, identity, secrets, key, head, tree, checkpoints, max_batch: max_batch.max(1) };
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let thread = std::thread::Builder::new().name("huduma-access".into()).spawn(move || appender.run(rx))?;
+        Ok(Self { jobs: Some(tx), thread: Some(thread) })
+    }
+
+    /// Records a look-up; returns its sequence number once it is durable.
+    pub async fn record(&self, event: AccessEvent) -> Result<u64, AccessError> {
+        let (reply, answer) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job::Record(Box::new(event), reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// As [`Self::record`], outside an async runtime.
+    pub fn record_blocking(&self, event: AccessEvent) -> Result<u64, AccessError> {
+        let (reply, answer) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.blocking_send(Job::Record(Box::new(event), reply)).map_err(|_| stopped())?;
+        answer.blocking_recv().map_err(|_| stopped())?
+    }
+
+    /// Signs later checkpoints with `key` (after the identity log's key rotated).
+    pub fn rotate_key_blocking(&self, key: LogKey) {
+        if let Some(jobs) = &self.jobs
+            && jobs.blocking_send(Job::RotateKey(Box::new(key))).is_err()
+        {
+            tracing::error!("the access log writer has stopped; its key was not rotated");
+        }
+    }
+
+    /// Lets the appender finish what is queued, then stops it.
+    pub fn shutdown(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the access log thread panicked");
+        }
+    }
+}
+
+impl Drop for AccessWriter {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Appender {
+    fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        let mut next: Option<Job> = None;
+        loop {
+            let job = match next.take() {
+                Some(job) => job,
+                None => match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.checkpoints.idle(&self.key, &*self.store);
+                        return;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Idle: sign what landed, then wait.
+                        self.checkpoints.idle(&self.key, &*self.store);
+                        match jobs.blocking_recv() {
+                            Some(job) => job,
+                            None => return,
+                        }
+                    }
+                },
+            };
+            match job {
+                Job::RotateKey(key) => self.key = *key,
+                Job::Record(event, reply) => {
+                    let mut batch = vec![(event, reply)];
+                    while batch.len() < self.max_batch {
+                        match jobs.try_recv() {
+                            Ok(Job::Record(event, reply)) => batch.push((event, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.append(batch);
+                }
+            }
+        }
+    }
+
+    /// The key that seals a look-up of `person`: theirs while they have one.
+    fn sealing_key(&self, person: Option<crate::PersonId>) -> (SealedUnder, [u8; 32]) {
+        let registry = (SealedUnder::Registry, *self.secrets.access_seal_key());
+        let Some(person) = person else { return registry };
+        let view = View::new(&*self.identity);
+        match crate::projection::fold::keyring_entry(&view, &self.secrets, person) {
+            Ok(KeyringEntry::Key(key)) => (SealedUnder::Person, key.0),
+            Ok(KeyringEntry::Erased) => registry,
+            Err(e) => {
+                tracing::error!(error = %e, person = person.0, "keyring entry unreadable; sealing under the registry key");
+                registry
+            }
+        }
+    }
+
+    /// Appends one batch and answers its callers once it is durable.
+    fn append(&mut self, batch: Vec<(Box<AccessEvent>, Reply)>) {
+        let began = std::time::Instant::now();
+        let (head, tree) = (self.head, self.tree.clone());
+        let mut view = View::new(&*self.store);
+        let mut seqs = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for (event, _) in &batch {
+            let seq = self.head.next_seq;
+            let (sealed_under, key) = self.sealing_key(event.person);
+            let subject = event.person.map_or([0; 32], |p| record::subject(self.secrets.access_subject_key(), p));
+            let header = AccessHeader {
+                seq,
+                time_ms: now_ms().max(self.head.time_ms),
+                prev: self.head.prev,
+                subject,
+                sealed_under,
+            };
+            let bytes = record::seal(&header, &key, &event.body);
+            view.put(Tree::Log, seq_key(seq).to_vec(), &bytes);
+            if event.person.is_some() {
+                view.put(Tree::AccessBySubject, subject_key(&subject, seq), &[]);
+            }
+            if let Err(e) = crate::merkle_store::append(&mut view, &mut self.tree, seq, &bytes) {
+                failure = Some(e.to_string());
+                break;
+            }
+            self.head = AccessHead { next_seq: seq + 1, prev: record::chain_hash(&bytes), time_ms: header.time_ms };
+            seqs.push(seq);
+        }
+        let result = match failure {
+            Some(why) => Err(why),
+            None => self.store.commit(&view.take_batch(), true).map_err(|e| e.to_string()),
+        };
+        metrics::histogram!("huduma_access_batch_records").record(batch.len() as f64);
+        metrics::histogram!("huduma_access_batch_seconds").record(began.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                let root = self.tree.root();
+                self.checkpoints.landed(&self.key, &*self.store, self.head.next_seq, root);
+                for ((_, reply), seq) in batch.into_iter().zip(seqs) {
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+            Err(why) => {
+                tracing::error!(error = %why, "access log batch failed; its look-ups are refused");
+                (self.head, self.tree) = (head, tree);
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(AccessError::Unavailable(why.clone())));
+                }
+            }
+        }
+    }
+}
