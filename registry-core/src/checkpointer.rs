@@ -45,6 +45,17 @@ impl Checkpointer {
         self.sign(key, store);
     }
 
+    /// How long until what landed is due to be signed: `None` if nothing waits, zero
+    /// if it is due now. For a log that is idle often but briefly (the access log),
+    /// which signs when due rather than at every pause.
+    pub fn due_in(&self) -> Option<std::time::Duration> {
+        let (size, _) = self.pending?;
+        if size <= self.signed_size {
+            return None;
+        }
+        Some(self.signed_at.map_or(std::time::Duration::ZERO, |at| self.interval.saturating_sub(at.elapsed())))
+    }
+
     fn sign(&mut self, key: &LogKey, store: &dyn Storage) {
         let Some((size, root)) = self.pending.take() else { return };
         if size <= self.signed_size {

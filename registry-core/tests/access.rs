@@ -285,3 +285,50 @@ fn a_data_directory_whose_access_log_went_missing_is_refused() {
         Ok(_) => panic!("a lost access log must not be started afresh"),
     }
 }
+
+#[test]
+fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let amina = {
+        let registry = open(dir.path());
+        let amina = register(&registry, "a", 1);
+        for i in 0..8 {
+            registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
+        }
+        registry.close();
+        amina
+    };
+    {
+        // A crash that kept the last batch's records but not what the appender writes
+        // after them: the tree nodes and index entries of records 5, 6 and 7.
+        let store = SledStore::open(&dir.path().join(ACCESS_DIR)).unwrap();
+        let mut batch = WriteBatch::default();
+        for (tree, key) in store
+            .range_from(Tree::AccessBySubject, &[], usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| (Tree::AccessBySubject, k))
+            .chain(
+                store
+                    .range_from(Tree::MerkleNodes, &[], usize::MAX)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, _)| (Tree::MerkleNodes, k)),
+            )
+        {
+            let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
+            if seq >= 5 {
+                batch.remove(tree, key);
+            }
+        }
+        assert!(batch.len() >= 4, "index entries and nodes were removed");
+        store.commit(&batch, true).unwrap();
+        let keys = [log_key().public()];
+        assert!(verify(&store, "registry.huduma.go.ke/access", &keys, &mut |_| ()).is_err());
+    }
+    let registry = open(dir.path());
+    let reader = registry.access().reader();
+    assert_eq!(reader.list(amina, None, 0, 20).unwrap().entries.len(), 8);
+    verify(&**reader.store(), registry.access().origin(), &access_keys(&registry), &mut |_| ()).unwrap();
+    registry.close();
+}

@@ -1,5 +1,6 @@
 //! The `huduma-registry serve` process: SIGTERM drains in-flight calls, flushes and
-//! exits 0; SIGKILL under a gRPC load loses no acknowledged registration.
+//! exits 0; SIGKILL under a gRPC load loses no acknowledged registration and no
+//! answered look-up.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -12,6 +13,7 @@ use registry_server::config::{Loaded, ensure_dev_config};
 use registry_server::operator;
 use registry_server::proto as pb;
 use registry_server::proto::registry_client::RegistryClient;
+use registry_server::proto::resolver_client::ResolverClient;
 use tonic::transport::Endpoint;
 
 /// Starts `huduma-registry serve` on a free loopback port, with metrics on
@@ -133,19 +135,70 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     check_acks(dir.path(), &acks);
 }
 
+/// Resolves `number` as the KRA principal from `clients` concurrent clients, each
+/// look-up with its own purpose, until the server goes; records every answered purpose.
+async fn look_ups(addr: String, token: String, number: String, clients: usize, answered: Arc<Mutex<Vec<String>>>) {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (addr, token, number, answered) = (addr.clone(), token.clone(), number.clone(), answered.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(channel) = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await else { return };
+            let mut client = ResolverClient::new(channel);
+            for i in 0.. {
+                let purpose = format!("crash c{c} i{i}");
+                let mut request = tonic::Request::new(pb::ResolveRequest {
+                    key: Some(pb::resolve_request::Key::HudumaNumber(number.clone())),
+                    purpose: purpose.clone(),
+                });
+                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+                match client.resolve(request).await {
+                    Ok(_) => answered.lock().unwrap().push(purpose),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_under_grpc_load_loses_no_acknowledged_registration() {
+async fn sigkill_under_grpc_load_loses_no_acknowledged_registration_or_answered_look_up() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr, token) = spawn_server(dir.path(), None);
     let acks: Acks = Arc::default();
-    let loading = tokio::spawn(load(addr, token, 32, acks.clone()));
-    while acks.lock().unwrap().len() < 2000 {
+    let loading = tokio::spawn(load(addr.clone(), token, 32, acks.clone()));
+    while acks.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let watched = acks.lock().unwrap().values().next().unwrap().clone();
+    let kra = Loaded::read(&dir.path().join("config.toml")).unwrap();
+    let kra = kra.config.principals.iter().find(|p| p.name == "kra").unwrap().token.clone().unwrap();
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let looking = tokio::spawn(look_ups(addr, kra, watched.clone(), 16, answered.clone()));
+    while acks.lock().unwrap().len() < 2000 || answered.lock().unwrap().len() < 2000 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
     loading.await.unwrap();
+    looking.await.unwrap();
     check_acks(dir.path(), &acks);
+    // Every answered look-up is in the person's access list, and the access log verifies.
+    let loaded = Loaded::read(&dir.path().join("config.toml")).unwrap();
+    let registry = operator::open_registry(&loaded).expect("reopen");
+    let person = registry.reader().resolve_number(watched.parse().unwrap()).unwrap().unwrap().person;
+    let listed = registry.access().reader().list(person, None, 0, usize::MAX - 1).unwrap();
+    let purposes: std::collections::BTreeSet<String> =
+        listed.entries.into_iter().filter_map(|e| e.body).map(|b| b.purpose).collect();
+    let answered = answered.lock().unwrap().clone();
+    for purpose in &answered {
+        assert!(purposes.contains(purpose), "answered look-up {purpose:?} is in the access list");
+    }
+    registry.close();
+    let (_, access) = operator::verify(&loaded, None, &mut |_, _, _| ()).expect("both logs verify");
+    assert!(access.size >= answered.len() as u64);
 }
 
 /// Every acknowledged registration is in the reopened registry, answers its retried

@@ -82,7 +82,10 @@ impl AccessLog {
         options: AccessOptions,
     ) -> Result<Self, AccessOpenError> {
         let size = writer::read_head(&*store)?.next_seq;
-        check_tail(&*store, size, options.tail_check)?;
+        let repaired = repair_tail(&*store, size, options.tail_check.max(options.max_batch as u64))?;
+        if repaired > 0 {
+            tracing::warn!(repaired, "access log: restored index and tree entries lost with the last batch");
+        }
         let signed = crate::checkpointer::check_latest(&*store, size, &options.origin, keys)?;
         let checkpoints = Checkpointer::new(options.origin.clone(), "access", options.checkpoint_interval, signed);
         let reader = AccessReader::new(Arc::clone(&store), Arc::clone(&identity), Arc::clone(&secrets));
@@ -118,18 +121,22 @@ impl AccessLog {
     }
 }
 
-/// Re-checks the chain of the last `count` records (the whole log is `verify`'s job).
-fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), AccessOpenError> {
+/// Re-checks the chain of the last `count` records (the whole log is `verify`'s job) and
+/// restores the tree nodes and index entries of any of them that a crash cut off:
+/// the appender writes a batch's records before what derives from them, unbatched,
+/// so a crash keeps the records of at most one batch without their derived entries.
+/// `count` must be at least the largest batch. Returns how many entries it restored.
+fn repair_tail(store: &dyn Storage, size: u64, count: u64) -> Result<u64, AccessOpenError> {
+    use crate::storage::{Tree, WriteBatch};
     let from = size.saturating_sub(count.max(1));
+    let mut tree = crate::merkle_store::frontier(store, from)?;
     let mut prev: Option<[u8; 32]> = None;
-    let stored = store
-        .range_from(crate::storage::Tree::Log, &writer::seq_key(from), count.max(1) as usize)
-        .map_err(ReadError::from)?;
+    let mut repairs = WriteBatch::default();
+    let stored = store.range_from(Tree::Log, &writer::seq_key(from), count.max(1) as usize).map_err(ReadError::from)?;
     for (offset, (key, value)) in stored.into_iter().enumerate() {
         let seq = from + offset as u64;
         let fail = |reason: String| AccessOpenError::Tail { seq, reason };
-        let bytes = crate::storage::view::open_value(crate::storage::Tree::Log, &key, &value)
-            .map_err(|e| fail(e.to_string()))?;
+        let bytes = crate::storage::view::open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
         let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
         if header.seq != seq || key != writer::seq_key(seq) {
             return Err(fail("out of sequence".into()));
@@ -138,6 +145,27 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), AccessOp
             return Err(fail("does not name the previous record's hash".into()));
         }
         prev = Some(record::chain_hash(&bytes));
+        let finished = tree.push(huduma_log::merkle::leaf_hash(&bytes));
+        if !finished.is_empty() {
+            let nodes: Vec<u8> = finished.iter().flat_map(|(_, _, hash)| hash.iter().copied()).collect();
+            let nodes_key = crate::merkle_store::nodes_key(seq);
+            let stored = crate::storage::view::get_checked(store, Tree::MerkleNodes, &nodes_key)?;
+            match stored {
+                Some(found) if found == nodes => {}
+                Some(_) => return Err(fail("its stored tree nodes differ from the recomputed ones".into())),
+                None => repairs.put(Tree::MerkleNodes, nodes_key.to_vec(), crate::storage::checksum::seal(&nodes)),
+            }
+        }
+        if header.subject != [0; 32] {
+            let index_key = writer::subject_key(&header.subject, seq);
+            if store.get(Tree::AccessBySubject, &index_key).map_err(ReadError::from)?.is_none() {
+                repairs.put(Tree::AccessBySubject, index_key, crate::storage::checksum::seal(&[]));
+            }
+        }
     }
-    Ok(())
+    let repaired = repairs.len() as u64;
+    if repaired > 0 {
+        store.commit(&repairs, true).map_err(ReadError::from)?;
+    }
+    Ok(repaired)
 }

@@ -79,6 +79,9 @@ struct Appender {
     tree: Frontier,
     checkpoints: Checkpointer,
     max_batch: usize,
+    /// Set when a batch failed to land: part of it may be on disk, so nothing more is
+    /// appended until a restart repairs the tail.
+    failed: Option<String>,
 }
 
 fn stopped() -> AccessError {
@@ -105,7 +108,17 @@ impl AccessWriter {
     ) -> Result<Self, super::AccessOpenError> {
         let head = read_head(&*store)?;
         let tree = crate::merkle_store::frontier(&*store, head.next_seq)?;
-        let appender = Appender { store, identity, secrets, key, head, tree, checkpoints, max_batch: max_batch.max(1) };
+        let appender = Appender {
+            store,
+            identity,
+            secrets,
+            key,
+            head,
+            tree,
+            checkpoints,
+            max_batch: max_batch.max(1),
+            failed: None,
+        };
         let (tx, rx) = mpsc::channel(queue.max(1));
         let thread = std::thread::Builder::new().name("huduma-access".into()).spawn(move || appender.run(rx))?;
         Ok(Self { jobs: Some(tx), thread: Some(thread) })
@@ -155,6 +168,14 @@ impl Drop for AccessWriter {
 
 impl Appender {
     fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
+        // Only to wait for a job with a deadline (the checkpoint due next).
+        let timer = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(timer) => timer,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the access log's timer; look-ups will be refused");
+                return;
+            }
+        };
         let mut next: Option<Job> = None;
         loop {
             let job = match next.take() {
@@ -165,14 +186,26 @@ impl Appender {
                         self.checkpoints.idle(&self.key, &*self.store);
                         return;
                     }
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        // Idle: sign what landed, then wait.
-                        self.checkpoints.idle(&self.key, &*self.store);
-                        match jobs.blocking_recv() {
+                    // Nothing queued: wait for a job, or until a checkpoint is due.
+                    // Look-ups pause often and briefly; signing at every pause would
+                    // put a signature on nearly every batch.
+                    Err(mpsc::error::TryRecvError::Empty) => match self.checkpoints.due_in() {
+                        None => match jobs.blocking_recv() {
                             Some(job) => job,
                             None => return,
-                        }
-                    }
+                        },
+                        Some(due) => match timer.block_on(async { tokio::time::timeout(due, jobs.recv()).await }) {
+                            Ok(Some(job)) => job,
+                            Ok(None) => {
+                                self.checkpoints.idle(&self.key, &*self.store);
+                                return;
+                            }
+                            Err(_) => {
+                                self.checkpoints.idle(&self.key, &*self.store);
+                                continue;
+                            }
+                        },
+                    },
                 },
             };
             match job {
@@ -212,6 +245,12 @@ impl Appender {
 
     /// Appends one batch and answers its callers once it is durable.
     fn append(&mut self, batch: Vec<(Box<AccessEvent>, Reply)>) {
+        if let Some(why) = &self.failed {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(AccessError::Unavailable(format!("an earlier batch failed ({why}); restart"))));
+            }
+            return;
+        }
         let began = std::time::Instant::now();
         let (head, tree) = (self.head, self.tree.clone());
         let mut view = View::new(&*self.store);
@@ -242,7 +281,10 @@ impl Appender {
         }
         let result = match failure {
             Some(why) => Err(why),
-            None => self.store.commit(&view.take_batch(), true).map_err(|e| e.to_string()),
+            // Records first, then the tree's nodes and the index (the order of `Tree`),
+            // unbatched: a crash keeps a prefix, whose missing tail of derived entries
+            // `repair_tail` restores on open.
+            None => self.store.write_in_order(&view.take_batch(), true).map_err(|e| e.to_string()),
         };
         metrics::histogram!("huduma_access_batch_records").record(batch.len() as f64);
         metrics::histogram!("huduma_access_batch_seconds").record(began.elapsed().as_secs_f64());
@@ -255,8 +297,9 @@ impl Appender {
                 }
             }
             Err(why) => {
-                tracing::error!(error = %why, "access log batch failed; its look-ups are refused");
+                tracing::error!(error = %why, "access log batch failed; look-ups are refused until a restart");
                 (self.head, self.tree) = (head, tree);
+                self.failed = Some(why.clone());
                 for (_, reply) in batch {
                     let _ = reply.send(Err(AccessError::Unavailable(why.clone())));
                 }

@@ -115,6 +115,22 @@ impl Storage for SledStore {
         Ok(())
     }
 
+    fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        for (tree, writes) in &batch.writes {
+            for (key, value) in writes {
+                match value {
+                    Some(value) => self.tree.insert(tagged(*tree, key), value.as_slice()).map(|_| ()),
+                    None => self.tree.remove(tagged(*tree, key)).map(|_| ()),
+                }
+                .map_err(engine)?;
+            }
+        }
+        if durable {
+            self.db.flush().map_err(engine)?;
+        }
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush().map(|_| ()).map_err(engine)
     }
