@@ -148,17 +148,20 @@ impl TestServer {
     }
 }
 
-/// Plausible demographics, varied by `i`.
+/// Plausible demographics, varied by `i`, never likely duplicates of one another.
 pub fn demographics(i: u64) -> pb::Demographics {
-    const GIVEN: [&str; 6] = ["Wanjiru", "Otieno", "Achieng", "Kipchoge", "Amina", "Mutua"];
-    const FAMILY: [&str; 6] = ["Kamau", "Odhiambo", "Wafula", "Kiprop", "Hassan", "Mwangi"];
+    let d = registry_core::synthetic::distinct_person(i);
     pb::Demographics {
-        given_name: GIVEN[(i % 6) as usize].into(),
-        family_name: FAMILY[((i / 6) % 6) as usize].into(),
-        other_names: vec![],
-        date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
-        sex: [pb::Sex::Female, pb::Sex::Male][(i % 2) as usize] as i32,
-        place_of_birth: "Nairobi".into(),
+        given_name: d.given_name,
+        family_name: d.family_name,
+        other_names: d.other_names,
+        date_of_birth: d.date_of_birth,
+        sex: match d.sex {
+            registry_core::demographics::Sex::Female => pb::Sex::Female,
+            registry_core::demographics::Sex::Male => pb::Sex::Male,
+            registry_core::demographics::Sex::Intersex => pb::Sex::Intersex,
+        } as i32,
+        place_of_birth: d.place_of_birth,
     }
 }
 
@@ -167,6 +170,7 @@ pub fn register_request(request_id: &str, i: u64) -> pb::RegisterPersonRequest {
         request_id: request_id.into(),
         demographics: Some(demographics(i)),
         centre: "GPO-NAIROBI".into(),
+        duplicate_override_justification: String::new(),
     }
 }
 

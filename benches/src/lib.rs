@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use registry_core::command::{Command, Submission};
-use registry_core::demographics::{Demographics, Sex};
+use registry_core::demographics::Demographics;
 use registry_core::event::Actor;
 use registry_core::issuer::NumberIssuer;
 use registry_core::keys::LogKey;
@@ -24,14 +24,7 @@ pub fn key() -> LogKey {
 }
 
 pub fn person(i: u64) -> Demographics {
-    Demographics {
-        given_name: format!("Given{}", i % 1000),
-        family_name: format!("Family{}", i % 997),
-        other_names: vec![],
-        date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
-        sex: if i.is_multiple_of(2) { Sex::Female } else { Sex::Male },
-        place_of_birth: "Nairobi".into(),
-    }
+    registry_core::synthetic::distinct_person(i)
 }
 
 pub fn registration(run: &str, i: u64) -> Submission {

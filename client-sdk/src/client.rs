@@ -287,13 +287,50 @@ impl Client {
         demographics: &Demographics,
         centre: &str,
     ) -> Result<(HudumaNumber, Receipt), Error> {
+        self.register(request_id, demographics, centre, String::new()).await
+    }
+
+    /// Registers a person although the duplicate search refused it
+    /// ([`Error::PossibleDuplicate`]), stating why this is another person; the log
+    /// records the justification and the candidates overridden.
+    pub async fn register_person_overriding(
+        &self,
+        request_id: &str,
+        demographics: &Demographics,
+        centre: &str,
+        justification: &str,
+    ) -> Result<(HudumaNumber, Receipt), Error> {
+        self.register(request_id, demographics, centre, justification.into()).await
+    }
+
+    async fn register(
+        &self,
+        request_id: &str,
+        demographics: &Demographics,
+        centre: &str,
+        duplicate_override_justification: String,
+    ) -> Result<(HudumaNumber, Receipt), Error> {
         let message = pb::RegisterPersonRequest {
             request_id: request_id.into(),
             demographics: Some(demographics_out(demographics)),
             centre: centre.into(),
+            duplicate_override_justification,
         };
         let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).register_person(r).await }).await?;
         Ok((number_in("huduma_number", &answer.huduma_number)?, receipt_in(answer.receipt)?))
+    }
+
+    /// The registered persons most like `demographics`, best first (at most `limit`,
+    /// 1-50; 0: 10). Each one found is recorded in their access list. Role:
+    /// registrar, admin.
+    pub async fn find_duplicates(
+        &self,
+        demographics: &Demographics,
+        limit: u32,
+    ) -> Result<Vec<crate::types::DuplicateCandidate>, Error> {
+        let message = pb::FindDuplicatesRequest { demographics: Some(demographics_out(demographics)), limit };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).find_duplicates(r).await }).await?;
+        Ok(answer.candidates.into_iter().filter_map(crate::types::candidate_in).collect())
     }
 
     /// Replaces a number; the old one resolves SUPERSEDED for ever.

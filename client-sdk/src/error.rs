@@ -22,6 +22,10 @@ pub enum Error {
     /// The person's state forbids it (revoked, superseded, merged, deceased...).
     #[error("refused: {0}")]
     FailedPrecondition(String),
+    /// The registration was refused: the duplicate search found these likely matches.
+    /// Register again with a justification to override (`register_person_overriding`).
+    #[error("possible duplicate: {message}")]
+    PossibleDuplicate { message: String, candidates: Vec<crate::types::DuplicateCandidate> },
     /// The credentials are missing, unknown or expired.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
@@ -69,7 +73,15 @@ impl From<tonic::Status> for Error {
             }
             Code::NotFound => Error::NotFound(message),
             Code::AlreadyExists => Error::AlreadyExists(message),
-            Code::FailedPrecondition => Error::FailedPrecondition(message),
+            Code::FailedPrecondition => {
+                match <crate::proto::FindDuplicatesResponse as prost::Message>::decode(status.details()) {
+                    Ok(found) if !found.candidates.is_empty() => Error::PossibleDuplicate {
+                        message,
+                        candidates: found.candidates.into_iter().filter_map(crate::types::candidate_in).collect(),
+                    },
+                    _ => Error::FailedPrecondition(message),
+                }
+            }
             Code::Unauthenticated => Error::Unauthenticated(message),
             Code::PermissionDenied => Error::PermissionDenied(message),
             Code::Unavailable => Error::Unavailable(message),

@@ -241,6 +241,24 @@ pub struct VerifierKeys {
     pub log_size: u64,
 }
 
+/// A registered person the duplicate search found like the demographics searched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DuplicateCandidate {
+    pub number: HudumaNumber,
+    /// The match score in hundredths (26.50 at most: `score_centi as f64 / 100.0`).
+    pub score_centi: u32,
+    /// Whether a registration scoring this is refused.
+    pub above_threshold: bool,
+}
+
+pub(crate) fn candidate_in(c: pb::DuplicateCandidate) -> Option<DuplicateCandidate> {
+    Some(DuplicateCandidate {
+        number: c.huduma_number.parse().ok()?,
+        score_centi: (c.score * 100.0).round().clamp(0.0, f64::from(u32::MAX)) as u32,
+        above_threshold: c.above_threshold,
+    })
+}
+
 /// Which of the registry's two logs an audit call reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum Log {
@@ -256,6 +274,7 @@ pub enum Log {
 pub enum AccessCall {
     Resolve,
     VerifyAttributes,
+    FindDuplicates,
 }
 
 /// One look-up of a person, as a citizen portal sees it (never the key's value).
@@ -307,6 +326,7 @@ pub(crate) fn access_in(a: pb::Access) -> Access {
         call: match pb::AccessCall::try_from(a.call) {
             Ok(pb::AccessCall::Resolve) => Some(AccessCall::Resolve),
             Ok(pb::AccessCall::VerifyAttributes) => Some(AccessCall::VerifyAttributes),
+            Ok(pb::AccessCall::FindDuplicates) => Some(AccessCall::FindDuplicates),
             _ => None,
         },
         agency: a.agency,

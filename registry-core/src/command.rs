@@ -21,16 +21,54 @@ pub struct Submission {
 /// Everything that changes the registry, apart from log-key rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    RegisterPerson { demographics: Demographics },
-    ReplaceNumber { number: HudumaNumber, reason: ReplacementReason },
-    CorrectDemographics { number: HudumaNumber, demographics: Demographics },
-    LinkAgencyRecord { number: HudumaNumber, agency: String, record_id: String },
-    UnlinkAgencyRecord { number: HudumaNumber, agency: String, record_id: String },
-    RecordDeath { number: HudumaNumber, date_of_death: String },
-    RevokeNumber { number: HudumaNumber, reason: String },
-    ReinstateNumber { number: HudumaNumber, reason: String },
-    MergeRecords { survivor: HudumaNumber, duplicate: HudumaNumber, justification: String },
-    ErasePersonalData { number: HudumaNumber, legal_basis: String },
+    RegisterPerson {
+        demographics: Demographics,
+    },
+    ReplaceNumber {
+        number: HudumaNumber,
+        reason: ReplacementReason,
+    },
+    CorrectDemographics {
+        number: HudumaNumber,
+        demographics: Demographics,
+    },
+    LinkAgencyRecord {
+        number: HudumaNumber,
+        agency: String,
+        record_id: String,
+    },
+    UnlinkAgencyRecord {
+        number: HudumaNumber,
+        agency: String,
+        record_id: String,
+    },
+    RecordDeath {
+        number: HudumaNumber,
+        date_of_death: String,
+    },
+    RevokeNumber {
+        number: HudumaNumber,
+        reason: String,
+    },
+    ReinstateNumber {
+        number: HudumaNumber,
+        reason: String,
+    },
+    MergeRecords {
+        survivor: HudumaNumber,
+        duplicate: HudumaNumber,
+        justification: String,
+    },
+    ErasePersonalData {
+        number: HudumaNumber,
+        legal_basis: String,
+    },
+    /// A registration the registrar makes although the duplicate search refused it;
+    /// the justification and what the search found are recorded in the event.
+    RegisterPersonOverridingDuplicates {
+        demographics: Demographics,
+        justification: String,
+    },
 }
 
 /// Proof that a command was appended: the record's index (its sequence number and
@@ -78,6 +116,14 @@ pub enum CommandError {
     LinkNotFound { agency: String, record_id: String },
     #[error("merge conflict: both persons hold a {agency} record ({survivor_record} and {duplicate_record})")]
     MergeConflict { agency: String, survivor_record: String, duplicate_record: String },
+    #[error(
+        "possible duplicate enrolment: {}; if this is another person, register with a justification for the override",
+        candidates.iter().map(|(n, s)| format!("{n} (score {}.{:02})", s / 100, s % 100)).collect::<Vec<_>>().join(", ")
+    )]
+    PossibleDuplicate {
+        /// The likely matches, best first: number in force and score in hundredths.
+        candidates: Vec<(HudumaNumber, u32)>,
+    },
     #[error("request id {0:?} was already used for a different command")]
     RequestIdReused(String),
     #[error("unavailable: {0}")]
@@ -94,7 +140,8 @@ impl CommandError {
             CommandError::RecordAlreadyLinked { .. } => ErrorClass::AlreadyExists,
             CommandError::NumberSuperseded { .. }
             | CommandError::StatusForbids { .. }
-            | CommandError::MergeConflict { .. } => ErrorClass::FailedPrecondition,
+            | CommandError::MergeConflict { .. }
+            | CommandError::PossibleDuplicate { .. } => ErrorClass::FailedPrecondition,
             CommandError::Unavailable(_) => ErrorClass::Unavailable,
             CommandError::Internal(_) => ErrorClass::Internal,
         }

@@ -104,17 +104,6 @@ impl Demographics {
         check_text("demographics.place_of_birth", &self.place_of_birth)?;
         Ok(())
     }
-
-    /// The keys under which this person can be found by the duplicate search, before
-    /// hashing: normalised names (both orders) with the date of birth.
-    pub fn match_keys(&self) -> [String; 2] {
-        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
-        let (given, family) = (norm(&self.given_name), norm(&self.family_name));
-        [
-            format!("{family}\u{1f}{given}\u{1f}{}", self.date_of_birth),
-            format!("{given}\u{1f}{family}\u{1f}{}", self.date_of_birth),
-        ]
-    }
 }
 
 #[cfg(test)]

@@ -23,14 +23,88 @@ pub enum ReplacementReason {
 }
 
 /// A person enters the registry with a new number. The person's id is this record's
-/// sequence number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// sequence number. Written as version 1, or as version 2 when the registrar overrode
+/// the duplicate search (version 2 adds `duplicate_override`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonRegistered {
     pub actor: Actor,
     pub number: HudumaNumber,
     /// The issuance counter that produced `number`.
     pub counter: u64,
     pub demographics: Sealed,
+    pub duplicate_override: Option<DuplicateOverride>,
+}
+
+/// A registration made although the duplicate search found likely matches: the
+/// registrar's justification and what the search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateOverride {
+    pub justification: String,
+    pub candidates: Vec<OverriddenCandidate>,
+}
+
+/// A likely match the registrar overrode: its number then, and its score in hundredths.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverriddenCandidate {
+    pub number: HudumaNumber,
+    pub score_centi: u32,
+}
+
+/// `PersonRegistered` version 1 on the wire.
+#[derive(Serialize, Deserialize)]
+struct PersonRegisteredV1 {
+    actor: Actor,
+    number: HudumaNumber,
+    counter: u64,
+    demographics: Sealed,
+}
+
+/// `PersonRegistered` version 2 on the wire.
+#[derive(Serialize, Deserialize)]
+struct PersonRegisteredV2 {
+    actor: Actor,
+    number: HudumaNumber,
+    counter: u64,
+    demographics: Sealed,
+    duplicate_override: DuplicateOverride,
+}
+
+impl PersonRegistered {
+    fn encode(&self) -> Vec<u8> {
+        let (actor, number, counter, demographics) =
+            (self.actor.clone(), self.number, self.counter, self.demographics.clone());
+        match &self.duplicate_override {
+            None => encode(&PersonRegisteredV1 { actor, number, counter, demographics }),
+            Some(o) => {
+                encode(&PersonRegisteredV2 { actor, number, counter, demographics, duplicate_override: o.clone() })
+            }
+        }
+    }
+
+    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        Ok(match kv.version {
+            1 => {
+                let v: PersonRegisteredV1 = decode(kv, payload)?;
+                Self {
+                    actor: v.actor,
+                    number: v.number,
+                    counter: v.counter,
+                    demographics: v.demographics,
+                    duplicate_override: None,
+                }
+            }
+            _ => {
+                let v: PersonRegisteredV2 = decode(kv, payload)?;
+                Self {
+                    actor: v.actor,
+                    number: v.number,
+                    counter: v.counter,
+                    demographics: v.demographics,
+                    duplicate_override: Some(v.duplicate_override),
+                }
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +212,11 @@ impl Event {
             Event::RecordsMerged(_) => RECORDS_MERGED,
             Event::PersonalDataErased(_) => PERSONAL_DATA_ERASED,
         };
-        KindVersion { kind, version: 1 }
+        let version = match self {
+            Event::PersonRegistered(e) if e.duplicate_override.is_some() => 2,
+            _ => 1,
+        };
+        KindVersion { kind, version }
     }
 
     /// The payload bytes.
@@ -146,7 +224,7 @@ impl Event {
         match self {
             Event::LogInitialized(e) => encode(e),
             Event::LogKeyRotated(e) => encode(e),
-            Event::PersonRegistered(e) => encode(e),
+            Event::PersonRegistered(e) => e.encode(),
             Event::NumberReplaced(e) => encode(e),
             Event::DemographicsCorrected(e) => encode(e),
             Event::AgencyRecordLinked(e) => encode(e),
@@ -165,7 +243,7 @@ impl Event {
         Ok(match (kv.kind, kv.version) {
             (LOG_INITIALIZED, 1) => Event::LogInitialized(decode(kv, payload)?),
             (LOG_KEY_ROTATED, 1) => Event::LogKeyRotated(decode(kv, payload)?),
-            (PERSON_REGISTERED, 1) => Event::PersonRegistered(decode(kv, payload)?),
+            (PERSON_REGISTERED, 1 | 2) => Event::PersonRegistered(PersonRegistered::decode(kv, payload)?),
             (NUMBER_REPLACED, 1) => Event::NumberReplaced(decode(kv, payload)?),
             (DEMOGRAPHICS_CORRECTED, 1) => Event::DemographicsCorrected(decode(kv, payload)?),
             (AGENCY_RECORD_LINKED, 1) => Event::AgencyRecordLinked(decode(kv, payload)?),

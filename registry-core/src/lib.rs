@@ -8,6 +8,7 @@ pub mod agency_token;
 pub mod attribute_check;
 pub mod checkpointer;
 pub mod command;
+pub mod dedup;
 pub mod demographics;
 pub mod event;
 pub mod issuer;
@@ -22,6 +23,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod sequencer;
 pub mod storage;
+pub mod synthetic;
 pub mod verify;
 pub mod writer;
 

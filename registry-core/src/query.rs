@@ -115,6 +115,17 @@ impl Reader {
         self.resolve_person(&view, person, false).map(Some)
     }
 
+    /// The registered persons scoring at least `floor` against `d`, best first (the
+    /// duplicate search: see `dedup`).
+    pub fn find_duplicates(
+        &self,
+        d: &Demographics,
+        floor: f32,
+        limit: usize,
+    ) -> Result<Vec<crate::dedup::Candidate>, QueryError> {
+        Ok(crate::dedup::find(&View::new(&*self.store), &self.secrets, d, floor, limit)?)
+    }
+
     /// The token `agency` sees `person` by.
     pub fn agency_token(&self, agency: &str, person: PersonId) -> String {
         crate::agency_token::token(&self.secrets, agency, person)

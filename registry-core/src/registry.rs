@@ -47,6 +47,9 @@ pub struct RegistryOptions {
     pub checkpoint_interval: std::time::Duration,
     /// The most look-ups recorded in one access-log batch.
     pub access_max_batch: usize,
+    /// Registrations scoring at least this against a registered person are refused
+    /// as likely duplicates unless overridden (`None`: no duplicate search).
+    pub duplicate_threshold: Option<f32>,
 }
 
 impl Default for RegistryOptions {
@@ -59,6 +62,7 @@ impl Default for RegistryOptions {
             tail_check: 1024,
             checkpoint_interval: std::time::Duration::from_secs(1),
             access_max_batch: 1024,
+            duplicate_threshold: Some(crate::dedup::THRESHOLD),
         }
     }
 }
@@ -161,7 +165,8 @@ impl Registry {
             }
         }
         let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
-        let writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
+        let mut writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
+        writer.set_duplicate_threshold(options.duplicate_threshold);
         let reader = Reader::new(Arc::clone(&store), Arc::clone(&secrets));
         let origin = reader.origin().map_err(|e| OpenError::Checkpoint { size: 0, reason: e.to_string() })?;
         let signed = check_last_checkpoint(&reader, writer.head().next_seq)?;

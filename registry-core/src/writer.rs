@@ -135,9 +135,17 @@ pub struct Writer {
     /// The RFC 6962 tree's right edge at `head.next_seq`; `None` if it could not be
     /// reloaded after a failed commit (appends are then refused until a restart).
     tree: Option<huduma_log::merkle::Frontier>,
+    /// Registrations scoring at least this against a registered person are refused as
+    /// likely duplicates (unless overridden); `None` turns the search off.
+    duplicate_threshold: Option<f32>,
 }
 
 impl Writer {
+    /// Sets the duplicate search's threshold (`None`: no search).
+    pub fn set_duplicate_threshold(&mut self, threshold: Option<f32>) {
+        self.duplicate_threshold = threshold;
+    }
+
     /// Starts on an existing log (checking `key` is its current key), or writes record 0
     /// of a new log naming `origin` and `key`.
     pub fn open(
@@ -164,12 +172,20 @@ impl Writer {
                     return Err(WriterError::WrongKey);
                 }
                 let tree = Some(crate::merkle_store::frontier(&*store, head.next_seq)?);
-                Ok(Self { store, secrets, issuer, key, head, tree })
+                Ok(Self { store, secrets, issuer, key, head, tree, duplicate_threshold: Some(crate::dedup::THRESHOLD) })
             }
             None => {
                 let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
                 let tree = Some(huduma_log::merkle::Frontier::new());
-                let mut writer = Self { store, secrets, issuer, key, head, tree };
+                let mut writer = Self {
+                    store,
+                    secrets,
+                    issuer,
+                    key,
+                    head,
+                    tree,
+                    duplicate_threshold: Some(crate::dedup::THRESHOLD),
+                };
                 let genesis = Event::LogInitialized(event::LogInitialized {
                     origin: origin.to_string(),
                     public_key: writer.key.public().to_bytes(),
@@ -393,6 +409,35 @@ impl Writer {
         }
     }
 
+    /// The duplicate search for a registration: refuses it if a registered person
+    /// scores at or above the threshold and no justification overrides that; returns
+    /// what an override records.
+    fn check_duplicates(
+        &self,
+        view: &View<'_>,
+        demographics: &crate::demographics::Demographics,
+        justification: Option<String>,
+    ) -> Result<Option<event::DuplicateOverride>, CommandError> {
+        let Some(threshold) = self.duplicate_threshold else { return Ok(None) };
+        let found = crate::dedup::find(view, &self.secrets, demographics, threshold, 5)?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let centi = |score: f32| (score * 100.0).round().clamp(0.0, u32::MAX as f32) as u32;
+        match justification {
+            None => Err(CommandError::PossibleDuplicate {
+                candidates: found.iter().map(|c| (c.number, centi(c.score))).collect(),
+            }),
+            Some(justification) => Ok(Some(event::DuplicateOverride {
+                justification,
+                candidates: found
+                    .iter()
+                    .map(|c| event::OverriddenCandidate { number: c.number, score_centi: centi(c.score) })
+                    .collect(),
+            })),
+        }
+    }
+
     /// Validates a command against the projections and builds its event. Writes
     /// nothing to the view except, for a registration, the new person's keyring entry.
     fn prepare(
@@ -404,8 +449,17 @@ impl Writer {
         let actor = s.actor.clone();
         let today = date_of(time);
         Ok(match &s.command {
-            Command::RegisterPerson { demographics } => {
+            Command::RegisterPerson { demographics }
+            | Command::RegisterPersonOverridingDuplicates { demographics, .. } => {
                 demographics.validate(today)?;
+                let justification = match &s.command {
+                    Command::RegisterPersonOverridingDuplicates { justification, .. } => {
+                        crate::command::check_reason("justification", justification)?;
+                        Some(justification.clone())
+                    }
+                    _ => None,
+                };
+                let duplicate_override = self.check_duplicates(view, demographics, justification)?;
                 let issued = self.issue(view)?;
                 let person = PersonId(self.head.next_seq);
                 let data_key = crate::sealed::DataKey::generate();
@@ -420,6 +474,7 @@ impl Writer {
                     number: issued.number,
                     counter: issued.counter,
                     demographics: sealed,
+                    duplicate_override,
                 });
                 (event, Some(issued.number))
             }

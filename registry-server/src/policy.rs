@@ -22,6 +22,7 @@ pub enum Rpc {
     UnlinkAgencyRecord,
     MergeRecords,
     ErasePersonalData,
+    FindDuplicates,
     Resolve,
     WatchChanges,
     VerifyAttributes,
@@ -36,7 +37,7 @@ pub enum Rpc {
 use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 19] = [
+    pub const ALL: [Rpc; 20] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -47,6 +48,7 @@ impl Rpc {
         Rpc::UnlinkAgencyRecord,
         Rpc::MergeRecords,
         Rpc::ErasePersonalData,
+        Rpc::FindDuplicates,
         Rpc::Resolve,
         Rpc::WatchChanges,
         Rpc::VerifyAttributes,
@@ -71,6 +73,7 @@ impl Rpc {
             Rpc::UnlinkAgencyRecord => "UnlinkAgencyRecord",
             Rpc::MergeRecords => "MergeRecords",
             Rpc::ErasePersonalData => "ErasePersonalData",
+            Rpc::FindDuplicates => "FindDuplicates",
             Rpc::Resolve => "Resolve",
             Rpc::WatchChanges => "WatchChanges",
             Rpc::VerifyAttributes => "VerifyAttributes",
@@ -92,7 +95,8 @@ impl Rpc {
             | Rpc::RecordDeath
             | Rpc::RevokeNumber
             | Rpc::ReinstateNumber
-            | Rpc::MergeRecords => &[Registrar, Admin],
+            | Rpc::MergeRecords
+            | Rpc::FindDuplicates => &[Registrar, Admin],
             // An agency only for records of its own agency code (checked by the handler).
             Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],
             Rpc::ErasePersonalData => &[Admin],

@@ -179,6 +179,29 @@ pub fn command_error(e: CommandError) -> Status {
     }
 }
 
+/// The candidates of a duplicate search as the wire carries them.
+pub fn duplicates_out(candidates: &[(HudumaNumber, f32)]) -> pb::FindDuplicatesResponse {
+    let threshold = registry_core::dedup::THRESHOLD;
+    pb::FindDuplicatesResponse {
+        candidates: candidates
+            .iter()
+            .map(|(number, score)| pb::DuplicateCandidate {
+                huduma_number: number.compact(),
+                score: f64::from(*score),
+                above_threshold: *score >= threshold,
+            })
+            .collect(),
+        threshold: f64::from(threshold),
+    }
+}
+
+/// FAILED_PRECONDITION for a registration the duplicate search refused: the message
+/// names the candidates, the details carry them as a `FindDuplicatesResponse`.
+pub fn possible_duplicate(e: &CommandError, candidates: &[(HudumaNumber, f32)]) -> Status {
+    let details = prost::Message::encode_to_vec(&duplicates_out(candidates));
+    Status::with_details(tonic::Code::FailedPrecondition, e.to_string(), details.into())
+}
+
 /// The gRPC status of a failed read: corruption is reported, never served.
 pub fn query_error(e: QueryError) -> Status {
     tracing::error!(error = %e, "a read failed");
@@ -211,6 +234,7 @@ pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
     out.call = match body.call {
         registry_core::access::AccessCall::Resolve => pb::AccessCall::Resolve,
         registry_core::access::AccessCall::VerifyAttributes => pb::AccessCall::VerifyAttributes,
+        registry_core::access::AccessCall::FindDuplicates => pb::AccessCall::FindDuplicates,
     } as i32;
     out.key_kind = key_kind.into();
     out.key_agency = key_agency.unwrap_or_default().into();

@@ -10,6 +10,15 @@ use registry_core::verify::verify_store;
 use registry_server::config::{Loaded, ensure_dev_config};
 use registry_server::{operator, synthetic};
 
+/// Kills the load if the test fails before it does.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+    }
+}
+
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_registration() {
     let dir = tempfile::tempdir().unwrap();
@@ -22,6 +31,7 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the load");
+    let _guard = KillOnDrop(child.id());
     let stdout = child.stdout.take().expect("stdout");
     let mut acked: Vec<(u64, HudumaNumber, u64)> = Vec::new();
     for line in BufReader::new(stdout).lines() {

@@ -45,6 +45,16 @@ fn spawn_server(dir: &Path, metrics: Option<&str>) -> (Child, String, String) {
     (child, addr, token)
 }
 
+/// Kills the server process if the test fails before it does (a failed test must not
+/// leave a server running).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+    }
+}
+
 /// A loopback address with a port that was free a moment ago.
 fn free_port() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -68,6 +78,16 @@ fn signal(child: &Child, name: &str) {
 
 type Acks = Arc<Mutex<BTreeMap<String, String>>>;
 
+/// Waits until `done` holds; fails the test after two minutes instead of hanging (a
+/// load that stops making progress must not run on, filling the disk).
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Registers from `clients` concurrent clients until told to stop or the server goes;
 /// records every acknowledged (request id, number).
 async fn load(addr: String, token: String, clients: usize, acks: Acks) {
@@ -79,17 +99,19 @@ async fn load(addr: String, token: String, clients: usize, acks: Acks) {
             let mut client = RegistryClient::new(channel);
             for i in 0.. {
                 let id = format!("c{c}-{i}");
+                let d = registry_server::synthetic::person(c as u64 * 10_000 + i);
                 let mut request = tonic::Request::new(pb::RegisterPersonRequest {
                     request_id: id.clone(),
                     demographics: Some(pb::Demographics {
-                        given_name: "Achieng".into(),
-                        family_name: format!("Odhiambo{c}"),
-                        other_names: vec![],
-                        date_of_birth: "1988-06-01".into(),
+                        given_name: d.given_name,
+                        family_name: d.family_name,
+                        other_names: d.other_names,
+                        date_of_birth: d.date_of_birth,
                         sex: pb::Sex::Female as i32,
-                        place_of_birth: "Kisumu".into(),
+                        place_of_birth: d.place_of_birth,
                     }),
                     centre: "KISUMU-HC".into(),
+                    duplicate_override_justification: String::new(),
                 });
                 request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
                 match client.register_person(request).await {
@@ -111,11 +133,10 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let metrics = free_port();
     let (mut child, addr, token) = spawn_server(dir.path(), Some(&metrics));
+    let _guard = KillOnDrop(child.id());
     let acks: Acks = Arc::default();
     let loading = tokio::spawn(load(addr, token, 16, acks.clone()));
-    while acks.lock().unwrap().len() < 500 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for("500 acknowledged registrations", || acks.lock().unwrap().len() >= 500).await;
     // The Prometheus endpoint, apart from the gRPC port, counts what was served.
     let scraped = scrape(&metrics);
     for series in [
@@ -167,19 +188,19 @@ async fn look_ups(addr: String, token: String, number: String, clients: usize, a
 async fn sigkill_under_grpc_load_loses_no_acknowledged_registration_or_answered_look_up() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr, token) = spawn_server(dir.path(), None);
+    let _guard = KillOnDrop(child.id());
     let acks: Acks = Arc::default();
     let loading = tokio::spawn(load(addr.clone(), token, 32, acks.clone()));
-    while acks.lock().unwrap().is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("a first registration", || !acks.lock().unwrap().is_empty()).await;
     let watched = acks.lock().unwrap().values().next().unwrap().clone();
     let kra = Loaded::read(&dir.path().join("config.toml")).unwrap();
     let kra = kra.config.principals.iter().find(|p| p.name == "kra").unwrap().token.clone().unwrap();
     let answered = Arc::new(Mutex::new(Vec::new()));
     let looking = tokio::spawn(look_ups(addr, kra, watched.clone(), 16, answered.clone()));
-    while acks.lock().unwrap().len() < 2000 || answered.lock().unwrap().len() < 2000 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("2,000 registrations and 2,000 look-ups", || {
+        acks.lock().unwrap().len() >= 2000 && answered.lock().unwrap().len() >= 2000
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     loading.await.unwrap();

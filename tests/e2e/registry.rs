@@ -139,9 +139,29 @@ async fn a_life_in_the_registry_over_grpc() {
     let dead = resolve(&server, &replaced).await;
     assert_eq!((dead.status, dead.date_of_death.as_str()), (pb::Status::Deceased as i32, "2024-02-29"));
 
-    // Merge a duplicate into a survivor; then erase the survivor (admin only).
+    // The same person enrolled again is refused as a likely duplicate, naming the
+    // first enrolment; the registrar may override with a justification (recorded).
     let survivor = register(&server, "s-1", 3).await;
-    let duplicate = register(&server, "s-2", 3).await;
+    let before = server.log_size().await;
+    let refused = registry.register_person(register_request("s-2", 3)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    let shown = survivor.parse::<registry_core::HudumaNumber>().unwrap().to_string();
+    assert!(refused.message().contains(&shown), "{} names {shown}", refused.message());
+    let details: pb::FindDuplicatesResponse = prost::Message::decode(refused.details()).unwrap();
+    assert_eq!(details.candidates[0].huduma_number, survivor);
+    assert!(details.candidates[0].above_threshold);
+    assert_eq!(server.log_size().await, before, "a refused registration writes nothing");
+    let found = registry
+        .find_duplicates(pb::FindDuplicatesRequest { demographics: Some(demographics(3)), limit: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.candidates[0].huduma_number, survivor);
+    let mut overriding = register_request("s-2", 3);
+    overriding.duplicate_override_justification = "legacy MPR import: kept apart until reviewed".into();
+    let duplicate = registry.register_person(overriding).await.unwrap().into_inner().huduma_number;
+    assert_ne!(duplicate, survivor);
+    // Merge the duplicate into the survivor; then erase the survivor (admin only).
     registry
         .merge_records(pb::MergeRecordsRequest {
             request_id: "m-1".into(),

@@ -146,6 +146,13 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::FindDuplicates => code(
+            server
+                .registry(bearer)
+                .await
+                .find_duplicates(pb::FindDuplicatesRequest { demographics: Some(demographics(9)), limit: 0 })
+                .await,
+        ),
         Rpc::ListAccesses => code(
             server
                 .resolver(bearer)
@@ -250,7 +257,7 @@ async fn the_allowed_calls_succeed_for_their_roles() {
         (Role::CitizenPortal, Rpc::ListAccesses),
         (Role::Auditor, Rpc::GetVerifierKeys),
     ] {
-        let number = register(&server, &format!("ok-{rpc:?}"), 3).await;
+        let number = register(&server, &format!("ok-{rpc:?}"), rand_suffix()).await;
         assert_eq!(call(&server, Bearer::token(&server.token(role)), rpc, &number).await, Code::Ok, "{role:?} {rpc:?}");
     }
 }

@@ -102,6 +102,7 @@ async fn register_one(target: &Target, channel: &Channel) -> Result<String, toni
         request_id: format!("load-{run}-{i}"),
         demographics: Some(demographics(i)),
         centre: "LOAD-GEN".into(),
+        duplicate_override_justification: String::new(),
     };
     let answer = RegistryClient::new(channel.clone()).register_person(authed(request, &target.registrar)).await?;
     Ok(answer.into_inner().huduma_number)

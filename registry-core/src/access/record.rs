@@ -34,14 +34,25 @@ const AAD_TAG: &[u8] = b"huduma.access.v1\0";
 pub enum AccessCall {
     Resolve,
     VerifyAttributes,
+    /// A duplicate search (FindDuplicates, or a refused registration) found the person.
+    FindDuplicates,
 }
 
 /// The key the caller named the person by.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyUsed {
     HudumaNumber(String),
-    AgencyRecord { agency: String, record_id: String },
-    AgencyToken { agency: String, token: String },
+    AgencyRecord {
+        agency: String,
+        record_id: String,
+    },
+    AgencyToken {
+        agency: String,
+        token: String,
+    },
+    /// Demographics searched for (not recorded: they are another person's, or this
+    /// person's own).
+    Demographics,
 }
 
 impl KeyUsed {
@@ -52,6 +63,7 @@ impl KeyUsed {
             KeyUsed::HudumaNumber(_) => ("huduma_number", None),
             KeyUsed::AgencyRecord { agency, .. } => ("agency_record", Some(agency)),
             KeyUsed::AgencyToken { agency, .. } => ("agency_token", Some(agency)),
+            KeyUsed::Demographics => ("demographics", None),
         }
     }
 }

@@ -60,8 +60,7 @@ pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
 }
 
 fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Vec<Vec<u8>> {
-    demographics
-        .match_keys()
+    crate::dedup::stored_keys(demographics)
         .iter()
         .map(|text| {
             let mut key = match_hash(secrets, text).to_vec();

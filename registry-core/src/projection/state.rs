@@ -76,8 +76,13 @@ pub mod meta {
         key
     }
     /// `applied/<tree>`: the last sequence number folded into that tree (u64 BE).
+    /// A tree whose layout changed gets a new marker name (`match_keys.v2`: the
+    /// duplicate search's blocking keys), so that a store from before is rebuilt.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
-        format!("applied/{}", tree.name()).into_bytes()
+        match tree {
+            crate::storage::Tree::MatchKeys => b"applied/match_keys.v2".to_vec(),
+            _ => format!("applied/{}", tree.name()).into_bytes(),
+        }
     }
 }
 

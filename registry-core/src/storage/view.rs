@@ -82,6 +82,24 @@ impl<'a> View<'a> {
         get_checked(self.base, tree, key)
     }
 
+    /// The keys under `prefix`, as the store, the parent batch and the pending writes
+    /// together have them, in key order.
+    pub fn scan_prefix_keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ReadError> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> =
+            self.base.scan_prefix(tree, prefix)?.into_iter().map(|(k, _)| k).collect();
+        for batch in self.parent.into_iter().chain(std::iter::once(&self.pending)) {
+            let Some(writes) = batch.writes.get(&tree) else { continue };
+            for (key, value) in writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+                if value.is_some() {
+                    keys.insert(key.clone());
+                } else {
+                    keys.remove(key);
+                }
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
         self.pending.put(tree, key, checksum::seal(value));
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use registry_core::IssuanceFilters;
 use registry_core::command::{Command, Submission};
-use registry_core::demographics::{Demographics, Sex};
+use registry_core::demographics::Demographics;
 use registry_core::event::Actor;
 use registry_core::issuer::NumberIssuer;
 use registry_core::keys::LogKey;
@@ -28,20 +28,9 @@ pub fn registrar() -> Actor {
     Actor { principal: "gpo-registrar-1".into(), via: "GPO-NAIROBI".into() }
 }
 
-const GIVEN: [&str; 8] = ["Wanjiru", "Otieno", "Achieng", "Kipchoge", "Amina", "Mutua", "Chebet", "Baraka"];
-const FAMILY: [&str; 8] = ["Kamau", "Odhiambo", "Wafula", "Kiprop", "Hassan", "Mwangi", "Njoroge", "Omondi"];
-const PLACES: [&str; 4] = ["Nairobi", "Kisumu", "Mombasa", "Eldoret"];
-
-/// Plausible demographics, varied by `i`.
+/// Plausible demographics, varied by `i`, never likely duplicates of one another.
 pub fn person(i: usize) -> Demographics {
-    Demographics {
-        given_name: GIVEN[i % GIVEN.len()].into(),
-        family_name: FAMILY[(i / GIVEN.len()) % FAMILY.len()].into(),
-        other_names: if i.is_multiple_of(3) { vec![format!("Njeri{i}")] } else { vec![] },
-        date_of_birth: format!("{}-{:02}-{:02}", 1950 + i % 60, 1 + i % 12, 1 + i % 28),
-        sex: [Sex::Female, Sex::Male, Sex::Intersex][i % 3],
-        place_of_birth: PLACES[i % PLACES.len()].into(),
-    }
+    registry_core::synthetic::distinct_person(i as u64)
 }
 
 pub fn submission(request_id: impl Into<String>, command: Command) -> Submission {

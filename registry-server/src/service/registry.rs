@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use registry_core::command::{Command, Outcome, Submission, check_identifier};
+use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+use registry_core::command::{Command, CommandError, Outcome, Submission, check_identifier, check_reason};
 use registry_core::event::Actor;
 use registry_core::registry::Registry;
 use tonic::{Request, Response, Status};
@@ -27,6 +28,32 @@ impl RegistryService {
 
     async fn submit(&self, request_id: String, actor: Actor, command: Command) -> Result<Outcome, Status> {
         self.registry.submit(Submission { request_id, actor, command }).await.map_err(wire::command_error)
+    }
+
+    /// Records that a duplicate search showed `principal` these persons' numbers (each
+    /// person sees it in their access list); answers only once recorded.
+    async fn record_found(&self, principal: &Principal, numbers: &[huduma_number::HudumaNumber]) -> Result<(), Status> {
+        let reader = self.registry.reader();
+        for number in numbers {
+            let Some(found) = reader.resolve_number(*number).map_err(wire::query_error)? else { continue };
+            let event = AccessEvent {
+                person: Some(found.person),
+                body: AccessBody {
+                    call: AccessCall::FindDuplicates,
+                    principal: principal.name.clone(),
+                    role: principal.role.name().into(),
+                    agency: principal.agency.clone().unwrap_or_default(),
+                    purpose: "duplicate search at enrolment".into(),
+                    key: KeyUsed::Demographics,
+                    outcome: AccessOutcome::Found(found.status),
+                    attributes: Vec::new(),
+                },
+            };
+            self.registry.access().record(event).await.map_err(|e| {
+                Status::unavailable(format!("{e}: duplicate searches are refused until they can be recorded"))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -75,11 +102,59 @@ impl RegistryRpc for RegistryService {
             let r = request.into_inner();
             let demographics = wire::demographics(r.demographics)?;
             let actor = actor(&principal, &r.centre)?;
-            let outcome = self.submit(r.request_id, actor, Command::RegisterPerson { demographics }).await?;
+            let command = if r.duplicate_override_justification.is_empty() {
+                Command::RegisterPerson { demographics }
+            } else {
+                check_reason("duplicate_override_justification", &r.duplicate_override_justification)
+                    .map_err(wire::command_error)?;
+                Command::RegisterPersonOverridingDuplicates {
+                    demographics,
+                    justification: r.duplicate_override_justification,
+                }
+            };
+            let submission = Submission { request_id: r.request_id, actor, command };
+            let outcome = match self.registry.submit(submission).await {
+                Ok(outcome) => outcome,
+                Err(CommandError::PossibleDuplicate { candidates }) => {
+                    let found: Vec<_> = candidates.iter().map(|(n, s)| (*n, *s as f32 / 100.0)).collect();
+                    let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
+                    self.record_found(&principal, &numbers).await?;
+                    let e = CommandError::PossibleDuplicate { candidates };
+                    return Err(wire::possible_duplicate(&e, &found));
+                }
+                Err(e) => return Err(wire::command_error(e)),
+            };
             Ok(Response::new(pb::RegisterPersonResponse {
                 huduma_number: issued(&outcome)?,
                 receipt: receipt(&outcome),
             }))
+        })
+        .await
+    }
+
+    async fn find_duplicates(
+        &self,
+        request: Request<pb::FindDuplicatesRequest>,
+    ) -> Result<Response<pb::FindDuplicatesResponse>, Status> {
+        timed(Rpc::FindDuplicates, async {
+            let principal = authorize(&request, Rpc::FindDuplicates)?;
+            let r = request.into_inner();
+            let limit = match r.limit {
+                0 => 10,
+                n @ 1..=50 => n as usize,
+                _ => return Err(wire::invalid("limit", "at most 50")),
+            };
+            let demographics = wire::demographics(r.demographics)?;
+            let registry = Arc::clone(&self.registry);
+            let found = tokio::task::spawn_blocking(move || {
+                registry.reader().find_duplicates(&demographics, registry_core::dedup::REPORT_FLOOR, limit)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("the search failed: {e}")))?
+            .map_err(wire::query_error)?;
+            let found: Vec<_> = found.iter().map(|c| (c.number, c.score)).collect();
+            self.record_found(&principal, &found.iter().map(|(n, _)| *n).collect::<Vec<_>>()).await?;
+            Ok(Response::new(wire::duplicates_out(&found)))
         })
         .await
     }
