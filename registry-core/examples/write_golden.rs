@@ -1,8 +1,10 @@
 //! Writes the golden log fixture: `cargo run -p registry-core --example write_golden -- DIR`.
 //!
-//! Run once per log format version; the files are committed under tests/golden and
-//! every later version must still verify and fold them (tests/golden.rs). Never
-//! regenerate an existing version's fixture: that would defeat its purpose.
+//! Run once per version of the events written; the files are committed under
+//! tests/golden (v1: every event kind at version 1; v2: the same and a registration
+//! that overrode the duplicate search, `PersonRegistered` version 2), and every later
+//! version must still verify and fold them (tests/golden.rs). Never regenerate an
+//! existing version's fixture: that would defeat its purpose.
 
 use std::path::PathBuf;
 
@@ -53,6 +55,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let e = submit(Command::RegisterPerson { demographics: person("Baraka", "Mwangi", "1999-09-09") })?
         .number
         .ok_or("no number")?;
+    // The same person as `a` again: refused by the duplicate search, registered with a
+    // justification (PersonRegistered version 2), later merged into `a`'s survivor.
+    let f = submit(Command::RegisterPersonOverridingDuplicates {
+        demographics: person("Wanjiru", "Kamau", "1990-02-28"),
+        justification: "legacy register import: kept apart until reviewed".into(),
+    })?
+    .number
+    .ok_or("no number")?;
     submit(Command::LinkAgencyRecord { number: a, agency: "KRA".into(), record_id: "A000111222Z".into() })?;
     submit(Command::LinkAgencyRecord { number: b, agency: "NHIF".into(), record_id: "NH-77".into() })?;
     submit(Command::LinkAgencyRecord { number: b, agency: "NTSA".into(), record_id: "DL-1".into() })?;
@@ -66,10 +76,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     submit(Command::ReinstateNumber { number: d, reason: "investigation closed".into() })?;
     submit(Command::RecordDeath { number: d, date_of_death: "2024-01-31".into() })?;
     submit(Command::MergeRecords { survivor: a2, duplicate: b, justification: "same person enrolled twice".into() })?;
+    submit(Command::MergeRecords { survivor: a2, duplicate: f, justification: "the override was reviewed".into() })?;
     submit(Command::ErasePersonalData { number: e, legal_basis: "DPA 2019 s.40 erasure request".into() })?;
     let reader = registry.reader();
     let mut expected = String::new();
-    for number in [a, a2, b, c, d, e] {
+    for number in [a, a2, b, c, d, e, f] {
         let r = reader.resolve_number(number)?.ok_or("unresolved")?;
         let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
         let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();

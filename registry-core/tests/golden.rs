@@ -1,7 +1,8 @@
-//! The golden log: a small log written by format version 1 (see
-//! examples/write_golden.rs), committed under tests/golden/v1. Every later version of
-//! the registry must still verify it against its published genesis key and fold it to
-//! the same answers.
+//! The golden logs: small logs written by each version of the events (see
+//! examples/write_golden.rs), committed under tests/golden: v1 has every kind at its
+//! first version, v2 adds `PersonRegistered` version 2 (a registration that overrode
+//! the duplicate search). Every later version of the registry must still verify each
+//! against its published genesis key and fold it to the same answers.
 
 use std::path::Path;
 
@@ -15,12 +16,8 @@ use registry_core::storage::Storage;
 use registry_core::storage::memory::MemoryStore;
 use registry_core::verify::verify_store;
 
-fn golden() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/v1")
-}
-
-fn master() -> [u8; 32] {
-    let hex = std::fs::read_to_string(golden().join("master.hex")).unwrap();
+fn master(golden: &Path) -> [u8; 32] {
+    let hex = std::fs::read_to_string(golden.join("master.hex")).unwrap();
     let hex = hex.trim();
     let mut out = [0u8; 32];
     for (i, byte) in out.iter_mut().enumerate() {
@@ -31,15 +28,26 @@ fn master() -> [u8; 32] {
 
 #[test]
 fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
+    check("v1", 18, 6);
+}
+
+#[test]
+fn golden_log_v2_still_verifies_and_folds_to_the_same_answers() {
+    check("v2", 20, 7);
+}
+
+fn check(version: &str, at_least: u64, numbers: usize) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version);
+    let golden = golden.as_path();
     let store = std::sync::Arc::new(MemoryStore::new());
-    let records = log_export::import_log(&*store, &mut std::fs::File::open(golden().join("log.bin")).unwrap()).unwrap();
-    assert!(records >= 18, "the fixture holds every event kind ({records} records)");
-    log_export::import_keyring(&*store, &mut std::fs::File::open(golden().join("keyring.bin")).unwrap()).unwrap();
-    let secrets = Secrets::from_master(master());
+    let records = log_export::import_log(&*store, &mut std::fs::File::open(golden.join("log.bin")).unwrap()).unwrap();
+    assert!(records >= at_least, "the fixture holds every event kind ({records} records)");
+    log_export::import_keyring(&*store, &mut std::fs::File::open(golden.join("keyring.bin")).unwrap()).unwrap();
+    let secrets = Secrets::from_master(master(golden));
     replay::rebuild(&*store, &secrets, &mut |_| ()).unwrap();
 
     let (origin, genesis) =
-        parse_note_verifier_key(&std::fs::read_to_string(golden().join("genesis.vkey")).unwrap()).unwrap();
+        parse_note_verifier_key(&std::fs::read_to_string(golden.join("genesis.vkey")).unwrap()).unwrap();
     assert_eq!(origin, "golden.huduma.example/log");
     let report = verify_store(&*store, Some(genesis), Some(&secrets), &mut |_, _| ()).unwrap();
     assert_eq!(report.records, records);
@@ -47,7 +55,7 @@ fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
 
     let dyn_store: std::sync::Arc<dyn Storage> = store;
     let reader = Reader::new(dyn_store, std::sync::Arc::new(secrets));
-    let expected = std::fs::read_to_string(golden().join("expected.txt")).unwrap();
+    let expected = std::fs::read_to_string(golden.join("expected.txt")).unwrap();
     let mut checked = 0;
     for line in expected.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -62,5 +70,5 @@ fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
         assert_eq!(links, fields[4], "{line}");
         checked += 1;
     }
-    assert_eq!(checked, 6);
+    assert_eq!(checked, numbers);
 }

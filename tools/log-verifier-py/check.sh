@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/log-verifier-py
-golden=registry-core/tests/golden/v1
-python3 "$here/verify_log.py" "$golden/log.bin" "$(cat "$golden/genesis.vkey")"
+for golden in registry-core/tests/golden/v1 registry-core/tests/golden/v2; do
+  python3 "$here/verify_log.py" "$golden/log.bin" "$(cat "$golden/genesis.vkey")"
+done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

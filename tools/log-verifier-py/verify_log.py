@@ -20,7 +20,7 @@ RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
 ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
 KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
 MAX_PAYLOAD = 1 << 20
-KNOWN = {(1, 1), (2, 1)} | {(k, 1) for k in range(16, 26)}
+KNOWN = {(1, 1), (2, 1), (16, 2)} | {(k, 1) for k in range(16, 26)}
 
 
 class Bad(Exception):
@@ -81,7 +81,7 @@ def sealed(buf, at):
     return at
 
 
-def decode(kind: int, payload: bytes):
+def decode(kind: int, version: int, payload: bytes):
     """Decodes the payload strictly; returns the fields a verifier needs."""
     at, out = 0, {}
     if kind == 1:
@@ -96,6 +96,13 @@ def decode(kind: int, payload: bytes):
         out["number"], at = varint(payload, at)
         _, at = varint(payload, at)
         at = sealed(payload, at)
+        if version == 2:
+            # duplicate_override: justification, then (number, score_centi) pairs.
+            _, at = string(payload, at)
+            count, at = varint(payload, at)
+            for _ in range(count):
+                _, at = varint(payload, at)
+                _, at = varint(payload, at)
     elif kind == 17:
         at = actor(payload, at)
         for _ in range(2):
@@ -174,7 +181,7 @@ def verify(path: str, genesis: bytes) -> int:
                 raise Bad("time goes backwards")
             if (kind, version) not in KNOWN:
                 raise Bad(f"unknown event kind {kind} version {version}")
-            event = decode(kind, payload)
+            event = decode(kind, version, payload)
             if seq == 0:
                 if kind != 1:
                     raise Bad("record 0 is not LogInitialized")
