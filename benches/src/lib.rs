@@ -2,6 +2,8 @@
 //! directory, built through the real writer, and a large store of synthetic records
 //! with their RFC 6962 tree (for proofs).
 
+pub mod population;
+
 use std::sync::Arc;
 
 use registry_core::command::{Command, Submission};

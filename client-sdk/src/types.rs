@@ -245,7 +245,7 @@ pub struct VerifierKeys {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DuplicateCandidate {
     pub number: HudumaNumber,
-    /// The match score in hundredths (26.50 at most: `score_centi as f64 / 100.0`).
+    /// The match score in hundredths (28.00 at most: `score_centi as f64 / 100.0`).
     pub score_centi: u32,
     /// Whether a registration scoring this is refused.
     pub above_threshold: bool,

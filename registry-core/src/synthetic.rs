@@ -5,11 +5,11 @@
 //!
 //! Why it holds: birth dates use days 13-28 (so no two are a day-and-month swap of
 //! each other) and even years only (so none is another's "year off by one"); two
-//! persons with different dates therefore score at most 10.5, far below the threshold.
+//! persons with different dates therefore score at most 9, far below the threshold.
 //! The 9,216 dates repeat every 9,216 persons, and persons sharing a date have given
-//! names from a list whose entries pairwise neither share a phonetic code nor come
-//! within a Jaro-Winkler of 0.9 of each other or of any family name, so they score at
-//! most 16.5. Distinct for the first 9,216 × (the list's length) persons.
+//! names from a list whose entries pairwise neither share a phonetic code nor are
+//! close in the search's sense (one edit, or a Jaro-Winkler of 0.9) to each other or
+//! to any family name (and have no other names), so they score at most 15. Distinct for the first 9,216 × (the list's length) persons.
 
 use std::sync::OnceLock;
 
@@ -131,7 +131,7 @@ const DATES: u64 = 16 * 12 * 48;
 
 fn apart(a: &str, b: &str) -> bool {
     let (a, b) = (words(a).concat(), words(b).concat());
-    phonetic(&a) != phonetic(&b) && strsim::jaro_winkler(&a, &b) < 0.9
+    phonetic(&a) != phonetic(&b) && !crate::dedup::score::close(&a, &b)
 }
 
 /// The given names kept: pairwise apart, and apart from every family name.

@@ -1,9 +1,10 @@
 //! The duplicate search at enrolment: who among the registered persons is likely the
 //! person being registered. Each person is stored in the `match_keys` projection under
 //! keyed hashes of blocking keys (name-code pairs with the birth year; a name code with
-//! the birth date), never plaintext; a search probes the new person's keys, opens the
-//! demographics of the persons found, and scores each (Fellegi-Sunter weights, see
-//! `score`).
+//! the birth date), never plaintext, each entry holding a keyed hash of the birth
+//! date; a search probes the new person's keys, passes over block-mates whose birth
+//! date alone keeps them below the floor, opens the demographics of the rest, and
+//! scores each (Fellegi-Sunter weights, see `score`).
 //!
 //! - `normalise`: folding, spelling variants, phonetic codes.
 //! - `score`: the profile compared, the weights, the blocking keys.
@@ -27,7 +28,7 @@ pub use score::{Profile, probe_keys};
 /// A registration scoring at least this against a registered person is refused as a
 /// likely duplicate unless the registrar overrides it. Chosen on the synthetic
 /// population (BENCHMARKS.md, "Duplicate search").
-pub const THRESHOLD: f32 = 17.0;
+pub const THRESHOLD: f32 = 19.0;
 
 /// `FindDuplicates` reports candidates from this score up.
 pub const REPORT_FLOOR: f32 = 8.0;
@@ -49,6 +50,59 @@ pub fn stored_keys(d: &Demographics) -> Vec<String> {
     score::stored_keys(&Profile::of(d))
 }
 
+/// What each of a person's `match_keys` entries holds: the first 8 bytes of the keyed
+/// hash of their birth date (`BLAKE3-keyed(match key, "dob" 0x1F YYYY-MM-DD)`), so
+/// that a search tells block-mates born on the same or a near day from the rest
+/// without opening anyone's sealed demographics.
+pub fn dob_tag(secrets: &Secrets, date_of_birth: &str) -> [u8; 8] {
+    let text = match score::parse_dob(date_of_birth) {
+        Some(date) => dob_text(date),
+        None => format!("dob\u{1f}{date_of_birth}"),
+    };
+    tag_of(secrets, &text)
+}
+
+fn tag_of(secrets: &Secrets, text: &str) -> [u8; 8] {
+    let hash = match_hash(secrets, text);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&hash[..8]);
+    tag
+}
+
+fn dob_text((year, month, day): (i32, u8, u8)) -> String {
+    format!("dob\u{1f}{year:04}-{month:02}-{day:02}")
+}
+
+/// How a block-mate's birth date compares with the probe's, from its tag alone.
+struct DobTags {
+    exact: [u8; 8],
+    near: Vec<[u8; 8]>,
+}
+
+impl DobTags {
+    fn of(secrets: &Secrets, profile: &Profile) -> Option<Self> {
+        let (year, month, day) = profile.dob?;
+        let tag = |date| tag_of(secrets, &dob_text(date));
+        let mut near = vec![tag((year - 1, month, day)), tag((year + 1, month, day))];
+        if month != day {
+            near.push(tag((year, day, month)));
+        }
+        Some(Self { exact: tag((year, month, day)), near })
+    }
+
+    /// The date of birth's weight for a block-mate with this tag (what
+    /// `score::dob_weight` gives their dates).
+    fn weight(&self, tag: &[u8]) -> f32 {
+        if tag == self.exact {
+            score::weight::DOB_EXACT
+        } else if self.near.iter().any(|n| n == tag) {
+            score::weight::DOB_NEAR
+        } else {
+            score::weight::DOB_DIFFERENT
+        }
+    }
+}
+
 /// The persons scoring at least `floor` against `d`, best first, at most `limit`,
 /// reading the projections through `view` (so a batch being built sees itself).
 /// Merged and erased persons are not candidates (a merged person's keys are gone; an
@@ -61,22 +115,29 @@ pub fn find(
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
     let profile = Profile::of(d);
+    let Some(dob) = DobTags::of(secrets, &profile) else { return Ok(Vec::new()) };
+    // A block-mate can score at most this plus its date's weight: one born on a day
+    // too far from the probe's to reach `floor` is never opened.
+    let best_but_dob = score::best_without_dob();
     let mut persons: Vec<PersonId> = Vec::new();
-    for key in probe_keys(&profile) {
+    'probe: for key in probe_keys(&profile) {
         let hash = match_hash(secrets, &key);
-        for entry in view.scan_prefix_keys(Tree::MatchKeys, &hash)? {
+        for (entry, tag) in view.scan_prefix(Tree::MatchKeys, &hash)? {
             let Some(id) = entry.get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
+            if best_but_dob + dob.weight(&tag) < floor {
+                continue;
+            }
             let person = PersonId(u64::from_be_bytes(id));
             if !persons.contains(&person) {
                 persons.push(person);
+                if persons.len() >= MAX_EXAMINED {
+                    break 'probe;
+                }
             }
-        }
-        if persons.len() >= MAX_EXAMINED {
-            break;
         }
     }
     let mut found = Vec::new();
-    for person in persons.into_iter().take(MAX_EXAMINED) {
+    for person in persons {
         let Some(entry) = state::read::<PersonEntry>(view, Tree::Persons, &person_key(person))? else { continue };
         if matches!(entry.status, PersonStatus::Merged | PersonStatus::Erased) {
             continue;
@@ -91,4 +152,29 @@ pub fn find(
     found.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.person.cmp(&b.person)));
     found.truncate(limit);
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tag-only weight of a block-mate's date equals the weight the score gives
+    /// the dates themselves, for every kind of nearness.
+    #[test]
+    fn a_birth_date_tag_weighs_as_the_date_does() {
+        let secrets = Secrets::from_master([7; 32]);
+        let probe = Profile::of(&Demographics {
+            given_name: "Wanjiru".into(),
+            family_name: "Kamau".into(),
+            other_names: vec![],
+            date_of_birth: "1990-04-12".into(),
+            sex: crate::demographics::Sex::Female,
+            place_of_birth: "Nyeri".into(),
+        });
+        let Some(tags) = DobTags::of(&secrets, &probe) else { panic!("the probe's date parses") };
+        for date in ["1990-04-12", "1990-12-04", "1989-04-12", "1991-04-12", "1990-04-13", "1992-04-12", "1990-05-12"] {
+            let expected = score::dob_weight(probe.dob, score::parse_dob(date));
+            assert_eq!(tags.weight(&dob_tag(&secrets, date)), expected, "{date}");
+        }
+    }
 }

@@ -59,15 +59,19 @@ pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
     *blake3::keyed_hash(secrets.match_key(), text.as_bytes()).as_bytes()
 }
 
-fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Vec<Vec<u8>> {
-    crate::dedup::stored_keys(demographics)
+/// A person's `match_keys` entries: (keyed hash of a blocking key ‖ person) → the
+/// keyed hash of their birth date (`dedup::dob_tag`), so that a search passes over
+/// block-mates born on another day without opening them.
+fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> (Vec<Vec<u8>>, [u8; 8]) {
+    let keys = crate::dedup::stored_keys(demographics)
         .iter()
         .map(|text| {
             let mut key = match_hash(secrets, text).to_vec();
             key.extend_from_slice(&person.0.to_be_bytes());
             key
         })
-        .collect()
+        .collect();
+    (keys, crate::dedup::dob_tag(secrets, &demographics.date_of_birth))
 }
 
 fn set_match_keys(
@@ -78,9 +82,10 @@ fn set_match_keys(
     present: bool,
 ) -> Result<(), FoldError> {
     if let Some(demographics) = open_demographics(view, secrets, person, sealed)? {
-        for key in match_entries(secrets, person, &demographics) {
+        let (keys, dob) = match_entries(secrets, person, &demographics);
+        for key in keys {
             if present {
-                view.put(Tree::MatchKeys, key, &[]);
+                view.put(Tree::MatchKeys, key, &dob);
             } else {
                 view.remove(Tree::MatchKeys, key);
             }

@@ -3,7 +3,7 @@
 //! so nothing above this layer touches raw stored bytes.
 
 use super::checksum;
-use super::{Storage, StorageError, Tree, WriteBatch};
+use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// A stored value failed its checksum or could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,22 +82,27 @@ impl<'a> View<'a> {
         get_checked(self.base, tree, key)
     }
 
-    /// The keys under `prefix`, as the store, the parent batch and the pending writes
-    /// together have them, in key order.
-    pub fn scan_prefix_keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, ReadError> {
-        let mut keys: std::collections::BTreeSet<Vec<u8>> =
-            self.base.scan_prefix(tree, prefix)?.into_iter().map(|(k, _)| k).collect();
+    /// The checked entries under `prefix`, as the store, the parent batch and the
+    /// pending writes together have them, in key order.
+    pub fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, ReadError> {
+        let mut entries: std::collections::BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(tree, prefix)?.into_iter().collect();
         for batch in self.parent.into_iter().chain(std::iter::once(&self.pending)) {
             let Some(writes) = batch.writes.get(&tree) else { continue };
             for (key, value) in writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
-                if value.is_some() {
-                    keys.insert(key.clone());
-                } else {
-                    keys.remove(key);
-                }
+                match value {
+                    Some(stored) => entries.insert(key.clone(), stored.clone()),
+                    None => entries.remove(key),
+                };
             }
         }
-        Ok(keys.into_iter().collect())
+        entries
+            .into_iter()
+            .map(|(key, stored)| {
+                let value = open_value(tree, &key, &stored)?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {

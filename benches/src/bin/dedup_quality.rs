@@ -1,0 +1,267 @@
+//! `huduma-dedup-quality`: how well and how fast the duplicate search works on a
+//! synthetic Kenyan population with planted duplicates (`huduma_benches::population`).
+//!
+//! 1. Quality: every enrolment, in order, is searched against those before it with
+//!    the registry's own blocking keys and scoring (`registry_core::dedup`), held in
+//!    memory; precision and recall are reported for a range of thresholds.
+//! 2. Speed (`--registry`): the whole population is written into a real sled store
+//!    through the writer, then `Reader::find_duplicates` (the RegisterPerson and
+//!    FindDuplicates path: keyed-hash blocks, sealed demographics opened) is timed on
+//!    a sample of planted duplicates and of new persons, beside a raw sled point read
+//!    measured on the same store in the same run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use huduma_benches::population::{self, Enrolment};
+use registry_core::command::{Command, Submission};
+use registry_core::dedup::score::{Profile, probe_keys, score, stored_keys};
+use registry_core::event::Actor;
+use registry_core::issuer::NumberIssuer;
+use registry_core::query::Reader;
+use registry_core::storage::Storage;
+use registry_core::storage::sled_store::SledStore;
+use registry_core::writer::Writer;
+
+#[derive(Parser)]
+#[command(about = "Precision, recall and speed of the duplicate search on a synthetic population")]
+struct Args {
+    /// Enrolments in all (originals, twins and planted duplicates).
+    #[arg(long, default_value_t = 1_000_000)]
+    persons: usize,
+    /// The share of planted duplicates.
+    #[arg(long, default_value_t = 0.02)]
+    duplicates: f64,
+    /// The share of originals that are twins of an earlier person (hard negatives).
+    #[arg(long, default_value_t = 0.005)]
+    twins: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also time the search through a real store of the whole population.
+    #[arg(long)]
+    registry: bool,
+    /// Only time the search through the store (skip the in-memory quality run).
+    #[arg(long, requires = "registry")]
+    speed_only: bool,
+    /// Searches timed through the store.
+    #[arg(long, default_value_t = 2000)]
+    sample: usize,
+    /// Print this many false positives at the chosen threshold (for tuning).
+    #[arg(long, default_value_t = 0)]
+    show_false_positives: usize,
+    /// Print this many planted duplicates missed at the chosen threshold.
+    #[arg(long, default_value_t = 0)]
+    show_misses: usize,
+}
+
+/// What the search found for one enrolment.
+struct Outcome {
+    duplicate: bool,
+    /// The best score among the earlier enrolments found, and whether that best one
+    /// is the person this enrolment duplicates.
+    best: f32,
+    best_is_truth: bool,
+    /// The enrolment that scored best.
+    best_id: Option<u32>,
+}
+
+fn quality(people: &[Enrolment]) -> (Vec<Outcome>, f64) {
+    let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut profiles: Vec<Profile> = Vec::with_capacity(people.len());
+    let mut outcomes = Vec::with_capacity(people.len());
+    let began = Instant::now();
+    for (i, e) in people.iter().enumerate() {
+        let p = Profile::of(&e.demographics);
+        let mut seen: Vec<u32> = Vec::new();
+        for key in probe_keys(&p) {
+            if let Some(ids) = index.get(&key) {
+                for id in ids {
+                    if !seen.contains(id) {
+                        seen.push(*id);
+                    }
+                }
+            }
+        }
+        let mut best = (f32::MIN, false);
+        let mut best_id = None;
+        for id in seen.iter().take(registry_core::dedup::MAX_EXAMINED) {
+            let s = score(&p, &profiles[*id as usize]);
+            let other = &people[*id as usize];
+            let truth = e.duplicate_of == Some(*id as usize)
+                || (e.duplicate_of.is_some() && other.duplicate_of == e.duplicate_of);
+            if s > best.0 {
+                best = (s, truth);
+                best_id = Some(*id);
+            }
+        }
+        outcomes.push(Outcome { duplicate: e.duplicate_of.is_some(), best: best.0, best_is_truth: best.1, best_id });
+        for key in stored_keys(&p) {
+            index.entry(key).or_default().push(i as u32);
+        }
+        profiles.push(p);
+        if (i + 1) % 200_000 == 0 {
+            eprintln!("searched {} of {}", i + 1, people.len());
+        }
+    }
+    (outcomes, began.elapsed().as_secs_f64() / people.len() as f64)
+}
+
+fn report(outcomes: &[Outcome]) {
+    let duplicates = outcomes.iter().filter(|o| o.duplicate).count();
+    println!(
+        "| threshold | flagged | true positives | false positives | precision | recall | best match is the original |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for t in [14.0f32, 15.0, 16.0, 17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0] {
+        let flagged: Vec<&Outcome> = outcomes.iter().filter(|o| o.best >= t).collect();
+        let tp = flagged.iter().filter(|o| o.duplicate).count();
+        let fp = flagged.len() - tp;
+        let right = flagged.iter().filter(|o| o.duplicate && o.best_is_truth).count();
+        let marker = if (t - registry_core::dedup::THRESHOLD).abs() < f32::EPSILON { " (chosen)" } else { "" };
+        println!(
+            "| {t:.1}{marker} | {} | {tp} | {fp} | {:.4} | {:.4} | {:.4} |",
+            flagged.len(),
+            tp as f64 / flagged.len().max(1) as f64,
+            tp as f64 / duplicates.max(1) as f64,
+            right as f64 / tp.max(1) as f64,
+        );
+    }
+}
+
+/// Two persons alike on everything but their other names and place of birth.
+fn alike(a: &registry_core::demographics::Demographics, b: &registry_core::demographics::Demographics) -> bool {
+    let fold = registry_core::dedup::normalise::words;
+    let mut x = [fold(&a.given_name), fold(&a.family_name)].concat();
+    let mut y = [fold(&b.given_name), fold(&b.family_name)].concat();
+    x.sort();
+    y.sort();
+    x == y && a.date_of_birth == b.date_of_birth && a.sex == b.sex
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn speed(people: &[Enrolment], sample: usize, seed: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(SledStore::open(dir.path())?);
+    let dyn_store: Arc<dyn Storage> = store.clone();
+    let secrets = Arc::new(huduma_benches::secrets());
+    let issuer = NumberIssuer::new(secrets.number_key(), Default::default());
+    let mut writer = Writer::open(dyn_store.clone(), secrets.clone(), issuer, huduma_benches::key(), "dedup.bench/log")
+        .context("open the writer")?;
+    // The store is built without the search (the population holds its planted
+    // duplicates); the index it builds is the same.
+    writer.set_duplicate_threshold(None);
+    let began = Instant::now();
+    let actor = Actor { principal: "bench".into(), via: "BENCH".into() };
+    for (n, chunk) in people.chunks(1024).enumerate() {
+        let subs: Vec<Submission> = chunk
+            .iter()
+            .enumerate()
+            .map(|(k, e)| Submission {
+                request_id: format!("p-{}", n * 1024 + k),
+                actor: actor.clone(),
+                command: Command::RegisterPerson { demographics: e.demographics.clone() },
+            })
+            .collect();
+        for result in writer.execute_batch(&subs) {
+            result.context("register")?;
+        }
+        if (n + 1) % 100 == 0 {
+            eprintln!("stored {} persons in {:.0}s", (n + 1) * 1024, began.elapsed().as_secs_f64());
+        }
+    }
+    drop(writer);
+    let reader = Reader::new(dyn_store.clone(), secrets);
+    // Queries: planted duplicates (their own demographics) and new persons.
+    let fresh = population::generate(sample, 0.0, 0.0, seed + 1000);
+    let dups: Vec<&Enrolment> = people.iter().filter(|e| e.duplicate_of.is_some()).take(sample / 2).collect();
+    let queries: Vec<_> =
+        dups.iter().map(|e| &e.demographics).chain(fresh.iter().take(sample / 2).map(|e| &e.demographics)).collect();
+    let mut times = Vec::with_capacity(queries.len());
+    let mut found = 0usize;
+    for d in &queries {
+        let t = Instant::now();
+        let candidates = reader.find_duplicates(d, registry_core::dedup::THRESHOLD, 5)?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        found += usize::from(!candidates.is_empty());
+    }
+    times.sort_by(f64::total_cmp);
+    // The floor: a raw point read of the same store.
+    let mut next = huduma_benches::xorshift();
+    let reads = 20_000;
+    let t = Instant::now();
+    for _ in 0..reads {
+        let seq = next() % people.len() as u64 + 1;
+        store.get(registry_core::storage::Tree::Persons, &seq.to_be_bytes())?;
+    }
+    let read_us = t.elapsed().as_secs_f64() * 1e6 / reads as f64;
+    println!(
+        "search through the store of {} persons, {} queries ({found} found a candidate): median {:.0} us, p90 {:.0} us, p99 {:.0} us; raw sled point read {:.2} us (median = {:.0} reads)",
+        people.len(),
+        queries.len(),
+        percentile(&times, 0.5),
+        percentile(&times, 0.9),
+        percentile(&times, 0.99),
+        read_us,
+        percentile(&times, 0.5) / read_us
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let t = Instant::now();
+    let people = population::generate(args.persons, args.duplicates, args.twins, args.seed);
+    eprintln!("generated {} enrolments in {:.1}s", people.len(), t.elapsed().as_secs_f64());
+    if args.speed_only {
+        return speed(&people, args.sample, args.seed);
+    }
+    let (outcomes, per_search) = quality(&people);
+    println!(
+        "population: {} enrolments, {} planted duplicates, {} twins (seed {}); in-memory search {:.1} us each",
+        people.len(),
+        people.iter().filter(|e| e.duplicate_of.is_some()).count(),
+        people.iter().filter(|e| e.twin_of.is_some()).count(),
+        args.seed,
+        per_search * 1e6
+    );
+    report(&outcomes);
+    let threshold = registry_core::dedup::THRESHOLD;
+    let indistinguishable = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.duplicate && o.best >= threshold)
+        .filter(|(i, o)| o.best_id.is_some_and(|id| alike(&people[*i].demographics, &people[id as usize].demographics)))
+        .count();
+    println!(
+        "false positives at the chosen threshold whose match has the same given and family names (in either order), date of birth and sex: {indistinguishable}"
+    );
+    let unblocked = outcomes.iter().filter(|o| o.duplicate && o.best_id.is_none()).count();
+    println!("planted duplicates that share no block with anyone (never scored): {unblocked}");
+    for (i, o) in
+        outcomes.iter().enumerate().filter(|(_, o)| !o.duplicate && o.best >= threshold).take(args.show_false_positives)
+    {
+        let other = o.best_id.map(|id| &people[id as usize]);
+        eprintln!(
+            "FP {:.1}: {:?} (twin_of {:?})\n   vs {:?}",
+            o.best,
+            people[i].demographics,
+            people[i].twin_of,
+            other.map(|e| &e.demographics)
+        );
+    }
+    for (i, o) in outcomes.iter().enumerate().filter(|(_, o)| o.duplicate && o.best < threshold).take(args.show_misses)
+    {
+        let truth = people[i].duplicate_of.map(|of| &people[of].demographics);
+        eprintln!("MISS {:.1}: {:?}\n   of {:?}", o.best, people[i].demographics, truth);
+    }
+    if args.registry {
+        speed(&people, args.sample, args.seed)?;
+    }
+    Ok(())
+}
