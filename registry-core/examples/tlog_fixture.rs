@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use registry_core::command::{Command, Submission};
-use registry_core::demographics::{Demographics, Sex};
 use registry_core::event::Actor;
 use registry_core::keys::{LogKey, note_verifier_key};
 use registry_core::registry::{Registry, RegistryOptions};
@@ -24,14 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = RegistryOptions { checkpoint_interval: std::time::Duration::ZERO, ..RegistryOptions::default() };
     let registry = Registry::open_dir(data.path(), Secrets::from_master([32; 32]), key.clone(), options.clone())?;
     for i in 0..70u64 {
-        let demographics = Demographics {
-            given_name: format!("Given{i}"),
-            family_name: "Family".into(),
-            other_names: vec![],
-            date_of_birth: format!("19{:02}-01-01", 50 + i % 50),
-            sex: Sex::Female,
-            place_of_birth: "Nairobi".into(),
-        };
+        // Persons the duplicate search never takes for one another.
+        let demographics = registry_core::synthetic::distinct_person(i);
         let submission = Submission {
             request_id: format!("fixture-{i}"),
             actor: Actor { principal: "fixture".into(), via: "TEST".into() },

@@ -15,9 +15,16 @@ bin=target/debug/huduma-registry
 genesis=$("$bin" init --dir "$work/dev" | sed -n 3p | tr -d ' ')
 "$bin" load --config "$work/dev/config.toml" --count 3000 --run a 2>/dev/null
 "$bin" rotate-key --config "$work/dev/config.toml" >/dev/null
-"$bin" load --config "$work/dev/config.toml" --count 1000 --run b 2>/dev/null
+# Persons 3000-3999: the same persons again would be refused as likely duplicates.
+"$bin" load --config "$work/dev/config.toml" --count 1000 --run b --start 3000 2>/dev/null
 "$bin" export --config "$work/dev/config.toml" --out "$work/log.bin" >/dev/null
-python3 "$here/verify_log.py" "$work/log.bin" "$genesis"
+out=$(python3 "$here/verify_log.py" "$work/log.bin" "$genesis")
+echo "$out"
+# Record 0, 3,000 registrations, the rotation, 1,000 more.
+case "$out" in
+  "ok: 4002 records,"*) ;;
+  *) echo "expected 4,002 records in the fresh log" >&2; exit 1 ;;
+esac
 
 # One flipped byte in record 1000 must be named.
 python3 - "$work/log.bin" "$work/bad.bin" <<'PY'
