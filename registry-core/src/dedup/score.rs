@@ -66,7 +66,8 @@ pub struct Profile {
     /// (year, month, day), if the date parses.
     pub dob: Option<(i32, u8, u8)>,
     pub sex: Sex,
-    pub place: String,
+    /// The place of birth, folded whole, with its phonetic code.
+    pub place: Word,
 }
 
 pub(crate) fn parse_dob(text: &str) -> Option<(i32, u8, u8)> {
@@ -77,8 +78,14 @@ pub(crate) fn parse_dob(text: &str) -> Option<(i32, u8, u8)> {
     parts.next().is_none().then_some((year, month, day))
 }
 
+impl Word {
+    fn of(text: String) -> Self {
+        Self { code: phonetic(&text), text }
+    }
+}
+
 fn coded(name: &str) -> Vec<Word> {
-    words(name).into_iter().map(|text| Word { code: phonetic(&text), text }).collect()
+    words(name).into_iter().map(Word::of).collect()
 }
 
 impl Profile {
@@ -99,7 +106,7 @@ impl Profile {
             codes,
             dob: parse_dob(&d.date_of_birth),
             sex: d.sex,
-            place: fold(&d.place_of_birth),
+            place: Word::of(fold(&d.place_of_birth)),
         }
     }
 
@@ -228,7 +235,7 @@ pub fn score(a: &Profile, b: &Profile) -> f32 {
     };
     total += dob_weight(a.dob, b.dob);
     total += if a.sex == b.sex { weight::SEX_SAME } else { weight::SEX_DIFFERENT };
-    total += if !a.place.is_empty() && (a.place == b.place || close(&a.place, &b.place)) {
+    total += if !a.place.text.is_empty() && word_level(&a.place, &b.place) > Level::Different {
         weight::PLACE_SAME
     } else {
         weight::PLACE_DIFFERENT
