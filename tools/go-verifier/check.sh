@@ -14,7 +14,8 @@ if ! command -v go >/dev/null || [ ! -d "$gopath/src/golang.org/x/mod/sumdb/tlog
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$root" && cargo run -q -p registry-core --example tlog_fixture -- "$work/fx")
+# Built as `cargo test --workspace` built it (same targets and features: no rebuild).
+(cd "$root" && cargo build --quiet --workspace --bins --examples && target/debug/examples/tlog_fixture "$work/fx")
 cd "$here"
 
 

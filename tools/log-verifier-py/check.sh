@@ -10,7 +10,9 @@ done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cargo build --quiet -p registry-server --bin huduma-registry
+# The workspace's binaries and examples, as `cargo test --workspace` built them (the
+# same targets and features, so after the tests this builds nothing).
+cargo build --quiet --workspace --bins --examples
 bin=target/debug/huduma-registry
 genesis=$("$bin" init --dir "$work/dev" | sed -n 3p | tr -d ' ')
 "$bin" load --config "$work/dev/config.toml" --count 3000 --run a 2>/dev/null
