@@ -27,7 +27,7 @@ fn records() -> u64 {
 
 fn proofs(c: &mut Criterion) {
     let n = records();
-    let (_dir, store) = tree_store(n);
+    let (_dir, store) = tree_store(n, registry_core::storage::sled_store::DEFAULT_CACHE_BYTES);
     let mut g = c.benchmark_group("tree");
     g.measurement_time(Duration::from_secs(10));
     let cache = merkle_store::TreeCache::default();

@@ -1,9 +1,10 @@
 //! Proof latency over a tree of N records, sample by sample (criterion reports means;
 //! this keeps every sample): builds a sled store of N synthetic records with their
 //! tree, then times random inclusion and consistency proofs in rounds, printing each
-//! round's p50/p99 so that a cold cache and a warm one are told apart.
+//! round's p50/p99 so that a cold cache and a warm one are told apart. The second
+//! argument is sled's page cache in MiB (the registry's default, 512, when absent).
 //!
-//! `cargo run --release -p huduma-benches --example proof_latency -- 1000000`
+//! `cargo run --release -p huduma-benches --example proof_latency -- 1000000 [512]`
 
 use std::time::Instant;
 
@@ -12,9 +13,13 @@ use registry_core::storage::{Storage, Tree};
 
 fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let cache_mb: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(registry_core::storage::sled_store::DEFAULT_CACHE_BYTES >> 20);
     let began = Instant::now();
-    let (_dir, store) = huduma_benches::tree_store(n);
-    println!("built {n} records in {:.0}s", began.elapsed().as_secs_f64());
+    let (_dir, store) = huduma_benches::tree_store(n, cache_mb << 20);
+    println!("built {n} records in {:.0}s with a {cache_mb} MiB page cache", began.elapsed().as_secs_f64());
     let cache = merkle_store::TreeCache::default();
     let mut next = huduma_benches::xorshift();
     let percentile = |samples: &mut Vec<u32>, p: f64| {

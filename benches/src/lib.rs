@@ -87,14 +87,16 @@ pub fn populated(persons: u64, batch: usize) -> (Fixture, Vec<HudumaNumber>) {
 /// durably every 100,000 writes as plain inserts in order (records before the tree
 /// nodes they complete). Not as atomic batches: sled 0.34's `apply_batch` of large
 /// batches keeps memory far beyond its cache (it was killed at 24 GiB on the way to
-/// 10 million records), plain inserts stay within it.
-pub fn tree_store(n: u64) -> (tempfile::TempDir, SledStore) {
+/// 10 million records), plain inserts stay within it. `cache_bytes` is sled's page
+/// cache (`registry_core::storage::sled_store::DEFAULT_CACHE_BYTES` is the registry's
+/// default).
+pub fn tree_store(n: u64, cache_bytes: u64) -> (tempfile::TempDir, SledStore) {
     use huduma_log::merkle::Frontier;
     use registry_core::merkle_store;
     use registry_core::storage::Tree;
     use registry_core::storage::view::View;
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(dir.path()).expect("sled");
+    let store = SledStore::open_with_cache(dir.path(), cache_bytes).expect("sled");
     let mut frontier = Frontier::new();
     let began = std::time::Instant::now();
     let mut view = View::new(&store);

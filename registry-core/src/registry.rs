@@ -50,6 +50,10 @@ pub struct RegistryOptions {
     /// Registrations scoring at least this against a registered person are refused
     /// as likely duplicates unless overridden (`None`: no duplicate search).
     pub duplicate_threshold: Option<f32>,
+    /// sled's page cache for the identity store, in bytes. Proofs, look-ups and the
+    /// duplicate search are point reads: sized to hold the store, each is a few
+    /// microseconds; beyond it, each cold read costs about 20 (see BENCHMARKS.md).
+    pub cache_bytes: u64,
 }
 
 impl Default for RegistryOptions {
@@ -63,6 +67,7 @@ impl Default for RegistryOptions {
             checkpoint_interval: std::time::Duration::from_secs(1),
             access_max_batch: 1024,
             duplicate_threshold: Some(crate::dedup::THRESHOLD),
+            cache_bytes: crate::storage::sled_store::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -119,7 +124,7 @@ impl Registry {
     /// refused rather than started afresh (a backup or a copy that left it behind would
     /// otherwise silently lose every citizen's record of look-ups).
     pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
-        let store = Arc::new(SledStore::open(dir)?);
+        let store = Arc::new(SledStore::open_with_cache(dir, options.cache_bytes)?);
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
         if had_access_log && !access_dir.exists() {

@@ -97,6 +97,11 @@ pub struct ServerConfig {
     /// log (a checkpoint is also signed whenever the log goes idle).
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
+    /// sled's page cache for the identity store, in MiB. Proofs, look-ups and the
+    /// duplicate search are point reads, each a few microseconds while the store fits
+    /// in it and about 20 beyond: size it to the data directory where memory allows.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
     /// Where Prometheus scrapes `/metrics`; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -123,6 +128,10 @@ fn default_listen() -> String {
 
 fn default_max_batch() -> usize {
     registry_core::registry::RegistryOptions::default().max_batch
+}
+
+fn default_cache_mb() -> u64 {
+    registry_core::registry::RegistryOptions::default().cache_bytes >> 20
 }
 
 fn default_checkpoint_interval_ms() -> u64 {
@@ -195,6 +204,9 @@ impl Loaded {
         }
         if !(1..=65_536).contains(&self.config.server.max_batch) {
             return Err(invalid("server.max_batch must be between 1 and 65536"));
+        }
+        if !(16..=1 << 20).contains(&self.config.server.cache_mb) {
+            return Err(invalid("server.cache_mb must be between 16 and 1048576 (1 TiB)"));
         }
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
@@ -351,6 +363,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             origin: origin.into(),
             max_batch: default_max_batch(),
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
+            cache_mb: default_cache_mb(),
             metrics_listen: Some("127.0.0.1:9464".into()),
             max_message_bytes: default_max_message_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
@@ -411,5 +424,12 @@ mod tests {
         .unwrap();
         let err = Loaded::read(&path).unwrap_err().to_string();
         assert!(err.contains("server.max_batch"), "{err}");
+        std::fs::write(
+            &path,
+            "[server]\ndata_dir = \"data\"\ncache_mb = 1\n[keys]\nlog_key = \"a\"\nmaster_secret = \"b\"\n",
+        )
+        .unwrap();
+        let err = Loaded::read(&path).unwrap_err().to_string();
+        assert!(err.contains("server.cache_mb"), "{err}");
     }
 }

@@ -50,8 +50,14 @@ pub fn options(loaded: &Loaded) -> RegistryOptions {
         origin: loaded.config.server.origin.clone(),
         max_batch: loaded.config.server.max_batch,
         checkpoint_interval: std::time::Duration::from_millis(loaded.config.server.checkpoint_interval_ms),
+        cache_bytes: loaded.config.server.cache_mb << 20,
         ..RegistryOptions::default()
     }
+}
+
+/// Opens the identity store with the configured page cache.
+fn open_identity_store(loaded: &Loaded) -> Result<SledStore, StorageError> {
+    SledStore::open_with_cache(&loaded.config.server.data_dir, loaded.config.server.cache_mb << 20)
 }
 
 /// Opens the registry (writing record 0 on first use).
@@ -68,7 +74,7 @@ pub fn verify(
     progress: &mut dyn FnMut(&str, u64, u64),
 ) -> Result<(VerifyReport, AccessSummary), OperatorError> {
     let dir = &loaded.config.server.data_dir;
-    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(SledStore::open(dir)?);
+    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store(loaded)?);
     let report = verify_store(&*store, genesis, Some(&loaded.secrets()?), &mut |d, t| progress("identity", d, t))?;
     let reader = registry_core::query::Reader::new(Arc::clone(&store), Arc::new(loaded.secrets()?));
     let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
@@ -83,14 +89,14 @@ pub fn verify(
 
 /// Rebuilds the projections from the log; `progress(done, total)` as records fold.
 pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, OperatorError> {
-    let store = SledStore::open(&loaded.config.server.data_dir)?;
+    let store = open_identity_store(loaded)?;
     let total = replay::log_size(&store)?;
     Ok(replay::rebuild(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
 }
 
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
-    let store = SledStore::open(&loaded.config.server.data_dir)?;
+    let store = open_identity_store(loaded)?;
     let io = |cause| OperatorError::Io { path: out.display().to_string(), cause };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
     let count = log_export::export_log(&store, &mut file)?;

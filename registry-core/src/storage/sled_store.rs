@@ -33,11 +33,14 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The page cache [`SledStore::open`] gives sled: 512 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 512 * 1024 * 1024;
+
 impl SledStore {
-    /// Opens (or creates) the database at `path`, with sled's default page cache here
-    /// (512 MiB).
+    /// Opens (or creates) the database at `path`, with a page cache of
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        Self::open_with_cache(path, 512 * 1024 * 1024)
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
 
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
