@@ -242,13 +242,21 @@ fn run() -> anyhow::Result<()> {
             }
             let secs = report.elapsed.as_secs_f64().max(f64::EPSILON);
             eprintln!(
-                "ok: {} registrations accepted, {} refused, in {:.2}s ({:.0}/s)",
+                "{}: {} registrations accepted, {} refused, in {:.2}s ({:.0}/s)",
+                if report.first_refusal.is_none() { "ok" } else { "failed" },
                 report.accepted,
                 report.refused,
                 secs,
                 report.accepted as f64 / secs
             );
-            Ok(())
+            match report.first_refusal {
+                // A load is a seeding or a measurement: a refusal is a failure of it.
+                Some(first) => anyhow::bail!(
+                    "{} of {count} registrations were not accepted; the first: {first}",
+                    count - report.accepted
+                ),
+                None => Ok(()),
+            }
         }
     }
 }

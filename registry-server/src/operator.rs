@@ -144,10 +144,12 @@ fn hex(bytes: &[u8]) -> String {
 pub type OnAck = Arc<dyn Fn(u64, &Outcome) + Send + Sync>;
 
 /// What a load run achieved.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadReport {
     pub accepted: u64,
     pub refused: u64,
+    /// The first refusal (lowest index), or a submitter that stopped, when any.
+    pub first_refusal: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -168,7 +170,7 @@ pub async fn load(
     for _ in 0..concurrency.max(1) {
         let (registry, next, on_ack, run) = (registry.clone(), next.clone(), on_ack.clone(), run.to_string());
         tasks.push(tokio::spawn(async move {
-            let (mut accepted, mut refused) = (0u64, 0u64);
+            let (mut accepted, mut refused, mut first_refusal) = (0u64, 0u64, None);
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= end {
@@ -182,18 +184,34 @@ pub async fn load(
                     Err(e) => {
                         refused += 1;
                         tracing::warn!(i, error = %e, "registration refused");
+                        first_refusal.get_or_insert((i, e.to_string()));
                     }
                 }
             }
-            (accepted, refused)
+            (accepted, refused, first_refusal)
         }));
     }
-    let (mut accepted, mut refused) = (0, 0);
+    let mut report = LoadReport { accepted: 0, refused: 0, first_refusal: None, elapsed: Duration::ZERO };
+    let mut lowest: Option<u64> = None;
     for task in tasks {
-        if let Ok((a, r)) = task.await {
-            accepted += a;
-            refused += r;
+        match task.await {
+            Ok((accepted, refused, first)) => {
+                report.accepted += accepted;
+                report.refused += refused;
+                if let Some((i, reason)) = first
+                    && lowest.is_none_or(|j| i < j)
+                {
+                    lowest = Some(i);
+                    report.first_refusal = Some(format!("registration {i}: {reason}"));
+                }
+            }
+            // A submitter that panicked: what it had not counted is not known to be in.
+            Err(e) => {
+                report.first_refusal = Some(format!("a submitter stopped: {e}"));
+                lowest = Some(0);
+            }
         }
     }
-    LoadReport { accepted, refused, elapsed: began.elapsed() }
+    report.elapsed = began.elapsed();
+    report
 }

@@ -33,3 +33,23 @@ fn keygen_writes_the_key_the_config_names_and_never_overwrites_one() {
     let (ok, _, err) = run(&["rebuild", "--config", config]);
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_load_with_refused_registrations_fails_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, _, err) = run(&["load", "--config", config, "--count", "20", "--run", "a"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("ok: 20 registrations accepted, 0 refused"), "{err}");
+    // The same persons under new request ids: each is a likely duplicate of itself.
+    let (ok, _, err) = run(&["load", "--config", config, "--count", "20", "--run", "b"]);
+    assert!(!ok, "a load that registered nobody must not succeed: {err}");
+    assert!(err.contains("failed: 0 registrations accepted, 20 refused"), "{err}");
+    assert!(err.contains("20 of 20 registrations were not accepted; the first: registration 0:"), "{err}");
+    assert!(err.contains("duplicate"), "the reason is given: {err}");
+    // Nothing refused was written.
+    let (ok, out, err) = run(&["verify", "--config", config]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("ok: 21 records verified"), "{out}");
+}
