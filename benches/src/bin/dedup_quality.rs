@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Parser;
 use huduma_benches::population::{self, Enrolment};
 use registry_core::command::{Command, Submission};
-use registry_core::dedup::score::{Profile, probe_keys, score, stored_keys};
+use registry_core::dedup::score::{FREQUENCY, FrequencyWeights, Profile, probe_keys, score, stored_keys};
 use registry_core::event::Actor;
 use registry_core::issuer::NumberIssuer;
 use registry_core::query::Reader;
@@ -55,6 +55,27 @@ struct Args {
     /// Print this many planted duplicates missed at the chosen threshold.
     #[arg(long, default_value_t = 0)]
     show_misses: usize,
+    /// Also measure other frequency weights beside the registry's, each given as
+    /// `reference_share:max_penalty:max_bonus` (`none` for no adjustment); they run
+    /// in parallel.
+    #[arg(long)]
+    compare_frequency: Vec<String>,
+}
+
+fn parse_weights(text: &str) -> anyhow::Result<FrequencyWeights> {
+    if text == "none" {
+        return Ok(FrequencyWeights::NONE);
+    }
+    let parts: Vec<&str> = text.split(':').collect();
+    let [share, penalty, bonus] = parts.as_slice() else {
+        anyhow::bail!("--compare-frequency {text}: expected reference_share:max_penalty:max_bonus");
+    };
+    Ok(FrequencyWeights {
+        reference_share: share.parse().context("reference_share")?,
+        max_penalty: penalty.parse().context("max_penalty")?,
+        max_bonus: bonus.parse().context("max_bonus")?,
+        ..FREQUENCY
+    })
 }
 
 /// What the search found for one enrolment.
@@ -68,13 +89,18 @@ struct Outcome {
     best_id: Option<u32>,
 }
 
-fn quality(people: &[Enrolment]) -> (Vec<Outcome>, f64) {
+fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f64) {
     let mut index: HashMap<String, Vec<u32>> = HashMap::new();
     let mut profiles: Vec<Profile> = Vec::with_capacity(people.len());
     let mut outcomes = Vec::with_capacity(people.len());
+    // Persons carrying each name word, among those enrolled so far (the registry's
+    // `name_counts` projection).
+    let mut carrying: HashMap<String, u64> = HashMap::new();
     let began = Instant::now();
     for (i, e) in people.iter().enumerate() {
         let p = Profile::of(&e.demographics);
+        let mut query = p.clone();
+        query.weigh_by_frequency(weights, i as u64, |w| carrying.get(w).copied().unwrap_or(0));
         let mut seen: Vec<u32> = Vec::new();
         for key in probe_keys(&p) {
             if let Some(ids) = index.get(&key) {
@@ -88,7 +114,7 @@ fn quality(people: &[Enrolment]) -> (Vec<Outcome>, f64) {
         let mut best = (f32::MIN, false);
         let mut best_id = None;
         for id in seen.iter().take(registry_core::dedup::MAX_EXAMINED) {
-            let s = score(&p, &profiles[*id as usize]);
+            let s = score(&query, &profiles[*id as usize]);
             let other = &people[*id as usize];
             let truth = e.duplicate_of == Some(*id as usize)
                 || (e.duplicate_of.is_some() && other.duplicate_of == e.duplicate_of);
@@ -101,10 +127,23 @@ fn quality(people: &[Enrolment]) -> (Vec<Outcome>, f64) {
         for key in stored_keys(&p) {
             index.entry(key).or_default().push(i as u32);
         }
+        for w in p.distinct_words() {
+            *carrying.entry(w.to_string()).or_default() += 1;
+        }
         profiles.push(p);
         if (i + 1) % 200_000 == 0 {
-            eprintln!("searched {} of {}", i + 1, people.len());
+            eprintln!("searched {} of {} ({weights:?})", i + 1, people.len());
         }
+    }
+    let mut commonest: Vec<(&String, &u64)> = carrying.iter().collect();
+    commonest.sort_by(|a, b| b.1.cmp(a.1));
+    let shares: Vec<String> = commonest
+        .iter()
+        .take(10)
+        .map(|(w, n)| format!("{w} {:.2}%", 100.0 * **n as f64 / people.len().max(1) as f64))
+        .collect();
+    if *weights == FREQUENCY {
+        eprintln!("commonest name words: {}", shares.join(", "));
     }
     (outcomes, began.elapsed().as_secs_f64() / people.len() as f64)
 }
@@ -115,19 +154,39 @@ fn report(outcomes: &[Outcome]) {
         "| threshold | flagged | true positives | false positives | precision | recall | best match is the original |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for t in [14.0f32, 15.0, 16.0, 17.0, 17.5, 18.0, 18.5, 19.0, 19.5, 20.0, 20.5, 21.0, 22.0] {
+    let mut best_at_recall: Option<(f32, f64, f64)> = None;
+    for step in 0..=24 {
+        let t = 10.0 + 0.5 * step as f32;
         let flagged: Vec<&Outcome> = outcomes.iter().filter(|o| o.best >= t).collect();
         let tp = flagged.iter().filter(|o| o.duplicate).count();
         let fp = flagged.len() - tp;
         let right = flagged.iter().filter(|o| o.duplicate && o.best_is_truth).count();
         let marker = if (t - registry_core::dedup::THRESHOLD).abs() < f32::EPSILON { " (chosen)" } else { "" };
+        let (precision, recall) = (tp as f64 / flagged.len().max(1) as f64, tp as f64 / duplicates.max(1) as f64);
         println!(
-            "| {t:.1}{marker} | {} | {tp} | {fp} | {:.4} | {:.4} | {:.4} |",
+            "| {t:.1}{marker} | {} | {tp} | {fp} | {precision:.4} | {recall:.4} | {:.4} |",
             flagged.len(),
-            tp as f64 / flagged.len().max(1) as f64,
-            tp as f64 / duplicates.max(1) as f64,
             right as f64 / tp.max(1) as f64,
         );
+        if recall >= 0.95 && best_at_recall.is_none_or(|(_, p, _)| precision > p) {
+            best_at_recall = Some((t, precision, recall));
+        }
+    }
+    // Precision exactly where recall first reaches 0.95, ranking by best score.
+    let mut ranked: Vec<&Outcome> = outcomes.iter().collect();
+    ranked.sort_by(|a, b| b.best.total_cmp(&a.best));
+    let needed = (0.95 * duplicates as f64).ceil() as usize;
+    let mut tp = 0;
+    for (k, o) in ranked.iter().enumerate() {
+        tp += usize::from(o.duplicate);
+        if tp >= needed && needed > 0 {
+            println!("precision at recall 0.95: {:.4} (score {:.2})", tp as f64 / (k + 1) as f64, o.best);
+            break;
+        }
+    }
+    match best_at_recall {
+        Some((t, p, r)) => println!("best precision at recall >= 0.95: {p:.4} (recall {r:.4}, threshold {t:.1})"),
+        None => println!("no threshold reaches recall 0.95"),
     }
 }
 
@@ -221,7 +280,20 @@ fn main() -> anyhow::Result<()> {
     if args.speed_only {
         return speed(&people, args.sample, args.seed);
     }
-    let (outcomes, per_search) = quality(&people);
+    let others: Vec<FrequencyWeights> =
+        args.compare_frequency.iter().map(|t| parse_weights(t)).collect::<anyhow::Result<_>>()?;
+    let ((outcomes, per_search), compared) = std::thread::scope(|scope| {
+        let handles: Vec<_> = others.iter().map(|w| (w, scope.spawn(|| quality(&people, w)))).collect();
+        let main = quality(&people, &FREQUENCY);
+        let compared: Vec<_> = handles.into_iter().map(|(w, h)| (w, h.join())).collect();
+        (main, compared)
+    });
+    for (weights, result) in compared {
+        let Ok((outcomes, _)) = result else { anyhow::bail!("the run with {weights:?} panicked") };
+        println!("with frequency weights {weights:?}:");
+        report(&outcomes);
+    }
+    println!("with the registry's frequency weights {FREQUENCY:?}:");
     println!(
         "population: {} enrolments, {} planted duplicates, {} twins (seed {}); in-memory search {:.1} us each",
         people.len(),
@@ -240,6 +312,15 @@ fn main() -> anyhow::Result<()> {
         .count();
     println!(
         "false positives at the chosen threshold whose match has the same given and family names (in either order), date of birth and sex: {indistinguishable}"
+    );
+    let twins_flagged = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(i, o)| people[*i].twin_of.is_some() && !o.duplicate && o.best >= threshold)
+        .count();
+    println!(
+        "twins flagged at the chosen threshold (false positives the registrar overrides): {twins_flagged} of {}",
+        people.iter().filter(|e| e.twin_of.is_some()).count()
     );
     let unblocked = outcomes.iter().filter(|o| o.duplicate && o.best_id.is_none()).count();
     println!("planted duplicates that share no block with anyone (never scored): {unblocked}");

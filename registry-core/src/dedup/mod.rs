@@ -8,7 +8,10 @@
 //!
 //! - `normalise`: folding, spelling variants, phonetic codes.
 //! - `score`: the profile compared, the weights, the blocking keys.
+//! - `name_counts`: how many persons carry each name word (keyed hashes), so that an
+//!   agreement on a common name weighs less.
 
+pub mod name_counts;
 pub mod normalise;
 pub mod score;
 
@@ -28,7 +31,7 @@ pub use score::{Profile, probe_keys};
 /// A registration scoring at least this against a registered person is refused as a
 /// likely duplicate unless the registrar overrides it. Chosen on the synthetic
 /// population (BENCHMARKS.md, "Duplicate search").
-pub const THRESHOLD: f32 = 19.0;
+pub const THRESHOLD: f32 = 17.0;
 
 /// `FindDuplicates` reports candidates from this score up.
 pub const REPORT_FLOOR: f32 = 8.0;
@@ -43,11 +46,6 @@ pub struct Candidate {
     pub person: PersonId,
     pub number: HudumaNumber,
     pub score: f32,
-}
-
-/// The blocking keys `d` is stored under, before hashing.
-pub fn stored_keys(d: &Demographics) -> Vec<String> {
-    score::stored_keys(&Profile::of(d))
 }
 
 /// What each of a person's `match_keys` entries holds: the first 8 bytes of the keyed
@@ -114,11 +112,12 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    let profile = Profile::of(d);
+    let mut profile = Profile::of(d);
     let Some(dob) = DobTags::of(secrets, &profile) else { return Ok(Vec::new()) };
+    name_counts::weigh(view, secrets, &mut profile)?;
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
-    let best_but_dob = score::best_without_dob();
+    let best_but_dob = score::best_without_dob(&profile);
     let mut persons: Vec<PersonId> = Vec::new();
     'probe: for key in probe_keys(&profile) {
         let hash = match_hash(secrets, &key);

@@ -24,7 +24,13 @@
 //! | sex | +1.0 | | -4.0 |
 //! | place of birth | +2.0 same or sound-alike | | -3.0 |
 //!
-//! The most a pair can score is 28.0.
+//! A given or family name that agrees (exactly or partly) weighs more when it is rare
+//! and less when it is common, by the searching person's counts of each of their
+//! name words ([`FREQUENCY`]: log2 of 1/256 over the name's share of persons, from -6.0
+//! to +2.0): two strangers share Mary or Kamau far more often than a rare name, and
+//! the false matches of a large registry are mostly such pairs born on one day.
+//!
+//! The most a pair can score is 32.0 (28.0 before the frequency adjustment).
 
 use super::normalise::{fold, phonetic, words};
 use crate::demographics::{Demographics, Sex};
@@ -33,7 +39,7 @@ use crate::demographics::{Demographics, Sex};
 pub mod weight {
     pub const NAME_EXACT: f32 = 6.0;
     pub const NAME_CLOSE: f32 = 3.5;
-    pub const NAME_DIFFERENT: f32 = -4.0;
+    pub const NAME_DIFFERENT: f32 = -5.5;
     pub const OTHER_SHARED: f32 = 3.0;
     pub const OTHER_DIFFERENT: f32 = -3.0;
     pub const OTHER_ONE_SIDED: f32 = -2.0;
@@ -47,15 +53,18 @@ pub mod weight {
     pub const PLACE_DIFFERENT: f32 = -3.0;
 }
 
-/// One word of a name, folded, with its phonetic code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One word of a name, folded, with its phonetic code, and how much an agreement on
+/// it is worth beyond the table's weight because of how common it is
+/// ([`FrequencyWeights`]; 0 when its frequency is not known).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Word {
     pub text: String,
     pub code: String,
+    pub adjustment: f32,
 }
 
 /// A person's demographics in the form the search compares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub given: Vec<Word>,
     pub family: Vec<Word>,
@@ -78,9 +87,39 @@ pub(crate) fn parse_dob(text: &str) -> Option<(i32, u8, u8)> {
     parts.next().is_none().then_some((year, month, day))
 }
 
+/// How an agreement on a name is weighed by how common the name is: a name carried by
+/// `reference_share` of persons weighs the table's weight; one carried by a share
+/// `s` weighs `log2(reference_share / s)` more, within `-max_penalty..=max_bonus`.
+/// The share is smoothed towards `reference_share` by `prior_persons` assumed
+/// persons, so that a young registry's few counts do not swing the weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrequencyWeights {
+    pub reference_share: f64,
+    pub prior_persons: f64,
+    pub max_penalty: f32,
+    pub max_bonus: f32,
+}
+
+/// The registry's frequency weights (chosen on the synthetic population, see
+/// BENCHMARKS.md, "Duplicate search").
+pub const FREQUENCY: FrequencyWeights =
+    FrequencyWeights { reference_share: 1.0 / 256.0, prior_persons: 20_000.0, max_penalty: 6.0, max_bonus: 2.0 };
+
+impl FrequencyWeights {
+    /// No adjustment at all.
+    pub const NONE: Self = Self { reference_share: 1.0, prior_persons: 1.0, max_penalty: 0.0, max_bonus: 0.0 };
+
+    /// The adjustment of an agreement on a name `carrying` of `persons` persons carry.
+    pub fn adjustment(&self, carrying: u64, persons: u64) -> f32 {
+        let share =
+            (carrying as f64 + self.prior_persons * self.reference_share) / (persons as f64 + self.prior_persons);
+        ((self.reference_share / share).log2() as f32).clamp(-self.max_penalty, self.max_bonus)
+    }
+}
+
 impl Word {
     fn of(text: String) -> Self {
-        Self { code: phonetic(&text), text }
+        Self { code: phonetic(&text), text, adjustment: 0.0 }
     }
 }
 
@@ -108,6 +147,30 @@ impl Profile {
             sex: d.sex,
             place: Word::of(fold(&d.place_of_birth)),
         }
+    }
+
+    /// Sets each name word's frequency adjustment from `carrying(word)`, the persons
+    /// carrying it, of `persons`.
+    pub fn weigh_by_frequency(
+        &mut self,
+        weights: &FrequencyWeights,
+        persons: u64,
+        mut carrying: impl FnMut(&str) -> u64,
+    ) {
+        for w in self.given.iter_mut().chain(&mut self.family).chain(&mut self.others) {
+            w.adjustment = weights.adjustment(carrying(&w.text), persons);
+        }
+    }
+
+    /// Every distinct word of the names (what a name count is kept for).
+    pub fn distinct_words(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for w in self.all() {
+            if !out.contains(&w.text.as_str()) {
+                out.push(&w.text);
+            }
+        }
+        out
     }
 
     /// Every word of every name, in the order given, family, others.
@@ -163,12 +226,22 @@ fn level<'a>(words: &[Word], among: impl Iterator<Item = &'a Word> + Clone) -> L
     best
 }
 
-fn name_weight(l: Level) -> f32 {
-    match l {
-        Level::Exact => weight::NAME_EXACT,
-        Level::Close => weight::NAME_CLOSE,
-        Level::Different => weight::NAME_DIFFERENT,
+/// The weight of the best agreement of any of `words` with any of `among`, each
+/// agreement adjusted for how common the words are (one side's adjustment is known:
+/// the searching person's).
+fn name_weight<'a>(words: &[Word], among: impl Iterator<Item = &'a Word> + Clone) -> f32 {
+    let mut best = weight::NAME_DIFFERENT;
+    for w in words {
+        for n in among.clone() {
+            let base = match word_level(w, n) {
+                Level::Exact => weight::NAME_EXACT,
+                Level::Close => weight::NAME_CLOSE,
+                Level::Different => continue,
+            };
+            best = best.max(base + w.adjustment + n.adjustment);
+        }
     }
+    best
 }
 
 /// How well each side's given and family names are found among the other's names:
@@ -183,7 +256,7 @@ fn names_weight(a: &Profile, b: &Profile) -> f32 {
 /// of `b`'s names (one word of `b` cannot stand for both), in whichever order matches
 /// better, at `ROLE_CHANGED` less.
 fn names_found(a: &Profile, b: &Profile) -> f32 {
-    let in_role = name_weight(level(&a.given, b.given.iter())) + name_weight(level(&a.family, b.family.iter()));
+    let in_role = name_weight(&a.given, b.given.iter()) + name_weight(&a.family, b.family.iter());
     let words: Vec<&Word> = b.all().collect();
     if words.is_empty() {
         return 2.0 * weight::NAME_DIFFERENT;
@@ -191,9 +264,9 @@ fn names_found(a: &Profile, b: &Profile) -> f32 {
     let best_pair = |first: &[Word], second: &[Word]| {
         let mut best = f32::MIN;
         for (i, one) in words.iter().enumerate() {
-            let first_weight = name_weight(level(first, std::iter::once(*one)));
+            let first_weight = name_weight(first, std::iter::once(*one));
             let rest = words.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, w)| *w);
-            let second_weight = if words.len() < 2 { weight::NAME_DIFFERENT } else { name_weight(level(second, rest)) };
+            let second_weight = if words.len() < 2 { weight::NAME_DIFFERENT } else { name_weight(second, rest) };
             best = best.max(first_weight + second_weight);
         }
         best
@@ -216,9 +289,12 @@ pub fn dob_weight(a: Option<(i32, u8, u8)>, b: Option<(i32, u8, u8)>) -> f32 {
     }
 }
 
-/// The most a pair can score on everything but the date of birth.
-pub fn best_without_dob() -> f32 {
-    2.0 * weight::NAME_EXACT + weight::OTHER_SHARED + weight::SEX_SAME + weight::PLACE_SAME
+/// The most `a` can score against any unweighted profile (a registered person, as the
+/// search opens them) on everything but the date of birth: its two names agreeing at
+/// the largest of its words' adjustments.
+pub fn best_without_dob(a: &Profile) -> f32 {
+    let adjustment = a.all().map(|w| w.adjustment).reduce(f32::max).unwrap_or(0.0);
+    2.0 * (weight::NAME_EXACT + adjustment) + weight::OTHER_SHARED + weight::SEX_SAME + weight::PLACE_SAME
 }
 
 /// The score of `a` against `b` (see the module's table). Symmetric enough for
@@ -366,9 +442,16 @@ mod tests {
         /// The bound the search prunes block-mates by holds for every pair: nobody
         /// scores more than `best_without_dob` plus their date's weight.
         #[test]
-        fn no_pair_scores_above_the_bound_the_search_prunes_by(a in arbitrary_person(), b in arbitrary_person()) {
-            let (a, b) = (Profile::of(&a), Profile::of(&b));
-            proptest::prop_assert!(score(&a, &b) <= best_without_dob() + dob_weight(a.dob, b.dob));
+        fn no_pair_scores_above_the_bound_the_search_prunes_by(
+            a in arbitrary_person(),
+            b in arbitrary_person(),
+            persons in 0u64..10_000_000,
+            counts in proptest::collection::vec(0u64..1_000_000, 7),
+        ) {
+            let (mut a, b) = (Profile::of(&a), Profile::of(&b));
+            // The searching side weighed by some name counts, as a search does.
+            a.weigh_by_frequency(&FREQUENCY, persons, |w| counts[w.len() % counts.len()].min(persons));
+            proptest::prop_assert!(score(&a, &b) <= best_without_dob(&a) + dob_weight(a.dob, b.dob));
         }
     }
 

@@ -2,6 +2,8 @@
 //! same bytes, whether live, rebuilt or verified.
 
 use crate::PersonId;
+use crate::dedup::Profile;
+use crate::dedup::name_counts;
 use crate::demographics::Demographics;
 use crate::event::Event;
 use crate::keyring::{self, KeyringEntry, KeyringError};
@@ -62,8 +64,13 @@ pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
 /// A person's `match_keys` entries: (keyed hash of a blocking key ‖ person) → the
 /// keyed hash of their birth date (`dedup::dob_tag`), so that a search passes over
 /// block-mates born on another day without opening them.
-fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> (Vec<Vec<u8>>, [u8; 8]) {
-    let keys = crate::dedup::stored_keys(demographics)
+fn match_entries(
+    secrets: &Secrets,
+    person: PersonId,
+    profile: &Profile,
+    date_of_birth: &str,
+) -> (Vec<Vec<u8>>, [u8; 8]) {
+    let keys = crate::dedup::score::stored_keys(profile)
         .iter()
         .map(|text| {
             let mut key = match_hash(secrets, text).to_vec();
@@ -71,9 +78,12 @@ fn match_entries(secrets: &Secrets, person: PersonId, demographics: &Demographic
             key
         })
         .collect();
-    (keys, crate::dedup::dob_tag(secrets, &demographics.date_of_birth))
+    (keys, crate::dedup::dob_tag(secrets, date_of_birth))
 }
 
+/// Adds a person to the duplicate search (`present`) or takes them out of it: their
+/// `match_keys` entries, and their name words' and the persons' counts in
+/// `name_counts`. A person whose key was erased is in neither.
 fn set_match_keys(
     view: &mut View<'_>,
     secrets: &Secrets,
@@ -82,7 +92,8 @@ fn set_match_keys(
     present: bool,
 ) -> Result<(), FoldError> {
     if let Some(demographics) = open_demographics(view, secrets, person, sealed)? {
-        let (keys, dob) = match_entries(secrets, person, &demographics);
+        let profile = Profile::of(&demographics);
+        let (keys, dob) = match_entries(secrets, person, &profile, &demographics.date_of_birth);
         for key in keys {
             if present {
                 view.put(Tree::MatchKeys, key, &dob);
@@ -90,6 +101,21 @@ fn set_match_keys(
                 view.remove(Tree::MatchKeys, key);
             }
         }
+        let delta = if present { 1 } else { -1 };
+        for word in profile.distinct_words() {
+            add_to_count(view, name_counts::word_key(secrets, word), delta)?;
+        }
+        add_to_count(view, name_counts::PERSONS.to_vec(), delta)?;
+    }
+    Ok(())
+}
+
+fn add_to_count(view: &mut View<'_>, key: Vec<u8>, delta: i64) -> Result<(), FoldError> {
+    let count = name_counts::read(view, &key)?.saturating_add_signed(delta);
+    if count == 0 {
+        view.remove(Tree::NameCounts, key);
+    } else {
+        view.put(Tree::NameCounts, key, &count.to_be_bytes());
     }
     Ok(())
 }
@@ -297,7 +323,9 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Res
         }
         Event::PersonalDataErased(e) => {
             let before = load_person(view, seq, e.person)?;
-            if let Some(sealed) = &before.demographics {
+            // A merged person left the search when merged (taking them out twice would
+            // count their names down twice).
+            if let Some(sealed) = before.demographics.as_ref().filter(|_| before.status != PersonStatus::Merged) {
                 set_match_keys(view, secrets, e.person, sealed, false)?;
             }
             remove_links(view, seq, e.person)?;

@@ -28,7 +28,8 @@ pub enum Tree {
     Persons,
     /// agency code, 0x00, record id -> person id.
     AgencyLinks,
-    /// keyed match hash (32 bytes), person id (u64 BE) -> nothing.
+    /// keyed match hash (32 bytes), person id (u64 BE) -> the keyed hash of the
+    /// person's birth date (8 bytes). The duplicate search's blocks (see `dedup`).
     MatchKeys,
     /// Facts about the store itself, fixed at creation: the secrets fingerprint.
     Settings,
@@ -44,11 +45,15 @@ pub enum Tree {
     /// Access store only: subject (32 bytes), sequence number (u64 BE) -> nothing.
     /// Each person's look-ups, found by their keyed subject hash (see `access`).
     AccessBySubject,
+    /// keyed hash of a name word (32 bytes) -> how many searchable persons carry it
+    /// (u64 BE); `persons` -> how many searchable persons there are. What the duplicate
+    /// search weighs a common name down by (see `dedup::name_counts`).
+    NameCounts,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 13] = [
+    pub const ALL: [Tree; 14] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -62,16 +67,18 @@ impl Tree {
         Tree::MerkleNodes,
         Tree::Checkpoints,
         Tree::AccessBySubject,
+        Tree::NameCounts,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 7] = [
+    pub const PROJECTIONS: [Tree; 8] = [
         Tree::Meta,
         Tree::Numbers,
         Tree::Persons,
         Tree::AgencyLinks,
         Tree::MatchKeys,
+        Tree::NameCounts,
         Tree::AgencyChanges,
         Tree::MerkleNodes,
     ];
@@ -92,6 +99,7 @@ impl Tree {
             Tree::MerkleNodes => "merkle_nodes",
             Tree::Checkpoints => "checkpoints",
             Tree::AccessBySubject => "access_by_subject",
+            Tree::NameCounts => "name_counts",
         }
     }
 }
