@@ -15,8 +15,8 @@
 //!
 //! | field | agrees | partly | disagrees |
 //! |---|---:|---:|---:|
-//! | given name | +6.0 exact | +3.5 sound-alike or typo | -4.0 |
-//! | family name | +6.0 exact | +3.5 sound-alike or typo | -4.0 |
+//! | given name | +6.0 exact | +3.5 sound-alike or typo | -5.5 |
+//! | family name | +6.0 exact | +3.5 sound-alike or typo | -5.5 |
 //! | either found only in another role | -2.0 | | |
 //! | other names, when both give some | +3.0 one in common | | -3.0 |
 //! | other names given by one side only | | | -2.0 |
