@@ -301,6 +301,56 @@ fn corrections_merges_and_erasure() {
     assert!(report.projections_checked, "the log still verifies after erasure");
 }
 
+/// A person's name words are counted while they are in the duplicate search, and
+/// counted out once when they leave it (merged, or erased, or erased after a merge).
+#[test]
+fn name_counts_follow_who_is_in_the_duplicate_search() {
+    use registry_core::dedup::name_counts::{PERSONS, read, word_key};
+    use registry_core::demographics::{Demographics, Sex};
+    use registry_core::storage::view::View;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let enrol = |id: &str, given: &str, family: &str, dob: &str| {
+        let demographics = Demographics {
+            given_name: given.into(),
+            family_name: family.into(),
+            other_names: vec![],
+            date_of_birth: dob.into(),
+            sex: Sex::Female,
+            place_of_birth: "Nyeri".into(),
+        };
+        registry.submit_blocking(submission(id, Command::RegisterPerson { demographics })).unwrap().number.unwrap()
+    };
+    let wanjiru = enrol("a", "Wanjiru", "Kamau", "1990-04-12");
+    let njeri = enrol("b", "Njeri", "Kamau", "1971-09-30");
+    let achieng = enrol("c", "Achieng", "Otieno", "1985-01-01");
+    let counts = |registry: &Registry| {
+        let view = View::new(&**registry.store());
+        let count = |word: &str| read(&view, &word_key(&secrets(), word)).unwrap();
+        (read(&view, PERSONS).unwrap(), count("kamau"), count("njeri"), count("otieno"))
+    };
+    assert_eq!(counts(&registry), (3, 2, 1, 1));
+    registry
+        .submit_blocking(submission(
+            "m",
+            Command::MergeRecords { survivor: wanjiru, duplicate: njeri, justification: "one person".into() },
+        ))
+        .unwrap();
+    assert_eq!(counts(&registry), (2, 1, 0, 1), "the merged person left the search");
+    let erase = |id: &str, number| {
+        registry
+            .submit_blocking(submission(id, Command::ErasePersonalData { number, legal_basis: "DPA 2019 s.40".into() }))
+            .unwrap()
+    };
+    erase("e1", njeri);
+    assert_eq!(counts(&registry), (2, 1, 0, 1), "erasing a merged person counts nothing out again");
+    erase("e2", achieng);
+    assert_eq!(counts(&registry), (1, 1, 0, 0));
+    let live = counts(&registry);
+    registry_core::replay::rebuild(&**registry.store(), &secrets(), &mut |_| ()).unwrap();
+    assert_eq!(counts(&registry), live, "rebuilt from the log, the same counts");
+}
+
 #[test]
 fn bad_input_names_the_field_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

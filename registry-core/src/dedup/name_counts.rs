@@ -43,3 +43,41 @@ pub fn weigh(view: &View<'_>, secrets: &Secrets, profile: &mut Profile) -> Resul
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demographics::{Demographics, Sex};
+    use crate::storage::memory::MemoryStore;
+    use crate::storage::{Storage, Tree};
+
+    /// The search weighs its words by the counts the fold keeps, under the same keys.
+    #[test]
+    fn a_common_name_weighs_less_and_a_rare_one_more() {
+        let secrets = Secrets::from_master([3; 32]);
+        let store = MemoryStore::new();
+        let mut view = View::new(&store);
+        view.put(Tree::NameCounts, PERSONS.to_vec(), &1_000_000u64.to_be_bytes());
+        view.put(Tree::NameCounts, word_key(&secrets, "kamau"), &50_000u64.to_be_bytes());
+        view.put(Tree::NameCounts, word_key(&secrets, "wairimu"), &3_906u64.to_be_bytes());
+        store.commit(&view.take_batch(), false).unwrap();
+        let mut profile = Profile::of(&Demographics {
+            given_name: "Wairimu".into(),
+            family_name: "Kamau".into(),
+            other_names: vec!["Zawadi".into()],
+            date_of_birth: "1990-04-12".into(),
+            sex: Sex::Female,
+            place_of_birth: "Nyeri".into(),
+        });
+        weigh(&View::new(&store), &secrets, &mut profile).unwrap();
+        let kamau = profile.family[0].adjustment;
+        let wairimu = profile.given[0].adjustment;
+        let zawadi = profile.others[0].adjustment;
+        // 5% of persons: log2((1/256) / 0.05), about -3.7.
+        assert!((kamau + 3.68).abs() < 0.05, "{kamau}");
+        // Carried by the reference share itself: no adjustment.
+        assert!(wairimu.abs() < 0.01, "{wairimu}");
+        // Carried by nobody yet: the bonus's bound.
+        assert_eq!(zawadi, super::super::score::FREQUENCY.max_bonus);
+    }
+}
