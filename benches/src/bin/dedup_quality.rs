@@ -49,6 +49,9 @@ struct Args {
     /// Searches timed through the store.
     #[arg(long, default_value_t = 2000)]
     sample: usize,
+    /// sled's page cache for the store, in MiB (the registry's `server.cache_mb`).
+    #[arg(long, default_value_t = registry_core::storage::sled_store::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mb: u64,
     /// Print this many false positives at the chosen threshold (for tuning).
     #[arg(long, default_value_t = 0)]
     show_false_positives: usize,
@@ -204,9 +207,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn speed(people: &[Enrolment], sample: usize, seed: u64) -> anyhow::Result<()> {
+fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(SledStore::open(dir.path())?);
+    let store = Arc::new(SledStore::open_with_cache(dir.path(), cache_mb << 20)?);
     let dyn_store: Arc<dyn Storage> = store.clone();
     let secrets = Arc::new(huduma_benches::secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), Default::default());
@@ -260,7 +263,7 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64) -> anyhow::Result<()> {
     }
     let read_us = t.elapsed().as_secs_f64() * 1e6 / reads as f64;
     println!(
-        "search through the store of {} persons, {} queries ({found} found a candidate): median {:.0} us, p90 {:.0} us, p99 {:.0} us; raw sled point read {:.2} us (median = {:.0} reads)",
+        "search through the store of {} persons ({cache_mb} MiB page cache), {} queries ({found} found a candidate): median {:.0} us, p90 {:.0} us, p99 {:.0} us; raw sled point read {:.2} us (median = {:.0} reads)",
         people.len(),
         queries.len(),
         percentile(&times, 0.5),
@@ -278,7 +281,7 @@ fn main() -> anyhow::Result<()> {
     let people = population::generate(args.persons, args.duplicates, args.twins, args.seed);
     eprintln!("generated {} enrolments in {:.1}s", people.len(), t.elapsed().as_secs_f64());
     if args.speed_only {
-        return speed(&people, args.sample, args.seed);
+        return speed(&people, args.sample, args.seed, args.cache_mb);
     }
     let others: Vec<FrequencyWeights> =
         args.compare_frequency.iter().map(|t| parse_weights(t)).collect::<anyhow::Result<_>>()?;
@@ -342,7 +345,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("MISS {:.1}: {:?}\n   of {:?}", o.best, people[i].demographics, truth);
     }
     if args.registry {
-        speed(&people, args.sample, args.seed)?;
+        speed(&people, args.sample, args.seed, args.cache_mb)?;
     }
     Ok(())
 }
