@@ -21,8 +21,9 @@ pub fn nodes_key(seq: u64) -> [u8; 8] {
 /// Subtrees of at least `2^CACHED_LEVEL` leaves are kept in memory once read: one in
 /// 64 of the tree's nodes, about 310,000 nodes (some 20 MB) at 10 million records,
 /// and all but the lowest six levels of any proof. A complete subtree never changes,
-/// so the cache never goes stale. At 10 million records, holding from 2^6 rather than
-/// 2^8 took the median proof from 54 to 44 µs (BENCHMARKS.md).
+/// so the cache never goes stale. At 10 million records with the store in sled's
+/// cache, holding from 2^6 rather than 2^8 took the median proof from 51-58 µs to
+/// 45-52 (BENCHMARKS.md).
 pub const CACHED_LEVEL: u8 = 6;
 
 /// The in-memory upper levels of the tree: subtrees of at least `2^lowest_level`
