@@ -122,6 +122,13 @@ pub struct KeysConfig {
     pub master_secret: PathBuf,
 }
 
+impl ServerConfig {
+    /// `cache_mb` in bytes, as the store takes it.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb << 20
+    }
+}
+
 fn default_listen() -> String {
     "127.0.0.1:50051".into()
 }
@@ -403,33 +410,19 @@ mod tests {
     fn secrets_inside_the_data_dir_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "[server]\ndata_dir = \"data\"\n[keys]\nlog_key = \"log.key\"\nmaster_secret = \"data/master.secret\"\n",
-        )
-        .unwrap();
-        let err = Loaded::read(&path).unwrap_err().to_string();
+        // The error reading a config with `server` and `keys` as given.
+        let refusal = |server: &str, keys: &str| {
+            std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\n{server}[keys]\n{keys}")).unwrap();
+            Loaded::read(&path).unwrap_err().to_string()
+        };
+        let keys = "log_key = \"a\"\nmaster_secret = \"b\"\n";
+        let err = refusal("", "log_key = \"log.key\"\nmaster_secret = \"data/master.secret\"\n");
         assert!(err.contains("keys.master_secret"), "{err}");
-        std::fs::write(
-            &path,
-            "[server]\ndata_dir = \"data\"\nbogus = 1\n[keys]\nlog_key = \"a\"\nmaster_secret = \"b\"\n",
-        )
-        .unwrap();
-        let err = Loaded::read(&path).unwrap_err().to_string();
+        let err = refusal("bogus = 1\n", keys);
         assert!(err.contains("bogus"), "{err}");
-        std::fs::write(
-            &path,
-            "[server]\ndata_dir = \"data\"\nmax_batch = 0\n[keys]\nlog_key = \"a\"\nmaster_secret = \"b\"\n",
-        )
-        .unwrap();
-        let err = Loaded::read(&path).unwrap_err().to_string();
+        let err = refusal("max_batch = 0\n", keys);
         assert!(err.contains("server.max_batch"), "{err}");
-        std::fs::write(
-            &path,
-            "[server]\ndata_dir = \"data\"\ncache_mb = 1\n[keys]\nlog_key = \"a\"\nmaster_secret = \"b\"\n",
-        )
-        .unwrap();
-        let err = Loaded::read(&path).unwrap_err().to_string();
+        let err = refusal("cache_mb = 1\n", keys);
         assert!(err.contains("server.cache_mb"), "{err}");
     }
 }

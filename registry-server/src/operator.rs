@@ -50,14 +50,14 @@ pub fn options(loaded: &Loaded) -> RegistryOptions {
         origin: loaded.config.server.origin.clone(),
         max_batch: loaded.config.server.max_batch,
         checkpoint_interval: std::time::Duration::from_millis(loaded.config.server.checkpoint_interval_ms),
-        cache_bytes: loaded.config.server.cache_mb << 20,
+        cache_bytes: loaded.config.server.cache_bytes(),
         ..RegistryOptions::default()
     }
 }
 
 /// Opens the identity store with the configured page cache.
 fn open_identity_store(loaded: &Loaded) -> Result<SledStore, StorageError> {
-    SledStore::open_with_cache(&loaded.config.server.data_dir, loaded.config.server.cache_mb << 20)
+    SledStore::open_with_cache(&loaded.config.server.data_dir, loaded.config.server.cache_bytes())
 }
 
 /// Opens the registry (writing record 0 on first use).
@@ -191,27 +191,24 @@ pub async fn load(
             (accepted, refused, first_refusal)
         }));
     }
-    let mut report = LoadReport { accepted: 0, refused: 0, first_refusal: None, elapsed: Duration::ZERO };
-    let mut lowest: Option<u64> = None;
+    let (mut accepted, mut refused) = (0, 0);
+    let mut first: Option<(u64, String)> = None;
+    let mut stopped: Option<String> = None;
     for task in tasks {
         match task.await {
-            Ok((accepted, refused, first)) => {
-                report.accepted += accepted;
-                report.refused += refused;
-                if let Some((i, reason)) = first
-                    && lowest.is_none_or(|j| i < j)
+            Ok((a, r, theirs)) => {
+                accepted += a;
+                refused += r;
+                if let Some((i, reason)) = theirs
+                    && first.as_ref().is_none_or(|(j, _)| i < *j)
                 {
-                    lowest = Some(i);
-                    report.first_refusal = Some(format!("registration {i}: {reason}"));
+                    first = Some((i, reason));
                 }
             }
             // A submitter that panicked: what it had not counted is not known to be in.
-            Err(e) => {
-                report.first_refusal = Some(format!("a submitter stopped: {e}"));
-                lowest = Some(0);
-            }
+            Err(e) => stopped = Some(format!("a submitter stopped: {e}")),
         }
     }
-    report.elapsed = began.elapsed();
-    report
+    let first_refusal = stopped.or_else(|| first.map(|(i, reason)| format!("registration {i}: {reason}")));
+    LoadReport { accepted, refused, first_refusal, elapsed: began.elapsed() }
 }

@@ -138,14 +138,14 @@ fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f
             eprintln!("searched {} of {} ({weights:?})", i + 1, people.len());
         }
     }
-    let mut commonest: Vec<(&String, &u64)> = carrying.iter().collect();
-    commonest.sort_by(|a, b| b.1.cmp(a.1));
-    let shares: Vec<String> = commonest
-        .iter()
-        .take(10)
-        .map(|(w, n)| format!("{w} {:.2}%", 100.0 * **n as f64 / people.len().max(1) as f64))
-        .collect();
     if *weights == FREQUENCY {
+        let mut commonest: Vec<(&String, &u64)> = carrying.iter().collect();
+        commonest.sort_by(|a, b| b.1.cmp(a.1));
+        let shares: Vec<String> = commonest
+            .iter()
+            .take(10)
+            .map(|(w, n)| format!("{w} {:.2}%", 100.0 * **n as f64 / people.len().max(1) as f64))
+            .collect();
         eprintln!("commonest name words: {}", shares.join(", "));
     }
     (outcomes, began.elapsed().as_secs_f64() / people.len() as f64)
