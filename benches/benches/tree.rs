@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use huduma_benches::{fixture, registration, tree_store};
-use huduma_log::merkle::{Frontier, leaf_hash};
+use huduma_log::merkle::leaf_hash;
 use registry_core::merkle_store;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::view::View;
@@ -55,18 +55,18 @@ fn append_share(c: &mut Criterion) {
     g.throughput(Throughput::Elements(BATCH));
     g.sample_size(20);
     // What the tree adds to a batch: 1,024 leaf hashes of 330-byte records, the
-    // frontier, and the node writes applied to sled (with the batch's flush, which the
+    // tree's edge, and the node and block writes applied to sled (with the batch's flush, which the
     // registration batch pays once anyway, left out).
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open(dir.path()).expect("sled");
-    let mut frontier = Frontier::new();
+    let mut edge = merkle_store::TreeEdge::new();
     let record = vec![5u8; 330];
     g.bench_function("tree_share_of_batch_1024", |b| {
         b.iter(|| {
             let mut view = View::new(&store);
             for _ in 0..BATCH {
-                let seq = frontier.size();
-                merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
+                let seq = edge.size();
+                merkle_store::append(&mut view, &mut edge, seq, &record).expect("append");
             }
             store.commit(&view.take_batch(), false).expect("commit");
         })

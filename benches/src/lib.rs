@@ -91,20 +91,19 @@ pub fn populated(persons: u64, batch: usize) -> (Fixture, Vec<HudumaNumber>) {
 /// cache (`registry_core::storage::sled_store::DEFAULT_CACHE_BYTES` is the registry's
 /// default).
 pub fn tree_store(n: u64, cache_bytes: u64) -> (tempfile::TempDir, SledStore) {
-    use huduma_log::merkle::Frontier;
     use registry_core::merkle_store;
     use registry_core::storage::Tree;
     use registry_core::storage::view::View;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SledStore::open_with_cache(dir.path(), cache_bytes).expect("sled");
-    let mut frontier = Frontier::new();
+    let mut edge = merkle_store::TreeEdge::new();
     let began = std::time::Instant::now();
     let mut view = View::new(&store);
     for seq in 0..n {
         let mut record = [0u8; 48];
         record[..8].copy_from_slice(&seq.to_be_bytes());
         view.put(Tree::Log, seq.to_be_bytes().to_vec(), &record);
-        merkle_store::append(&mut view, &mut frontier, seq, &record).expect("append");
+        merkle_store::append(&mut view, &mut edge, seq, &record).expect("append");
         if view.pending_len() >= 100_000 {
             store.write_in_order(&view.take_batch(), true).expect("write");
             view = View::new(&store);

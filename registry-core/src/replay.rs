@@ -82,8 +82,8 @@ pub fn fold_log(
 ) -> Result<u64, ReplayError> {
     let mut view = View::new(target);
     let mut last_applied = None;
-    let mut tree =
-        crate::merkle_store::frontier(target, from).map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
+    let mut tree = crate::merkle_store::TreeEdge::load(target, from)
+        .map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
     let end = for_each_record(log, from, |seq, bytes| {
         let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         let event = decode_event(seq, &record)?;

@@ -134,7 +134,7 @@ pub struct Writer {
     head: Head,
     /// The RFC 6962 tree's right edge at `head.next_seq`; `None` if it could not be
     /// reloaded after a failed commit (appends are then refused until a restart).
-    tree: Option<huduma_log::merkle::Frontier>,
+    tree: Option<crate::merkle_store::TreeEdge>,
     /// Registrations scoring at least this against a registered person are refused as
     /// likely duplicates (unless overridden); `None` turns the search off.
     duplicate_threshold: Option<f32>,
@@ -171,12 +171,12 @@ impl Writer {
                 if current.as_deref() != Some(key.public().as_bytes().as_slice()) {
                     return Err(WriterError::WrongKey);
                 }
-                let tree = Some(crate::merkle_store::frontier(&*store, head.next_seq)?);
+                let tree = Some(crate::merkle_store::TreeEdge::load(&*store, head.next_seq)?);
                 Ok(Self { store, secrets, issuer, key, head, tree, duplicate_threshold: Some(crate::dedup::THRESHOLD) })
             }
             None => {
                 let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
-                let tree = Some(huduma_log::merkle::Frontier::new());
+                let tree = Some(crate::merkle_store::TreeEdge::new());
                 let mut writer = Self {
                     store,
                     secrets,
@@ -274,7 +274,7 @@ impl Writer {
     /// is committed.
     fn rewind(&mut self, start: Head) {
         self.head = start;
-        self.tree = match crate::merkle_store::frontier(&*self.store, start.next_seq) {
+        self.tree = match crate::merkle_store::TreeEdge::load(&*self.store, start.next_seq) {
             Ok(tree) => Some(tree),
             Err(e) => {
                 tracing::error!(error = %e, "cannot reload the tree's frontier; appends are refused until a restart");

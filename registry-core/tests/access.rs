@@ -332,3 +332,54 @@ fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
     verify(&**reader.store(), registry.access().origin(), &access_keys(&registry), &mut |_| ()).unwrap();
     registry.close();
 }
+
+#[test]
+fn the_access_log_keeps_blocks_of_its_tree_and_a_forged_block_is_named() {
+    use registry_core::merkle_store::block_key;
+    let identity: std::sync::Arc<dyn Storage> = std::sync::Arc::new(MemoryStore::new());
+    let access: std::sync::Arc<dyn Storage> = std::sync::Arc::new(MemoryStore::new());
+    let registry = Registry::open(identity, access.clone(), secrets(), log_key(), RegistryOptions::default()).unwrap();
+    let amina = register(&registry, "a", 1);
+    // Two complete blocks of 64 records and two records of a third.
+    for i in 0..130 {
+        registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
+    }
+    let keys = access_keys(&registry);
+    let origin = registry.access().origin().to_string();
+    let reader = registry.access().reader();
+    let root = huduma_log::merkle::root(&LeafSource(&reader), 130).unwrap();
+    let proves_all = |reader: &registry_core::access::AccessReader| {
+        (0..130).all(|index| {
+            let proof = reader.inclusion_proof(index, 130).unwrap();
+            let leaf = huduma_log::merkle::leaf_hash(&reader.record(index).unwrap().unwrap());
+            huduma_log::merkle::verify_inclusion(index, 130, &leaf, &proof, &root)
+        })
+    };
+    assert!(proves_all(&reader));
+    for block in 0..2 {
+        assert!(access.get(Tree::MerkleBlocks, &block_key(block)).unwrap().is_some(), "block {block} is stored");
+    }
+    assert!(access.get(Tree::MerkleBlocks, &block_key(2)).unwrap().is_none(), "the third block is unfinished");
+    verify(&*access, &origin, &keys, &mut |_| ()).unwrap();
+    // A block whose checksum holds but whose hashes are forged is named by its record.
+    let mut batch = WriteBatch::default();
+    let forged = registry_core::storage::checksum::seal(&[0x42; 126 * 32]);
+    batch.put(Tree::MerkleBlocks, block_key(1).to_vec(), forged);
+    access.commit(&batch, true).unwrap();
+    match verify(&*access, &origin, &keys, &mut |_| ()) {
+        Err(AccessVerifyError::Record { seq, reason }) => {
+            assert_eq!(seq, 127, "the block's last record");
+            assert!(reason.contains("merkle_blocks"), "{reason}");
+        }
+        other => panic!("a forged block was not named: {other:?}"),
+    }
+    // A log written before blocks were kept (none stored) still verifies and proves.
+    let mut batch = WriteBatch::default();
+    for block in 0..2 {
+        batch.remove(Tree::MerkleBlocks, block_key(block).to_vec());
+    }
+    access.commit(&batch, true).unwrap();
+    verify(&*access, &origin, &keys, &mut |_| ()).unwrap();
+    assert!(proves_all(&reader));
+    registry.close();
+}

@@ -488,7 +488,9 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
     let options = RegistryOptions { checkpoint_interval: std::time::Duration::ZERO, ..RegistryOptions::default() };
     let size = {
         let registry = Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()).unwrap();
-        for i in 0..40 {
+        // Past two blocks of 64 records, so proofs read stored blocks, the nodes of
+        // the unfinished block, and the log.
+        for i in 0..140 {
             register(&registry, &format!("t-{i}"), i);
         }
         let reader = registry.reader();
@@ -518,8 +520,10 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
     // Nodes of the tree altered behind the checkpoint. Any altered node is named by
     // `verify` (the nodes are a projection of the log); one on the signed root's path
     // stops the registry from opening at all.
-    let forge = |seq: u64, nodes: usize| {
-        use registry_core::storage::{Storage, Tree, WriteBatch, sled_store::SledStore};
+    use registry_core::merkle_store::{block_key, nodes_key};
+    use registry_core::storage::Tree;
+    let forge = |tree: Tree, key: [u8; 8], nodes: usize| {
+        use registry_core::storage::{Storage, WriteBatch, sled_store::SledStore};
         let store = loop {
             match SledStore::open(dir.path()) {
                 Ok(store) => break store,
@@ -528,16 +532,25 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
         };
         let mut batch = WriteBatch::default();
         let forged = registry_core::storage::checksum::seal(&vec![0x42; 32 * nodes]);
-        batch.put(Tree::MerkleNodes, registry_core::merkle_store::nodes_key(seq).to_vec(), forged);
+        batch.put(tree, key.to_vec(), forged);
         store.commit(&batch, true).unwrap();
         store
     };
     {
-        let store = forge(1, 1);
+        // A block of the right length whose hashes are forged.
+        let store = forge(Tree::MerkleBlocks, block_key(1), 126);
+        let err = verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        assert!(err.to_string().contains("merkle_blocks"), "{err}");
+    }
+    {
+        // The block stays forged; verify compares `merkle_nodes` first.
+        let store = forge(Tree::MerkleNodes, nodes_key(1), 1);
         let err = verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
         assert!(err.to_string().contains("merkle_nodes"), "{err}");
     }
-    drop(forge(31, 5)); // record 31 completes levels 1..=5; [0, 32) is on the root's path
+    // Record 127 completes levels 1..=7; the subtree [0, 128) is on the signed root's
+    // path.
+    drop(forge(Tree::MerkleNodes, nodes_key(127), 7));
     let refused = loop {
         match Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()) {
             Err(OpenError::Storage(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
@@ -558,11 +571,15 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     let number = {
         let registry = open(dir.path());
         let number = register(&registry, "old", 1);
+        // Enough records for a complete block of the tree.
+        for i in 2..66 {
+            register(&registry, &format!("old-{i}"), i);
+        }
         registry.close();
         number
     };
-    // As a store written before `merkle_nodes` and `agency_changes` existed: neither
-    // their entries nor their applied markers.
+    // As a store written before `merkle_nodes`, `merkle_blocks` and `agency_changes`
+    // existed: neither their entries nor their applied markers.
     {
         let store = loop {
             match SledStore::open(dir.path()) {
@@ -571,7 +588,7 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
             }
         };
         let mut batch = WriteBatch::default();
-        for tree in [Tree::MerkleNodes, Tree::AgencyChanges] {
+        for tree in [Tree::MerkleNodes, Tree::MerkleBlocks, Tree::AgencyChanges] {
             for (key, _) in store.scan_prefix(tree, &[]).unwrap() {
                 batch.remove(tree, key);
             }
@@ -581,7 +598,9 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     }
     let registry = open_when_unlocked(dir.path(), log_key());
     assert_eq!(registry.reader().resolve_number(number).unwrap().unwrap().current_number, number);
-    register(&registry, "new", 2);
+    register(&registry, "new", 66);
+    let block = registry.store().get(Tree::MerkleBlocks, &registry_core::merkle_store::block_key(0)).unwrap();
+    assert!(block.is_some(), "the rebuild wrote the first block of the tree");
     let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
-    assert_eq!(report.records, 3);
+    assert_eq!(report.records, 67);
 }

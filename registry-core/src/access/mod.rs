@@ -127,9 +127,10 @@ impl AccessLog {
 /// so a crash keeps the records of at most one batch without their derived entries.
 /// `count` must be at least the largest batch. Returns how many entries it restored.
 fn repair_tail(store: &dyn Storage, size: u64, count: u64) -> Result<u64, AccessOpenError> {
+    use crate::merkle_store::EntryState;
     use crate::storage::{Tree, WriteBatch};
     let from = size.saturating_sub(count.max(1));
-    let mut tree = crate::merkle_store::frontier(store, from)?;
+    let mut tree = crate::merkle_store::TreeEdge::load(store, from)?;
     let mut prev: Option<[u8; 32]> = None;
     let mut repairs = WriteBatch::default();
     let stored = store.range_from(Tree::Log, &writer::seq_key(from), count.max(1) as usize).map_err(ReadError::from)?;
@@ -145,15 +146,19 @@ fn repair_tail(store: &dyn Storage, size: u64, count: u64) -> Result<u64, Access
             return Err(fail("does not name the previous record's hash".into()));
         }
         prev = Some(record::chain_hash(&bytes));
-        let finished = tree.push(huduma_log::merkle::leaf_hash(&bytes));
-        if !finished.is_empty() {
-            let nodes: Vec<u8> = finished.iter().flat_map(|(_, _, hash)| hash.iter().copied()).collect();
-            let nodes_key = crate::merkle_store::nodes_key(seq);
-            let stored = crate::storage::view::get_checked(store, Tree::MerkleNodes, &nodes_key)?;
-            match stored {
-                Some(found) if found == nodes => {}
-                Some(_) => return Err(fail("its stored tree nodes differ from the recomputed ones".into())),
-                None => repairs.put(Tree::MerkleNodes, nodes_key.to_vec(), crate::storage::checksum::seal(&nodes)),
+        for entry in tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))? {
+            match crate::merkle_store::entry_state(store, &entry)? {
+                EntryState::Stored => {}
+                EntryState::Missing => {
+                    let (tree, key, value) = entry;
+                    repairs.put(tree, key, crate::storage::checksum::seal(&value));
+                }
+                EntryState::Differs => {
+                    return Err(fail(format!(
+                        "its {} entry differs from the one recomputed from the log",
+                        entry.0.name()
+                    )));
+                }
             }
         }
         if header.subject != [0; 32] {

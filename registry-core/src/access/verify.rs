@@ -5,7 +5,9 @@
 
 use huduma_log::checkpoint::Checkpoint;
 use huduma_log::keys::VerifyingKey;
-use huduma_log::merkle::{self, Frontier, Hash};
+use huduma_log::merkle::Hash;
+
+use crate::merkle_store::{EntryState, TreeEdge};
 
 use super::record;
 use super::writer::{seq_key, subject_key};
@@ -87,13 +89,13 @@ pub fn verify(
     keys: &[VerifyingKey],
     progress: &mut dyn FnMut(u64),
 ) -> Result<AccessSummary, AccessVerifyError> {
-    let mut tree = Frontier::new();
+    let mut tree = TreeEdge::new();
     let mut prev = [0u8; 32];
     let mut last_time = 0u64;
     let mut subjects = 0u64;
     let mut checked = 0u64;
     let mut checkpoints = Checkpoints::new(store);
-    let mut check_signed = |tree: &Frontier, checkpoints: &mut Checkpoints<'_>| -> Result<(), AccessVerifyError> {
+    let mut check_signed = |tree: &TreeEdge, checkpoints: &mut Checkpoints<'_>| -> Result<(), AccessVerifyError> {
         while let Some((size, note)) = checkpoints.peek()? {
             if *size > tree.size() {
                 break;
@@ -154,15 +156,26 @@ pub fn verify(
             // Checkpoints of the tree before this record are checked once its chain link
             // held, so an altered record is named by the chain where it can be.
             check_signed(&tree, &mut checkpoints)?;
-            let finished = tree.push(merkle::leaf_hash(&bytes));
-            let expected: Vec<u8> = finished.iter().flat_map(|(_, _, hash)| hash.iter().copied()).collect();
+            let entries = tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))?;
             let nodes_key = crate::merkle_store::nodes_key(seq);
-            let stored_nodes = match store.get(Tree::MerkleNodes, &nodes_key)? {
-                Some(v) => open_value(Tree::MerkleNodes, &nodes_key, &v).map_err(ReadError::from)?,
-                None => Vec::new(),
-            };
-            if stored_nodes != expected {
-                return Err(fail("the tree nodes stored for it differ from the recomputed ones".into()));
+            if !entries.iter().any(|(t, _, _)| *t == Tree::MerkleNodes)
+                && store.get(Tree::MerkleNodes, &nodes_key)?.is_some()
+            {
+                return Err(fail("tree nodes are stored for it, but it completes no subtree".into()));
+            }
+            for entry in &entries {
+                match crate::merkle_store::entry_state(store, entry)? {
+                    EntryState::Stored => {}
+                    // Blocks are an index the appender began writing after the first
+                    // access logs: proofs read an absent one's nodes instead.
+                    EntryState::Missing if entry.0 == Tree::MerkleBlocks => {}
+                    EntryState::Missing | EntryState::Differs => {
+                        return Err(fail(format!(
+                            "the {} entry stored for it differs from the one recomputed from the log",
+                            entry.0.name()
+                        )));
+                    }
+                }
             }
             prev = record::chain_hash(&bytes);
             last_time = header.time_ms;

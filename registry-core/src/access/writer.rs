@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use huduma_log::keys::LogKey;
-use huduma_log::merkle::Frontier;
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{self, AccessEvent, AccessHeader, SealedUnder};
@@ -76,7 +75,7 @@ struct Appender {
     secrets: Arc<Secrets>,
     key: LogKey,
     head: AccessHead,
-    tree: Frontier,
+    tree: crate::merkle_store::TreeEdge,
     checkpoints: Checkpointer,
     max_batch: usize,
     /// Set when a batch failed to land: part of it may be on disk, so nothing more is
@@ -107,7 +106,7 @@ impl AccessWriter {
         max_batch: usize,
     ) -> Result<Self, super::AccessOpenError> {
         let head = read_head(&*store)?;
-        let tree = crate::merkle_store::frontier(&*store, head.next_seq)?;
+        let tree = crate::merkle_store::TreeEdge::load(&*store, head.next_seq)?;
         let appender = Appender {
             store,
             identity,

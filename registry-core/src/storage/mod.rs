@@ -49,11 +49,15 @@ pub enum Tree {
     /// (u64 BE); `persons` -> how many searchable persons there are. What the duplicate
     /// search weighs a common name down by (see `dedup::name_counts`).
     NameCounts,
+    /// block number (u64 BE) -> the lower levels of the RFC 6962 tree over that
+    /// block's 64 records (126 hashes of 32 bytes: the leaves, then each level up).
+    /// See `merkle_store`.
+    MerkleBlocks,
 }
 
 impl Tree {
     /// Every tree, in a fixed order.
-    pub const ALL: [Tree; 14] = [
+    pub const ALL: [Tree; 15] = [
         Tree::Log,
         Tree::Requests,
         Tree::Keyring,
@@ -68,11 +72,12 @@ impl Tree {
         Tree::Checkpoints,
         Tree::AccessBySubject,
         Tree::NameCounts,
+        Tree::MerkleBlocks,
     ];
 
     /// The trees folded from the log: dropped and refolded by `rebuild`, compared by
     /// `verify`.
-    pub const PROJECTIONS: [Tree; 8] = [
+    pub const PROJECTIONS: [Tree; 9] = [
         Tree::Meta,
         Tree::Numbers,
         Tree::Persons,
@@ -81,6 +86,7 @@ impl Tree {
         Tree::NameCounts,
         Tree::AgencyChanges,
         Tree::MerkleNodes,
+        Tree::MerkleBlocks,
     ];
 
     /// The tree's name on disk.
@@ -100,6 +106,7 @@ impl Tree {
             Tree::Checkpoints => "checkpoints",
             Tree::AccessBySubject => "access_by_subject",
             Tree::NameCounts => "name_counts",
+            Tree::MerkleBlocks => "merkle_blocks",
         }
     }
 }
