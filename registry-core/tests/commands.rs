@@ -351,6 +351,49 @@ fn name_counts_follow_who_is_in_the_duplicate_search() {
     assert_eq!(counts(&registry), live, "rebuilt from the log, the same counts");
 }
 
+/// However common a person's names become in the registry, enrolling them again with
+/// the same names, birth date, sex and place is refused as a likely duplicate: the
+/// commonness of a name discounts agreement on it, never below the threshold.
+#[test]
+fn an_exact_re_enrolment_is_refused_however_common_the_names() {
+    use registry_core::demographics::{Demographics, Sex};
+    let (store, mut writer) = memory_writer();
+    // 3,000 persons named Wanjiru Kamau, born in different years (two apart, so never
+    // "off by one") on days after the 12th (so never day and month swapped).
+    let wanjiru = |i: usize| Demographics {
+        given_name: "Wanjiru".into(),
+        family_name: "Kamau".into(),
+        other_names: vec![],
+        date_of_birth: format!("{}-{:02}-{}", 1930 + 2 * (i % 40), 1 + (i / 40) % 12, 13 + (i / 480) % 16),
+        sex: Sex::Female,
+        place_of_birth: "Nyeri".into(),
+    };
+    let enrolments: Vec<_> =
+        (0..3_000).map(|i| submission(format!("w{i}"), Command::RegisterPerson { demographics: wanjiru(i) })).collect();
+    for batch in enrolments.chunks(256) {
+        for result in writer.execute_batch(batch) {
+            result.expect("namesakes born on other days are not duplicates");
+        }
+    }
+    let view = registry_core::storage::view::View::new(&*store);
+    let kamau = registry_core::dedup::name_counts::read(
+        &view,
+        &registry_core::dedup::name_counts::word_key(&secrets(), "kamau"),
+    )
+    .unwrap();
+    assert_eq!(kamau, 3_000, "every one of them carries the name");
+    for i in [0, 1_499, 2_999] {
+        let again = submission(format!("again{i}"), Command::RegisterPerson { demographics: wanjiru(i) });
+        match &writer.execute_batch(std::slice::from_ref(&again))[0] {
+            Err(CommandError::PossibleDuplicate { candidates }) => {
+                assert!(!candidates.is_empty());
+            }
+            Ok(outcome) => panic!("enrolment {i} again was given a second number: {:?}", outcome.number),
+            Err(other) => panic!("enrolment {i} again was refused for another reason: {other}"),
+        }
+    }
+}
+
 #[test]
 fn bad_input_names_the_field_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
