@@ -78,6 +78,9 @@ fn append(c: &mut Criterion) {
     let mut run = 0u64;
     g.bench_function("register_sequencer_8192_by_1024_submitters", |b| {
         b.iter(|| {
+            // Each iteration enrols persons of its own: the same persons again would
+            // be refused as duplicates of the last iteration's.
+            let first = run * SUBMISSIONS;
             run += 1;
             let tag = format!("seq{run}");
             runtime.block_on(async {
@@ -91,7 +94,7 @@ fn append(c: &mut Criterion) {
                             if i >= SUBMISSIONS {
                                 break;
                             }
-                            registry.submit(registration(&tag, i)).await.unwrap();
+                            registry.submit(registration(&tag, first + i)).await.unwrap();
                         }
                     }));
                 }
