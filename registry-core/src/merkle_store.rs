@@ -44,6 +44,11 @@ fn block_offset(level: u8) -> usize {
     2 * BLOCK_LEAVES as usize - ((2 * BLOCK_LEAVES as usize) >> level)
 }
 
+/// A block's stored form with nothing placed in it yet.
+fn empty_block() -> Vec<u8> {
+    vec![0; BLOCK_HASHES * 32]
+}
+
 /// Puts the subtree `(level, index)` (index counted from the tree's first leaf) into
 /// its place in its block's stored form: the leaf hashes, then each level above them
 /// in turn, up to the two halves of the block. The block's own root is not kept.
@@ -163,20 +168,22 @@ impl StoredTree<'_> {
             return Ok(None);
         }
         let mut held = self.block.borrow_mut();
-        if held.as_ref().is_none_or(|(number, _)| *number != block) {
-            let key = block_key(block);
-            let Some(value) = self.view.get(Tree::MerkleBlocks, &key)? else {
-                // A store written before blocks were kept: the nodes answer instead.
-                return Ok(None);
-            };
-            if value.len() != BLOCK_HASHES * 32 {
-                return Err(
-                    Corruption::new(Tree::MerkleBlocks, &key, "a block of the tree has the wrong length").into()
-                );
+        let value = match &mut *held {
+            Some((number, value)) if *number == block => value,
+            slot => {
+                let key = block_key(block);
+                let Some(value) = self.view.get(Tree::MerkleBlocks, &key)? else {
+                    // A store written before blocks were kept: the nodes answer instead.
+                    return Ok(None);
+                };
+                if value.len() != BLOCK_HASHES * 32 {
+                    return Err(
+                        Corruption::new(Tree::MerkleBlocks, &key, "a block of the tree has the wrong length").into()
+                    );
+                }
+                &mut slot.insert((block, value)).1
             }
-            *held = Some((block, value));
-        }
-        let Some((_, value)) = held.as_ref() else { return Ok(None) };
+        };
         let at = (block_offset(level) + (index % per_block) as usize) * 32;
         Ok(value.get(at..at + 32).and_then(|h| h.try_into().ok()))
     }
@@ -222,7 +229,7 @@ pub struct TreeEdge {
 
 impl Default for TreeEdge {
     fn default() -> Self {
-        Self { frontier: Frontier::new(), block: vec![0; BLOCK_HASHES * 32] }
+        Self { frontier: Frontier::new(), block: empty_block() }
     }
 }
 
@@ -238,35 +245,24 @@ impl TreeEdge {
     pub fn load(store: &dyn Storage, size: u64) -> Result<Self, ReadError> {
         let frontier = Frontier::load(&StoredTree::new(store, size), size)?;
         let start = size - size % BLOCK_LEAVES;
-        let mut block = vec![0; BLOCK_HASHES * 32];
+        let mut block = empty_block();
         // The unfinished block's own tree, indexed from its first leaf.
         let mut within = Frontier::new();
-        if start < size {
-            let stored = store.range_from(Tree::Log, &start.to_be_bytes(), (size - start) as usize)?;
-            for (offset, (key, value)) in stored.iter().enumerate() {
-                let seq = start + offset as u64;
-                if key.as_slice() != seq.to_be_bytes() {
-                    return Err(Corruption::new(
-                        Tree::Log,
-                        &seq.to_be_bytes(),
-                        "a leaf of the tree is missing from the log",
-                    )
-                    .into());
-                }
-                let leaf = merkle::leaf_hash(&open_value(Tree::Log, key, value)?);
-                place(&mut block, 0, offset as u64, &leaf);
-                for (level, index, hash) in within.push(leaf) {
-                    place(&mut block, level, index, &hash);
-                }
-            }
-            if within.size() != size - start {
-                let missing = start + within.size();
-                return Err(Corruption::new(
-                    Tree::Log,
-                    &missing.to_be_bytes(),
-                    "a leaf of the tree is missing from the log",
-                )
-                .into());
+        let stored = if start < size {
+            store.range_from(Tree::Log, &start.to_be_bytes(), (size - start) as usize)?
+        } else {
+            vec![]
+        };
+        for seq in start..size {
+            let key = seq.to_be_bytes();
+            let value = match stored.get((seq - start) as usize) {
+                Some((found, value)) if found.as_slice() == key => value,
+                _ => return Err(Corruption::new(Tree::Log, &key, "a leaf of the tree is missing from the log").into()),
+            };
+            let leaf = merkle::leaf_hash(&open_value(Tree::Log, &key, value)?);
+            place(&mut block, 0, seq - start, &leaf);
+            for (level, index, hash) in within.push(leaf) {
+                place(&mut block, level, index, &hash);
             }
         }
         Ok(Self { frontier, block })
@@ -304,7 +300,7 @@ impl TreeEdge {
             entries.push((Tree::MerkleNodes, nodes_key(seq).to_vec(), nodes));
         }
         if self.frontier.size().is_multiple_of(BLOCK_LEAVES) {
-            let block = std::mem::replace(&mut self.block, vec![0; BLOCK_HASHES * 32]);
+            let block = std::mem::replace(&mut self.block, empty_block());
             entries.push((Tree::MerkleBlocks, block_key(seq / BLOCK_LEAVES).to_vec(), block));
         }
         Ok(entries)
