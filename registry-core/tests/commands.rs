@@ -443,7 +443,7 @@ fn other_secrets_are_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     open(dir.path()).close();
     let other = registry_core::secrets::Secrets::from_master([43; 32]);
-    let refused = try_open_when_unlocked(dir.path(), other, log_key());
+    let refused = Registry::open_dir(dir.path(), other, log_key(), RegistryOptions::default());
     match refused {
         Err(OpenError::Writer(WriterError::WrongSecrets)) => {}
         Err(other) => panic!("refused for another reason: {other}"),
@@ -474,7 +474,7 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
         registry.close();
     }
     // The old key no longer opens the log; the new one does.
-    let refused = try_open_when_unlocked(dir.path(), secrets(), log_key());
+    let refused = Registry::open_dir(dir.path(), secrets(), log_key(), RegistryOptions::default());
     match refused {
         Err(OpenError::Writer(WriterError::WrongKey)) => {}
         Err(other) => panic!("refused for another reason: {other}"),
@@ -494,28 +494,19 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     assert_eq!(err.seq(), Some(0));
 }
 
-/// Opens the registry with `secrets` and `key`, waiting (up to 5 s) for sled's
-/// background thread of a just-closed or just-failed open to release the directory
-/// lock; any other outcome is returned.
-fn try_open_when_unlocked(
-    dir: &std::path::Path,
-    secrets: registry_core::secrets::Secrets,
-    key: registry_core::keys::LogKey,
-) -> Result<Registry, OpenError> {
+/// Opens the registry, waiting (up to 5 s) for sled's background thread of a
+/// just-failed open to release the directory lock.
+fn open_when_unlocked(dir: &std::path::Path, key: registry_core::keys::LogKey) -> Registry {
     for _ in 0..100 {
-        match Registry::open_dir(dir, secrets.clone(), key.clone(), RegistryOptions::default()) {
+        match Registry::open_dir(dir, secrets(), key.clone(), RegistryOptions::default()) {
+            Ok(registry) => return registry,
             Err(OpenError::Storage(registry_core::storage::StorageError::InUse(_))) => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
-            other => return other,
+            Err(e) => panic!("open: {e}"),
         }
     }
-    Registry::open_dir(dir, secrets, key, RegistryOptions::default())
-}
-
-/// Opens the registry, waiting for the directory lock as `try_open_when_unlocked`.
-fn open_when_unlocked(dir: &std::path::Path, key: registry_core::keys::LogKey) -> Registry {
-    try_open_when_unlocked(dir, secrets(), key).unwrap_or_else(|e| panic!("open: {e}"))
+    panic!("the data directory stayed locked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,13 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
 /// The page cache [`SledStore::open`] gives sled: 512 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 
+/// How long an open waits for the directory's lock before reporting it in use: sled
+/// 0.34 lets go of the lock from its background threads some moments after the last
+/// handle is dropped, so a store opened just after another closed (an operator's
+/// `verify` after the server stops, a reopen after a refused open) would otherwise
+/// be refused. A running registry holds the lock for good, and is reported after this.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl SledStore {
     /// Opens (or creates) the database at `path`, with a page cache of
     /// [`DEFAULT_CACHE_BYTES`].
@@ -44,15 +51,23 @@ impl SledStore {
     }
 
     /// Opens (or creates) the database at `path` with a page cache of `cache_bytes`.
+    /// A lock still held after [`LOCK_WAIT`] is [`StorageError::InUse`].
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).open().map_err(|e| match &e {
-            // sled 0.34.7 reports a held lock only as this message (ErrorKind::Other);
-            // sled is pinned, and a test keeps this match honest.
-            sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
-                StorageError::InUse(path.display().to_string())
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(path).cache_capacity(cache_bytes).open() {
+                Ok(db) => break db,
+                // sled 0.34.7 reports a held lock only as this message (ErrorKind::Other);
+                // sled is pinned, and a test keeps this match honest.
+                Err(sled::Error::Io(io)) if io.to_string().starts_with("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StorageError::InUse(path.display().to_string()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(engine(e)),
             }
-            _ => engine(e),
-        })?;
+        };
         let tree = db.open_tree("registry").map_err(engine)?;
         Ok(Self { db, tree })
     }
