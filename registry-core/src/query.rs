@@ -139,9 +139,10 @@ impl Reader {
 
     fn resolve_person(&self, view: &View<'_>, asked: PersonId, superseded: bool) -> Result<Resolution, QueryError> {
         let entry = self.person(view, asked)?;
+        let asked_status = entry.status;
         let (effective, effective_entry) = if entry.status == PersonStatus::Merged {
             let mut id = asked;
-            let mut current = entry.clone();
+            let mut current = entry;
             for _ in 0..MAX_MERGE_HOPS {
                 match current.merged_into {
                     Some(next) if current.status == PersonStatus::Merged => {
@@ -157,9 +158,9 @@ impl Reader {
             }
             (id, current)
         } else {
-            (asked, entry.clone())
+            (asked, entry)
         };
-        let status = match entry.status {
+        let status = match asked_status {
             PersonStatus::Merged => ResolvedStatus::Merged,
             _ if superseded => ResolvedStatus::Superseded,
             PersonStatus::Active => ResolvedStatus::Active,
@@ -171,14 +172,13 @@ impl Reader {
             Some(sealed) => open_demographics(view, &self.secrets, effective, sealed)?,
             None => None,
         };
-        let agency_records = effective_entry.agency_records.clone();
         Ok(Resolution {
             person: asked,
             status,
             current_number: effective_entry.current_number,
             demographics,
-            date_of_death: effective_entry.date_of_death.clone(),
-            agency_records,
+            date_of_death: effective_entry.date_of_death,
+            agency_records: effective_entry.agency_records,
         })
     }
 

@@ -480,7 +480,8 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("opened"),
     }
-    let registry = open_when_unlocked(dir.path(), new_key.clone());
+    let registry = Registry::open_dir(dir.path(), secrets(), new_key.clone(), RegistryOptions::default())
+        .unwrap_or_else(|e| panic!("reopen with the new key: {e}"));
     register(&registry, "c", 16);
     let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.keys, vec![log_key().id(), new_key.id()]);
@@ -492,21 +493,6 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     // A verifier that trusts another genesis key refuses record 0.
     let err = verify_store(&**registry.store(), Some(new_key.public()), None, &mut |_, _| ()).unwrap_err();
     assert_eq!(err.seq(), Some(0));
-}
-
-/// Opens the registry, waiting (up to 5 s) for sled's background thread of a
-/// just-failed open to release the directory lock.
-fn open_when_unlocked(dir: &std::path::Path, key: registry_core::keys::LogKey) -> Registry {
-    for _ in 0..100 {
-        match Registry::open_dir(dir, secrets(), key.clone(), RegistryOptions::default()) {
-            Ok(registry) => return registry,
-            Err(OpenError::Storage(registry_core::storage::StorageError::InUse(_))) => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            Err(e) => panic!("open: {e}"),
-        }
-    }
-    panic!("the data directory stayed locked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,12 +561,7 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
     use registry_core::storage::Tree;
     let forge = |tree: Tree, key: [u8; 8], nodes: usize| {
         use registry_core::storage::{Storage, WriteBatch, sled_store::SledStore};
-        let store = loop {
-            match SledStore::open(dir.path()) {
-                Ok(store) => break store,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-            }
-        };
+        let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("open the store: {e}"));
         let mut batch = WriteBatch::default();
         let forged = registry_core::storage::checksum::seal(&vec![0x42; 32 * nodes]);
         batch.put(tree, key.to_vec(), forged);
@@ -602,13 +583,7 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
     // Record 127 completes levels 1..=7; the subtree [0, 128) is on the signed root's
     // path.
     drop(forge(Tree::MerkleNodes, nodes_key(127), 7));
-    let refused = loop {
-        match Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()) {
-            Err(OpenError::Storage(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
-            other => break other,
-        }
-    };
-    match refused {
+    match Registry::open_dir(dir.path(), secrets(), log_key(), options.clone()) {
         Err(OpenError::Checkpoint { size: at, .. }) => assert_eq!(at, size),
         Err(other) => panic!("refused for another reason: {other}"),
         Ok(_) => panic!("a log rewritten behind its checkpoint was served"),
@@ -632,12 +607,7 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     // As a store written before `merkle_nodes`, `merkle_blocks` and `agency_changes`
     // existed: neither their entries nor their applied markers.
     {
-        let store = loop {
-            match SledStore::open(dir.path()) {
-                Ok(store) => break store,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-            }
-        };
+        let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("open the store: {e}"));
         let mut batch = WriteBatch::default();
         for tree in [Tree::MerkleNodes, Tree::MerkleBlocks, Tree::AgencyChanges] {
             for (key, _) in store.scan_prefix(tree, &[]).unwrap() {
@@ -647,7 +617,8 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
         }
         store.commit(&batch, true).unwrap();
     }
-    let registry = open_when_unlocked(dir.path(), log_key());
+    let registry = Registry::open_dir(dir.path(), secrets(), log_key(), RegistryOptions::default())
+        .unwrap_or_else(|e| panic!("reopen to rebuild: {e}"));
     assert_eq!(registry.reader().resolve_number(number).unwrap().unwrap().current_number, number);
     register(&registry, "new", 66);
     let block = registry.store().get(Tree::MerkleBlocks, &registry_core::merkle_store::block_key(0)).unwrap();
