@@ -617,8 +617,7 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
         }
         store.commit(&batch, true).unwrap();
     }
-    let registry = Registry::open_dir(dir.path(), secrets(), log_key(), RegistryOptions::default())
-        .unwrap_or_else(|e| panic!("reopen to rebuild: {e}"));
+    let registry = open(dir.path());
     assert_eq!(registry.reader().resolve_number(number).unwrap().unwrap().current_number, number);
     register(&registry, "new", 66);
     let block = registry.store().get(Tree::MerkleBlocks, &registry_core::merkle_store::block_key(0)).unwrap();
