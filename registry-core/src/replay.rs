@@ -6,11 +6,11 @@ use crate::projection::fold::{self, FoldError};
 use crate::record::RecordRef;
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View, open_value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
+use std::sync::Mutex;
 
 use crate::projection::state::meta;
-use crate::storage::memory::MemoryStore;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 use crate::writer::seq_key;
 
@@ -80,6 +80,29 @@ pub fn fold_log(
     from: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
+    fold_records(log, target, secrets, from, Commit::InChunks, progress)
+}
+
+/// When a fold hands its pending writes to its target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// At a chunk's end, once [`FOLD_COMMIT_WRITES`] are pending, with the applied
+    /// markers: reads of what is pending stay in memory, and a fold interrupted
+    /// half-way resumes from its last commit.
+    InChunks,
+    /// After every record, markers only at the end: for a target in memory (the
+    /// fresh fold), where the pending writes would only be a second, slower copy.
+    EveryRecord,
+}
+
+fn fold_records(
+    log: &dyn Storage,
+    target: &dyn Storage,
+    secrets: &Secrets,
+    from: u64,
+    commit: Commit,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ReplayError> {
     let mut view = View::new(target);
     let mut last_applied = None;
     let mut tree = crate::merkle_store::TreeEdge::load(target, from)
@@ -91,11 +114,13 @@ pub fn fold_log(
         crate::merkle_store::append(&mut view, &mut tree, seq, bytes)
             .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
         last_applied = Some(seq);
+        if commit == Commit::EveryRecord {
+            target.commit_owned(view.take_batch(), false)?;
+        }
         if (seq + 1) % CHUNK as u64 == 0 {
-            // Commit in large chunks: reads of what is pending stay in memory.
-            if view.pending_len() >= FOLD_COMMIT_WRITES {
+            if commit == Commit::InChunks && view.pending_len() >= FOLD_COMMIT_WRITES {
                 fold::mark_applied(&mut view, seq);
-                target.commit(&view.take_batch(), false)?;
+                target.commit_owned(view.take_batch(), false)?;
             }
             progress(seq + 1);
         }
@@ -104,7 +129,7 @@ pub fn fold_log(
     if let Some(seq) = last_applied {
         fold::mark_applied(&mut view, seq);
     }
-    target.commit(&view.take_batch(), false)?;
+    target.commit_owned(view.take_batch(), false)?;
     progress(end);
     Ok(end)
 }
@@ -136,127 +161,178 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
     Ok(applied)
 }
 
-/// A fresh fold of the whole log, in memory: projections folded into a
-/// [`MemoryStore`], keyring entries read through from the live store (the fold needs
-/// the keys; it never changes the live store).
+/// One tree of a fresh fold: key → stored value (checksum included). Hashed with
+/// foldhash, seeded per map: several times faster than SipHash on these keys.
+pub type FreshTree = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
+
+/// A fresh fold of the whole log, in memory: projections folded into hash maps (the
+/// fold reads and writes single keys, never ranges), keyring entries read through
+/// from the live store (the fold needs the keys; it never changes the live store).
 pub struct FreshFold<'a> {
-    memory: MemoryStore,
+    trees: Mutex<BTreeMap<Tree, FreshTree>>,
     live: &'a dyn Storage,
+}
+
+fn poisoned() -> StorageError {
+    StorageError::Engine("the fresh fold's lock was poisoned".into())
+}
+
+/// The fresh fold answers only what a fold asks: single keys.
+fn point_reads_only() -> StorageError {
+    StorageError::Engine("the fresh fold answers reads of single keys only".into())
 }
 
 impl<'a> FreshFold<'a> {
     /// Folds every record of `store`'s log.
     pub fn of(store: &'a dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<Self, ReplayError> {
-        let fresh = Self { memory: MemoryStore::new(), live: store };
-        fold_log(store, &fresh, secrets, 0, progress)?;
+        let fresh = Self { trees: Mutex::new(BTreeMap::new()), live: store };
+        fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, progress)?;
         Ok(fresh)
     }
 
-    /// One freshly folded projection tree (stored values, checksums included).
-    pub fn tree(&self, tree: Tree) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StorageError> {
-        self.memory.snapshot(tree)
+    /// Hands over every freshly folded projection tree (empty ones included).
+    pub fn into_trees(self) -> Result<BTreeMap<Tree, FreshTree>, StorageError> {
+        let mut trees = self.trees.into_inner().map_err(|_| poisoned())?;
+        Ok(Tree::PROJECTIONS.iter().map(|tree| (*tree, trees.remove(tree).unwrap_or_default())).collect())
     }
 }
 
 impl Storage for FreshFold<'_> {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.memory.get(tree, key)? {
+        let found = self.trees.lock().map_err(|_| poisoned())?.get(&tree).and_then(|t| t.get(key)).cloned();
+        match found {
             None if tree == Tree::Keyring => self.live.get(tree, key),
             found => Ok(found),
         }
     }
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        self.memory.scan_prefix(tree, prefix)
+    fn scan_prefix(&self, _: Tree, _: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        Err(point_reads_only())
     }
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        self.memory.range_from(tree, from, limit)
+    fn range_from(&self, _: Tree, _: &[u8], _: usize) -> Result<Vec<KeyValue>, StorageError> {
+        Err(point_reads_only())
     }
-    fn range_back(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        self.memory.range_back(tree, prefix, before, limit)
+    fn range_back(&self, _: Tree, _: &[u8], _: &[u8], _: usize) -> Result<Vec<KeyValue>, StorageError> {
+        Err(point_reads_only())
     }
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        self.memory.last(tree)
+    fn last(&self, _: Tree) -> Result<Option<KeyValue>, StorageError> {
+        Err(point_reads_only())
     }
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.memory.commit(batch, durable)
+        self.commit_owned(batch.clone(), durable)
+    }
+    fn commit_owned(&self, batch: WriteBatch, _durable: bool) -> Result<(), StorageError> {
+        let mut trees = self.trees.lock().map_err(|_| poisoned())?;
+        for (tree, writes) in batch.writes {
+            let entries = trees.entry(tree).or_default();
+            for (key, value) in writes {
+                match value {
+                    Some(value) => entries.insert(key, value),
+                    None => entries.remove(&key),
+                };
+            }
+        }
+        Ok(())
     }
     fn flush(&self) -> Result<(), StorageError> {
         Ok(())
     }
 }
 
-/// One tree's entries, as stored (checksums included), in key order.
-pub type TreeEntries = BTreeMap<Vec<u8>, Vec<u8>>;
+/// One live projection tree, as stored (checksums included), in key order.
+pub type LiveTree = Vec<KeyValue>;
 
-/// Reads every entry of the live projection trees into memory, chunk by chunk.
-pub fn live_projections(store: &dyn Storage) -> Result<BTreeMap<Tree, TreeEntries>, StorageError> {
-    let mut trees = BTreeMap::new();
-    for tree in Tree::PROJECTIONS {
-        let mut entries = TreeEntries::new();
-        let mut from = Vec::new();
-        loop {
-            let chunk = store.range_from(tree, &from, CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            from = [last_key.as_slice(), &[0]].concat();
-            entries.extend(chunk);
-        }
-        trees.insert(tree, entries);
+/// Reads one live projection tree, chunk by chunk.
+fn live_tree(store: &dyn Storage, tree: Tree) -> Result<LiveTree, StorageError> {
+    let mut entries = LiveTree::new();
+    let mut from = Vec::new();
+    loop {
+        let chunk = store.range_from(tree, &from, CHUNK)?;
+        let Some((last_key, _)) = chunk.last() else { break };
+        from = [last_key.as_slice(), &[0]].concat();
+        entries.extend(chunk);
     }
-    Ok(trees)
+    Ok(entries)
+}
+
+/// One projection tree as the live store holds it and as a fresh fold makes it.
+pub struct TreePair {
+    pub tree: Tree,
+    pub live: LiveTree,
+    pub fresh: FreshTree,
 }
 
 /// Folds the log afresh and, at the same time on another thread, reads the live
-/// projections: the two halves of both `verify` and `rebuild`.
-pub fn fresh_and_live<'a>(
-    store: &'a dyn Storage,
+/// projections: the two halves of both `verify` and `rebuild`. One pair per
+/// projection tree, in [`Tree`] order.
+pub fn fresh_and_live(
+    store: &dyn Storage,
     secrets: &Secrets,
     progress: &mut dyn FnMut(u64),
-) -> Result<(FreshFold<'a>, BTreeMap<Tree, TreeEntries>), ReplayError> {
-    std::thread::scope(|scope| {
-        let live = scope.spawn(|| live_projections(store));
+) -> Result<Vec<TreePair>, ReplayError> {
+    let (fresh, live) = std::thread::scope(|scope| {
+        let live = scope.spawn(|| Tree::PROJECTIONS.map(|tree| live_tree(store, tree)));
         let fresh = FreshFold::of(store, secrets, progress);
-        let live = live.join().map_err(|_| StorageError::Engine("reading the projections panicked".into()))?;
-        Ok((fresh?, live?))
-    })
+        (fresh, live.join())
+    });
+    let live = live.map_err(|_| StorageError::Engine("reading the projections panicked".into()))?;
+    let mut fresh = fresh?.into_trees()?;
+    let mut pairs = Vec::new();
+    for (tree, live) in Tree::PROJECTIONS.into_iter().zip(live) {
+        pairs.push(TreePair { tree, live: live?, fresh: fresh.remove(&tree).unwrap_or_default() });
+    }
+    Ok(pairs)
 }
 
-/// Merges a live projection tree with its fresh fold, in key order, and calls
-/// `differs(key, fresh value)` for every key whose live value is not the fresh one
-/// (`None`: the key should not exist). Stops early when `differs` breaks.
-pub fn diff_tree(
-    live: &TreeEntries,
-    fresh: &TreeEntries,
-    mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
-) {
-    let mut fresh_entries = fresh.iter().peekable();
-    for (key, value) in live {
-        while let Some((fresh_key, fresh_value)) = fresh_entries.next_if(|(k, _)| *k < key) {
-            if differs(fresh_key, Some(fresh_value)).is_break() {
+impl TreePair {
+    /// Calls `differs(key, fresh value)` for every key whose live value is not the
+    /// fresh one (`None`: the key should not exist): the live keys that differ in key
+    /// order, then the keys missing from the live tree, in no order. Stops early when
+    /// `differs` breaks.
+    pub fn diff(self, mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>) {
+        let mut fresh = self.fresh;
+        for (key, live) in self.live {
+            let verdict = match fresh.remove(&key) {
+                Some(wanted) if wanted == live => ControlFlow::Continue(()),
+                wanted => differs(&key, wanted.as_deref()),
+            };
+            if verdict.is_break() {
                 return;
             }
         }
-        let verdict = match fresh_entries.next_if(|(k, _)| *k == key) {
-            Some((_, fresh_value)) if fresh_value == value => ControlFlow::Continue(()),
-            Some((_, fresh_value)) => differs(key, Some(fresh_value)),
-            None => differs(key, None),
-        };
-        if verdict.is_break() {
-            return;
+        for (key, wanted) in &fresh {
+            if differs(key, Some(wanted)).is_break() {
+                return;
+            }
         }
     }
-    for (fresh_key, fresh_value) in fresh_entries {
-        if differs(fresh_key, Some(fresh_value)).is_break() {
-            return;
-        }
-    }
+}
+
+/// Runs `each` on every pair, on as many threads as there are cores, the largest
+/// trees first; the answers come back in the pairs' order.
+pub fn each_pair_in_parallel<R: Send>(pairs: Vec<TreePair>, each: impl Fn(TreePair) -> R + Sync) -> Vec<(Tree, R)> {
+    let order: Vec<Tree> = pairs.iter().map(|pair| pair.tree).collect();
+    let mut queue = pairs;
+    queue.sort_by_key(|pair| pair.live.len().max(pair.fresh.len()));
+    let queue = Mutex::new(queue);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(order.len()).max(1);
+    let mut answers: Vec<(Tree, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut answers = Vec::new();
+                    // The lock guards only the queue: a worker that panicked left it whole.
+                    while let Some(pair) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                        let tree = pair.tree;
+                        answers.push((tree, each(pair)));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    answers.sort_by_key(|(tree, _)| order.iter().position(|t| t == tree));
+    answers
 }
 
 /// How many corrections `rebuild` commits at a time.
@@ -275,18 +351,20 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let (fresh, live) = fresh_and_live(store, secrets, progress)?;
-    let empty = TreeEntries::new();
-    for tree in Tree::PROJECTIONS {
-        let wanted = fresh.tree(tree)?;
+    let pairs = fresh_and_live(store, secrets, progress)?;
+    // Each tree's differences, written as they are found, but the applied markers
+    // (in Meta) only once every other tree is whole.
+    let remaining = each_pair_in_parallel(pairs, |pair| {
+        let tree = pair.tree;
         let mut patch = WriteBatch::default();
         let mut failed = None;
-        diff_tree(live.get(&tree).unwrap_or(&empty), &wanted, |key, value| {
+        pair.diff(|key, value| {
             match value {
                 Some(value) => patch.put(tree, key.to_vec(), value.to_vec()),
                 None => patch.remove(tree, key.to_vec()),
             }
-            if patch.len() >= PATCH_WRITES
+            if tree != Tree::Meta
+                && patch.len() >= PATCH_WRITES
                 && let Err(e) = store.commit(&std::mem::take(&mut patch), false)
             {
                 failed = Some(e);
@@ -294,9 +372,16 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
             }
             ControlFlow::Continue(())
         });
-        if let Some(e) = failed {
-            return Err(e.into());
+        failed.map_or(Ok(patch), Err)
+    });
+    let mut meta = None;
+    for (tree, patch) in remaining {
+        match tree {
+            Tree::Meta => meta = Some(patch?),
+            _ => store.commit(&patch?, false)?,
         }
+    }
+    if let Some(patch) = meta {
         store.commit(&patch, false)?;
     }
     store.flush()?;

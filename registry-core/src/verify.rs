@@ -5,7 +5,6 @@
 //! [`LogVerifier`] checks records one at a time from any source (the store here; an
 //! exported log in the auditor's hands), so the same code serves both.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use ed25519_dalek::VerifyingKey;
@@ -14,10 +13,10 @@ use huduma_log::chain::{ChainError, ChainVerifier};
 use crate::event::Event;
 use crate::keys::KeyId;
 use crate::record::RecordRef;
-use crate::replay::{self, FreshFold, ReplayError, TreeEntries};
+use crate::replay::{self, ReplayError};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
-use crate::storage::{Storage, StorageError, Tree};
+use crate::storage::{Storage, StorageError};
 
 /// The first thing wrong, by record number where a record is to blame.
 #[derive(Debug, thiserror::Error)]
@@ -118,19 +117,19 @@ pub fn verify_store(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     let total = replay::log_size(store)?;
-    // The log check and the fresh fold read the log independently: they run on two
-    // threads, then the projections are compared (only if the log verified).
+    // The log check and the fresh fold (then its comparison with the live
+    // projections) read the log independently, on two threads; a difference in the
+    // projections is reported only if the log verified.
     let (log, fold) = std::thread::scope(|scope| {
-        let fold = secrets.map(|secrets| scope.spawn(move || replay::fresh_and_live(store, secrets, &mut |_| ())));
+        let fold = secrets.map(|secrets| scope.spawn(move || compare_projections(store, secrets)));
         let log = verify_log(store, genesis, total, progress);
         (log, fold.map(|handle| handle.join()))
     });
     let (records, head_hash, keys) = log?;
     progress(records, total);
     let projections_checked = match fold {
-        Some(Ok(folded)) => {
-            let (fresh, live) = folded?;
-            compare_projections(&fresh, &live)?;
+        Some(Ok(compared)) => {
+            compared?;
             true
         }
         Some(Err(_)) => return Err(bad(records, "the projection fold panicked")),
@@ -164,18 +163,22 @@ fn verify_log(
     Ok((records, head_hash, keys))
 }
 
-/// Compares each live projection with the fresh fold, naming the first key that differs.
-fn compare_projections(fresh: &FreshFold<'_>, live: &BTreeMap<Tree, TreeEntries>) -> Result<(), VerifyError> {
-    let empty = TreeEntries::new();
-    for tree in Tree::PROJECTIONS {
-        let mut first = None;
-        replay::diff_tree(live.get(&tree).unwrap_or(&empty), &fresh.tree(tree)?, |key, _| {
-            first = Some(key.to_vec());
-            ControlFlow::Break(())
+/// Folds the log afresh and compares each live projection with it, naming the first
+/// tree (in [`Tree::PROJECTIONS`] order) that differs and its least key that does.
+fn compare_projections(store: &dyn Storage, secrets: &Secrets) -> Result<(), VerifyError> {
+    let pairs = replay::fresh_and_live(store, secrets, &mut |_| ())?;
+    let least_differing = replay::each_pair_in_parallel(pairs, |pair| {
+        let mut least: Option<Vec<u8>> = None;
+        pair.diff(|key, _| {
+            if least.as_deref().is_none_or(|least| key < least) {
+                least = Some(key.to_vec());
+            }
+            ControlFlow::Continue(())
         });
-        if let Some(key) = first {
-            return Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) });
-        }
+        least
+    });
+    match least_differing.into_iter().find_map(|(tree, key)| Some((tree, key?))) {
+        Some((tree, key)) => Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) }),
+        None => Ok(()),
     }
-    Ok(())
 }

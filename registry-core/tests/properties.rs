@@ -271,6 +271,49 @@ fn a_projection_that_differs_from_the_log_is_reported() {
     assert!(err.to_string().contains("projection persons"), "{err}");
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whatever the kind of difference (an entry missing, one too many, one changed),
+/// verify names the first tree that differs and the least key in it that does.
+#[test]
+fn verify_names_the_least_key_that_differs() {
+    let persons: Vec<Vec<u8>> = small_log().snapshot(Tree::Persons).unwrap().into_keys().collect();
+    let (second, third, last) = (&persons[1], &persons[2], persons.last().unwrap());
+    let extra = [last.as_slice(), &[0]].concat();
+    // (case, writes to Persons (None: remove), the key verify must name)
+    type Case<'a> = (&'a str, Vec<(&'a [u8], Option<Vec<u8>>)>, &'a [u8]);
+    let cases: [Case<'_>; 4] = [
+        ("missing", vec![(third, None), (second, None)], second),
+        ("extra", vec![(&extra, Some(checksum::seal(b"forged")))], &extra),
+        ("changed", vec![(third, Some(checksum::seal(b"forged")))], third),
+        (
+            "all three",
+            vec![(&extra, Some(checksum::seal(b"x"))), (third, None), (second, Some(checksum::seal(b"y")))],
+            second,
+        ),
+    ];
+    for (case, writes, named) in cases {
+        let store = small_log();
+        let mut batch = registry_core::storage::WriteBatch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.put(Tree::Persons, key.to_vec(), value),
+                None => batch.remove(Tree::Persons, key.to_vec()),
+            }
+        }
+        // A later tree differs too: the first tree in order is the one named.
+        batch.remove(Tree::AgencyLinks, store.snapshot(Tree::AgencyLinks).unwrap().into_keys().next().unwrap());
+        store.commit(&batch, true).unwrap();
+        let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        let expected = format!("projection persons differs from a fresh fold of the log at key {}", hex(named));
+        assert_eq!(err.to_string(), expected, "{case}");
+        replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap();
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    }
+}
+
 /// A fixed sequence in which every kind of event succeeds, with the same checks.
 #[test]
 fn every_event_kind_folds_the_same_live_and_rebuilt() {

@@ -1,5 +1,5 @@
-//! An in-memory engine: the scratch space `verify` folds into, and a fast store for
-//! tests. Not durable.
+//! An in-memory engine: a fast, ordered store for tests (a fresh fold for `verify` and
+//! `rebuild` goes to `replay::FreshFold` instead). Not durable.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;

@@ -1,6 +1,6 @@
 //! The narrow storage trait the registry is written against, the named trees, and the
 //! write batch. Engines: [`sled_store::SledStore`] (the embedded default) and
-//! [`memory::MemoryStore`] (scratch folds and tests). A replicated engine replaces
+//! [`memory::MemoryStore`] (tests). A replicated engine replaces
 //! them by implementing [`Storage`].
 
 pub mod checksum;
@@ -165,6 +165,11 @@ pub trait Storage: Send + Sync {
     /// The entry with the greatest key.
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError>;
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError>;
+    /// [`Storage::commit`], handing over the batch: an engine that keeps the writes
+    /// in memory (the fresh fold) moves them instead of copying.
+    fn commit_owned(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.commit(&batch, durable)
+    }
     /// Writes the batch's entries one by one, tree by tree in [`Tree`] order, with no
     /// atomicity across them: a crash may keep any prefix of them. For writers that
     /// repair their own tail on open (the access log), where an atomic batch costs
