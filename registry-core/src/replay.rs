@@ -95,6 +95,50 @@ enum Commit {
     EveryRecord,
 }
 
+/// How many records the reading thread hands over at a time.
+const HANDOVER: usize = 1024;
+
+/// One record read back and made ready to fold.
+struct ReadyRecord {
+    seq: u64,
+    bytes: Vec<u8>,
+    prepared: fold::Prepared,
+}
+
+/// Reads records `from..` of `log` and prepares each to fold (parsed, decoded, a
+/// registration's match material derived: the costly part of a fold that needs no
+/// projection), handing them over in order, [`HANDOVER`] at a time. Stops at the
+/// first error, which it hands over too, or when the folding side hangs up.
+fn read_and_prepare(
+    log: &dyn Storage,
+    secrets: &Secrets,
+    from: u64,
+    hand_over: &std::sync::mpsc::SyncSender<Result<Vec<ReadyRecord>, ReplayError>>,
+) {
+    let keyring = View::new(log);
+    let mut ready = Vec::with_capacity(HANDOVER);
+    let read = for_each_record(log, from, |seq, bytes| {
+        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
+        let event = decode_event(seq, &record)?;
+        let prepared =
+            fold::prepare(&keyring, secrets, seq, event).map_err(|cause| ReplayError::Fold { seq, cause })?;
+        ready.push(ReadyRecord { seq, bytes: bytes.to_vec(), prepared });
+        if ready.len() == HANDOVER && hand_over.send(Ok(std::mem::take(&mut ready))).is_err() {
+            return Err(ReplayError::Storage(StorageError::Engine("the fold stopped".into())));
+        }
+        Ok(())
+    });
+    // The records before a bad one go first, so that the fold names the earliest bad
+    // record. A failed send means the fold has stopped, with its own error.
+    if hand_over.send(Ok(ready)).is_ok()
+        && let Err(e) = read
+    {
+        let _ = hand_over.send(Err(e));
+    }
+}
+
+/// Folds records `from..` of `log` into `target`: one thread reads and prepares the
+/// records, this one folds them.
 fn fold_records(
     log: &dyn Storage,
     target: &dyn Storage,
@@ -104,30 +148,36 @@ fn fold_records(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
     let mut view = View::new(target);
-    let mut last_applied = None;
     let mut tree = crate::merkle_store::TreeEdge::load(target, from)
         .map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
-    let end = for_each_record(log, from, |seq, bytes| {
-        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
-        let event = decode_event(seq, &record)?;
-        fold::fold(&mut view, secrets, seq, &event).map_err(|cause| ReplayError::Fold { seq, cause })?;
-        crate::merkle_store::append(&mut view, &mut tree, seq, bytes)
-            .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
-        last_applied = Some(seq);
-        if commit == Commit::EveryRecord {
-            target.commit_owned(view.take_batch(), false)?;
-        }
-        if (seq + 1) % CHUNK as u64 == 0 {
-            if commit == Commit::InChunks && view.pending_len() >= FOLD_COMMIT_WRITES {
-                fold::mark_applied(&mut view, seq);
-                target.commit_owned(view.take_batch(), false)?;
+    let (hand_over, ready) = std::sync::mpsc::sync_channel(4);
+    let end = std::thread::scope(|scope| {
+        scope.spawn(move || read_and_prepare(log, secrets, from, &hand_over));
+        let mut end = from;
+        // Ends when the reading side has handed over everything and hung up.
+        for chunk in ready {
+            for ReadyRecord { seq, bytes, prepared } in chunk? {
+                fold::fold_prepared(&mut view, secrets, seq, prepared)
+                    .map_err(|cause| ReplayError::Fold { seq, cause })?;
+                crate::merkle_store::append(&mut view, &mut tree, seq, &bytes)
+                    .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
+                end = seq + 1;
+                if commit == Commit::EveryRecord {
+                    target.commit_owned(view.take_batch(), false)?;
+                }
+                if end.is_multiple_of(CHUNK as u64) {
+                    if commit == Commit::InChunks && view.pending_len() >= FOLD_COMMIT_WRITES {
+                        fold::mark_applied(&mut view, seq);
+                        target.commit_owned(view.take_batch(), false)?;
+                    }
+                    progress(end);
+                }
             }
-            progress(seq + 1);
         }
-        Ok(())
+        Ok::<_, ReplayError>(end)
     })?;
-    if let Some(seq) = last_applied {
-        fold::mark_applied(&mut view, seq);
+    if end > from {
+        fold::mark_applied(&mut view, end - 1);
     }
     target.commit_owned(view.take_batch(), false)?;
     progress(end);

@@ -275,6 +275,23 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A record the fold cannot read stops `rebuild`, which names the earliest such record
+/// (the records are read and prepared on one thread, folded on another).
+#[test]
+fn rebuild_names_the_earliest_unreadable_record() {
+    let records = small_log().snapshot(Tree::Log).unwrap().len() as u64;
+    for bad in 1..records {
+        let store = small_log();
+        let mut batch = registry_core::storage::WriteBatch::default();
+        for seq in [bad, (bad + 3).min(records - 1)] {
+            batch.put(Tree::Log, seq.to_be_bytes().to_vec(), checksum::seal(b"not a record"));
+        }
+        store.commit(&batch, true).unwrap();
+        let err = replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap_err();
+        assert_eq!(err.seq(), Some(bad), "{err}");
+    }
+}
+
 /// Whatever the kind of difference (an entry missing, one too many, one changed),
 /// verify names the first tree that differs and the least key in it that does.
 #[test]

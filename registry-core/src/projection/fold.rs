@@ -81,6 +81,48 @@ fn match_entries(
     (keys, crate::dedup::dob_tag(secrets, date_of_birth))
 }
 
+/// What a person puts into the duplicate search: their `match_keys` entries' keys,
+/// the keyed hash of their birth date those entries hold, and the `name_counts` keys
+/// of their distinct name words. Derived from the sealed demographics and the person's
+/// key alone, so that a replay can derive it ahead of the fold, on another thread.
+pub struct MatchMaterial {
+    keys: Vec<Vec<u8>>,
+    dob: [u8; 8],
+    words: Vec<Vec<u8>>,
+}
+
+/// A person's [`MatchMaterial`]; `None` when their key was erased (such a person is
+/// not searchable). Reads only the keyring.
+pub fn match_material(
+    view: &View<'_>,
+    secrets: &Secrets,
+    person: PersonId,
+    sealed: &Sealed,
+) -> Result<Option<MatchMaterial>, FoldError> {
+    let Some(demographics) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
+    let profile = Profile::of(&demographics);
+    let (keys, dob) = match_entries(secrets, person, &profile, &demographics.date_of_birth);
+    let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
+    Ok(Some(MatchMaterial { keys, dob, words }))
+}
+
+/// An event made ready to fold: what can be derived from it without the projections
+/// (a registration's match material), derived ahead.
+pub struct Prepared {
+    pub event: Event,
+    registered: Option<Option<MatchMaterial>>,
+}
+
+/// Derives what folding `event` (record `seq`) needs but the projections do not hold.
+/// Reads only the keyring.
+pub fn prepare(view: &View<'_>, secrets: &Secrets, seq: u64, event: Event) -> Result<Prepared, FoldError> {
+    let registered = match &event {
+        Event::PersonRegistered(e) => Some(match_material(view, secrets, PersonId(seq), &e.demographics)?),
+        _ => None,
+    };
+    Ok(Prepared { event, registered })
+}
+
 /// Adds a person to the duplicate search (`present`) or takes them out of it: their
 /// `match_keys` entries, and their name words' and the persons' counts in
 /// `name_counts`. A person whose key was erased is in neither.
@@ -91,23 +133,24 @@ fn set_match_keys(
     sealed: &Sealed,
     present: bool,
 ) -> Result<(), FoldError> {
-    if let Some(demographics) = open_demographics(view, secrets, person, sealed)? {
-        let profile = Profile::of(&demographics);
-        let (keys, dob) = match_entries(secrets, person, &profile, &demographics.date_of_birth);
-        for key in keys {
-            if present {
-                view.put(Tree::MatchKeys, key, &dob);
-            } else {
-                view.remove(Tree::MatchKeys, key);
-            }
+    let material = match_material(view, secrets, person, sealed)?;
+    apply_match_material(view, material, present)
+}
+
+fn apply_match_material(view: &mut View<'_>, material: Option<MatchMaterial>, present: bool) -> Result<(), FoldError> {
+    let Some(material) = material else { return Ok(()) };
+    for key in material.keys {
+        if present {
+            view.put(Tree::MatchKeys, key, &material.dob);
+        } else {
+            view.remove(Tree::MatchKeys, key);
         }
-        let delta = if present { 1 } else { -1 };
-        for word in profile.distinct_words() {
-            add_to_count(view, name_counts::word_key(secrets, word), delta)?;
-        }
-        add_to_count(view, name_counts::PERSONS.to_vec(), delta)?;
     }
-    Ok(())
+    let delta = if present { 1 } else { -1 };
+    for word in material.words {
+        add_to_count(view, word, delta)?;
+    }
+    add_to_count(view, name_counts::PERSONS.to_vec(), delta)
 }
 
 fn add_to_count(view: &mut View<'_>, key: Vec<u8>, delta: i64) -> Result<(), FoldError> {
@@ -221,13 +264,35 @@ fn record_agency_changes(
 
 /// Applies the event of record `seq` to the projections in `view`.
 pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
+    fold_with(view, secrets, seq, event, None)
+}
+
+/// [`fold`] of an event [`prepare`]d ahead; the same writes.
+pub fn fold_prepared(view: &mut View<'_>, secrets: &Secrets, seq: u64, prepared: Prepared) -> Result<(), FoldError> {
+    fold_with(view, secrets, seq, &prepared.event, prepared.registered)
+}
+
+fn fold_with(
+    view: &mut View<'_>,
+    secrets: &Secrets,
+    seq: u64,
+    event: &Event,
+    registered: Option<Option<MatchMaterial>>,
+) -> Result<(), FoldError> {
     let persons = linked_persons(event);
     let before: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
-    apply(view, secrets, seq, event)?;
+    apply(view, secrets, seq, event, registered)?;
     record_agency_changes(view, seq, event.kind_version().kind, &persons, &before)
 }
 
-fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
+/// `registered`: a registration's match material, when derived ahead.
+fn apply(
+    view: &mut View<'_>,
+    secrets: &Secrets,
+    seq: u64,
+    event: &Event,
+    registered: Option<Option<MatchMaterial>>,
+) -> Result<(), FoldError> {
     match event {
         Event::LogInitialized(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
@@ -252,7 +317,11 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Res
             };
             store_person(view, person, &entry);
             put_counter(view, e.counter);
-            set_match_keys(view, secrets, person, &e.demographics, true)?;
+            let material = match registered {
+                Some(material) => material,
+                None => match_material(view, secrets, person, &e.demographics)?,
+            };
+            apply_match_material(view, material, true)?;
         }
         Event::NumberReplaced(e) => {
             let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
