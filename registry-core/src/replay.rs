@@ -370,12 +370,13 @@ pub fn each_pair_in_parallel<R: Send>(pairs: Vec<TreePair>, each: impl Fn(TreePa
             .map(|_| {
                 scope.spawn(|| {
                     let mut answers = Vec::new();
-                    // The lock guards only the queue: a worker that panicked left it whole.
-                    while let Some(pair) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                        let tree = pair.tree;
-                        answers.push((tree, each(pair)));
+                    loop {
+                        // The lock guards only the queue (a worker that panicked left it
+                        // whole), and is let go before the work.
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                        let Some(pair) = next else { return answers };
+                        answers.push((pair.tree, each(pair)));
                     }
-                    answers
                 })
             })
             .collect();
