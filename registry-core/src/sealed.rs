@@ -43,6 +43,8 @@ impl DataKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     pub nonce: [u8; 24],
+    /// Encoded as a byte string: postcard's bytes are those of a `Vec<u8>` sequence.
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -94,5 +96,26 @@ mod tests {
         altered.ciphertext[0] ^= 1;
         assert_eq!(altered.open(&key, PersonId(7)), Err(OpenError));
         assert!(!sealed.ciphertext.windows(7).any(|w| w == b"Wanjiru"), "no plaintext in the ciphertext");
+    }
+
+    /// The stored form LOG-FORMAT.md gives: the 24 nonce bytes, the ciphertext's
+    /// length as a varint, then its bytes (as a `Vec<u8>` sequence encodes).
+    #[test]
+    fn encodes_as_the_log_format_says() {
+        for len in [0usize, 1, 127, 128, 300, 16_384] {
+            let sealed = Sealed { nonce: [9; 24], ciphertext: (0..len).map(|i| i as u8).collect() };
+            let mut expected = vec![9; 24];
+            let mut n = len;
+            while n >= 0x80 {
+                expected.push((n as u8 & 0x7f) | 0x80);
+                n >>= 7;
+            }
+            expected.push(n as u8);
+            expected.extend(&sealed.ciphertext);
+            let encoded = postcard::to_allocvec(&sealed).unwrap();
+            assert_eq!(encoded, expected, "length {len}");
+            assert_eq!(encoded, postcard::to_allocvec(&(sealed.nonce, &sealed.ciphertext)).unwrap());
+            assert_eq!(postcard::from_bytes::<Sealed>(&encoded).unwrap(), sealed);
+        }
     }
 }
