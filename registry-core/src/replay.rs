@@ -288,72 +288,59 @@ impl Storage for FreshFold<'_> {
     }
 }
 
-/// One live projection tree, as stored (checksums included), in key order.
-pub type LiveTree = Vec<KeyValue>;
-
-/// Reads one live projection tree, chunk by chunk.
-fn live_tree(store: &dyn Storage, tree: Tree) -> Result<LiveTree, StorageError> {
-    let mut entries = LiveTree::new();
-    let mut from = Vec::new();
-    loop {
-        let chunk = store.range_from(tree, &from, CHUNK)?;
-        let Some((last_key, _)) = chunk.last() else { break };
-        from = [last_key.as_slice(), &[0]].concat();
-        entries.extend(chunk);
-    }
-    Ok(entries)
-}
-
-/// One projection tree as the live store holds it and as a fresh fold makes it.
+/// One projection tree as a fresh fold makes it, to compare with the live store's.
 pub struct TreePair {
     pub tree: Tree,
-    pub live: LiveTree,
     pub fresh: FreshTree,
 }
 
-/// Folds the log afresh and, at the same time on another thread, reads the live
-/// projections: the two halves of both `verify` and `rebuild`. One pair per
-/// projection tree, in [`Tree`] order.
-pub fn fresh_and_live(
+/// Folds the log afresh: one pair per projection tree, in [`Tree`] order, for
+/// `verify` and `rebuild` to compare with the live trees.
+pub fn fresh_trees(
     store: &dyn Storage,
     secrets: &Secrets,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<TreePair>, ReplayError> {
-    let (fresh, live) = std::thread::scope(|scope| {
-        let live = scope.spawn(|| Tree::PROJECTIONS.map(|tree| live_tree(store, tree)));
-        let fresh = FreshFold::of(store, secrets, progress);
-        (fresh, live.join())
-    });
-    let live = live.map_err(|_| StorageError::Engine("reading the projections panicked".into()))?;
-    let mut fresh = fresh?.into_trees()?;
-    let mut pairs = Vec::new();
-    for (tree, live) in Tree::PROJECTIONS.into_iter().zip(live) {
-        pairs.push(TreePair { tree, live: live?, fresh: fresh.remove(&tree).unwrap_or_default() });
-    }
-    Ok(pairs)
+    let mut fresh = FreshFold::of(store, secrets, progress)?.into_trees()?;
+    Ok(Tree::PROJECTIONS
+        .into_iter()
+        .map(|tree| TreePair { tree, fresh: fresh.remove(&tree).unwrap_or_default() })
+        .collect())
 }
 
 impl TreePair {
-    /// Calls `differs(key, fresh value)` for every key whose live value is not the
-    /// fresh one (`None`: the key should not exist): the live keys that differ in key
-    /// order, then the keys missing from the live tree, in no order. Stops early when
+    /// Reads the live tree from `store`, chunk by chunk in key order, and calls
+    /// `differs(key, fresh value)` for every key whose live value is not the fresh one
+    /// (`None`: the key should not exist): the live keys that differ in key order,
+    /// then the keys missing from the live tree, in no order. Stops early when
     /// `differs` breaks.
-    pub fn diff(self, mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>) {
+    pub fn diff(
+        self,
+        store: &dyn Storage,
+        mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
+    ) -> Result<(), StorageError> {
         let mut fresh = self.fresh;
-        for (key, live) in self.live {
-            let verdict = match fresh.remove(&key) {
-                Some(wanted) if wanted == live => ControlFlow::Continue(()),
-                wanted => differs(&key, wanted.as_deref()),
-            };
-            if verdict.is_break() {
-                return;
+        let mut from = Vec::new();
+        loop {
+            let chunk = store.range_from(self.tree, &from, CHUNK)?;
+            let Some((last_key, _)) = chunk.last() else { break };
+            from = [last_key.as_slice(), &[0]].concat();
+            for (key, live) in chunk {
+                let verdict = match fresh.remove(&key) {
+                    Some(wanted) if wanted == live => ControlFlow::Continue(()),
+                    wanted => differs(&key, wanted.as_deref()),
+                };
+                if verdict.is_break() {
+                    return Ok(());
+                }
             }
         }
         for (key, wanted) in &fresh {
             if differs(key, Some(wanted)).is_break() {
-                return;
+                break;
             }
         }
+        Ok(())
     }
 }
 
@@ -362,7 +349,7 @@ impl TreePair {
 pub fn each_pair_in_parallel<R: Send>(pairs: Vec<TreePair>, each: impl Fn(TreePair) -> R + Sync) -> Vec<(Tree, R)> {
     let order: Vec<Tree> = pairs.iter().map(|pair| pair.tree).collect();
     let mut queue = pairs;
-    queue.sort_by_key(|pair| pair.live.len().max(pair.fresh.len()));
+    queue.sort_by_key(|pair| pair.fresh.len());
     let queue = Mutex::new(queue);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(order.len()).max(1);
     let mut answers: Vec<(Tree, R)> = std::thread::scope(|scope| {
@@ -402,14 +389,14 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let pairs = fresh_and_live(store, secrets, progress)?;
+    let pairs = fresh_trees(store, secrets, progress)?;
     // Each tree's differences, written as they are found, but the applied markers
     // (in Meta) only once every other tree is whole.
     let remaining = each_pair_in_parallel(pairs, |pair| {
         let tree = pair.tree;
         let mut patch = WriteBatch::default();
         let mut failed = None;
-        pair.diff(|key, value| {
+        let compared = pair.diff(store, |key, value| {
             match value {
                 Some(value) => patch.put(tree, key.to_vec(), value.to_vec()),
                 None => patch.remove(tree, key.to_vec()),
@@ -423,7 +410,10 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
             }
             ControlFlow::Continue(())
         });
-        failed.map_or(Ok(patch), Err)
+        match (compared, failed) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(patch),
+        }
     });
     let mut meta = None;
     for (tree, patch) in remaining {

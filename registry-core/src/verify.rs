@@ -166,19 +166,21 @@ fn verify_log(
 /// Folds the log afresh and compares each live projection with it, naming the first
 /// tree (in [`Tree::PROJECTIONS`] order) that differs and its least key that does.
 fn compare_projections(store: &dyn Storage, secrets: &Secrets) -> Result<(), VerifyError> {
-    let pairs = replay::fresh_and_live(store, secrets, &mut |_| ())?;
+    let pairs = replay::fresh_trees(store, secrets, &mut |_| ())?;
     let least_differing = replay::each_pair_in_parallel(pairs, |pair| {
         let mut least: Option<Vec<u8>> = None;
-        pair.diff(|key, _| {
+        pair.diff(store, |key, _| {
             if least.as_deref().is_none_or(|least| key < least) {
                 least = Some(key.to_vec());
             }
             ControlFlow::Continue(())
-        });
-        least
+        })
+        .map(|()| least)
     });
-    match least_differing.into_iter().find_map(|(tree, key)| Some((tree, key?))) {
-        Some((tree, key)) => Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) }),
-        None => Ok(()),
+    for (tree, least) in least_differing {
+        if let Some(key) = least? {
+            return Err(VerifyError::Projection { tree: tree.name(), key: hex(&key) });
+        }
     }
+    Ok(())
 }
