@@ -281,6 +281,11 @@ impl TreeEdge {
     /// entries it completes: its nodes (if it completed subtrees) and its block (if it
     /// was the block's last record).
     pub fn push(&mut self, seq: u64, bytes: &[u8]) -> Result<Vec<TreeEntry>, Corruption> {
+        self.push_leaf(seq, merkle::leaf_hash(bytes))
+    }
+
+    /// [`TreeEdge::push`] of a record whose leaf hash is already computed.
+    pub fn push_leaf(&mut self, seq: u64, leaf: Hash) -> Result<Vec<TreeEntry>, Corruption> {
         if self.frontier.size() != seq {
             return Err(Corruption::new(
                 Tree::MerkleNodes,
@@ -288,7 +293,6 @@ impl TreeEdge {
                 "the tree's frontier is not at this record",
             ));
         }
-        let leaf = merkle::leaf_hash(bytes);
         let finished = self.frontier.push(leaf);
         place(&mut self.block, 0, seq, &leaf);
         for (level, index, hash) in &finished {
@@ -310,7 +314,12 @@ impl TreeEdge {
 /// Adds record `seq` (its exact bytes) to the tree: moves the edge and writes the
 /// entries it completed. The edge must stand at `seq`.
 pub fn append(view: &mut View<'_>, edge: &mut TreeEdge, seq: u64, bytes: &[u8]) -> Result<(), Corruption> {
-    for (tree, key, value) in edge.push(seq, bytes)? {
+    append_leaf(view, edge, seq, merkle::leaf_hash(bytes))
+}
+
+/// [`append`] of a record whose leaf hash is already computed.
+pub fn append_leaf(view: &mut View<'_>, edge: &mut TreeEdge, seq: u64, leaf: Hash) -> Result<(), Corruption> {
+    for (tree, key, value) in edge.push_leaf(seq, leaf)? {
         view.put(tree, key, &value);
     }
     Ok(())

@@ -101,37 +101,95 @@ const HANDOVER: usize = 1024;
 /// One record read back and made ready to fold.
 struct ReadyRecord {
     seq: u64,
-    bytes: Vec<u8>,
+    /// The record's leaf hash in the RFC 6962 tree.
+    leaf: huduma_log::merkle::Hash,
     prepared: fold::Prepared,
+}
+
+/// Parses, decodes and prepares one record (see [`fold::prepare`]).
+fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: Vec<u8>) -> Result<ReadyRecord, ReplayError> {
+    let record = RecordRef::parse(&bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
+    let event = decode_event(seq, &record)?;
+    let prepared = fold::prepare(keyring, secrets, seq, event).map_err(|cause| ReplayError::Fold { seq, cause })?;
+    Ok(ReadyRecord { seq, leaf: huduma_log::merkle::leaf_hash(&bytes), prepared })
+}
+
+/// Prepares records in order up to the first that fails: the ready ones and that
+/// failure.
+fn prepare_in_order(
+    log: &dyn Storage,
+    secrets: &Secrets,
+    raw: Vec<(u64, Vec<u8>)>,
+) -> (Vec<ReadyRecord>, Option<ReplayError>) {
+    let keyring = View::new(log);
+    let mut ready = Vec::with_capacity(raw.len());
+    for (seq, bytes) in raw {
+        match prepare_record(&keyring, secrets, seq, bytes) {
+            Ok(record) => ready.push(record),
+            Err(e) => return (ready, Some(e)),
+        }
+    }
+    (ready, None)
+}
+
+/// [`prepare_in_order`], the second half on another thread: preparing a registration
+/// costs more than folding it, so while a run of registrations is read back the fold's
+/// core would otherwise wait.
+fn prepare_on_two_threads(
+    log: &dyn Storage,
+    secrets: &Secrets,
+    mut raw: Vec<(u64, Vec<u8>)>,
+) -> (Vec<ReadyRecord>, Option<ReplayError>) {
+    if raw.len() < 64 {
+        return prepare_in_order(log, secrets, raw);
+    }
+    let second = raw.split_off(raw.len() / 2);
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| prepare_in_order(log, secrets, second));
+        (prepare_in_order(log, secrets, raw), second.join())
+    });
+    match (first, second) {
+        (first @ (_, Some(_)), _) => first,
+        ((mut ready, None), Ok((rest, failed))) => {
+            ready.extend(rest);
+            (ready, failed)
+        }
+        ((ready, None), Err(_)) => {
+            (ready, Some(ReplayError::Storage(StorageError::Engine("preparing records panicked".into()))))
+        }
+    }
 }
 
 /// Reads records `from..` of `log` and prepares each to fold (parsed, decoded, a
 /// registration's match material derived: the costly part of a fold that needs no
 /// projection), handing them over in order, [`HANDOVER`] at a time. Stops at the
-/// first error, which it hands over too, or when the folding side hangs up.
+/// first bad record, handing over the records before it and then its error, or when
+/// the folding side hangs up.
 fn read_and_prepare(
     log: &dyn Storage,
     secrets: &Secrets,
     from: u64,
     hand_over: &std::sync::mpsc::SyncSender<Result<Vec<ReadyRecord>, ReplayError>>,
 ) {
-    let keyring = View::new(log);
-    let mut ready = Vec::with_capacity(HANDOVER);
+    let mut raw = Vec::with_capacity(HANDOVER);
     let read = for_each_record(log, from, |seq, bytes| {
-        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
-        let event = decode_event(seq, &record)?;
-        let prepared =
-            fold::prepare(&keyring, secrets, seq, event).map_err(|cause| ReplayError::Fold { seq, cause })?;
-        ready.push(ReadyRecord { seq, bytes: bytes.to_vec(), prepared });
-        if ready.len() == HANDOVER && hand_over.send(Ok(std::mem::take(&mut ready))).is_err() {
-            return Err(ReplayError::Storage(StorageError::Engine("the fold stopped".into())));
+        raw.push((seq, bytes.to_vec()));
+        if raw.len() == HANDOVER {
+            let (ready, failed) = prepare_on_two_threads(log, secrets, std::mem::take(&mut raw));
+            if hand_over.send(Ok(ready)).is_err() {
+                return Err(ReplayError::Storage(StorageError::Engine("the fold stopped".into())));
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
         }
         Ok(())
     });
-    // The records before a bad one go first, so that the fold names the earliest bad
-    // record. A failed send means the fold has stopped, with its own error.
+    // What was read before a failed read (nothing, if a record failed to prepare).
+    let (ready, failed) = prepare_on_two_threads(log, secrets, raw);
+    // A failed send means the fold has stopped, with its own error.
     if hand_over.send(Ok(ready)).is_ok()
-        && let Err(e) = read
+        && let Some(e) = failed.or(read.err())
     {
         let _ = hand_over.send(Err(e));
     }
@@ -156,10 +214,10 @@ fn fold_records(
         let mut end = from;
         // Ends when the reading side has handed over everything and hung up.
         for chunk in ready {
-            for ReadyRecord { seq, bytes, prepared } in chunk? {
+            for ReadyRecord { seq, leaf, prepared } in chunk? {
                 fold::fold_prepared(&mut view, secrets, seq, prepared)
                     .map_err(|cause| ReplayError::Fold { seq, cause })?;
-                crate::merkle_store::append(&mut view, &mut tree, seq, &bytes)
+                crate::merkle_store::append_leaf(&mut view, &mut tree, seq, leaf)
                     .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
                 end = seq + 1;
                 if commit == Commit::EveryRecord {

@@ -292,6 +292,34 @@ fn rebuild_names_the_earliest_unreadable_record() {
     }
 }
 
+/// The same over a log long enough that its records are prepared on two threads, with
+/// the later bad record unreadable in another way (its stored checksum broken, which the
+/// reading itself catches): the earliest is named whichever half or kind it is.
+#[test]
+fn rebuild_names_the_earliest_bad_record_of_a_long_log() {
+    let ops: Vec<Op> = (0..150).map(|i| if i % 3 == 2 { Op::Link(i, i % 3, i) } else { Op::Register(i) }).collect();
+    let records = run(&ops, 16).0.snapshot(Tree::Log).unwrap().len() as u64;
+    assert!(records > 128, "{records} records");
+    let cases =
+        [(Some(10), Some(120)), (Some(100), Some(140)), (Some(75), Some(76)), (Some(120), None), (None, Some(130))];
+    for (unparsable, unreadable) in cases {
+        let store = run(&ops, 16).0;
+        let mut batch = registry_core::storage::WriteBatch::default();
+        if let Some(seq) = unparsable {
+            batch.put(Tree::Log, u64::to_be_bytes(seq).to_vec(), checksum::seal(b"not a record"));
+        }
+        if let Some(seq) = unreadable {
+            let key = u64::to_be_bytes(seq).to_vec();
+            let mut stored = store.get(Tree::Log, &key).unwrap().unwrap();
+            stored[0] ^= 1;
+            batch.put(Tree::Log, key, stored);
+        }
+        store.commit(&batch, true).unwrap();
+        let err = replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap_err();
+        assert_eq!(err.seq(), unparsable.or(unreadable), "{unparsable:?} {unreadable:?}: {err}");
+    }
+}
+
 /// Whatever the kind of difference (an entry missing, one too many, one changed),
 /// verify names the first tree that differs and the least key in it that does.
 #[test]
