@@ -1,0 +1,65 @@
+//! The phases of `verify` and `rebuild` timed apart, with the CPU time each used and
+//! the memory a rebuild adds: for finding where their time goes between criterion runs
+//! (`whole_store/*` in benches/core.rs holds the figures reported).
+//!
+//! `cargo run --release -p huduma-benches --example replay_phases -- [persons] [rounds]`
+//! (defaults: 100,000 persons, each linked to one agency record; 3 rounds). Linux only
+//! (reads /proc/self).
+
+use std::time::Instant;
+
+use anyhow::Context;
+use huduma_benches::{key, populated, secrets};
+use registry_core::replay;
+use registry_core::verify::verify_store;
+
+/// This process's user + system CPU time so far, in seconds.
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_name = stat.rfind(')').context("unexpected /proc/self/stat")? + 2;
+    let fields: Vec<&str> = stat[after_name..].split(' ').collect();
+    let ticks = |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short /proc/self/stat")?.parse()?) };
+    // utime and stime, in clock ticks (100 per second on Linux).
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// One line of /proc/self/status (e.g. `VmHWM`, the peak resident memory).
+fn status(field: &str) -> anyhow::Result<String> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with(field)).context("no such field")?;
+    Ok(line.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+}
+
+fn phase<T>(name: &str, records: f64, run: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let (began, cpu) = (Instant::now(), cpu_seconds()?);
+    let answer = run()?;
+    let wall = began.elapsed().as_secs_f64();
+    eprint!("{name}: {:.0} records/s ({wall:.2} s, {:.2} s CPU)   ", records / wall, cpu_seconds()? - cpu);
+    Ok(answer)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let persons: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
+    let rounds: u32 = args.next().map_or(Ok(3), |a| a.parse())?;
+    let began = Instant::now();
+    let (f, _) = populated(persons, 1024);
+    eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
+    let (s, genesis) = (secrets(), key().public());
+    let records = (2 * persons + 1) as f64;
+    for _ in 0..rounds {
+        phase("verify, log only", records, || Ok(verify_store(&*f.store, Some(genesis), None, &mut |_, _| ())?))?;
+        phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.store, &s, &mut |_| ())?))?;
+        phase("verify with projections", records, || {
+            Ok(verify_store(&*f.store, Some(genesis), Some(&s), &mut |_, _| ())?)
+        })?;
+        phase("rebuild", records, || Ok(replay::rebuild(&*f.store, &s, &mut |_| ())?))?;
+        eprintln!();
+    }
+    // The memory a rebuild adds: reset the peak to the current size, rebuild, read it.
+    let before = status("VmRSS")?;
+    std::fs::write("/proc/self/clear_refs", "5")?;
+    replay::rebuild(&*f.store, &s, &mut |_| ())?;
+    eprintln!("resident before a rebuild: {before}; peak during it: {}", status("VmHWM")?);
+    Ok(())
+}
