@@ -11,7 +11,8 @@ use crate::secrets::Secrets;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// One tree of a fresh fold: key → stored value (checksum included). Hashed with
-/// foldhash, seeded per map: several times faster than SipHash on these keys.
+/// foldhash (hashbrown's default hasher, seeded per map), which costs far less than
+/// std's SipHash on keys this short.
 pub type FreshTree = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 
 /// A fresh fold of the whole log, in memory: projections folded into hash maps (the
