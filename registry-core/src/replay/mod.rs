@@ -102,6 +102,10 @@ enum Commit {
 /// How many records the reading thread hands over at a time.
 const HANDOVER: usize = 1024;
 
+/// Fewer records than this are prepared on one thread: a second would cost more to
+/// start than it saves.
+const SPLIT_FROM: usize = 64;
+
 /// One record read back and made ready to fold.
 struct ReadyRecord {
     seq: u64,
@@ -144,7 +148,7 @@ fn prepare_on_two_threads(
     secrets: &Secrets,
     mut raw: Vec<(u64, Vec<u8>)>,
 ) -> (Vec<ReadyRecord>, Option<ReplayError>) {
-    if raw.len() < 64 {
+    if raw.len() < SPLIT_FROM {
         return prepare_in_order(log, secrets, raw);
     }
     let second = raw.split_off(raw.len() / 2);
