@@ -106,21 +106,23 @@ pub fn match_material(
     Ok(Some(MatchMaterial { keys, dob, words }))
 }
 
-/// An event made ready to fold: what can be derived from it without the projections
-/// (a registration's match material), derived ahead.
+/// What folding an event needs that the projections do not hold (a registration's
+/// match material), derived by [`prepare`] ahead of the fold, on another thread if
+/// the caller likes.
 pub struct Prepared {
-    pub event: Event,
-    registered: Option<Option<MatchMaterial>>,
+    /// A registration's match material; `None` for any other event, and for a person
+    /// whose key was erased.
+    registered: Option<MatchMaterial>,
 }
 
 /// Derives what folding `event` (record `seq`) needs but the projections do not hold.
 /// Reads only the keyring.
-pub fn prepare(view: &View<'_>, secrets: &Secrets, seq: u64, event: Event) -> Result<Prepared, FoldError> {
-    let registered = match &event {
-        Event::PersonRegistered(e) => Some(match_material(view, secrets, PersonId(seq), &e.demographics)?),
+pub fn prepare(view: &View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<Prepared, FoldError> {
+    let registered = match event {
+        Event::PersonRegistered(e) => match_material(view, secrets, PersonId(seq), &e.demographics)?,
         _ => None,
     };
-    Ok(Prepared { event, registered })
+    Ok(Prepared { registered })
 }
 
 /// Adds a person to the duplicate search (`present`) or takes them out of it: their
@@ -264,35 +266,26 @@ fn record_agency_changes(
 
 /// Applies the event of record `seq` to the projections in `view`.
 pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
-    fold_with(view, secrets, seq, event, None)
+    let prepared = prepare(view, secrets, seq, event)?;
+    fold_prepared(view, secrets, seq, event, prepared)
 }
 
-/// [`fold`] of an event [`prepare`]d ahead; the same writes.
-pub fn fold_prepared(view: &mut View<'_>, secrets: &Secrets, seq: u64, prepared: Prepared) -> Result<(), FoldError> {
-    fold_with(view, secrets, seq, &prepared.event, prepared.registered)
-}
-
-fn fold_with(
+/// [`fold`] of an event whose `prepared` part [`prepare`] derived ahead (for this
+/// event: it is what the two have in common).
+pub fn fold_prepared(
     view: &mut View<'_>,
     secrets: &Secrets,
     seq: u64,
     event: &Event,
-    registered: Option<Option<MatchMaterial>>,
+    prepared: Prepared,
 ) -> Result<(), FoldError> {
     let persons = linked_persons(event);
     let before: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
-    apply(view, secrets, seq, event, registered)?;
+    apply(view, secrets, seq, event, prepared)?;
     record_agency_changes(view, seq, event.kind_version().kind, &persons, &before)
 }
 
-/// `registered`: a registration's match material, when derived ahead.
-fn apply(
-    view: &mut View<'_>,
-    secrets: &Secrets,
-    seq: u64,
-    event: &Event,
-    registered: Option<Option<MatchMaterial>>,
-) -> Result<(), FoldError> {
+fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepared: Prepared) -> Result<(), FoldError> {
     match event {
         Event::LogInitialized(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
@@ -317,11 +310,7 @@ fn apply(
             };
             store_person(view, person, &entry);
             put_counter(view, e.counter);
-            let material = match registered {
-                Some(material) => material,
-                None => match_material(view, secrets, person, &e.demographics)?,
-            };
-            apply_match_material(view, material, true)?;
+            apply_match_material(view, prepared.registered, true)?;
         }
         Event::NumberReplaced(e) => {
             let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?

@@ -39,12 +39,6 @@ impl<'a> FreshFold<'a> {
         fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, progress)?;
         Ok(fresh)
     }
-
-    /// Hands over every freshly folded projection tree (empty ones included).
-    pub fn into_trees(self) -> Result<BTreeMap<Tree, FreshTree>, StorageError> {
-        let mut trees = self.trees.into_inner().map_err(|_| poisoned())?;
-        Ok(Tree::PROJECTIONS.iter().map(|tree| (*tree, trees.remove(tree).unwrap_or_default())).collect())
-    }
 }
 
 impl Storage for FreshFold<'_> {
@@ -101,7 +95,8 @@ pub fn fresh_trees(
     secrets: &Secrets,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<TreePair>, ReplayError> {
-    let mut fresh = FreshFold::of(store, secrets, progress)?.into_trees()?;
+    let fresh = FreshFold::of(store, secrets, progress)?;
+    let mut fresh = fresh.trees.into_inner().map_err(|_| poisoned())?;
     Ok(Tree::PROJECTIONS
         .into_iter()
         .map(|tree| TreePair { tree, fresh: fresh.remove(&tree).unwrap_or_default() })

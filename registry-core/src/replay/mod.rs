@@ -111,6 +111,7 @@ struct ReadyRecord {
     seq: u64,
     /// The record's leaf hash in the RFC 6962 tree.
     leaf: huduma_log::merkle::Hash,
+    event: Event,
     prepared: fold::Prepared,
 }
 
@@ -118,8 +119,8 @@ struct ReadyRecord {
 fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: Vec<u8>) -> Result<ReadyRecord, ReplayError> {
     let record = RecordRef::parse(&bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
     let event = decode_event(seq, &record)?;
-    let prepared = fold::prepare(keyring, secrets, seq, event).map_err(|cause| ReplayError::Fold { seq, cause })?;
-    Ok(ReadyRecord { seq, leaf: huduma_log::merkle::leaf_hash(&bytes), prepared })
+    let prepared = fold::prepare(keyring, secrets, seq, &event).map_err(|cause| ReplayError::Fold { seq, cause })?;
+    Ok(ReadyRecord { seq, leaf: huduma_log::merkle::leaf_hash(&bytes), event, prepared })
 }
 
 /// Prepares records in order up to the first that fails: the ready ones and that
@@ -222,8 +223,8 @@ fn fold_records(
         let mut end = from;
         // Ends when the reading side has handed over everything and hung up.
         for chunk in ready {
-            for ReadyRecord { seq, leaf, prepared } in chunk? {
-                fold::fold_prepared(&mut view, secrets, seq, prepared)
+            for ReadyRecord { seq, leaf, event, prepared } in chunk? {
+                fold::fold_prepared(&mut view, secrets, seq, &event, prepared)
                     .map_err(|cause| ReplayError::Fold { seq, cause })?;
                 crate::merkle_store::append_leaf(&mut view, &mut tree, seq, leaf)
                     .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
