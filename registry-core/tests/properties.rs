@@ -139,6 +139,17 @@ fn projections(store: &MemoryStore) -> BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>
     Tree::PROJECTIONS.iter().map(|t| (*t, store.snapshot(*t).unwrap())).collect()
 }
 
+/// Removes every entry of `trees` (as [`projections`] lists them) from the store.
+fn remove_every_entry(store: &MemoryStore, trees: &BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>) {
+    let mut batch = registry_core::storage::WriteBatch::default();
+    for (tree, entries) in trees {
+        for key in entries.keys() {
+            batch.remove(*tree, key.clone());
+        }
+    }
+    store.commit(&batch, true).unwrap();
+}
+
 fn opened<T: serde::de::DeserializeOwned>(tree: Tree, key: &[u8], stored: &[u8]) -> T {
     let value = checksum::open(stored).expect("checksum");
     state::decode(tree, key, value).expect("decode")
@@ -452,13 +463,7 @@ fn rebuild_from_nothing_and_reopen_after_an_interrupted_rebuild() {
         run(&(0..40).map(|i| if i % 3 == 2 { Op::Link(i, i % 3, i) } else { Op::Register(i) }).collect::<Vec<_>>(), 5);
     let healthy = projections(&store);
     // Every projection entry gone, as after an interrupted first rebuild.
-    let mut batch = registry_core::storage::WriteBatch::default();
-    for (tree, entries) in &healthy {
-        for key in entries.keys() {
-            batch.remove(*tree, key.clone());
-        }
-    }
-    store.commit(&batch, true).unwrap();
+    remove_every_entry(&store, &healthy);
     assert!(replay::applied(&*store).unwrap().is_none());
     // Opening the registry finds no applied markers and rebuilds.
     let dyn_store: std::sync::Arc<dyn Storage> = store.clone();
@@ -545,13 +550,7 @@ fn a_rebuild_cut_short_anywhere_leaves_no_applied_marker_on_partial_projections(
         let (inner, _) = run(&ops, 5);
         let healthy = projections(&inner);
         // Every projection entry gone: each tree then needs a commit of its own.
-        let mut batch = registry_core::storage::WriteBatch::default();
-        for (tree, entries) in &healthy {
-            for key in entries.keys() {
-                batch.remove(*tree, key.clone());
-            }
-        }
-        inner.commit(&batch, true).unwrap();
+        remove_every_entry(&inner, &healthy);
         let store = CutShort { inner: inner.clone(), allowed: allowed.into() };
         match replay::rebuild(&store, &secrets(), &mut |_| ()) {
             Ok(_) => {
