@@ -48,18 +48,18 @@ fn main() -> anyhow::Result<()> {
     let (s, genesis) = (secrets(), key().public());
     let records = (2 * persons + 1) as f64;
     for _ in 0..rounds {
-        phase("verify, log only", records, || Ok(verify_store(&*f.store, Some(genesis), None, &mut |_, _| ())?))?;
-        phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.store, &s, &mut |_| ())?))?;
+        phase("verify, log only", records, || Ok(verify_store(&*f.sled, Some(genesis), None, &mut |_, _| ())?))?;
+        phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.sled, &s, &mut |_| ())?))?;
         phase("verify with projections", records, || {
-            Ok(verify_store(&*f.store, Some(genesis), Some(&s), &mut |_, _| ())?)
+            Ok(verify_store(&*f.sled, Some(genesis), Some(&s), &mut |_, _| ())?)
         })?;
-        phase("rebuild", records, || Ok(replay::rebuild(&*f.store, &s, &mut |_| ())?))?;
+        phase("rebuild", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
         eprintln!();
     }
     // The memory a rebuild adds: reset the peak to the current size, rebuild, read it.
     let before = status("VmRSS")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
-    replay::rebuild(&*f.store, &s, &mut |_| ())?;
+    replay::rebuild(&*f.sled, &s, &mut |_| ())?;
     eprintln!("resident before a rebuild: {before}; peak during it: {}", status("VmHWM")?);
     Ok(())
 }

@@ -13,6 +13,7 @@ use registry_core::issuer::NumberIssuer;
 use registry_core::keys::LogKey;
 use registry_core::secrets::Secrets;
 use registry_core::storage::Storage;
+use registry_core::storage::read_cache::{CachedStore, DEFAULT_READ_CACHE_BYTES};
 use registry_core::storage::sled_store::SledStore;
 use registry_core::writer::Writer;
 use registry_core::{HudumaNumber, IssuanceFilters};
@@ -45,21 +46,25 @@ pub fn link(run: &str, i: u64, number: HudumaNumber) -> Submission {
     }
 }
 
-/// A sled store and its writer in a fresh temporary directory.
+/// A sled store and its writer in a fresh temporary directory, opened as the registry
+/// opens it: behind its read cache (`store`), with the sled store itself as `sled`
+/// (what the operator's verify and rebuild open, with the registry stopped).
 pub struct Fixture {
     pub dir: tempfile::TempDir,
-    pub store: Arc<SledStore>,
+    pub sled: Arc<SledStore>,
+    pub store: Arc<CachedStore>,
     pub writer: Writer,
 }
 
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SledStore::open(dir.path()).expect("open sled"));
+    let sled = Arc::new(SledStore::open(dir.path()).expect("open sled"));
+    let store = Arc::new(CachedStore::new(sled.clone(), DEFAULT_READ_CACHE_BYTES).expect("read cache"));
     let dyn_store: Arc<dyn Storage> = store.clone();
     let secrets = Arc::new(secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
     let writer = Writer::open(dyn_store, secrets, issuer, key(), "bench.huduma.example/log").expect("writer");
-    Fixture { dir, store, writer }
+    Fixture { dir, sled, store, writer }
 }
 
 /// A fixture holding `persons` registrations, each linked to one KRA record;

@@ -23,6 +23,7 @@ use crate::secrets::Secrets;
 use crate::sequencer::Sequencer;
 use crate::storage::Storage;
 use crate::storage::Tree;
+use crate::storage::read_cache::CachedStore;
 use crate::storage::sled_store::SledStore;
 use crate::storage::view::ReadError;
 use crate::storage::view::View;
@@ -54,6 +55,10 @@ pub struct RegistryOptions {
     /// duplicate search are point reads: sized to hold the store, each is a few
     /// microseconds; beyond it, each cold read costs about 20 (see BENCHMARKS.md).
     pub cache_bytes: u64,
+    /// The read cache in front of the identity store, in bytes: resolves' and the
+    /// writer's point reads of numbers, persons, agency links and keyring entries, as
+    /// stored (sealed, checksummed). 0 turns it off. See `storage::read_cache`.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for RegistryOptions {
@@ -68,6 +73,7 @@ impl Default for RegistryOptions {
             access_max_batch: 1024,
             duplicate_threshold: Some(crate::dedup::THRESHOLD),
             cache_bytes: crate::storage::sled_store::DEFAULT_CACHE_BYTES,
+            read_cache_bytes: crate::storage::read_cache::DEFAULT_READ_CACHE_BYTES,
         }
     }
 }
@@ -77,6 +83,8 @@ impl Default for RegistryOptions {
 pub enum OpenError {
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    ReadCache(#[from] crate::storage::read_cache::ReadCacheError),
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
@@ -124,7 +132,11 @@ impl Registry {
     /// refused rather than started afresh (a backup or a copy that left it behind would
     /// otherwise silently lose every citizen's record of look-ups).
     pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
-        let store = Arc::new(SledStore::open_with_cache(dir, options.cache_bytes)?);
+        let sled = SledStore::open_with_cache(dir, options.cache_bytes)?;
+        let store: Arc<dyn Storage> = match options.read_cache_bytes {
+            0 => Arc::new(sled),
+            bytes => Arc::new(CachedStore::new(Arc::new(sled), bytes)?),
+        };
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
         if had_access_log && !access_dir.exists() {

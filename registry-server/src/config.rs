@@ -102,6 +102,11 @@ pub struct ServerConfig {
     /// in it and about 20 beyond: size it to the data directory where memory allows.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// The registry's read cache in front of sled, in MiB: look-ups' point reads of
+    /// numbers, persons, agency links and keyring entries, kept as stored (sealed,
+    /// checksummed), served in well under a microsecond instead of a few. 0 turns it off.
+    #[serde(default = "default_read_cache_mb")]
+    pub read_cache_mb: u64,
     /// Where Prometheus scrapes `/metrics`; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -127,6 +132,11 @@ impl ServerConfig {
     pub fn cache_bytes(&self) -> u64 {
         self.cache_mb << 20
     }
+
+    /// `read_cache_mb` in bytes.
+    pub fn read_cache_bytes(&self) -> u64 {
+        self.read_cache_mb << 20
+    }
 }
 
 fn default_listen() -> String {
@@ -139,6 +149,10 @@ fn default_max_batch() -> usize {
 
 fn default_cache_mb() -> u64 {
     registry_core::registry::RegistryOptions::default().cache_bytes >> 20
+}
+
+fn default_read_cache_mb() -> u64 {
+    registry_core::registry::RegistryOptions::default().read_cache_bytes >> 20
 }
 
 fn default_checkpoint_interval_ms() -> u64 {
@@ -214,6 +228,9 @@ impl Loaded {
         }
         if !(16..=1 << 20).contains(&self.config.server.cache_mb) {
             return Err(invalid("server.cache_mb must be between 16 and 1048576 (1 TiB)"));
+        }
+        if self.config.server.read_cache_mb > 1 << 20 {
+            return Err(invalid("server.read_cache_mb must be at most 1048576 (1 TiB); 0 turns the read cache off"));
         }
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
@@ -371,6 +388,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             max_batch: default_max_batch(),
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
             cache_mb: default_cache_mb(),
+            read_cache_mb: default_read_cache_mb(),
             metrics_listen: Some("127.0.0.1:9464".into()),
             max_message_bytes: default_max_message_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
@@ -424,5 +442,7 @@ mod tests {
         assert!(err.contains("server.max_batch"), "{err}");
         let err = refusal("cache_mb = 1\n", keys);
         assert!(err.contains("server.cache_mb"), "{err}");
+        let err = refusal("read_cache_mb = 2000000\n", keys);
+        assert!(err.contains("server.read_cache_mb"), "{err}");
     }
 }

@@ -51,6 +51,7 @@ pub fn options(loaded: &Loaded) -> RegistryOptions {
         max_batch: loaded.config.server.max_batch,
         checkpoint_interval: std::time::Duration::from_millis(loaded.config.server.checkpoint_interval_ms),
         cache_bytes: loaded.config.server.cache_bytes(),
+        read_cache_bytes: loaded.config.server.read_cache_bytes(),
         ..RegistryOptions::default()
     }
 }

@@ -1,10 +1,12 @@
 //! The narrow storage trait the registry is written against, the named trees, and the
 //! write batch. Engines: [`sled_store::SledStore`] (the embedded default) and
 //! [`memory::MemoryStore`] (tests). A replicated engine replaces
-//! them by implementing [`Storage`].
+//! them by implementing [`Storage`]. [`read_cache::CachedStore`] puts a read cache of
+//! the look-up trees in front of any of them.
 
 pub mod checksum;
 pub mod memory;
+pub mod read_cache;
 pub mod sled_store;
 pub mod view;
 
