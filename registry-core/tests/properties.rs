@@ -56,7 +56,19 @@ const AGENCIES: [&str; 3] = ["KRA", "NHIF", "NTSA"];
 /// Runs `ops` in batches of `batch` through one writer; returns the store, every
 /// number issued (in order) and how many commands were accepted.
 fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumber>) {
-    let (store, mut writer) = memory_writer();
+    let (store, writer) = memory_writer();
+    let issued = run_on(writer, ops, batch, &mut |_| ());
+    (store, issued)
+}
+
+/// Runs `ops` in batches of `batch` through `writer`, calling `after_batch` with every
+/// number issued so far after each batch; returns them.
+fn run_on(
+    mut writer: registry_core::writer::Writer,
+    ops: &[Op],
+    batch: usize,
+    after_batch: &mut dyn FnMut(&[HudumaNumber]),
+) -> Vec<HudumaNumber> {
     let mut numbers: Vec<HudumaNumber> = Vec::new();
     let mut sent: Vec<Submission> = Vec::new();
     let mut issued = Vec::new();
@@ -131,8 +143,9 @@ fn run(ops: &[Op], batch: usize) -> (std::sync::Arc<MemoryStore>, Vec<HudumaNumb
                 Err(_) => {}
             }
         }
+        after_batch(&issued);
     }
-    (store, issued)
+    issued
 }
 
 fn projections(store: &MemoryStore) -> BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>> {
@@ -216,6 +229,38 @@ proptest! {
         check_invariants(&store, &issued)?;
 
         check_rebuild(&store)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Through any commands, and a read cache small enough to evict, every number
+    /// resolves through the cache (twice: the second read of a key is the one kept) as
+    /// it does from the store alone, after every batch.
+    #[test]
+    fn resolutions_through_the_read_cache_equal_the_store_alone(ops in proptest::collection::vec(op(), 1..80), batch in 1usize..8, cache_bytes in 1u64..200_000) {
+        use registry_core::query::Reader;
+        use registry_core::storage::read_cache::CachedStore;
+        let inner = std::sync::Arc::new(MemoryStore::new());
+        let cached = std::sync::Arc::new(CachedStore::new(inner.clone(), cache_bytes).unwrap());
+        let secrets = std::sync::Arc::new(secrets());
+        let through = Reader::new(cached.clone(), secrets.clone());
+        let alone = Reader::new(inner.clone(), secrets);
+        let mut differences = Vec::new();
+        let issued = run_on(writer_over(cached.clone()), &ops, batch, &mut |issued| {
+            for number in issued {
+                let expected = alone.resolve_number(*number).unwrap();
+                for read in 0..2 {
+                    let got = through.resolve_number(*number).unwrap();
+                    if got != expected {
+                        differences.push(format!("{number} (read {read}): {got:?} vs {expected:?}"));
+                    }
+                }
+            }
+        });
+        prop_assert!(differences.is_empty(), "{}", differences.join("\n"));
+        // The cache took part (unless it was too small to hold a person's entry).
+        prop_assert!(issued.is_empty() || cache_bytes < 32 * 512 || cached.cached_entries() > 0);
     }
 }
 

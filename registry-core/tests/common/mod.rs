@@ -40,9 +40,13 @@ pub fn submission(request_id: impl Into<String>, command: Command) -> Submission
 /// A writer over a fresh in-memory store.
 pub fn memory_writer() -> (Arc<MemoryStore>, Writer) {
     let store = Arc::new(MemoryStore::new());
-    let dyn_store: Arc<dyn Storage> = store.clone();
+    let writer = writer_over(store.clone());
+    (store, writer)
+}
+
+/// A writer over any store (the tests' secrets, log key and origin).
+pub fn writer_over(store: Arc<dyn Storage>) -> Writer {
     let secrets = Arc::new(secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
-    let writer = Writer::open(dyn_store, secrets, issuer, log_key(), ORIGIN).expect("open writer");
-    (store, writer)
+    Writer::open(store, secrets, issuer, log_key(), ORIGIN).expect("open writer")
 }
