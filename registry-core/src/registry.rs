@@ -112,6 +112,8 @@ pub struct Registry {
     sequencer: Sequencer,
     tree_cache: Arc<crate::merkle_store::TreeCache>,
     access: AccessLog,
+    /// The read cache `store` goes through, when `open_dir` put one there.
+    read_cache: Option<Arc<CachedStore>>,
 }
 
 /// The access log's store inside a data directory.
@@ -133,9 +135,14 @@ impl Registry {
     /// otherwise silently lose every citizen's record of look-ups).
     pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
         let sled = SledStore::open_with_cache(dir, options.cache_bytes)?;
-        let store: Arc<dyn Storage> = match options.read_cache_bytes {
-            0 => Arc::new(sled),
-            bytes => Arc::new(CachedStore::new(Arc::new(sled), bytes)?),
+        let sled: Arc<dyn Storage> = Arc::new(sled);
+        let read_cache = match options.read_cache_bytes {
+            0 => None,
+            bytes => Some(Arc::new(CachedStore::new(Arc::clone(&sled), bytes)?)),
+        };
+        let store: Arc<dyn Storage> = match &read_cache {
+            Some(cache) => cache.clone(),
+            None => sled,
         };
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
@@ -148,7 +155,9 @@ impl Registry {
             view.put(Tree::Settings, ACCESS_LOG_MARK.to_vec(), &[1]);
             store.commit(&view.take_batch(), true)?;
         }
-        Self::open(store, access, secrets, key, options)
+        let mut registry = Self::open(store, access, secrets, key, options)?;
+        registry.read_cache = read_cache;
+        Ok(registry)
     }
 
     /// Opens the registry on an identity store and an access store.
@@ -211,7 +220,7 @@ impl Registry {
         )?;
         let checkpoints = Checkpointer::new(origin, "identity", options.checkpoint_interval, signed);
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch, checkpoints)?;
-        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default(), access })
+        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default(), access, read_cache: None })
     }
 
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
@@ -245,6 +254,11 @@ impl Registry {
 
     pub fn store(&self) -> &Arc<dyn Storage> {
         &self.store
+    }
+
+    /// The read cache's counts, when the store has one (see `storage::read_cache`).
+    pub fn read_cache_stats(&self) -> Option<crate::storage::read_cache::ReadCacheStats> {
+        self.read_cache.as_ref().map(|cache| cache.stats())
     }
 
     /// Stops the sequencer after it has committed what was queued.

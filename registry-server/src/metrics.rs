@@ -1,5 +1,6 @@
 //! Prometheus metrics: per-RPC request counts (by status code) and latencies, the log's
-//! durable size, and (from registry-core) batch sizes and commit times. Exported over
+//! durable size, the read cache's hits, misses and size, and (from registry-core) batch
+//! sizes and commit times. Exported over
 //! HTTP on `server.metrics_listen`, apart from the gRPC port.
 
 use std::net::SocketAddr;
@@ -38,6 +39,15 @@ pub async fn timed<T>(rpc: Rpc, handler: impl Future<Output = Result<T, Status>>
 
 pub fn set_log_size(size: u64) {
     metrics::gauge!("huduma_log_size").set(size as f64);
+}
+
+/// Publishes the read cache's counts (`storage::read_cache`): hits and misses of its
+/// point reads, and what it holds.
+pub fn set_read_cache(stats: registry_core::storage::read_cache::ReadCacheStats) {
+    metrics::counter!("huduma_read_cache_hits_total").absolute(stats.hits);
+    metrics::counter!("huduma_read_cache_misses_total").absolute(stats.misses);
+    metrics::gauge!("huduma_read_cache_entries").set(stats.entries as f64);
+    metrics::gauge!("huduma_read_cache_bytes").set(stats.bytes as f64);
 }
 
 fn code_name(code: tonic::Code) -> &'static str {

@@ -96,6 +96,7 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(report_log_size(registry.durable_size(), shutdown_rx.clone()));
+    tokio::spawn(report_read_cache(Arc::clone(&registry), shutdown_rx.clone()));
 
     let auth = Arc::new(Authenticator::new(&loaded.config.principals));
     let interceptor = move |request| auth.intercept(request);
@@ -179,6 +180,21 @@ async fn report_log_size(mut durable: watch::Receiver<u64>, mut shutdown: watch:
         crate::metrics::set_log_size(*durable.borrow_and_update());
         tokio::select! {
             changed = durable.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How often the read cache's counts are published.
+const READ_CACHE_REPORT: Duration = Duration::from_secs(1);
+
+async fn report_read_cache(registry: Arc<registry_core::registry::Registry>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Some(stats) = registry.read_cache_stats() {
+            crate::metrics::set_read_cache(stats);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(READ_CACHE_REPORT) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -145,8 +145,26 @@ async fn sigterm_drains_flushes_and_exits_zero() {
         "huduma_log_size ",
         "huduma_batch_commands_count ",
         "huduma_batch_commit_seconds_bucket",
+        "huduma_read_cache_hits_total ",
+        "huduma_read_cache_entries ",
+        "huduma_read_cache_bytes ",
     ] {
         assert!(scraped.contains(series), "/metrics has {series}:\n{scraped}");
+    }
+    // The writer's checks read through the read cache (published once a second).
+    let misses = |scraped: &str| -> u64 {
+        scraped
+            .lines()
+            .find_map(|line| line.strip_prefix("huduma_read_cache_misses_total "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut scraped = scraped;
+    while misses(&scraped) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no read cache misses published:\n{scraped}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        scraped = scrape(&metrics);
     }
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();

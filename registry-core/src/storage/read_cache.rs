@@ -88,6 +88,8 @@ struct Shard {
     first_misses: usize,
     /// After how many first misses `seen` is cleared.
     reset_after: usize,
+    hits: u64,
+    misses: u64,
 }
 
 impl Shard {
@@ -106,6 +108,18 @@ impl Shard {
         self.seen[word] |= mask;
         false
     }
+}
+
+/// A read cache's counts (the registry's `/metrics` publishes them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadCacheStats {
+    /// Point reads of the cached trees answered from memory.
+    pub hits: u64,
+    /// Point reads of the cached trees that went to the store.
+    pub misses: u64,
+    pub entries: u64,
+    /// What the entries are counted as: key and value bytes, plus a fixed overhead each.
+    pub bytes: u64,
 }
 
 /// Why a read cache could not be built.
@@ -145,7 +159,15 @@ impl CachedStore {
                 let items = (per_shard / TYPICAL_ENTRY).max(1) as usize;
                 // Four bits per entry the shard holds: few false admissions before a reset.
                 let seen = vec![0u64; (items * DOORKEEPER_BITS_PER_ENTRY).div_ceil(64)];
-                Ok(Mutex::new(Shard { entries, writes: 0, seen, first_misses: 0, reset_after: items }))
+                Ok(Mutex::new(Shard {
+                    entries,
+                    writes: 0,
+                    seen,
+                    first_misses: 0,
+                    reset_after: items,
+                    hits: 0,
+                    misses: 0,
+                }))
             })
             .collect::<Result<Vec<_>, ReadCacheError>>()?;
         Ok(Self { inner, shards, hasher })
@@ -156,9 +178,22 @@ impl CachedStore {
         &self.inner
     }
 
-    /// How many entries the cache holds (for tests and metrics).
+    /// How many entries the cache holds.
     pub fn cached_entries(&self) -> usize {
         self.shards.iter().map(|s| lock(s).entries.len()).sum()
+    }
+
+    /// What the cache holds and how its reads went, since it was opened.
+    pub fn stats(&self) -> ReadCacheStats {
+        let mut stats = ReadCacheStats::default();
+        for shard in &self.shards {
+            let shard = lock(shard);
+            stats.hits += shard.hits;
+            stats.misses += shard.misses;
+            stats.entries += shard.entries.len() as u64;
+            stats.bytes += shard.entries.weight();
+        }
+        stats
     }
 
     /// The key's hash: its low bits pick the shard, its high bits the doorkeeper's bit.
@@ -187,8 +222,13 @@ impl CachedStore {
 
     /// A hit, or the shard's write count for a miss to note before it reads the store.
     fn ticket(&self, key: &KeyRef<'_>, hash: u64) -> (Option<Vec<u8>>, u64) {
-        let shard = lock(self.shard(hash));
-        (shard.entries.get(key).cloned(), shard.writes)
+        let mut shard = lock(self.shard(hash));
+        let hit = shard.entries.get(key).cloned();
+        match hit {
+            Some(_) => shard.hits += 1,
+            None => shard.misses += 1,
+        }
+        (hit, shard.writes)
     }
 
     /// Keeps what a miss read, unless a write touched the shard since `ticket` or the
@@ -321,6 +361,13 @@ mod tests {
             store.get(Tree::Numbers, b"never issued").unwrap();
         }
         assert_eq!(store.cached_entries(), 1, "the keyring entry only: not the log, not an absent key");
+        let stats = store.stats();
+        // Keyring: miss, miss (kept), then nothing more; numbers: two misses; the log
+        // is not counted.
+        assert_eq!((stats.hits, stats.misses, stats.entries), (0, 4, 1));
+        store.get(Tree::Keyring, b"k").unwrap();
+        assert_eq!(store.stats().hits, 1);
+        assert_eq!(store.stats().bytes, 1 + 1 + ENTRY_OVERHEAD, "a 1-byte key and value, and the overhead");
     }
 
     #[test]
