@@ -104,7 +104,7 @@ pub struct ServerConfig {
     pub cache_mb: u64,
     /// The registry's read cache in front of sled, in MiB: look-ups' point reads of
     /// numbers, persons, agency links and keyring entries, kept as stored (sealed,
-    /// checksummed), served in well under a microsecond instead of a few. 0 turns it off.
+    /// checksummed), served in under a microsecond instead of a few. 0 turns it off.
     #[serde(default = "default_read_cache_mb")]
     pub read_cache_mb: u64,
     /// Where Prometheus scrapes `/metrics`; none when absent.

@@ -27,6 +27,13 @@ pub fn open(stored: &[u8]) -> Option<&[u8]> {
     (checksum(value) == sum).then_some(value)
 }
 
+/// [`open`] of an owned envelope: the value in place (the checksum cut off), no copy.
+pub fn open_owned(mut stored: Vec<u8>) -> Option<Vec<u8>> {
+    let split = open(&stored)?.len();
+    stored.truncate(split);
+    Some(stored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,10 +44,12 @@ mod tests {
         fn seal_open_round_trips_and_any_flip_is_caught(value in proptest::collection::vec(any::<u8>(), 0..200), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
             let stored = seal(&value);
             prop_assert_eq!(open(&stored), Some(value.as_slice()));
+            prop_assert_eq!(open_owned(stored.clone()), Some(value.clone()));
             let mut bad = stored.clone();
             let at = flip.index(bad.len());
             bad[at] ^= 1 << bit;
             prop_assert_eq!(open(&bad), None);
+            prop_assert_eq!(open_owned(bad), None);
         }
     }
 

@@ -155,7 +155,17 @@ pub enum StorageError {
 /// Reads never block on the writer. `commit` is atomic across trees and, when
 /// `durable`, returns only once the batch is on stable storage.
 pub trait Storage: Send + Sync {
+    /// The value as stored: its bytes and their checksum (see [`checksum`]).
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The value with its checksum checked and cut off, or the entry named as corrupt:
+    /// how everything above this layer reads (through [`view`]). Engines keep this
+    /// default; a cache ([`read_cache`]) checks a value once, as it enters.
+    fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, view::ReadError> {
+        match self.get(tree, key)? {
+            Some(stored) => Ok(Some(view::open_owned(tree, key, stored)?)),
+            None => Ok(None),
+        }
+    }
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError>;
     /// Up to `limit` entries with keys at or after `from`, in key order.

@@ -2,11 +2,13 @@
 //! persons, agency links, the keyring): [`CachedStore`] answers their point reads from
 //! memory and forgets every key a write touches, after the write reaches the store.
 //!
-//! What it holds is what the store holds, byte for byte: stored values with their
-//! checksums (still checked by [`super::view`] on every read), person entries with
-//! their demographics sealed, keyring entries sealed under the master secret. No
-//! plaintext personal data and no opened data key is ever cached; an erasure's write
-//! drops the person's cached keyring entry in the batch that erases it.
+//! What it holds is what the store holds: each value as [`Storage::get_checked`]
+//! returns it, its checksum checked as it entered (so corruption on disk is still
+//! reported, never cached), person entries with their demographics sealed, keyring
+//! entries sealed under the master secret. No plaintext personal data and no opened
+//! data key is ever cached; an erasure's write drops the person's cached keyring entry
+//! in the batch that erases it. Raw reads ([`Storage::get`]: the stored envelope) are
+//! not cached.
 //!
 //! Why a miss never leaves a stale value behind: each shard counts the writes that
 //! touched it. A read that misses notes the count, reads the store, and keeps what it
@@ -24,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use quick_cache::unsync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, OptionsBuilder, Weighter};
 
+use super::view::ReadError;
 use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// The trees whose point reads are cached: what a resolve and the writer's checks read.
@@ -251,8 +254,12 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Storage for CachedStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(tree, key)
+    }
+
+    fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         if !cached(tree) {
-            return self.inner.get(tree, key);
+            return self.inner.get_checked(tree, key);
         }
         let borrowed = KeyRef { tree, key };
         let hash = self.hash(&borrowed);
@@ -260,7 +267,7 @@ impl Storage for CachedStore {
         if hit.is_some() {
             return Ok(hit);
         }
-        let value = self.inner.get(tree, key)?;
+        let value = self.inner.get_checked(tree, key)?;
         // Absent keys are not cached: a look-up of a number never issued reads the store.
         if let Some(value) = &value {
             self.keep(borrowed, hash, ticket, value);
@@ -322,7 +329,7 @@ mod tests {
         let mut batch = WriteBatch::default();
         for (tree, key, value) in writes {
             match value {
-                Some(value) => batch.put(*tree, key.to_vec(), value.to_vec()),
+                Some(value) => batch.put(*tree, key.to_vec(), crate::storage::checksum::seal(value)),
                 None => batch.remove(*tree, key.to_vec()),
             }
         }
@@ -334,19 +341,19 @@ mod tests {
         let store = CachedStore::new(Arc::new(MemoryStore::default()), 1 << 20).unwrap();
         store.commit(&batch(&[(Tree::Persons, b"p", Some(b"old"))]), false).unwrap();
         // The key has missed once before (the doorkeeper lets a second miss in).
-        assert_eq!(store.get(Tree::Persons, b"p").unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(store.get_checked(Tree::Persons, b"p").unwrap().as_deref(), Some(&b"old"[..]));
         assert_eq!(store.cached_entries(), 0, "a first miss is not kept");
         // A reader misses and notes the shard's write count...
         let key = KeyRef { tree: Tree::Persons, key: b"p" };
         let hash = store.hash(&key);
         let (hit, ticket) = store.ticket(&key, hash);
         assert_eq!(hit, None);
-        let read_before_the_write = store.inner().get(Tree::Persons, b"p").unwrap().unwrap();
+        let read_before_the_write = store.inner().get_checked(Tree::Persons, b"p").unwrap().unwrap();
         // ...a write reaches the store and forgets the key...
         store.commit(&batch(&[(Tree::Persons, b"p", Some(b"new"))]), false).unwrap();
         // ...and the reader's stale value is refused.
         assert!(!store.keep(key, hash, ticket, &read_before_the_write));
-        assert_eq!(store.get(Tree::Persons, b"p").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(store.get_checked(Tree::Persons, b"p").unwrap().as_deref(), Some(&b"new"[..]));
         // Without a write in between, a second miss is kept and the next read is a hit.
         assert_eq!(store.cached_entries(), 1);
     }
@@ -356,18 +363,33 @@ mod tests {
         let store = CachedStore::new(Arc::new(MemoryStore::default()), 1 << 20).unwrap();
         store.commit(&batch(&[(Tree::Log, b"0", Some(b"r")), (Tree::Keyring, b"k", Some(b"s"))]), false).unwrap();
         for _ in 0..2 {
-            store.get(Tree::Log, b"0").unwrap();
-            store.get(Tree::Keyring, b"k").unwrap();
-            store.get(Tree::Numbers, b"never issued").unwrap();
+            store.get_checked(Tree::Log, b"0").unwrap();
+            store.get_checked(Tree::Keyring, b"k").unwrap();
+            store.get_checked(Tree::Numbers, b"never issued").unwrap();
         }
         assert_eq!(store.cached_entries(), 1, "the keyring entry only: not the log, not an absent key");
         let stats = store.stats();
         // Keyring: miss, miss (kept), then nothing more; numbers: two misses; the log
         // is not counted.
         assert_eq!((stats.hits, stats.misses, stats.entries), (0, 4, 1));
-        store.get(Tree::Keyring, b"k").unwrap();
+        store.get_checked(Tree::Keyring, b"k").unwrap();
         assert_eq!(store.stats().hits, 1);
         assert_eq!(store.stats().bytes, 1 + 1 + ENTRY_OVERHEAD, "a 1-byte key and value, and the overhead");
+    }
+
+    #[test]
+    fn a_corrupt_value_is_reported_every_time_and_never_cached() {
+        let store = CachedStore::new(Arc::new(MemoryStore::default()), 1 << 20).unwrap();
+        let mut bad = WriteBatch::default();
+        bad.put(Tree::Persons, b"p".to_vec(), b"no checksum here".to_vec());
+        store.commit(&bad, false).unwrap();
+        for _ in 0..3 {
+            match store.get_checked(Tree::Persons, b"p") {
+                Err(ReadError::Corrupt(c)) => assert_eq!((c.tree, c.key.as_str()), ("persons", "70")),
+                other => panic!("expected the corruption named, got {other:?}"),
+            }
+        }
+        assert_eq!(store.cached_entries(), 0);
     }
 
     #[test]
@@ -378,7 +400,7 @@ mod tests {
             let key = i.to_be_bytes();
             store.commit(&batch(&[(Tree::Persons, &key, Some(&[7u8; 100]))]), false).unwrap();
             for _ in 0..2 {
-                assert_eq!(store.get(Tree::Persons, &key).unwrap().as_deref(), Some(&[7u8; 100][..]));
+                assert_eq!(store.get_checked(Tree::Persons, &key).unwrap().as_deref(), Some(&[7u8; 100][..]));
             }
         }
         let held = store.cached_entries() as u64 * (4 + 100 + ENTRY_OVERHEAD);
@@ -400,7 +422,7 @@ mod tests {
                 scope.spawn(move || {
                     while committed.load(Ordering::Acquire) < 20_000 {
                         let floor = committed.load(Ordering::Acquire);
-                        let value = store.get(Tree::Persons, b"p").unwrap().unwrap();
+                        let value = store.get_checked(Tree::Persons, b"p").unwrap().unwrap();
                         let seen = u64::from_be_bytes(value.as_slice().try_into().unwrap());
                         assert!(seen >= floor, "read {seen} after write {floor} had returned");
                     }
@@ -441,8 +463,8 @@ mod tests {
                     Op::Put(t, k, v) => store.commit(&batch(&[(TREES[t], &[k as u8], Some(&[v; 3]))]), false).unwrap(),
                     Op::Remove(t, k) => store.write_in_order(&batch(&[(TREES[t], &[k as u8], None)]), false).unwrap(),
                     Op::Get(t, k) => {
-                        let through = store.get(TREES[t], &[k as u8]).unwrap();
-                        prop_assert_eq!(through, store.inner().get(TREES[t], &[k as u8]).unwrap());
+                        let through = store.get_checked(TREES[t], &[k as u8]).unwrap();
+                        prop_assert_eq!(through, store.inner().get_checked(TREES[t], &[k as u8]).unwrap());
                     }
                 }
             }

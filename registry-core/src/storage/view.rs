@@ -38,12 +38,14 @@ pub fn open_value(tree: Tree, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Corr
     checksum::open(stored).map(<[u8]>::to_vec).ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
 }
 
-/// Reads one checksummed value straight from a store.
+/// [`open_value`] of an owned envelope, without copying the value.
+pub fn open_owned(tree: Tree, key: &[u8], stored: Vec<u8>) -> Result<Vec<u8>, Corruption> {
+    checksum::open_owned(stored).ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
+}
+
+/// Reads one checksummed value straight from a store ([`Storage::get_checked`]).
 pub fn get_checked(store: &dyn Storage, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-    match store.get(tree, key)? {
-        Some(stored) => Ok(Some(open_value(tree, key, &stored)?)),
-        None => Ok(None),
-    }
+    store.get_checked(tree, key)
 }
 
 /// Pending writes over a base store, optionally over a parent batch that is being
