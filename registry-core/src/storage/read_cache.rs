@@ -181,9 +181,9 @@ impl CachedStore {
         &self.inner
     }
 
-    /// How many entries the cache holds.
+    /// How many entries the cache holds (`stats().entries`).
     pub fn cached_entries(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+        self.stats().entries as usize
     }
 
     /// What the cache holds and how its reads went, since it was opened.
