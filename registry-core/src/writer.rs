@@ -321,7 +321,7 @@ impl Writer {
         let store = Arc::clone(&self.store);
         let mut view = View::new(&*store);
         let time = now_micros().max(self.head.time_micros);
-        let receipt = match self.append(&mut view, event, time) {
+        let receipt = match self.append(&mut view, event, time, None) {
             Ok(receipt) => receipt,
             Err(e) => {
                 self.rewind(start);
@@ -337,13 +337,23 @@ impl Writer {
         Ok(receipt)
     }
 
-    /// Signs and folds one event as the next record.
-    fn append(&mut self, view: &mut View<'_>, event: &Event, time_micros: i64) -> Result<Receipt, CommandError> {
+    /// Signs and folds one event as the next record (with what its fold needs, if the
+    /// caller derived that already).
+    fn append(
+        &mut self,
+        view: &mut View<'_>,
+        event: &Event,
+        time_micros: i64,
+        prepared: Option<fold::Prepared>,
+    ) -> Result<Receipt, CommandError> {
         let seq = self.head.next_seq;
         let header =
             Header { seq, time_micros, prev_hash: self.head.hash, key_id: self.key.id(), kind: event.kind_version() };
         let bytes = record::encode(&header, &event.encode_payload(), &self.key);
-        fold::fold(view, &self.secrets, seq, event)?;
+        match prepared {
+            Some(prepared) => fold::fold_prepared(view, &self.secrets, seq, event, prepared)?,
+            None => fold::fold(view, &self.secrets, seq, event)?,
+        }
         let tree = self.tree.as_mut().ok_or_else(|| internal("the tree's frontier is unavailable; restart"))?;
         crate::merkle_store::append(view, tree, seq, &bytes).map_err(|c| internal(ReadError::from(c)))?;
         let record_hash = record::hash(&bytes);
@@ -366,8 +376,8 @@ impl Writer {
             }
             return self.replay_answer(view, &first);
         }
-        let (event, number) = self.prepare(view, s, time)?;
-        let receipt = self.append(view, &event, time)?;
+        let (event, number, prepared) = self.prepare(view, s, time)?;
+        let receipt = self.append(view, &event, time, prepared)?;
         let entry = RequestEntry { fingerprint, seq: receipt.index, number };
         view.put(Tree::Requests, request_key, &state::encode(&entry));
         Ok(Outcome { receipt, number })
@@ -438,45 +448,76 @@ impl Writer {
         }
     }
 
-    /// Validates a command against the projections and builds its event. Writes
-    /// nothing to the view except, for a registration, the new person's keyring entry.
+    /// Validates a command against the projections and builds its event, with what
+    /// its fold needs if derived here (a registration's match material, from the
+    /// demographics in the clear rather than opened again). Writes nothing to the view
+    /// except, for a registration, the new person's keyring entry.
     fn prepare(
         &self,
         view: &mut View<'_>,
         s: &Submission,
         time: i64,
-    ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
+    ) -> Result<(Event, Option<HudumaNumber>, Option<fold::Prepared>), CommandError> {
         let actor = s.actor.clone();
         let today = date_of(time);
+        if let Command::RegisterPerson { demographics }
+        | Command::RegisterPersonOverridingDuplicates { demographics, .. } = &s.command
+        {
+            let (event, number) = self.prepare_registration(view, s, demographics, today)?;
+            let material = fold::MatchMaterial::of(&self.secrets, PersonId(self.head.next_seq), demographics);
+            return Ok((event, number, Some(fold::Prepared::registration(material))));
+        }
+        let (event, number) = self.prepare_change(view, s, actor, today)?;
+        Ok((event, number, None))
+    }
+
+    /// A registration's event: the search for duplicates, the number, the person's key.
+    fn prepare_registration(
+        &self,
+        view: &mut View<'_>,
+        s: &Submission,
+        demographics: &Demographics,
+        today: time::Date,
+    ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
+        demographics.validate(today)?;
+        let justification = match &s.command {
+            Command::RegisterPersonOverridingDuplicates { justification, .. } => {
+                crate::command::check_reason("justification", justification)?;
+                Some(justification.clone())
+            }
+            _ => None,
+        };
+        let duplicate_override = self.check_duplicates(view, demographics, justification)?;
+        let issued = self.issue(view)?;
+        let person = PersonId(self.head.next_seq);
+        let data_key = crate::sealed::DataKey::generate();
+        let sealed = seal_demographics(&data_key, person, demographics);
+        view.put(
+            Tree::Keyring,
+            person_key(person),
+            &keyring::seal_entry(self.secrets.keyring_key(), person, &data_key),
+        );
+        let event = Event::PersonRegistered(event::PersonRegistered {
+            actor: s.actor.clone(),
+            number: issued.number,
+            counter: issued.counter,
+            demographics: sealed,
+            duplicate_override,
+        });
+        Ok((event, Some(issued.number)))
+    }
+
+    /// The event of any command but a registration.
+    fn prepare_change(
+        &self,
+        view: &mut View<'_>,
+        s: &Submission,
+        actor: Actor,
+        today: time::Date,
+    ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
         Ok(match &s.command {
-            Command::RegisterPerson { demographics }
-            | Command::RegisterPersonOverridingDuplicates { demographics, .. } => {
-                demographics.validate(today)?;
-                let justification = match &s.command {
-                    Command::RegisterPersonOverridingDuplicates { justification, .. } => {
-                        crate::command::check_reason("justification", justification)?;
-                        Some(justification.clone())
-                    }
-                    _ => None,
-                };
-                let duplicate_override = self.check_duplicates(view, demographics, justification)?;
-                let issued = self.issue(view)?;
-                let person = PersonId(self.head.next_seq);
-                let data_key = crate::sealed::DataKey::generate();
-                let sealed = seal_demographics(&data_key, person, demographics);
-                view.put(
-                    Tree::Keyring,
-                    person_key(person),
-                    &keyring::seal_entry(self.secrets.keyring_key(), person, &data_key),
-                );
-                let event = Event::PersonRegistered(event::PersonRegistered {
-                    actor,
-                    number: issued.number,
-                    counter: issued.counter,
-                    demographics: sealed,
-                    duplicate_override,
-                });
-                (event, Some(issued.number))
+            Command::RegisterPerson { .. } | Command::RegisterPersonOverridingDuplicates { .. } => {
+                return Err(internal("a registration is prepared by prepare_registration"));
             }
             Command::ReplaceNumber { number, reason } => {
                 let (person, _) = current_person(view, *number, "replace the number", &[PersonStatus::Active])?;

@@ -6,11 +6,13 @@
 //! date alone keeps them below the floor, opens the demographics of the rest, and
 //! scores each (Fellegi-Sunter weights, see `score`).
 //!
+//! - `blocks`: how a block of `match_keys` is stored (chunks, one point read each).
 //! - `normalise`: folding, spelling variants, phonetic codes.
 //! - `score`: the profile compared, the weights, the blocking keys.
 //! - `name_counts`: how many persons carry each name word (keyed hashes), so that an
 //!   agreement on a common name weighs less.
 
+pub mod blocks;
 pub mod name_counts;
 pub mod normalise;
 pub mod score;
@@ -119,20 +121,15 @@ pub fn find(
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
     let mut persons: Vec<PersonId> = Vec::new();
-    'probe: for key in probe_keys(&profile) {
-        let hash = match_hash(secrets, &key);
-        for (entry, tag) in view.scan_prefix(Tree::MatchKeys, &hash)? {
-            let Some(id) = entry.get(32..40).and_then(|b| <[u8; 8]>::try_from(b).ok()) else { continue };
-            if best_but_dob + dob.weight(&tag) < floor {
-                continue;
+    for key in probe_keys(&profile) {
+        blocks::visit(view, &match_hash(secrets, &key), |entry| {
+            if best_but_dob + dob.weight(&entry.dob) >= floor && !persons.contains(&entry.person) {
+                persons.push(entry.person);
             }
-            let person = PersonId(u64::from_be_bytes(id));
-            if !persons.contains(&person) {
-                persons.push(person);
-                if persons.len() >= MAX_EXAMINED {
-                    break 'probe;
-                }
-            }
+            persons.len() < MAX_EXAMINED
+        })?;
+        if persons.len() >= MAX_EXAMINED {
+            break;
         }
     }
     let mut found = Vec::new();

@@ -3,6 +3,7 @@
 
 use crate::PersonId;
 use crate::dedup::Profile;
+use crate::dedup::blocks::{self, BlockHash};
 use crate::dedup::name_counts;
 use crate::demographics::Demographics;
 use crate::event::Event;
@@ -61,34 +62,37 @@ pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
     *blake3::keyed_hash(secrets.match_key(), text.as_bytes()).as_bytes()
 }
 
-/// A person's `match_keys` entries: (keyed hash of a blocking key ‖ person) → the
-/// keyed hash of their birth date (`dedup::dob_tag`), so that a search passes over
-/// block-mates born on another day without opening them.
-fn match_entries(
-    secrets: &Secrets,
-    person: PersonId,
-    profile: &Profile,
-    date_of_birth: &str,
-) -> (Vec<Vec<u8>>, [u8; 8]) {
-    let keys = crate::dedup::score::stored_keys(profile)
-        .iter()
-        .map(|text| {
-            let mut key = match_hash(secrets, text).to_vec();
-            key.extend_from_slice(&person.0.to_be_bytes());
-            key
-        })
-        .collect();
-    (keys, crate::dedup::dob_tag(secrets, date_of_birth))
+/// The blocks a person is stored in (`dedup::blocks`): the keyed hashes of their
+/// blocking keys, each once, in order.
+fn match_blocks(secrets: &Secrets, profile: &Profile) -> Vec<BlockHash> {
+    let mut blocks: Vec<BlockHash> =
+        crate::dedup::score::stored_keys(profile).iter().map(|text| match_hash(secrets, text)).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    blocks
 }
 
-/// What a person puts into the duplicate search: their `match_keys` entries' keys,
-/// the keyed hash of their birth date those entries hold, and the `name_counts` keys
-/// of their distinct name words. Derived from the sealed demographics and the person's
+/// What a person puts into the duplicate search: the blocks they are stored in, the
+/// keyed hash of their birth date each block's entry holds, and the `name_counts`
+/// keys of their distinct name words. Derived from the demographics and the person's
 /// key alone, so that a replay can derive it ahead of the fold, on another thread.
 pub struct MatchMaterial {
-    keys: Vec<Vec<u8>>,
+    person: PersonId,
+    blocks: Vec<BlockHash>,
     dob: [u8; 8],
     words: Vec<Vec<u8>>,
+}
+
+impl MatchMaterial {
+    /// The material of `person` with these demographics (the writer has them in the
+    /// clear as it registers the person; a replay opens them first).
+    pub fn of(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Self {
+        let profile = Profile::of(demographics);
+        let blocks = match_blocks(secrets, &profile);
+        let dob = crate::dedup::dob_tag(secrets, &demographics.date_of_birth);
+        let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
+        Self { person, blocks, dob, words }
+    }
 }
 
 /// A person's [`MatchMaterial`]; `None` when their key was erased (such a person is
@@ -100,10 +104,7 @@ pub fn match_material(
     sealed: &Sealed,
 ) -> Result<Option<MatchMaterial>, FoldError> {
     let Some(demographics) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
-    let profile = Profile::of(&demographics);
-    let (keys, dob) = match_entries(secrets, person, &profile, &demographics.date_of_birth);
-    let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
-    Ok(Some(MatchMaterial { keys, dob, words }))
+    Ok(Some(MatchMaterial::of(secrets, person, &demographics)))
 }
 
 /// What folding an event needs that the projections do not hold (a registration's
@@ -113,6 +114,14 @@ pub struct Prepared {
     /// A registration's match material; `None` for any other event, and for a person
     /// whose key was erased.
     registered: Option<MatchMaterial>,
+}
+
+impl Prepared {
+    /// What a registration's fold needs, from the person's demographics in the clear:
+    /// for the writer, which has just sealed them (see [`MatchMaterial::of`]).
+    pub fn registration(material: MatchMaterial) -> Self {
+        Self { registered: Some(material) }
+    }
 }
 
 /// Derives what folding `event` (record `seq`) needs but the projections do not hold.
@@ -141,11 +150,11 @@ fn set_match_keys(
 
 fn apply_match_material(view: &mut View<'_>, material: Option<MatchMaterial>, present: bool) -> Result<(), FoldError> {
     let Some(material) = material else { return Ok(()) };
-    for key in material.keys {
+    for block in &material.blocks {
         if present {
-            view.put(Tree::MatchKeys, key, &material.dob);
+            blocks::add(view, block, blocks::Entry { person: material.person, dob: material.dob })?;
         } else {
-            view.remove(Tree::MatchKeys, key);
+            blocks::remove(view, block, material.person)?;
         }
     }
     let delta = if present { 1 } else { -1 };

@@ -1,0 +1,87 @@
+//! Where a durable batch of registrations spends its time: building it (validate,
+//! search for duplicates, seal, sign, fold) and committing it to sled, and how many
+//! writes of each tree it holds (a harness for profiling, not the reported figures:
+//! those are criterion's `append/*`).
+//!
+//! `cargo run --release -p huduma-benches --example append_steps -- [batches] [batch]`
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use huduma_benches::{fixture, registration};
+use registry_core::storage::Storage;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let batches: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
+    let size: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
+    let mut f = fixture();
+    if std::env::var_os("NO_SEARCH").is_some() {
+        f.writer.set_duplicate_threshold(None);
+    }
+    let (mut build, mut commit) = (Duration::ZERO, Duration::ZERO);
+    let mut writes: BTreeMap<String, usize> = BTreeMap::new();
+    for b in 0..batches {
+        let subs: Vec<_> = (b * size..(b + 1) * size).map(|i| registration("steps", i)).collect();
+        let began = Instant::now();
+        let built = f.writer.build(None, &subs);
+        build += began.elapsed();
+        for (tree, w) in &built.batch.writes {
+            *writes.entry(tree.name().to_string()).or_default() += w.len();
+        }
+        let began = Instant::now();
+        f.store.commit(&built.batch, true)?;
+        commit += began.elapsed();
+        if let Some(Err(e)) = built.results.iter().find(|r| r.is_err()) {
+            anyhow::bail!("a registration was refused: {e}");
+        }
+    }
+    blocks_read(&f, batches * size, size)?;
+    let n = (batches * size) as f64;
+    println!("build  {:7.2} us/registration", build.as_secs_f64() * 1e6 / n);
+    println!("commit {:7.2} us/registration", commit.as_secs_f64() * 1e6 / n);
+    let total: usize = writes.values().sum();
+    println!("writes {:7.2} per registration", total as f64 / n);
+    for (tree, count) in writes {
+        println!("  {tree:16} {:6.2}", count as f64 / n);
+    }
+    Ok(())
+}
+
+/// How many `match_keys` entries the searches of `count` new registrations visit,
+/// and what reading a block costs on sled alone.
+fn blocks_read(f: &huduma_benches::Fixture, from: u64, count: u64) -> anyhow::Result<()> {
+    use registry_core::dedup::{Profile, blocks, probe_keys};
+    use registry_core::projection::fold::match_hash;
+    use registry_core::storage::view::View;
+    let secrets = huduma_benches::secrets();
+    let view = View::new(&*f.sled);
+    let (mut n, mut entries, mut nonempty) = (0usize, 0usize, 0usize);
+    let began = Instant::now();
+    let hashes: Vec<Vec<[u8; 32]>> = (from..from + count)
+        .map(|i| probe_keys(&Profile::of(&huduma_benches::person(i))).iter().map(|k| match_hash(&secrets, k)).collect())
+        .collect();
+    println!("probe keys {:.2} us per registration", began.elapsed().as_secs_f64() * 1e6 / count as f64);
+    let began = Instant::now();
+    for probes in &hashes {
+        for hash in probes {
+            let mut found = 0;
+            blocks::visit(&view, hash, |_| {
+                found += 1;
+                true
+            })?;
+            n += 1;
+            entries += found;
+            nonempty += usize::from(found > 0);
+        }
+    }
+    let us = began.elapsed().as_secs_f64() * 1e6;
+    println!(
+        "blocks {:.2} per registration, {:.2} entries each, {:.0}% non-empty, {:.2} us each",
+        n as f64 / count as f64,
+        entries as f64 / n as f64,
+        100.0 * nonempty as f64 / n as f64,
+        us / n as f64
+    );
+    Ok(())
+}
