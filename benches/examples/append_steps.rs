@@ -4,6 +4,7 @@
 //! those are criterion's `append/*`).
 //!
 //! `cargo run --release -p huduma-benches --example append_steps -- [batches] [batch]`
+//! (defaults: 50 batches of 1,024); `NO_SEARCH=1` turns the duplicate search off.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

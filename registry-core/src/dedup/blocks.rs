@@ -124,9 +124,9 @@ pub fn add(view: &mut View<'_>, block: &BlockHash, entry: Entry) -> Result<(), R
             None => write_chunk(view, block, 0, &first),
         }
     } else {
-        let next = count
-            .checked_add(1)
-            .ok_or_else(|| Corruption::new(Tree::MatchKeys, &chunk_key(block, 0), "the block counts u32::MAX chunks"))?;
+        let next = count.checked_add(1).ok_or_else(|| {
+            Corruption::new(Tree::MatchKeys, &chunk_key(block, 0), "the block counts u32::MAX chunks")
+        })?;
         write_chunk(view, block, count, &Chunk { count: None, entries: vec![entry] });
         first.count = Some(next);
         write_chunk(view, block, 0, &first);
