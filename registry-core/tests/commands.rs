@@ -625,3 +625,47 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.records, 67);
 }
+
+/// A store whose `match_keys` has the layout before `dedup::blocks` (one entry per
+/// person and blocking key, under `applied/match_keys.v3`) is rebuilt at open: the
+/// old entries are gone, the search finds the persons again, and the store verifies.
+#[test]
+fn a_store_with_the_previous_match_keys_layout_is_rebuilt_at_open() {
+    use registry_core::storage::{Storage, Tree, WriteBatch, checksum, sled_store::SledStore};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let registry = open(dir.path());
+        for i in 0..40 {
+            register(&registry, &format!("old-{i}"), i);
+        }
+        registry.close();
+    }
+    {
+        let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("open the store: {e}"));
+        let mut batch = WriteBatch::default();
+        for (key, _) in store.scan_prefix(Tree::MatchKeys, &[]).unwrap() {
+            batch.remove(Tree::MatchKeys, key.clone());
+            // hash ‖ person → birth-date tag, as version 3 stored it.
+            let mut old = key[..32].to_vec();
+            old.extend_from_slice(&7u64.to_be_bytes());
+            batch.put(Tree::MatchKeys, old, checksum::seal(&[1; 8]));
+        }
+        let v4 = registry_core::projection::state::meta::applied(Tree::MatchKeys);
+        let applied = store.get(Tree::Meta, &v4).unwrap().expect("the current marker");
+        batch.remove(Tree::Meta, v4);
+        batch.put(Tree::Meta, b"applied/match_keys.v3".to_vec(), applied);
+        store.commit(&batch, true).unwrap();
+    }
+    let registry = open(dir.path());
+    let stored = registry.store().scan_prefix(Tree::MatchKeys, &[]).unwrap();
+    assert!(!stored.is_empty());
+    assert!(stored.iter().all(|(key, _)| key.len() == 36), "every entry in the chunked layout");
+    assert!(registry.store().get(Tree::Meta, b"applied/match_keys.v3").unwrap().is_none(), "the old marker is gone");
+    let again = submission("again-3", Command::RegisterPerson { demographics: person(3) });
+    match registry.submit_blocking(again) {
+        Err(CommandError::PossibleDuplicate { candidates }) => assert!(!candidates.is_empty()),
+        other => panic!("person 3 enrolled again was not refused as a duplicate: {other:?}"),
+    }
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    assert_eq!(report.records, 41);
+}
