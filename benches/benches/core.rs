@@ -111,30 +111,43 @@ fn append(c: &mut Criterion) {
 const POPULATION: u64 = 100_000;
 
 fn resolve_verify_rebuild(c: &mut Criterion) {
-    let (f, numbers) = populated(POPULATION, BATCH);
+    // The 100 k-person store is built on first use, so a filter that selects none of
+    // these benchmarks does not spend half a minute building it.
+    let population = std::cell::OnceCell::new();
+    let populated = || population.get_or_init(|| populated(POPULATION, BATCH));
     let secrets = std::sync::Arc::new(secrets());
     // As the registry opens its store: behind the read cache, whose default holds all
     // 100 k persons, so after the warm-up every look-up is a hit. Then a 1 MiB cache,
     // where nearly every read misses (the miss path with the cache's own cost), and
     // sled alone, as before the cache.
-    let tiny: std::sync::Arc<dyn Storage> =
-        std::sync::Arc::new(CachedStore::new(f.sled.clone(), 1 << 20).expect("read cache"));
-    let readers: [(&str, std::sync::Arc<dyn Storage>); 3] =
-        [("", f.store.clone()), ("_read_cache_1MiB", tiny), ("_sled_only", f.sled.clone())];
+    const READERS: [&str; 3] = ["", "_read_cache_1MiB", "_sled_only"];
+    let readers = std::cell::OnceCell::new();
+    let readers = || {
+        readers.get_or_init(|| {
+            let (f, _) = populated();
+            let tiny: std::sync::Arc<dyn Storage> =
+                std::sync::Arc::new(CachedStore::new(f.sled.clone(), 1 << 20).expect("read cache"));
+            let stores: [std::sync::Arc<dyn Storage>; 3] = [f.store.clone(), tiny, f.sled.clone()];
+            stores.map(|store| Reader::new(store, secrets.clone()))
+        })
+    };
     let mut g = c.benchmark_group("resolve");
     g.throughput(Throughput::Elements(1));
     let mut i = 0usize;
-    for (suffix, store) in readers {
-        let reader = Reader::new(store, secrets.clone());
+    for (which, suffix) in READERS.iter().enumerate() {
         g.bench_function(format!("by_number_100k_persons{suffix}"), |b| {
+            let numbers = &populated().1;
+            let reader = &readers()[which];
             b.iter(|| {
                 i = (i + 7919) % numbers.len();
                 black_box(reader.resolve_number(numbers[i]).unwrap().unwrap())
             })
         });
         g.bench_function(format!("by_agency_record_100k_persons{suffix}"), |b| {
+            let count = populated().1.len();
+            let reader = &readers()[which];
             b.iter(|| {
-                i = (i + 7919) % numbers.len();
+                i = (i + 7919) % count;
                 black_box(reader.resolve_agency_record("KRA", &format!("P{i:09}")).unwrap().unwrap())
             })
         });
@@ -148,13 +161,19 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     // On sled itself, as the operator's verify and rebuild open it (registry stopped).
     let s = &*secrets;
     g.bench_function("verify_log_200k_records", |b| {
+        let f = &populated().0;
         b.iter(|| verify_store(&*f.sled, Some(key().public()), None, &mut |_, _| ()).unwrap())
     });
     g.bench_function("verify_log_and_projections_200k_records", |b| {
+        let f = &populated().0;
         b.iter(|| verify_store(&*f.sled, Some(key().public()), Some(s), &mut |_, _| ()).unwrap())
     });
-    g.bench_function("rebuild_healthy_200k_records", |b| b.iter(|| replay::rebuild(&*f.sled, s, &mut |_| ()).unwrap()));
+    g.bench_function("rebuild_healthy_200k_records", |b| {
+        let f = &populated().0;
+        b.iter(|| replay::rebuild(&*f.sled, s, &mut |_| ()).unwrap())
+    });
     g.bench_function("rebuild_from_empty_projections_200k_records", |b| {
+        let f = &populated().0;
         b.iter_batched(
             || {
                 // Remove every projection entry (not measured).

@@ -4,19 +4,19 @@
 //! those are criterion's `append/*`).
 //!
 //! `cargo run --release -p huduma-benches --example append_steps -- [batches] [batch]`
-//! (defaults: 50 batches of 1,024); `NO_SEARCH=1` turns the duplicate search off.
+//! (defaults: 50 batches of 1,024); `NO_SEARCH=1` turns the duplicate search off,
+//! `NO_FILTER=1` the presence filter.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use huduma_benches::{fixture, registration};
-use registry_core::storage::Storage;
+use huduma_benches::{fixture_with, registration};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let batches: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(50);
     let size: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
-    let mut f = fixture();
+    let mut f = fixture_with(std::env::var_os("NO_FILTER").is_none());
     if std::env::var_os("NO_SEARCH").is_some() {
         f.writer.set_duplicate_threshold(None);
     }
@@ -36,6 +36,15 @@ fn main() -> anyhow::Result<()> {
         if let Some(Err(e)) = built.results.iter().find(|r| r.is_err()) {
             anyhow::bail!("a registration was refused: {e}");
         }
+    }
+    if let Some(filter) = &f.filter {
+        let stats = filter.stats();
+        println!(
+            "filter {:.2} reads skipped per registration; {} keys entered, false positives {:.3}%",
+            stats.skipped as f64 / (batches * size) as f64,
+            stats.entered,
+            stats.false_positive_rate * 100.0
+        );
     }
     blocks_read(&f, batches * size, size)?;
     let n = (batches * size) as f64;

@@ -13,6 +13,7 @@ use registry_core::issuer::NumberIssuer;
 use registry_core::keys::LogKey;
 use registry_core::secrets::Secrets;
 use registry_core::storage::Storage;
+use registry_core::storage::presence_filter::FilteredStore;
 use registry_core::storage::read_cache::{CachedStore, DEFAULT_READ_CACHE_BYTES};
 use registry_core::storage::sled_store::SledStore;
 use registry_core::writer::Writer;
@@ -52,19 +53,37 @@ pub fn link(run: &str, i: u64, number: HudumaNumber) -> Submission {
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub sled: Arc<SledStore>,
-    pub store: Arc<CachedStore>,
+    /// The store as the registry opens it: the presence filter, the read cache, sled.
+    pub store: Arc<dyn Storage>,
+    /// The presence filter in `store`, if it has one.
+    pub filter: Option<Arc<FilteredStore>>,
     pub writer: Writer,
 }
 
 pub fn fixture() -> Fixture {
+    fixture_with(true)
+}
+
+/// [`fixture`], with or without the presence filter (for harnesses that compare).
+pub fn fixture_with(presence_filter: bool) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let sled = Arc::new(SledStore::open(dir.path()).expect("open sled"));
-    let store = Arc::new(CachedStore::new(sled.clone(), DEFAULT_READ_CACHE_BYTES).expect("read cache"));
-    let dyn_store: Arc<dyn Storage> = store.clone();
+    let cached: Arc<dyn Storage> =
+        Arc::new(CachedStore::new(sled.clone(), DEFAULT_READ_CACHE_BYTES).expect("read cache"));
+    let filter = presence_filter.then(|| {
+        let filtered = FilteredStore::open(cached.clone()).expect("presence filter");
+        filtered.wait_ready();
+        Arc::new(filtered)
+    });
+    let store: Arc<dyn Storage> = match &filter {
+        Some(filter) => filter.clone(),
+        None => cached,
+    };
+    let dyn_store = Arc::clone(&store);
     let secrets = Arc::new(secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
     let writer = Writer::open(dyn_store, secrets, issuer, key(), "bench.huduma.example/log").expect("writer");
-    Fixture { dir, sled, store, writer }
+    Fixture { dir, sled, store, filter, writer }
 }
 
 /// A fixture holding `persons` registrations, each linked to one KRA record;

@@ -23,6 +23,7 @@ use crate::secrets::Secrets;
 use crate::sequencer::Sequencer;
 use crate::storage::Storage;
 use crate::storage::Tree;
+use crate::storage::presence_filter::FilteredStore;
 use crate::storage::read_cache::CachedStore;
 use crate::storage::sled_store::SledStore;
 use crate::storage::view::ReadError;
@@ -114,6 +115,8 @@ pub struct Registry {
     access: AccessLog,
     /// The read cache `store` goes through, when `open_dir` put one there.
     read_cache: Option<Arc<CachedStore>>,
+    /// The presence filter in front of `store`, when `open_dir` put one there.
+    presence_filter: Option<Arc<FilteredStore>>,
 }
 
 /// The access log's store inside a data directory.
@@ -144,6 +147,9 @@ impl Registry {
             Some(cache) => cache.clone(),
             None => sled,
         };
+        // Outermost, so that every write's keys enter the filter before the store.
+        let presence_filter = Arc::new(FilteredStore::open(store)?);
+        let store: Arc<dyn Storage> = presence_filter.clone();
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
         if had_access_log && !access_dir.exists() {
@@ -157,6 +163,7 @@ impl Registry {
         }
         let mut registry = Self::open(store, access, secrets, key, options)?;
         registry.read_cache = read_cache;
+        registry.presence_filter = Some(presence_filter);
         Ok(registry)
     }
 
@@ -220,7 +227,15 @@ impl Registry {
         )?;
         let checkpoints = Checkpointer::new(origin, "identity", options.checkpoint_interval, signed);
         let sequencer = Sequencer::start(writer, options.queue, options.max_batch, checkpoints)?;
-        Ok(Self { store, secrets, sequencer, tree_cache: Arc::default(), access, read_cache: None })
+        Ok(Self {
+            store,
+            secrets,
+            sequencer,
+            tree_cache: Arc::default(),
+            access,
+            read_cache: None,
+            presence_filter: None,
+        })
     }
 
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
@@ -259,6 +274,20 @@ impl Registry {
     /// The read cache's counts, when the store has one (see `storage::read_cache`).
     pub fn read_cache_stats(&self) -> Option<crate::storage::read_cache::ReadCacheStats> {
         self.read_cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// The presence filter's counts, when the store has one (see
+    /// `storage::presence_filter`).
+    pub fn presence_filter_stats(&self) -> Option<crate::storage::presence_filter::FilterStats> {
+        self.presence_filter.as_ref().map(|filter| filter.stats())
+    }
+
+    /// Waits until the presence filter has read the keys stored before the open (it
+    /// serves from then on; until then every read goes to the store).
+    pub fn wait_for_presence_filter(&self) {
+        if let Some(filter) = &self.presence_filter {
+            filter.wait_ready();
+        }
     }
 
     /// Stops the sequencer after it has committed what was queued.

@@ -59,6 +59,40 @@ fn register_resolve_and_restart_keep_everything() {
     assert!(report.projections_checked);
 }
 
+/// After a restart the presence filter holds what was stored before it: a repeated
+/// request id still returns its first answer and a re-enrolment is still refused,
+/// with the filter serving (their reads are not skipped) while new ids' reads are.
+#[test]
+fn after_a_restart_the_presence_filter_knows_every_stored_request_and_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<HudumaNumber> = {
+        let registry = open(dir.path());
+        let numbers = (0..40).map(|i| register(&registry, &format!("r-{i}"), i)).collect();
+        registry.close();
+        numbers
+    };
+    let registry = open(dir.path());
+    registry.wait_for_presence_filter();
+    let stats = registry.presence_filter_stats().expect("open_dir puts a presence filter in front of the store");
+    assert!(stats.ready);
+    assert!(stats.entered >= 40, "the 40 request ids at least: {stats:?}");
+    for (i, number) in first.iter().enumerate() {
+        let again = registry
+            .submit_blocking(submission(format!("r-{i}"), Command::RegisterPerson { demographics: person(i) }))
+            .unwrap();
+        assert_eq!(again.number, Some(*number), "request r-{i} answered as the first time");
+    }
+    let twice = registry.submit_blocking(submission("r-again", Command::RegisterPerson { demographics: person(3) }));
+    assert!(
+        matches!(twice, Err(CommandError::PossibleDuplicate { .. })),
+        "a stored person's blocks are found through the filter: {twice:?}"
+    );
+    let skipped = registry.presence_filter_stats().unwrap().skipped;
+    register(&registry, "r-new", 1_000);
+    assert!(registry.presence_filter_stats().unwrap().skipped > skipped, "a new request id's read was skipped");
+    assert_eq!(size(&registry), 42);
+}
+
 #[test]
 fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();

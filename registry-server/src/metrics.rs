@@ -50,6 +50,15 @@ pub fn set_read_cache(stats: registry_core::storage::read_cache::ReadCacheStats)
     metrics::gauge!("huduma_read_cache_bytes").set(stats.bytes as f64);
 }
 
+/// Publishes the presence filter's counts (`storage::presence_filter`): whether it
+/// serves yet, the keys it holds, the reads it answered without the store.
+pub fn set_presence_filter(stats: registry_core::storage::presence_filter::FilterStats) {
+    metrics::gauge!("huduma_presence_filter_ready").set(if stats.ready { 1.0 } else { 0.0 });
+    metrics::gauge!("huduma_presence_filter_keys").set(stats.entered as f64);
+    metrics::gauge!("huduma_presence_filter_capacity_keys").set(stats.capacity as f64);
+    metrics::counter!("huduma_presence_filter_skipped_reads_total").absolute(stats.skipped);
+}
+
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {

@@ -185,13 +185,16 @@ async fn report_log_size(mut durable: watch::Receiver<u64>, mut shutdown: watch:
     }
 }
 
-/// How often the read cache's counts are published.
+/// How often the read cache's and the presence filter's counts are published.
 const READ_CACHE_REPORT: Duration = Duration::from_secs(1);
 
 async fn report_read_cache(registry: Arc<registry_core::registry::Registry>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Some(stats) = registry.read_cache_stats() {
             crate::metrics::set_read_cache(stats);
+        }
+        if let Some(stats) = registry.presence_filter_stats() {
+            crate::metrics::set_presence_filter(stats);
         }
         tokio::select! {
             () = tokio::time::sleep(READ_CACHE_REPORT) => {}

@@ -148,21 +148,29 @@ async fn sigterm_drains_flushes_and_exits_zero() {
         "huduma_read_cache_hits_total ",
         "huduma_read_cache_entries ",
         "huduma_read_cache_bytes ",
+        "huduma_presence_filter_ready ",
+        "huduma_presence_filter_keys ",
     ] {
         assert!(scraped.contains(series), "/metrics has {series}:\n{scraped}");
     }
     // The writer's checks read through the read cache (published once a second).
-    let misses = |scraped: &str| -> u64 {
+    // New request ids are answered "absent" by the presence filter without a read.
+    let count = |scraped: &str, series: &str| -> u64 {
         scraped
             .lines()
-            .find_map(|line| line.strip_prefix("huduma_read_cache_misses_total "))
+            .find_map(|line| line.strip_prefix(series))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(0)
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut scraped = scraped;
-    while misses(&scraped) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no read cache misses published:\n{scraped}");
+    while count(&scraped, "huduma_read_cache_misses_total ") == 0
+        || count(&scraped, "huduma_presence_filter_skipped_reads_total ") == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no read cache misses or no reads skipped by the presence filter published:\n{scraped}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         scraped = scrape(&metrics);
     }

@@ -238,20 +238,38 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyho
         }
     }
     drop(writer);
-    let reader = Reader::new(dyn_store.clone(), secrets);
+    // Half the queries through sled alone, half through the presence filter in front
+    // of it as the registry opens its store (alternate queries, so neither half warms
+    // the page cache for the other).
+    let began = Instant::now();
+    let filtered = registry_core::storage::presence_filter::FilteredStore::open(dyn_store.clone())?;
+    filtered.wait_ready();
+    let scan = began.elapsed().as_secs_f64();
+    let filtered = Arc::new(filtered);
+    let readers = [Reader::new(dyn_store.clone(), secrets.clone()), Reader::new(filtered.clone(), secrets)];
     // Queries: planted duplicates (their own demographics) and new persons.
     let fresh = population::generate(sample, 0.0, 0.0, seed + 1000);
     let dups: Vec<&Enrolment> = people.iter().filter(|e| e.duplicate_of.is_some()).take(sample / 2).collect();
     let queries: Vec<_> =
         dups.iter().map(|e| &e.demographics).chain(fresh.iter().take(sample / 2).map(|e| &e.demographics)).collect();
-    let mut times = Vec::with_capacity(queries.len());
+    let mut times = [Vec::with_capacity(queries.len()), Vec::with_capacity(queries.len())];
     let mut found = 0usize;
-    for d in &queries {
+    for (i, d) in queries.iter().enumerate() {
         let t = Instant::now();
-        let candidates = reader.find_duplicates(d, registry_core::dedup::THRESHOLD, 5)?;
-        times.push(t.elapsed().as_secs_f64() * 1e6);
+        let candidates = readers[i % 2].find_duplicates(d, registry_core::dedup::THRESHOLD, 5)?;
+        times[i % 2].push(t.elapsed().as_secs_f64() * 1e6);
         found += usize::from(!candidates.is_empty());
     }
+    let stats = filtered.stats();
+    println!(
+        "presence filter: {} keys read at open in {scan:.1} s; {} reads skipped in {} searches; false positives {:.3}%",
+        stats.entered,
+        stats.skipped,
+        times[1].len(),
+        stats.false_positive_rate * 100.0
+    );
+    let [mut times, mut with_filter] = times;
+    with_filter.sort_by(f64::total_cmp);
     times.sort_by(f64::total_cmp);
     // The floor: a raw point read of the same store.
     let mut next = huduma_benches::xorshift();
@@ -263,14 +281,22 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyho
     }
     let read_us = t.elapsed().as_secs_f64() * 1e6 / reads as f64;
     println!(
-        "search through the store of {} persons ({cache_mb} MiB page cache), {} queries ({found} found a candidate): median {:.0} us, p90 {:.0} us, p99 {:.0} us; raw sled point read {:.2} us (median = {:.0} reads)",
+        "search through the store of {} persons ({cache_mb} MiB page cache), sled alone, {} queries ({found} of all found a candidate): median {:.0} us, p90 {:.0} us, p99 {:.0} us; raw sled point read {:.2} us (median = {:.0} reads)",
         people.len(),
-        queries.len(),
+        times.len(),
         percentile(&times, 0.5),
         percentile(&times, 0.9),
         percentile(&times, 0.99),
         read_us,
         percentile(&times, 0.5) / read_us
+    );
+    println!(
+        "  the same through the presence filter, {} queries: median {:.0} us, p90 {:.0} us, p99 {:.0} us (median = {:.0} reads)",
+        with_filter.len(),
+        percentile(&with_filter, 0.5),
+        percentile(&with_filter, 0.9),
+        percentile(&with_filter, 0.99),
+        percentile(&with_filter, 0.5) / read_us
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod memory;
+pub mod presence_filter;
 pub mod read_cache;
 pub mod sled_store;
 pub mod view;
