@@ -1,5 +1,6 @@
 //! The core benchmarks, each beside its floor in the same run:
 //! - floor/*: raw sled insert + flush (same batch size), raw ed25519 signing, raw blake3;
+//! - issue/*: the next Huduma number;
 //! - append/*: durable batched registrations through the writer;
 //! - resolve/*: look-ups from the projections;
 //! - verify/* and rebuild/*: whole-store passes.
@@ -44,6 +45,21 @@ fn floors(c: &mut Criterion) {
     let message = vec![3u8; RECORD_BYTES];
     g.bench_function("ed25519_sign_330B", |b| b.iter(|| k.sign(black_box(&message))));
     g.bench_function("blake3_330B", |b| b.iter(|| blake3::hash(black_box(&message))));
+    g.finish();
+
+    // Part of every registration: the next Huduma number (~25 evaluations of the
+    // keyed permutation, since ~4% of candidates pass the filters).
+    let mut g = c.benchmark_group("issue");
+    g.throughput(Throughput::Elements(1));
+    let issuer = registry_core::issuer::NumberIssuer::new(secrets().number_key(), Default::default());
+    let mut from = 0u64;
+    g.bench_function("next_number", |b| {
+        b.iter(|| {
+            let issued = issuer.issue_from(from).unwrap();
+            from = issued.counter + 1;
+            black_box(issued.number)
+        })
+    });
     g.finish();
 }
 
