@@ -425,11 +425,11 @@ impl Writer {
     fn check_duplicates(
         &self,
         view: &View<'_>,
-        demographics: &crate::demographics::Demographics,
+        profile: &crate::dedup::Profile,
         justification: Option<String>,
     ) -> Result<Option<event::DuplicateOverride>, CommandError> {
         let Some(threshold) = self.duplicate_threshold else { return Ok(None) };
-        let found = crate::dedup::find(view, &self.secrets, demographics, threshold, 5)?;
+        let found = crate::dedup::find_profiled(view, &self.secrets, profile.clone(), threshold, 5)?;
         if found.is_empty() {
             return Ok(None);
         }
@@ -463,8 +463,16 @@ impl Writer {
         if let Command::RegisterPerson { demographics }
         | Command::RegisterPersonOverridingDuplicates { demographics, .. } = &s.command
         {
-            let (event, number) = self.prepare_registration(view, s, demographics, today)?;
-            let material = fold::MatchMaterial::of(&self.secrets, PersonId(self.head.next_seq), demographics);
+            // The names folded and coded once, for the search and for the new person's
+            // blocks.
+            let profile = crate::dedup::Profile::of(demographics);
+            let (event, number) = self.prepare_registration(view, s, demographics, &profile, today)?;
+            let material = fold::MatchMaterial::of_profile(
+                &self.secrets,
+                PersonId(self.head.next_seq),
+                &profile,
+                &demographics.date_of_birth,
+            );
             return Ok((event, number, Some(fold::Prepared::registration(material))));
         }
         let (event, number) = self.prepare_change(view, s, actor, today)?;
@@ -477,6 +485,7 @@ impl Writer {
         view: &mut View<'_>,
         s: &Submission,
         demographics: &Demographics,
+        profile: &crate::dedup::Profile,
         today: time::Date,
     ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
         demographics.validate(today)?;
@@ -487,7 +496,7 @@ impl Writer {
             }
             _ => None,
         };
-        let duplicate_override = self.check_duplicates(view, demographics, justification)?;
+        let duplicate_override = self.check_duplicates(view, profile, justification)?;
         let issued = self.issue(view)?;
         let person = PersonId(self.head.next_seq);
         let data_key = crate::sealed::DataKey::generate();

@@ -114,7 +114,18 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    let mut profile = Profile::of(d);
+    find_profiled(view, secrets, Profile::of(d), floor, limit)
+}
+
+/// [`find`], for a caller that has the probe's [`Profile`] already (the writer, which
+/// also derives the new person's match material from it).
+pub fn find_profiled(
+    view: &View<'_>,
+    secrets: &Secrets,
+    mut profile: Profile,
+    floor: f32,
+    limit: usize,
+) -> Result<Vec<Candidate>, FoldError> {
     let Some(dob) = DobTags::of(secrets, &profile) else { return Ok(Vec::new()) };
     name_counts::weigh(view, secrets, &mut profile)?;
     // A block-mate can score at most this plus its date's weight: one born on a day

@@ -87,9 +87,14 @@ impl MatchMaterial {
     /// The material of `person` with these demographics (the writer has them in the
     /// clear as it registers the person; a replay opens them first).
     pub fn of(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Self {
-        let profile = Profile::of(demographics);
-        let blocks = match_blocks(secrets, &profile);
-        let dob = crate::dedup::dob_tag(secrets, &demographics.date_of_birth);
+        Self::of_profile(secrets, person, &Profile::of(demographics), &demographics.date_of_birth)
+    }
+
+    /// [`Self::of`], from the demographics' [`Profile`] (the writer has it from the
+    /// duplicate search) and the date of birth they hold.
+    pub fn of_profile(secrets: &Secrets, person: PersonId, profile: &Profile, date_of_birth: &str) -> Self {
+        let blocks = match_blocks(secrets, profile);
+        let dob = crate::dedup::dob_tag(secrets, date_of_birth);
         let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
         Self { person, blocks, dob, words }
     }
