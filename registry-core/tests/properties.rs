@@ -541,36 +541,7 @@ impl Storage for CutShort {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, registry_core::storage::StorageError> {
         self.inner.get(tree, key)
     }
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
-        self.inner.scan_prefix(tree, prefix)
-    }
-    fn range_from(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
-        self.inner.range_from(tree, from, limit)
-    }
-    fn range_back(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: &[u8],
-        limit: usize,
-    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
-        self.inner.range_back(tree, prefix, before, limit)
-    }
-    fn last(
-        &self,
-        tree: Tree,
-    ) -> Result<Option<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
-        self.inner.last(tree)
-    }
+    registry_core::forward_scans!(inner);
     fn commit(
         &self,
         batch: &registry_core::storage::WriteBatch,

@@ -114,6 +114,48 @@ impl Tree {
     }
 }
 
+/// The [`Storage`] methods a store that wraps another passes straight through: the
+/// range scans and `last`. Written inside the wrapper's `impl Storage`, naming the
+/// field that holds the wrapped store: `forward_scans!(inner);`.
+#[macro_export]
+macro_rules! forward_scans {
+    ($inner:tt) => {
+        fn scan_prefix(
+            &self,
+            tree: $crate::storage::Tree,
+            prefix: &[u8],
+        ) -> Result<Vec<$crate::storage::KeyValue>, $crate::storage::StorageError> {
+            self.$inner.scan_prefix(tree, prefix)
+        }
+
+        fn range_from(
+            &self,
+            tree: $crate::storage::Tree,
+            from: &[u8],
+            limit: usize,
+        ) -> Result<Vec<$crate::storage::KeyValue>, $crate::storage::StorageError> {
+            self.$inner.range_from(tree, from, limit)
+        }
+
+        fn range_back(
+            &self,
+            tree: $crate::storage::Tree,
+            prefix: &[u8],
+            before: &[u8],
+            limit: usize,
+        ) -> Result<Vec<$crate::storage::KeyValue>, $crate::storage::StorageError> {
+            self.$inner.range_back(tree, prefix, before, limit)
+        }
+
+        fn last(
+            &self,
+            tree: $crate::storage::Tree,
+        ) -> Result<Option<$crate::storage::KeyValue>, $crate::storage::StorageError> {
+            self.$inner.last(tree)
+        }
+    };
+}
+
 /// A key and its value, as stored.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use fastbloom::AtomicBloomFilter;
 
 use super::view::ReadError;
-use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{Storage, StorageError, Tree, WriteBatch};
 
 /// The trees whose keys the filter holds.
 pub const FILTERED_TREES: [Tree; 3] = [Tree::Requests, Tree::MatchKeys, Tree::NameCounts];
@@ -243,27 +243,7 @@ impl Storage for FilteredStore {
         self.inner.get_checked(tree, key)
     }
 
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.scan_prefix(tree, prefix)
-    }
-
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.range_from(tree, from, limit)
-    }
-
-    fn range_back(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.range_back(tree, prefix, before, limit)
-    }
-
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        self.inner.last(tree)
-    }
+    crate::forward_scans!(inner);
 
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         self.enter_batch(batch);
@@ -325,18 +305,7 @@ mod tests {
             self.1.fetch_add(1, Ordering::Relaxed);
             self.0.get(tree, key)
         }
-        fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-            self.0.scan_prefix(tree, prefix)
-        }
-        fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-            self.0.range_from(tree, from, limit)
-        }
-        fn range_back(&self, t: Tree, p: &[u8], b: &[u8], l: usize) -> Result<Vec<KeyValue>, StorageError> {
-            self.0.range_back(t, p, b, l)
-        }
-        fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-            self.0.last(tree)
-        }
+        crate::forward_scans!(0);
         fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
             self.0.commit(batch, durable)
         }

@@ -27,7 +27,7 @@ use quick_cache::unsync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, OptionsBuilder, Weighter};
 
 use super::view::ReadError;
-use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{Storage, StorageError, Tree, WriteBatch};
 
 /// The trees whose point reads are cached: what a resolve and the writer's checks read.
 pub const CACHED_TREES: [Tree; 4] = [Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::Keyring];
@@ -275,27 +275,7 @@ impl Storage for CachedStore {
         Ok(value)
     }
 
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.scan_prefix(tree, prefix)
-    }
-
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.range_from(tree, from, limit)
-    }
-
-    fn range_back(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        self.inner.range_back(tree, prefix, before, limit)
-    }
-
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        self.inner.last(tree)
-    }
+    crate::forward_scans!(inner);
 
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         let result = self.inner.commit(batch, durable);
