@@ -79,10 +79,9 @@ pub fn fixture_with(presence_filter: bool) -> Fixture {
         Some(filter) => filter.clone(),
         None => cached,
     };
-    let dyn_store = Arc::clone(&store);
     let secrets = Arc::new(secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
-    let writer = Writer::open(dyn_store, secrets, issuer, key(), "bench.huduma.example/log").expect("writer");
+    let writer = Writer::open(Arc::clone(&store), secrets, issuer, key(), "bench.huduma.example/log").expect("writer");
     Fixture { dir, sled, store, filter, writer }
 }
 

@@ -67,7 +67,12 @@ struct Shared {
 impl Shared {
     fn enter(&self, tree: Tree, key: &[u8]) {
         self.filter.insert(&(tree as u8, key));
-        self.entered.fetch_add(1, Ordering::Relaxed);
+        if self.entered.fetch_add(1, Ordering::Relaxed) == self.capacity {
+            tracing::warn!(
+                capacity = self.capacity,
+                "the presence filter is past the size it was given at open: more reads reach the store until the next open"
+            );
+        }
     }
 
     /// Whether the store certainly does not hold `key` in `tree`.
@@ -171,14 +176,6 @@ impl FilteredStore {
                     }
                 }
             }
-        }
-        let entered = self.shared.entered.load(Ordering::Relaxed);
-        if entered > self.shared.capacity && entered - self.shared.capacity <= batch.len() as u64 {
-            tracing::warn!(
-                entered,
-                capacity = self.shared.capacity,
-                "the presence filter is past the size it was given at open: more reads reach the store until the next open"
-            );
         }
     }
 }
