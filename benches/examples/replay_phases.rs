@@ -4,7 +4,8 @@
 //!
 //! `cargo run --release -p huduma-benches --example replay_phases -- [persons] [rounds]`
 //! (defaults: 100,000 persons, each linked to one agency record; 3 rounds). Linux only
-//! (reads /proc/self).
+//! (reads /proc/self). `PHASES=rebuild` (or a comma-separated list of `verify-log`,
+//! `fresh`, `verify`, `rebuild`) runs only those, e.g. under `perf record`.
 
 use std::time::Instant;
 
@@ -47,13 +48,23 @@ fn main() -> anyhow::Result<()> {
     eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
     let (s, genesis) = (secrets(), key().public());
     let records = (2 * persons + 1) as f64;
+    let only = std::env::var("PHASES").ok();
+    let runs = |name: &str| only.as_deref().is_none_or(|list| list.split(',').any(|p| p == name));
     for _ in 0..rounds {
-        phase("verify, log only", records, || Ok(verify_store(&*f.sled, Some(genesis), None, &mut |_, _| ())?))?;
-        phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.sled, &s, &mut |_| ())?))?;
-        phase("verify with projections", records, || {
-            Ok(verify_store(&*f.sled, Some(genesis), Some(&s), &mut |_, _| ())?)
-        })?;
-        phase("rebuild", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
+        if runs("verify-log") {
+            phase("verify, log only", records, || Ok(verify_store(&*f.sled, Some(genesis), None, &mut |_, _| ())?))?;
+        }
+        if runs("fresh") {
+            phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.sled, &s, &mut |_| ())?))?;
+        }
+        if runs("verify") {
+            phase("verify with projections", records, || {
+                Ok(verify_store(&*f.sled, Some(genesis), Some(&s), &mut |_, _| ())?)
+            })?;
+        }
+        if runs("rebuild") {
+            phase("rebuild", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
+        }
         eprintln!();
     }
     // The memory a rebuild adds: reset the peak to the current size, rebuild, read it.

@@ -1,8 +1,14 @@
 //! Fixtures shared by the benchmarks: a populated registry store in a temporary
 //! directory, built through the real writer, and a large store of synthetic records
-//! with their RFC 6962 tree (for proofs).
+//! with their RFC 6962 tree (for proofs). Every benchmark links this crate, so every
+//! one runs on the allocator `huduma-registry` ships with.
 
 pub mod population;
+
+/// The allocator of `huduma-registry` (see its `main.rs`), so that the figures are the
+/// binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 

@@ -14,6 +14,11 @@ use registry_core::keys::{LogKey, note_verifier_key, parse_note_verifier_key};
 use registry_server::config::{Loaded, ensure_dev_config, write_log_key};
 use registry_server::operator;
 
+/// mimalloc rather than glibc's malloc: the fold, the comparison of projections and the
+/// sled store allocate small buffers by the million (see BENCHMARKS.md, "The allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "huduma-registry", version, about = "The Huduma Registry: operator commands")]
 struct Cli {
