@@ -8,6 +8,7 @@ pub mod agency_token;
 pub mod attribute_check;
 pub mod checkpointer;
 pub mod command;
+pub mod commit_intent;
 pub mod dedup;
 pub mod demographics;
 pub mod event;

@@ -26,6 +26,7 @@ use crate::storage::Tree;
 use crate::storage::presence_filter::FilteredStore;
 use crate::storage::read_cache::CachedStore;
 use crate::storage::sled_store::SledStore;
+use crate::storage::staged::StagedStore;
 use crate::storage::view::ReadError;
 use crate::storage::view::View;
 use crate::verify::VerifyError;
@@ -147,9 +148,11 @@ impl Registry {
             Some(cache) => cache.clone(),
             None => sled,
         };
-        // Outermost, so that every write's keys enter the filter before the store.
+        // Every write's keys enter the filter before the store.
         let presence_filter = Arc::new(FilteredStore::open(store)?);
-        let store: Arc<dyn Storage> = presence_filter.clone();
+        // Outermost, so that readers see a batch being written whole, in front of the
+        // cache's entries that the batch is about to replace.
+        let store: Arc<dyn Storage> = Arc::new(StagedStore::new(presence_filter.clone()));
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
         if had_access_log && !access_dir.exists() {
@@ -176,6 +179,13 @@ impl Registry {
         options: RegistryOptions,
     ) -> Result<Self, OpenError> {
         let secrets = Arc::new(secrets);
+        if let Some(intent) = crate::commit_intent::CommitIntent::read(&*store)? {
+            tracing::warn!(
+                first = intent.first_seq,
+                "the last batch's commit was cut short (a crash): undoing it and rebuilding the projections"
+            );
+            replay::rebuild(&*store, &secrets, &mut |_| ())?;
+        }
         let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
         if size > 0 {
             check_tail(&*store, size, options.tail_check)?;

@@ -3,7 +3,9 @@
 //! batch was flushing becomes the next batch (group commit). Commits are pipelined:
 //! a committer thread writes and flushes batch N while the sequencer builds N+1 on a
 //! view over N's writes; N+1 is sent only after N is durable, and discarded with it if
-//! N fails. Every caller is answered only after its batch is durable.
+//! N fails. Every caller is answered only after its batch is durable. Batches are
+//! committed staged ([`Storage::commit_staged`]): written key by key behind their
+//! intent, so that neither readers nor the next batch's build wait for them.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -109,9 +111,15 @@ struct InFlight {
     batch: Arc<WriteBatch>,
 }
 
+/// A batch for the committer, with its intent.
+struct ToCommit {
+    batch: Arc<WriteBatch>,
+    intent: Vec<u8>,
+}
+
 /// The thread that writes and flushes batches, one at a time, in order.
 struct Committer {
-    batches: Option<std_mpsc::Sender<Arc<WriteBatch>>>,
+    batches: Option<std_mpsc::Sender<ToCommit>>,
     done: std_mpsc::Receiver<Result<(), StorageError>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -130,12 +138,12 @@ impl Drop for Committer {
 
 impl Committer {
     fn start(store: Arc<dyn Storage>) -> std::io::Result<Self> {
-        let (batches, incoming) = std_mpsc::channel::<Arc<WriteBatch>>();
+        let (batches, incoming) = std_mpsc::channel::<ToCommit>();
         let (report, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new().name("huduma-committer".into()).spawn(move || {
-            for batch in incoming {
+            for ToCommit { batch, intent } in incoming {
                 let began = std::time::Instant::now();
-                let result = store.commit(&batch, true);
+                let result = store.commit_staged(&batch, &intent, true);
                 metrics::histogram!("huduma_batch_writes").record(batch.len() as f64);
                 metrics::histogram!("huduma_batch_commit_seconds").record(began.elapsed().as_secs_f64());
                 tracing::debug!(
@@ -152,8 +160,8 @@ impl Committer {
     }
 
     /// Sends a batch without waiting; pair with [`Self::wait`].
-    fn send(&self, batch: Arc<WriteBatch>) -> bool {
-        self.batches.as_ref().is_some_and(|b| b.send(batch).is_ok())
+    fn send(&self, batch: Arc<WriteBatch>, intent: Vec<u8>) -> bool {
+        self.batches.as_ref().is_some_and(|b| b.send(ToCommit { batch, intent }).is_ok())
     }
 
     fn wait(&self) -> Result<(), StorageError> {
@@ -283,7 +291,7 @@ fn run(
                     continue;
                 }
                 let batch = Arc::new(built.batch);
-                if committer.send(Arc::clone(&batch)) {
+                if committer.send(Arc::clone(&batch), built.intent) {
                     in_flight =
                         Some(InFlight { replies, results: built.results, start: built.start, end, root, batch });
                 } else {

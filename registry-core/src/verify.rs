@@ -16,7 +16,7 @@ use crate::record::RecordRef;
 use crate::replay::{self, ReplayError};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, Tree};
 
 /// The first thing wrong, by record number where a record is to blame.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,11 @@ pub enum VerifyError {
     Record { seq: u64, reason: String },
     #[error("projection {tree} differs from a fresh fold of the log at key {key}")]
     Projection { tree: &'static str, key: String },
+    #[error(
+        "the commit of the batch from record {first_seq} on was cut short (a crash): start the registry or run \
+         `huduma-registry rebuild` to undo it, then verify"
+    )]
+    InterruptedCommit { first_seq: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -116,6 +121,11 @@ pub fn verify_store(
     secrets: Option<&Secrets>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
+    match crate::commit_intent::CommitIntent::read(store) {
+        Ok(None) => {}
+        Ok(Some(intent)) => return Err(VerifyError::InterruptedCommit { first_seq: intent.first_seq }),
+        Err(e) => return Err(VerifyError::Projection { tree: Tree::Meta.name(), key: format!("commit_intent ({e})") }),
+    }
     let total = replay::log_size(store)?;
     // The log check and the fresh fold (then its comparison with the live
     // projections) read the log independently, on two threads; a difference in the

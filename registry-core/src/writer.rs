@@ -12,6 +12,7 @@ use crate::PersonId;
 use crate::command::{
     Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
+use crate::commit_intent::CommitIntent;
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
 use crate::issuer::NumberIssuer;
@@ -50,6 +51,8 @@ pub struct Built {
     pub results: Vec<Result<Outcome, CommandError>>,
     /// The head before the batch, to reset to if the commit fails.
     pub start: Head,
+    /// The batch's intent, stored while it is written ([`Storage::commit_staged`]).
+    pub intent: Vec<u8>,
 }
 
 /// The answer every submission of a batch gets when storage fails to commit it.
@@ -211,7 +214,7 @@ impl Writer {
             return built.results;
         }
         let began = std::time::Instant::now();
-        match self.store.commit(&built.batch, true) {
+        match self.store.commit_staged(&Arc::new(built.batch), &built.intent, true) {
             Ok(()) => {
                 tracing::debug!(commit_us = began.elapsed().as_micros() as u64, "batch committed");
                 built.results
@@ -246,7 +249,7 @@ impl Writer {
                 self.head = start;
                 self.tree = start_tree;
                 let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
-                return Built { batch: WriteBatch::default(), results, start };
+                return Built { batch: WriteBatch::default(), results, start, intent: Vec::new() };
             }
             results.push(result);
         }
@@ -254,6 +257,20 @@ impl Writer {
             fold::mark_applied(&mut view, self.head.next_seq - 1);
         }
         let batch = view.take_batch();
+        let intent = match CommitIntent::of(&*store, parent, start.next_seq, &batch) {
+            Ok(intent) => intent.encode(),
+            Err(e) => {
+                tracing::error!(error = %e, "batch abandoned: its intent could not be read");
+                self.head = start;
+                self.tree = start_tree;
+                return Built {
+                    batch: WriteBatch::default(),
+                    results: storage_failure(submissions.len(), &e),
+                    start,
+                    intent: Vec::new(),
+                };
+            }
+        };
         tracing::debug!(
             commands = submissions.len(),
             records = self.head.next_seq - start.next_seq,
@@ -261,7 +278,7 @@ impl Writer {
             build_us = began.elapsed().as_micros() as u64,
             "batch built"
         );
-        Built { batch, results, start }
+        Built { batch, results, start, intent }
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built

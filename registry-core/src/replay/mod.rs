@@ -288,7 +288,17 @@ const PATCH_WRITES: usize = 65_536;
 ///
 /// The projections' applied markers are removed first and restored last, so that a
 /// rebuild interrupted half-way is redone when the registry next opens.
+///
+/// A batch whose staged commit a crash cut short (its intent still stored, see
+/// `commit_intent`) is undone first: its records removed, its request entries and
+/// keyring entries restored. None of its commands was acknowledged. The intent goes
+/// with the last of the rebuild's writes.
 pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
+    if let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? {
+        let size = log_size(store)?;
+        tracing::warn!(first = intent.first_seq, size, "undoing a batch whose commit a crash cut short");
+        store.commit(&intent.undo(size).map_err(undo_failed)?, true)?;
+    }
     let mut unmark = WriteBatch::default();
     for tree in Tree::PROJECTIONS {
         unmark.remove(Tree::Meta, meta::applied(tree));
@@ -332,6 +342,11 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
     }
     store.flush()?;
     Ok(log_size(store)?)
+}
+
+/// An intent that cannot be read or undone (damaged on disk): the error names its key.
+fn undo_failed(e: ReadError) -> ReplayError {
+    ReplayError::Storage(StorageError::Engine(format!("the interrupted commit's intent: {e}")))
 }
 
 /// How many records the log holds.

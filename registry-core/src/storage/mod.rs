@@ -2,13 +2,16 @@
 //! write batch. Engines: [`sled_store::SledStore`] (the embedded default) and
 //! [`memory::MemoryStore`] (tests). A replicated engine replaces
 //! them by implementing [`Storage`]. [`read_cache::CachedStore`] puts a read cache of
-//! the look-up trees in front of any of them.
+//! the look-up trees in front of any of them, [`presence_filter::FilteredStore`] a
+//! filter of the keys that exist, and [`staged::StagedStore`] shows readers a batch
+//! whole while [`Storage::commit_staged`] writes it.
 
 pub mod checksum;
 pub mod memory;
 pub mod presence_filter;
 pub mod read_cache;
 pub mod sled_store;
+pub mod staged;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -232,6 +235,30 @@ pub trait Storage: Send + Sync {
     fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         self.commit(batch, durable)
     }
+    /// Commits `batch` without stopping readers, behind an intent: `intent` is stored
+    /// under [`INTENT_KEY`] first and removed last, and the batch's writes in between
+    /// go one by one in [`Tree`] order (as [`Storage::write_in_order`]). A crash
+    /// part-way keeps the intent and a prefix of the writes, and the next opening of
+    /// the store undoes them from the intent (`commit_intent`, `replay::rebuild`).
+    /// Readers see the batch whole, never in part, through [`staged::StagedStore`].
+    ///
+    /// For the registry's large batches on an engine whose atomic batch stops every
+    /// reader while it applies (sled 0.34). An engine whose atomic commit costs no
+    /// more keeps the default: one atomic commit, no intent.
+    fn commit_staged(
+        &self,
+        batch: &std::sync::Arc<WriteBatch>,
+        intent: &[u8],
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let _ = intent;
+        self.commit(batch, durable)
+    }
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StorageError>;
 }
+
+/// Where [`Storage::commit_staged`] keeps the intent of the batch it is writing, in
+/// [`Tree::Meta`]. Present only while a batch is being written, or after a crash
+/// part-way through one.
+pub const INTENT_KEY: (Tree, &[u8]) = (Tree::Meta, b"commit_intent");

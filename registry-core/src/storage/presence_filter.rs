@@ -257,6 +257,11 @@ impl Storage for FilteredStore {
         self.inner.write_in_order(batch, durable)
     }
 
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+        self.enter_batch(batch);
+        self.inner.commit_staged(batch, intent, durable)
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
     }

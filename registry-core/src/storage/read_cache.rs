@@ -290,6 +290,12 @@ impl Storage for CachedStore {
         result
     }
 
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+        let result = self.inner.commit_staged(batch, intent, durable);
+        self.forget(batch);
+        result
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
     }

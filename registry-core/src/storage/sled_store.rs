@@ -149,6 +149,27 @@ impl Storage for SledStore {
         Ok(())
     }
 
+    /// sled recovers a prefix of the writes in the order they were made (its log is
+    /// replayed up to the first write that did not reach the disk), so after a crash
+    /// the intent is there whenever any of the batch is, and gone only once all of it
+    /// is. Plain inserts take none of the process-wide lock an atomic batch holds for
+    /// its whole application, so readers and the next batch's build go on meanwhile.
+    fn commit_staged(
+        &self,
+        batch: &std::sync::Arc<WriteBatch>,
+        intent: &[u8],
+        durable: bool,
+    ) -> Result<(), StorageError> {
+        let (tree, key) = super::INTENT_KEY;
+        self.tree.insert(tagged(tree, key), intent).map_err(engine)?;
+        self.write_in_order(batch, false)?;
+        self.tree.remove(tagged(tree, key)).map_err(engine)?;
+        if durable {
+            self.db.flush().map_err(engine)?;
+        }
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StorageError> {
         self.db.flush().map(|_| ()).map_err(engine)
     }

@@ -1,0 +1,352 @@
+//! The batch being written, shown to readers whole: [`StagedStore`] wraps the
+//! registry's store, and while [`Storage::commit_staged`] writes a batch key by key
+//! beneath it, every read answers as if the whole batch were already there (the
+//! batch's own writes from memory, every other key from the store).
+//!
+//! Why a reader never sees half a batch: the batch is staged before its first write
+//! reaches the store and unstaged after its last. A read of one of its keys is
+//! answered from the staged batch; a read of any other key finds the same value
+//! before, during and after the batch. So each read answers as the store stands
+//! between two batches, and a later read never as an earlier state than a read
+//! before it (what an atomic batch gave readers, without stopping them).
+//!
+//! A staged commit that fails part-way leaves part of its batch in the store: every
+//! later write is refused, so that nothing is built on it, until the registry is
+//! restarted and the opening undoes it from the intent.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+
+/// A store with the batch being committed shown whole.
+pub struct StagedStore {
+    inner: Arc<dyn Storage>,
+    staged: RwLock<Option<Arc<WriteBatch>>>,
+    /// Set when a staged commit failed part-way: the store needs the opening's undo.
+    broken: AtomicBool,
+}
+
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+fn broken() -> StorageError {
+    StorageError::Engine("an earlier commit failed part-way; restart the registry to undo it".into())
+}
+
+impl StagedStore {
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
+        Self { inner, staged: RwLock::new(None), broken: AtomicBool::new(false) }
+    }
+
+    /// The staged batch, if one is being written.
+    fn staged(&self) -> Option<Arc<WriteBatch>> {
+        self.staged.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn stage(&self, batch: Option<Arc<WriteBatch>>) {
+        *self.staged.write().unwrap_or_else(|e| e.into_inner()) = batch;
+    }
+
+    fn check_whole(&self) -> Result<(), StorageError> {
+        if self.broken.load(Ordering::Acquire) { Err(broken()) } else { Ok(()) }
+    }
+}
+
+/// The stored entries of `chunk` with `writes` in `range` applied over them.
+fn overlay<'w>(
+    chunk: Vec<KeyValue>,
+    writes: impl Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)>,
+) -> Vec<KeyValue> {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = chunk.into_iter().collect();
+    for (key, value) in writes {
+        match value {
+            Some(value) => merged.insert(key.clone(), value.clone()),
+            None => merged.remove(key),
+        };
+    }
+    merged.into_iter().collect()
+}
+
+/// The smallest key after `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    [key, &[0]].concat()
+}
+
+impl StagedStore {
+    fn range_from_over(
+        &self,
+        writes: &Writes,
+        tree: Tree,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let mut out = Vec::new();
+        let mut cursor = from.to_vec();
+        while out.len() < limit {
+            let chunk = self.inner.range_from(tree, &cursor, limit)?;
+            // The keys this chunk speaks for: from the cursor to its last key, or to
+            // the end of the tree if it ran out.
+            let upper = (chunk.len() >= limit).then(|| chunk.last().map(|(k, _)| k.clone())).flatten();
+            let covered = writes.range(cursor.clone()..).take_while(|(k, _)| upper.as_ref().is_none_or(|u| *k <= u));
+            out.extend(overlay(chunk, covered));
+            match upper {
+                Some(upper) => cursor = successor(&upper),
+                None => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn range_back_over(
+        &self,
+        writes: &Writes,
+        tree: Tree,
+        low: &[u8],
+        before: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let mut out = Vec::new();
+        let mut high = before.to_vec();
+        while out.len() < limit && low < high.as_slice() {
+            let chunk = self.inner.range_back(tree, low, &high, limit)?;
+            // The keys this chunk speaks for: from its smallest key (or `low`, if it
+            // ran out) up to `high`.
+            let full = chunk.len() >= limit;
+            let lower = match chunk.last() {
+                Some((k, _)) if full => k.clone(),
+                _ => low.to_vec(),
+            };
+            let covered = writes.range(lower.clone()..high.clone());
+            out.extend(overlay(chunk, covered).into_iter().rev());
+            if !full {
+                break;
+            }
+            high = lower;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+impl Storage for StagedStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(batch) = self.staged()
+            && let Some(value) = batch.writes.get(&tree).and_then(|w| w.get(key))
+        {
+            return Ok(value.clone());
+        }
+        self.inner.get(tree, key)
+    }
+
+    /// The staged value opened, or the inner store's checked read (through its cache).
+    fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, super::view::ReadError> {
+        if let Some(batch) = self.staged()
+            && let Some(value) = batch.writes.get(&tree).and_then(|w| w.get(key))
+        {
+            return match value {
+                Some(stored) => Ok(Some(super::view::open_value(tree, key, stored)?)),
+                None => Ok(None),
+            };
+        }
+        self.inner.get_checked(tree, key)
+    }
+
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        let chunk = self.inner.scan_prefix(tree, prefix)?;
+        match self.staged() {
+            Some(batch) => match batch.writes.get(&tree) {
+                Some(writes) => {
+                    let covered = writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix));
+                    Ok(overlay(chunk, covered))
+                }
+                None => Ok(chunk),
+            },
+            None => Ok(chunk),
+        }
+    }
+
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        match self.staged() {
+            Some(batch) if batch.writes.contains_key(&tree) => {
+                self.range_from_over(&batch.writes[&tree], tree, from, limit)
+            }
+            _ => self.inner.range_from(tree, from, limit),
+        }
+    }
+
+    fn range_back(&self, tree: Tree, low: &[u8], before: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        match self.staged() {
+            Some(batch) if batch.writes.contains_key(&tree) => {
+                self.range_back_over(&batch.writes[&tree], tree, low, before, limit)
+            }
+            _ => self.inner.range_back(tree, low, before, limit),
+        }
+    }
+
+    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
+        let batch = self.staged();
+        let Some(writes) = batch.as_ref().and_then(|b| b.writes.get(&tree)) else {
+            return self.inner.last(tree);
+        };
+        let staged_last = writes.iter().rev().find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        // The store's greatest key that the batch does not remove.
+        let mut stored_last = self.inner.last(tree)?;
+        while let Some((key, _)) = &stored_last
+            && matches!(writes.get(key), Some(None))
+        {
+            stored_last = self.inner.range_back(tree, &[], key, 1)?.pop();
+        }
+        Ok(match (staged_last, stored_last) {
+            (Some(staged), Some(stored)) if stored.0 > staged.0 => Some(stored),
+            (Some(staged), _) => Some(staged),
+            (None, stored) => stored,
+        })
+    }
+
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.check_whole()?;
+        self.inner.commit(batch, durable)
+    }
+
+    fn commit_owned(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.check_whole()?;
+        self.inner.commit_owned(batch, durable)
+    }
+
+    fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.check_whole()?;
+        self.inner.write_in_order(batch, durable)
+    }
+
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+        self.check_whole()?;
+        self.stage(Some(Arc::clone(batch)));
+        let result = self.inner.commit_staged(batch, intent, durable);
+        if result.is_err() {
+            self.broken.store(true, Ordering::Release);
+        }
+        self.stage(None);
+        result
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+    use proptest::prelude::*;
+
+    const TREE: Tree = Tree::Persons;
+
+    /// Keys from a small alphabet, so that the batch and the store overlap often.
+    fn key() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(0u8..4, 0..4)
+    }
+
+    fn writes() -> impl Strategy<Value = Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        let value = proptest::collection::vec(any::<u8>(), 1..3).prop_map(|v| crate::storage::checksum::seal(&v));
+        proptest::collection::vec((key(), proptest::option::of(value)), 0..24)
+    }
+
+    fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.put(TREE, key.clone(), value.clone()),
+                None => batch.remove(TREE, key.clone()),
+            }
+        }
+        batch
+    }
+
+    /// Every read of `store` and of `model` agrees.
+    fn reads_agree(store: &dyn Storage, model: &dyn Storage, probes: &[Vec<u8>]) -> Result<(), TestCaseError> {
+        prop_assert_eq!(store.last(TREE)?, model.last(TREE)?);
+        for probe in probes {
+            prop_assert_eq!(store.get(TREE, probe)?, model.get(TREE, probe)?);
+            prop_assert_eq!(store.get_checked(TREE, probe)?, model.get_checked(TREE, probe)?);
+            prop_assert_eq!(store.scan_prefix(TREE, probe)?, model.scan_prefix(TREE, probe)?);
+            for limit in [0, 1, 2, 5, 64] {
+                prop_assert_eq!(store.range_from(TREE, probe, limit)?, model.range_from(TREE, probe, limit)?);
+                for low in [&[][..], &[1], &[2, 0]] {
+                    prop_assert_eq!(
+                        store.range_back(TREE, low, probe, limit)?,
+                        model.range_back(TREE, low, probe, limit)?
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// While a batch is written key by key beneath it, at every point of the
+        /// writing, the staged store reads as the store with the whole batch applied.
+        #[test]
+        fn readers_see_the_staged_batch_whole_at_every_point_of_its_writing(
+            stored in writes(),
+            staged in writes(),
+            written in 0usize..30,
+            probes in proptest::collection::vec(key(), 1..6),
+        ) {
+            let inner = Arc::new(MemoryStore::new());
+            inner.commit(&batch_of(&stored), false)?;
+            let model = MemoryStore::new();
+            model.commit(&batch_of(&stored), false)?;
+            let batch = Arc::new(batch_of(&staged));
+            model.commit(&batch, false)?;
+            // Part of the batch has reached the store, in key order.
+            let mut part = WriteBatch::default();
+            for (key, value) in batch.writes.get(&TREE).into_iter().flatten().take(written) {
+                match value {
+                    Some(value) => part.put(TREE, key.clone(), value.clone()),
+                    None => part.remove(TREE, key.clone()),
+                }
+            }
+            inner.commit(&part, false)?;
+            let store = StagedStore::new(inner.clone());
+            store.stage(Some(Arc::clone(&batch)));
+            reads_agree(&store, &model, &probes)?;
+            // Once the batch is written whole and unstaged, the store itself agrees.
+            inner.commit(&batch, false)?;
+            store.stage(None);
+            reads_agree(&store, &model, &probes)?;
+        }
+    }
+
+    /// An engine whose staged commit fails half-way.
+    struct FailsHalfWay(MemoryStore);
+
+    impl Storage for FailsHalfWay {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(tree, key)
+        }
+        crate::forward_scans!(0);
+        fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+            self.0.commit(batch, durable)
+        }
+        fn commit_staged(&self, _: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+            Err(StorageError::Engine("disk full".into()))
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_staged_commit_fails_every_write_is_refused_and_the_batch_is_not_shown() {
+        let store = StagedStore::new(Arc::new(FailsHalfWay(MemoryStore::new())));
+        let batch = Arc::new(batch_of(&[(vec![1], Some(vec![9]))]));
+        assert!(store.commit_staged(&batch, b"intent", true).is_err());
+        assert_eq!(store.get(TREE, &[1]).unwrap(), None);
+        let refused = store.commit(&batch, true).unwrap_err();
+        assert!(refused.to_string().contains("restart the registry"), "{refused}");
+        assert!(store.commit_staged(&batch, b"intent", true).is_err());
+    }
+}
