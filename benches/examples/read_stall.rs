@@ -1,7 +1,9 @@
 //! Resolve latency while the writer commits, by batch size. sled 0.34's `apply_batch`
-//! takes a process-wide write lock that every read then waits on, so the largest
-//! batch bounds the worst read stall. Percentiles need every sample, which criterion
-//! does not report, hence this harness:
+//! takes a process-wide write lock that every read then waits on, so while the writer
+//! used it the largest batch bounded the worst read stall; staged commits (plain
+//! inserts behind `StagedStore`) were made to remove that stall, and this shows
+//! whether they did. Percentiles need every sample, which criterion does not report,
+//! hence this harness:
 //!
 //! `cargo run --release -p huduma-benches --example read_stall`
 

@@ -22,6 +22,7 @@ use registry_core::storage::Storage;
 use registry_core::storage::presence_filter::FilteredStore;
 use registry_core::storage::read_cache::{CachedStore, DEFAULT_READ_CACHE_BYTES};
 use registry_core::storage::sled_store::SledStore;
+use registry_core::storage::staged::StagedStore;
 use registry_core::writer::Writer;
 use registry_core::{HudumaNumber, IssuanceFilters};
 
@@ -59,7 +60,8 @@ pub fn link(run: &str, i: u64, number: HudumaNumber) -> Submission {
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub sled: Arc<SledStore>,
-    /// The store as the registry opens it: the presence filter, the read cache, sled.
+    /// The store as the registry opens it: the staged batch, the presence filter, the
+    /// read cache, sled.
     pub store: Arc<dyn Storage>,
     /// The presence filter in `store`, if it has one.
     pub filter: Option<Arc<FilteredStore>>,
@@ -81,10 +83,11 @@ pub fn fixture_with(presence_filter: bool) -> Fixture {
         filtered.wait_ready();
         Arc::new(filtered)
     });
-    let store: Arc<dyn Storage> = match &filter {
+    let beneath: Arc<dyn Storage> = match &filter {
         Some(filter) => filter.clone(),
         None => cached,
     };
+    let store: Arc<dyn Storage> = Arc::new(StagedStore::new(beneath));
     let secrets = Arc::new(secrets());
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
     let writer = Writer::open(Arc::clone(&store), secrets, issuer, key(), "bench.huduma.example/log").expect("writer");

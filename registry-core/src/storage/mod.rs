@@ -199,7 +199,9 @@ pub enum StorageError {
 /// What the registry needs of a storage engine, and nothing more.
 ///
 /// Reads never block on the writer. `commit` is atomic across trees and, when
-/// `durable`, returns only once the batch is on stable storage.
+/// `durable`, returns only once the batch is on stable storage; `commit_staged` is
+/// all-or-nothing only together with [`staged::StagedStore`] (for readers) and the
+/// undo at the next opening (after a crash).
 pub trait Storage: Send + Sync {
     /// The value as stored: its bytes and their checksum (see [`checksum`]).
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
