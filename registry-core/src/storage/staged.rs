@@ -10,9 +10,11 @@
 //! between two batches, and a later read never as an earlier state than a read
 //! before it (what an atomic batch gave readers, without stopping them).
 //!
-//! A staged commit that fails part-way leaves part of its batch in the store: every
-//! later write is refused, so that nothing is built on it, until the registry is
-//! restarted and the opening undoes it from the intent.
+//! A staged commit that fails part-way leaves part of its batch in the store. The
+//! batch stays staged, so readers go on seeing it whole rather than torn (a state an
+//! atomic batch that reached the store would also have shown), and every later write
+//! is refused, so that nothing is built on it, until the registry is restarted and the
+//! opening undoes it from the intent.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -224,10 +226,11 @@ impl Storage for StagedStore {
         self.check_whole()?;
         self.stage(Some(Arc::clone(batch)));
         let result = self.inner.commit_staged(batch, intent, durable);
-        if result.is_err() {
-            self.broken.store(true, Ordering::Release);
+        match result {
+            Ok(()) => self.stage(None),
+            // Kept staged: beneath it the store holds an unknown part of the batch.
+            Err(_) => self.broken.store(true, Ordering::Release),
         }
-        self.stage(None);
         result
     }
 
@@ -331,7 +334,15 @@ mod tests {
         fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
             self.0.commit(batch, durable)
         }
-        fn commit_staged(&self, _: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+        /// Writes the first of the batch's entries, then fails.
+        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+            let mut half = WriteBatch::default();
+            if let Some((tree, key, Some(value))) =
+                batch.writes.iter().flat_map(|(t, w)| w.iter().map(move |(k, v)| (*t, k, v))).next()
+            {
+                half.put(tree, key.clone(), value.clone());
+            }
+            self.0.commit(&half, false)?;
             Err(StorageError::Engine("disk full".into()))
         }
         fn flush(&self) -> Result<(), StorageError> {
@@ -340,11 +351,14 @@ mod tests {
     }
 
     #[test]
-    fn after_a_staged_commit_fails_every_write_is_refused_and_the_batch_is_not_shown() {
+    fn after_a_staged_commit_fails_every_write_is_refused_and_the_batch_is_shown_whole() {
         let store = StagedStore::new(Arc::new(FailsHalfWay(MemoryStore::new())));
-        let batch = Arc::new(batch_of(&[(vec![1], Some(vec![9]))]));
+        let batch = Arc::new(batch_of(&[(vec![1], Some(vec![9])), (vec![2], Some(vec![8]))]));
         assert!(store.commit_staged(&batch, b"intent", true).is_err());
-        assert_eq!(store.get(TREE, &[1]).unwrap(), None);
+        // Half of the batch reached the store; readers see all of it.
+        assert_eq!(store.get(TREE, &[1]).unwrap(), Some(vec![9]));
+        assert_eq!(store.get(TREE, &[2]).unwrap(), Some(vec![8]));
+        assert_eq!(store.range_from(TREE, &[], 10).unwrap(), vec![(vec![1], vec![9]), (vec![2], vec![8])]);
         let refused = store.commit(&batch, true).unwrap_err();
         assert!(refused.to_string().contains("restart the registry"), "{refused}");
         assert!(store.commit_staged(&batch, b"intent", true).is_err());
