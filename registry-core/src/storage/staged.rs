@@ -6,9 +6,11 @@
 //! Why a reader never sees half a batch: the batch is staged before its first write
 //! reaches the store and unstaged after its last. A read of one of its keys is
 //! answered from the staged batch; a read of any other key finds the same value
-//! before, during and after the batch. So each read answers as the store stands
-//! between two batches, and a later read never as an earlier state than a read
-//! before it (what an atomic batch gave readers, without stopping them).
+//! before, during and after the batch. A read of several keys (a scan, `last`) holds
+//! the staged slot for its whole length, so that no batch is staged or unstaged in the
+//! middle of it. So each read answers as the store stands between two batches, and a
+//! later read never as an earlier state than a read before it (what an atomic batch
+//! gave readers, without stopping them).
 //!
 //! A staged commit that fails part-way leaves part of its batch in the store. The
 //! batch stays staged, so readers go on seeing it whole rather than torn (a state an
@@ -41,9 +43,12 @@ impl StagedStore {
         Self { inner, staged: RwLock::new(None), broken: AtomicBool::new(false) }
     }
 
-    /// The staged batch, if one is being written.
-    fn staged(&self) -> Option<Arc<WriteBatch>> {
-        self.staged.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// `read` with the staged batch's writes in `tree` (`None`: no batch is staged, or
+    /// it writes nothing there), the slot held throughout: the committer stages and
+    /// unstages between reads, never during one.
+    fn over_staged<R>(&self, tree: Tree, read: impl FnOnce(Option<&Writes>) -> R) -> R {
+        let staged = self.staged.read().unwrap_or_else(|e| e.into_inner());
+        read(staged.as_ref().and_then(|batch| batch.writes.get(&tree)))
     }
 
     fn stage(&self, batch: Option<Arc<WriteBatch>>) {
@@ -55,7 +60,8 @@ impl StagedStore {
     }
 }
 
-/// The stored entries of `chunk` with `writes` in `range` applied over them.
+/// The stored entries of `chunk` with `writes` (those in the range `chunk` covers)
+/// applied over them.
 fn overlay<'w>(
     chunk: Vec<KeyValue>,
     writes: impl Iterator<Item = (&'w Vec<u8>, &'w Option<Vec<u8>>)>,
@@ -130,68 +136,8 @@ impl StagedStore {
         out.truncate(limit);
         Ok(out)
     }
-}
-
-impl Storage for StagedStore {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(batch) = self.staged()
-            && let Some(value) = batch.writes.get(&tree).and_then(|w| w.get(key))
-        {
-            return Ok(value.clone());
-        }
-        self.inner.get(tree, key)
-    }
-
-    /// The staged value opened, or the inner store's checked read (through its cache).
-    fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, super::view::ReadError> {
-        if let Some(batch) = self.staged()
-            && let Some(value) = batch.writes.get(&tree).and_then(|w| w.get(key))
-        {
-            return match value {
-                Some(stored) => Ok(Some(super::view::open_value(tree, key, stored)?)),
-                None => Ok(None),
-            };
-        }
-        self.inner.get_checked(tree, key)
-    }
-
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        let chunk = self.inner.scan_prefix(tree, prefix)?;
-        match self.staged() {
-            Some(batch) => match batch.writes.get(&tree) {
-                Some(writes) => {
-                    let covered = writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix));
-                    Ok(overlay(chunk, covered))
-                }
-                None => Ok(chunk),
-            },
-            None => Ok(chunk),
-        }
-    }
-
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        match self.staged() {
-            Some(batch) if batch.writes.contains_key(&tree) => {
-                self.range_from_over(&batch.writes[&tree], tree, from, limit)
-            }
-            _ => self.inner.range_from(tree, from, limit),
-        }
-    }
-
-    fn range_back(&self, tree: Tree, low: &[u8], before: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        match self.staged() {
-            Some(batch) if batch.writes.contains_key(&tree) => {
-                self.range_back_over(&batch.writes[&tree], tree, low, before, limit)
-            }
-            _ => self.inner.range_back(tree, low, before, limit),
-        }
-    }
-
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        let batch = self.staged();
-        let Some(writes) = batch.as_ref().and_then(|b| b.writes.get(&tree)) else {
-            return self.inner.last(tree);
-        };
+    /// The greatest key, `writes` applied over the store.
+    fn last_over(&self, writes: &Writes, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
         let staged_last = writes.iter().rev().find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
         // The store's greatest key that the batch does not remove.
         let mut stored_last = self.inner.last(tree)?;
@@ -206,7 +152,57 @@ impl Storage for StagedStore {
             (None, stored) => stored,
         })
     }
+}
 
+impl Storage for StagedStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.over_staged(tree, |writes| match writes.and_then(|w| w.get(key)) {
+            Some(value) => Ok(value.clone()),
+            None => self.inner.get(tree, key),
+        })
+    }
+
+    /// The staged value opened, or the inner store's checked read (through its cache).
+    fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, super::view::ReadError> {
+        self.over_staged(tree, |writes| match writes.and_then(|w| w.get(key)) {
+            Some(Some(stored)) => Ok(Some(super::view::open_value(tree, key, stored)?)),
+            Some(None) => Ok(None),
+            None => self.inner.get_checked(tree, key),
+        })
+    }
+
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+        self.over_staged(tree, |writes| {
+            let chunk = self.inner.scan_prefix(tree, prefix)?;
+            Ok(match writes {
+                Some(writes) => {
+                    overlay(chunk, writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)))
+                }
+                None => chunk,
+            })
+        })
+    }
+
+    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        self.over_staged(tree, |writes| match writes {
+            Some(writes) => self.range_from_over(writes, tree, from, limit),
+            None => self.inner.range_from(tree, from, limit),
+        })
+    }
+
+    fn range_back(&self, tree: Tree, low: &[u8], before: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+        self.over_staged(tree, |writes| match writes {
+            Some(writes) => self.range_back_over(writes, tree, low, before, limit),
+            None => self.inner.range_back(tree, low, before, limit),
+        })
+    }
+
+    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
+        self.over_staged(tree, |writes| match writes {
+            Some(writes) => self.last_over(writes, tree),
+            None => self.inner.last(tree),
+        })
+    }
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         self.check_whole()?;
         self.inner.commit(batch, durable)
@@ -258,11 +254,15 @@ mod tests {
     }
 
     fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> WriteBatch {
+        batch_of_in(TREE, writes)
+    }
+
+    fn batch_of_in(tree: Tree, writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> WriteBatch {
         let mut batch = WriteBatch::default();
         for (key, value) in writes {
             match value {
-                Some(value) => batch.put(TREE, key.clone(), value.clone()),
-                None => batch.remove(TREE, key.clone()),
+                Some(value) => batch.put(tree, key.clone(), value.clone()),
+                None => batch.remove(tree, key.clone()),
             }
         }
         batch
@@ -305,14 +305,9 @@ mod tests {
             let batch = Arc::new(batch_of(&staged));
             model.commit(&batch, false)?;
             // Part of the batch has reached the store, in key order.
-            let mut part = WriteBatch::default();
-            for (key, value) in batch.writes.get(&TREE).into_iter().flatten().take(written) {
-                match value {
-                    Some(value) => part.put(TREE, key.clone(), value.clone()),
-                    None => part.remove(TREE, key.clone()),
-                }
-            }
-            inner.commit(&part, false)?;
+            let part: Vec<_> =
+                batch.writes.get(&TREE).into_iter().flatten().take(written).map(|(k, v)| (k.clone(), v.clone())).collect();
+            inner.commit(&batch_of(&part), false)?;
             let store = StagedStore::new(inner.clone());
             store.stage(Some(Arc::clone(&batch)));
             reads_agree(&store, &model, &probes)?;
@@ -348,6 +343,86 @@ mod tests {
         fn flush(&self) -> Result<(), StorageError> {
             Ok(())
         }
+    }
+
+    /// An engine that, as sled does, writes a staged batch one key at a time and scans
+    /// one key at a time, letting others run between the keys.
+    struct OneByOne(MemoryStore);
+
+    impl Storage for OneByOne {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(tree, key)
+        }
+        fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
+            self.0.scan_prefix(tree, prefix)
+        }
+        fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
+            let mut out: Vec<KeyValue> = Vec::new();
+            let mut cursor = from.to_vec();
+            while out.len() < limit {
+                std::thread::yield_now();
+                let Some(next) = self.0.range_from(tree, &cursor, 1)?.pop() else { break };
+                cursor = successor(&next.0);
+                out.push(next);
+            }
+            Ok(out)
+        }
+        fn range_back(
+            &self,
+            tree: Tree,
+            low: &[u8],
+            before: &[u8],
+            limit: usize,
+        ) -> Result<Vec<KeyValue>, StorageError> {
+            self.0.range_back(tree, low, before, limit)
+        }
+        fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
+            self.0.last(tree)
+        }
+        fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+            self.0.commit(batch, durable)
+        }
+        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+            for (tree, writes) in &batch.writes {
+                for (key, value) in writes {
+                    let one = batch_of_in(*tree, &[(key.clone(), value.clone())]);
+                    self.0.commit(&one, false)?;
+                    std::thread::yield_now();
+                }
+            }
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    /// Scans running while batches are written key by key beneath them: every scan
+    /// finds all the keys from one batch, none torn between two.
+    #[test]
+    fn a_scan_racing_the_writing_of_batches_sees_one_batch_whole() {
+        const KEYS: u8 = 8;
+        const BATCHES: u32 = 1_000;
+        let store = Arc::new(StagedStore::new(Arc::new(OneByOne(MemoryStore::new()))));
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                for n in 0..BATCHES {
+                    let writes: Vec<_> = (0..KEYS).map(|k| (vec![k], Some(n.to_be_bytes().to_vec()))).collect();
+                    store.commit_staged(&Arc::new(batch_of(&writes)), b"intent", false).unwrap();
+                }
+                done.store(true, Ordering::Release);
+            });
+            let mut scans = 0u32;
+            while !done.load(Ordering::Acquire) {
+                let seen = store.range_from(TREE, &[], 64).unwrap();
+                let from: std::collections::BTreeSet<_> = seen.iter().map(|(_, v)| v.clone()).collect();
+                assert!(from.len() <= 1, "scan {scans} saw a torn batch: {seen:?}");
+                assert!(seen.is_empty() || seen.len() == usize::from(KEYS), "scan {scans}: {seen:?}");
+                scans += 1;
+            }
+            writer.join().unwrap();
+        });
     }
 
     #[test]
