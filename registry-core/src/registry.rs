@@ -184,7 +184,8 @@ impl Registry {
                 first = intent.first_seq,
                 "the last batch's commit was cut short (a crash): undoing it and rebuilding the projections"
             );
-            replay::rebuild(&*store, &secrets, &mut |_| ())?;
+            let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
+            replay::rebuild(&*store, &secrets, &mut logged_progress("rebuilding the projections", size))?;
         }
         let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
         if size > 0 {
@@ -196,13 +197,19 @@ impl Registry {
                 }
                 Some(applied) if applied + 1 < size => {
                     tracing::warn!(applied, size, "projections behind the log; folding the tail");
-                    replay::fold_log(&*store, &*store, &secrets, applied + 1, &mut |_| ())?;
+                    replay::fold_log(
+                        &*store,
+                        &*store,
+                        &secrets,
+                        applied + 1,
+                        &mut logged_progress("folding the log's tail", size),
+                    )?;
                     store.flush()?;
                 }
                 None => {
                     // Empty projections, or a rebuild that was interrupted: rebuild.
                     tracing::warn!("projections not marked as applied; rebuilding them from the log");
-                    replay::rebuild(&*store, &secrets, &mut |_| ())?;
+                    replay::rebuild(&*store, &secrets, &mut logged_progress("rebuilding the projections", size))?;
                 }
                 Some(_) => {}
             }
@@ -318,6 +325,28 @@ fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
 
 /// Re-verifies the last `count` records' chain and signatures. The chain from the
 /// start is `verify`'s job; this catches a torn or altered tail before serving.
+/// How often the work done while opening is logged.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A progress callback for the work `Registry::open` does before it serves (a rebuild
+/// or a fold of the log's tail: minutes at national scale), logging how far it has got
+/// at most every [`PROGRESS_EVERY`], so an operator watching the log sees it move.
+fn logged_progress(what: &'static str, size: u64) -> impl FnMut(u64) {
+    let began = std::time::Instant::now();
+    let mut last = began;
+    let mut finished = false;
+    move |done| {
+        let now = std::time::Instant::now();
+        let at_end = done >= size && !finished;
+        if now.duration_since(last) >= PROGRESS_EVERY || at_end {
+            last = now;
+            finished |= at_end;
+            let seconds = now.duration_since(began).as_secs_f64();
+            tracing::info!(done, size, seconds = format!("{seconds:.1}"), "{what} before opening");
+        }
+    }
+}
+
 fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenError> {
     let from = size.saturating_sub(count.max(1));
     let view = View::new(store);
