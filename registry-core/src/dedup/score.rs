@@ -301,11 +301,27 @@ pub fn best_without_dob(a: &Profile) -> f32 {
     2.0 * (weight::NAME_EXACT + adjustment) + weight::OTHER_SHARED + weight::SEX_SAME + weight::PLACE_SAME
 }
 
-/// The score of `a` against `b` (see the module's table). Symmetric enough for
-/// ranking; not a probability.
-pub fn score(a: &Profile, b: &Profile) -> f32 {
-    let mut total = names_weight(a, b);
-    total += match (a.others.is_empty(), b.others.is_empty()) {
+/// The weight each field contributes to a score (see the module's table): `score` is
+/// their sum. Kept apart so that a study of the weights can see which fields agreed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parts {
+    /// The given and family names, with their frequency adjustments.
+    pub names: f32,
+    pub others: f32,
+    pub dob: f32,
+    pub sex: f32,
+    pub place: f32,
+}
+
+impl Parts {
+    pub fn total(&self) -> f32 {
+        self.names + self.others + self.dob + self.sex + self.place
+    }
+}
+
+/// The weight of each field of `a` against `b`.
+pub fn parts(a: &Profile, b: &Profile) -> Parts {
+    let others = match (a.others.is_empty(), b.others.is_empty()) {
         (false, false) => {
             let shared = level(&a.others, b.all()).max(level(&b.others, a.all()));
             if shared > Level::Different { weight::OTHER_SHARED } else { weight::OTHER_DIFFERENT }
@@ -313,14 +329,23 @@ pub fn score(a: &Profile, b: &Profile) -> f32 {
         (true, true) => 0.0,
         _ => weight::OTHER_ONE_SIDED,
     };
-    total += dob_weight(a.dob, b.dob);
-    total += if a.sex == b.sex { weight::SEX_SAME } else { weight::SEX_DIFFERENT };
-    total += if !a.place.text.is_empty() && word_level(&a.place, &b.place) > Level::Different {
-        weight::PLACE_SAME
-    } else {
-        weight::PLACE_DIFFERENT
-    };
-    total
+    Parts {
+        names: names_weight(a, b),
+        others,
+        dob: dob_weight(a.dob, b.dob),
+        sex: if a.sex == b.sex { weight::SEX_SAME } else { weight::SEX_DIFFERENT },
+        place: if !a.place.text.is_empty() && word_level(&a.place, &b.place) > Level::Different {
+            weight::PLACE_SAME
+        } else {
+            weight::PLACE_DIFFERENT
+        },
+    }
+}
+
+/// The score of `a` against `b` (see the module's table): the sum of its [`Parts`].
+/// Symmetric enough for ranking; not a probability.
+pub fn score(a: &Profile, b: &Profile) -> f32 {
+    parts(a, b).total()
 }
 
 /// The blocking keys a person is stored under (before keyed hashing): every pair of
