@@ -1,0 +1,143 @@
+//! The sequencer under sustained load: `submitters` tasks each submitting registrations
+//! one after another, through `Registry::submit` (group commit, pipelined committer,
+//! staged commits), with batches of at most `max_batch`; prints the rate and the CPU the
+//! process used per registration (both cores' worth: a rate far below what the CPU
+//! per registration allows means the pipeline waits), and of it the sequencer thread's
+//! (the build) and the committer's (sled inserts and flushes).
+//!
+//! `cargo run --release -p huduma-benches --example sequencer_load -- [submitters] [max_batch] [registrations]`
+//! `[window]` (defaults 1,024, 256, 40,960 and all of them: the rate is printed per
+//! window of that many registrations, as the store grows). `CACHE_MB` sets sled's page
+//! cache (default 512), `NO_SEARCH=1` turns the duplicate search off.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use huduma_benches::{key, registration, secrets};
+use registry_core::registry::{Registry, RegistryOptions};
+
+/// User and system CPU time in seconds of a `/proc` stat file.
+fn stat_seconds(path: &std::path::Path) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of the whole process, of the sequencer thread (the build) and of the
+/// committer thread (sled inserts and flushes).
+fn cpu_seconds() -> [f64; 3] {
+    let mut out = [stat_seconds(std::path::Path::new("/proc/self/stat")), 0.0, 0.0];
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let slot = if name.starts_with("huduma-sequen") {
+            1
+        } else if name.starts_with("huduma-commit") {
+            2
+        } else {
+            continue;
+        };
+        out[slot] += stat_seconds(&task.path().join("stat"));
+    }
+    out
+}
+
+/// The floors, measured in the same run: raw Ed25519 signing of 330 bytes (per
+/// second, one core) and raw sled inserts of 330-byte values, 1,024 a batch, each
+/// batch flushed (per second).
+fn floors() -> anyhow::Result<(f64, f64)> {
+    let k = key();
+    let message = vec![3u8; 330];
+    let began = std::time::Instant::now();
+    let signatures = 20_000;
+    for _ in 0..signatures {
+        std::hint::black_box(k.sign(std::hint::black_box(&message)));
+    }
+    let signing = signatures as f64 / began.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir()?;
+    let db = sled::open(dir.path())?;
+    let tree = db.open_tree("raw")?;
+    let began = std::time::Instant::now();
+    let batches = 40u64;
+    for b in 0..batches {
+        let mut batch = sled::Batch::default();
+        for i in 0..1024u64 {
+            batch.insert(&(b * 1024 + i).to_be_bytes(), message.clone());
+        }
+        tree.apply_batch(batch)?;
+        db.flush()?;
+    }
+    let sled_rate = (batches * 1024) as f64 / began.elapsed().as_secs_f64();
+    Ok((signing, sled_rate))
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let submitters: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
+    let max_batch: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(256);
+    let total: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(40_960);
+    let dir = tempfile::tempdir()?;
+    let mut options = RegistryOptions { max_batch, ..RegistryOptions::default() };
+    if let Some(mb) = std::env::var("CACHE_MB").ok().and_then(|v| v.parse::<u64>().ok()) {
+        options.cache_bytes = mb << 20;
+    }
+    if std::env::var_os("NO_SEARCH").is_some() {
+        options.duplicate_threshold = None;
+    }
+    let registry = Arc::new(Registry::open_dir(dir.path(), secrets(), key(), options)?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (signing, sled_rate) = floors()?;
+    println!("floors before: ed25519 signing {signing:.0}/s, sled insert+flush (batch 1,024) {sled_rate:.0}/s");
+    // A warm-up of one batch's worth, then the measured run.
+    // Persons of their own each (the same index is the same person, refused as a duplicate).
+    let window = args.next().map(|a| a.parse()).transpose()?.unwrap_or(total);
+    let mut runs = vec![("warm", 1u64 << 40, max_batch as u64 * 4, false)];
+    runs.extend((0..total.div_ceil(window)).map(|w| ("load", w * window, window.min(total - w * window), true)));
+    for (tag, first, count, measured) in runs {
+        let (cpu, began) = (cpu_seconds(), std::time::Instant::now());
+        runtime.block_on(async {
+            let next = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..submitters {
+                let (registry, next) = (registry.clone(), next.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return Ok::<_, anyhow::Error>(());
+                        }
+                        registry.submit(registration(tag, first + i)).await?;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await??;
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        if !measured {
+            continue;
+        }
+        {
+            let seconds = began.elapsed().as_secs_f64();
+            let now = cpu_seconds();
+            let per = |i: usize| (now[i] - cpu[i]) * 1e6 / count as f64;
+            println!(
+                "{submitters} submitters, max_batch {max_batch}, persons {first}..{}: {:.0} registrations/s ({:.3} x signing); CPU {:.0} us per registration ({:.2} cores busy): build {:.0}, commit {:.0}",
+                first + count,
+                count as f64 / seconds,
+                count as f64 / seconds / signing,
+                per(0),
+                (now[0] - cpu[0]) / seconds,
+                per(1),
+                per(2)
+            );
+        }
+    }
+    drop(registry);
+    let (signing, sled_rate) = floors()?;
+    println!("floors after: ed25519 signing {signing:.0}/s, sled insert+flush (batch 1,024) {sled_rate:.0}/s");
+    Ok(())
+}
