@@ -1,20 +1,26 @@
 //! The intent a batch of the writer's is committed behind ([`Storage::commit_staged`]):
 //! what the next opening of the store needs to undo the batch if a crash cut its
-//! writing short. The writer derives it from the batch it built ([`CommitIntent::of`]);
-//! `replay::rebuild` undoes it ([`CommitIntent::undo`]) before refolding the
-//! projections, which the batch may have changed in part.
+//! writing short. It is derived from the batch just before the batch is written
+//! ([`CommitIntent::of`], on the committing thread), and the opening undoes it
+//! ([`CommitIntent::undo`]).
 //!
-//! The projections need no record of what they held before: rebuild derives them from
-//! the log again. What a rebuild cannot derive is kept here: where the batch's records
-//! begin (every record from there on is the batch's, none acknowledged), and the value
-//! each of the batch's other keys outside the projections (request index, keyring) held
-//! before it.
+//! The undo is exact: where the batch's records begin (every record from there on is
+//! the batch's, none acknowledged), and the value each of the batch's other keys held
+//! before it, projections included, so that undoing it leaves the store as it was and
+//! the projections need no rebuild (at national scale a rebuild is minutes and tens
+//! of GiB of memory). Keys the batch creates by construction (its persons' entries and
+//! keyring entries, request entries it found absent) are recorded as absent without a
+//! read; every other key is read as it stands before the batch.
+//!
+//! An intent stored by an earlier version under [`LEGACY_INTENT_KEY`] holds the values
+//! of the request index and the keyring only: undoing it leaves the projections to a
+//! rebuild, as that version did ([`CommitIntent::exact`] is false).
 
 use serde::{Deserialize, Serialize};
 
 use crate::projection::state::{self, meta};
 use crate::storage::view::{ReadError, get_checked};
-use crate::storage::{INTENT_KEY, Storage, StorageError, Tree, WriteBatch, checksum};
+use crate::storage::{INTENT_KEY, LEGACY_INTENT_KEY, Storage, StorageError, Tree, WriteBatch, checksum};
 use crate::writer::seq_key;
 
 /// A batch's intent, as stored under [`INTENT_KEY`] while the batch is written.
@@ -22,9 +28,15 @@ use crate::writer::seq_key;
 pub struct CommitIntent {
     /// The batch's first record.
     pub first_seq: u64,
-    /// Each key the batch writes outside the log and the projections, with what was
-    /// stored under it before the batch (`None`: nothing).
+    /// Each key the batch writes outside the log, with what was stored under it
+    /// before the batch (`None`: nothing).
     pub before: Vec<Before>,
+    /// Whether `before` holds every key the batch writes (projections included), so
+    /// that the undo leaves the store as it was; false for an intent stored by an
+    /// earlier version, which left the projections to a rebuild. Not stored: it
+    /// follows from the key the intent is read from.
+    #[serde(skip)]
+    pub exact: bool,
 }
 
 /// A key the batch writes, and its stored value before the batch.
@@ -38,18 +50,14 @@ pub struct Before {
     pub stored: Option<serde_bytes::ByteBuf>,
 }
 
-fn rebuilt(tree: Tree) -> bool {
-    tree == Tree::Log || Tree::PROJECTIONS.contains(&tree)
-}
-
 impl CommitIntent {
     /// The intent of `batch`, which appends records from `first_seq` on, over `store`
     /// with `parent` (a batch not yet committed) beneath it.
     ///
-    /// A keyring entry of a person registered in the batch (person ids are their
-    /// registration's sequence number) is new by construction, and a request entry is
-    /// written only where the writer found none: neither is read. Anything else outside
-    /// the projections is read as it stood before.
+    /// A person's entry or keyring entry of a person registered in the batch (person
+    /// ids are their registration's sequence number) is new by construction, and a
+    /// request entry is written only where the writer found none: none of those is
+    /// read. Every other key is read as it stood before the batch.
     pub fn of(
         store: &dyn Storage,
         parent: Option<&WriteBatch>,
@@ -58,13 +66,13 @@ impl CommitIntent {
     ) -> Result<Self, StorageError> {
         let mut before = Vec::new();
         for (&tree, writes) in &batch.writes {
-            if rebuilt(tree) {
+            if tree == Tree::Log {
                 continue;
             }
             for key in writes.keys() {
                 let new_by_construction = match tree {
                     Tree::Requests => true,
-                    Tree::Keyring => {
+                    Tree::Keyring | Tree::Persons => {
                         <[u8; 8]>::try_from(key.as_slice()).is_ok_and(|id| u64::from_be_bytes(id) >= first_seq)
                     }
                     _ => false,
@@ -84,7 +92,7 @@ impl CommitIntent {
                 });
             }
         }
-        Ok(Self { first_seq, before })
+        Ok(Self { first_seq, before, exact: true })
     }
 
     /// The stored form (checksummed, as every value is).
@@ -92,19 +100,25 @@ impl CommitIntent {
         checksum::seal(&state::encode(self))
     }
 
-    /// The intent left in `store` by a batch whose writing was cut short, if any.
+    /// The intent left in `store` by a batch whose writing was cut short, if any (an
+    /// earlier version's, under [`LEGACY_INTENT_KEY`], with `exact` false).
     pub fn read(store: &dyn Storage) -> Result<Option<Self>, ReadError> {
-        let (tree, key) = INTENT_KEY;
-        match get_checked(store, tree, key)? {
-            Some(bytes) => Ok(Some(state::decode(tree, key, &bytes)?)),
-            None => Ok(None),
+        for (key, exact) in [(INTENT_KEY, true), (LEGACY_INTENT_KEY, false)] {
+            let (tree, key) = key;
+            if let Some(bytes) = get_checked(store, tree, key)? {
+                let intent: Self = state::decode(tree, key, &bytes)?;
+                return Ok(Some(Self { exact, ..intent }));
+            }
         }
+        Ok(None)
     }
 
-    /// The writes that take the store back to before the batch, outside the
-    /// projections: its records removed (the log holds `log_size`), every other key
-    /// it wrote restored, and the projections' applied markers removed, so that they
-    /// are rebuilt. The intent itself stays until the rebuild is done.
+    /// The writes that take the store back to before the batch: its records removed
+    /// (the log holds `log_size`), every other key it wrote restored, and the intent
+    /// removed. An earlier version's intent (not `exact`) restored only the request
+    /// index and the keyring: its undo removes the projections' applied markers
+    /// instead, so that they are rebuilt, and leaves the intent to go with the
+    /// rebuild's last writes.
     pub fn undo(&self, log_size: u64) -> Result<WriteBatch, ReadError> {
         let mut undo = WriteBatch::default();
         for seq in self.first_seq..log_size {
@@ -120,8 +134,12 @@ impl CommitIntent {
                 None => undo.remove(tree, before.key.clone()),
             }
         }
-        for tree in Tree::PROJECTIONS {
-            undo.remove(Tree::Meta, meta::applied(tree));
+        if self.exact {
+            undo.remove(INTENT_KEY.0, INTENT_KEY.1.to_vec());
+        } else {
+            for tree in Tree::PROJECTIONS {
+                undo.remove(Tree::Meta, meta::applied(tree));
+            }
         }
         Ok(undo)
     }
@@ -132,46 +150,89 @@ mod tests {
     use super::*;
     use crate::storage::memory::MemoryStore;
 
+    /// Every entry of every tree, as stored.
+    fn dump(store: &dyn Storage) -> Vec<(Tree, Vec<crate::storage::KeyValue>)> {
+        Tree::ALL.into_iter().map(|tree| (tree, store.scan_prefix(tree, b"").unwrap())).collect()
+    }
+
     #[test]
     fn an_intent_names_what_the_batch_overwrites_and_skips_what_it_creates() {
         let store = MemoryStore::new();
         let mut existing = WriteBatch::default();
         existing.put(Tree::Keyring, 3u64.to_be_bytes().to_vec(), checksum::seal(b"old key"));
+        existing.put(Tree::Persons, 3u64.to_be_bytes().to_vec(), checksum::seal(b"old person"));
+        existing.put(Tree::Meta, meta::applied(Tree::Persons), checksum::seal(b"9"));
         store.commit(&existing, false).unwrap();
+        let before_batch = dump(&store);
         let mut batch = WriteBatch::default();
         batch.put(Tree::Log, seq_key(10).to_vec(), checksum::seal(b"record"));
         batch.put(Tree::Numbers, b"n".to_vec(), checksum::seal(b"projection"));
+        batch.put(Tree::Persons, 3u64.to_be_bytes().to_vec(), checksum::seal(b"merged"));
+        batch.put(Tree::Persons, 10u64.to_be_bytes().to_vec(), checksum::seal(b"new person"));
         batch.put(Tree::Requests, b"r".to_vec(), checksum::seal(b"answer"));
         batch.put(Tree::Keyring, 3u64.to_be_bytes().to_vec(), checksum::seal(b"erased"));
         batch.put(Tree::Keyring, 10u64.to_be_bytes().to_vec(), checksum::seal(b"new key"));
+        batch.put(Tree::Meta, meta::applied(Tree::Persons), checksum::seal(b"10"));
         let intent = CommitIntent::of(&store, None, 10, &batch).unwrap();
+        assert!(intent.exact);
         let back = |tree: Tree, key: &[u8]| {
             intent.before.iter().find(|b| b.tree == tree as u8 && b.key == key).map(|b| b.stored.clone())
         };
-        assert_eq!(intent.before.len(), 3, "the log and the projections are rebuilt, not restored");
+        assert_eq!(intent.before.len(), 7, "every key but the log's records, projections included");
         assert_eq!(back(Tree::Keyring, &3u64.to_be_bytes()), Some(Some(checksum::seal(b"old key").into())));
         assert_eq!(back(Tree::Keyring, &10u64.to_be_bytes()), Some(None));
+        assert_eq!(back(Tree::Persons, &3u64.to_be_bytes()), Some(Some(checksum::seal(b"old person").into())));
+        assert_eq!(back(Tree::Persons, &10u64.to_be_bytes()), Some(None));
+        assert_eq!(back(Tree::Numbers, b"n"), Some(None));
         assert_eq!(back(Tree::Requests, b"r"), Some(None));
+        assert_eq!(back(Tree::Meta, &meta::applied(Tree::Persons)), Some(Some(checksum::seal(b"9").into())));
 
-        // Stored, read back, undone: the records from 10 on go, the keyring and the
-        // request index are as before, and the projections are marked for a rebuild.
+        // Stored, read back, undone: the store is as it was before the batch, the
+        // intent gone with the undo.
         let mut with_intent = batch.clone();
         with_intent.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), intent.encode());
         store.commit(&with_intent, false).unwrap();
         let read = CommitIntent::read(&store).unwrap().unwrap();
         assert_eq!(read, intent);
         store.commit(&read.undo(11).unwrap(), false).unwrap();
-        assert_eq!(store.get(Tree::Log, &seq_key(10)).unwrap(), None);
+        assert_eq!(dump(&store), before_batch);
+        assert_eq!(CommitIntent::read(&store).unwrap(), None);
+    }
+
+    #[test]
+    fn an_earlier_versions_intent_is_undone_and_leaves_the_projections_to_a_rebuild() {
+        let store = MemoryStore::new();
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::Log, seq_key(4).to_vec(), checksum::seal(b"record"));
+        batch.put(Tree::Requests, b"r".to_vec(), checksum::seal(b"answer"));
+        batch.put(Tree::Numbers, b"n".to_vec(), checksum::seal(b"projection"));
+        // That version's intent: the same encoding, the request index's key only.
+        let legacy = CommitIntent {
+            first_seq: 4,
+            before: vec![Before { tree: Tree::Requests as u8, key: b"r".to_vec(), stored: None }],
+            exact: false,
+        };
+        batch.put(LEGACY_INTENT_KEY.0, LEGACY_INTENT_KEY.1.to_vec(), legacy.encode());
+        store.commit(&batch, false).unwrap();
+        let read = CommitIntent::read(&store).unwrap().unwrap();
+        assert_eq!(read, legacy);
+        assert!(!read.exact);
+        let undo = read.undo(5).unwrap();
+        store.commit(&undo, false).unwrap();
+        assert_eq!(store.get(Tree::Log, &seq_key(4)).unwrap(), None);
         assert_eq!(store.get(Tree::Requests, b"r").unwrap(), None);
-        assert_eq!(store.get(Tree::Keyring, &10u64.to_be_bytes()).unwrap(), None);
-        assert_eq!(store.get(Tree::Keyring, &3u64.to_be_bytes()).unwrap(), Some(checksum::seal(b"old key")));
+        for tree in Tree::PROJECTIONS {
+            assert!(undo.writes[&Tree::Meta].get(&meta::applied(tree)).is_some_and(Option::is_none));
+        }
+        // The intent stays for the rebuild to remove with its last writes.
+        assert!(CommitIntent::read(&store).unwrap().is_some());
     }
 
     #[test]
     fn a_damaged_intent_is_reported_not_trusted() {
         let store = MemoryStore::new();
         let mut batch = WriteBatch::default();
-        let mut stored = CommitIntent { first_seq: 4, before: vec![] }.encode();
+        let mut stored = CommitIntent { first_seq: 4, before: vec![], exact: true }.encode();
         let last = stored.len() - 1;
         stored[last] ^= 1;
         batch.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), stored);

@@ -180,12 +180,25 @@ impl Registry {
     ) -> Result<Self, OpenError> {
         let secrets = Arc::new(secrets);
         if let Some(intent) = crate::commit_intent::CommitIntent::read(&*store)? {
-            tracing::warn!(
-                first = intent.first_seq,
-                "the last batch's commit was cut short (a crash): undoing it and rebuilding the projections"
-            );
-            let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
-            replay::rebuild(&*store, &secrets, &mut logged_progress("rebuilding the projections", size))?;
+            if intent.exact {
+                // Every key the batch wrote, restored as it was: nothing to rebuild.
+                let log_size = replay::log_size(&*store)?;
+                store.commit(&intent.undo(log_size)?, true)?;
+                tracing::warn!(
+                    first = intent.first_seq,
+                    records = log_size.saturating_sub(intent.first_seq),
+                    "the last batch's commit was cut short (a crash): undone; none of its commands had been answered"
+                );
+            } else {
+                tracing::warn!(
+                    first = intent.first_seq,
+                    "the last batch's commit was cut short (a crash), under an earlier version's intent: undoing it and rebuilding the projections"
+                );
+                let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
+                with_logged_progress("rebuilding the projections", size, |progress| {
+                    replay::rebuild(&*store, &secrets, progress)
+                })?;
+            }
         }
         let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
         if size > 0 {
@@ -197,19 +210,17 @@ impl Registry {
                 }
                 Some(applied) if applied + 1 < size => {
                     tracing::warn!(applied, size, "projections behind the log; folding the tail");
-                    replay::fold_log(
-                        &*store,
-                        &*store,
-                        &secrets,
-                        applied + 1,
-                        &mut logged_progress("folding the log's tail", size),
-                    )?;
+                    with_logged_progress("folding the log's tail", size, |progress| {
+                        replay::fold_log(&*store, &*store, &secrets, applied + 1, progress)
+                    })?;
                     store.flush()?;
                 }
                 None => {
                     // Empty projections, or a rebuild that was interrupted: rebuild.
                     tracing::warn!("projections not marked as applied; rebuilding them from the log");
-                    replay::rebuild(&*store, &secrets, &mut logged_progress("rebuilding the projections", size))?;
+                    with_logged_progress("rebuilding the projections", size, |progress| {
+                        replay::rebuild(&*store, &secrets, progress)
+                    })?;
                 }
                 Some(_) => {}
             }
@@ -328,23 +339,30 @@ fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
 /// How often the work done while opening is logged.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A progress callback for the work `Registry::open` does before it serves (a rebuild
-/// or a fold of the log's tail: minutes at national scale), logging how far it has got
-/// at most every [`PROGRESS_EVERY`], so an operator watching the log sees it move.
-fn logged_progress(what: &'static str, size: u64) -> impl FnMut(u64) {
+/// Runs work `Registry::open` does before it serves (a rebuild or a fold of the log's
+/// tail: minutes at national scale), logging how far it has got at most every
+/// [`PROGRESS_EVERY`] and once when it is done, so an operator watching the log sees
+/// it move. `size` is the log's size as the opening found it; `work` returns the
+/// records it has folded.
+fn with_logged_progress<E>(
+    what: &'static str,
+    size: u64,
+    work: impl FnOnce(&mut dyn FnMut(u64)) -> Result<u64, E>,
+) -> Result<u64, E> {
     let began = std::time::Instant::now();
     let mut last = began;
-    let mut finished = false;
-    move |done| {
+    let mut progress = |done: u64| {
         let now = std::time::Instant::now();
-        let at_end = done >= size && !finished;
-        if now.duration_since(last) >= PROGRESS_EVERY || at_end {
+        if now.duration_since(last) >= PROGRESS_EVERY {
             last = now;
-            finished |= at_end;
-            let seconds = now.duration_since(began).as_secs_f64();
-            tracing::info!(done, size, seconds = format!("{seconds:.1}"), "{what} before opening");
+            let seconds = format!("{:.1}", now.duration_since(began).as_secs_f64());
+            tracing::info!(done, size, seconds, "{what} before opening");
         }
-    }
+    };
+    let done = work(&mut progress)?;
+    let seconds = format!("{:.1}", began.elapsed().as_secs_f64());
+    tracing::info!(done, size, seconds, "{what} before opening: done");
+    Ok(done)
 }
 
 fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenError> {

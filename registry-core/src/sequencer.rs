@@ -114,7 +114,8 @@ struct InFlight {
 /// A batch for the committer, with its intent.
 struct ToCommit {
     batch: Arc<WriteBatch>,
-    intent: Vec<u8>,
+    /// The batch's first record.
+    first_seq: u64,
 }
 
 /// The thread that writes and flushes batches, one at a time, in order.
@@ -141,9 +142,9 @@ impl Committer {
         let (batches, incoming) = std_mpsc::channel::<ToCommit>();
         let (report, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new().name("huduma-committer".into()).spawn(move || {
-            for ToCommit { batch, intent } in incoming {
+            for ToCommit { batch, first_seq } in incoming {
                 let began = std::time::Instant::now();
-                let result = store.commit_staged(&batch, &intent, true);
+                let result = crate::writer::commit_built(&*store, &batch, first_seq);
                 metrics::histogram!("huduma_batch_writes").record(batch.len() as f64);
                 metrics::histogram!("huduma_batch_commit_seconds").record(began.elapsed().as_secs_f64());
                 tracing::debug!(
@@ -160,8 +161,8 @@ impl Committer {
     }
 
     /// Sends a batch without waiting; pair with [`Self::wait`].
-    fn send(&self, batch: Arc<WriteBatch>, intent: Vec<u8>) -> bool {
-        self.batches.as_ref().is_some_and(|b| b.send(ToCommit { batch, intent }).is_ok())
+    fn send(&self, batch: Arc<WriteBatch>, first_seq: u64) -> bool {
+        self.batches.as_ref().is_some_and(|b| b.send(ToCommit { batch, first_seq }).is_ok())
     }
 
     fn wait(&self) -> Result<(), StorageError> {
@@ -291,7 +292,7 @@ fn run(
                     continue;
                 }
                 let batch = Arc::new(built.batch);
-                if committer.send(Arc::clone(&batch), built.intent) {
+                if committer.send(Arc::clone(&batch), built.start.next_seq) {
                     in_flight =
                         Some(InFlight { replies, results: built.results, start: built.start, end, root, batch });
                 } else {

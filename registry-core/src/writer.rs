@@ -49,10 +49,23 @@ pub struct Built {
     pub batch: WriteBatch,
     /// Each submission's answer, to send once `batch` is durable.
     pub results: Vec<Result<Outcome, CommandError>>,
-    /// The head before the batch, to reset to if the commit fails.
+    /// The head before the batch, to reset to if the commit fails; its `next_seq` is
+    /// the batch's first record.
     pub start: Head,
-    /// The batch's intent, stored while it is written ([`Storage::commit_staged`]).
-    pub intent: Vec<u8>,
+}
+
+/// Commits a built batch whose records begin at `first_seq`, staged behind its intent
+/// ([`Storage::commit_staged`]), and durably. The intent is read here, on the
+/// committing thread, from the store with every earlier batch committed (it records
+/// what each key the batch writes held before it, see `commit_intent`), so that the
+/// reads cost the thread that builds batches nothing.
+pub fn commit_built(
+    store: &dyn Storage,
+    batch: &Arc<WriteBatch>,
+    first_seq: u64,
+) -> Result<(), crate::storage::StorageError> {
+    let intent = CommitIntent::of(store, None, first_seq, batch)?.encode();
+    store.commit_staged(batch, &intent, true)
 }
 
 /// The answer every submission of a batch gets when storage fails to commit it.
@@ -214,7 +227,7 @@ impl Writer {
             return built.results;
         }
         let began = std::time::Instant::now();
-        match self.store.commit_staged(&Arc::new(built.batch), &built.intent, true) {
+        match commit_built(&*self.store, &Arc::new(built.batch), built.start.next_seq) {
             Ok(()) => {
                 tracing::debug!(commit_us = began.elapsed().as_micros() as u64, "batch committed");
                 built.results
@@ -249,7 +262,7 @@ impl Writer {
                 self.head = start;
                 self.tree = start_tree;
                 let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
-                return Built { batch: WriteBatch::default(), results, start, intent: Vec::new() };
+                return Built { batch: WriteBatch::default(), results, start };
             }
             results.push(result);
         }
@@ -257,20 +270,6 @@ impl Writer {
             fold::mark_applied(&mut view, self.head.next_seq - 1);
         }
         let batch = view.take_batch();
-        let intent = match CommitIntent::of(&*store, parent, start.next_seq, &batch) {
-            Ok(intent) => intent.encode(),
-            Err(e) => {
-                tracing::error!(error = %e, "batch abandoned: its intent could not be read");
-                self.head = start;
-                self.tree = start_tree;
-                return Built {
-                    batch: WriteBatch::default(),
-                    results: storage_failure(submissions.len(), &e),
-                    start,
-                    intent: Vec::new(),
-                };
-            }
-        };
         tracing::debug!(
             commands = submissions.len(),
             records = self.head.next_seq - start.next_seq,
@@ -278,7 +277,7 @@ impl Writer {
             build_us = began.elapsed().as_micros() as u64,
             "batch built"
         );
-        Built { batch, results, start, intent }
+        Built { batch, results, start }
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built

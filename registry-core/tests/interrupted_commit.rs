@@ -1,6 +1,7 @@
 //! A crash part-way through a staged commit: the batch's intent and any prefix of its
 //! writes reach the disk, and the next opening undoes the batch whole (none of its
-//! commands was acknowledged) and leaves the store as it was before it.
+//! commands was acknowledged) and leaves the store exactly as it was before it, with
+//! no rebuild; an earlier version's intent is undone and the projections rebuilt.
 
 mod common;
 
@@ -10,10 +11,11 @@ use common::*;
 use proptest::prelude::*;
 use registry_core::HudumaNumber;
 use registry_core::command::{Command, Submission};
+use registry_core::commit_intent::CommitIntent;
 use registry_core::query::ResolvedStatus;
 use registry_core::registry::{Registry, RegistryOptions};
 use registry_core::storage::sled_store::SledStore;
-use registry_core::storage::{INTENT_KEY, Storage, Tree, WriteBatch};
+use registry_core::storage::{INTENT_KEY, KeyValue, LEGACY_INTENT_KEY, Storage, Tree, WriteBatch};
 use registry_core::verify::{VerifyError, verify_store};
 
 fn options() -> RegistryOptions {
@@ -39,6 +41,34 @@ fn prefix(batch: &WriteBatch, count: usize) -> WriteBatch {
         }
     }
     part
+}
+
+/// Every entry of every tree, as stored.
+fn dump(store: &dyn Storage) -> Vec<(Tree, Vec<KeyValue>)> {
+    Tree::ALL.into_iter().map(|tree| (tree, store.scan_prefix(tree, b"").unwrap())).collect()
+}
+
+/// The trees that differ between two dumps.
+fn differing(a: &[(Tree, Vec<KeyValue>)], b: &[(Tree, Vec<KeyValue>)]) -> Vec<&'static str> {
+    a.iter().zip(b).filter(|(x, y)| x != y).map(|((tree, _), _)| tree.name()).collect()
+}
+
+/// The batch of the tests below, built over `store` (after `acknowledged`): four
+/// registrations, an erasure and a link.
+fn cut_batch(store: &Arc<dyn Storage>, numbers: &[HudumaNumber]) -> registry_core::writer::Built {
+    let mut writer = writer_over(Arc::clone(store));
+    let mut batch: Vec<Submission> = (0..4).map(register).collect();
+    batch.push(submission(
+        "erase",
+        Command::ErasePersonalData { number: numbers[1], legal_basis: "DPA 2019 s.40 request".into() },
+    ));
+    batch.push(submission(
+        "link",
+        Command::LinkAgencyRecord { number: numbers[2], agency: "NHIF".into(), record_id: "B7".into() },
+    ));
+    let built = writer.build(None, &batch);
+    assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
+    built
 }
 
 /// Registers three persons and links the first, acknowledged; returns their numbers
@@ -74,27 +104,18 @@ proptest! {
     fn a_batch_cut_short_by_a_crash_is_undone_whole_at_the_next_opening(cut in 0usize..400) {
         let dir = tempfile::tempdir().unwrap();
         let (numbers, size) = acknowledged(dir.path());
+        let before;
         {
             let store: Arc<dyn Storage> = Arc::new(SledStore::open(dir.path()).unwrap());
-            let mut writer = writer_over(Arc::clone(&store));
-            let mut batch: Vec<Submission> = (0..4).map(register).collect();
-            batch.push(submission("erase", Command::ErasePersonalData {
-                number: numbers[1],
-                legal_basis: "DPA 2019 s.40 request".into(),
-            }));
-            batch.push(submission("link", Command::LinkAgencyRecord {
-                number: numbers[2],
-                agency: "NHIF".into(),
-                record_id: "B7".into(),
-            }));
-            let built = writer.build(None, &batch);
-            prop_assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
+            before = dump(&*store);
+            let built = cut_batch(&store, &numbers);
             let cut = cut.min(built.batch.len());
             // What a staged commit had written when the crash came: the intent, then
             // the first `cut` writes; never the intent's removal.
-            let mut intent = WriteBatch::default();
-            intent.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), built.intent.clone());
-            store.commit(&intent, true).unwrap();
+            let intent = CommitIntent::of(&*store, None, built.start.next_seq, &built.batch).unwrap();
+            let mut stored = WriteBatch::default();
+            stored.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), intent.encode());
+            store.commit(&stored, true).unwrap();
             store.write_in_order(&prefix(&built.batch, cut), true).unwrap();
             // An operator's verify before the registry starts again says what happened.
             let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
@@ -102,6 +123,14 @@ proptest! {
                 matches!(refused, Err(VerifyError::InterruptedCommit { first_seq }) if first_seq == size),
                 "{refused:?}"
             );
+        }
+        // The opening undoes the batch from its intent alone, without a rebuild: every
+        // tree as it was.
+        let ((), log) = logged(|| open(dir.path()).close());
+        prop_assert!(log.contains("undone") && !log.contains("rebuilding"), "{log}");
+        {
+            let after = dump(&SledStore::open(dir.path()).unwrap());
+            prop_assert!(after == before, "trees differ after the undo: {:?}", differing(&before, &after));
         }
         let registry = open(dir.path());
         let reader = registry.reader();
@@ -133,4 +162,42 @@ proptest! {
         prop_assert_eq!(erased.receipt.index, size + 4);
         registry.close();
     }
+}
+
+/// A store an earlier version left after a crash mid-commit (its intent under the old
+/// key, restoring the request index and the keyring only) still opens as it did then:
+/// the batch undone, the projections rebuilt, every tree as before the batch.
+#[test]
+fn an_earlier_versions_interrupted_commit_is_undone_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (numbers, size) = acknowledged(dir.path());
+    let before;
+    {
+        let store: Arc<dyn Storage> = Arc::new(SledStore::open(dir.path()).unwrap());
+        before = dump(&*store);
+        let built = cut_batch(&store, &numbers);
+        let mut intent = CommitIntent::of(&*store, None, built.start.next_seq, &built.batch).unwrap();
+        intent.before.retain(|b| b.tree == Tree::Requests as u8 || b.tree == Tree::Keyring as u8);
+        intent.exact = false;
+        let mut stored = WriteBatch::default();
+        stored.put(LEGACY_INTENT_KEY.0, LEGACY_INTENT_KEY.1.to_vec(), intent.encode());
+        store.commit(&stored, true).unwrap();
+        store.write_in_order(&prefix(&built.batch, built.batch.len() / 2), true).unwrap();
+        let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
+        assert!(
+            matches!(refused, Err(VerifyError::InterruptedCommit { first_seq }) if first_seq == size),
+            "{refused:?}"
+        );
+    }
+    let (registry, log) = logged(|| open(dir.path()));
+    assert!(
+        log.contains("earlier version's intent") && log.contains("rebuilding the projections before opening"),
+        "{log}"
+    );
+    assert_eq!(registry.reader().log_size().unwrap(), size);
+    registry.close();
+    let store = SledStore::open(dir.path()).unwrap();
+    let after = dump(&store);
+    assert!(after == before, "trees differ after the undo and rebuild: {:?}", differing(&before, &after));
+    verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
 }

@@ -290,9 +290,10 @@ const PATCH_WRITES: usize = 65_536;
 /// rebuild interrupted half-way is redone when the registry next opens.
 ///
 /// A batch whose staged commit a crash cut short (its intent still stored, see
-/// `commit_intent`) is undone first: its records removed, its request entries and
-/// keyring entries restored. None of its commands was acknowledged. The intent goes
-/// with the last of the rebuild's writes.
+/// `commit_intent`) is undone first: its records removed, every other key it wrote
+/// restored (an earlier version's intent: its request entries and keyring entries,
+/// the intent going with the last of the rebuild's writes). None of its commands was
+/// acknowledged.
 pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
     if let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? {
         let size = log_size(store)?;

@@ -241,7 +241,7 @@ pub trait Storage: Send + Sync {
     /// under [`INTENT_KEY`] first and removed last, and the batch's writes in between
     /// go one by one in [`Tree`] order (as [`Storage::write_in_order`]). A crash
     /// part-way keeps the intent and a prefix of the writes, and the next opening of
-    /// the store undoes them from the intent (`commit_intent`, `replay::rebuild`).
+    /// the store undoes them from the intent (`commit_intent`).
     /// Readers see the batch whole, never in part, through [`staged::StagedStore`].
     ///
     /// For the registry's large batches on an engine whose atomic batch stops every
@@ -263,4 +263,9 @@ pub trait Storage: Send + Sync {
 /// Where [`Storage::commit_staged`] keeps the intent of the batch it is writing, in
 /// [`Tree::Meta`]. Present only while a batch is being written, or after a crash
 /// part-way through one.
-pub const INTENT_KEY: (Tree, &[u8]) = (Tree::Meta, b"commit_intent");
+pub const INTENT_KEY: (Tree, &[u8]) = (Tree::Meta, b"commit_intent.v2");
+
+/// Where an earlier version kept its intents, which restored the request index and
+/// the keyring only (the projections were rebuilt): read so that a store it left after
+/// a crash is still undone and rebuilt (`commit_intent`).
+pub const LEGACY_INTENT_KEY: (Tree, &[u8]) = (Tree::Meta, b"commit_intent");

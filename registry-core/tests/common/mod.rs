@@ -50,3 +50,28 @@ pub fn writer_over(store: Arc<dyn Storage>) -> Writer {
     let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
     Writer::open(store, secrets, issuer, log_key(), ORIGIN).expect("open writer")
 }
+
+/// A log sink a test reads back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` with what it logs on this thread captured; returns its result and the log.
+pub fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || sink.clone()).with_ansi(false).finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = captured.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    (out, text)
+}
