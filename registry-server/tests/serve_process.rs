@@ -178,6 +178,9 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     let log = std::fs::read_to_string(dir.path().join("server.err")).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "SIGTERM ends the server cleanly ({status:?}); its stderr:\n{log}");
+    // Logged at info by default, in plain text to a file (no terminal colours).
+    assert!(log.contains("serving huduma.v1"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a log file:\n{log}");
     loading.await.unwrap();
     check_acks(dir.path(), &acks);
 }
