@@ -35,11 +35,25 @@ pub fn read_frame(input: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Writes every record of the log; returns how many.
+/// Writes every record of the log; returns how many. A store a crash left in the
+/// middle of a batch's commit (its intent still stored) is refused before anything
+/// is written: that batch's records were never acknowledged and the next opening
+/// undoes them, so an auditor must never be handed them.
 pub fn export_log(store: &dyn Storage, out: &mut dyn Write) -> Result<u64, ReplayError> {
+    check_exportable(store)?;
     replay::for_each_record(store, 0, |seq, bytes| {
         write_frame(out, bytes).map_err(|e| ReplayError::Record { seq, reason: format!("export: {e}") })
     })
+}
+
+/// Refuses a store a crash left in the middle of a batch's commit (see [`export_log`]).
+pub fn check_exportable(store: &dyn Storage) -> Result<(), ReplayError> {
+    let intent = crate::commit_intent::CommitIntent::read(store)
+        .map_err(|e| ReplayError::Storage(StorageError::Engine(format!("the commit intent: {e}"))))?;
+    match intent {
+        Some(intent) => Err(ReplayError::InterruptedCommit { first_seq: intent.first_seq }),
+        None => Ok(()),
+    }
 }
 
 /// Writes every keyring entry (for test fixtures: the keys are sealed under the master).
@@ -84,4 +98,36 @@ pub fn import_keyring(store: &dyn Storage, input: &mut dyn Read) -> Result<u64, 
     }
     store.commit(&batch, true)?;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit_intent::CommitIntent;
+    use crate::storage::INTENT_KEY;
+    use crate::storage::memory::MemoryStore;
+
+    #[test]
+    fn a_store_left_mid_commit_is_not_exported() {
+        let store = MemoryStore::new();
+        let mut batch = WriteBatch::default();
+        for seq in 0..3u64 {
+            batch.put(Tree::Log, seq.to_be_bytes().to_vec(), checksum::seal(b"record"));
+        }
+        let intent = CommitIntent { first_seq: 2, before: vec![], exact: true };
+        batch.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), intent.encode());
+        store.commit(&batch, false).unwrap();
+        let mut out = Vec::new();
+        let refused = export_log(&store, &mut out);
+        assert!(matches!(refused, Err(ReplayError::InterruptedCommit { first_seq: 2 })), "{refused:?}");
+        assert!(out.is_empty(), "nothing is written before the refusal");
+        assert!(refused.unwrap_err().to_string().contains("from record 2 on was cut short"));
+
+        // Once undone (here: the intent gone), the log exports.
+        let mut undone = WriteBatch::default();
+        undone.remove(INTENT_KEY.0, INTENT_KEY.1.to_vec());
+        undone.remove(Tree::Log, 2u64.to_be_bytes().to_vec());
+        store.commit(&undone, false).unwrap();
+        assert_eq!(export_log(&store, &mut out).unwrap(), 2);
+    }
 }

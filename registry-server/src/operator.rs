@@ -98,6 +98,8 @@ pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u6
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
     let store = open_identity_store(loaded)?;
+    // Before the file is created: a refused export leaves nothing behind.
+    log_export::check_exportable(&store)?;
     let io = |cause| OperatorError::Io { path: out.display().to_string(), cause };
     let mut file = std::io::BufWriter::new(std::fs::File::create(out).map_err(io)?);
     let count = log_export::export_log(&store, &mut file)?;

@@ -33,13 +33,18 @@ pub enum ReplayError {
     Record { seq: u64, reason: String },
     #[error("record {seq}: {cause}")]
     Fold { seq: u64, cause: FoldError },
+    #[error(
+        "the commit of the batch from record {first_seq} on was cut short (a crash): its records were never \
+         acknowledged and will be undone; start the registry or run `huduma-registry rebuild` first"
+    )]
+    InterruptedCommit { first_seq: u64 },
 }
 
 impl ReplayError {
     /// The sequence number of the first bad record, when one is to blame.
     pub fn seq(&self) -> Option<u64> {
         match self {
-            ReplayError::Storage(_) => None,
+            ReplayError::Storage(_) | ReplayError::InterruptedCommit { .. } => None,
             ReplayError::Record { seq, .. } | ReplayError::Fold { seq, .. } => Some(*seq),
         }
     }
