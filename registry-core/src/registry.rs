@@ -334,8 +334,6 @@ fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
         .map_err(|e| OpenError::Checkpoint { size: e.size, reason: e.reason })
 }
 
-/// Re-verifies the last `count` records' chain and signatures. The chain from the
-/// start is `verify`'s job; this catches a torn or altered tail before serving.
 /// How often the work done while opening is logged.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -365,6 +363,8 @@ fn with_logged_progress<E>(
     Ok(done)
 }
 
+/// Re-verifies the last `count` records' chain and signatures. The chain from the
+/// start is `verify`'s job; this catches a torn or altered tail before serving.
 fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenError> {
     let from = size.saturating_sub(count.max(1));
     let view = View::new(store);

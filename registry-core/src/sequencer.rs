@@ -111,7 +111,7 @@ struct InFlight {
     batch: Arc<WriteBatch>,
 }
 
-/// A batch for the committer, with its intent.
+/// A batch for the committer, with where its records begin (its intent is read there).
 struct ToCommit {
     batch: Arc<WriteBatch>,
     /// The batch's first record.
