@@ -52,18 +52,13 @@ pub struct Before {
 
 impl CommitIntent {
     /// The intent of `batch`, which appends records from `first_seq` on, over `store`
-    /// with `parent` (a batch not yet committed) beneath it.
+    /// as it stands with every earlier batch committed.
     ///
     /// A person's entry or keyring entry of a person registered in the batch (person
     /// ids are their registration's sequence number) is new by construction, and a
     /// request entry is written only where the writer found none: none of those is
     /// read. Every other key is read as it stood before the batch.
-    pub fn of(
-        store: &dyn Storage,
-        parent: Option<&WriteBatch>,
-        first_seq: u64,
-        batch: &WriteBatch,
-    ) -> Result<Self, StorageError> {
+    pub fn of(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Self, StorageError> {
         let mut before = Vec::new();
         for (&tree, writes) in &batch.writes {
             if tree == Tree::Log {
@@ -77,14 +72,7 @@ impl CommitIntent {
                     }
                     _ => false,
                 };
-                let stored = if new_by_construction {
-                    None
-                } else {
-                    match parent.and_then(|p| p.writes.get(&tree)).and_then(|w| w.get(key)) {
-                        Some(pending) => pending.clone(),
-                        None => store.get(tree, key)?,
-                    }
-                };
+                let stored = if new_by_construction { None } else { store.get(tree, key)? };
                 before.push(Before {
                     tree: tree as u8,
                     key: key.clone(),
@@ -173,7 +161,7 @@ mod tests {
         batch.put(Tree::Keyring, 3u64.to_be_bytes().to_vec(), checksum::seal(b"erased"));
         batch.put(Tree::Keyring, 10u64.to_be_bytes().to_vec(), checksum::seal(b"new key"));
         batch.put(Tree::Meta, meta::applied(Tree::Persons), checksum::seal(b"10"));
-        let intent = CommitIntent::of(&store, None, 10, &batch).unwrap();
+        let intent = CommitIntent::of(&store, 10, &batch).unwrap();
         assert!(intent.exact);
         let back = |tree: Tree, key: &[u8]| {
             intent.before.iter().find(|b| b.tree == tree as u8 && b.key == key).map(|b| b.stored.clone())

@@ -64,7 +64,7 @@ pub fn commit_built(
     batch: &Arc<WriteBatch>,
     first_seq: u64,
 ) -> Result<(), crate::storage::StorageError> {
-    let intent = CommitIntent::of(store, None, first_seq, batch)?.encode();
+    let intent = CommitIntent::of(store, first_seq, batch)?.encode();
     store.commit_staged(batch, &intent, true)
 }
 

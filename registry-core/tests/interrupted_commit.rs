@@ -113,7 +113,7 @@ proptest! {
             let cut = cut.index(built.batch.len() + 1);
             // What a staged commit had written when the crash came: the intent, then
             // the first `cut` writes; never the intent's removal.
-            let intent = CommitIntent::of(&*store, None, built.start.next_seq, &built.batch).unwrap();
+            let intent = CommitIntent::of(&*store, built.start.next_seq, &built.batch).unwrap();
             let mut stored = WriteBatch::default();
             stored.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), intent.encode());
             store.commit(&stored, true).unwrap();
@@ -177,7 +177,7 @@ fn an_earlier_versions_interrupted_commit_is_undone_and_rebuilt() {
         let store: Arc<dyn Storage> = Arc::new(SledStore::open(dir.path()).unwrap());
         before = dump(&*store);
         let built = cut_batch(&store, &numbers);
-        let mut intent = CommitIntent::of(&*store, None, built.start.next_seq, &built.batch).unwrap();
+        let mut intent = CommitIntent::of(&*store, built.start.next_seq, &built.batch).unwrap();
         intent.before.retain(|b| b.tree == Tree::Requests as u8 || b.tree == Tree::Keyring as u8);
         intent.exact = false;
         let mut stored = WriteBatch::default();
