@@ -179,25 +179,24 @@ impl Registry {
         options: RegistryOptions,
     ) -> Result<Self, OpenError> {
         let secrets = Arc::new(secrets);
-        if let Some(intent) = crate::commit_intent::CommitIntent::read(&*store)? {
-            if intent.exact {
-                // Every key the batch wrote, restored as it was: nothing to rebuild.
-                let log_size = replay::log_size(&*store)?;
-                store.commit(&intent.undo(log_size)?, true)?;
+        // A batch a crash cut short: undone before anything else reads the store.
+        let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
+        let began = std::time::Instant::now();
+        let rebuilding = "rebuilding the projections";
+        match replay::recover(&*store, &secrets, &mut periodic_progress(rebuilding, size, began))? {
+            replay::Recovery::Nothing => {}
+            replay::Recovery::Undone { first_seq, records } => tracing::warn!(
+                first = first_seq,
+                records,
+                "the last batch's commit was cut short (a crash): undone; none of its commands had been answered"
+            ),
+            replay::Recovery::Rebuilt { first_seq, records } => {
+                log_finished(rebuilding, size, records, began);
                 tracing::warn!(
-                    first = intent.first_seq,
-                    records = log_size.saturating_sub(intent.first_seq),
-                    "the last batch's commit was cut short (a crash): undone; none of its commands had been answered"
+                    first = first_seq,
+                    records,
+                    "the last batch's commit was cut short (a crash), under an earlier version's intent: undone, and the projections rebuilt"
                 );
-            } else {
-                tracing::warn!(
-                    first = intent.first_seq,
-                    "the last batch's commit was cut short (a crash), under an earlier version's intent: undoing it and rebuilding the projections"
-                );
-                let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
-                with_logged_progress("rebuilding the projections", size, |progress| {
-                    replay::rebuild(&*store, &secrets, progress)
-                })?;
             }
         }
         let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
@@ -337,29 +336,38 @@ fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
 /// How often the work done while opening is logged.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs work `Registry::open` does before it serves (a rebuild or a fold of the log's
-/// tail: minutes at national scale), logging how far it has got at most every
-/// [`PROGRESS_EVERY`] and once when it is done, so an operator watching the log sees
-/// it move. `size` is the log's size as the opening found it; `work` returns the
-/// records it has folded.
-fn with_logged_progress<E>(
-    what: &'static str,
-    size: u64,
-    work: impl FnOnce(&mut dyn FnMut(u64)) -> Result<u64, E>,
-) -> Result<u64, E> {
-    let began = std::time::Instant::now();
+/// A progress callback for work `Registry::open` does before it serves (a rebuild or
+/// a fold of the log's tail: minutes at national scale), logging how far it has got at
+/// most every [`PROGRESS_EVERY`], so an operator watching the log sees it move. `size`
+/// is the log's size as the opening found it.
+fn periodic_progress(what: &'static str, size: u64, began: std::time::Instant) -> impl FnMut(u64) {
     let mut last = began;
-    let mut progress = |done: u64| {
+    move |done: u64| {
         let now = std::time::Instant::now();
         if now.duration_since(last) >= PROGRESS_EVERY {
             last = now;
             let seconds = format!("{:.1}", now.duration_since(began).as_secs_f64());
             tracing::info!(done, size, seconds, "{what} before opening");
         }
-    };
-    let done = work(&mut progress)?;
+    }
+}
+
+/// The last line of such work: `done` records folded.
+fn log_finished(what: &'static str, size: u64, done: u64, began: std::time::Instant) {
     let seconds = format!("{:.1}", began.elapsed().as_secs_f64());
     tracing::info!(done, size, seconds, "{what} before opening: done");
+}
+
+/// Runs such work with its progress logged, and a last line when it is done; `work`
+/// returns the records it has folded.
+fn with_logged_progress<E>(
+    what: &'static str,
+    size: u64,
+    work: impl FnOnce(&mut dyn FnMut(u64)) -> Result<u64, E>,
+) -> Result<u64, E> {
+    let began = std::time::Instant::now();
+    let done = work(&mut periodic_progress(what, size, began))?;
+    log_finished(what, size, done, began);
     Ok(done)
 }
 

@@ -26,8 +26,8 @@ pub enum VerifyError {
     #[error("projection {tree} differs from a fresh fold of the log at key {key}")]
     Projection { tree: &'static str, key: String },
     #[error(
-        "the commit of the batch from record {first_seq} on was cut short (a crash): start the registry or run \
-         `huduma-registry rebuild` to undo it, then verify"
+        "the commit of the batch from record {first_seq} on was cut short (a crash): run `huduma-registry recover` \
+         (or start the registry) to undo it, then verify"
     )]
     InterruptedCommit { first_seq: u64 },
     #[error(transparent)]

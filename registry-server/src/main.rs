@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::event::Actor;
 use registry_core::keys::{LogKey, note_verifier_key, parse_note_verifier_key};
+use registry_core::replay::Recovery;
 use registry_server::config::{Loaded, ensure_dev_config, write_log_key};
 use registry_server::operator;
 
@@ -85,6 +86,12 @@ enum Cmd {
     },
     /// Rebuild the projections from the log: fold it afresh and patch what differs.
     Rebuild {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Undo a batch whose commit a crash cut short, without serving (the registry does
+    /// the same when it starts).
+    Recover {
         #[arg(long)]
         config: PathBuf,
     },
@@ -212,6 +219,27 @@ fn run() -> anyhow::Result<()> {
             })?;
             progress.finish_and_clear();
             println!("ok: projections rebuilt from {folded} records");
+            Ok(())
+        }
+        Cmd::Recover { config } => {
+            let loaded = Loaded::read(&config)?;
+            let progress = bar(0, "rebuild");
+            let recovery = operator::recover(&loaded, &mut |done, total| {
+                progress.set_length(total);
+                progress.set_position(done);
+            })?;
+            progress.finish_and_clear();
+            match recovery {
+                Recovery::Nothing => println!("ok: no batch was cut short; nothing to undo"),
+                Recovery::Undone { first_seq, records } => println!(
+                    "ok: the batch from record {first_seq} on, cut short by a crash, is undone ({records} of its \
+                     records had reached the disk; none of its commands had been answered)"
+                ),
+                Recovery::Rebuilt { first_seq, records } => println!(
+                    "ok: the batch from record {first_seq} on, cut short by a crash, is undone and the projections \
+                     rebuilt from {records} records"
+                ),
+            }
             Ok(())
         }
         Cmd::RotateKey { config, principal } => {

@@ -95,6 +95,15 @@ pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u6
     Ok(replay::rebuild(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
 }
 
+/// Undoes a batch whose commit a crash cut short, without serving
+/// (`replay::recover`); `progress(done, total)` while an earlier version's intent is
+/// undone with a rebuild.
+pub fn recover(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<replay::Recovery, OperatorError> {
+    let store = open_identity_store(loaded)?;
+    let total = replay::log_size(&store)?;
+    Ok(replay::recover(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
+}
+
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
     let store = open_identity_store(loaded)?;

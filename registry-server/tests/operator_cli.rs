@@ -53,3 +53,77 @@ fn a_load_with_refused_registrations_fails_naming_the_first() {
     assert!(ok, "{err}");
     assert!(out.starts_with("ok: 21 records verified"), "{out}");
 }
+
+/// Leaves the store as a crash in the middle of a batch's commit does: the batch's
+/// intent, then the first half of its writes.
+fn cut_a_commit_short(config: &std::path::Path) -> u64 {
+    use std::sync::Arc;
+
+    use registry_core::commit_intent::CommitIntent;
+    use registry_core::storage::sled_store::SledStore;
+    use registry_core::storage::{INTENT_KEY, Storage, WriteBatch};
+
+    let loaded = registry_server::config::Loaded::read(config).unwrap();
+    let store: Arc<dyn Storage> = Arc::new(SledStore::open(&loaded.config.server.data_dir).unwrap());
+    let secrets = Arc::new(loaded.secrets().unwrap());
+    let issuer = registry_core::issuer::NumberIssuer::new(secrets.number_key(), Default::default());
+    let mut writer = registry_core::writer::Writer::open(
+        Arc::clone(&store),
+        secrets,
+        issuer,
+        loaded.log_key().unwrap(),
+        &loaded.config.server.origin,
+    )
+    .unwrap();
+    let submissions: Vec<_> = (100..104).map(|i| registry_server::synthetic::registration("cut", i)).collect();
+    let built = writer.build(None, &submissions);
+    assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
+    let first_seq = built.start.next_seq;
+    let mut intent = WriteBatch::default();
+    intent.put(
+        INTENT_KEY.0,
+        INTENT_KEY.1.to_vec(),
+        CommitIntent::of(&*store, first_seq, &built.batch).unwrap().encode(),
+    );
+    store.commit(&intent, true).unwrap();
+    let mut half = WriteBatch::default();
+    let writes = built.batch.writes.iter().flat_map(|(tree, w)| w.iter().map(move |(k, v)| (*tree, k, v)));
+    for (tree, key, value) in writes.take(built.batch.len() / 2) {
+        match value {
+            Some(value) => half.put(tree, key.clone(), value.clone()),
+            None => half.remove(tree, key.clone()),
+        }
+    }
+    store.write_in_order(&half, true).unwrap();
+    first_seq
+}
+
+#[test]
+fn a_commit_a_crash_cut_short_is_refused_by_verify_and_export_and_undone_by_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let (ok, _, err) = run(&["load", "--config", config.to_str().unwrap(), "--count", "20", "--run", "a"]);
+    assert!(ok, "{err}");
+    let first_seq = cut_a_commit_short(&config);
+    assert_eq!(first_seq, 21, "record 0 and the 20 registrations");
+    let config = config.to_str().unwrap();
+    let (ok, _, err) = run(&["verify", "--config", config]);
+    assert!(!ok);
+    assert!(err.contains("from record 21 on was cut short") && err.contains("huduma-registry recover"), "{err}");
+    let out = dir.path().join("log.bin");
+    let (ok, _, err) = run(&["export", "--config", config, "--out", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("from record 21 on was cut short"), "{err}");
+    assert!(!out.exists(), "a refused export leaves no file behind");
+    let (ok, stdout, err) = run(&["recover", "--config", config]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("the batch from record 21 on, cut short by a crash, is undone ("), "{stdout}");
+    let (ok, stdout, err) = run(&["verify", "--config", config]);
+    assert!(ok, "{err}");
+    assert!(stdout.starts_with("ok: 21 records verified"), "{stdout}");
+    let (ok, stdout, err) = run(&["recover", "--config", config]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("nothing to undo"), "{stdout}");
+    let (ok, _, err) = run(&["export", "--config", config, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+}

@@ -35,7 +35,7 @@ pub enum ReplayError {
     Fold { seq: u64, cause: FoldError },
     #[error(
         "the commit of the batch from record {first_seq} on was cut short (a crash): its records were never \
-         acknowledged and will be undone; start the registry or run `huduma-registry rebuild` first"
+         acknowledged and will be undone; run `huduma-registry recover` (or start the registry) first"
     )]
     InterruptedCommit { first_seq: u64 },
 }
@@ -348,6 +348,36 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
     }
     store.flush()?;
     Ok(log_size(store)?)
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// No batch had been cut short.
+    Nothing,
+    /// The batch from `first_seq` on was undone exactly; `records` of its records had
+    /// reached the disk and were removed.
+    Undone { first_seq: u64, records: u64 },
+    /// An earlier version's intent: the batch from `first_seq` on was undone and the
+    /// projections rebuilt from the `records` the log then held.
+    Rebuilt { first_seq: u64, records: u64 },
+}
+
+/// Undoes a batch whose staged commit a crash cut short, if the store holds its intent
+/// (see `commit_intent`): exactly, in one atomic write, from an intent of this version;
+/// from an earlier version's by a [`rebuild`] (`progress` as it folds). None of the
+/// batch's commands was acknowledged.
+pub fn recover(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<Recovery, ReplayError> {
+    let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? else {
+        return Ok(Recovery::Nothing);
+    };
+    if !intent.exact {
+        let records = rebuild(store, secrets, progress)?;
+        return Ok(Recovery::Rebuilt { first_seq: intent.first_seq, records });
+    }
+    let size = log_size(store)?;
+    store.commit(&intent.undo(size).map_err(undo_failed)?, true)?;
+    Ok(Recovery::Undone { first_seq: intent.first_seq, records: size.saturating_sub(intent.first_seq) })
 }
 
 /// An intent that cannot be read or undone (damaged on disk): the error names its key.
