@@ -312,7 +312,12 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
     store.commit(&unmark, true)?;
     let pairs = fresh_trees(store, secrets, progress)?;
     // Each tree's differences, written as they are found, but the applied markers
-    // (in Meta) only once every other tree is whole.
+    // (in Meta) only once every other tree is whole. The other trees' patches are
+    // plain inserts in order (`write_in_order`), not atomic batches: nothing reads the
+    // store during a rebuild but the rebuild, an interrupted one is redone (the markers
+    // are gone until the end), and sled 0.34's atomic batch takes a process-wide lock
+    // that would serialise the two threads' patches and stall their reads. Meta's
+    // patch, with the markers, stays one atomic commit.
     let remaining = each_pair_in_parallel(pairs, |pair| {
         let tree = pair.tree;
         let mut patch = WriteBatch::default();
@@ -324,7 +329,7 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
             }
             if tree != Tree::Meta
                 && patch.len() >= PATCH_WRITES
-                && let Err(e) = store.commit(&std::mem::take(&mut patch), false)
+                && let Err(e) = store.write_in_order(&std::mem::take(&mut patch), false)
             {
                 failed = Some(e);
                 return ControlFlow::Break(());
@@ -340,7 +345,7 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
     for (tree, patch) in remaining {
         match tree {
             Tree::Meta => meta = Some(patch?),
-            _ => store.commit(&patch?, false)?,
+            _ => store.write_in_order(&patch?, false)?,
         }
     }
     if let Some(patch) = meta {
