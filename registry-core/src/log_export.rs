@@ -48,9 +48,7 @@ pub fn export_log(store: &dyn Storage, out: &mut dyn Write) -> Result<u64, Repla
 
 /// Refuses a store a crash left in the middle of a batch's commit (see [`export_log`]).
 pub fn check_exportable(store: &dyn Storage) -> Result<(), ReplayError> {
-    let intent = crate::commit_intent::CommitIntent::read(store)
-        .map_err(|e| ReplayError::Storage(StorageError::Engine(format!("the commit intent: {e}"))))?;
-    match intent {
+    match crate::commit_intent::CommitIntent::read(store).map_err(replay::undo_failed)? {
         Some(intent) => Err(ReplayError::InterruptedCommit { first_seq: intent.first_seq }),
         None => Ok(()),
     }

@@ -43,6 +43,15 @@ fn prefix(batch: &WriteBatch, count: usize) -> WriteBatch {
     part
 }
 
+/// What a staged commit had written when a crash came: `intent` under `key`, then the
+/// first `cut` writes of `batch`; never the intent's removal.
+fn leave_cut_short(store: &dyn Storage, key: (Tree, &[u8]), intent: &CommitIntent, batch: &WriteBatch, cut: usize) {
+    let mut stored = WriteBatch::default();
+    stored.put(key.0, key.1.to_vec(), intent.encode());
+    store.commit(&stored, true).unwrap();
+    store.write_in_order(&prefix(batch, cut), true).unwrap();
+}
+
 /// Every entry of every tree, as stored.
 fn dump(store: &dyn Storage) -> Vec<(Tree, Vec<KeyValue>)> {
     Tree::ALL.into_iter().map(|tree| (tree, store.scan_prefix(tree, b"").unwrap())).collect()
@@ -111,13 +120,8 @@ proptest! {
             let built = cut_batch(&store, &numbers);
             // Any prefix, from none of the writes to all of them.
             let cut = cut.index(built.batch.len() + 1);
-            // What a staged commit had written when the crash came: the intent, then
-            // the first `cut` writes; never the intent's removal.
             let intent = CommitIntent::of(&*store, built.start.next_seq, &built.batch).unwrap();
-            let mut stored = WriteBatch::default();
-            stored.put(INTENT_KEY.0, INTENT_KEY.1.to_vec(), intent.encode());
-            store.commit(&stored, true).unwrap();
-            store.write_in_order(&prefix(&built.batch, cut), true).unwrap();
+            leave_cut_short(&*store, INTENT_KEY, &intent, &built.batch, cut);
             // An operator's verify before the registry starts again says what happened.
             let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
             prop_assert!(
@@ -180,10 +184,7 @@ fn an_earlier_versions_interrupted_commit_is_undone_and_rebuilt() {
         let mut intent = CommitIntent::of(&*store, built.start.next_seq, &built.batch).unwrap();
         intent.before.retain(|b| b.tree == Tree::Requests as u8 || b.tree == Tree::Keyring as u8);
         intent.exact = false;
-        let mut stored = WriteBatch::default();
-        stored.put(LEGACY_INTENT_KEY.0, LEGACY_INTENT_KEY.1.to_vec(), intent.encode());
-        store.commit(&stored, true).unwrap();
-        store.write_in_order(&prefix(&built.batch, built.batch.len() / 2), true).unwrap();
+        leave_cut_short(&*store, LEGACY_INTENT_KEY, &intent, &built.batch, built.batch.len() / 2);
         let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
         assert!(
             matches!(refused, Err(VerifyError::InterruptedCommit { first_seq }) if first_seq == size),

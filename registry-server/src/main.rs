@@ -139,6 +139,14 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A `(done, total)` progress callback that moves `bar`.
+fn follow(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
 /// Prints an error as one readable line (with its causes) and exits 1, instead of
 /// `anyhow`'s debug form, which prints a backtrace when RUST_BACKTRACE is set.
 fn main() -> ExitCode {
@@ -213,10 +221,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Rebuild { config } => {
             let loaded = Loaded::read(&config)?;
             let progress = bar(0, "rebuild");
-            let folded = operator::rebuild(&loaded, &mut |done, total| {
-                progress.set_length(total);
-                progress.set_position(done);
-            })?;
+            let folded = operator::rebuild(&loaded, &mut follow(&progress))?;
             progress.finish_and_clear();
             println!("ok: projections rebuilt from {folded} records");
             Ok(())
@@ -224,10 +229,7 @@ fn run() -> anyhow::Result<()> {
         Cmd::Recover { config } => {
             let loaded = Loaded::read(&config)?;
             let progress = bar(0, "rebuild");
-            let recovery = operator::recover(&loaded, &mut |done, total| {
-                progress.set_length(total);
-                progress.set_position(done);
-            })?;
+            let recovery = operator::recover(&loaded, &mut follow(&progress))?;
             progress.finish_and_clear();
             match recovery {
                 Recovery::Nothing => println!("ok: no batch was cut short; nothing to undo"),

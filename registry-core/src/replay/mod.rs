@@ -386,7 +386,7 @@ pub fn recover(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
 }
 
 /// An intent that cannot be read or undone (damaged on disk): the error names its key.
-fn undo_failed(e: ReadError) -> ReplayError {
+pub(crate) fn undo_failed(e: ReadError) -> ReplayError {
     ReplayError::Storage(StorageError::Engine(format!("the interrupted commit's intent: {e}")))
 }
 
