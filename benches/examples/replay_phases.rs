@@ -5,13 +5,14 @@
 //! `cargo run --release -p huduma-benches --example replay_phases -- [persons] [rounds]`
 //! (defaults: 100,000 persons, each linked to one agency record; 3 rounds). Linux only
 //! (reads /proc/self). `PHASES=rebuild` (or a comma-separated list of `verify-log`,
-//! `fresh`, `verify`, `rebuild`) runs only those, e.g. under `perf record`.
+//! `fresh`, `verify`, `rebuild`, `rebuild-empty`) runs only those, e.g. under `perf record`.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use huduma_benches::{key, populated, secrets};
 use registry_core::replay;
+use registry_core::storage::{Storage, Tree, WriteBatch};
 use registry_core::verify::verify_store;
 
 /// This process's user + system CPU time so far, in seconds.
@@ -39,6 +40,22 @@ fn phase<T>(name: &str, records: f64, run: impl FnOnce() -> anyhow::Result<T>) -
     Ok(answer)
 }
 
+/// Removes every projection entry (as a lost or wiped projection store would leave it).
+fn empty_projections(store: &dyn Storage) -> anyhow::Result<()> {
+    let mut batch = WriteBatch::default();
+    for tree in Tree::PROJECTIONS {
+        let entries = store.scan_prefix(tree, &[])?;
+        if std::env::var_os("COUNT").is_some() {
+            let bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+            eprintln!("{tree:?}: {} keys, {bytes} bytes", entries.len());
+        }
+        for (key, _) in entries {
+            batch.remove(tree, key);
+        }
+    }
+    Ok(store.commit(&batch, true)?)
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let persons: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
@@ -64,6 +81,10 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("rebuild") {
             phase("rebuild", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
+        }
+        if runs("rebuild-empty") {
+            empty_projections(&*f.sled)?;
+            phase("rebuild from empty", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
         }
         eprintln!();
     }
