@@ -1,8 +1,10 @@
 //! The intent a batch of the writer's is committed behind ([`Storage::commit_staged`]):
 //! what the next opening of the store needs to undo the batch if a crash cut its
 //! writing short. It is derived from the batch just before the batch is written
-//! ([`CommitIntent::of`], on the committing thread), and the opening undoes it
-//! ([`CommitIntent::undo`]).
+//! ([`CommitIntent::staging`], on the committing thread), and the opening undoes it
+//! ([`CommitIntent::undo`]). The same reads give the batch's before-image
+//! ([`before_image`]), which readers are shown for the batch's keys until it is
+//! durable (`storage::staged`): what they see is what an undo would leave.
 //!
 //! The undo is exact: where the batch's records begin (every record from there on is
 //! the batch's, none acknowledged), and the value each of the batch's other keys held
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::projection::state::{self, meta};
 use crate::storage::view::{ReadError, get_checked};
-use crate::storage::{INTENT_KEY, LEGACY_INTENT_KEY, Storage, StorageError, Tree, WriteBatch, checksum};
+use crate::storage::{INTENT_KEY, Intent, LEGACY_INTENT_KEY, Storage, StorageError, Tree, WriteBatch, checksum};
 use crate::writer::seq_key;
 
 /// A batch's intent, as stored under [`INTENT_KEY`] while the batch is written.
@@ -52,35 +54,36 @@ pub struct Before {
 
 impl CommitIntent {
     /// The intent of `batch`, which appends records from `first_seq` on, over `store`
-    /// as it stands with every earlier batch committed.
-    ///
-    /// A person's entry or keyring entry of a person registered in the batch (person
-    /// ids are their registration's sequence number) is new by construction, and a
-    /// request entry is written only where the writer found none: none of those is
-    /// read. Every other key is read as it stood before the batch.
+    /// as it stands with every earlier batch committed (see [`before_image`]).
     pub fn of(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Self, StorageError> {
-        let mut before = Vec::new();
-        for (&tree, writes) in &batch.writes {
-            if tree == Tree::Log {
-                continue;
-            }
-            for key in writes.keys() {
-                let new_by_construction = match tree {
-                    Tree::Requests => true,
-                    Tree::Keyring | Tree::Persons => {
-                        <[u8; 8]>::try_from(key.as_slice()).is_ok_and(|id| u64::from_be_bytes(id) >= first_seq)
-                    }
-                    _ => false,
-                };
-                let stored = if new_by_construction { None } else { store.get(tree, key)? };
-                before.push(Before {
+        Ok(Self::from_before_image(first_seq, &before_image(store, first_seq, batch)?))
+    }
+
+    /// What `batch` is committed behind ([`Storage::commit_staged`]): its intent,
+    /// encoded to be stored, and its before-image, which readers are shown until the
+    /// batch is durable. One read per key, shared by the two.
+    pub fn staging(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Intent, StorageError> {
+        let before = before_image(store, first_seq, batch)?;
+        let stored = Self::from_before_image(first_seq, &before).encode();
+        Ok(Intent { stored, before: std::sync::Arc::new(before) })
+    }
+
+    /// The intent of a batch whose before-image is `before`: every key but the log's
+    /// records (which the undo removes from `first_seq` on).
+    fn from_before_image(first_seq: u64, before: &WriteBatch) -> Self {
+        let before = before
+            .writes
+            .iter()
+            .filter(|(tree, _)| **tree != Tree::Log)
+            .flat_map(|(&tree, writes)| {
+                writes.iter().map(move |(key, stored)| Before {
                     tree: tree as u8,
                     key: key.clone(),
-                    stored: stored.map(serde_bytes::ByteBuf::from),
-                });
-            }
-        }
-        Ok(Self { first_seq, before, exact: true })
+                    stored: stored.clone().map(serde_bytes::ByteBuf::from),
+                })
+            })
+            .collect();
+        Self { first_seq, before, exact: true }
     }
 
     /// The stored form (checksummed, as every value is).
@@ -133,6 +136,34 @@ impl CommitIntent {
     }
 }
 
+/// Every key `batch` writes, with what `store` holds under it before the batch (a
+/// removal where it holds nothing), `store` standing with every earlier batch
+/// committed; `batch` appends records from `first_seq` on.
+///
+/// The batch's records, a person's entry or keyring entry of a person registered in
+/// the batch (person ids are their registration's sequence number), and request
+/// entries (written only where the writer found none) are new by construction: none of
+/// those is read. Every other key is read as it stands before the batch.
+pub fn before_image(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<WriteBatch, StorageError> {
+    let mut before = WriteBatch::default();
+    for (&tree, writes) in &batch.writes {
+        for key in writes.keys() {
+            let new_by_construction = match tree {
+                Tree::Log | Tree::Requests => true,
+                Tree::Keyring | Tree::Persons => {
+                    <[u8; 8]>::try_from(key.as_slice()).is_ok_and(|id| u64::from_be_bytes(id) >= first_seq)
+                }
+                _ => false,
+            };
+            match if new_by_construction { None } else { store.get(tree, key)? } {
+                Some(stored) => before.put(tree, key.clone(), stored),
+                None => before.remove(tree, key.clone()),
+            }
+        }
+    }
+    Ok(before)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +205,19 @@ mod tests {
         assert_eq!(back(Tree::Numbers, b"n"), Some(None));
         assert_eq!(back(Tree::Requests, b"r"), Some(None));
         assert_eq!(back(Tree::Meta, &meta::applied(Tree::Persons)), Some(Some(checksum::seal(b"9").into())));
+
+        // What readers are shown until the batch is durable: every key the batch
+        // writes, the log's record included, as the store holds it now.
+        let staging = CommitIntent::staging(&store, 10, &batch).unwrap();
+        assert_eq!(staging.stored, intent.encode());
+        let shown: Vec<_> = staging.before.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();
+        let written: Vec<_> = batch.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();
+        assert_eq!(shown, written);
+        for (tree, writes) in &staging.before.writes {
+            for (key, value) in writes {
+                assert_eq!(value, &store.get(*tree, key).unwrap(), "{tree:?} {key:?}");
+            }
+        }
 
         // Stored, read back, undone: the store is as it was before the batch, the
         // intent gone with the undo.

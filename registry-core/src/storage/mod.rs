@@ -4,7 +4,7 @@
 //! them by implementing [`Storage`]. [`read_cache::CachedStore`] puts a read cache of
 //! the look-up trees in front of any of them, [`presence_filter::FilteredStore`] a
 //! filter of the keys that exist, and [`staged::StagedStore`] shows readers a batch
-//! whole while [`Storage::commit_staged`] writes it.
+//! only once [`Storage::commit_staged`] has made it durable, and then whole.
 
 pub mod checksum;
 pub mod memory;
@@ -237,12 +237,13 @@ pub trait Storage: Send + Sync {
     fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
         self.commit(batch, durable)
     }
-    /// Commits `batch` without stopping readers, behind an intent: `intent` is stored
-    /// under [`INTENT_KEY`] first and removed last, and the batch's writes in between
-    /// go one by one in [`Tree`] order (as [`Storage::write_in_order`]). A crash
-    /// part-way keeps the intent and a prefix of the writes, and the next opening of
-    /// the store undoes them from the intent (`commit_intent`).
-    /// Readers see the batch whole, never in part, through [`staged::StagedStore`].
+    /// Commits `batch` without stopping readers, behind an intent: `intent.stored` is
+    /// stored under [`INTENT_KEY`] first and removed last, and the batch's writes in
+    /// between go one by one in [`Tree`] order (as [`Storage::write_in_order`]). A
+    /// crash part-way keeps the intent and a prefix of the writes, and the next opening
+    /// of the store undoes them from the intent (`commit_intent`).
+    /// Through [`staged::StagedStore`], readers see none of the batch until it is
+    /// durable, and then all of it (`intent.before` is what they see meanwhile).
     ///
     /// For the registry's large batches on an engine whose atomic batch stops every
     /// reader while it applies (sled 0.34). An engine whose atomic commit costs no
@@ -250,7 +251,7 @@ pub trait Storage: Send + Sync {
     fn commit_staged(
         &self,
         batch: &std::sync::Arc<WriteBatch>,
-        intent: &[u8],
+        intent: &Intent,
         durable: bool,
     ) -> Result<(), StorageError> {
         let _ = intent;
@@ -258,6 +259,18 @@ pub trait Storage: Send + Sync {
     }
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StorageError>;
+}
+
+/// What a batch is committed behind by [`Storage::commit_staged`].
+#[derive(Debug, Clone, Default)]
+pub struct Intent {
+    /// Stored under [`INTENT_KEY`] while the batch is written: what the next opening
+    /// needs to undo the batch after a crash (an encoded `commit_intent::CommitIntent`).
+    pub stored: Vec<u8>,
+    /// Every key the batch writes, with the value it held before the batch (a removal
+    /// where it held none): what [`staged::StagedStore`] shows readers for those keys
+    /// until the batch is durable.
+    pub before: std::sync::Arc<WriteBatch>,
 }
 
 /// Where [`Storage::commit_staged`] keeps the intent of the batch it is writing, in

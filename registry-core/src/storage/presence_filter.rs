@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use fastbloom::AtomicBloomFilter;
 
 use super::view::ReadError;
-use super::{Storage, StorageError, Tree, WriteBatch};
+use super::{Intent, Storage, StorageError, Tree, WriteBatch};
 
 /// The trees whose keys the filter holds.
 pub const FILTERED_TREES: [Tree; 3] = [Tree::Requests, Tree::MatchKeys, Tree::NameCounts];
@@ -257,7 +257,7 @@ impl Storage for FilteredStore {
         self.inner.write_in_order(batch, durable)
     }
 
-    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &Intent, durable: bool) -> Result<(), StorageError> {
         self.enter_batch(batch);
         self.inner.commit_staged(batch, intent, durable)
     }

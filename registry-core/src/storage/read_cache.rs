@@ -27,7 +27,7 @@ use quick_cache::unsync::{Cache, DefaultLifecycle};
 use quick_cache::{Equivalent, OptionsBuilder, Weighter};
 
 use super::view::ReadError;
-use super::{Storage, StorageError, Tree, WriteBatch};
+use super::{Intent, Storage, StorageError, Tree, WriteBatch};
 
 /// The trees whose point reads are cached: what a resolve and the writer's checks read.
 pub const CACHED_TREES: [Tree; 4] = [Tree::Numbers, Tree::Persons, Tree::AgencyLinks, Tree::Keyring];
@@ -290,7 +290,7 @@ impl Storage for CachedStore {
         result
     }
 
-    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &Intent, durable: bool) -> Result<(), StorageError> {
         let result = self.inner.commit_staged(batch, intent, durable);
         self.forget(batch);
         result

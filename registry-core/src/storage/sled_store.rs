@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// sled, opened at a directory.
 pub struct SledStore {
@@ -157,11 +157,11 @@ impl Storage for SledStore {
     fn commit_staged(
         &self,
         batch: &std::sync::Arc<WriteBatch>,
-        intent: &[u8],
+        intent: &Intent,
         durable: bool,
     ) -> Result<(), StorageError> {
         let (tree, key) = super::INTENT_KEY;
-        self.tree.insert(tagged(tree, key), intent).map_err(engine)?;
+        self.tree.insert(tagged(tree, key), intent.stored.as_slice()).map_err(engine)?;
         self.write_in_order(batch, false)?;
         self.tree.remove(tagged(tree, key)).map_err(engine)?;
         if durable {

@@ -1,32 +1,41 @@
-//! The batch being written, shown to readers whole: [`StagedStore`] wraps the
-//! registry's store, and while [`Storage::commit_staged`] writes a batch key by key
-//! beneath it, every read answers as if the whole batch were already there (the
-//! batch's own writes from memory, every other key from the store).
+//! The batch being written, kept from readers until it is durable: [`StagedStore`]
+//! wraps the registry's store, and while [`Storage::commit_staged`] writes a batch key
+//! by key beneath it and flushes it, every read answers as if none of the batch were
+//! there (each of the batch's keys with the value it held before the batch, from the
+//! intent's before-image in memory; every other key from the store). Once the batch
+//! is durable it is unstaged, and reads find all of it.
 //!
-//! Why a reader never sees half a batch: the batch is staged before its first write
-//! reaches the store and unstaged after its last. A read of one of its keys is
-//! answered from the staged batch; a read of any other key finds the same value
-//! before, during and after the batch. A read of several keys (a scan, `last`) holds
-//! the staged slot for its whole length, so that no batch is staged or unstaged in the
-//! middle of it. So each read answers as the store stands between two batches, and a
-//! later read never as an earlier state than a read before it (what an atomic batch
-//! gave readers, without stopping them).
+//! So a reader never sees half a batch, and never anything a crash could take back:
+//! what a look-up answered is on disk. (The batch's commands are answered only after
+//! that too; the sequencer builds the next batch over the one in flight with its own
+//! overlay, not through this store.)
+//!
+//! Why no read sees part of a batch: the before-image is staged before the batch's
+//! first write reaches the store and unstaged after its flush. A read of one of its
+//! keys is answered from the before-image; a read of any other key finds the same
+//! value before, during and after the batch. A read of several keys (a scan, `last`)
+//! holds the staged slot for its whole length, so that no batch is staged or unstaged
+//! in the middle of it. So each read answers as the durable store stands between two
+//! batches, and a later read never as an earlier state than a read before it (what an
+//! atomic batch gave readers, without stopping them).
 //!
 //! A staged commit that fails part-way leaves part of its batch in the store. The
-//! batch stays staged, so readers go on seeing it whole rather than torn (a state an
-//! atomic batch that reached the store would also have shown), and every later write
-//! is refused, so that nothing is built on it, until the registry is restarted and the
-//! opening undoes it from the intent.
+//! before-image stays staged, so readers go on seeing the store as it was before the
+//! batch (what the opening's undo restores), and every later write is refused, so
+//! that nothing is built on it, until the registry is restarted and the opening
+//! undoes it from the intent.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
 
-/// A store with the batch being committed shown whole.
+/// A store that shows readers the batch being committed only once it is durable.
 pub struct StagedStore {
     inner: Arc<dyn Storage>,
+    /// The before-image of the batch being committed (its keys with their values
+    /// before it), while it is written and flushed.
     staged: RwLock<Option<Arc<WriteBatch>>>,
     /// Set when a staged commit failed part-way: the store needs the opening's undo.
     broken: AtomicBool,
@@ -43,9 +52,9 @@ impl StagedStore {
         Self { inner, staged: RwLock::new(None), broken: AtomicBool::new(false) }
     }
 
-    /// `read` with the staged batch's writes in `tree` (`None`: no batch is staged, or
-    /// it writes nothing there), the slot held throughout: the committer stages and
-    /// unstages between reads, never during one.
+    /// `read` with the staged before-image's entries in `tree` (`None`: no batch is
+    /// staged, or it writes nothing there), the slot held throughout: the committer
+    /// stages and unstages between reads, never during one.
     fn over_staged<R>(&self, tree: Tree, read: impl FnOnce(Option<&Writes>) -> R) -> R {
         let staged = self.staged.read().unwrap_or_else(|e| e.into_inner());
         read(staged.as_ref().and_then(|batch| batch.writes.get(&tree)))
@@ -218,13 +227,16 @@ impl Storage for StagedStore {
         self.inner.write_in_order(batch, durable)
     }
 
-    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &[u8], durable: bool) -> Result<(), StorageError> {
+    /// Readers see `intent.before` for the batch's keys until the inner commit has
+    /// returned (durable, when `durable`), then the store.
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &Intent, durable: bool) -> Result<(), StorageError> {
         self.check_whole()?;
-        self.stage(Some(Arc::clone(batch)));
+        self.stage(Some(Arc::clone(&intent.before)));
         let result = self.inner.commit_staged(batch, intent, durable);
         match result {
             Ok(()) => self.stage(None),
-            // Kept staged: beneath it the store holds an unknown part of the batch.
+            // Kept staged: beneath it the store holds an unknown part of the batch,
+            // which the next opening undoes to what the before-image shows.
             Err(_) => self.broken.store(true, Ordering::Release),
         }
         result
@@ -288,11 +300,28 @@ mod tests {
         Ok(())
     }
 
+    /// The intent of `batch` over `store` as it stands: each of the batch's keys with
+    /// its value now (what `commit_intent` derives for the writer's batches).
+    fn intent_over(store: &dyn Storage, batch: &WriteBatch) -> Intent {
+        let mut before = WriteBatch::default();
+        for (tree, writes) in &batch.writes {
+            for key in writes.keys() {
+                match store.get(*tree, key).unwrap() {
+                    Some(value) => before.put(*tree, key.clone(), value),
+                    None => before.remove(*tree, key.clone()),
+                }
+            }
+        }
+        Intent { stored: b"intent".to_vec(), before: Arc::new(before) }
+    }
+
     proptest! {
         /// While a batch is written key by key beneath it, at every point of the
-        /// writing, the staged store reads as the store with the whole batch applied.
+        /// writing (none of it, any prefix, all of it but not yet unstaged), the
+        /// staged store reads as the store before the batch: what a crash then would
+        /// be undone to. Once unstaged, it reads as the store with the whole batch.
         #[test]
-        fn readers_see_the_staged_batch_whole_at_every_point_of_its_writing(
+        fn readers_see_none_of_a_batch_until_it_is_unstaged_and_then_all_of_it(
             stored in writes(),
             staged in writes(),
             written in 0usize..30,
@@ -300,21 +329,25 @@ mod tests {
         ) {
             let inner = Arc::new(MemoryStore::new());
             inner.commit(&batch_of(&stored), false)?;
-            let model = MemoryStore::new();
-            model.commit(&batch_of(&stored), false)?;
+            let before = MemoryStore::new();
+            before.commit(&batch_of(&stored), false)?;
             let batch = Arc::new(batch_of(&staged));
-            model.commit(&batch, false)?;
+            let after = MemoryStore::new();
+            after.commit(&batch_of(&stored), false)?;
+            after.commit(&batch, false)?;
+            let intent = intent_over(&*inner, &batch);
             // Part of the batch has reached the store, in key order.
             let part: Vec<_> =
                 batch.writes.get(&TREE).into_iter().flatten().take(written).map(|(k, v)| (k.clone(), v.clone())).collect();
             inner.commit(&batch_of(&part), false)?;
             let store = StagedStore::new(inner.clone());
-            store.stage(Some(Arc::clone(&batch)));
-            reads_agree(&store, &model, &probes)?;
-            // Once the batch is written whole and unstaged, the store itself agrees.
+            store.stage(Some(Arc::clone(&intent.before)));
+            reads_agree(&store, &before, &probes)?;
+            // Written whole, still staged (not yet durable): still as before.
             inner.commit(&batch, false)?;
+            reads_agree(&store, &before, &probes)?;
             store.stage(None);
-            reads_agree(&store, &model, &probes)?;
+            reads_agree(&store, &after, &probes)?;
         }
     }
 
@@ -330,7 +363,7 @@ mod tests {
             self.0.commit(batch, durable)
         }
         /// Writes the first of the batch's entries, then fails.
-        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &Intent, _: bool) -> Result<(), StorageError> {
             let mut half = WriteBatch::default();
             if let Some((tree, key, Some(value))) =
                 batch.writes.iter().flat_map(|(t, w)| w.iter().map(move |(k, v)| (*t, k, v))).next()
@@ -382,7 +415,7 @@ mod tests {
         fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
             self.0.commit(batch, durable)
         }
-        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &[u8], _: bool) -> Result<(), StorageError> {
+        fn commit_staged(&self, batch: &Arc<WriteBatch>, _: &Intent, _: bool) -> Result<(), StorageError> {
             for (tree, writes) in &batch.writes {
                 for (key, value) in writes {
                     let one = batch_of_in(*tree, &[(key.clone(), value.clone())]);
@@ -409,7 +442,8 @@ mod tests {
             let writer = scope.spawn(|| {
                 for n in 0..BATCHES {
                     let writes: Vec<_> = (0..KEYS).map(|k| (vec![k], Some(n.to_be_bytes().to_vec()))).collect();
-                    store.commit_staged(&Arc::new(batch_of(&writes)), b"intent", false).unwrap();
+                    let batch = Arc::new(batch_of(&writes));
+                    store.commit_staged(&batch, &intent_over(&*store, &batch), false).unwrap();
                 }
                 done.store(true, Ordering::Release);
             });
@@ -426,16 +460,21 @@ mod tests {
     }
 
     #[test]
-    fn after_a_staged_commit_fails_every_write_is_refused_and_the_batch_is_shown_whole() {
+    fn after_a_staged_commit_fails_every_write_is_refused_and_readers_see_the_store_as_before_it() {
         let store = StagedStore::new(Arc::new(FailsHalfWay(MemoryStore::new())));
+        store.commit(&batch_of(&[(vec![1], Some(vec![7]))]), true).unwrap();
         let batch = Arc::new(batch_of(&[(vec![1], Some(vec![9])), (vec![2], Some(vec![8]))]));
-        assert!(store.commit_staged(&batch, b"intent", true).is_err());
-        // Half of the batch reached the store; readers see all of it.
-        assert_eq!(store.get(TREE, &[1]).unwrap(), Some(vec![9]));
-        assert_eq!(store.get(TREE, &[2]).unwrap(), Some(vec![8]));
-        assert_eq!(store.range_from(TREE, &[], 10).unwrap(), vec![(vec![1], vec![9]), (vec![2], vec![8])]);
+        let intent = intent_over(&store, &batch);
+        assert!(store.commit_staged(&batch, &intent, true).is_err());
+        // Half of the batch reached the store; readers see none of it, as the next
+        // opening's undo will leave it.
+        assert_eq!(store.inner.get(TREE, &[1]).unwrap(), Some(vec![9]), "the engine holds half the batch");
+        assert_eq!(store.get(TREE, &[1]).unwrap(), Some(vec![7]));
+        assert_eq!(store.get(TREE, &[2]).unwrap(), None);
+        assert_eq!(store.range_from(TREE, &[], 10).unwrap(), vec![(vec![1], vec![7])]);
+        assert_eq!(store.last(TREE).unwrap(), Some((vec![1], vec![7])));
         let refused = store.commit(&batch, true).unwrap_err();
         assert!(refused.to_string().contains("restart the registry"), "{refused}");
-        assert!(store.commit_staged(&batch, b"intent", true).is_err());
+        assert!(store.commit_staged(&batch, &intent, true).is_err());
     }
 }
