@@ -8,12 +8,18 @@
 //! `cargo run --release -p huduma-benches --example sequencer_load -- [submitters] [max_batch] [registrations]`
 //! `[window]` (defaults 1,024, 256, 40,960 and all of them: the rate is printed per
 //! window of that many registrations, as the store grows). `CACHE_MB` sets sled's page
-//! cache (default 512), `NO_SEARCH=1` turns the duplicate search off.
+//! cache (default 512), `NO_SEARCH=1` turns the duplicate search off, and
+//! `POPULATION=kenyan` registers the dedup quality run's population (Kenyan names with
+//! their real skew, `population::generate`, no planted duplicates) instead of the
+//! default distinct persons, so that the search opens block-mates as a real registry's
+//! does; its few twins refused as likely duplicates are counted, not registered.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use huduma_benches::{key, registration, secrets};
+use registry_core::command::{Command, CommandError, Submission};
+use registry_core::demographics::Demographics;
 use registry_core::registry::{Registry, RegistryOptions};
 
 /// User and system CPU time in seconds of a `/proc` stat file.
@@ -87,13 +93,38 @@ fn main() -> anyhow::Result<()> {
         options.duplicate_threshold = None;
     }
     let registry = Arc::new(Registry::open_dir(dir.path(), secrets(), key(), options)?);
+    // The warm-up's persons come after the measured ones'.
+    let warm = max_batch as u64 * 4;
+    let population: Option<Arc<Vec<Demographics>>> = match std::env::var("POPULATION").as_deref() {
+        Ok("kenyan") => Some(Arc::new(
+            huduma_benches::population::generate((total + warm) as usize, 0.0, 0.005, 1)
+                .into_iter()
+                .map(|e| e.demographics)
+                .collect(),
+        )),
+        Ok(other) => anyhow::bail!("POPULATION: unknown population {other:?} (known: kenyan)"),
+        Err(_) => None,
+    };
+    let submission = move |tag: &str, i: u64| -> Submission {
+        match &population {
+            Some(people) => {
+                let at = if tag == "warm" { total + (i - (1 << 40)) } else { i };
+                let mut s = registration(tag, i);
+                s.command = Command::RegisterPerson { demographics: people[at as usize].clone() };
+                s
+            }
+            None => registration(tag, i),
+        }
+    };
+    let submission = Arc::new(submission);
+    let refused = Arc::new(AtomicU64::new(0));
     let runtime = tokio::runtime::Runtime::new()?;
     let (signing, sled_rate) = floors()?;
     println!("floors before: ed25519 signing {signing:.0}/s, sled insert+flush (batch 1,024) {sled_rate:.0}/s");
     // A warm-up of one batch's worth, then the measured run.
     // Persons of their own each (the same index is the same person, refused as a duplicate).
     let window = args.next().map(|a| a.parse()).transpose()?.unwrap_or(total);
-    let mut runs = vec![("warm", 1u64 << 40, max_batch as u64 * 4, false)];
+    let mut runs = vec![("warm", 1u64 << 40, warm, false)];
     runs.extend((0..total.div_ceil(window)).map(|w| ("load", w * window, window.min(total - w * window), true)));
     for (tag, first, count, measured) in runs {
         let (cpu, began) = (cpu_seconds(), std::time::Instant::now());
@@ -101,14 +132,21 @@ fn main() -> anyhow::Result<()> {
             let next = Arc::new(AtomicU64::new(0));
             let mut tasks = Vec::new();
             for _ in 0..submitters {
-                let (registry, next) = (registry.clone(), next.clone());
+                let (registry, next, submission, refused) =
+                    (registry.clone(), next.clone(), submission.clone(), refused.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= count {
                             return Ok::<_, anyhow::Error>(());
                         }
-                        registry.submit(registration(tag, first + i)).await?;
+                        match registry.submit(submission(tag, first + i)).await {
+                            Ok(_) => {}
+                            Err(CommandError::PossibleDuplicate { .. }) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 }));
             }
@@ -135,6 +173,9 @@ fn main() -> anyhow::Result<()> {
                 per(2)
             );
         }
+    }
+    if refused.load(Ordering::Relaxed) > 0 {
+        println!("refused as likely duplicates (twins), counted in the rates: {}", refused.load(Ordering::Relaxed));
     }
     drop(registry);
     let (signing, sled_rate) = floors()?;
