@@ -11,8 +11,9 @@
 //! before it, projections included, so that undoing it leaves the store as it was and
 //! the projections need no rebuild (at national scale a rebuild is minutes and tens
 //! of GiB of memory). Keys the batch creates by construction (its persons' entries and
-//! keyring entries, request entries it found absent) are recorded as absent without a
-//! read; every other key is read as it stands before the batch.
+//! keyring entries, request entries it found absent, the tree's nodes and blocks its
+//! records complete) are recorded as absent without a read; every other key is read as
+//! it stands before the batch.
 //!
 //! An intent stored by an earlier version under [`LEGACY_INTENT_KEY`] holds the values
 //! of the request index and the keyring only: undoing it leaves the projections to a
@@ -61,7 +62,7 @@ impl CommitIntent {
 
     /// What `batch` is committed behind ([`Storage::commit_staged`]): its intent,
     /// encoded to be stored, and its before-image, which readers are shown until the
-    /// batch is durable. One read per key, shared by the two.
+    /// batch is durable. One read per key at most, shared by the two.
     pub fn staging(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Intent, StorageError> {
         let before = before_image(store, first_seq, batch)?;
         let stored = Self::from_before_image(first_seq, &before).encode();
@@ -140,28 +141,41 @@ impl CommitIntent {
 /// removal where it holds nothing), `store` standing with every earlier batch
 /// committed; `batch` appends records from `first_seq` on.
 ///
-/// The batch's records, a person's entry or keyring entry of a person registered in
-/// the batch (person ids are their registration's sequence number), and request
-/// entries (written only where the writer found none) are new by construction: none of
-/// those is read. Every other key is read as it stands before the batch.
+/// Keys new by construction are not read: the batch's records; a person's entry or
+/// keyring entry of a person registered in the batch (person ids are their
+/// registration's sequence number); request entries (written only where the writer
+/// found none); the tree's nodes under a record of the batch and its blocks completed
+/// by one (each written once, when that record is appended). Every other key is read
+/// as it stands before the batch.
 pub fn before_image(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<WriteBatch, StorageError> {
     let mut before = WriteBatch::default();
     for (&tree, writes) in &batch.writes {
         for key in writes.keys() {
-            let new_by_construction = match tree {
-                Tree::Log | Tree::Requests => true,
-                Tree::Keyring | Tree::Persons => {
-                    <[u8; 8]>::try_from(key.as_slice()).is_ok_and(|id| u64::from_be_bytes(id) >= first_seq)
-                }
-                _ => false,
-            };
-            match if new_by_construction { None } else { store.get(tree, key)? } {
+            let value = if new_by_construction(tree, key, first_seq) { None } else { store.get(tree, key)? };
+            match value {
                 Some(stored) => before.put(tree, key.clone(), stored),
                 None => before.remove(tree, key.clone()),
             }
         }
     }
     Ok(before)
+}
+
+/// Whether a batch whose records begin at `first_seq` creates `key` of `tree` by
+/// construction (see [`before_image`]).
+fn new_by_construction(tree: Tree, key: &[u8], first_seq: u64) -> bool {
+    let number = || <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes);
+    match tree {
+        Tree::Log | Tree::Requests => true,
+        Tree::Keyring | Tree::Persons | Tree::MerkleNodes => number().is_some_and(|seq| seq >= first_seq),
+        Tree::MerkleBlocks => number().is_some_and(|block| {
+            let last = block
+                .saturating_mul(crate::merkle_store::BLOCK_LEAVES)
+                .saturating_add(crate::merkle_store::BLOCK_LEAVES - 1);
+            last >= first_seq
+        }),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ pub fn nodes_key(seq: u64) -> [u8; 8] {
 
 /// A block holds the levels below `2^BLOCK_LEVEL` leaves of 2^BLOCK_LEVEL records.
 pub const BLOCK_LEVEL: u8 = 6;
-const BLOCK_LEAVES: u64 = 1 << BLOCK_LEVEL;
+/// How many records a block covers.
+pub const BLOCK_LEAVES: u64 = 1 << BLOCK_LEVEL;
 /// Hashes in a block: 64 leaves, then 32, 16, 8, 4 and 2 nodes.
 const BLOCK_HASHES: usize = 2 * BLOCK_LEAVES as usize - 2;
 

@@ -264,6 +264,129 @@ proptest! {
     }
 }
 
+/// A store that checks, at every staged commit, that the batch's before-image (what
+/// readers are shown until it is durable, and what the intent restores after a crash)
+/// holds every key the batch writes, each with exactly what the store held, and nothing
+/// else; most of it comes from the build's own reads rather than from the store.
+struct BeforeImageChecked {
+    inner: MemoryStore,
+    wrong: std::sync::Mutex<Vec<String>>,
+    checked: std::sync::atomic::AtomicUsize,
+    /// How long each staged commit takes, so that the sequencer builds the next batch
+    /// over the one in flight.
+    slow: std::time::Duration,
+}
+
+impl BeforeImageChecked {
+    fn new(slow: std::time::Duration) -> Self {
+        Self { inner: MemoryStore::new(), wrong: Default::default(), checked: Default::default(), slow }
+    }
+}
+
+impl Storage for BeforeImageChecked {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, registry_core::storage::StorageError> {
+        self.inner.get(tree, key)
+    }
+    registry_core::forward_scans!(inner);
+    fn commit(
+        &self,
+        batch: &registry_core::storage::WriteBatch,
+        durable: bool,
+    ) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.commit(batch, durable)
+    }
+    fn commit_staged(
+        &self,
+        batch: &std::sync::Arc<registry_core::storage::WriteBatch>,
+        intent: &registry_core::storage::Intent,
+        durable: bool,
+    ) -> Result<(), registry_core::storage::StorageError> {
+        let keys = |b: &registry_core::storage::WriteBatch| -> Vec<(Tree, Vec<u8>)> {
+            b.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k.clone()))).collect()
+        };
+        let mut wrong = self.wrong.lock().unwrap();
+        if keys(batch) != keys(&intent.before) {
+            wrong.push(format!("the before-image's keys are not the batch's: {:?}", keys(&intent.before)));
+        }
+        for (tree, key) in keys(batch) {
+            let shown = intent.before.writes.get(&tree).and_then(|w| w.get(&key)).cloned();
+            let held = self.inner.get(tree, &key)?;
+            if shown != Some(held.clone()) {
+                wrong.push(format!("{} {}: shown {shown:?}, held {held:?}", tree.name(), hex(&key)));
+            }
+        }
+        drop(wrong);
+        self.checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(self.slow);
+        self.inner.commit(batch, durable)
+    }
+    fn flush(&self) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.flush()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Through any commands, every batch's before-image equals what the store held
+    /// under each of its keys: the build's reads and the keys it creates stand in for
+    /// reads of the store exactly.
+    #[test]
+    fn every_batchs_before_image_is_what_the_store_held(ops in proptest::collection::vec(op(), 1..100), batch in 1usize..12) {
+        let store = std::sync::Arc::new(BeforeImageChecked::new(std::time::Duration::ZERO));
+        // At least one batch is accepted.
+        let ops = [vec![Op::Register(0)], ops].concat();
+        run_on(writer_over(store.clone()), &ops, batch, &mut |_| ());
+        let wrong = store.wrong.lock().unwrap();
+        prop_assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        prop_assert!(store.checked.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
+}
+
+/// Through the sequencer, with each batch built over the one still being committed
+/// (registrations, links and corrections from many submitters at once): every batch's
+/// before-image is what the store held when it was committed, including the keys the
+/// batch in flight had written (the persons' count, every registration's).
+#[test]
+fn a_batch_built_over_the_one_in_flight_has_the_before_image_the_store_then_holds() {
+    use registry_core::registry::Registry;
+    let store = std::sync::Arc::new(BeforeImageChecked::new(std::time::Duration::from_millis(2)));
+    let registry = Registry::open(
+        store.clone(),
+        std::sync::Arc::new(MemoryStore::new()),
+        secrets(),
+        log_key(),
+        registry_core::registry::RegistryOptions { origin: ORIGIN.into(), max_batch: 8, ..Default::default() },
+    )
+    .unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let registry = &registry;
+            scope.spawn(move || {
+                for i in 0..24 {
+                    let who = t * 100 + i;
+                    let registered = registry
+                        .submit_blocking(submission(
+                            format!("r{who}"),
+                            Command::RegisterPerson { demographics: person(who) },
+                        ))
+                        .unwrap();
+                    let number = registered.number.unwrap();
+                    let command = match i % 3 {
+                        0 => Command::LinkAgencyRecord { number, agency: "KRA".into(), record_id: format!("K{who}") },
+                        1 => Command::CorrectDemographics { number, demographics: person(who + 5000) },
+                        _ => continue,
+                    };
+                    registry.submit_blocking(submission(format!("c{who}"), command)).unwrap();
+                }
+            });
+        }
+    });
+    registry.close();
+    let wrong = store.wrong.lock().unwrap();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(store.checked.load(std::sync::atomic::Ordering::Relaxed) > 8);
+}
+
 /// A small log to tamper with: registrations, links and a replacement.
 fn small_log() -> std::sync::Arc<MemoryStore> {
     let ops: Vec<Op> = (0..12)
