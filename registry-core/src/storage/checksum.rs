@@ -27,6 +27,13 @@ pub fn open(stored: &[u8]) -> Option<&[u8]> {
     (checksum(value) == sum).then_some(value)
 }
 
+/// The value inside an envelope this process [`seal`]ed and kept in memory (a batch
+/// being built or committed), its checksum cut off without checking: nothing outside
+/// the process could have changed it. `None` if it is shorter than a checksum.
+pub fn sealed_here(sealed: &[u8]) -> Option<&[u8]> {
+    sealed.get(..sealed.len().checked_sub(CHECKSUM_LEN)?)
+}
+
 /// [`open`] of an owned envelope: the value in place (the checksum cut off), no copy.
 pub fn open_owned(mut stored: Vec<u8>) -> Option<Vec<u8>> {
     let split = open(&stored)?.len();
@@ -56,5 +63,12 @@ mod tests {
     #[test]
     fn too_short_is_not_a_value() {
         assert_eq!(open(&[1, 2, 3]), None);
+        assert_eq!(sealed_here(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_value_sealed_here_is_read_back_without_its_checksum() {
+        assert_eq!(sealed_here(&seal(b"kamau")), Some(&b"kamau"[..]));
+        assert_eq!(sealed_here(&seal(b"")), Some(&b""[..]));
     }
 }
