@@ -52,8 +52,9 @@ impl HudumaNumber {
             *slot = (rest % 10) as u8;
             rest /= 10;
         }
-        digits[DIGITS - 1] = digits[..DIGITS - 1].calculate_verhoeff_check_digit();
-        Self::from_digits(digits)
+        let check = digits[..DIGITS - 1].calculate_verhoeff_check_digit();
+        // Eleven digits and the check digit computed for them: valid by construction.
+        Ok(Self(body * 10 + u64::from(check)))
     }
 
     /// Validates a 12-digit value, as stored.
@@ -190,6 +191,18 @@ mod tests {
         let err = String::from_utf8(wrong).unwrap().parse::<HudumaNumber>().unwrap_err();
         assert_eq!(err, NumberError::CheckDigit);
         assert!(err.to_string().contains("check digit"));
+    }
+
+    proptest! {
+        /// A number built from its body (valid by construction, not re-validated)
+        /// passes every rule of a number read back, and keeps the body as its first
+        /// eleven digits.
+        #[test]
+        fn a_number_built_from_its_body_is_valid(body in 0u64..100_000_000_000) {
+            let n = HudumaNumber::with_check_digit(body).unwrap();
+            prop_assert_eq!(HudumaNumber::from_u64(n.as_u64()), Ok(n));
+            prop_assert_eq!(n.as_u64() / 10, body);
+        }
     }
 
     proptest! {
