@@ -51,12 +51,14 @@ pub fn set_read_cache(stats: registry_core::storage::read_cache::ReadCacheStats)
 }
 
 /// Publishes the presence filter's counts (`storage::presence_filter`): whether it
-/// serves yet, the keys it holds, the reads it answered without the store.
+/// serves yet, the keys it holds and was sized for, the reads it answered without the
+/// store, the times it has grown.
 pub fn set_presence_filter(stats: registry_core::storage::presence_filter::FilterStats) {
     metrics::gauge!("huduma_presence_filter_ready").set(if stats.ready { 1.0 } else { 0.0 });
     metrics::gauge!("huduma_presence_filter_keys").set(stats.entered as f64);
     metrics::gauge!("huduma_presence_filter_capacity_keys").set(stats.capacity as f64);
     metrics::counter!("huduma_presence_filter_skipped_reads_total").absolute(stats.skipped);
+    metrics::counter!("huduma_presence_filter_growths_total").absolute(stats.growths);
 }
 
 fn code_name(code: tonic::Code) -> &'static str {

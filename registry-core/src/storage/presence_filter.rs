@@ -20,12 +20,16 @@
 //!
 //! Removals leave their keys in the filter (a later read of one costs a store read,
 //! as without the filter). It is sized at open for the store as it then is, with
-//! room to grow; a store that outgrows that has more false positives (more reads,
-//! never a wrong answer) until it is next opened. Its false-positive rate and fill
-//! are in [`FilterStats`].
+//! room to grow, and it grows while serving: once it holds as many distinct keys as
+//! it was sized for, a filter twice the size is filled beside it (every write enters
+//! both; a scan on its own thread enters what the store holds) and replaces it when
+//! that scan ends. The scan begins only after every write in flight has reached the
+//! store (writes hold [`State::gate`] shared; installing the new filter takes it
+//! whole), so the new filter too holds every key present when it starts to serve.
+//! Its false-positive rate, fill and growths are in [`FilterStats`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use fastbloom::AtomicBloomFilter;
@@ -42,49 +46,178 @@ const FALSE_POSITIVE_RATE: f64 = 0.01;
 /// Keys the filter is sized for beyond what the store holds at open.
 const HEADROOM_KEYS: u64 = 4 << 20;
 
-/// How many entries the opening scan reads per call to the store.
+/// How many entries a scan reads per call to the store.
 const SCAN_PAGE: usize = 4096;
 
 fn filtered(tree: Tree) -> bool {
     FILTERED_TREES.contains(&tree)
 }
 
-/// The filter and the state of its opening scan, shared with the scan's thread.
-struct Shared {
-    filter: AtomicBloomFilter<foldhash::fast::RandomState>,
-    /// Set once every key stored before the open has entered the filter.
+/// One Bloom filter and what it holds.
+struct Filter {
+    bloom: AtomicBloomFilter<foldhash::fast::RandomState>,
+    /// Set once every key the store held when this filter began has entered it.
     ready: AtomicBool,
-    /// Set to stop the scan early (the store is closing).
-    stop: AtomicBool,
-    /// Keys entered (writes and the scan; a key written twice counts twice).
+    /// Distinct keys entered (a key the filter may already hold is not counted
+    /// again: its false positives aside, the keys it holds).
     entered: AtomicU64,
-    /// Reads answered without the store.
-    skipped: AtomicU64,
     /// What the filter was sized for.
     capacity: u64,
 }
 
-impl Shared {
+impl Filter {
+    fn sized_for(capacity: u64) -> Self {
+        let bloom = AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
+            .hasher(foldhash::fast::RandomState::default())
+            .expected_items(usize::try_from(capacity.max(1)).unwrap_or(usize::MAX));
+        Self { bloom, ready: AtomicBool::new(false), entered: AtomicU64::new(0), capacity }
+    }
+
     fn enter(&self, tree: Tree, key: &[u8]) {
-        self.filter.insert(&(tree as u8, key));
-        if self.entered.fetch_add(1, Ordering::Relaxed) == self.capacity {
-            tracing::warn!(
-                capacity = self.capacity,
-                "the presence filter is past the size it was given at open: more reads reach the store until the next open"
-            );
+        // `insert` answers whether the key may have been there already.
+        if !self.bloom.insert(&(tree as u8, key)) {
+            self.entered.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn full(&self) -> bool {
+        self.entered.load(Ordering::Relaxed) >= self.capacity
+    }
+
+    fn false_positive_rate(&self) -> f64 {
+        let hashes = self.bloom.num_hashes();
+        let entered = usize::try_from(self.entered.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+        fastbloom::expected_false_pos(hashes, fastbloom::expected_density(hashes, self.bloom.num_bits(), entered))
+    }
+}
+
+/// The filter reads consult and, while it grows, the one being filled to replace it.
+struct Filters {
+    serving: Arc<Filter>,
+    next: Option<Arc<Filter>>,
+}
+
+/// What the store, its scans and its growth share.
+struct State {
+    inner: Arc<dyn Storage>,
+    filters: RwLock<Filters>,
+    /// Held shared by a write from the moment its keys enter the filters until the
+    /// store has it; held whole while a growth installs its new filter, so that the
+    /// growth's scan begins with no write in flight.
+    gate: RwLock<()>,
+    /// Set to stop the scans early (the store is closing).
+    stop: AtomicBool,
+    /// Set once a growth has begun; cleared when it has replaced the filter.
+    growing: AtomicBool,
+    /// Reads answered without the store.
+    skipped: AtomicU64,
+    /// Times the filter has grown since the open.
+    growths: AtomicU64,
+    /// Keys a growth adds beyond twice those held (the open's headroom).
+    headroom: u64,
+}
+
+impl State {
+    fn filters(&self) -> std::sync::RwLockReadGuard<'_, Filters> {
+        self.filters.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the store certainly does not hold `key` in `tree`.
     fn absent(&self, tree: Tree, key: &[u8]) -> bool {
-        if !filtered(tree) || !self.ready.load(Ordering::Acquire) {
+        if !filtered(tree) {
             return false;
         }
-        let absent = !self.filter.contains(&(tree as u8, key));
+        let filters = self.filters();
+        if !filters.serving.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        let absent = !filters.serving.bloom.contains(&(tree as u8, key));
         if absent {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
         absent
+    }
+
+    fn enter_batch(&self, batch: &WriteBatch) {
+        let filters = self.filters();
+        for (tree, writes) in &batch.writes {
+            if filtered(*tree) {
+                for (key, value) in writes {
+                    if value.is_some() {
+                        filters.serving.enter(*tree, key);
+                        if let Some(next) = &filters.next {
+                            next.enter(*tree, key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enters every key the filtered trees hold into `filter`, page by page, then
+    /// marks it ready. False if it stopped or failed (the filter is then not ready).
+    fn scan_into(&self, filter: &Filter, what: &str) -> bool {
+        let began = std::time::Instant::now();
+        for tree in FILTERED_TREES {
+            let mut from = Vec::new();
+            loop {
+                if self.stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                let page = match self.inner.range_from(tree, &from, SCAN_PAGE) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = %e, tree = tree.name(), "presence filter {what} failed; reads go on as before it");
+                        return false;
+                    }
+                };
+                for (key, _) in &page {
+                    filter.enter(tree, key);
+                }
+                match page.last() {
+                    Some((last, _)) if page.len() == SCAN_PAGE => {
+                        from = last.clone();
+                        from.push(0);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        filter.ready.store(true, Ordering::Release);
+        tracing::info!(
+            keys = filter.entered.load(Ordering::Relaxed),
+            capacity = filter.capacity,
+            seconds = began.elapsed().as_secs_f64(),
+            "presence filter {what} done"
+        );
+        true
+    }
+
+    /// Fills a filter twice the size beside the serving one and puts it in its place.
+    fn grow(&self) {
+        let (held, capacity) = {
+            let filters = self.filters();
+            (filters.serving.entered.load(Ordering::Relaxed), filters.serving.capacity)
+        };
+        let next = Arc::new(Filter::sized_for(held.saturating_mul(2).saturating_add(self.headroom)));
+        tracing::info!(held, capacity, new_capacity = next.capacity, "the presence filter is full: growing it");
+        {
+            // No write is in flight once the gate is held whole: each has reached the
+            // store (and the scan below finds it) or has yet to enter its keys.
+            let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            self.filters.write().unwrap_or_else(|p| p.into_inner()).next = Some(Arc::clone(&next));
+        }
+        let grown = self.scan_into(&next, "growth");
+        let mut filters = self.filters.write().unwrap_or_else(|p| p.into_inner());
+        filters.next = None;
+        if grown {
+            filters.serving = next;
+            self.growths.fetch_add(1, Ordering::Relaxed);
+            drop(filters);
+            self.growing.store(false, Ordering::Release);
+        }
+        // A growth that failed is not tried again before the next open: reads go on
+        // through the full filter (more of them reach the store, none is wrong).
     }
 }
 
@@ -93,12 +226,14 @@ impl Shared {
 pub struct FilterStats {
     /// Whether the opening scan has finished (before it has, no read is skipped).
     pub ready: bool,
-    /// Keys entered so far.
+    /// Distinct keys the serving filter holds.
     pub entered: u64,
-    /// Keys it was sized for.
+    /// Keys the serving filter was sized for (it grows past them).
     pub capacity: u64,
     /// Reads answered "absent" without reading the store.
     pub skipped: u64,
+    /// Times the filter has grown since the open.
+    pub growths: u64,
     /// The filter's false-positive rate at its present fill, estimated.
     pub false_positive_rate: f64,
 }
@@ -106,135 +241,139 @@ pub struct FilterStats {
 /// A store behind a filter of the keys present in [`FILTERED_TREES`].
 pub struct FilteredStore {
     inner: Arc<dyn Storage>,
-    shared: Arc<Shared>,
+    state: Arc<State>,
     scan: Mutex<Option<JoinHandle<()>>>,
+    growth: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl FilteredStore {
     /// Puts the filter in front of `inner` and starts reading the keys it already holds
     /// on a thread of its own. The filter is sized from the log's length.
     pub fn open(inner: Arc<dyn Storage>) -> Result<Self, StorageError> {
+        Self::open_with_headroom(inner, HEADROOM_KEYS)
+    }
+
+    /// [`FilteredStore::open`], sized for `headroom` keys beyond the store's (and
+    /// each growth for as many beyond twice those it holds).
+    fn open_with_headroom(inner: Arc<dyn Storage>, headroom: u64) -> Result<Self, StorageError> {
         let records = match inner.last(Tree::Log)? {
             Some((key, _)) => key.get(..8).and_then(|k| k.try_into().ok()).map_or(0, u64::from_be_bytes) + 1,
             None => 0,
         };
         // A record adds at most one request and, for a registration, a few blocks.
-        let capacity = records.saturating_mul(4).saturating_add(HEADROOM_KEYS);
-        let filter = AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE)
-            .hasher(foldhash::fast::RandomState::default())
-            .expected_items(usize::try_from(capacity).unwrap_or(usize::MAX));
-        let shared = Arc::new(Shared {
-            filter,
-            ready: AtomicBool::new(false),
+        let capacity = records.saturating_mul(4).saturating_add(headroom);
+        let state = Arc::new(State {
+            inner: Arc::clone(&inner),
+            filters: RwLock::new(Filters { serving: Arc::new(Filter::sized_for(capacity)), next: None }),
+            gate: RwLock::new(()),
             stop: AtomicBool::new(false),
-            entered: AtomicU64::new(0),
+            growing: AtomicBool::new(false),
             skipped: AtomicU64::new(0),
-            capacity,
+            growths: AtomicU64::new(0),
+            headroom,
         });
-        let (scan_store, scan_shared) = (Arc::clone(&inner), Arc::clone(&shared));
+        let scan_state = Arc::clone(&state);
         let scan = std::thread::Builder::new()
             .name("huduma-presence-filter".into())
-            .spawn(move || scan_existing(&*scan_store, &scan_shared))
+            .spawn(move || {
+                let serving = Arc::clone(&scan_state.filters().serving);
+                scan_state.scan_into(&serving, "opening scan");
+            })
             .map_err(|e| StorageError::Engine(format!("cannot start the presence filter's scan: {e}")))?;
-        Ok(Self { inner, shared, scan: Mutex::new(Some(scan)) })
+        Ok(Self { inner, state, scan: Mutex::new(Some(scan)), growth: Mutex::new(None) })
     }
 
     /// Waits until the opening scan has finished (tests and benchmarks, which want
     /// the filter in use from their first read).
     pub fn wait_ready(&self) {
-        let handle = self.scan.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            tracing::error!("the presence filter's scan panicked; reads go to the store");
-        }
+        join(&self.scan, "scan");
+    }
+
+    /// Waits until a growth under way, if any, has replaced the filter.
+    pub fn wait_grown(&self) {
+        join(&self.growth, "growth");
     }
 
     pub fn stats(&self) -> FilterStats {
-        let entered = self.shared.entered.load(Ordering::Relaxed);
-        let hashes = self.shared.filter.num_hashes();
-        let density = fastbloom::expected_density(
-            hashes,
-            self.shared.filter.num_bits(),
-            usize::try_from(entered).unwrap_or(usize::MAX),
-        );
+        let serving = Arc::clone(&self.state.filters().serving);
         FilterStats {
-            ready: self.shared.ready.load(Ordering::Acquire),
-            entered,
-            capacity: self.shared.capacity,
-            skipped: self.shared.skipped.load(Ordering::Relaxed),
-            false_positive_rate: fastbloom::expected_false_pos(hashes, density),
+            ready: serving.ready.load(Ordering::Acquire),
+            entered: serving.entered.load(Ordering::Relaxed),
+            capacity: serving.capacity,
+            skipped: self.state.skipped.load(Ordering::Relaxed),
+            growths: self.state.growths.load(Ordering::Relaxed),
+            false_positive_rate: serving.false_positive_rate(),
         }
     }
 
-    fn enter_batch(&self, batch: &WriteBatch) {
-        for (tree, writes) in &batch.writes {
-            if filtered(*tree) {
-                for (key, value) in writes {
-                    if value.is_some() {
-                        self.shared.enter(*tree, key);
-                    }
-                }
+    /// Enters the batch's keys, then has `write` pass it to the store, the gate held
+    /// shared throughout; then starts a growth if the filter is full.
+    fn writing(
+        &self,
+        batch: &WriteBatch,
+        write: impl FnOnce() -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let result = {
+            let _gate = self.state.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.state.enter_batch(batch);
+            write()
+        };
+        self.grow_if_full();
+        result
+    }
+
+    fn grow_if_full(&self) {
+        {
+            let filters = self.state.filters();
+            if !filters.serving.ready.load(Ordering::Acquire) || !filters.serving.full() {
+                return;
             }
+        }
+        if self.state.growing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut slot = self.growth.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = slot.take()
+            && done.join().is_err()
+        {
+            tracing::error!("an earlier growth of the presence filter panicked");
+        }
+        let state = Arc::clone(&self.state);
+        match std::thread::Builder::new().name("huduma-presence-grow".into()).spawn(move || state.grow()) {
+            Ok(handle) => *slot = Some(handle),
+            Err(e) => tracing::error!(error = %e, "cannot start the presence filter's growth; it stays at its size"),
         }
     }
 }
 
-/// Enters every key the filtered trees hold, page by page, then marks the filter ready.
-fn scan_existing(store: &dyn Storage, shared: &Shared) {
-    let began = std::time::Instant::now();
-    for tree in FILTERED_TREES {
-        let mut from = Vec::new();
-        loop {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            let page = match store.range_from(tree, &from, SCAN_PAGE) {
-                Ok(page) => page,
-                Err(e) => {
-                    // Without the scan the filter would miss keys: it stays off.
-                    tracing::error!(error = %e, tree = tree.name(), "presence filter scan failed; reads go to the store");
-                    return;
-                }
-            };
-            for (key, _) in &page {
-                shared.enter(tree, key);
-            }
-            match page.last() {
-                Some((last, _)) if page.len() == SCAN_PAGE => {
-                    from = last.clone();
-                    from.push(0);
-                }
-                _ => break,
-            }
-        }
+fn join(slot: &Mutex<Option<JoinHandle<()>>>, what: &str) {
+    let handle = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(handle) = handle
+        && handle.join().is_err()
+    {
+        tracing::error!("the presence filter's {what} panicked; reads go on through the filter as it was");
     }
-    shared.ready.store(true, Ordering::Release);
-    tracing::info!(
-        keys = shared.entered.load(Ordering::Relaxed),
-        seconds = began.elapsed().as_secs_f64(),
-        "presence filter ready"
-    );
 }
 
 impl Drop for FilteredStore {
-    /// Stops the scan and waits for it, so that closing the registry releases the store.
+    /// Stops the scans and waits for them, so that closing the registry releases the store.
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.state.stop.store(true, Ordering::Relaxed);
         self.wait_ready();
+        self.wait_grown();
     }
 }
 
 impl Storage for FilteredStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if self.shared.absent(tree, key) {
+        if self.state.absent(tree, key) {
             return Ok(None);
         }
         self.inner.get(tree, key)
     }
 
     fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-        if self.shared.absent(tree, key) {
+        if self.state.absent(tree, key) {
             return Ok(None);
         }
         self.inner.get_checked(tree, key)
@@ -243,23 +382,25 @@ impl Storage for FilteredStore {
     crate::forward_scans!(inner);
 
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.enter_batch(batch);
-        self.inner.commit(batch, durable)
+        self.writing(batch, || self.inner.commit(batch, durable))
     }
 
     fn commit_owned(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.enter_batch(&batch);
-        self.inner.commit_owned(batch, durable)
+        let result = {
+            let _gate = self.state.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.state.enter_batch(&batch);
+            self.inner.commit_owned(batch, durable)
+        };
+        self.grow_if_full();
+        result
     }
 
     fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.enter_batch(batch);
-        self.inner.write_in_order(batch, durable)
+        self.writing(batch, || self.inner.write_in_order(batch, durable))
     }
 
     fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &Intent, durable: bool) -> Result<(), StorageError> {
-        self.enter_batch(batch);
-        self.inner.commit_staged(batch, intent, durable)
+        self.writing(batch, || self.inner.commit_staged(batch, intent, durable))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -353,6 +494,149 @@ mod tests {
         }
     }
 
+    fn key_of(i: u32) -> Vec<u8> {
+        [b"k".as_slice(), &i.to_be_bytes()].concat()
+    }
+
+    #[test]
+    fn a_full_filter_grows_and_still_finds_every_key_and_skips_the_absent() {
+        let inner: Arc<dyn Storage> = Arc::new(MemoryStore::default());
+        for i in 0..100 {
+            inner.commit(&put(Tree::MatchKeys, &key_of(i), b"before"), false).unwrap();
+        }
+        let store = FilteredStore::open_with_headroom(Arc::clone(&inner), 50).unwrap();
+        store.wait_ready();
+        assert_eq!(store.stats().capacity, 50, "no log: sized for the headroom alone");
+        for i in 100..5_000 {
+            store.commit(&put(Tree::Requests, &key_of(i), b"after"), false).unwrap();
+            if i % 500 == 0 {
+                store.wait_grown();
+            }
+        }
+        store.wait_grown();
+        let stats = store.stats();
+        assert!(stats.growths >= 3, "grown from 50 keys to hold 5,000: {stats:?}");
+        assert!(stats.ready && stats.capacity >= 5_000 && stats.entered >= 4_900, "{stats:?}");
+        for i in 0..100 {
+            assert!(store.get(Tree::MatchKeys, &key_of(i)).unwrap().is_some(), "key {i} stored before the open");
+        }
+        for i in 100..5_000 {
+            assert!(store.get(Tree::Requests, &key_of(i)).unwrap().is_some(), "key {i} written after");
+        }
+        let skipped = stats.skipped;
+        for i in 10_000..11_000 {
+            assert_eq!(store.get(Tree::Requests, &key_of(i)).unwrap(), None);
+        }
+        let skipped = store.stats().skipped - skipped;
+        assert!(skipped >= 950, "a grown filter skips nearly every absent key: {skipped} of 1,000");
+    }
+
+    /// A store whose scans are slow, so that writes land while a growth's scan runs
+    /// (in the pages it has read and those it has yet to).
+    struct SlowScans(MemoryStore);
+
+    impl Storage for SlowScans {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            self.0.get(tree, key)
+        }
+        fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<crate::storage::KeyValue>, StorageError> {
+            self.0.scan_prefix(tree, prefix)
+        }
+        fn range_from(
+            &self,
+            tree: Tree,
+            from: &[u8],
+            limit: usize,
+        ) -> Result<Vec<crate::storage::KeyValue>, StorageError> {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.0.range_from(tree, from, limit)
+        }
+        fn range_back(
+            &self,
+            tree: Tree,
+            prefix: &[u8],
+            before: &[u8],
+            limit: usize,
+        ) -> Result<Vec<crate::storage::KeyValue>, StorageError> {
+            self.0.range_back(tree, prefix, before, limit)
+        }
+        fn last(&self, tree: Tree) -> Result<Option<crate::storage::KeyValue>, StorageError> {
+            self.0.last(tree)
+        }
+        /// Slow too: a write is in flight long enough for a growth to begin meanwhile
+        /// (and the writes are paced, so that a growth's filter is not overfull: its
+        /// false positives would hide a key it lacks).
+        fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            self.0.commit(batch, durable)
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    /// A key of writer `w`'s `i`-th write: spread over the key space (a permutation
+    /// of `i`), so that writes land both before and after a scan's position.
+    fn spread_key(w: u8, i: u32) -> Vec<u8> {
+        [[w].as_slice(), &i.wrapping_mul(2_654_435_761).to_be_bytes()].concat()
+    }
+
+    /// A key and its tree.
+    type TreeKey = (Tree, Vec<u8>);
+
+    /// Every key is found the moment its write returns, and ever after, whichever
+    /// filter serves: while growths fill new filters beside the serving one (their
+    /// scans slow, so that writes land during them and are in flight as they begin)
+    /// and put them in its place, under writes from two threads. After each growth
+    /// every write acknowledged so far is looked up.
+    #[test]
+    fn no_key_written_during_a_growth_is_ever_reported_absent() {
+        const GROWTHS: u64 = 6;
+        let store =
+            Arc::new(FilteredStore::open_with_headroom(Arc::new(SlowScans(MemoryStore::default())), 16).unwrap());
+        store.wait_ready();
+        let acknowledged: Arc<Mutex<Vec<TreeKey>>> = Arc::default();
+        let writers: Vec<_> = (0..2u8)
+            .map(|w| {
+                let (store, acknowledged) = (Arc::clone(&store), Arc::clone(&acknowledged));
+                std::thread::spawn(move || {
+                    let mut i = 0u32;
+                    // Until the filter has grown enough (a bound, should it never).
+                    while store.stats().growths < GROWTHS && i < 100_000 {
+                        let (key, tree) = (spread_key(w, i), FILTERED_TREES[(i % 3) as usize]);
+                        store.commit(&put(tree, &key, b"v"), false).unwrap();
+                        assert!(store.get(tree, &key).unwrap().is_some(), "writer {w}: write {i} absent after it");
+                        acknowledged.lock().unwrap().push((tree, key));
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        let lost = |when: &str| {
+            let keys = acknowledged.lock().unwrap().clone();
+            for (tree, key) in &keys {
+                assert!(store.get(*tree, key).unwrap().is_some(), "{when}: {key:?} lost of {} written", keys.len());
+            }
+        };
+        let mut seen = 0;
+        while writers.iter().any(|w| !w.is_finished()) {
+            let growths = store.stats().growths;
+            if growths > seen {
+                lost(&format!("after growth {growths}"));
+                seen = growths;
+            }
+            std::thread::yield_now();
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        store.wait_grown();
+        lost("at the end");
+        let stats = store.stats();
+        assert!(stats.growths >= GROWTHS, "{stats:?}");
+        assert!(stats.false_positive_rate < 0.05, "{stats:?}");
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Put(usize, u8),
@@ -375,15 +659,19 @@ mod tests {
         /// after, every read through the filter answers what the store alone answers:
         /// no key present is ever reported absent.
         #[test]
+        /// A small headroom has the filter grow, on its own thread, while the
+        /// operations run.
+        #[test]
         fn reads_through_the_filter_answer_as_the_store_does(
             before in proptest::collection::vec((0..TREES.len(), any::<u8>()), 0..64),
             ops in proptest::collection::vec(op(), 0..256),
+            headroom in prop_oneof![Just(HEADROOM_KEYS), 1u64..16],
         ) {
             let inner: Arc<dyn Storage> = Arc::new(MemoryStore::default());
             for (t, k) in &before {
                 inner.commit(&put(TREES[*t], &[*k], &[*k]), false).unwrap();
             }
-            let store = FilteredStore::open(Arc::clone(&inner)).unwrap();
+            let store = FilteredStore::open_with_headroom(Arc::clone(&inner), headroom).unwrap();
             store.wait_ready();
             for op in ops {
                 match op {
