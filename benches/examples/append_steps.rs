@@ -61,7 +61,7 @@ fn main() -> anyhow::Result<()> {
 /// How many `match_keys` entries the searches of `count` new registrations visit,
 /// and what reading a block costs on sled alone.
 fn blocks_read(f: &huduma_benches::Fixture, from: u64, count: u64) -> anyhow::Result<()> {
-    use registry_core::dedup::{Profile, blocks, probe_keys};
+    use registry_core::dedup::{Profile, Reach, blocks, probe_keys};
     use registry_core::projection::fold::match_hash;
     use registry_core::storage::view::View;
     let secrets = huduma_benches::secrets();
@@ -69,7 +69,12 @@ fn blocks_read(f: &huduma_benches::Fixture, from: u64, count: u64) -> anyhow::Re
     let (mut n, mut entries, mut nonempty) = (0usize, 0usize, 0usize);
     let began = Instant::now();
     let hashes: Vec<Vec<[u8; 32]>> = (from..from + count)
-        .map(|i| probe_keys(&Profile::of(&huduma_benches::person(i))).iter().map(|k| match_hash(&secrets, k)).collect())
+        .map(|i| {
+            probe_keys(&Profile::of(&huduma_benches::person(i)), Reach::Near)
+                .iter()
+                .map(|k| match_hash(&secrets, k))
+                .collect()
+        })
         .collect();
     println!("probe keys {:.2} us per registration", began.elapsed().as_secs_f64() * 1e6 / count as f64);
     let began = Instant::now();

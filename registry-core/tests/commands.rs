@@ -660,12 +660,14 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     assert_eq!(report.records, 67);
 }
 
-/// A store whose `match_keys` has the layout before `dedup::blocks` (one entry per
-/// person and blocking key, under `applied/match_keys.v3`) is rebuilt at open: the
-/// old entries are gone, the search finds the persons again, and the store verifies.
-#[test]
-fn a_store_with_the_previous_match_keys_layout_is_rebuilt_at_open() {
-    use registry_core::storage::{Storage, Tree, WriteBatch, checksum, sled_store::SledStore};
+/// A store whose `match_keys` has an earlier layout is rebuilt at open: the old
+/// entries are gone, the search finds the persons again, and the store verifies.
+/// `relayout` turns each current entry into the earlier version's.
+fn a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(
+    marker: &[u8],
+    relayout: impl Fn(&[u8], &[u8]) -> (Vec<u8>, Vec<u8>),
+) {
+    use registry_core::storage::{Storage, Tree, WriteBatch, sled_store::SledStore};
     let dir = tempfile::tempdir().unwrap();
     {
         let registry = open(dir.path());
@@ -674,27 +676,28 @@ fn a_store_with_the_previous_match_keys_layout_is_rebuilt_at_open() {
         }
         registry.close();
     }
+    let mut old_keys = Vec::new();
     {
         let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("open the store: {e}"));
         let mut batch = WriteBatch::default();
-        for (key, _) in store.scan_prefix(Tree::MatchKeys, &[]).unwrap() {
+        for (key, value) in store.scan_prefix(Tree::MatchKeys, &[]).unwrap() {
             batch.remove(Tree::MatchKeys, key.clone());
-            // hash ‖ person → birth-date tag, as version 3 stored it.
-            let mut old = key[..32].to_vec();
-            old.extend_from_slice(&7u64.to_be_bytes());
-            batch.put(Tree::MatchKeys, old, checksum::seal(&[1; 8]));
+            let (old, old_value) = relayout(&key, &value);
+            old_keys.push(old.clone());
+            batch.put(Tree::MatchKeys, old, old_value);
         }
-        let v4 = registry_core::projection::state::meta::applied(Tree::MatchKeys);
-        let applied = store.get(Tree::Meta, &v4).unwrap().expect("the current marker");
-        batch.remove(Tree::Meta, v4);
-        batch.put(Tree::Meta, b"applied/match_keys.v3".to_vec(), applied);
+        let current = registry_core::projection::state::meta::applied(Tree::MatchKeys);
+        let applied = store.get(Tree::Meta, &current).unwrap().expect("the current marker");
+        batch.remove(Tree::Meta, current);
+        batch.put(Tree::Meta, marker.to_vec(), applied);
         store.commit(&batch, true).unwrap();
     }
     let registry = open(dir.path());
     let stored = registry.store().scan_prefix(Tree::MatchKeys, &[]).unwrap();
     assert!(!stored.is_empty());
     assert!(stored.iter().all(|(key, _)| key.len() == 36), "every entry in the chunked layout");
-    assert!(registry.store().get(Tree::Meta, b"applied/match_keys.v3").unwrap().is_none(), "the old marker is gone");
+    assert!(stored.iter().all(|(key, _)| !old_keys.contains(key)), "no entry of the earlier layout is left");
+    assert!(registry.store().get(Tree::Meta, marker).unwrap().is_none(), "the old marker is gone");
     let again = submission("again-3", Command::RegisterPerson { demographics: person(3) });
     match registry.submit_blocking(again) {
         Err(CommandError::PossibleDuplicate { candidates }) => assert!(!candidates.is_empty()),
@@ -702,4 +705,26 @@ fn a_store_with_the_previous_match_keys_layout_is_rebuilt_at_open() {
     }
     let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
     assert_eq!(report.records, 41);
+}
+
+/// Version 3: one entry per person and blocking key (before `dedup::blocks`).
+#[test]
+fn a_store_with_the_unchunked_match_keys_layout_is_rebuilt_at_open() {
+    a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(b"applied/match_keys.v3", |key, _| {
+        // hash ‖ person → birth-date tag, as version 3 stored it.
+        let mut old = key[..32].to_vec();
+        old.extend_from_slice(&7u64.to_be_bytes());
+        (old, registry_core::storage::checksum::seal(&[1; 8]))
+    });
+}
+
+/// Version 4: chunks as now, but the name blocks by birth year alone (other block
+/// hashes: here each hash with its first byte changed).
+#[test]
+fn a_store_with_the_name_blocks_by_year_is_rebuilt_at_open() {
+    a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(b"applied/match_keys.v4", |key, value| {
+        let mut old = key.to_vec();
+        old[0] ^= 0x5a;
+        (old, value.to_vec())
+    });
 }

@@ -707,3 +707,54 @@ fn a_rebuild_cut_short_anywhere_leaves_no_applied_marker_on_partial_projections(
     // The unmarking, then the trees that differ (all nine), each a commit.
     assert!(cut_short >= 10, "the rebuild was cut short at only {cut_short} places");
 }
+
+/// A person from a small pool of names and birth dates a few days and years apart,
+/// so that namesakes born on the same, near and different dates abound.
+fn namesake() -> impl Strategy<Value = registry_core::demographics::Demographics> {
+    use registry_core::demographics::{Demographics, Sex};
+    let name = || proptest::sample::select(vec!["Wanjiru", "Kamau", "Wanjiro"]);
+    let other = proptest::option::weighted(0.3, name());
+    (name(), name(), other, 1989i32..=1991, 1u8..=2, 1u8..=2, proptest::bool::weighted(0.9)).prop_map(
+        |(given, family, other, year, month, day, nyeri)| Demographics {
+            given_name: given.into(),
+            family_name: family.into(),
+            other_names: other.into_iter().map(String::from).collect(),
+            date_of_birth: format!("{year}-{month:02}-{day:02}"),
+            sex: Sex::Female,
+            place_of_birth: if nyeri { "Nyeri" } else { "Kisumu" }.into(),
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// The enrolment's search (at the threshold it reads only the name blocks a near
+    /// date can be in) finds exactly the candidates at or above the threshold that
+    /// `FindDuplicates`' wider search (every month of the years either side) finds.
+    #[test]
+    fn the_enrolment_search_finds_all_the_wide_search_finds_above_the_threshold(
+        registered in proptest::collection::vec(namesake(), 1..160),
+        probes in proptest::collection::vec(namesake(), 1..24),
+    ) {
+        use registry_core::dedup::{self, REPORT_FLOOR, THRESHOLD};
+        let (store, mut writer) = memory_writer();
+        writer.set_duplicate_threshold(None);
+        let submissions: Vec<_> = registered
+            .iter()
+            .enumerate()
+            .map(|(i, d)| submission(format!("n{i}"), Command::RegisterPerson { demographics: d.clone() }))
+            .collect();
+        for result in writer.execute_batch(&submissions) {
+            prop_assert!(result.is_ok(), "{result:?}");
+        }
+        let view = registry_core::storage::view::View::new(&*store);
+        let secrets = secrets();
+        for probe in &probes {
+            let narrow = dedup::find(&view, &secrets, probe, THRESHOLD, usize::MAX).unwrap();
+            let mut wide = dedup::find(&view, &secrets, probe, REPORT_FLOOR, usize::MAX).unwrap();
+            wide.retain(|c| c.score >= THRESHOLD);
+            prop_assert_eq!(&narrow, &wide, "{:?}", probe);
+        }
+    }
+}

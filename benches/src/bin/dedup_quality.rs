@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Parser;
 use huduma_benches::population::{self, Enrolment};
 use registry_core::command::{Command, Submission};
-use registry_core::dedup::score::{FREQUENCY, FrequencyWeights, Parts, Profile, parts, probe_keys, stored_keys};
+use registry_core::dedup::score::{FREQUENCY, FrequencyWeights, Parts, Profile, Reach, parts, probe_keys, stored_keys};
 use registry_core::event::Actor;
 use registry_core::issuer::NumberIssuer;
 use registry_core::query::Reader;
@@ -94,7 +94,41 @@ struct Outcome {
     best_parts: Option<Parts>,
 }
 
+/// What each enrolment's search read of the blocks (its reach at the threshold,
+/// `Reach::Near`), as the registry stores them (chunks of `dedup::blocks::CHUNK`
+/// entries, one point read each): how the search's reads grow with the registry.
+#[derive(Default)]
+struct BlockReads {
+    /// Chunks read by each search (its probe keys' blocks that exist).
+    chunks: Vec<u32>,
+    /// Entries those chunks held.
+    entries: Vec<u32>,
+}
+
+impl BlockReads {
+    fn report(&mut self, index: &HashMap<String, Vec<u32>>) {
+        let quantile = |v: &mut Vec<u32>, q: f64| {
+            v.sort_unstable();
+            v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0)
+        };
+        let (c50, c99, cmax) =
+            (quantile(&mut self.chunks, 0.5), quantile(&mut self.chunks, 0.99), quantile(&mut self.chunks, 1.0));
+        let (e50, e99, emax) =
+            (quantile(&mut self.entries, 0.5), quantile(&mut self.entries, 0.99), quantile(&mut self.entries, 1.0));
+        let mut sizes: Vec<(usize, char)> =
+            index.iter().map(|(k, v)| (v.len(), k.chars().next().unwrap_or('?'))).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let largest: Vec<String> = sizes.iter().take(5).map(|(n, kind)| format!("{n} ({kind})")).collect();
+        println!(
+            "blocks a search read: chunks median {c50}, p99 {c99}, max {cmax}; their entries median {e50}, p99 {e99}, max {emax}; {} blocks, the largest {}",
+            index.len(),
+            largest.join(", ")
+        );
+    }
+}
+
 fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f64) {
+    let mut reads = BlockReads::default();
     let mut index: HashMap<String, Vec<u32>> = HashMap::new();
     let mut profiles: Vec<Profile> = Vec::with_capacity(people.len());
     let mut outcomes = Vec::with_capacity(people.len());
@@ -107,7 +141,17 @@ fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f
         let mut query = p.clone();
         query.weigh_by_frequency(weights, i as u64, |w| carrying.get(w).copied().unwrap_or(0));
         let mut seen: Vec<u32> = Vec::new();
-        for key in probe_keys(&p) {
+        // What the enrolment's search reads (its reach at the threshold).
+        let (mut chunks, mut entries) = (0u32, 0u32);
+        for key in probe_keys(&p, Reach::Near) {
+            if let Some(ids) = index.get(&key) {
+                chunks += ids.len().div_ceil(registry_core::dedup::blocks::CHUNK) as u32;
+                entries += ids.len() as u32;
+            }
+        }
+        // Every block-mate born within a year either side is scored, so that the
+        // thresholds below the enrolment's are judged too.
+        for key in probe_keys(&p, Reach::Any) {
             if let Some(ids) = index.get(&key) {
                 for id in ids {
                     if !seen.contains(id) {
@@ -116,6 +160,8 @@ fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f
                 }
             }
         }
+        reads.chunks.push(chunks);
+        reads.entries.push(entries);
         let mut best = (f32::MIN, false);
         let mut best_id = None;
         let mut best_parts = None;
@@ -158,6 +204,7 @@ fn quality(people: &[Enrolment], weights: &FrequencyWeights) -> (Vec<Outcome>, f
             .map(|(w, n)| format!("{w} {:.2}%", 100.0 * **n as f64 / people.len().max(1) as f64))
             .collect();
         eprintln!("commonest name words: {}", shares.join(", "));
+        reads.report(&index);
     }
     (outcomes, began.elapsed().as_secs_f64() / people.len() as f64)
 }

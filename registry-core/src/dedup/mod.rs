@@ -1,10 +1,12 @@
 //! The duplicate search at enrolment: who among the registered persons is likely the
 //! person being registered. Each person is stored in the `match_keys` projection under
-//! keyed hashes of blocking keys (name-code pairs with the birth year; a name code with
-//! the birth date), never plaintext, each entry holding a keyed hash of the birth
-//! date; a search probes the new person's keys, passes over block-mates whose birth
-//! date alone keeps them below the floor, opens the demographics of the rest, and
-//! scores each (Fellegi-Sunter weights, see `score`).
+//! keyed hashes of blocking keys (name-code pairs with the birth year and month; a
+//! name code with the birth date), never plaintext, each entry holding a keyed hash of
+//! the birth date; a search probes the new person's keys (at the enrolment threshold
+//! only the months a near date can have: a block grows with the registry, a month of
+//! it twelve times slower), passes over block-mates whose birth date alone keeps them
+//! below the floor, opens the demographics of the rest, and scores each
+//! (Fellegi-Sunter weights, see `score`).
 //!
 //! - `blocks`: how a block of `match_keys` is stored (chunks, one point read each).
 //! - `normalise`: folding, spelling variants, phonetic codes.
@@ -28,7 +30,7 @@ use crate::secrets::Secrets;
 use crate::storage::Tree;
 use crate::storage::view::View;
 
-pub use score::{Profile, probe_keys};
+pub use score::{Profile, Reach, probe_keys};
 
 /// A registration scoring at least this against a registered person is refused as a
 /// likely duplicate unless the registrar overrides it. Chosen on the synthetic
@@ -131,8 +133,12 @@ pub fn find_profiled(
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
+    // Block-mates born on a date the score calls different are read only where they
+    // could reach the floor (not at the enrolment threshold): the blocks of the
+    // other months are then not read at all.
+    let reach = if best_but_dob + score::weight::DOB_DIFFERENT >= floor { Reach::Any } else { Reach::Near };
     let mut persons: Vec<PersonId> = Vec::new();
-    for key in probe_keys(&profile) {
+    for key in probe_keys(&profile, reach) {
         blocks::visit(view, &match_hash(secrets, &key), |entry| {
             if best_but_dob + dob.weight(&entry.dob) >= floor && !persons.contains(&entry.person) {
                 persons.push(entry.person);

@@ -399,20 +399,47 @@ pub fn score(a: &Profile, b: &Profile) -> f32 {
 }
 
 /// The blocking keys a person is stored under (before keyed hashing): every pair of
-/// their first four name codes with the birth year, and each code with the birth date
-/// written day-and-month-order-free. Two enrolments of one person share a key unless
-/// both a name and the date changed (or, with only two names, a name and the year).
+/// their first four name codes with the birth year and month, and each code with the
+/// birth date written day-and-month-order-free (one name only: that name with the
+/// year and month). Two enrolments of one person share a key unless both a name and
+/// the date changed (or, with only two names, a name and the year and month: a date
+/// the score calls near keeps the month or swaps it with the day, so a probe of
+/// [`Reach::Near`] finds it).
 pub fn stored_keys(p: &Profile) -> Vec<String> {
-    keys(p, &[0])
+    let Some((year, month, _)) = p.dob else { return Vec::new() };
+    keys(p, &[(year, month)])
 }
 
-/// The keys a search probes: the stored ones, and the name pairs with the birth year
-/// one either side (a year off by one is a common enrolment error).
-pub fn probe_keys(p: &Profile) -> Vec<String> {
-    keys(p, &[-1, 0, 1])
+/// Which block-mates a search must reach, by how their birth date may differ from
+/// the probe's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Those whose date the score calls exact or near (the same, day and month
+    /// swapped, or the year off by one): enough when a different date alone keeps a
+    /// block-mate below the floor, as at the enrolment threshold.
+    Near,
+    /// Any born within a year either side, whatever the month (`FindDuplicates`'
+    /// lower floor).
+    Any,
 }
 
-fn keys(p: &Profile, years: &[i32]) -> Vec<String> {
+/// The keys a search probes: the `d` keys as stored, and the name pairs (or the one
+/// name) with each year and month a block-mate of that reach may have been stored
+/// under. A block-mate born on the same date, or with day and month swapped, shares
+/// a `d` key for each name code of a shared pair (the date is written order-free),
+/// so `Near` probes the name blocks of the years either side only.
+pub fn probe_keys(p: &Profile, reach: Reach) -> Vec<String> {
+    let Some((year, month, _)) = p.dob else { return Vec::new() };
+    let months: Vec<(i32, u8)> = match reach {
+        Reach::Near => vec![(year - 1, month), (year + 1, month)],
+        Reach::Any => (year - 1..=year + 1)
+            .flat_map(|y| (1..=12).chain((month > 12).then_some(month)).map(move |m| (y, m)))
+            .collect(),
+    };
+    keys(p, &months)
+}
+
+fn keys(p: &Profile, months: &[(i32, u8)]) -> Vec<String> {
     let codes = &p.codes[..p.codes.len().min(4)];
     let mut out = Vec::new();
     let Some((year, month, day)) = p.dob else {
@@ -421,8 +448,8 @@ fn keys(p: &Profile, years: &[i32]) -> Vec<String> {
     for (i, a) in codes.iter().enumerate() {
         for b in &codes[i + 1..] {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            for dy in years {
-                out.push(format!("p\u{1f}{lo}\u{1f}{hi}\u{1f}{}", year + dy));
+            for (y, m) in months {
+                out.push(format!("p\u{1f}{lo}\u{1f}{hi}\u{1f}{y}-{m:02}"));
             }
         }
     }
@@ -431,9 +458,9 @@ fn keys(p: &Profile, years: &[i32]) -> Vec<String> {
         out.push(format!("d\u{1f}{code}\u{1f}{year}-{lo:02}-{hi:02}"));
     }
     if codes.len() == 1 {
-        // One name only: block on it with the year.
-        for dy in years {
-            out.push(format!("s\u{1f}{}\u{1f}{}", codes[0], year + dy));
+        // One name only: block on it with the year and month.
+        for (y, m) in months {
+            out.push(format!("s\u{1f}{}\u{1f}{y}-{m:02}", codes[0]));
         }
     }
     out
@@ -476,7 +503,7 @@ mod tests {
             let b = Profile::of(&noisy);
             assert!(score(&a, &b) >= crate::dedup::THRESHOLD, "{noisy:?}: {}", score(&a, &b));
             let stored = stored_keys(&a);
-            assert!(probe_keys(&b).iter().any(|k| stored.contains(k)), "{noisy:?} shares a block");
+            assert!(probe_keys(&b, Reach::Near).iter().any(|k| stored.contains(k)), "{noisy:?} shares a block");
         }
     }
 
@@ -499,7 +526,7 @@ mod tests {
             d.other_names = other.into_iter().collect();
             let p = Profile::of(&d);
             let stored = stored_keys(&p);
-            proptest::prop_assert!(probe_keys(&p).iter().any(|k| stored.contains(k)));
+            proptest::prop_assert!(probe_keys(&p, Reach::Near).iter().any(|k| stored.contains(k)));
             proptest::prop_assert!(score(&p, &p) >= crate::dedup::THRESHOLD);
             // The search weighs the enrolling side by how many persons carry each word.
             let mut weighed = p.clone();
@@ -508,6 +535,38 @@ mod tests {
                 (share.next().copied().unwrap_or(1.0) * persons as f64) as u64
             });
             proptest::prop_assert!(score(&weighed, &p) >= crate::dedup::THRESHOLD, "{}", score(&weighed, &p));
+        }
+    }
+
+    proptest::proptest! {
+        /// One person's names with two birth dates: a probe of `Reach::Near` shares a
+        /// stored block whenever the score calls the dates exact or near, and one of
+        /// `Reach::Any` (which probes all that `Near` does) whenever the years are at
+        /// most one apart, with one name, two or more.
+        #[test]
+        fn each_reach_finds_the_block_mates_it_promises(
+            names in proptest::collection::vec(proptest::sample::select(vec!["Kamau", "Wanjiru", "Otieno", "Njeri", "Mwangi"]), 1..5),
+            // Few days and months, so that near dates are common.
+            (y1, m1, d1) in (1989i32..=1992, 1u8..=3, 1u8..=4),
+            (y2, m2, d2) in (1989i32..=1992, 1u8..=3, 1u8..=4),
+        ) {
+            let with_date = |y: i32, m: u8, d: u8| {
+                let mut person = person(names[0], "", &format!("{y}-{m:02}-{d:02}"));
+                person.family_name = names.get(1).copied().unwrap_or_default().into();
+                person.other_names = names.iter().skip(2).map(|n| n.to_string()).collect();
+                Profile::of(&person)
+            };
+            let (stored, probe) = (with_date(y1, m1, d1), with_date(y2, m2, d2));
+            let stored_keys = stored_keys(&stored);
+            let shares = |reach| probe_keys(&probe, reach).iter().any(|k| stored_keys.contains(k));
+            if dob_weight(probe.dob, stored.dob) >= weight::DOB_NEAR {
+                proptest::prop_assert!(shares(Reach::Near), "near dates, no block shared");
+            }
+            if (y1 - y2).abs() <= 1 {
+                proptest::prop_assert!(shares(Reach::Any), "a year apart at most, no block shared");
+            }
+            let any = probe_keys(&probe, Reach::Any);
+            proptest::prop_assert!(probe_keys(&probe, Reach::Near).iter().all(|k| any.contains(k)));
         }
     }
 

@@ -76,12 +76,12 @@ pub mod meta {
         key
     }
     /// `applied/<tree>`: the last sequence number folded into that tree (u64 BE).
-    /// A tree whose layout changed gets a new marker name (`match_keys.v4`: the
-    /// duplicate search's blocks stored as chunks, see `dedup::blocks`), so that a
-    /// store from before is rebuilt.
+    /// A tree whose layout changed gets a new marker name (`match_keys.v5`: the
+    /// duplicate search's name blocks by birth year and month; v4 stored them by year,
+    /// as chunks, see `dedup::blocks`), so that a store from before is rebuilt.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
-            crate::storage::Tree::MatchKeys => b"applied/match_keys.v4".to_vec(),
+            crate::storage::Tree::MatchKeys => b"applied/match_keys.v5".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),
         }
     }
