@@ -3,10 +3,12 @@
 //!
 //! 1. Quality: every enrolment, in order, is searched against those before it with
 //!    the registry's own blocking keys and scoring (`registry_core::dedup`), held in
-//!    memory; precision and recall are reported for a range of thresholds.
+//!    memory; precision and recall are reported for a range of thresholds (every
+//!    block-mate born within a year either side scored, `Reach::Any`), and what each
+//!    enrolment's search reads of the blocks (`Reach::Near`, in chunks as stored).
 //! 2. Speed (`--registry`): the whole population is written into a real sled store
-//!    through the writer, then `Reader::find_duplicates` (the RegisterPerson and
-//!    FindDuplicates path: keyed-hash blocks, sealed demographics opened) is timed on
+//!    through the writer, then `Reader::find_duplicates` at the enrolment threshold
+//!    (the RegisterPerson path: keyed-hash blocks, sealed demographics opened) is timed on
 //!    a sample of planted duplicates and of new persons, beside a raw sled point read
 //!    measured on the same store in the same run.
 
