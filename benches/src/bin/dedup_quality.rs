@@ -400,6 +400,23 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyho
         percentile(&with_filter, 0.99),
         percentile(&with_filter, 0.5) / read_us
     );
+    // FindDuplicates: its lower floor reaches block-mates born on any date of the years
+    // either side, so it probes every month of them (`dedup::Reach::Any`).
+    let mut listing = Vec::with_capacity(queries.len());
+    for d in &queries {
+        let t = Instant::now();
+        readers[1].find_duplicates(d, registry_core::dedup::REPORT_FLOOR, 20)?;
+        listing.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    listing.sort_by(f64::total_cmp);
+    println!(
+        "  FindDuplicates (floor {}) through the presence filter, {} queries: median {:.0} us, p90 {:.0} us, p99 {:.0} us",
+        registry_core::dedup::REPORT_FLOOR,
+        listing.len(),
+        percentile(&listing, 0.5),
+        percentile(&listing, 0.9),
+        percentile(&listing, 0.99)
+    );
     Ok(())
 }
 
