@@ -333,6 +333,44 @@ fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
     registry.close();
 }
 
+/// The crash's batch was written under a larger `access_max_batch` than the next
+/// open's (and a shorter `tail_check`): the open still restores the whole batch, since
+/// the store remembers the largest batch size it was opened with.
+#[test]
+fn entries_cut_off_from_a_batch_larger_than_the_next_opens_are_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let amina = {
+        let registry = open(dir.path());
+        let amina = register(&registry, "a", 1);
+        for i in 0..40 {
+            registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
+        }
+        registry.close();
+        amina
+    };
+    {
+        // A crash that kept a 32-record batch's records (8..40) but none of what the
+        // appender writes after them.
+        let store = SledStore::open(&dir.path().join(ACCESS_DIR)).unwrap();
+        let mut batch = WriteBatch::default();
+        for tree in [Tree::AccessBySubject, Tree::MerkleNodes] {
+            for (key, _) in store.range_from(tree, &[], usize::MAX).unwrap() {
+                if u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap()) >= 8 {
+                    batch.remove(tree, key);
+                }
+            }
+        }
+        assert!(batch.len() >= 32, "index entries and nodes were removed");
+        store.commit(&batch, true).unwrap();
+    }
+    let options = RegistryOptions { access_max_batch: 16, tail_check: 4, ..RegistryOptions::default() };
+    let registry = Registry::open_dir(dir.path(), secrets(), log_key(), options).expect("open with smaller batches");
+    let reader = registry.access().reader();
+    assert_eq!(reader.list(amina, None, 0, 50).unwrap().entries.len(), 40);
+    verify(&**reader.store(), registry.access().origin(), &access_keys(&registry), &mut |_| ()).unwrap();
+    registry.close();
+}
+
 #[test]
 fn the_access_log_keeps_blocks_of_its_tree_and_a_forged_block_is_named() {
     use registry_core::merkle_store::block_key;

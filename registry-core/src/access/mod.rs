@@ -82,9 +82,20 @@ impl AccessLog {
         options: AccessOptions,
     ) -> Result<Self, AccessOpenError> {
         let size = writer::read_head(&*store)?.next_seq;
-        let repaired = repair_tail(&*store, size, options.tail_check.max(options.max_batch as u64))?;
+        // The last batch may have been written under a larger `max_batch` than this
+        // open's: the window covers the largest any appender over this store used.
+        let largest = largest_batch(&*store)?;
+        let window = options.tail_check.max(options.max_batch as u64).max(largest.unwrap_or(0));
+        let repaired = repair_tail(&*store, size, window)?;
         if repaired > 0 {
             tracing::warn!(repaired, "access log: restored index and tree entries lost with the last batch");
+        }
+        if largest.is_none_or(|largest| largest < options.max_batch as u64) {
+            // Durable before the appender can write a batch that large.
+            let mut batch = crate::storage::WriteBatch::default();
+            let value = crate::storage::checksum::seal(&(options.max_batch as u64).to_be_bytes());
+            batch.put(crate::storage::Tree::Meta, LARGEST_BATCH.to_vec(), value);
+            store.commit(&batch, true).map_err(ReadError::from)?;
         }
         let signed = crate::checkpointer::check_latest(&*store, size, &options.origin, keys)?;
         let checkpoints = Checkpointer::new(options.origin.clone(), "access", options.checkpoint_interval, signed);
@@ -119,6 +130,15 @@ impl AccessLog {
     pub fn shutdown(&mut self) {
         self.writer.shutdown();
     }
+}
+
+/// `meta` key of the access store: the largest `max_batch` an appender over it has
+/// been opened with (u64 BE), so that a later open with a smaller one still re-checks
+/// a whole batch.
+const LARGEST_BATCH: &[u8] = b"largest_batch";
+
+fn largest_batch(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
+    crate::projection::state::read_u64(&crate::storage::view::View::new(store), LARGEST_BATCH)
 }
 
 /// Re-checks the chain of the last `count` records (the whole log is `verify`'s job) and
