@@ -286,6 +286,22 @@ fn a_data_directory_whose_access_log_went_missing_is_refused() {
     }
 }
 
+/// Removes the index entries and tree nodes of records `from` on (each key ends in its
+/// record's sequence number), as a crash after those records' write would leave them.
+/// Returns how many it removed.
+fn cut_derived_entries(store: &dyn Storage, from: u64) -> usize {
+    let mut batch = WriteBatch::default();
+    for tree in [Tree::AccessBySubject, Tree::MerkleNodes] {
+        for (key, _) in store.range_from(tree, &[], usize::MAX).unwrap() {
+            if u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap()) >= from {
+                batch.remove(tree, key);
+            }
+        }
+    }
+    store.commit(&batch, true).unwrap();
+    batch.len()
+}
+
 #[test]
 fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,27 +318,7 @@ fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
         // A crash that kept the last batch's records but not what the appender writes
         // after them: the tree nodes and index entries of records 5, 6 and 7.
         let store = SledStore::open(&dir.path().join(ACCESS_DIR)).unwrap();
-        let mut batch = WriteBatch::default();
-        for (tree, key) in store
-            .range_from(Tree::AccessBySubject, &[], usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| (Tree::AccessBySubject, k))
-            .chain(
-                store
-                    .range_from(Tree::MerkleNodes, &[], usize::MAX)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(k, _)| (Tree::MerkleNodes, k)),
-            )
-        {
-            let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
-            if seq >= 5 {
-                batch.remove(tree, key);
-            }
-        }
-        assert!(batch.len() >= 4, "index entries and nodes were removed");
-        store.commit(&batch, true).unwrap();
+        assert!(cut_derived_entries(&store, 5) >= 4, "index entries and nodes were removed");
         let keys = [log_key().public()];
         assert!(verify(&store, "registry.huduma.go.ke/access", &keys, &mut |_| ()).is_err());
     }
@@ -352,16 +348,7 @@ fn entries_cut_off_from_a_batch_larger_than_the_next_opens_are_restored() {
         // A crash that kept a 32-record batch's records (8..40) but none of what the
         // appender writes after them.
         let store = SledStore::open(&dir.path().join(ACCESS_DIR)).unwrap();
-        let mut batch = WriteBatch::default();
-        for tree in [Tree::AccessBySubject, Tree::MerkleNodes] {
-            for (key, _) in store.range_from(tree, &[], usize::MAX).unwrap() {
-                if u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap()) >= 8 {
-                    batch.remove(tree, key);
-                }
-            }
-        }
-        assert!(batch.len() >= 32, "index entries and nodes were removed");
-        store.commit(&batch, true).unwrap();
+        assert!(cut_derived_entries(&store, 8) >= 32, "index entries and nodes were removed");
     }
     let options = RegistryOptions { access_max_batch: 16, tail_check: 4, ..RegistryOptions::default() };
     let registry = Registry::open_dir(dir.path(), secrets(), log_key(), options).expect("open with smaller batches");

@@ -109,14 +109,11 @@ struct BlockReads {
 
 impl BlockReads {
     fn report(&mut self, index: &HashMap<String, Vec<u32>>) {
-        let quantile = |v: &mut Vec<u32>, q: f64| {
-            v.sort_unstable();
-            v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0)
-        };
-        let (c50, c99, cmax) =
-            (quantile(&mut self.chunks, 0.5), quantile(&mut self.chunks, 0.99), quantile(&mut self.chunks, 1.0));
-        let (e50, e99, emax) =
-            (quantile(&mut self.entries, 0.5), quantile(&mut self.entries, 0.99), quantile(&mut self.entries, 1.0));
+        self.chunks.sort_unstable();
+        self.entries.sort_unstable();
+        let (chunks, entries) = (&self.chunks, &self.entries);
+        let (c50, c99, cmax) = (percentile(chunks, 0.5), percentile(chunks, 0.99), percentile(chunks, 1.0));
+        let (e50, e99, emax) = (percentile(entries, 0.5), percentile(entries, 0.99), percentile(entries, 1.0));
         let mut sizes: Vec<(usize, char)> =
             index.iter().map(|(k, v)| (v.len(), k.chars().next().unwrap_or('?'))).collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
@@ -305,8 +302,9 @@ fn alike(a: &registry_core::demographics::Demographics, b: &registry_core::demog
     x == y && a.date_of_birth == b.date_of_birth && a.sex == b.sex
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+/// The `p` quantile of `sorted` (the default of `T` when it is empty).
+fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
 }
 
 fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyhow::Result<()> {

@@ -406,8 +406,8 @@ pub fn score(a: &Profile, b: &Profile) -> f32 {
 /// the score calls near keeps the month or swaps it with the day, so a probe of
 /// [`Reach::Near`] finds it).
 pub fn stored_keys(p: &Profile) -> Vec<String> {
-    let Some((year, month, _)) = p.dob else { return Vec::new() };
-    keys(p, &[(year, month)])
+    let Some(dob @ (year, month, _)) = p.dob else { return Vec::new() };
+    keys(p, dob, &[(year, month)])
 }
 
 /// Which block-mates a search must reach, by how their birth date may differ from
@@ -429,22 +429,20 @@ pub enum Reach {
 /// a `d` key for each name code of a shared pair (the date is written order-free),
 /// so `Near` probes the name blocks of the years either side only.
 pub fn probe_keys(p: &Profile, reach: Reach) -> Vec<String> {
-    let Some((year, month, _)) = p.dob else { return Vec::new() };
+    let Some(dob @ (year, month, _)) = p.dob else { return Vec::new() };
     let months: Vec<(i32, u8)> = match reach {
         Reach::Near => vec![(year - 1, month), (year + 1, month)],
         Reach::Any => (year - 1..=year + 1)
             .flat_map(|y| (1..=12).chain((month > 12).then_some(month)).map(move |m| (y, m)))
             .collect(),
     };
-    keys(p, &months)
+    keys(p, dob, &months)
 }
 
-fn keys(p: &Profile, months: &[(i32, u8)]) -> Vec<String> {
+/// `p`'s keys, born on `(year, month, day)`, its name blocks under each of `months`.
+fn keys(p: &Profile, (year, month, day): (i32, u8, u8), months: &[(i32, u8)]) -> Vec<String> {
     let codes = &p.codes[..p.codes.len().min(4)];
     let mut out = Vec::new();
-    let Some((year, month, day)) = p.dob else {
-        return out;
-    };
     for (i, a) in codes.iter().enumerate() {
         for b in &codes[i + 1..] {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };

@@ -306,17 +306,18 @@ impl FilteredStore {
         }
     }
 
-    /// Enters the batch's keys, then has `write` pass it to the store, the gate held
-    /// shared throughout; then starts a growth if the filter is full.
-    fn writing(
+    /// Enters the batch's keys, then has `write` pass it (borrowed or owned) to the
+    /// store, the gate held shared throughout; then starts a growth if the filter is
+    /// full.
+    fn writing<B: std::borrow::Borrow<WriteBatch>>(
         &self,
-        batch: &WriteBatch,
-        write: impl FnOnce() -> Result<(), StorageError>,
+        batch: B,
+        write: impl FnOnce(B) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let result = {
             let _gate = self.state.gate.read().unwrap_or_else(|p| p.into_inner());
-            self.state.enter_batch(batch);
-            write()
+            self.state.enter_batch(batch.borrow());
+            write(batch)
         };
         self.grow_if_full();
         result
@@ -382,25 +383,19 @@ impl Storage for FilteredStore {
     crate::forward_scans!(inner);
 
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.writing(batch, || self.inner.commit(batch, durable))
+        self.writing(batch, |batch| self.inner.commit(batch, durable))
     }
 
     fn commit_owned(&self, batch: WriteBatch, durable: bool) -> Result<(), StorageError> {
-        let result = {
-            let _gate = self.state.gate.read().unwrap_or_else(|p| p.into_inner());
-            self.state.enter_batch(&batch);
-            self.inner.commit_owned(batch, durable)
-        };
-        self.grow_if_full();
-        result
+        self.writing(batch, |batch| self.inner.commit_owned(batch, durable))
     }
 
     fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        self.writing(batch, || self.inner.write_in_order(batch, durable))
+        self.writing(batch, |batch| self.inner.write_in_order(batch, durable))
     }
 
     fn commit_staged(&self, batch: &Arc<WriteBatch>, intent: &Intent, durable: bool) -> Result<(), StorageError> {
-        self.writing(batch, || self.inner.commit_staged(batch, intent, durable))
+        self.writing(&**batch, |_| self.inner.commit_staged(batch, intent, durable))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
