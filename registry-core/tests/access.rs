@@ -183,17 +183,22 @@ fn flip_stored(store: &dyn Storage, tree: Tree, key: &[u8], at: usize) {
     store.commit(&batch, true).unwrap();
 }
 
+/// A registry in `dir` with one person, Amina, looked up `count` times by KRA (purposes
+/// `p0`, `p1`, …), then closed. Returns her id.
+fn registered_and_looked_up(dir: &std::path::Path, count: usize) -> PersonId {
+    let registry = open(dir);
+    let amina = register(&registry, "a", 1);
+    for i in 0..count {
+        registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
+    }
+    registry.close();
+    amina
+}
+
 #[test]
 fn a_tampered_access_record_is_named_and_the_registry_refuses_to_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let registry = open(dir.path());
-        let amina = register(&registry, "a", 1);
-        for i in 0..5 {
-            registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
-        }
-        registry.close();
-    }
+    registered_and_looked_up(dir.path(), 5);
     {
         let store = SledStore::open(&dir.path().join(ACCESS_DIR)).unwrap();
         // A record rewritten whole, with a valid checksum: the chain names it.
@@ -305,15 +310,7 @@ fn cut_derived_entries(store: &dyn Storage, from: u64) -> usize {
 #[test]
 fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    let amina = {
-        let registry = open(dir.path());
-        let amina = register(&registry, "a", 1);
-        for i in 0..8 {
-            registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
-        }
-        registry.close();
-        amina
-    };
+    let amina = registered_and_looked_up(dir.path(), 8);
     {
         // A crash that kept the last batch's records but not what the appender writes
         // after them: the tree nodes and index entries of records 5, 6 and 7.
@@ -335,15 +332,7 @@ fn entries_a_crash_cut_off_after_their_records_are_restored_on_open() {
 #[test]
 fn entries_cut_off_from_a_batch_larger_than_the_next_opens_are_restored() {
     let dir = tempfile::tempdir().unwrap();
-    let amina = {
-        let registry = open(dir.path());
-        let amina = register(&registry, "a", 1);
-        for i in 0..40 {
-            registry.access().record_blocking(look_up(Some(amina), "KRA", &format!("p{i}"))).unwrap();
-        }
-        registry.close();
-        amina
-    };
+    let amina = registered_and_looked_up(dir.path(), 40);
     {
         // A crash that kept a 32-record batch's records (8..40) but none of what the
         // appender writes after them.
