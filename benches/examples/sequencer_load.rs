@@ -13,6 +13,14 @@
 //! their real skew, `population::generate`, no planted duplicates) instead of the
 //! default distinct persons, so that the search opens block-mates as a real registry's
 //! does; its few twins refused as likely duplicates are counted, not registered.
+//!
+//! `ENGINE` sets what is under the registry's own layers (the staged store and the
+//! presence filter): `sled` (the default, as `Registry::open_dir`), `memory` (the
+//! in-memory `MemoryStore`: what the registry's own work allows when the engine costs
+//! next to nothing, durability aside) or `memory-wal` (the same, each committed batch
+//! also appended to a file and, when durable, `fdatasync`ed: the durable cost of an
+//! engine that logs a batch sequentially and applies it in memory). The two are
+//! ceilings for a cheaper engine behind `Storage`, not engines the registry could run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +29,86 @@ use huduma_benches::{key, registration, secrets};
 use registry_core::command::{Command, CommandError, Submission};
 use registry_core::demographics::Demographics;
 use registry_core::registry::{Registry, RegistryOptions};
+use registry_core::storage::memory::MemoryStore;
+use registry_core::storage::presence_filter::FilteredStore;
+use registry_core::storage::staged::StagedStore;
+use registry_core::storage::{Intent, Storage, StorageError, Tree, WriteBatch};
+
+/// `MemoryStore` with a write-ahead file: every committed batch is appended to it
+/// (each write's tree, key and value, length-prefixed), and `fdatasync`ed when the
+/// commit is durable.
+struct WalStore {
+    inner: MemoryStore,
+    wal: std::sync::Mutex<std::fs::File>,
+}
+
+impl WalStore {
+    fn append(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        use std::io::Write;
+        let io = |e: std::io::Error| StorageError::Engine(e.to_string());
+        let mut bytes = Vec::with_capacity(batch.len() * 64);
+        for (tree, writes) in &batch.writes {
+            for (key, value) in writes {
+                let value = value.as_deref().unwrap_or_default();
+                bytes.push(*tree as u8);
+                bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(key);
+                bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(value);
+            }
+        }
+        let mut wal = self.wal.lock().map_err(|_| StorageError::Engine("wal lock poisoned".into()))?;
+        wal.write_all(&bytes).map_err(io)?;
+        if durable {
+            wal.sync_data().map_err(io)?;
+        }
+        Ok(())
+    }
+}
+
+impl Storage for WalStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(tree, key)
+    }
+
+    registry_core::forward_scans!(inner);
+
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.append(batch, durable)?;
+        self.inner.commit(batch, false)
+    }
+
+    fn write_in_order(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        self.commit(batch, durable)
+    }
+
+    fn commit_staged(&self, batch: &Arc<WriteBatch>, _intent: &Intent, durable: bool) -> Result<(), StorageError> {
+        // A log-structured engine's batch is atomic by itself: no intent to write.
+        self.commit(batch, durable)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        let wal = self.wal.lock().map_err(|_| StorageError::Engine("wal lock poisoned".into()))?;
+        wal.sync_data().map_err(|e| StorageError::Engine(e.to_string()))
+    }
+}
+
+/// The registry on `ENGINE`'s store (see the module's doc).
+fn open_registry(dir: &std::path::Path, options: RegistryOptions) -> anyhow::Result<Registry> {
+    let engine: Arc<dyn Storage> = match std::env::var("ENGINE").as_deref() {
+        Err(_) | Ok("sled") => return Ok(Registry::open_dir(dir, secrets(), key(), options)?),
+        Ok("memory") => Arc::new(MemoryStore::new()),
+        Ok("memory-wal") => Arc::new(WalStore {
+            inner: MemoryStore::new(),
+            wal: std::sync::Mutex::new(std::fs::File::create(dir.join("wal"))?),
+        }),
+        Ok(other) => anyhow::bail!("ENGINE: unknown engine {other:?} (known: sled, memory, memory-wal)"),
+    };
+    // The same layers as `Registry::open_dir`, but the read cache (the engine is memory).
+    let filtered: Arc<dyn Storage> = Arc::new(FilteredStore::open(engine)?);
+    let store: Arc<dyn Storage> = Arc::new(StagedStore::new(filtered));
+    Ok(Registry::open(store, Arc::new(MemoryStore::new()), secrets(), key(), options)?)
+}
 
 /// User and system CPU time in seconds of a `/proc` stat file.
 fn stat_seconds(path: &std::path::Path) -> f64 {
@@ -92,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("NO_SEARCH").is_some() {
         options.duplicate_threshold = None;
     }
-    let registry = Arc::new(Registry::open_dir(dir.path(), secrets(), key(), options)?);
+    let registry = Arc::new(open_registry(dir.path(), options)?);
     // The warm-up's persons come after the measured ones'.
     let warm = max_batch as u64 * 4;
     let population: Option<Arc<Vec<Demographics>>> = match std::env::var("POPULATION").as_deref() {
