@@ -5,7 +5,10 @@
 //! view over N's writes; N+1 is sent only after N is durable, and discarded with it if
 //! N fails. Every caller is answered only after its batch is durable. Batches are
 //! committed staged ([`Storage::commit_staged`]): written key by key behind their
-//! intent, so that neither readers nor the next batch's build wait for them.
+//! intent, so that neither readers nor the next batch's build wait for them. What of
+//! a command's build does not depend on the log's order is done before it is queued,
+//! on the submitter's thread (`prework`), so that this one thread does only what must
+//! happen in sequence.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -19,19 +22,24 @@ use crate::checkpointer::Checkpointer;
 use crate::command::{CommandError, Outcome, Submission};
 use crate::event::Actor;
 use crate::keys::LogKey;
+use crate::prework::{Prework, Preworker};
 use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::writer::{Head, Writer, storage_failure};
 
 type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
 
 enum Job {
-    Submit(Submission, Reply),
+    /// A command, with its work that does not depend on the log's order done by the
+    /// submitter (see `prework`).
+    Submit(Submission, Box<Prework>, Reply),
     RotateKey(LogKey, Actor, Reply),
 }
 
 /// The handle callers submit through. Cloneable senders; one writer thread.
 pub struct Sequencer {
     jobs: Option<mpsc::Sender<Job>>,
+    /// Does each command's order-free work on its submitter's thread.
+    preworker: Preworker,
     thread: Option<JoinHandle<()>>,
     /// The size of the log that is durable, updated after each batch lands.
     durable_size: watch::Receiver<u64>,
@@ -47,10 +55,11 @@ impl Sequencer {
     pub fn start(writer: Writer, queue: usize, max_batch: usize, checkpoints: Checkpointer) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let (durable, durable_size) = watch::channel(writer.head().next_seq);
+        let preworker = writer.preworker();
         let thread = std::thread::Builder::new()
             .name("huduma-sequencer".into())
             .spawn(move || run(writer, rx, max_batch.max(1), durable, checkpoints))?;
-        Ok(Self { jobs: Some(tx), thread: Some(thread), durable_size })
+        Ok(Self { jobs: Some(tx), preworker, thread: Some(thread), durable_size })
     }
 
     /// Follows the durable size of the log: changes once each batch is on disk.
@@ -65,14 +74,16 @@ impl Sequencer {
     /// Submits a command and waits until it is durable (or refused).
     pub async fn submit(&self, submission: Submission) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?.send(Job::Submit(submission, reply)).await.map_err(|_| stopped())?;
+        let work = Box::new(self.preworker.work(&submission));
+        self.sender()?.send(Job::Submit(submission, work, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// As [`Self::submit`], for callers outside an async runtime.
     pub fn submit_blocking(&self, submission: Submission) -> Result<Outcome, CommandError> {
         let (reply, answer) = oneshot::channel();
-        self.sender()?.blocking_send(Job::Submit(submission, reply)).map_err(|_| stopped())?;
+        let work = Box::new(self.preworker.work(&submission));
+        self.sender()?.blocking_send(Job::Submit(submission, work, reply)).map_err(|_| stopped())?;
         answer.blocking_recv().map_err(|_| stopped())?
     }
 
@@ -259,13 +270,15 @@ fn run(
                 }
                 let _ = reply.send(result);
             }
-            Job::Submit(submission, reply) => {
+            Job::Submit(submission, work, reply) => {
                 let mut submissions = vec![submission];
+                let mut prework = vec![*work];
                 let mut replies = vec![reply];
                 while submissions.len() < max_batch {
                     match jobs.try_recv() {
-                        Ok(Job::Submit(s, r)) => {
+                        Ok(Job::Submit(s, w, r)) => {
                             submissions.push(s);
+                            prework.push(*w);
                             replies.push(r);
                         }
                         Ok(other) => {
@@ -276,7 +289,7 @@ fn run(
                     }
                 }
                 metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
-                let built = writer.build(in_flight.as_ref().map(|f| &*f.batch), &submissions);
+                let built = writer.build_prepared(in_flight.as_ref().map(|f| &*f.batch), &submissions, prework);
                 let end = writer.head().next_seq;
                 let root = writer.tree_head().filter(|(size, _)| *size == end).map(|(_, root)| root);
                 if let Some(flight) = in_flight.take()

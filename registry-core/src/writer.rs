@@ -13,11 +13,13 @@ use crate::command::{
     Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
 use crate::commit_intent::CommitIntent;
+use crate::dedup::Probe;
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
 use crate::issuer::NumberIssuer;
 use crate::keyring::{self, KeyringEntry};
 use crate::keys::LogKey;
+use crate::prework::{Prework, Preworker, RegistrationPrework};
 use crate::projection::fold::{self, FoldError};
 use crate::projection::state::{
     self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
@@ -246,6 +248,30 @@ impl Writer {
     /// fails. The head moves past the batch at once, so the next batch can be built
     /// on top of it while this one is flushed.
     pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
+        let preworker = self.preworker();
+        let prework = submissions.iter().map(|s| preworker.work(s)).collect();
+        self.build_prepared(parent, submissions, prework)
+    }
+
+    /// Does the work of a command that does not depend on the log's order, with this
+    /// writer's secrets and search: for a caller to do ahead, on its own thread, and
+    /// pass to [`Self::build_prepared`].
+    pub fn preworker(&self) -> Preworker {
+        Preworker::new(Arc::clone(&self.secrets), self.duplicate_threshold.is_some())
+    }
+
+    /// [`Self::build`] of submissions whose [`Prework`] is done, `prework[i]` that of
+    /// `submissions[i]` (a submission without one, or with one done under other
+    /// secrets, has it done here).
+    pub fn build_prepared(
+        &mut self,
+        parent: Option<&WriteBatch>,
+        submissions: &[Submission],
+        prework: Vec<Prework>,
+    ) -> Built {
+        let preworker = self.preworker();
+        let secrets = self.secrets.fingerprint();
+        let mut prework = prework.into_iter();
         let start = self.head;
         let start_tree = self.tree.clone();
         let store = Arc::clone(&self.store);
@@ -254,7 +280,8 @@ impl Writer {
         let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            let result = self.execute(&mut view, submission, time);
+            let work = prework.next().filter(|w| w.secrets == secrets).unwrap_or_else(|| preworker.work(submission));
+            let result = self.execute(&mut view, submission, work, time);
             if let Err(CommandError::Internal(reason)) = &result {
                 // A fold or read failure mid-batch leaves the view half-written: drop it all.
                 tracing::error!(%reason, "batch abandoned");
@@ -381,33 +408,29 @@ impl Writer {
         Ok(Receipt { index: seq, record_hash, signature })
     }
 
-    fn execute(&mut self, view: &mut View<'_>, s: &Submission, time: i64) -> Result<Outcome, CommandError> {
+    fn execute(
+        &mut self,
+        view: &mut View<'_>,
+        s: &Submission,
+        work: Prework,
+        time: i64,
+    ) -> Result<Outcome, CommandError> {
         check_identifier("request_id", &s.request_id)?;
         check_identifier("actor.principal", &s.actor.principal)?;
         check_identifier("actor.via", &s.actor.via)?;
         let request_key = [s.actor.principal.as_bytes(), &[0], s.request_id.as_bytes()].concat();
-        let fingerprint = self.fingerprint(s);
+        let fingerprint = work.fingerprint;
         if let Some(first) = state::read::<RequestEntry>(view, Tree::Requests, &request_key)? {
             if first.fingerprint != fingerprint {
                 return Err(CommandError::RequestIdReused(s.request_id.clone()));
             }
             return self.replay_answer(view, &first);
         }
-        let (event, number, prepared) = self.prepare(view, s, time)?;
+        let (event, number, prepared) = self.prepare(view, s, work.registration, time)?;
         let receipt = self.append(view, &event, time, prepared)?;
         let entry = RequestEntry { fingerprint, seq: receipt.index, number };
         view.put(Tree::Requests, request_key, &state::encode(&entry));
         Ok(Outcome { receipt, number })
-    }
-
-    /// A keyed hash of the actor and command, so a reused request id with a different
-    /// command is caught without storing the command (or its personal data).
-    fn fingerprint(&self, s: &Submission) -> [u8; 32] {
-        let bytes = postcard::to_allocvec(&(&s.actor, &s.command)).unwrap_or_default();
-        let mut hasher = blake3::Hasher::new_keyed(self.secrets.match_key());
-        hasher.update(b"huduma.registry.v1.request\0");
-        hasher.update(&bytes);
-        *hasher.finalize().as_bytes()
     }
 
     fn replay_answer(&self, view: &View<'_>, first: &RequestEntry) -> Result<Outcome, CommandError> {
@@ -442,11 +465,11 @@ impl Writer {
     fn check_duplicates(
         &self,
         view: &View<'_>,
-        profile: &crate::dedup::Profile,
+        probe: Option<&Probe>,
         justification: Option<String>,
     ) -> Result<Option<event::DuplicateOverride>, CommandError> {
-        let Some(threshold) = self.duplicate_threshold else { return Ok(None) };
-        let found = crate::dedup::find_profiled(view, &self.secrets, profile.clone(), threshold, 5)?;
+        let (Some(threshold), Some(probe)) = (self.duplicate_threshold, probe) else { return Ok(None) };
+        let found = crate::dedup::find_probed(view, &self.secrets, probe, threshold, 5)?;
         if found.is_empty() {
             return Ok(None);
         }
@@ -473,6 +496,7 @@ impl Writer {
         &self,
         view: &mut View<'_>,
         s: &Submission,
+        registration: Option<RegistrationPrework>,
         time: i64,
     ) -> Result<(Event, Option<HudumaNumber>, Option<fold::Prepared>), CommandError> {
         let actor = s.actor.clone();
@@ -480,16 +504,12 @@ impl Writer {
         if let Command::RegisterPerson { demographics }
         | Command::RegisterPersonOverridingDuplicates { demographics, .. } = &s.command
         {
-            // The names folded and coded once, for the search and for the new person's
-            // blocks.
-            let profile = crate::dedup::Profile::of(demographics);
-            let (event, number) = self.prepare_registration(view, s, demographics, &profile, today)?;
-            let material = fold::MatchMaterial::of_profile(
-                &self.secrets,
-                PersonId(self.head.next_seq),
-                &profile,
-                &demographics.date_of_birth,
-            );
+            let search = self.duplicate_threshold.is_some();
+            let work = registration
+                .filter(|w| w.probe.is_some() || !search)
+                .unwrap_or_else(|| RegistrationPrework::of(&self.secrets, demographics, search));
+            let (event, number) = self.prepare_registration(view, s, demographics, work.probe.as_ref(), today)?;
+            let material = fold::MatchMaterial::new(PersonId(self.head.next_seq), work.keys);
             return Ok((event, number, Some(fold::Prepared::registration(material))));
         }
         let (event, number) = self.prepare_change(view, s, actor, today)?;
@@ -502,7 +522,7 @@ impl Writer {
         view: &mut View<'_>,
         s: &Submission,
         demographics: &Demographics,
-        profile: &crate::dedup::Profile,
+        probe: Option<&Probe>,
         today: time::Date,
     ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
         demographics.validate(today)?;
@@ -513,7 +533,7 @@ impl Writer {
             }
             _ => None,
         };
-        let duplicate_override = self.check_duplicates(view, profile, justification)?;
+        let duplicate_override = self.check_duplicates(view, probe, justification)?;
         let issued = self.issue(view)?;
         let person = PersonId(self.head.next_seq);
         let data_key = crate::sealed::DataKey::generate();

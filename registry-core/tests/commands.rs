@@ -728,3 +728,62 @@ fn a_store_with_the_name_blocks_by_year_is_rebuilt_at_open() {
         (old, value.to_vec())
     });
 }
+
+/// The sequencer hands the writer each command's order-free work, done ahead on the
+/// submitter's thread (`prework`). The writer takes it as given and does again what
+/// is missing: work done with the search off, or none at all. Either way a batch folds
+/// what a build without work done ahead folds, and a duplicate is still refused.
+#[test]
+fn work_done_ahead_of_sequencing_builds_what_the_writer_alone_would() {
+    use registry_core::storage::Tree;
+    use registry_core::writer::commit_built;
+    let (ahead_store, mut ahead) = memory_writer();
+    let (alone_store, mut alone) = memory_writer();
+    let searchless = {
+        let (_, mut writer) = memory_writer();
+        writer.set_duplicate_threshold(None);
+        writer.preworker()
+    };
+    let under_other_secrets = {
+        use registry_core::{IssuanceFilters, issuer::NumberIssuer, secrets::Secrets, writer::Writer};
+        let secrets = std::sync::Arc::new(Secrets::from_master([9; 32]));
+        let issuer = NumberIssuer::new(secrets.number_key(), IssuanceFilters::default());
+        let store = std::sync::Arc::new(registry_core::storage::memory::MemoryStore::new());
+        Writer::open(store, secrets, issuer, log_key(), "other.example/registry").unwrap().preworker()
+    };
+    let preworker = ahead.preworker();
+    // Each batch's work done ahead in one of four ways: all of it, with the search
+    // off, for the first half of the batch only, or under other secrets.
+    let work = |kind: usize, batch: &[registry_core::command::Submission]| -> Vec<_> {
+        match kind % 4 {
+            0 => batch.iter().map(|s| preworker.work(s)).collect(),
+            1 => batch.iter().map(|s| searchless.work(s)).collect(),
+            2 => batch[..batch.len() / 2].iter().map(|s| preworker.work(s)).collect(),
+            _ => batch.iter().map(|s| under_other_secrets.work(s)).collect(),
+        }
+    };
+    let people: Vec<_> =
+        (0..48).map(|i| submission(format!("p{i}"), Command::RegisterPerson { demographics: person(i) })).collect();
+    for (kind, batch) in people.chunks(8).enumerate() {
+        let built = ahead.build_prepared(None, batch, work(kind, batch));
+        assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
+        commit_built(&*ahead_store, &std::sync::Arc::new(built.batch), built.start.next_seq).unwrap();
+        assert!(alone.execute_batch(batch).iter().all(Result::is_ok));
+    }
+    for tree in [Tree::Numbers, Tree::MatchKeys, Tree::NameCounts, Tree::Requests] {
+        assert_eq!(ahead_store.snapshot(tree).unwrap(), alone_store.snapshot(tree).unwrap(), "{}", tree.name());
+    }
+    // Each of them again under a new request id, with each kind of work: refused.
+    let again: Vec<_> =
+        (0..6).map(|i| submission(format!("again{i}"), Command::RegisterPerson { demographics: person(i) })).collect();
+    for kind in 0..4 {
+        let built = ahead.build_prepared(None, &again, work(kind, &again));
+        for (i, result) in built.results.iter().enumerate() {
+            assert!(
+                matches!(result, Err(CommandError::PossibleDuplicate { .. })),
+                "person {i} again, work done ahead in way {kind}: {result:?}"
+            );
+        }
+        assert!(built.batch.is_empty(), "a refusal writes nothing");
+    }
+}

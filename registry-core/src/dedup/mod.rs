@@ -76,6 +76,7 @@ fn dob_text((year, month, day): (i32, u8, u8)) -> String {
 }
 
 /// How a block-mate's birth date compares with the probe's, from its tag alone.
+#[derive(Debug, Clone)]
 struct DobTags {
     exact: [u8; 8],
     near: Vec<[u8; 8]>,
@@ -116,30 +117,66 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    find_profiled(view, secrets, Profile::of(d), floor, limit)
+    find_probed(view, secrets, &Probe::of(secrets, Profile::of(d)), floor, limit)
 }
 
-/// [`find`], for a caller that has the probe's [`Profile`] already (the writer, which
-/// also derives the new person's match material from it).
-pub fn find_profiled(
+/// What a search looks a new person up by: their profile, the tags of their birth
+/// date and its near dates, the hashed blocks the enrolment's reach probes, and their
+/// words' `name_counts` keys. Derived from the demographics and the secrets alone, so
+/// the writer derives it before a registration is sequenced (`writer::Prework`).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    profile: Profile,
+    dob: Option<DobTags>,
+    /// The blocks of [`Reach::Near`], hashed, in [`probe_keys`]' order.
+    near: Vec<blocks::BlockHash>,
+    words: Vec<(String, Vec<u8>)>,
+}
+
+impl Probe {
+    pub fn of(secrets: &Secrets, profile: Profile) -> Self {
+        let dob = DobTags::of(secrets, &profile);
+        let near = match dob {
+            Some(_) => probe_keys(&profile, Reach::Near).iter().map(|key| match_hash(secrets, key)).collect(),
+            None => Vec::new(),
+        };
+        let words = name_counts::word_keys(secrets, &profile);
+        Self { profile, dob, near, words }
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+/// [`find`], for a caller that has the search's [`Probe`] already (the writer, which
+/// derives it before the registration is sequenced).
+pub fn find_probed(
     view: &View<'_>,
     secrets: &Secrets,
-    mut profile: Profile,
+    probe: &Probe,
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    let Some(dob) = DobTags::of(secrets, &profile) else { return Ok(Vec::new()) };
-    name_counts::weigh(view, secrets, &mut profile)?;
+    let Some(dob) = &probe.dob else { return Ok(Vec::new()) };
+    let mut profile = probe.profile.clone();
+    name_counts::weigh_keyed(view, &mut profile, &probe.words)?;
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
     // Block-mates born on a date the score calls different are read only where they
     // could reach the floor (not at the enrolment threshold): the blocks of the
     // other months are then not read at all.
-    let reach = if best_but_dob + score::weight::DOB_DIFFERENT >= floor { Reach::Any } else { Reach::Near };
+    let wide: Vec<blocks::BlockHash>;
+    let probed = if best_but_dob + score::weight::DOB_DIFFERENT >= floor {
+        wide = probe_keys(&profile, Reach::Any).iter().map(|key| match_hash(secrets, key)).collect();
+        &wide
+    } else {
+        &probe.near
+    };
     let mut persons: Vec<PersonId> = Vec::new();
-    for key in probe_keys(&profile, reach) {
-        blocks::visit(view, &match_hash(secrets, &key), |entry| {
+    for block in probed {
+        blocks::visit(view, block, |entry| {
             if best_but_dob + dob.weight(&entry.dob) >= floor && !persons.contains(&entry.person) {
                 persons.push(entry.person);
             }

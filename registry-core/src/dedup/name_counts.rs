@@ -31,15 +31,26 @@ pub fn read(view: &View<'_>, key: &[u8]) -> Result<u64, ReadError> {
     }
 }
 
+/// `profile`'s distinct words, each with the key of its count.
+pub fn word_keys(secrets: &Secrets, profile: &Profile) -> Vec<(String, Vec<u8>)> {
+    profile.distinct_words().into_iter().map(|word| (word.to_string(), word_key(secrets, word))).collect()
+}
+
 /// Sets `profile`'s words' frequency adjustments from the counts.
 pub fn weigh(view: &View<'_>, secrets: &Secrets, profile: &mut Profile) -> Result<(), ReadError> {
+    let words = word_keys(secrets, profile);
+    weigh_keyed(view, profile, &words)
+}
+
+/// [`weigh`], with the profile's [`word_keys`] already derived.
+pub fn weigh_keyed(view: &View<'_>, profile: &mut Profile, words: &[(String, Vec<u8>)]) -> Result<(), ReadError> {
     let persons = read(view, PERSONS)?;
-    let mut counts: Vec<(String, u64)> = Vec::new();
-    for word in profile.distinct_words() {
-        counts.push((word.to_string(), read(view, &word_key(secrets, word))?));
+    let mut counts: Vec<(&str, u64)> = Vec::with_capacity(words.len());
+    for (word, key) in words {
+        counts.push((word, read(view, key)?));
     }
     profile.weigh_by_frequency(&super::score::FREQUENCY, persons, |w| {
-        counts.iter().find(|(c, _)| c == w).map_or(0, |(_, n)| *n)
+        counts.iter().find(|(c, _)| *c == w).map_or(0, |(_, n)| *n)
     });
     Ok(())
 }

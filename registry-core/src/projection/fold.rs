@@ -78,25 +78,38 @@ fn match_blocks(secrets: &Secrets, profile: &Profile) -> Vec<BlockHash> {
 /// key alone, so that a replay can derive it ahead of the fold, on another thread.
 pub struct MatchMaterial {
     person: PersonId,
+    keys: MatchKeys,
+}
+
+/// [`MatchMaterial`] but whose it is: what the demographics alone give, so that the
+/// writer derives it before the registration is sequenced and the person's id known.
+#[derive(Debug, Clone)]
+pub struct MatchKeys {
     blocks: Vec<BlockHash>,
     dob: [u8; 8],
     words: Vec<Vec<u8>>,
+}
+
+impl MatchKeys {
+    /// The keys of demographics with this [`Profile`] and the date of birth they hold.
+    pub fn of_profile(secrets: &Secrets, profile: &Profile, date_of_birth: &str) -> Self {
+        let blocks = match_blocks(secrets, profile);
+        let dob = crate::dedup::dob_tag(secrets, date_of_birth);
+        let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
+        Self { blocks, dob, words }
+    }
 }
 
 impl MatchMaterial {
     /// The material of `person` with these demographics (the writer has them in the
     /// clear as it registers the person; a replay opens them first).
     pub fn of(secrets: &Secrets, person: PersonId, demographics: &Demographics) -> Self {
-        Self::of_profile(secrets, person, &Profile::of(demographics), &demographics.date_of_birth)
+        let keys = MatchKeys::of_profile(secrets, &Profile::of(demographics), &demographics.date_of_birth);
+        Self::new(person, keys)
     }
 
-    /// [`Self::of`], from the demographics' [`Profile`] (the writer has it from the
-    /// duplicate search) and the date of birth they hold.
-    pub fn of_profile(secrets: &Secrets, person: PersonId, profile: &Profile, date_of_birth: &str) -> Self {
-        let blocks = match_blocks(secrets, profile);
-        let dob = crate::dedup::dob_tag(secrets, date_of_birth);
-        let words = profile.distinct_words().into_iter().map(|word| name_counts::word_key(secrets, word)).collect();
-        Self { person, blocks, dob, words }
+    pub fn new(person: PersonId, keys: MatchKeys) -> Self {
+        Self { person, keys }
     }
 }
 
@@ -155,15 +168,15 @@ fn set_match_keys(
 
 fn apply_match_material(view: &mut View<'_>, material: Option<MatchMaterial>, present: bool) -> Result<(), FoldError> {
     let Some(material) = material else { return Ok(()) };
-    for block in &material.blocks {
+    for block in &material.keys.blocks {
         if present {
-            blocks::add(view, block, blocks::Entry { person: material.person, dob: material.dob })?;
+            blocks::add(view, block, blocks::Entry { person: material.person, dob: material.keys.dob })?;
         } else {
             blocks::remove(view, block, material.person)?;
         }
     }
     let delta = if present { 1 } else { -1 };
-    for word in material.words {
+    for word in material.keys.words {
         add_to_count(view, word, delta)?;
     }
     add_to_count(view, name_counts::PERSONS.to_vec(), delta)
