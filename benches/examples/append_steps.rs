@@ -62,17 +62,17 @@ fn main() -> anyhow::Result<()> {
 /// and what reading a block costs on sled alone.
 fn blocks_read(f: &huduma_benches::Fixture, from: u64, count: u64) -> anyhow::Result<()> {
     use registry_core::dedup::{Profile, Reach, blocks, probe_keys};
-    use registry_core::projection::fold::match_hash;
+    use registry_core::projection::fold::block_hash;
     use registry_core::storage::view::View;
     let secrets = huduma_benches::secrets();
     let view = View::new(&*f.sled);
     let (mut n, mut entries, mut nonempty) = (0usize, 0usize, 0usize);
     let began = Instant::now();
-    let hashes: Vec<Vec<[u8; 32]>> = (from..from + count)
+    let hashes: Vec<Vec<registry_core::dedup::blocks::BlockHash>> = (from..from + count)
         .map(|i| {
             probe_keys(&Profile::of(&huduma_benches::person(i)), Reach::Near)
                 .iter()
-                .map(|k| match_hash(&secrets, k))
+                .map(|k| block_hash(&secrets, k))
                 .collect()
         })
         .collect();

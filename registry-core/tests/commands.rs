@@ -660,13 +660,13 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     assert_eq!(report.records, 67);
 }
 
-/// A store whose `match_keys` has an earlier layout is rebuilt at open: the old
-/// entries are gone, the search finds the persons again, and the store verifies.
-/// `relayout` turns each current entry into the earlier version's.
-fn a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(
-    marker: &[u8],
-    relayout: impl Fn(&[u8], &[u8]) -> (Vec<u8>, Vec<u8>),
-) {
+/// How an earlier version stored one tree: its applied marker, and how each of its
+/// entries looked (`relayout` turns a current entry into the earlier version's).
+type EarlierLayout<'a> = (registry_core::storage::Tree, &'a [u8], &'a dyn Fn(&[u8], &[u8]) -> (Vec<u8>, Vec<u8>));
+
+/// A store whose duplicate-search trees have an earlier layout is rebuilt at open: the
+/// old entries are gone, the search finds the persons again, and the store verifies.
+fn a_store_with_an_earlier_layout_is_rebuilt_at_open(earlier: &[EarlierLayout<'_>]) {
     use registry_core::storage::{Storage, Tree, WriteBatch, sled_store::SledStore};
     let dir = tempfile::tempdir().unwrap();
     {
@@ -680,24 +680,37 @@ fn a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(
     {
         let store = SledStore::open(dir.path()).unwrap_or_else(|e| panic!("open the store: {e}"));
         let mut batch = WriteBatch::default();
-        for (key, value) in store.scan_prefix(Tree::MatchKeys, &[]).unwrap() {
-            batch.remove(Tree::MatchKeys, key.clone());
-            let (old, old_value) = relayout(&key, &value);
-            old_keys.push(old.clone());
-            batch.put(Tree::MatchKeys, old, old_value);
+        for (tree, marker, relayout) in earlier {
+            for (key, value) in store.scan_prefix(*tree, &[]).unwrap() {
+                batch.remove(*tree, key.clone());
+                let (old, old_value) = relayout(&key, &value);
+                if old != key {
+                    old_keys.push((*tree, old.clone()));
+                }
+                batch.put(*tree, old, old_value);
+            }
+            let current = registry_core::projection::state::meta::applied(*tree);
+            let applied = store.get(Tree::Meta, &current).unwrap().expect("the current marker");
+            batch.remove(Tree::Meta, current);
+            batch.put(Tree::Meta, marker.to_vec(), applied);
         }
-        let current = registry_core::projection::state::meta::applied(Tree::MatchKeys);
-        let applied = store.get(Tree::Meta, &current).unwrap().expect("the current marker");
-        batch.remove(Tree::Meta, current);
-        batch.put(Tree::Meta, marker.to_vec(), applied);
         store.commit(&batch, true).unwrap();
     }
     let registry = open(dir.path());
-    let stored = registry.store().scan_prefix(Tree::MatchKeys, &[]).unwrap();
-    assert!(!stored.is_empty());
-    assert!(stored.iter().all(|(key, _)| key.len() == 36), "every entry in the chunked layout");
-    assert!(stored.iter().all(|(key, _)| !old_keys.contains(key)), "no entry of the earlier layout is left");
-    assert!(registry.store().get(Tree::Meta, marker).unwrap().is_none(), "the old marker is gone");
+    let blocks = registry.store().scan_prefix(Tree::MatchKeys, &[]).unwrap();
+    assert!(!blocks.is_empty());
+    assert!(blocks.iter().all(|(key, _)| key.len() == 20), "every block chunk under a 16-byte hash");
+    let counts = registry.store().scan_prefix(Tree::NameCounts, &[]).unwrap();
+    assert!(
+        counts.iter().all(|(key, _)| key.len() == 16 || key == registry_core::dedup::name_counts::PERSONS),
+        "every word's count under a 16-byte hash"
+    );
+    for (tree, key) in &old_keys {
+        assert!(registry.store().get(*tree, key).unwrap().is_none(), "an entry of the earlier layout is left");
+    }
+    for (_, marker, _) in earlier {
+        assert!(registry.store().get(Tree::Meta, marker).unwrap().is_none(), "the old marker is gone");
+    }
     let again = submission("again-3", Command::RegisterPerson { demographics: person(3) });
     match registry.submit_blocking(again) {
         Err(CommandError::PossibleDuplicate { candidates }) => assert!(!candidates.is_empty()),
@@ -710,23 +723,44 @@ fn a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(
 /// Version 3: one entry per person and blocking key (before `dedup::blocks`).
 #[test]
 fn a_store_with_the_unchunked_match_keys_layout_is_rebuilt_at_open() {
-    a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(b"applied/match_keys.v3", |key, _| {
-        // hash ‖ person → birth-date tag, as version 3 stored it.
-        let mut old = key[..32].to_vec();
+    use registry_core::storage::Tree;
+    a_store_with_an_earlier_layout_is_rebuilt_at_open(&[(Tree::MatchKeys, b"applied/match_keys.v3", &|key, _| {
+        // hash (32 bytes) ‖ person → birth-date tag, as version 3 stored it.
+        let mut old = [&key[..16], &key[..16]].concat();
         old.extend_from_slice(&7u64.to_be_bytes());
         (old, registry_core::storage::checksum::seal(&[1; 8]))
-    });
+    })]);
 }
 
 /// Version 4: chunks as now, but the name blocks by birth year alone (other block
-/// hashes: here each hash with its first byte changed).
+/// hashes: here each hash with its first byte changed) and of 32 bytes.
 #[test]
 fn a_store_with_the_name_blocks_by_year_is_rebuilt_at_open() {
-    a_store_with_an_earlier_match_keys_layout_is_rebuilt_at_open(b"applied/match_keys.v4", |key, value| {
-        let mut old = key.to_vec();
+    use registry_core::storage::Tree;
+    a_store_with_an_earlier_layout_is_rebuilt_at_open(&[(Tree::MatchKeys, b"applied/match_keys.v4", &|key, value| {
+        let mut old = [&key[..16], &[0x5a; 16], &key[16..]].concat();
         old[0] ^= 0x5a;
         (old, value.to_vec())
-    });
+    })]);
+}
+
+/// Version 5 of `match_keys` and version 1 of `name_counts`: the same entries under
+/// hashes of 32 bytes (here each 16-byte hash followed by 16 more bytes).
+#[test]
+fn a_store_with_the_32_byte_hashes_is_rebuilt_at_open() {
+    use registry_core::storage::Tree;
+    a_store_with_an_earlier_layout_is_rebuilt_at_open(&[
+        (Tree::MatchKeys, b"applied/match_keys.v5", &|key, value| {
+            ([&key[..16], &[0xa5; 16], &key[16..]].concat(), value.to_vec())
+        }),
+        (Tree::NameCounts, b"applied/name_counts", &|key, value| {
+            if key == registry_core::dedup::name_counts::PERSONS {
+                (key.to_vec(), value.to_vec())
+            } else {
+                ([key, &[0xa5; 16]].concat(), value.to_vec())
+            }
+        }),
+    ]);
 }
 
 /// The sequencer hands the writer each command's order-free work, done ahead on the

@@ -1,11 +1,13 @@
 //! The duplicate search's blocks, as the `match_keys` projection stores them. A block
-//! is everyone stored under one blocking key (its keyed hash, 32 bytes); it is kept as
+//! is everyone stored under one blocking key (its keyed hash, cut to 16 bytes); it is kept as
 //! numbered chunks of at most [`CHUNK`] entries, so that a search reads a block with
 //! one point read per chunk (a sled prefix scan cost four times a point read) and a
 //! registration rewrites one small chunk.
 //!
 //! Layout (`match_keys` tree):
-//! - key: block hash (32 bytes) ‖ chunk index (u32 BE), chunks numbered from 0;
+//! - key: block hash (16 bytes) ‖ chunk index (u32 BE), chunks numbered from 0: 20
+//!   bytes, so that sled holds the key inline in its nodes (up to 22 bytes) rather
+//!   than behind a pointer of its own;
 //! - chunk 0's value: the block's chunk count (u32 BE), then its entries; any other
 //!   chunk's value: its entries;
 //! - an entry (16 bytes): person id (u64 BE) ‖ the first 8 bytes of the keyed hash of
@@ -26,8 +28,10 @@ pub const CHUNK: usize = 32;
 /// The bytes of one entry.
 const ENTRY: usize = 16;
 
-/// A block's hash: the keyed hash of one blocking key.
-pub type BlockHash = [u8; 32];
+/// A block's hash: the first 16 bytes of the keyed hash of one blocking key
+/// (`projection::fold::block_hash`). Two blocking keys that shared one would only
+/// share a block: the birth-date tags and the score still tell their persons apart.
+pub type BlockHash = [u8; 16];
 
 /// One person in a block: who, and the tag of their birth date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +41,7 @@ pub struct Entry {
 }
 
 fn chunk_key(block: &BlockHash, chunk: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(36);
+    let mut key = Vec::with_capacity(20);
     key.extend_from_slice(block);
     key.extend_from_slice(&chunk.to_be_bytes());
     key
@@ -206,7 +210,7 @@ mod tests {
             batch in 1usize..50,
         ) {
             let store = MemoryStore::new();
-            let block = [9u8; 32];
+            let block = [9u8; 16];
             let mut model: Vec<u64> = Vec::new();
             for ops in ops.chunks(batch) {
                 let mut view = View::new(&store);
@@ -233,7 +237,7 @@ mod tests {
     #[test]
     fn a_visit_that_stops_reads_no_further() {
         let store = MemoryStore::new();
-        let block = [3u8; 32];
+        let block = [3u8; 16];
         let mut view = View::new(&store);
         for p in 0..(3 * CHUNK as u64) {
             add(&mut view, &block, entry(p)).unwrap();
@@ -251,7 +255,7 @@ mod tests {
     #[test]
     fn a_damaged_chunk_is_named_as_corrupt() {
         let store = MemoryStore::new();
-        let block = [4u8; 32];
+        let block = [4u8; 16];
         let mut view = View::new(&store);
         for p in 0..(CHUNK as u64 + 1) {
             add(&mut view, &block, entry(p)).unwrap();

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::PersonId;
 use crate::demographics::Demographics;
-use crate::projection::fold::{FoldError, match_hash, open_demographics};
+use crate::projection::fold::{FoldError, block_hash, match_hash, open_demographics};
 use crate::projection::state::{self, PersonEntry, PersonStatus, person_key};
 use crate::secrets::Secrets;
 use crate::storage::Tree;
@@ -137,7 +137,7 @@ impl Probe {
     pub fn of(secrets: &Secrets, profile: Profile) -> Self {
         let dob = DobTags::of(secrets, &profile);
         let near = match dob {
-            Some(_) => probe_keys(&profile, Reach::Near).iter().map(|key| match_hash(secrets, key)).collect(),
+            Some(_) => probe_keys(&profile, Reach::Near).iter().map(|key| block_hash(secrets, key)).collect(),
             None => Vec::new(),
         };
         let words = name_counts::word_keys(secrets, &profile);
@@ -169,7 +169,7 @@ pub fn find_probed(
     // other months are then not read at all.
     let wide: Vec<blocks::BlockHash>;
     let probed = if best_but_dob + score::weight::DOB_DIFFERENT >= floor {
-        wide = probe_keys(&profile, Reach::Any).iter().map(|key| match_hash(secrets, key)).collect();
+        wide = probe_keys(&profile, Reach::Any).iter().map(|key| block_hash(secrets, key)).collect();
         &wide
     } else {
         &probe.near

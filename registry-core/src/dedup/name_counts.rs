@@ -15,9 +15,11 @@ use super::Profile;
 /// The key of the count of searchable persons.
 pub const PERSONS: &[u8] = b"persons";
 
-/// The key of a name word's count.
+/// The key of a name word's count: the first 16 bytes of its keyed hash (17 with the
+/// tree's tag, so that sled holds it inline; two words that shared one would share a
+/// count, which only weighs them a little less).
 pub fn word_key(secrets: &Secrets, word: &str) -> Vec<u8> {
-    match_hash(secrets, &format!("name\u{1f}{word}")).to_vec()
+    match_hash(secrets, &format!("name\u{1f}{word}"))[..16].to_vec()
 }
 
 /// The count under `key` (0 when absent).

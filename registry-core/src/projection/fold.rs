@@ -62,11 +62,19 @@ pub fn match_hash(secrets: &Secrets, text: &str) -> [u8; 32] {
     *blake3::keyed_hash(secrets.match_key(), text.as_bytes()).as_bytes()
 }
 
-/// The blocks a person is stored in (`dedup::blocks`): the keyed hashes of their
-/// blocking keys, each once, in order.
+/// The block a blocking key names: its keyed hash, cut to 16 bytes ([`BlockHash`]).
+pub fn block_hash(secrets: &Secrets, key: &str) -> BlockHash {
+    let hash = match_hash(secrets, key);
+    let mut block = [0u8; 16];
+    block.copy_from_slice(&hash[..16]);
+    block
+}
+
+/// The blocks a person is stored in (`dedup::blocks`): the hashes of their blocking
+/// keys, each once, in order.
 fn match_blocks(secrets: &Secrets, profile: &Profile) -> Vec<BlockHash> {
     let mut blocks: Vec<BlockHash> =
-        crate::dedup::score::stored_keys(profile).iter().map(|text| match_hash(secrets, text)).collect();
+        crate::dedup::score::stored_keys(profile).iter().map(|text| block_hash(secrets, text)).collect();
     blocks.sort_unstable();
     blocks.dedup();
     blocks
