@@ -36,6 +36,7 @@ use registry_core::registry::{Registry, RegistryOptions};
 use registry_core::storage::memory::MemoryStore;
 use registry_core::storage::presence_filter::FilteredStore;
 use registry_core::storage::read_cache::CachedStore;
+use registry_core::storage::sled_store::tagged;
 use registry_core::storage::staged::StagedStore;
 use registry_core::storage::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
 
@@ -109,13 +110,6 @@ fn fjall_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Engine(format!("fjall: {e}"))
 }
 
-fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 1);
-    out.push(tree as u8);
-    out.extend_from_slice(key);
-    out
-}
-
 impl FjallStore {
     /// With a block cache of `cache_bytes` (sled's page cache's size, for parity).
     fn open(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<Self> {
@@ -156,6 +150,9 @@ impl Storage for FjallStore {
         before: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        if before <= prefix {
+            return Ok(Vec::new());
+        }
         let (lo, hi) = (tagged(tree, prefix), tagged(tree, before));
         Self::collect(self.keys.range(lo.as_slice()..hi.as_slice()).rev(), limit)
     }

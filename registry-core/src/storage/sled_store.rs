@@ -26,7 +26,9 @@ fn tag(tree: Tree) -> u8 {
     tree as u8
 }
 
-fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
+/// `key` of `tree` as an engine that keeps every tree in one key space stores it:
+/// behind the tree's tag.
+pub fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + key.len());
     out.push(tag(tree));
     out.extend_from_slice(key);
