@@ -1,7 +1,8 @@
 //! The intent a batch of the writer's is committed behind ([`Storage::commit_staged`]):
 //! what the next opening of the store needs to undo the batch if a crash cut its
-//! writing short. It is derived from the batch just before the batch is written
-//! ([`CommitIntent::staging`], on the committing thread), and the opening undoes it
+//! writing short. It is derived from the batch once it is built
+//! ([`CommitIntent::staging`]: by the sequencer, over the batch still being committed
+//! before it, so that the committer only writes), and the opening undoes it
 //! ([`CommitIntent::undo`]). The same reads give the batch's before-image
 //! ([`before_image`]), which readers are shown for the batch's keys until it is
 //! durable (`storage::staged`): what they see is what an undo would leave.
@@ -57,14 +58,19 @@ impl CommitIntent {
     /// The intent of `batch`, which appends records from `first_seq` on, over `store`
     /// as it stands with every earlier batch committed (see [`before_image`]).
     pub fn of(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Self, StorageError> {
-        Ok(Self::from_before_image(first_seq, &before_image(store, first_seq, batch)?))
+        Ok(Self::from_before_image(first_seq, &before_image(store, None, first_seq, batch)?))
     }
 
     /// What `batch` is committed behind ([`Storage::commit_staged`]): its intent,
     /// encoded to be stored, and its before-image, which readers are shown until the
     /// batch is durable. One read per key at most, shared by the two.
-    pub fn staging(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Intent, StorageError> {
-        let before = before_image(store, first_seq, batch)?;
+    pub fn staging(
+        store: &dyn Storage,
+        parent: Option<&WriteBatch>,
+        first_seq: u64,
+        batch: &WriteBatch,
+    ) -> Result<Intent, StorageError> {
+        let before = before_image(store, parent, first_seq, batch)?;
         let stored = Self::from_before_image(first_seq, &before).encode();
         Ok(Intent { stored, before: std::sync::Arc::new(before) })
     }
@@ -137,9 +143,10 @@ impl CommitIntent {
     }
 }
 
-/// Every key `batch` writes, with what `store` holds under it before the batch (a
-/// removal where it holds nothing), `store` standing with every earlier batch
-/// committed; `batch` appends records from `first_seq` on.
+/// Every key `batch` writes, with what it holds before the batch (a removal where it
+/// holds nothing): what `parent` writes (the batch before this one, if it may not be
+/// committed yet), else what `store` holds, `store` standing with every batch before
+/// `parent` committed; `batch` appends records from `first_seq` on.
 ///
 /// Keys new by construction are not read: the batch's records; a person's entry or
 /// keyring entry of a person registered in the batch (person ids are their
@@ -147,11 +154,23 @@ impl CommitIntent {
 /// found none); the tree's nodes under a record of the batch and its blocks completed
 /// by one (each written once, when that record is appended). Every other key is read
 /// as it stands before the batch.
-pub fn before_image(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<WriteBatch, StorageError> {
+pub fn before_image(
+    store: &dyn Storage,
+    parent: Option<&WriteBatch>,
+    first_seq: u64,
+    batch: &WriteBatch,
+) -> Result<WriteBatch, StorageError> {
     let mut before = WriteBatch::default();
     for (&tree, writes) in &batch.writes {
+        let parents = parent.and_then(|p| p.writes.get(&tree));
         for key in writes.keys() {
-            let value = if new_by_construction(tree, key, first_seq) { None } else { store.get(tree, key)? };
+            let value = if new_by_construction(tree, key, first_seq) {
+                None
+            } else if let Some(written) = parents.and_then(|p| p.get(key)) {
+                written.clone()
+            } else {
+                store.get(tree, key)?
+            };
             match value {
                 Some(stored) => before.put(tree, key.clone(), stored),
                 None => before.remove(tree, key.clone()),
@@ -222,7 +241,7 @@ mod tests {
 
         // What readers are shown until the batch is durable: every key the batch
         // writes, the log's record included, as the store holds it now.
-        let staging = CommitIntent::staging(&store, 10, &batch).unwrap();
+        let staging = CommitIntent::staging(&store, None, 10, &batch).unwrap();
         assert_eq!(staging.stored, intent.encode());
         let shown: Vec<_> = staging.before.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();
         let written: Vec<_> = batch.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();

@@ -2,8 +2,8 @@
 //! channel (back-pressure, not an unbounded queue); whatever has queued while the last
 //! batch was flushing becomes the next batch (group commit). Commits are pipelined:
 //! a committer thread writes and flushes batch N while the sequencer builds N+1 on a
-//! view over N's writes; N+1 is sent only after N is durable, and discarded with it if
-//! N fails. Every caller is answered only after its batch is durable. Batches are
+//! view over N's writes, and reads N+1's intent over them too; N+1 is sent only after
+//! N is durable, and discarded with it if N fails. Every caller is answered only after its batch is durable. Batches are
 //! committed staged ([`Storage::commit_staged`]): written key by key behind their
 //! intent, so that neither readers nor the next batch's build wait for them. What of
 //! a command's build does not depend on the log's order is done before it is queued,
@@ -20,10 +20,11 @@ use huduma_log::merkle::Hash;
 
 use crate::checkpointer::Checkpointer;
 use crate::command::{CommandError, Outcome, Submission};
+use crate::commit_intent::CommitIntent;
 use crate::event::Actor;
 use crate::keys::LogKey;
 use crate::prework::{Prework, Preworker};
-use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::storage::{Intent, Storage, StorageError, WriteBatch};
 use crate::writer::{Head, Writer, storage_failure};
 
 type Reply = oneshot::Sender<Result<Outcome, CommandError>>;
@@ -122,11 +123,10 @@ struct InFlight {
     batch: Arc<WriteBatch>,
 }
 
-/// A batch for the committer, with where its records begin (its intent is read there).
+/// A batch for the committer, with the intent it is committed behind.
 struct ToCommit {
     batch: Arc<WriteBatch>,
-    /// The batch's first record.
-    first_seq: u64,
+    intent: Intent,
 }
 
 /// The thread that writes and flushes batches, one at a time, in order.
@@ -153,9 +153,9 @@ impl Committer {
         let (batches, incoming) = std_mpsc::channel::<ToCommit>();
         let (report, done) = std_mpsc::channel();
         let thread = std::thread::Builder::new().name("huduma-committer".into()).spawn(move || {
-            for ToCommit { batch, first_seq } in incoming {
+            for ToCommit { batch, intent } in incoming {
                 let began = std::time::Instant::now();
-                let result = crate::writer::commit_built(&*store, &batch, first_seq);
+                let result = store.commit_staged(&batch, &intent, true);
                 metrics::histogram!("huduma_batch_writes").record(batch.len() as f64);
                 metrics::histogram!("huduma_batch_commit_seconds").record(began.elapsed().as_secs_f64());
                 tracing::debug!(
@@ -172,8 +172,8 @@ impl Committer {
     }
 
     /// Sends a batch without waiting; pair with [`Self::wait`].
-    fn send(&self, batch: Arc<WriteBatch>, first_seq: u64) -> bool {
-        self.batches.as_ref().is_some_and(|b| b.send(ToCommit { batch, first_seq }).is_ok())
+    fn send(&self, batch: Arc<WriteBatch>, intent: Intent) -> bool {
+        self.batches.as_ref().is_some_and(|b| b.send(ToCommit { batch, intent }).is_ok())
     }
 
     fn wait(&self) -> Result<(), StorageError> {
@@ -289,7 +289,14 @@ fn run(
                     }
                 }
                 metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
-                let built = writer.build_prepared(in_flight.as_ref().map(|f| &*f.batch), &submissions, prework);
+                let parent = in_flight.as_ref().map(|f| &*f.batch);
+                let built = writer.build_prepared(parent, &submissions, prework);
+                // The intent is read here, over the batch in flight, while the
+                // committer is still writing that batch.
+                let intent = match built.batch.is_empty() {
+                    true => Ok(Intent::default()),
+                    false => CommitIntent::staging(&**writer.store(), parent, built.start.next_seq, &built.batch),
+                };
                 let end = writer.head().next_seq;
                 let root = writer.tree_head().filter(|(size, _)| *size == end).map(|(_, root)| root);
                 if let Some(flight) = in_flight.take()
@@ -304,8 +311,16 @@ fn run(
                     answer(replies, built.results);
                     continue;
                 }
+                let intent = match intent {
+                    Ok(intent) => intent,
+                    Err(e) => {
+                        writer.reset(built.start);
+                        answer(replies, storage_failure(submissions.len(), &e));
+                        continue;
+                    }
+                };
                 let batch = Arc::new(built.batch);
-                if committer.send(Arc::clone(&batch), built.start.next_seq) {
+                if committer.send(Arc::clone(&batch), intent) {
                     in_flight =
                         Some(InFlight { replies, results: built.results, start: built.start, end, root, batch });
                 } else {

@@ -57,17 +57,17 @@ pub struct Built {
 }
 
 /// Commits a built batch whose records begin at `first_seq`, staged behind its intent
-/// ([`Storage::commit_staged`]), and durably. The intent is read here, on the
-/// committing thread, from the store with every earlier batch committed (it records
-/// what each key the batch writes held before it, which readers go on seeing until the
-/// batch is durable, see `commit_intent`), so that the reads cost the thread that
-/// builds batches nothing.
+/// ([`Storage::commit_staged`]), and durably, every earlier batch being committed: the
+/// intent is read here, from the store (it records what each key the batch writes held
+/// before it, which readers go on seeing until the batch is durable, see
+/// `commit_intent`). The sequencer, which commits a batch while it builds the next,
+/// reads the next one's intent itself, over the batch in flight.
 pub fn commit_built(
     store: &dyn Storage,
     batch: &Arc<WriteBatch>,
     first_seq: u64,
 ) -> Result<(), crate::storage::StorageError> {
-    let intent = CommitIntent::staging(store, first_seq, batch)?;
+    let intent = CommitIntent::staging(store, None, first_seq, batch)?;
     store.commit_staged(batch, &intent, true)
 }
 
