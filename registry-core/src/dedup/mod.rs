@@ -123,7 +123,7 @@ pub fn find(
 /// What a search looks a new person up by: their profile, the tags of their birth
 /// date and its near dates, the hashed blocks the enrolment's reach probes, and their
 /// words' `name_counts` keys. Derived from the demographics and the secrets alone, so
-/// the writer derives it before a registration is sequenced (`writer::Prework`).
+/// the writer derives it before a registration is sequenced (`prework::Prework`).
 #[derive(Debug, Clone)]
 pub struct Probe {
     profile: Profile,
@@ -142,10 +142,6 @@ impl Probe {
         };
         let words = name_counts::word_keys(secrets, &profile);
         Self { profile, dob, near, words }
-    }
-
-    pub fn profile(&self) -> &Profile {
-        &self.profile
     }
 }
 
