@@ -6,8 +6,9 @@
 //! the duplicate search's probe and the new person's match keys.
 //!
 //! The writer takes a command's [`Prework`] as given and derives whatever is missing
-//! itself (or all of it, for work done under other secrets), so a command submitted
-//! without it (`Writer::build`) is built the same.
+//! itself (or all of it, for work done under other secrets or with the search off:
+//! [`Preworker::reuse_or_work`]), so a command submitted without it (`Writer::build`)
+//! is built the same.
 
 use std::sync::Arc;
 
@@ -58,6 +59,21 @@ pub struct Preworker {
 impl Preworker {
     pub(crate) fn new(secrets: Arc<Secrets>, search: bool) -> Self {
         Self { fingerprint: secrets.fingerprint(), secrets, search }
+    }
+
+    /// `work` as done ahead, if it is what this preworker does for `s` (under the
+    /// same secrets, and with the search's probe wherever the search is on); else
+    /// the work done here.
+    pub(crate) fn reuse_or_work(&self, work: Option<Prework>, s: &Submission) -> Prework {
+        match work {
+            Some(w)
+                if w.secrets == self.fingerprint
+                    && w.registration.as_ref().is_none_or(|r| r.probe.is_some() || !self.search) =>
+            {
+                w
+            }
+            _ => self.work(s),
+        }
     }
 
     /// The command's work that does not depend on the log's order.

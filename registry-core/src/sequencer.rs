@@ -3,9 +3,10 @@
 //! batch was flushing becomes the next batch (group commit). Commits are pipelined:
 //! a committer thread writes and flushes batch N while the sequencer builds N+1 on a
 //! view over N's writes, and reads N+1's intent over them too; N+1 is sent only after
-//! N is durable, and discarded with it if N fails. Every caller is answered only after its batch is durable. Batches are
-//! committed staged ([`Storage::commit_staged`]): written key by key behind their
-//! intent, so that neither readers nor the next batch's build wait for them. What of
+//! N is durable, and discarded with it if N fails. Every caller is answered only
+//! after its batch is durable. Batches are committed staged
+//! ([`Storage::commit_staged`]): written key by key behind their intent, so that
+//! neither readers nor the next batch's build wait for them. What of
 //! a command's build does not depend on the log's order is done before it is queued,
 //! on the submitter's thread (`prework`), so that this one thread does only what must
 //! happen in sequence.
@@ -293,9 +294,10 @@ fn run(
                 let built = writer.build_prepared(parent, &submissions, prework);
                 // The intent is read here, over the batch in flight, while the
                 // committer is still writing that batch.
-                let intent = match built.batch.is_empty() {
-                    true => Ok(Intent::default()),
-                    false => CommitIntent::staging(&**writer.store(), parent, built.start.next_seq, &built.batch),
+                let intent = if built.batch.is_empty() {
+                    Ok(Intent::default())
+                } else {
+                    CommitIntent::staging(&**writer.store(), parent, built.start.next_seq, &built.batch)
                 };
                 let end = writer.head().next_seq;
                 let root = writer.tree_head().filter(|(size, _)| *size == end).map(|(_, root)| root);

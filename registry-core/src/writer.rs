@@ -262,7 +262,7 @@ impl Writer {
 
     /// [`Self::build`] of submissions whose [`Prework`] is done, `prework[i]` that of
     /// `submissions[i]` (a submission without one, or with one done under other
-    /// secrets, has it done here).
+    /// secrets or with the search off, has it done here).
     pub fn build_prepared(
         &mut self,
         parent: Option<&WriteBatch>,
@@ -270,7 +270,6 @@ impl Writer {
         prework: Vec<Prework>,
     ) -> Built {
         let preworker = self.preworker();
-        let secrets = self.secrets.fingerprint();
         let mut prework = prework.into_iter();
         let start = self.head;
         let start_tree = self.tree.clone();
@@ -280,7 +279,7 @@ impl Writer {
         let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
         for submission in submissions {
-            let work = prework.next().filter(|w| w.secrets == secrets).unwrap_or_else(|| preworker.work(submission));
+            let work = preworker.reuse_or_work(prework.next(), submission);
             let result = self.execute(&mut view, submission, work, time);
             if let Err(CommandError::Internal(reason)) = &result {
                 // A fold or read failure mid-batch leaves the view half-written: drop it all.
@@ -504,10 +503,10 @@ impl Writer {
         if let Command::RegisterPerson { demographics }
         | Command::RegisterPersonOverridingDuplicates { demographics, .. } = &s.command
         {
-            let search = self.duplicate_threshold.is_some();
-            let work = registration
-                .filter(|w| w.probe.is_some() || !search)
-                .unwrap_or_else(|| RegistrationPrework::of(&self.secrets, demographics, search));
+            // Prework done for another command has none (`Preworker::reuse_or_work`).
+            let work = registration.unwrap_or_else(|| {
+                RegistrationPrework::of(&self.secrets, demographics, self.duplicate_threshold.is_some())
+            });
             let (event, number) = self.prepare_registration(view, s, demographics, work.probe.as_ref(), today)?;
             let material = fold::MatchMaterial::new(PersonId(self.head.next_seq), work.keys);
             return Ok((event, number, Some(fold::Prepared::registration(material))));

@@ -1,8 +1,8 @@
 //! The duplicate search's blocks, as the `match_keys` projection stores them. A block
-//! is everyone stored under one blocking key (its keyed hash, cut to 16 bytes); it is kept as
-//! numbered chunks of at most [`CHUNK`] entries, so that a search reads a block with
-//! one point read per chunk (a sled prefix scan cost four times a point read) and a
-//! registration rewrites one small chunk.
+//! is everyone stored under one blocking key (its keyed hash, cut to 16 bytes); it is
+//! kept as numbered chunks of at most [`CHUNK`] entries, so that a search reads a
+//! block with one point read per chunk (a sled prefix scan cost four times a point
+//! read) and a registration rewrites one small chunk.
 //!
 //! Layout (`match_keys` tree):
 //! - key: block hash (16 bytes) ‖ chunk index (u32 BE), chunks numbered from 0: 20

@@ -156,7 +156,7 @@ pub fn find_probed(
 ) -> Result<Vec<Candidate>, FoldError> {
     let Some(dob) = &probe.dob else { return Ok(Vec::new()) };
     let mut profile = probe.profile.clone();
-    name_counts::weigh_keyed(view, &mut profile, &probe.words)?;
+    name_counts::weigh(view, &mut profile, &probe.words)?;
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);

@@ -38,14 +38,9 @@ pub fn word_keys(secrets: &Secrets, profile: &Profile) -> Vec<(String, Vec<u8>)>
     profile.distinct_words().into_iter().map(|word| (word.to_string(), word_key(secrets, word))).collect()
 }
 
-/// Sets `profile`'s words' frequency adjustments from the counts.
-pub fn weigh(view: &View<'_>, secrets: &Secrets, profile: &mut Profile) -> Result<(), ReadError> {
-    let words = word_keys(secrets, profile);
-    weigh_keyed(view, profile, &words)
-}
-
-/// [`weigh`], with the profile's [`word_keys`] already derived.
-pub fn weigh_keyed(view: &View<'_>, profile: &mut Profile, words: &[(String, Vec<u8>)]) -> Result<(), ReadError> {
+/// Sets `profile`'s words' frequency adjustments from the counts of `words` (the
+/// profile's [`word_keys`]).
+pub fn weigh(view: &View<'_>, profile: &mut Profile, words: &[(String, Vec<u8>)]) -> Result<(), ReadError> {
     let persons = read(view, PERSONS)?;
     let mut counts: Vec<(&str, u64)> = Vec::with_capacity(words.len());
     for (word, key) in words {
@@ -82,7 +77,8 @@ mod tests {
             sex: Sex::Female,
             place_of_birth: "Nyeri".into(),
         });
-        weigh(&View::new(&store), &secrets, &mut profile).unwrap();
+        let words = word_keys(&secrets, &profile);
+        weigh(&View::new(&store), &mut profile, &words).unwrap();
         let kamau = profile.family[0].adjustment;
         let wairimu = profile.given[0].adjustment;
         let zawadi = profile.others[0].adjustment;
