@@ -7,7 +7,7 @@
 //!
 //! The writer takes a command's [`Prework`] as given and derives whatever is missing
 //! itself (or all of it, for work done under other secrets or with the search off:
-//! [`Preworker::reuse_or_work`]), so a command submitted without it (`Writer::build`)
+//! `Preworker::reuse_or_work`), so a command submitted without it (`Writer::build`)
 //! is built the same.
 
 use std::sync::Arc;
