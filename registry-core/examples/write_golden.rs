@@ -2,9 +2,11 @@
 //!
 //! Run once per version of the events written; the files are committed under
 //! tests/golden (v1: every event kind at version 1; v2: the same and a registration
-//! that overrode the duplicate search, `PersonRegistered` version 2), and every later
-//! version must still verify and fold them (tests/golden.rs). Never regenerate an
-//! existing version's fixture: that would defeat its purpose.
+//! that overrode the duplicate search, `PersonRegistered` version 2; v3: the same with
+//! the agency record ids and the date of death sealed, `AgencyRecordLinked`,
+//! `AgencyRecordUnlinked` and `DeathRecorded` version 2), and every later version must
+//! still verify and fold them (tests/golden.rs). Never regenerate an existing
+//! version's fixture: that would defeat its purpose.
 
 use std::path::PathBuf;
 

@@ -124,28 +124,134 @@ pub struct DemographicsCorrected {
     pub demographics: Sealed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A piece of personal data an event carries apart from the demographics: sealed
+/// (`sealed::Sealed::seal_field`), as this version writes it, or in clear, as version
+/// 1 of its event held it (logs written before 2026-12-06).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateText {
+    Clear(String),
+    Sealed(Sealed),
+}
+
+impl PrivateText {
+    /// The event version that holds this form: 1 in clear, 2 sealed.
+    fn version(&self) -> u16 {
+        match self {
+            PrivateText::Clear(_) => 1,
+            PrivateText::Sealed(_) => 2,
+        }
+    }
+}
+
+/// An agency's record id linked to a person. Version 2 seals the record id under the
+/// agency's record key (`Secrets::agency_record_key`); version 1 held it in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgencyRecordLinked {
     pub actor: Actor,
     pub person: PersonId,
     pub agency: String,
-    pub record_id: String,
+    pub record_id: PrivateText,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A link undone; its record id as `AgencyRecordLinked`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgencyRecordUnlinked {
     pub actor: Actor,
     pub person: PersonId,
     pub agency: String,
-    pub record_id: String,
+    pub record_id: PrivateText,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `AgencyRecordLinked` and `AgencyRecordUnlinked` on the wire: version 1 (`R` =
+/// `String`) and version 2 (`R` = `Sealed`) differ only in the record id's form.
+#[derive(Serialize, Deserialize)]
+struct AgencyRecordWire<R> {
+    actor: Actor,
+    person: PersonId,
+    agency: String,
+    record_id: R,
+}
+
+/// A death. Version 2 seals the date (`YYYY-MM-DD`) under the person's data key, so
+/// that erasure destroys it with the rest of their data; version 1 held it in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeathRecorded {
     pub actor: Actor,
     pub person: PersonId,
-    /// `YYYY-MM-DD`.
-    pub date_of_death: String,
+    pub date_of_death: PrivateText,
+}
+
+/// `DeathRecorded` on the wire: version 1 (`D` = `String`) or 2 (`D` = `Sealed`).
+#[derive(Serialize, Deserialize)]
+struct DeathWire<D> {
+    actor: Actor,
+    person: PersonId,
+    date_of_death: D,
+}
+
+impl AgencyRecordWire<String> {
+    /// Version 1 or 2 of `actor, person, agency, record_id`, as either form gives them.
+    fn encode_any(actor: &Actor, person: PersonId, agency: &str, record_id: &PrivateText) -> Vec<u8> {
+        let (actor, agency) = (actor.clone(), agency.to_string());
+        match record_id {
+            PrivateText::Clear(text) => encode(&AgencyRecordWire { actor, person, agency, record_id: text.clone() }),
+            PrivateText::Sealed(sealed) => {
+                encode(&AgencyRecordWire { actor, person, agency, record_id: sealed.clone() })
+            }
+        }
+    }
+
+    fn decode_any(kv: KindVersion, payload: &[u8]) -> Result<(Actor, PersonId, String, PrivateText), EventDecodeError> {
+        Ok(if kv.version == 1 {
+            let v: AgencyRecordWire<String> = decode(kv, payload)?;
+            (v.actor, v.person, v.agency, PrivateText::Clear(v.record_id))
+        } else {
+            let v: AgencyRecordWire<Sealed> = decode(kv, payload)?;
+            (v.actor, v.person, v.agency, PrivateText::Sealed(v.record_id))
+        })
+    }
+}
+
+impl AgencyRecordLinked {
+    fn encode(&self) -> Vec<u8> {
+        AgencyRecordWire::encode_any(&self.actor, self.person, &self.agency, &self.record_id)
+    }
+
+    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        let (actor, person, agency, record_id) = AgencyRecordWire::decode_any(kv, payload)?;
+        Ok(Self { actor, person, agency, record_id })
+    }
+}
+
+impl AgencyRecordUnlinked {
+    fn encode(&self) -> Vec<u8> {
+        AgencyRecordWire::encode_any(&self.actor, self.person, &self.agency, &self.record_id)
+    }
+
+    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        let (actor, person, agency, record_id) = AgencyRecordWire::decode_any(kv, payload)?;
+        Ok(Self { actor, person, agency, record_id })
+    }
+}
+
+impl DeathRecorded {
+    fn encode(&self) -> Vec<u8> {
+        let (actor, person) = (self.actor.clone(), self.person);
+        match &self.date_of_death {
+            PrivateText::Clear(date) => encode(&DeathWire { actor, person, date_of_death: date.clone() }),
+            PrivateText::Sealed(sealed) => encode(&DeathWire { actor, person, date_of_death: sealed.clone() }),
+        }
+    }
+
+    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        Ok(if kv.version == 1 {
+            let v: DeathWire<String> = decode(kv, payload)?;
+            Self { actor: v.actor, person: v.person, date_of_death: PrivateText::Clear(v.date_of_death) }
+        } else {
+            let v: DeathWire<Sealed> = decode(kv, payload)?;
+            Self { actor: v.actor, person: v.person, date_of_death: PrivateText::Sealed(v.date_of_death) }
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +320,9 @@ impl Event {
         };
         let version = match self {
             Event::PersonRegistered(e) if e.duplicate_override.is_some() => 2,
+            Event::AgencyRecordLinked(e) => e.record_id.version(),
+            Event::AgencyRecordUnlinked(e) => e.record_id.version(),
+            Event::DeathRecorded(e) => e.date_of_death.version(),
             _ => 1,
         };
         KindVersion { kind, version }
@@ -227,9 +336,9 @@ impl Event {
             Event::PersonRegistered(e) => e.encode(),
             Event::NumberReplaced(e) => encode(e),
             Event::DemographicsCorrected(e) => encode(e),
-            Event::AgencyRecordLinked(e) => encode(e),
-            Event::AgencyRecordUnlinked(e) => encode(e),
-            Event::DeathRecorded(e) => encode(e),
+            Event::AgencyRecordLinked(e) => e.encode(),
+            Event::AgencyRecordUnlinked(e) => e.encode(),
+            Event::DeathRecorded(e) => e.encode(),
             Event::NumberRevoked(e) => encode(e),
             Event::NumberReinstated(e) => encode(e),
             Event::RecordsMerged(e) => encode(e),
@@ -246,9 +355,9 @@ impl Event {
             (PERSON_REGISTERED, 1 | 2) => Event::PersonRegistered(PersonRegistered::decode(kv, payload)?),
             (NUMBER_REPLACED, 1) => Event::NumberReplaced(decode(kv, payload)?),
             (DEMOGRAPHICS_CORRECTED, 1) => Event::DemographicsCorrected(decode(kv, payload)?),
-            (AGENCY_RECORD_LINKED, 1) => Event::AgencyRecordLinked(decode(kv, payload)?),
-            (AGENCY_RECORD_UNLINKED, 1) => Event::AgencyRecordUnlinked(decode(kv, payload)?),
-            (DEATH_RECORDED, 1) => Event::DeathRecorded(decode(kv, payload)?),
+            (AGENCY_RECORD_LINKED, 1 | 2) => Event::AgencyRecordLinked(AgencyRecordLinked::decode(kv, payload)?),
+            (AGENCY_RECORD_UNLINKED, 1 | 2) => Event::AgencyRecordUnlinked(AgencyRecordUnlinked::decode(kv, payload)?),
+            (DEATH_RECORDED, 1 | 2) => Event::DeathRecorded(DeathRecorded::decode(kv, payload)?),
             (NUMBER_REVOKED, 1) => Event::NumberRevoked(decode(kv, payload)?),
             (NUMBER_REINSTATED, 1) => Event::NumberReinstated(decode(kv, payload)?),
             (RECORDS_MERGED, 1) => Event::RecordsMerged(decode(kv, payload)?),
@@ -262,23 +371,78 @@ impl Event {
 mod tests {
     use super::*;
 
+    fn sealed() -> Sealed {
+        Sealed { nonce: [3; 24], ciphertext: vec![5; 27] }
+    }
+
+    fn events() -> Vec<Event> {
+        let actor = Actor { principal: "kra-system".into(), via: "KRA".into() };
+        let mut out = Vec::new();
+        for record_id in [PrivateText::Clear("A012345678Z".into()), PrivateText::Sealed(sealed())] {
+            out.push(Event::AgencyRecordLinked(AgencyRecordLinked {
+                actor: actor.clone(),
+                person: PersonId(42),
+                agency: "KRA".into(),
+                record_id: record_id.clone(),
+            }));
+            out.push(Event::AgencyRecordUnlinked(AgencyRecordUnlinked {
+                actor: actor.clone(),
+                person: PersonId(42),
+                agency: "KRA".into(),
+                record_id,
+            }));
+        }
+        for date_of_death in [PrivateText::Clear("2024-01-31".into()), PrivateText::Sealed(sealed())] {
+            out.push(Event::DeathRecorded(DeathRecorded { actor: actor.clone(), person: PersonId(42), date_of_death }));
+        }
+        out
+    }
+
     #[test]
     fn payloads_round_trip_and_trailing_bytes_are_refused() {
-        let event = Event::AgencyRecordLinked(AgencyRecordLinked {
-            actor: Actor { principal: "kra-system".into(), via: "KRA".into() },
-            person: PersonId(42),
-            agency: "KRA".into(),
-            record_id: "A012345678Z".into(),
-        });
-        let kv = event.kind_version();
-        let payload = event.encode_payload();
-        assert_eq!(Event::decode(kv, &payload), Ok(event));
-        let mut longer = payload.clone();
-        longer.push(0);
-        assert!(matches!(Event::decode(kv, &longer), Err(EventDecodeError::Malformed { .. })));
-        assert!(matches!(
-            Event::decode(KindVersion { kind: kv.kind, version: 99 }, &payload),
-            Err(EventDecodeError::Unknown { .. })
-        ));
+        for event in events() {
+            let kv = event.kind_version();
+            let payload = event.encode_payload();
+            assert_eq!(Event::decode(kv, &payload), Ok(event.clone()));
+            let mut longer = payload.clone();
+            longer.push(0);
+            assert!(matches!(Event::decode(kv, &longer), Err(EventDecodeError::Malformed { .. })), "{event:?}");
+            assert!(matches!(
+                Event::decode(KindVersion { kind: kv.kind, version: 99 }, &payload),
+                Err(EventDecodeError::Unknown { .. })
+            ));
+        }
+    }
+
+    /// Version 1 holds the private field in clear, version 2 sealed: each as
+    /// LOG-FORMAT.md lays it out (a sealed field is the 24 nonce bytes, then the
+    /// ciphertext as a byte string, where version 1 had a string).
+    #[test]
+    fn a_private_field_is_in_clear_at_version_1_and_sealed_at_version_2() {
+        for event in events() {
+            let kv = event.kind_version();
+            let payload = event.encode_payload();
+            let (sealed_form, clear_text) = match &event {
+                Event::AgencyRecordLinked(AgencyRecordLinked { record_id: f, .. })
+                | Event::AgencyRecordUnlinked(AgencyRecordUnlinked { record_id: f, .. })
+                | Event::DeathRecorded(DeathRecorded { date_of_death: f, .. }) => match f {
+                    PrivateText::Clear(text) => (None, Some(text.clone())),
+                    PrivateText::Sealed(s) => (Some(s.clone()), None),
+                },
+                _ => unreachable!("only these events carry a private field"),
+            };
+            match (sealed_form, clear_text) {
+                (Some(s), _) => {
+                    assert_eq!(kv.version, 2);
+                    let tail = postcard::to_allocvec(&s).unwrap();
+                    assert!(payload.ends_with(&tail), "{event:?}");
+                }
+                (_, Some(text)) => {
+                    assert_eq!(kv.version, 1);
+                    assert!(payload.ends_with(text.as_bytes()), "{event:?}");
+                }
+                _ => unreachable!(),
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! The sealed section: personal data encrypted under the person's own data key with
-//! XChaCha20-Poly1305, bound to the person by the associated data. The log signs and
-//! hashes the ciphertext, so it verifies without the key, and destroying the key
-//! erases the data without touching the history.
+//! The sealed section: personal data encrypted with XChaCha20-Poly1305, bound to the
+//! person by the associated data: demographics and a date of death under the person's
+//! own data key, an agency's record id under that agency's record key. The log signs
+//! and hashes the ciphertext, so it verifies without the key, and destroying a
+//! person's key erases their data without touching the history.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -19,7 +20,34 @@ fn associated_data(person: PersonId) -> [u8; 34] {
     aad
 }
 
-/// A person's own 256-bit data key. Zeroed when dropped.
+/// A piece of personal data an event seals on its own, apart from the demographics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `DeathRecorded`'s date, under the person's data key.
+    DateOfDeath,
+    /// An agency's record id (`AgencyRecordLinked`, `AgencyRecordUnlinked`), under that
+    /// agency's record key.
+    AgencyRecordId,
+}
+
+impl Field {
+    /// The name its associated data ends with.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::DateOfDeath => "date_of_death",
+            Field::AgencyRecordId => "agency_record_id",
+        }
+    }
+}
+
+/// The associated data of a sealed [`Field`]: the demographics' associated data, then
+/// the field's name, so that no sealed value can be taken for another field's.
+fn field_associated_data(person: PersonId, field: Field) -> Vec<u8> {
+    [associated_data(person).as_slice(), field.name().as_bytes()].concat()
+}
+
+/// A 256-bit key a section is sealed under: a person's own data key, or an agency's
+/// record key (`Secrets::agency_record_key`). Zeroed when dropped.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct DataKey(pub [u8; 32]);
 
@@ -73,11 +101,31 @@ impl Sealed {
     }
 
     pub fn open(&self, key: &DataKey, person: PersonId) -> Result<Vec<u8>, OpenError> {
+        self.open_with(key, &associated_data(person))
+    }
+
+    /// Encrypts one field of `person`'s under `key`, with a fresh random nonce: the
+    /// associated data names the field too.
+    pub fn seal_field(key: &DataKey, person: PersonId, field: Field, plaintext: &[u8]) -> Self {
+        let mut nonce = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
         let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let aad = associated_data(person);
-        cipher
-            .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: &aad })
-            .map_err(|_| OpenError)
+        let aad = field_associated_data(person, field);
+        let ciphertext = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
+            .unwrap_or_default();
+        Self { nonce, ciphertext }
+    }
+
+    /// Opens a field sealed by [`Sealed::seal_field`] for this person and field.
+    pub fn open_field(&self, key: &DataKey, person: PersonId, field: Field) -> Result<Vec<u8>, OpenError> {
+        self.open_with(key, &field_associated_data(person, field))
+    }
+
+    fn open_with(&self, key: &DataKey, aad: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let cipher = XChaCha20Poly1305::new((&key.0).into());
+        cipher.decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad }).map_err(|_| OpenError)
     }
 }
 
@@ -96,6 +144,22 @@ mod tests {
         altered.ciphertext[0] ^= 1;
         assert_eq!(altered.open(&key, PersonId(7)), Err(OpenError));
         assert!(!sealed.ciphertext.windows(7).any(|w| w == b"Wanjiru"), "no plaintext in the ciphertext");
+    }
+
+    #[test]
+    fn a_field_opens_only_as_itself() {
+        let key = DataKey::generate();
+        let sealed = Sealed::seal_field(&key, PersonId(7), Field::DateOfDeath, b"2024-01-31");
+        assert_eq!(sealed.open_field(&key, PersonId(7), Field::DateOfDeath).unwrap(), b"2024-01-31");
+        assert_eq!(sealed.open_field(&key, PersonId(7), Field::AgencyRecordId), Err(OpenError));
+        assert_eq!(sealed.open_field(&key, PersonId(8), Field::DateOfDeath), Err(OpenError));
+        assert_eq!(sealed.open(&key, PersonId(7)), Err(OpenError), "a field is never taken for demographics");
+        let demographics = Sealed::seal(&key, PersonId(7), b"Wanjiru Kamau");
+        assert_eq!(
+            demographics.open_field(&key, PersonId(7), Field::DateOfDeath),
+            Err(OpenError),
+            "nor demographics for a field"
+        );
     }
 
     /// The stored form LOG-FORMAT.md gives: the 24 nonce bytes, the ciphertext's

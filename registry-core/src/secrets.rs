@@ -1,5 +1,6 @@
 //! The registry's master secret and the keys derived from it: the keyring key (seals
-//! each person's data key), the number-permutation key, and the match-key hashing key.
+//! each person's data key), the number-permutation key, the match-key hashing key, and
+//! the keys agencies' record ids are sealed under in the log.
 //! The master secret lives in a file outside the data directory; losing it loses all
 //! personal data, so operators back it up apart from the data.
 
@@ -28,6 +29,7 @@ pub struct Secrets {
     agency_tokens: [u8; 32],
     access_subjects: [u8; 32],
     access_seal: [u8; 32],
+    agency_records: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -46,6 +48,7 @@ impl Secrets {
             agency_tokens: blake3::derive_key("huduma.registry.v1 agency tokens", &master),
             access_subjects: blake3::derive_key("huduma.registry.v1 access subjects", &master),
             access_seal: blake3::derive_key("huduma.registry.v1 access seal", &master),
+            agency_records: blake3::derive_key("huduma.registry.v1 agency record ids", &master),
             master,
         }
     }
@@ -94,6 +97,16 @@ impl Secrets {
     /// an erased person).
     pub fn access_seal_key(&self) -> &[u8; 32] {
         &self.access_seal
+    }
+
+    /// The key `agency`'s record ids are sealed under in the log's link events:
+    /// `BLAKE3-keyed(derive_key("huduma.registry.v1 agency record ids", master), agency)`.
+    /// One key per agency, never a person's: an agency's own id for a person stays
+    /// readable to the registry after the person's data key is destroyed, so that the
+    /// agency can be told which of its records an erasure concerned, and unreadable to
+    /// anyone without the master secret (auditors among them).
+    pub fn agency_record_key(&self, agency: &str) -> crate::sealed::DataKey {
+        crate::sealed::DataKey(*blake3::keyed_hash(&self.agency_records, agency.as_bytes()).as_bytes())
     }
 
     /// Keys the hashes that stand for demographics in the match-key projection.

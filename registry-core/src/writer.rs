@@ -25,7 +25,7 @@ use crate::projection::state::{
     self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
 };
 use crate::record::{self, Header, RecordRef};
-use crate::sealed::Sealed;
+use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::view::{ReadError, View};
 use crate::storage::{Storage, Tree, WriteBatch};
@@ -443,6 +443,13 @@ impl Writer {
         })
     }
 
+    /// An agency's record id as its link events carry it: sealed under the agency's
+    /// record key, so that the log shows no agency's id for anyone.
+    fn seal_record_id(&self, person: PersonId, agency: &str, record_id: &str) -> event::PrivateText {
+        let key = self.secrets.agency_record_key(agency);
+        event::PrivateText::Sealed(Sealed::seal_field(&key, person, Field::AgencyRecordId, record_id.as_bytes()))
+    }
+
     fn issue(&self, view: &View<'_>) -> Result<crate::issuer::Issued, CommandError> {
         // Distinct by construction: a permutation of a counter that only grows. The
         // permutation's key cannot change under a store (the secrets fingerprint is
@@ -601,7 +608,7 @@ impl Writer {
                     actor,
                     person,
                     agency: agency.clone(),
-                    record_id: record_id.clone(),
+                    record_id: self.seal_record_id(person, agency, record_id),
                 });
                 (event, None)
             }
@@ -617,7 +624,7 @@ impl Writer {
                     actor,
                     person,
                     agency: agency.clone(),
-                    record_id: record_id.clone(),
+                    record_id: self.seal_record_id(person, agency, record_id),
                 });
                 (event, None)
             }
@@ -625,8 +632,14 @@ impl Writer {
                 demographics::check_past_date("date_of_death", date_of_death, today)?;
                 let allowed = [PersonStatus::Active, PersonStatus::Revoked];
                 let (person, _) = current_person(view, *number, "record a death", &allowed)?;
-                let event =
-                    Event::DeathRecorded(event::DeathRecorded { actor, person, date_of_death: date_of_death.clone() });
+                let sealed = Sealed::seal_field(
+                    &self.data_key(view, person)?,
+                    person,
+                    Field::DateOfDeath,
+                    date_of_death.as_bytes(),
+                );
+                let date_of_death = event::PrivateText::Sealed(sealed);
+                let event = Event::DeathRecorded(event::DeathRecorded { actor, person, date_of_death });
                 (event, None)
             }
             Command::RevokeNumber { number, reason } => {

@@ -110,6 +110,47 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     }
 }
 
+/// The log is what auditors download: an agency's record id and a date of death are
+/// in it only sealed (under the agency's record key and the person's data key), yet
+/// links resolve and unlink as before, and an erasure takes the date with the rest of
+/// the person's data.
+#[test]
+fn the_log_holds_agency_record_ids_and_dates_of_death_only_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let (a, b) = (register(&registry, "a", 3), register(&registry, "b", 4));
+    let link = |id: &str, number, record_id: &str| {
+        let command = Command::LinkAgencyRecord { number, agency: "KRA".into(), record_id: record_id.into() };
+        registry.submit_blocking(submission(id, command)).unwrap();
+    };
+    link("l-1", a, "A0SENTINEL1Z");
+    link("l-2", b, "A0SENTINEL2Z");
+    link("l-3", b, "A0SENTINEL3Z");
+    let unlink = Command::UnlinkAgencyRecord { number: b, agency: "KRA".into(), record_id: "A0SENTINEL3Z".into() };
+    registry.submit_blocking(submission("u-1", unlink)).unwrap();
+    let death = Command::RecordDeath { number: a, date_of_death: "2019-11-23".into() };
+    registry.submit_blocking(submission("d-1", death)).unwrap();
+    let reader = registry.reader();
+    let by_record = reader.resolve_agency_record("KRA", "A0SENTINEL1Z").unwrap().unwrap();
+    assert_eq!(by_record.current_number, a);
+    assert_eq!(by_record.status, ResolvedStatus::Deceased);
+    assert_eq!(by_record.date_of_death.as_deref(), Some("2019-11-23"));
+    assert!(reader.resolve_agency_record("KRA", "A0SENTINEL3Z").unwrap().is_none(), "unlinked");
+    let erase = Command::ErasePersonalData { number: a, legal_basis: "DPA 2019 s.40".into() };
+    registry.submit_blocking(submission("e-1", erase)).unwrap();
+    let erased = reader.resolve_number(a).unwrap().unwrap();
+    assert_eq!((erased.status, erased.date_of_death), (ResolvedStatus::Erased, None));
+    assert_eq!(reader.resolve_agency_record("KRA", "A0SENTINEL2Z").unwrap().unwrap().current_number, b);
+
+    let mut log = Vec::new();
+    registry_core::log_export::export_log(&**registry.store(), &mut log).unwrap();
+    for needle in ["A0SENTINEL1Z", "A0SENTINEL2Z", "A0SENTINEL3Z", "2019-11-23"] {
+        assert!(!log.windows(needle.len()).any(|w| w == needle.as_bytes()), "the log shows {needle} in clear");
+    }
+    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    assert!(report.projections_checked, "the projections equal a fresh fold of the sealed events");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

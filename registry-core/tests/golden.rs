@@ -1,8 +1,10 @@
 //! The golden logs: small logs written by each version of the events (see
 //! examples/write_golden.rs), committed under tests/golden: v1 has every kind at its
 //! first version, v2 adds `PersonRegistered` version 2 (a registration that overrode
-//! the duplicate search). Every later version of the registry must still verify each
-//! against its published genesis key and fold it to the same answers.
+//! the duplicate search), v3 writes the agency record ids and the date of death sealed
+//! (`AgencyRecordLinked`, `AgencyRecordUnlinked` and `DeathRecorded` version 2). Every
+//! later version of the registry must still verify each against its published genesis
+//! key and fold it to the same answers.
 
 use std::path::Path;
 
@@ -34,6 +36,40 @@ fn golden_log_v1_still_verifies_and_folds_to_the_same_answers() {
 #[test]
 fn golden_log_v2_still_verifies_and_folds_to_the_same_answers() {
     check("v2", 20, 7);
+}
+
+#[test]
+fn golden_log_v3_still_verifies_and_folds_to_the_same_answers() {
+    check("v3", 20, 7);
+}
+
+/// The agency record ids the fixtures link (and unlink) and the date of death they
+/// record: in clear in the logs of v1 and v2, nowhere in v3's, which still folds to
+/// the same answers (the resolutions name the same records).
+#[test]
+fn the_log_shows_agency_record_ids_and_dates_of_death_only_sealed_since_v3() {
+    let private = ["A000111222Z", "NH-77", "DL-1", "2024-01-31"];
+    let log = |version: &str| {
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version).join("log.bin")).unwrap()
+    };
+    let holds = |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for version in ["v1", "v2"] {
+        let bytes = log(version);
+        for needle in private {
+            assert!(holds(&bytes, needle), "{version} holds {needle} in clear (the fixture is as written then)");
+        }
+    }
+    let bytes = log("v3");
+    for needle in private {
+        assert!(!holds(&bytes, needle), "v3's log shows {needle} in clear");
+    }
+    let expected = |version: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(version).join("expected.txt"),
+        )
+        .unwrap()
+    };
+    assert_eq!(expected("v3"), expected("v2"), "the same commands resolve the same");
 }
 
 fn check(version: &str, at_least: u64, numbers: usize) {

@@ -20,7 +20,7 @@ RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
 ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
 KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
 MAX_PAYLOAD = 1 << 20
-KNOWN = {(1, 1), (2, 1), (16, 2)} | {(k, 1) for k in range(16, 26)}
+KNOWN = {(1, 1), (2, 1), (16, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 26)}
 
 
 class Bad(Exception):
@@ -120,7 +120,12 @@ def decode(kind: int, version: int, payload: bytes):
         at = actor(payload, at)
         _, at = varint(payload, at)
         _, at = string(payload, at)
-        _, at = string(payload, at)
+        # record_id: in clear at version 1, sealed at version 2.
+        at = string(payload, at)[1] if version == 1 else sealed(payload, at)
+    elif kind == 21 and version == 2:
+        at = actor(payload, at)
+        _, at = varint(payload, at)
+        at = sealed(payload, at)
     elif kind in (21, 22, 23, 25):
         at = actor(payload, at)
         _, at = varint(payload, at)

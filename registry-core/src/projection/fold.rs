@@ -6,13 +6,13 @@ use crate::dedup::Profile;
 use crate::dedup::blocks::{self, BlockHash};
 use crate::dedup::name_counts;
 use crate::demographics::Demographics;
-use crate::event::Event;
+use crate::event::{Event, PrivateText};
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
     self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
     person_key,
 };
-use crate::sealed::Sealed;
+use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::Tree;
 use crate::storage::view::{ReadError, View};
@@ -29,6 +29,8 @@ pub enum FoldError {
     KeyMissing(u64),
     #[error("the sealed demographics of person {0} do not open under their key")]
     Sealed(u64),
+    #[error("record {seq}: the sealed {field} of person {person} does not open under its key")]
+    SealedField { seq: u64, person: u64, field: &'static str },
     #[error("record {seq}: {reason}")]
     Inconsistent { seq: u64, reason: String },
 }
@@ -55,6 +57,46 @@ pub fn open_demographics(
             Ok(Some(demographics))
         }
     }
+}
+
+/// The record id of an agency's link event: in clear (version 1), or opened with the
+/// agency's record key, which the registry always holds (version 2).
+fn record_id_of(
+    secrets: &Secrets,
+    seq: u64,
+    person: PersonId,
+    agency: &str,
+    record_id: &PrivateText,
+) -> Result<String, FoldError> {
+    let sealed = match record_id {
+        PrivateText::Clear(id) => return Ok(id.clone()),
+        PrivateText::Sealed(sealed) => sealed,
+    };
+    let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::AgencyRecordId.name() };
+    let plain = sealed
+        .open_field(&secrets.agency_record_key(agency), person, Field::AgencyRecordId)
+        .map_err(|_| unopenable())?;
+    String::from_utf8(plain).map_err(|_| unopenable())
+}
+
+/// The date of a death event: in clear (version 1), or opened with the person's data
+/// key (version 2); `None` once that key is erased (erasure drops the date from the
+/// projections too, so the live and the rebuilt projections agree).
+fn date_of_death_of(
+    view: &View<'_>,
+    secrets: &Secrets,
+    seq: u64,
+    person: PersonId,
+    date: &PrivateText,
+) -> Result<Option<String>, FoldError> {
+    let sealed = match date {
+        PrivateText::Clear(date) => return Ok(Some(date.clone())),
+        PrivateText::Sealed(sealed) => sealed,
+    };
+    let KeyringEntry::Key(key) = keyring_entry(view, secrets, person)? else { return Ok(None) };
+    let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::DateOfDeath.name() };
+    let plain = sealed.open_field(&key, person, Field::DateOfDeath).map_err(|_| unopenable())?;
+    String::from_utf8(plain).map(Some).map_err(|_| unopenable())
 }
 
 /// The keyed hash that stands for one match key: `BLAKE3-keyed(match key, text)`.
@@ -372,21 +414,24 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
             set_match_keys(view, secrets, e.person, &e.demographics, true)?;
         }
         Event::AgencyRecordLinked(e) => {
-            view.put(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id), &person_key(e.person));
+            let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
+            view.put(Tree::AgencyLinks, agency_link_key(&e.agency, &record_id), &person_key(e.person));
             update_person(view, seq, e.person, |p| {
-                insert_sorted(&mut p.agency_records, (e.agency.clone(), e.record_id.clone()));
+                insert_sorted(&mut p.agency_records, (e.agency.clone(), record_id));
             })?;
         }
         Event::AgencyRecordUnlinked(e) => {
-            view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &e.record_id));
+            let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
+            view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &record_id));
             update_person(view, seq, e.person, |p| {
-                p.agency_records.retain(|(a, r)| *a != e.agency || *r != e.record_id);
+                p.agency_records.retain(|(a, r)| *a != e.agency || *r != record_id);
             })?;
         }
         Event::DeathRecorded(e) => {
+            let date_of_death = date_of_death_of(view, secrets, seq, e.person, &e.date_of_death)?;
             update_person(view, seq, e.person, |p| {
                 p.status = PersonStatus::Deceased;
-                p.date_of_death = Some(e.date_of_death.clone());
+                p.date_of_death = date_of_death;
             })?;
         }
         Event::NumberRevoked(e) => {
@@ -425,6 +470,7 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
             update_person(view, seq, e.person, |p| {
                 p.status = PersonStatus::Erased;
                 p.demographics = None;
+                p.date_of_death = None;
             })?;
             view.put(Tree::Keyring, person_key(e.person), &keyring::erased_entry());
         }

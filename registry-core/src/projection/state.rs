@@ -78,12 +78,14 @@ pub mod meta {
     /// `applied/<tree>`: the last sequence number folded into that tree (u64 BE).
     /// A tree whose layout changed gets a new marker name, so that a store from
     /// before is rebuilt: `match_keys.v6`, block hashes of 16 bytes (v5 had 32; v4 the
-    /// name blocks by birth year alone; v3 no chunks, see `dedup::blocks`), and
-    /// `name_counts.v2`, word keys of 16 bytes (32 before).
+    /// name blocks by birth year alone; v3 no chunks, see `dedup::blocks`),
+    /// `name_counts.v2`, word keys of 16 bytes (32 before), and `persons.v2`, an
+    /// erased person's date of death dropped with the rest of their data (kept before).
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
             crate::storage::Tree::MatchKeys => b"applied/match_keys.v6".to_vec(),
             crate::storage::Tree::NameCounts => b"applied/name_counts.v2".to_vec(),
+            crate::storage::Tree::Persons => b"applied/persons.v2".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),
         }
     }
