@@ -8,8 +8,9 @@ use huduma_number::HudumaNumber;
 
 use crate::PersonId;
 use crate::demographics::Demographics;
+use crate::keyring::KeyringEntry;
 use crate::keys::VerifyingKey;
-use crate::projection::fold::{FoldError, open_demographics};
+use crate::projection::fold::{FoldError, keyring_entry, open_demographics_with};
 use crate::projection::state::{
     self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
     person_key,
@@ -43,6 +44,22 @@ pub struct Resolution {
     pub date_of_death: Option<String>,
     /// (agency code, record id), in key order.
     pub agency_records: Vec<(String, String)>,
+}
+
+/// A change that concerns an agency, as `WatchChanges` streams it: the stored
+/// [`AgencyChange`] with the agency's record ids opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The person the record changed (the survivor, for a merge).
+    pub person: PersonId,
+    /// The event kind of the record (`event::kind`).
+    pub kind: u16,
+    /// The person's number in force after the record.
+    pub number: HudumaNumber,
+    /// The person's status after the record.
+    pub status: PersonStatus,
+    /// The agency's record ids the change concerns (linked before or after), sorted.
+    pub records: Vec<String>,
 }
 
 /// Why a look-up failed, apart from "not found".
@@ -91,7 +108,7 @@ impl Reader {
     /// Resolves an agency's record id. `Ok(None)` when no person holds it.
     pub fn resolve_agency_record(&self, agency: &str, record_id: &str) -> Result<Option<Resolution>, QueryError> {
         let view = View::new(&*self.store);
-        let key = agency_link_key(agency, record_id);
+        let key = agency_link_key(&self.secrets, agency, record_id);
         let Some(person) = view.get(Tree::AgencyLinks, &key)? else {
             return Ok(None);
         };
@@ -168,17 +185,39 @@ impl Reader {
             PersonStatus::Deceased => ResolvedStatus::Deceased,
             PersonStatus::Erased => ResolvedStatus::Erased,
         };
-        let demographics = match &effective_entry.demographics {
-            Some(sealed) => open_demographics(view, &self.secrets, effective, sealed)?,
-            None => None,
+        // The data key opens the demographics and the date of death; none is read
+        // for a person with neither (erased).
+        let data_key = if effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some() {
+            match keyring_entry(view, &self.secrets, effective)? {
+                KeyringEntry::Key(key) => Some(key),
+                KeyringEntry::Erased => None,
+            }
+        } else {
+            None
         };
+        let (mut demographics, mut date_of_death) = (None, None);
+        if let Some(key) = &data_key {
+            if let Some(sealed) = &effective_entry.demographics {
+                demographics = Some(open_demographics_with(key, effective, sealed)?);
+            }
+            if let Some(sealed) = &effective_entry.date_of_death {
+                date_of_death = Some(state::open_date_of_death(key, effective, sealed).map_err(ReadError::from)?);
+            }
+        }
+        let entry_key = person_key(effective);
+        let agency_records = effective_entry
+            .agency_records
+            .iter()
+            .map(|r| Ok((r.agency.clone(), r.open(&self.secrets, Tree::Persons, &entry_key)?)))
+            .collect::<Result<_, Corruption>>()
+            .map_err(ReadError::from)?;
         Ok(Resolution {
             person: asked,
             status,
             current_number: effective_entry.current_number,
             demographics,
-            date_of_death: effective_entry.date_of_death,
-            agency_records: effective_entry.agency_records,
+            date_of_death,
+            agency_records,
         })
     }
 
@@ -194,12 +233,7 @@ impl Reader {
 
     /// Up to `limit` changes that concern `agency`, from sequence number `from` on, in
     /// log order.
-    pub fn agency_changes(
-        &self,
-        agency: &str,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, AgencyChange)>, QueryError> {
+    pub fn agency_changes(&self, agency: &str, from: u64, limit: usize) -> Result<Vec<(u64, Change)>, QueryError> {
         let mut prefix = agency.as_bytes().to_vec();
         prefix.push(0);
         let start = agency_change_key(agency, from);
@@ -211,10 +245,22 @@ impl Reader {
                 .try_into()
                 .map_err(|_| ReadError::from(Corruption::new(Tree::AgencyChanges, &key, "not agency + sequence")))?;
             let value = crate::storage::view::open_value(Tree::AgencyChanges, &key, &value).map_err(ReadError::from)?;
-            changes.push((
-                u64::from_be_bytes(seq),
-                state::decode(Tree::AgencyChanges, &key, &value).map_err(ReadError::from)?,
-            ));
+            let stored: AgencyChange = state::decode(Tree::AgencyChanges, &key, &value).map_err(ReadError::from)?;
+            let mut records = stored
+                .records
+                .iter()
+                .map(|r| r.open(&self.secrets, Tree::AgencyChanges, &key))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ReadError::from)?;
+            records.sort();
+            let change = Change {
+                person: stored.person,
+                kind: stored.kind,
+                number: stored.number,
+                status: stored.status,
+                records,
+            };
+            changes.push((u64::from_be_bytes(seq), change));
         }
         Ok(changes)
     }

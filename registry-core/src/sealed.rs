@@ -46,6 +46,11 @@ fn field_associated_data(person: PersonId, field: Field) -> Vec<u8> {
     [associated_data(person).as_slice(), field.name().as_bytes()].concat()
 }
 
+/// The associated data of a value sealed for a projection ([`Sealed::seal_projected`]).
+fn projected_associated_data(binding: &[u8]) -> Vec<u8> {
+    [b"huduma.registry.v1.projected\0".as_slice(), binding].concat()
+}
+
 /// A 256-bit key a section is sealed under: a person's own data key, or an agency's
 /// record key (`Secrets::agency_record_key`). Zeroed when dropped.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
@@ -123,6 +128,32 @@ impl Sealed {
         self.open_with(key, &field_associated_data(person, field))
     }
 
+    /// Seals `plaintext` for a projection, bound to `binding` (the field and what it
+    /// belongs to) by the associated data `"huduma.registry.v1.projected" || 0x00 ||
+    /// binding`. Deterministic: the nonce is the first 24 bytes of
+    /// `BLAKE3-keyed(key, binding || plaintext)`, so that a rebuild writes the bytes the
+    /// live fold wrote; one key never seals two plaintexts under one nonce, and equal
+    /// plaintexts under one binding seal equally (all they tell).
+    pub fn seal_projected(key: &DataKey, binding: &[u8], plaintext: &[u8]) -> Self {
+        let mut hasher = blake3::Hasher::new_keyed(&key.0);
+        hasher.update(binding);
+        hasher.update(plaintext);
+        let mut nonce = [0u8; 24];
+        nonce.copy_from_slice(&hasher.finalize().as_bytes()[..24]);
+        let cipher = XChaCha20Poly1305::new((&key.0).into());
+        let aad = projected_associated_data(binding);
+        let ciphertext = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
+            .unwrap_or_default();
+        Self { nonce, ciphertext }
+    }
+
+    /// Opens what [`Sealed::seal_projected`] sealed with this key and binding.
+    pub fn open_projected(&self, key: &DataKey, binding: &[u8]) -> Result<Vec<u8>, OpenError> {
+        self.open_with(key, &projected_associated_data(binding))
+    }
+
     fn open_with(&self, key: &DataKey, aad: &[u8]) -> Result<Vec<u8>, OpenError> {
         let cipher = XChaCha20Poly1305::new((&key.0).into());
         cipher.decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad }).map_err(|_| OpenError)
@@ -160,6 +191,20 @@ mod tests {
             Err(OpenError),
             "nor demographics for a field"
         );
+    }
+
+    #[test]
+    fn a_projected_value_seals_the_same_each_time_and_opens_only_for_its_binding() {
+        let key = DataKey::generate();
+        let sealed = Sealed::seal_projected(&key, b"agency_record_id/1", b"A012345678Z");
+        assert_eq!(sealed, Sealed::seal_projected(&key, b"agency_record_id/1", b"A012345678Z"), "deterministic");
+        assert_ne!(sealed.nonce, Sealed::seal_projected(&key, b"agency_record_id/1", b"A012345678Y").nonce);
+        assert_ne!(sealed.nonce, Sealed::seal_projected(&key, b"agency_record_id/2", b"A012345678Z").nonce);
+        assert_eq!(sealed.open_projected(&key, b"agency_record_id/1").unwrap(), b"A012345678Z");
+        assert_eq!(sealed.open_projected(&key, b"agency_record_id/2"), Err(OpenError));
+        assert_eq!(sealed.open_projected(&DataKey::generate(), b"agency_record_id/1"), Err(OpenError));
+        assert_eq!(sealed.open(&key, PersonId(1)), Err(OpenError));
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"A01234"), "no plaintext in the ciphertext");
     }
 
     /// The stored form LOG-FORMAT.md gives: the 24 nonce bytes, the ciphertext's

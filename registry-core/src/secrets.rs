@@ -30,6 +30,7 @@ pub struct Secrets {
     access_subjects: [u8; 32],
     access_seal: [u8; 32],
     agency_records: [u8; 32],
+    agency_links: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -49,6 +50,7 @@ impl Secrets {
             access_subjects: blake3::derive_key("huduma.registry.v1 access subjects", &master),
             access_seal: blake3::derive_key("huduma.registry.v1 access seal", &master),
             agency_records: blake3::derive_key("huduma.registry.v1 agency record ids", &master),
+            agency_links: blake3::derive_key("huduma.registry.v1 agency links", &master),
             master,
         }
     }
@@ -107,6 +109,20 @@ impl Secrets {
     /// anyone without the master secret (auditors among them).
     pub fn agency_record_key(&self, agency: &str) -> crate::sealed::DataKey {
         crate::sealed::DataKey(*blake3::keyed_hash(&self.agency_records, agency.as_bytes()).as_bytes())
+    }
+
+    /// What stands for `agency`'s record `record_id` in the `agency_links` projection:
+    /// 16 bytes of `BLAKE3-keyed(derive_key("huduma.registry.v1 agency links", master),
+    /// agency || 0x00 || record_id)`, so that the data directory holds no agency's id
+    /// for anyone in clear.
+    pub fn agency_link_hash(&self, agency: &str, record_id: &str) -> [u8; 16] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.agency_links);
+        hasher.update(agency.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(record_id.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        out
     }
 
     /// Keys the hashes that stand for demographics in the match-key projection.

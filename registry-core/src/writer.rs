@@ -22,7 +22,7 @@ use crate::keys::LogKey;
 use crate::prework::{Prework, Preworker, RegistrationPrework};
 use crate::projection::fold::{self, FoldError};
 use crate::projection::state::{
-    self, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
+    self, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
 };
 use crate::record::{self, Header, RecordRef};
 use crate::sealed::{Field, Sealed};
@@ -597,7 +597,7 @@ impl Writer {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
                 let (person, _) = current_person(view, *number, "link a record", &[PersonStatus::Active])?;
-                if let Some(linked) = view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))? {
+                if let Some(linked) = view.get(Tree::AgencyLinks, &agency_link_key(&self.secrets, agency, record_id))? {
                     return Err(CommandError::RecordAlreadyLinked {
                         agency: agency.clone(),
                         record_id: record_id.clone(),
@@ -616,7 +616,7 @@ impl Writer {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
                 let (person, _, _) = person_by_number(view, *number)?;
-                let linked = view.get(Tree::AgencyLinks, &agency_link_key(agency, record_id))?;
+                let linked = view.get(Tree::AgencyLinks, &agency_link_key(&self.secrets, agency, record_id))?;
                 if linked.as_deref() != Some(person_key(person).as_slice()) {
                     return Err(CommandError::LinkNotFound { agency: agency.clone(), record_id: record_id.clone() });
                 }
@@ -661,7 +661,11 @@ impl Writer {
                 if survivor_id == duplicate_id {
                     return Err(CommandError::field("duplicate", "names the same person as survivor"));
                 }
-                check_merge_conflicts(&survivor_entry.agency_records, duplicate_entry.agency_records)?;
+                check_merge_conflicts(
+                    &self.secrets,
+                    (survivor_id, &survivor_entry.agency_records),
+                    (duplicate_id, &duplicate_entry.agency_records),
+                )?;
                 let event = Event::RecordsMerged(event::RecordsMerged {
                     actor,
                     survivor: survivor_id,
@@ -724,20 +728,24 @@ fn current_person(
 /// Refuses a merge where the duplicate holds a record of an agency for which the
 /// survivor holds other records only.
 fn check_merge_conflicts(
-    survivor_links: &[(String, String)],
-    duplicate_links: Vec<(String, String)>,
+    secrets: &Secrets,
+    (survivor, survivor_links): (PersonId, &[LinkedRecord]),
+    (duplicate, duplicate_links): (PersonId, &[LinkedRecord]),
 ) -> Result<(), CommandError> {
-    for (agency, duplicate_record) in duplicate_links {
-        let held: Vec<&String> = survivor_links.iter().filter(|(a, _)| *a == agency).map(|(_, r)| r).collect();
-        if let Some(survivor_record) = held.first()
-            && !held.contains(&&duplicate_record)
-        {
-            return Err(CommandError::MergeConflict {
-                agency,
-                survivor_record: (*survivor_record).clone(),
-                duplicate_record,
-            });
+    for record in duplicate_links {
+        let mut held = survivor_links.iter().filter(|r| r.agency == record.agency);
+        let Some(survivor_record) = held.clone().next() else { continue };
+        if held.any(|r| r.link == record.link) {
+            continue;
         }
+        let open = |record: &LinkedRecord, person: PersonId| {
+            record.open(secrets, Tree::Persons, &person_key(person)).map_err(|c| internal(ReadError::from(c)))
+        };
+        return Err(CommandError::MergeConflict {
+            agency: record.agency.clone(),
+            survivor_record: open(survivor_record, survivor)?,
+            duplicate_record: open(record, duplicate)?,
+        });
     }
     Ok(())
 }

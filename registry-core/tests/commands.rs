@@ -100,12 +100,42 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     let mut demographics = person(2);
     demographics.given_name = "Nyokabisentinel".into();
     demographics.place_of_birth = "Kakamegasentinel".into();
-    registry.submit_blocking(submission("p-1", Command::RegisterPerson { demographics })).unwrap();
+    let number =
+        registry.submit_blocking(submission("p-1", Command::RegisterPerson { demographics })).unwrap().number.unwrap();
+    // An agency's id for the person, in every projection a link reaches: the link
+    // itself, the person's entry, the agency's change stream, and a merge's survivor.
+    let other = register(&registry, "p-2", 5);
+    let link = |id: &str, number, agency: &str, record_id: &str| {
+        let command = Command::LinkAgencyRecord { number, agency: agency.into(), record_id: record_id.into() };
+        registry.submit_blocking(submission(id, command)).unwrap();
+    };
+    link("l-1", number, "KRA", "KRASENTINEL1");
+    link("l-2", other, "NHIF", "NHIFSENTINEL2");
+    let merge = Command::MergeRecords { survivor: number, duplicate: other, justification: "one person".into() };
+    registry.submit_blocking(submission("m-1", merge)).unwrap();
+    let death = Command::RecordDeath { number, date_of_death: "1999-09-19".into() };
+    registry.submit_blocking(submission("d-1", death)).unwrap();
+    let resolved = registry.reader().resolve_agency_record("NHIF", "NHIFSENTINEL2").unwrap().unwrap();
+    assert_eq!(resolved.current_number, number, "the merged link resolves to the survivor");
+    assert_eq!(resolved.date_of_death.as_deref(), Some("1999-09-19"));
+    let records: Vec<(String, String)> =
+        [("KRA", "KRASENTINEL1"), ("NHIF", "NHIFSENTINEL2")].map(|(a, r)| (a.into(), r.into())).into();
+    assert_eq!(resolved.agency_records, records);
+    let changes = registry.reader().agency_changes("NHIF", 0, 16).unwrap();
+    assert!(changes.iter().all(|(_, c)| c.records == ["NHIFSENTINEL2"]), "{changes:?}");
+    assert_eq!(changes.len(), 3, "linked, merged, deceased");
     registry.close();
+    let needles =
+        ["Nyokabisentinel", "Kakamegasentinel", "KRASENTINEL1", "NHIFSENTINEL2", "1999-09-19"].map(str::as_bytes);
     for entry in walk(dir.path()) {
         let bytes = std::fs::read(&entry).unwrap();
-        for needle in [b"Nyokabisentinel".as_slice(), b"Kakamegasentinel".as_slice()] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "plaintext in {}", entry.display());
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} in plaintext in {}",
+                String::from_utf8_lossy(needle),
+                entry.display()
+            );
         }
     }
 }

@@ -195,8 +195,11 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     let mut holders: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
     for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
         let person: PersonEntry = opened(Tree::Persons, &key, &stored);
-        for (agency, record) in &person.agency_records {
-            holders.entry(state::agency_link_key(agency, record)).or_default().push(key.clone());
+        for record in &person.agency_records {
+            // The link is the keyed hash of the agency and the id sealed beside it.
+            let id = record.open(&secrets(), Tree::Persons, &key).expect("a held record opens");
+            prop_assert_eq!(state::agency_link_key(&secrets(), &record.agency, &id), record.link.to_vec());
+            holders.entry(record.link.to_vec()).or_default().push(key.clone());
         }
     }
     prop_assert_eq!(holders.len(), agency_links.len());

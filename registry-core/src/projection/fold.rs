@@ -9,10 +9,10 @@ use crate::demographics::Demographics;
 use crate::event::{Event, PrivateText};
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
-    self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
+    self, AgencyChange, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_change_key, meta, number_key,
     person_key,
 };
-use crate::sealed::{Field, Sealed};
+use crate::sealed::{DataKey, Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::Tree;
 use crate::storage::view::{ReadError, View};
@@ -51,12 +51,14 @@ pub fn open_demographics(
 ) -> Result<Option<Demographics>, FoldError> {
     match keyring_entry(view, secrets, person)? {
         KeyringEntry::Erased => Ok(None),
-        KeyringEntry::Key(data_key) => {
-            let plain = sealed.open(&data_key, person).map_err(|_| FoldError::Sealed(person.0))?;
-            let demographics = postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))?;
-            Ok(Some(demographics))
-        }
+        KeyringEntry::Key(data_key) => open_demographics_with(&data_key, person, sealed).map(Some),
     }
+}
+
+/// Opens a person's sealed demographics with their data key, already read.
+pub fn open_demographics_with(key: &DataKey, person: PersonId, sealed: &Sealed) -> Result<Demographics, FoldError> {
+    let plain = sealed.open(key, person).map_err(|_| FoldError::Sealed(person.0))?;
+    postcard::from_bytes(&plain).map_err(|_| FoldError::Sealed(person.0))
 }
 
 /// The record id of an agency's link event: in clear (version 1), or opened with the
@@ -79,8 +81,9 @@ fn record_id_of(
     String::from_utf8(plain).map_err(|_| unopenable())
 }
 
-/// The date of a death event: in clear (version 1), or opened with the person's data
-/// key (version 2); `None` once that key is erased (erasure drops the date from the
+/// The date of a death event as the person's entry keeps it (sealed under their data
+/// key, [`state::seal_date_of_death`]), from the event's date in clear (version 1) or
+/// sealed (version 2); `None` once that key is erased (erasure drops the date from the
 /// projections too, so the live and the rebuilt projections agree).
 fn date_of_death_of(
     view: &View<'_>,
@@ -88,15 +91,17 @@ fn date_of_death_of(
     seq: u64,
     person: PersonId,
     date: &PrivateText,
-) -> Result<Option<String>, FoldError> {
-    let sealed = match date {
-        PrivateText::Clear(date) => return Ok(Some(date.clone())),
-        PrivateText::Sealed(sealed) => sealed,
-    };
+) -> Result<Option<Sealed>, FoldError> {
     let KeyringEntry::Key(key) = keyring_entry(view, secrets, person)? else { return Ok(None) };
-    let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::DateOfDeath.name() };
-    let plain = sealed.open_field(&key, person, Field::DateOfDeath).map_err(|_| unopenable())?;
-    String::from_utf8(plain).map(Some).map_err(|_| unopenable())
+    let date = match date {
+        PrivateText::Clear(date) => date.clone(),
+        PrivateText::Sealed(sealed) => {
+            let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::DateOfDeath.name() };
+            let plain = sealed.open_field(&key, person, Field::DateOfDeath).map_err(|_| unopenable())?;
+            String::from_utf8(plain).map_err(|_| unopenable())?
+        }
+    };
+    Ok(Some(state::seal_date_of_death(&key, person, &date)))
 }
 
 /// The keyed hash that stands for one match key: `BLAKE3-keyed(match key, text)`.
@@ -269,18 +274,18 @@ fn update_person(
 }
 
 /// Removes every agency link of a person; returns them.
-fn remove_links(view: &mut View<'_>, seq: u64, person: PersonId) -> Result<Vec<(String, String)>, FoldError> {
+fn remove_links(view: &mut View<'_>, seq: u64, person: PersonId) -> Result<Vec<LinkedRecord>, FoldError> {
     let mut moved = Vec::new();
     update_person(view, seq, person, |p| moved = std::mem::take(&mut p.agency_records))?;
-    for (agency, record) in &moved {
-        view.remove(Tree::AgencyLinks, agency_link_key(agency, record));
+    for record in &moved {
+        view.remove(Tree::AgencyLinks, record.link.to_vec());
     }
     Ok(moved)
 }
 
-fn insert_sorted(records: &mut Vec<(String, String)>, link: (String, String)) {
-    if let Err(at) = records.binary_search(&link) {
-        records.insert(at, link);
+fn insert_sorted(records: &mut Vec<LinkedRecord>, record: LinkedRecord) {
+    if let Err(at) = records.binary_search_by(|r| r.order().cmp(&record.order())) {
+        records.insert(at, record);
     }
 }
 
@@ -311,11 +316,12 @@ fn record_agency_changes(
     before: &[PersonEntry],
 ) -> Result<(), FoldError> {
     let Some(&subject) = persons.first() else { return Ok(()) };
-    let mut records: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> = Default::default();
+    let mut records: std::collections::BTreeMap<&str, std::collections::BTreeMap<[u8; 16], LinkedRecord>> =
+        Default::default();
     let after: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
     for entry in before.iter().chain(&after) {
-        for (agency, record) in &entry.agency_records {
-            records.entry(agency.as_str()).or_default().insert(record.clone());
+        for record in &entry.agency_records {
+            records.entry(record.agency.as_str()).or_default().insert(record.link, record.clone());
         }
     }
     if records.is_empty() {
@@ -330,7 +336,7 @@ fn record_agency_changes(
                 kind,
                 number: subject_after.current_number,
                 status: subject_after.status,
-                records: records.into_iter().collect(),
+                records: records.into_values().collect(),
             };
             (agency_change_key(agency, seq), state::encode(&change))
         })
@@ -415,16 +421,16 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
         }
         Event::AgencyRecordLinked(e) => {
             let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
-            view.put(Tree::AgencyLinks, agency_link_key(&e.agency, &record_id), &person_key(e.person));
-            update_person(view, seq, e.person, |p| {
-                insert_sorted(&mut p.agency_records, (e.agency.clone(), record_id));
-            })?;
+            let record = LinkedRecord::new(secrets, &e.agency, &record_id);
+            view.put(Tree::AgencyLinks, record.link.to_vec(), &person_key(e.person));
+            update_person(view, seq, e.person, |p| insert_sorted(&mut p.agency_records, record))?;
         }
         Event::AgencyRecordUnlinked(e) => {
             let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
-            view.remove(Tree::AgencyLinks, agency_link_key(&e.agency, &record_id));
+            let link = secrets.agency_link_hash(&e.agency, &record_id);
+            view.remove(Tree::AgencyLinks, link.to_vec());
             update_person(view, seq, e.person, |p| {
-                p.agency_records.retain(|(a, r)| *a != e.agency || *r != record_id);
+                p.agency_records.retain(|r| r.agency != e.agency || r.link != link)
             })?;
         }
         Event::DeathRecorded(e) => {
@@ -446,16 +452,16 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
                 set_match_keys(view, secrets, e.duplicate, sealed, false)?;
             }
             let moved = remove_links(view, seq, e.duplicate)?;
-            for (agency, record) in &moved {
-                view.put(Tree::AgencyLinks, agency_link_key(agency, record), &person_key(e.survivor));
+            for record in &moved {
+                view.put(Tree::AgencyLinks, record.link.to_vec(), &person_key(e.survivor));
             }
             update_person(view, seq, e.duplicate, |p| {
                 p.status = PersonStatus::Merged;
                 p.merged_into = Some(e.survivor);
             })?;
             update_person(view, seq, e.survivor, |p| {
-                for link in moved {
-                    insert_sorted(&mut p.agency_records, link);
+                for record in moved {
+                    insert_sorted(&mut p.agency_records, record);
                 }
             })?;
         }

@@ -4,7 +4,8 @@ use huduma_number::HudumaNumber;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::PersonId;
-use crate::sealed::Sealed;
+use crate::sealed::{DataKey, Sealed};
+use crate::secrets::Secrets;
 use crate::storage::Tree;
 use crate::storage::view::{Corruption, ReadError, View};
 
@@ -28,11 +29,13 @@ pub struct PersonEntry {
     pub merged_into: Option<PersonId>,
     /// The latest sealed demographics; `None` once erased.
     pub demographics: Option<Sealed>,
-    pub date_of_death: Option<String>,
-    /// The person's agency records, (agency code, record id), sorted: the
-    /// person -> agency records projection, kept in the person's entry so that a
-    /// look-up is point reads only.
-    pub agency_records: Vec<(String, String)>,
+    /// `YYYY-MM-DD`, sealed under the person's data key ([`seal_date_of_death`]);
+    /// `None` once erased.
+    pub date_of_death: Option<Sealed>,
+    /// The person's agency records, sorted by agency and link: the person -> agency
+    /// records projection, kept in the person's entry so that a look-up is point reads
+    /// only.
+    pub agency_records: Vec<LinkedRecord>,
     /// The sequence number of the last event that changed this person.
     pub updated_at: u64,
 }
@@ -56,8 +59,69 @@ pub struct AgencyChange {
     pub number: HudumaNumber,
     /// The person's status after the record.
     pub status: PersonStatus,
-    /// This agency's record ids the change concerns (linked before or after), sorted.
-    pub records: Vec<String>,
+    /// This agency's records the change concerns (linked before or after), sorted by
+    /// link.
+    pub records: Vec<LinkedRecord>,
+}
+
+/// An agency's record linked to a person, as the projections keep it: the agency, the
+/// record's [`Secrets::agency_link_hash`] (its `agency_links` key) and its id sealed
+/// under the agency's record key, bound to the link ([`LinkedRecord::open`]), never in
+/// clear. Sealed deterministically, so that a rebuild writes the same bytes, and the
+/// same wherever it is kept (a person's entry, a merge's survivor, a change).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedRecord {
+    pub agency: String,
+    pub link: [u8; 16],
+    pub record_id: Sealed,
+}
+
+impl LinkedRecord {
+    /// What records are sorted by: the agency, then the link.
+    pub fn order(&self) -> (&str, &[u8; 16]) {
+        (&self.agency, &self.link)
+    }
+
+    pub fn new(secrets: &Secrets, agency: &str, record_id: &str) -> Self {
+        let link = secrets.agency_link_hash(agency, record_id);
+        let record_id =
+            Sealed::seal_projected(&secrets.agency_record_key(agency), &record_binding(&link), record_id.as_bytes());
+        Self { agency: agency.to_string(), link, record_id }
+    }
+
+    /// The record id; a stored record that does not open is corruption of `tree`'s
+    /// `key`, where it was read.
+    pub fn open(&self, secrets: &Secrets, tree: Tree, key: &[u8]) -> Result<String, Corruption> {
+        let unopenable =
+            || Corruption::new(tree, key, format!("a sealed record id of agency {} does not open", self.agency));
+        let plain = self
+            .record_id
+            .open_projected(&secrets.agency_record_key(&self.agency), &record_binding(&self.link))
+            .map_err(|_| unopenable())?;
+        String::from_utf8(plain).map_err(|_| unopenable())
+    }
+}
+
+fn record_binding(link: &[u8; 16]) -> Vec<u8> {
+    [b"agency_record_id\0".as_slice(), link].concat()
+}
+
+fn date_of_death_binding(person: PersonId) -> Vec<u8> {
+    [b"date_of_death\0".as_slice(), &person.0.to_be_bytes()].concat()
+}
+
+/// A date of death as a person's entry keeps it: sealed under their data key, bound to
+/// them.
+pub fn seal_date_of_death(key: &DataKey, person: PersonId, date: &str) -> Sealed {
+    Sealed::seal_projected(key, &date_of_death_binding(person), date.as_bytes())
+}
+
+/// The date [`seal_date_of_death`] sealed; a date that does not open under the
+/// person's key is corruption of their entry.
+pub fn open_date_of_death(key: &DataKey, person: PersonId, sealed: &Sealed) -> Result<String, Corruption> {
+    let unopenable = || Corruption::new(Tree::Persons, &person_key(person), "the sealed date of death does not open");
+    let plain = sealed.open_projected(key, &date_of_death_binding(person)).map_err(|_| unopenable())?;
+    String::from_utf8(plain).map_err(|_| unopenable())
 }
 
 /// Keys of the `meta` tree.
@@ -79,13 +143,18 @@ pub mod meta {
     /// A tree whose layout changed gets a new marker name, so that a store from
     /// before is rebuilt: `match_keys.v6`, block hashes of 16 bytes (v5 had 32; v4 the
     /// name blocks by birth year alone; v3 no chunks, see `dedup::blocks`),
-    /// `name_counts.v2`, word keys of 16 bytes (32 before), and `persons.v2`, an
-    /// erased person's date of death dropped with the rest of their data (kept before).
+    /// `name_counts.v2`, word keys of 16 bytes (32 before); and since agency record ids
+    /// and dates of death are sealed in the projections, `persons.v3` (v2: the date of
+    /// death in clear, dropped at erasure),
+    /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
+    /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
             crate::storage::Tree::MatchKeys => b"applied/match_keys.v6".to_vec(),
             crate::storage::Tree::NameCounts => b"applied/name_counts.v2".to_vec(),
-            crate::storage::Tree::Persons => b"applied/persons.v2".to_vec(),
+            crate::storage::Tree::Persons => b"applied/persons.v3".to_vec(),
+            crate::storage::Tree::AgencyLinks => b"applied/agency_links.v2".to_vec(),
+            crate::storage::Tree::AgencyChanges => b"applied/agency_changes.v2".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),
         }
     }
@@ -99,13 +168,10 @@ pub fn number_key(number: HudumaNumber) -> Vec<u8> {
     number.as_u64().to_be_bytes().to_vec()
 }
 
-/// `agency_links` key: agency code, 0x00, record id.
-pub fn agency_link_key(agency: &str, record_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(agency.len() + 1 + record_id.len());
-    key.extend_from_slice(agency.as_bytes());
-    key.push(0);
-    key.extend_from_slice(record_id.as_bytes());
-    key
+/// `agency_links` key of `agency`'s record `record_id`: its
+/// [`Secrets::agency_link_hash`].
+pub fn agency_link_key(secrets: &Secrets, agency: &str, record_id: &str) -> Vec<u8> {
+    secrets.agency_link_hash(agency, record_id).to_vec()
 }
 
 /// `agency_changes` key: agency code, 0x00, sequence number (u64 BE).

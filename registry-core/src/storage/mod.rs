@@ -32,7 +32,8 @@ pub enum Tree {
     Numbers,
     /// person id (u64 BE) -> status, current number, sealed demographics.
     Persons,
-    /// agency code, 0x00, record id -> person id.
+    /// keyed hash of (agency code, record id) (16 bytes, `Secrets::agency_link_hash`) ->
+    /// person id.
     AgencyLinks,
     /// keyed match hash (32 bytes), person id (u64 BE) -> the keyed hash of the
     /// person's birth date (8 bytes). The duplicate search's blocks (see `dedup`).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
 use registry_core::command::check_reason;
 use registry_core::event::kind;
-use registry_core::projection::state::AgencyChange;
+use registry_core::query::Change;
 use registry_core::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -100,7 +100,7 @@ fn change_kind(code: u16) -> pb::ChangeKind {
     }
 }
 
-fn change_out(index: u64, change: AgencyChange, agency_token: String, show_number: bool) -> pb::Change {
+fn change_out(index: u64, change: Change, agency_token: String, show_number: bool) -> pb::Change {
     pb::Change {
         index,
         kind: change_kind(change.kind) as i32,
