@@ -130,12 +130,15 @@ impl Sealed {
 
     /// Seals `plaintext` for a projection, bound to `binding` (the field and what it
     /// belongs to) by the associated data `"huduma.registry.v1.projected" || 0x00 ||
-    /// binding`. Deterministic: the nonce is the first 24 bytes of
-    /// `BLAKE3-keyed(key, binding || plaintext)`, so that a rebuild writes the bytes the
-    /// live fold wrote; one key never seals two plaintexts under one nonce, and equal
-    /// plaintexts under one binding seal equally (all they tell).
+    /// binding`. Deterministic, as a synthetic-IV scheme is: the nonce is the first 24
+    /// bytes of `BLAKE3-keyed(n, binding || plaintext)`, `n` a key derived from `key`
+    /// for nonces alone (`derive_key("huduma.registry.v1 projected nonce", key)`), so
+    /// that a rebuild writes the bytes the live fold wrote; one key never seals two
+    /// plaintexts under one nonce, and equal plaintexts under one binding seal equally
+    /// (all they tell).
     pub fn seal_projected(key: &DataKey, binding: &[u8], plaintext: &[u8]) -> Self {
-        let mut hasher = blake3::Hasher::new_keyed(&key.0);
+        let nonce_key = blake3::derive_key("huduma.registry.v1 projected nonce", &key.0);
+        let mut hasher = blake3::Hasher::new_keyed(&nonce_key);
         hasher.update(binding);
         hasher.update(plaintext);
         let mut nonce = [0u8; 24];
