@@ -2,7 +2,8 @@
 //! - floor/*: raw sled insert + flush (same batch size), raw ed25519 signing, raw blake3;
 //! - issue/*: the next Huduma number;
 //! - append/*: durable batched registrations through the writer;
-//! - resolve/*: look-ups from the projections;
+//! - resolve/*: look-ups from the projections (as an agency's: with its own records
+//!   opened);
 //! - verify/* and rebuild/*: whole-store passes.
 //!
 //! `cargo bench -p huduma-benches --bench core`
@@ -156,7 +157,10 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
             let reader = &readers()[which];
             b.iter(|| {
                 i = (i + 7919) % numbers.len();
-                black_box(reader.resolve_number(numbers[i]).unwrap().unwrap())
+                // As KRA's look-up: the resolution, and KRA's own records opened.
+                let r = reader.resolve_number(numbers[i]).unwrap().unwrap();
+                black_box(reader.agency_records(&r, |agency| agency == "KRA").unwrap());
+                black_box(r)
             })
         });
         g.bench_function(format!("by_agency_record_100k_persons{suffix}"), |b| {
@@ -164,7 +168,9 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
             let reader = &readers()[which];
             b.iter(|| {
                 i = (i + 7919) % count;
-                black_box(reader.resolve_agency_record("KRA", &format!("P{i:09}")).unwrap().unwrap())
+                let r = reader.resolve_agency_record("KRA", &format!("P{i:09}")).unwrap().unwrap();
+                black_box(reader.agency_records(&r, |agency| agency == "KRA").unwrap());
+                black_box(r)
             })
         });
     }

@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for number in [a, a2, b, c, d, e, f] {
         let r = reader.resolve_number(number)?.ok_or("unresolved")?;
         let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
-        let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();
+        let links: Vec<String> = reader.agency_records(&r, |_| true)?.iter().map(|(a, r)| format!("{a}:{r}")).collect();
         expected.push_str(&format!(
             "{} {:?} {} {} {}\n",
             number.compact(),

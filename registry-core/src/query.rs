@@ -12,8 +12,8 @@ use crate::keyring::KeyringEntry;
 use crate::keys::VerifyingKey;
 use crate::projection::fold::{FoldError, keyring_entry, open_demographics_with};
 use crate::projection::state::{
-    self, AgencyChange, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta, number_key,
-    person_key,
+    self, AgencyChange, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_change_key, agency_link_key, meta,
+    number_key, person_key,
 };
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View};
@@ -42,8 +42,11 @@ pub struct Resolution {
     /// `None` once erased.
     pub demographics: Option<Demographics>,
     pub date_of_death: Option<String>,
-    /// (agency code, record id), in key order.
-    pub agency_records: Vec<(String, String)>,
+    /// The person's agency records as their entry keeps them, sealed: a look-up opens
+    /// only those it shows ([`Reader::agency_records`]).
+    pub agency_records: Vec<LinkedRecord>,
+    /// Whose entry holds `agency_records` (the survivor, for a merged person).
+    pub holder: PersonId,
 }
 
 /// A change that concerns an agency, as `WatchChanges` streams it: the stored
@@ -204,21 +207,32 @@ impl Reader {
                 date_of_death = Some(state::open_date_of_death(key, effective, sealed).map_err(ReadError::from)?);
             }
         }
-        let entry_key = person_key(effective);
-        let agency_records = effective_entry
-            .agency_records
-            .iter()
-            .map(|r| Ok((r.agency.clone(), r.open(&self.secrets, Tree::Persons, &entry_key)?)))
-            .collect::<Result<_, Corruption>>()
-            .map_err(ReadError::from)?;
         Ok(Resolution {
             person: asked,
             status,
             current_number: effective_entry.current_number,
             demographics,
             date_of_death,
-            agency_records,
+            agency_records: effective_entry.agency_records,
+            holder: effective,
         })
+    }
+
+    /// The agency records of `resolution` that `shown(agency)` lets its caller see,
+    /// opened: (agency code, record id), in the order the entry keeps them (by agency).
+    /// Only these are opened: an agency's look-up opens its own records alone.
+    pub fn agency_records(
+        &self,
+        resolution: &Resolution,
+        shown: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>, QueryError> {
+        let key = person_key(resolution.holder);
+        resolution
+            .agency_records
+            .iter()
+            .filter(|r| shown(&r.agency))
+            .map(|r| Ok((r.agency.clone(), r.open(&self.secrets, Tree::Persons, &key).map_err(ReadError::from)?)))
+            .collect()
     }
 
     /// How many records the log holds.

@@ -98,7 +98,8 @@ fn check(version: &str, at_least: u64, numbers: usize) {
         let number: HudumaNumber = fields[0].parse().unwrap();
         let r = reader.resolve_number(number).unwrap().unwrap();
         let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
-        let links: Vec<String> = r.agency_records.iter().map(|(a, r)| format!("{a}:{r}")).collect();
+        let links: Vec<String> =
+            reader.agency_records(&r, |_| true).unwrap().iter().map(|(a, r)| format!("{a}:{r}")).collect();
         let links = if links.is_empty() { "-".to_string() } else { links.join(",") };
         assert_eq!(format!("{:?}", r.status), fields[1], "{line}");
         assert_eq!(r.current_number.compact(), fields[2], "{line}");

@@ -132,11 +132,11 @@ pub fn person_status_out(status: PersonStatus) -> pb::Status {
 }
 
 /// A resolution as the wire carries it. `asked` is the number looked up, if it was a
-/// number; `records` filters the agency records shown.
+/// number; `records` the agency records shown, opened (`Reader::agency_records`).
 pub fn resolution_out(
     r: Resolution,
     asked: Option<HudumaNumber>,
-    records: impl Fn(&str) -> bool,
+    records: Vec<(String, String)>,
 ) -> pb::ResolveResponse {
     let shown = asked.unwrap_or(r.current_number);
     let superseded_by = match r.status {
@@ -148,12 +148,7 @@ pub fn resolution_out(
         status: status_out(r.status) as i32,
         superseded_by,
         demographics: r.demographics.map(demographics_out),
-        agency_records: r
-            .agency_records
-            .into_iter()
-            .filter(|(agency, _)| records(agency))
-            .map(|(agency, record_id)| pb::AgencyRecord { agency, record_id })
-            .collect(),
+        agency_records: records.into_iter().map(|(agency, record_id)| pb::AgencyRecord { agency, record_id }).collect(),
         date_of_death: r.date_of_death.unwrap_or_default(),
         agency_token: String::new(),
     }

@@ -131,9 +131,12 @@ impl ResolverRpc for ResolverService {
             self.record_access(&principal, look_up, found.as_ref(), Vec::new()).await?;
             let resolution = found.ok_or_else(not_found)?;
             let person = resolution.person;
-            // An agency sees its own records only; registrars and admins see all.
-            let mut shown =
-                wire::resolution_out(resolution, asked, |agency| own_agency.is_none_or(|own| own == agency));
+            // An agency sees its own records only (and only those are opened);
+            // registrars and admins see all.
+            let records = reader
+                .agency_records(&resolution, |agency| own_agency.is_none_or(|own| own == agency))
+                .map_err(wire::query_error)?;
+            let mut shown = wire::resolution_out(resolution, asked, records);
             if let Some(own) = own_agency {
                 shown.agency_token = reader.agency_token(own, person);
             }
