@@ -212,27 +212,24 @@ impl AgencyRecordWire<String> {
     }
 }
 
-impl AgencyRecordLinked {
-    fn encode(&self) -> Vec<u8> {
-        AgencyRecordWire::encode_any(&self.actor, self.person, &self.agency, &self.record_id)
-    }
+/// The encoding of the two link events, alike but for their kind.
+macro_rules! agency_record_event {
+    ($event:ident) => {
+        impl $event {
+            fn encode(&self) -> Vec<u8> {
+                AgencyRecordWire::encode_any(&self.actor, self.person, &self.agency, &self.record_id)
+            }
 
-    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
-        let (actor, person, agency, record_id) = AgencyRecordWire::decode_any(kv, payload)?;
-        Ok(Self { actor, person, agency, record_id })
-    }
+            fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+                let (actor, person, agency, record_id) = AgencyRecordWire::decode_any(kv, payload)?;
+                Ok(Self { actor, person, agency, record_id })
+            }
+        }
+    };
 }
 
-impl AgencyRecordUnlinked {
-    fn encode(&self) -> Vec<u8> {
-        AgencyRecordWire::encode_any(&self.actor, self.person, &self.agency, &self.record_id)
-    }
-
-    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
-        let (actor, person, agency, record_id) = AgencyRecordWire::decode_any(kv, payload)?;
-        Ok(Self { actor, person, agency, record_id })
-    }
-}
+agency_record_event!(AgencyRecordLinked);
+agency_record_event!(AgencyRecordUnlinked);
 
 impl DeathRecorded {
     fn encode(&self) -> Vec<u8> {

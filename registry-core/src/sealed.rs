@@ -46,6 +46,13 @@ fn field_associated_data(person: PersonId, field: Field) -> Vec<u8> {
     [associated_data(person).as_slice(), field.name().as_bytes()].concat()
 }
 
+/// A fresh nonce from the thread's CSPRNG.
+fn random_nonce() -> [u8; 24] {
+    let mut nonce = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
+    nonce
+}
+
 /// The associated data of a value sealed for a projection ([`Sealed::seal_projected`]).
 fn projected_associated_data(binding: &[u8]) -> Vec<u8> {
     [b"huduma.registry.v1.projected\0".as_slice(), binding].concat()
@@ -89,17 +96,18 @@ pub struct OpenError;
 impl Sealed {
     /// Encrypts `plaintext` for `person` under `key`, with a fresh random nonce.
     pub fn seal(key: &DataKey, person: PersonId, plaintext: &[u8]) -> Self {
-        let mut nonce = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
-        Self::seal_with_nonce(key, person, plaintext, nonce)
+        Self::seal_with_nonce(key, person, plaintext, random_nonce())
     }
 
     /// Encrypts with a given nonce. A nonce must never repeat under one key.
     pub fn seal_with_nonce(key: &DataKey, person: PersonId, plaintext: &[u8], nonce: [u8; 24]) -> Self {
+        Self::seal_with(key, nonce, &associated_data(person), plaintext)
+    }
+
+    fn seal_with(key: &DataKey, nonce: [u8; 24], aad: &[u8], plaintext: &[u8]) -> Self {
         let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let aad = associated_data(person);
         let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
             // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
             .unwrap_or_default();
         Self { nonce, ciphertext }
@@ -112,15 +120,7 @@ impl Sealed {
     /// Encrypts one field of `person`'s under `key`, with a fresh random nonce: the
     /// associated data names the field too.
     pub fn seal_field(key: &DataKey, person: PersonId, field: Field, plaintext: &[u8]) -> Self {
-        let mut nonce = [0u8; 24];
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let aad = field_associated_data(person, field);
-        let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
-            // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
-            .unwrap_or_default();
-        Self { nonce, ciphertext }
+        Self::seal_with(key, random_nonce(), &field_associated_data(person, field), plaintext)
     }
 
     /// Opens a field sealed by [`Sealed::seal_field`] for this person and field.
@@ -143,13 +143,7 @@ impl Sealed {
         hasher.update(plaintext);
         let mut nonce = [0u8; 24];
         nonce.copy_from_slice(&hasher.finalize().as_bytes()[..24]);
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let aad = projected_associated_data(binding);
-        let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
-            // Encryption fails only for inputs beyond 256 GiB, which no caller makes.
-            .unwrap_or_default();
-        Self { nonce, ciphertext }
+        Self::seal_with(key, nonce, &projected_associated_data(binding), plaintext)
     }
 
     /// Opens what [`Sealed::seal_projected`] sealed with this key and binding.
