@@ -31,6 +31,7 @@ pub struct Secrets {
     access_seal: [u8; 32],
     agency_records: [u8; 32],
     agency_links: [u8; 32],
+    request_index: [u8; 32],
 }
 
 impl std::fmt::Debug for Secrets {
@@ -51,6 +52,7 @@ impl Secrets {
             access_seal: blake3::derive_key("huduma.registry.v1 access seal", &master),
             agency_records: blake3::derive_key("huduma.registry.v1 agency record ids", &master),
             agency_links: blake3::derive_key("huduma.registry.v1 agency links", &master),
+            request_index: blake3::derive_key("huduma.registry.v1 request index", &master),
             master,
         }
     }
@@ -120,6 +122,20 @@ impl Secrets {
         hasher.update(agency.as_bytes());
         hasher.update(&[0]);
         hasher.update(record_id.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        out
+    }
+
+    /// The `requests` key of `principal`'s request `request_id`: 16 bytes of
+    /// `BLAKE3-keyed(derive_key("huduma.registry.v1 request index", master),
+    /// principal || 0x00 || request_id)`. Callers choose their request ids, and may put
+    /// anything in them: none is kept in clear.
+    pub fn request_key(&self, principal: &str, request_id: &str) -> [u8; 16] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.request_index);
+        hasher.update(principal.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(request_id.as_bytes());
         let mut out = [0u8; 16];
         out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
         out

@@ -33,6 +33,19 @@ use crate::storage::{Storage, Tree, WriteBatch};
 /// `settings` key of the secrets fingerprint.
 pub const SECRETS_FINGERPRINT: &[u8] = b"secrets_fingerprint";
 
+/// `settings` key present in a store whose request index was keyed by
+/// `Secrets::request_key` from its first record. A store without it (created before
+/// 2026-12-06) may hold entries under the earlier key, the principal, 0x00 and the
+/// request id in clear ([`legacy_request_key`]): a request not found under its hashed
+/// key is looked for there too, so that a retry of a request first made before the
+/// upgrade still gets its first answer. New entries are always hashed.
+pub const REQUEST_KEYS_HASHED: &[u8] = b"request_keys_hashed";
+
+/// Where a store created before 2026-12-06 kept a request's entry.
+pub fn legacy_request_key(principal: &str, request_id: &str) -> Vec<u8> {
+    [principal.as_bytes(), &[0], request_id.as_bytes()].concat()
+}
+
 /// The domain tag of the new key's consent to a rotation.
 pub use crate::event::ROTATION_DOMAIN;
 
@@ -157,6 +170,8 @@ pub struct Writer {
     /// Registrations scoring at least this against a registered person are refused as
     /// likely duplicates (unless overridden); `None` turns the search off.
     duplicate_threshold: Option<f32>,
+    /// Whether the request index may hold entries under [`legacy_request_key`].
+    legacy_request_keys: bool,
 }
 
 impl Writer {
@@ -191,7 +206,17 @@ impl Writer {
                     return Err(WriterError::WrongKey);
                 }
                 let tree = Some(crate::merkle_store::TreeEdge::load(&*store, head.next_seq)?);
-                Ok(Self { store, secrets, issuer, key, head, tree, duplicate_threshold: Some(crate::dedup::THRESHOLD) })
+                let legacy_request_keys = view.get(Tree::Settings, REQUEST_KEYS_HASHED)?.is_none();
+                Ok(Self {
+                    store,
+                    secrets,
+                    issuer,
+                    key,
+                    head,
+                    tree,
+                    duplicate_threshold: Some(crate::dedup::THRESHOLD),
+                    legacy_request_keys,
+                })
             }
             None => {
                 let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
@@ -204,6 +229,7 @@ impl Writer {
                     head,
                     tree,
                     duplicate_threshold: Some(crate::dedup::THRESHOLD),
+                    legacy_request_keys: false,
                 };
                 let genesis = Event::LogInitialized(event::LogInitialized {
                     origin: origin.to_string(),
@@ -211,7 +237,10 @@ impl Writer {
                 });
                 let fingerprint = writer.secrets.fingerprint();
                 writer
-                    .commit_alone(&genesis, |view| view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &fingerprint))
+                    .commit_alone(&genesis, |view| {
+                        view.put(Tree::Settings, SECRETS_FINGERPRINT.to_vec(), &fingerprint);
+                        view.put(Tree::Settings, REQUEST_KEYS_HASHED.to_vec(), &[1]);
+                    })
                     .map_err(|e| WriterError::Head(e.to_string()))?;
                 Ok(writer)
             }
@@ -417,9 +446,14 @@ impl Writer {
         check_identifier("request_id", &s.request_id)?;
         check_identifier("actor.principal", &s.actor.principal)?;
         check_identifier("actor.via", &s.actor.via)?;
-        let request_key = [s.actor.principal.as_bytes(), &[0], s.request_id.as_bytes()].concat();
+        let request_key = self.secrets.request_key(&s.actor.principal, &s.request_id).to_vec();
         let fingerprint = work.fingerprint;
-        if let Some(first) = state::read::<RequestEntry>(view, Tree::Requests, &request_key)? {
+        let mut first = state::read::<RequestEntry>(view, Tree::Requests, &request_key)?;
+        if first.is_none() && self.legacy_request_keys {
+            let legacy = legacy_request_key(&s.actor.principal, &s.request_id);
+            first = state::read::<RequestEntry>(view, Tree::Requests, &legacy)?;
+        }
+        if let Some(first) = first {
             if first.fingerprint != fingerprint {
                 return Err(CommandError::RequestIdReused(s.request_id.clone()));
             }

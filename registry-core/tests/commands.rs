@@ -100,8 +100,10 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     let mut demographics = person(2);
     demographics.given_name = "Nyokabisentinel".into();
     demographics.place_of_birth = "Kakamegasentinel".into();
-    let number =
-        registry.submit_blocking(submission("p-1", Command::RegisterPerson { demographics })).unwrap().number.unwrap();
+    // Callers choose their request ids, and may put personal data in them.
+    let registered =
+        registry.submit_blocking(submission("birth-cert-REQSENTINEL9", Command::RegisterPerson { demographics }));
+    let number = registered.unwrap().number.unwrap();
     // An agency's id for the person, in every projection a link reaches: the link
     // itself, the person's entry, the agency's change stream, and a merge's survivor.
     let other = register(&registry, "p-2", 5);
@@ -128,7 +130,8 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
     assert_eq!(changes.len(), 3, "linked, merged, deceased");
     registry.close();
     let needles =
-        ["Nyokabisentinel", "Kakamegasentinel", "KRASENTINEL1", "NHIFSENTINEL2", "1999-09-19"].map(str::as_bytes);
+        ["Nyokabisentinel", "Kakamegasentinel", "KRASENTINEL1", "NHIFSENTINEL2", "1999-09-19", "REQSENTINEL9"]
+            .map(str::as_bytes);
     for entry in walk(dir.path()) {
         let bytes = std::fs::read(&entry).unwrap();
         for needle in needles {
@@ -140,6 +143,50 @@ fn no_personal_data_reaches_the_data_directory_in_plaintext() {
             );
         }
     }
+}
+
+/// A store created before the request index was keyed by hashes holds its entries
+/// under the principal and the request id in clear: a retry of such a request still
+/// gets its first answer, and what is new is stored hashed.
+#[test]
+fn a_request_first_made_before_the_index_was_hashed_is_still_answered_once() {
+    use registry_core::storage::{Tree, WriteBatch};
+    use registry_core::writer::{REQUEST_KEYS_HASHED, legacy_request_key};
+    let principal = registrar().principal;
+    let dir = tempfile::tempdir().unwrap();
+    let (first, size_before) = {
+        let registry = open(dir.path());
+        let first = registry
+            .submit_blocking(submission("old-request", Command::RegisterPerson { demographics: person(6) }))
+            .unwrap();
+        // As the earlier version left the store: no mark, the entry under its clear key.
+        let hashed = secrets().request_key(&principal, "old-request").to_vec();
+        let entry = registry.store().get(Tree::Requests, &hashed).unwrap().expect("the entry is under its hash");
+        let mut legacy = WriteBatch::default();
+        legacy.remove(Tree::Requests, hashed);
+        legacy.put(Tree::Requests, legacy_request_key(&principal, "old-request"), entry);
+        legacy.remove(Tree::Settings, REQUEST_KEYS_HASHED.to_vec());
+        registry.store().commit(&legacy, true).unwrap();
+        let size_before = size(&registry);
+        registry.close();
+        (first, size_before)
+    };
+    let registry = open(dir.path());
+    let again = registry
+        .submit_blocking(submission("old-request", Command::RegisterPerson { demographics: person(6) }))
+        .unwrap();
+    assert_eq!((again.number, again.receipt.index), (first.number, first.receipt.index), "the first answer");
+    assert_eq!(size(&registry), size_before, "nothing appended");
+    let other = Command::RegisterPerson { demographics: person(7) };
+    assert!(matches!(
+        registry.submit_blocking(submission("old-request", other)),
+        Err(CommandError::RequestIdReused(_))
+    ));
+    register(&registry, "new-request", 8);
+    let hashed = secrets().request_key(&principal, "new-request").to_vec();
+    assert!(registry.store().get(Tree::Requests, &hashed).unwrap().is_some(), "a new entry is hashed");
+    let clear = legacy_request_key(&principal, "new-request");
+    assert!(registry.store().get(Tree::Requests, &clear).unwrap().is_none());
 }
 
 /// The log is what auditors download: an agency's record id and a date of death are

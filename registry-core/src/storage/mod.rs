@@ -22,7 +22,9 @@ use std::collections::BTreeMap;
 pub enum Tree {
     /// sequence number (u64 BE) -> record bytes. The only truth.
     Log,
-    /// request id -> the first answer to that request. Durable idempotency.
+    /// keyed hash of (principal, request id) (16 bytes, `Secrets::request_key`; in a
+    /// store created before 2026-12-06, also the principal, 0x00 and the request id in
+    /// clear) -> the first answer to that request. Durable idempotency.
     Requests,
     /// person id (u64 BE) -> that person's data key, sealed under the master key.
     Keyring,
