@@ -19,6 +19,18 @@ pub enum SecretsError {
     File { path: String, reason: String },
 }
 
+/// 16 bytes of `BLAKE3-keyed(key, first || 0x00 || second)`: what stands for a pair of
+/// names (neither may hold a 0x00) where they must not be kept in clear.
+fn pair_hash(key: &[u8; 32], first: &str, second: &str) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new_keyed(key);
+    hasher.update(first.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(second.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
+}
+
 /// The derived keys. Zeroed when dropped.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Secrets {
@@ -118,13 +130,7 @@ impl Secrets {
     /// agency || 0x00 || record_id)`, so that the data directory holds no agency's id
     /// for anyone in clear.
     pub fn agency_link_hash(&self, agency: &str, record_id: &str) -> [u8; 16] {
-        let mut hasher = blake3::Hasher::new_keyed(&self.agency_links);
-        hasher.update(agency.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(record_id.as_bytes());
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        out
+        pair_hash(&self.agency_links, agency, record_id)
     }
 
     /// The `requests` key of `principal`'s request `request_id`: 16 bytes of
@@ -132,13 +138,7 @@ impl Secrets {
     /// principal || 0x00 || request_id)`. Callers choose their request ids, and may put
     /// anything in them: none is kept in clear.
     pub fn request_key(&self, principal: &str, request_id: &str) -> [u8; 16] {
-        let mut hasher = blake3::Hasher::new_keyed(&self.request_index);
-        hasher.update(principal.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(request_id.as_bytes());
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-        out
+        pair_hash(&self.request_index, principal, request_id)
     }
 
     /// Keys the hashes that stand for demographics in the match-key projection.

@@ -205,32 +205,14 @@ impl Writer {
                 if current.as_deref() != Some(key.public().as_bytes().as_slice()) {
                     return Err(WriterError::WrongKey);
                 }
-                let tree = Some(crate::merkle_store::TreeEdge::load(&*store, head.next_seq)?);
+                let tree = crate::merkle_store::TreeEdge::load(&*store, head.next_seq)?;
                 let legacy_request_keys = view.get(Tree::Settings, REQUEST_KEYS_HASHED)?.is_none();
-                Ok(Self {
-                    store,
-                    secrets,
-                    issuer,
-                    key,
-                    head,
-                    tree,
-                    duplicate_threshold: Some(crate::dedup::THRESHOLD),
-                    legacy_request_keys,
-                })
+                Ok(Self::at(store, secrets, issuer, key, head, tree, legacy_request_keys))
             }
             None => {
                 let head = Head { next_seq: 0, hash: [0; 32], time_micros: 0 };
-                let tree = Some(crate::merkle_store::TreeEdge::new());
-                let mut writer = Self {
-                    store,
-                    secrets,
-                    issuer,
-                    key,
-                    head,
-                    tree,
-                    duplicate_threshold: Some(crate::dedup::THRESHOLD),
-                    legacy_request_keys: false,
-                };
+                let tree = crate::merkle_store::TreeEdge::new();
+                let mut writer = Self::at(store, secrets, issuer, key, head, tree, false);
                 let genesis = Event::LogInitialized(event::LogInitialized {
                     origin: origin.to_string(),
                     public_key: writer.key.public().to_bytes(),
@@ -244,6 +226,30 @@ impl Writer {
                     .map_err(|e| WriterError::Head(e.to_string()))?;
                 Ok(writer)
             }
+        }
+    }
+
+    /// A writer whose log stands at `head`, the tree's edge at `tree`, with the
+    /// duplicate search at its threshold.
+    fn at(
+        store: Arc<dyn Storage>,
+        secrets: Arc<Secrets>,
+        issuer: NumberIssuer,
+        key: LogKey,
+        head: Head,
+        tree: crate::merkle_store::TreeEdge,
+        legacy_request_keys: bool,
+    ) -> Self {
+        let tree = Some(tree);
+        Self {
+            store,
+            secrets,
+            issuer,
+            key,
+            head,
+            tree,
+            duplicate_threshold: Some(crate::dedup::THRESHOLD),
+            legacy_request_keys,
         }
     }
 
