@@ -46,6 +46,11 @@ fn field_associated_data(person: PersonId, field: Field) -> Vec<u8> {
     [associated_data(person).as_slice(), field.name().as_bytes()].concat()
 }
 
+/// Opened bytes as the text they must be.
+fn text(plain: Vec<u8>) -> Result<String, OpenError> {
+    String::from_utf8(plain).map_err(|_| OpenError)
+}
+
 /// A fresh nonce from the thread's CSPRNG.
 fn random_nonce() -> [u8; 24] {
     let mut nonce = [0u8; 24];
@@ -123,9 +128,10 @@ impl Sealed {
         Self::seal_with(key, random_nonce(), &field_associated_data(person, field), plaintext)
     }
 
-    /// Opens a field sealed by [`Sealed::seal_field`] for this person and field.
-    pub fn open_field(&self, key: &DataKey, person: PersonId, field: Field) -> Result<Vec<u8>, OpenError> {
-        self.open_with(key, &field_associated_data(person, field))
+    /// Opens a field sealed by [`Sealed::seal_field`] for this person and field: its
+    /// text (every field is UTF-8 text; bytes that are not do not open).
+    pub fn open_field(&self, key: &DataKey, person: PersonId, field: Field) -> Result<String, OpenError> {
+        text(self.open_with(key, &field_associated_data(person, field))?)
     }
 
     /// Seals `plaintext` for a projection, bound to `binding` (the field and what it
@@ -146,9 +152,10 @@ impl Sealed {
         Self::seal_with(key, nonce, &projected_associated_data(binding), plaintext)
     }
 
-    /// Opens what [`Sealed::seal_projected`] sealed with this key and binding.
-    pub fn open_projected(&self, key: &DataKey, binding: &[u8]) -> Result<Vec<u8>, OpenError> {
-        self.open_with(key, &projected_associated_data(binding))
+    /// Opens what [`Sealed::seal_projected`] sealed with this key and binding: its text
+    /// (projections seal UTF-8 text only; bytes that are not do not open).
+    pub fn open_projected(&self, key: &DataKey, binding: &[u8]) -> Result<String, OpenError> {
+        text(self.open_with(key, &projected_associated_data(binding))?)
     }
 
     fn open_with(&self, key: &DataKey, aad: &[u8]) -> Result<Vec<u8>, OpenError> {
@@ -178,7 +185,7 @@ mod tests {
     fn a_field_opens_only_as_itself() {
         let key = DataKey::generate();
         let sealed = Sealed::seal_field(&key, PersonId(7), Field::DateOfDeath, b"2024-01-31");
-        assert_eq!(sealed.open_field(&key, PersonId(7), Field::DateOfDeath).unwrap(), b"2024-01-31");
+        assert_eq!(sealed.open_field(&key, PersonId(7), Field::DateOfDeath).unwrap(), "2024-01-31");
         assert_eq!(sealed.open_field(&key, PersonId(7), Field::AgencyRecordId), Err(OpenError));
         assert_eq!(sealed.open_field(&key, PersonId(8), Field::DateOfDeath), Err(OpenError));
         assert_eq!(sealed.open(&key, PersonId(7)), Err(OpenError), "a field is never taken for demographics");
@@ -197,7 +204,7 @@ mod tests {
         assert_eq!(sealed, Sealed::seal_projected(&key, b"agency_record_id/1", b"A012345678Z"), "deterministic");
         assert_ne!(sealed.nonce, Sealed::seal_projected(&key, b"agency_record_id/1", b"A012345678Y").nonce);
         assert_ne!(sealed.nonce, Sealed::seal_projected(&key, b"agency_record_id/2", b"A012345678Z").nonce);
-        assert_eq!(sealed.open_projected(&key, b"agency_record_id/1").unwrap(), b"A012345678Z");
+        assert_eq!(sealed.open_projected(&key, b"agency_record_id/1").unwrap(), "A012345678Z");
         assert_eq!(sealed.open_projected(&key, b"agency_record_id/2"), Err(OpenError));
         assert_eq!(sealed.open_projected(&DataKey::generate(), b"agency_record_id/1"), Err(OpenError));
         assert_eq!(sealed.open(&key, PersonId(1)), Err(OpenError));

@@ -74,11 +74,9 @@ fn record_id_of(
         PrivateText::Clear(id) => return Ok(id.clone()),
         PrivateText::Sealed(sealed) => sealed,
     };
-    let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::AgencyRecordId.name() };
-    let plain = sealed
+    sealed
         .open_field(&secrets.agency_record_key(agency), person, Field::AgencyRecordId)
-        .map_err(|_| unopenable())?;
-    String::from_utf8(plain).map_err(|_| unopenable())
+        .map_err(|_| FoldError::SealedField { seq, person: person.0, field: Field::AgencyRecordId.name() })
 }
 
 /// The date of a death event as the person's entry keeps it (sealed under their data
@@ -95,11 +93,9 @@ fn date_of_death_of(
     let KeyringEntry::Key(key) = keyring_entry(view, secrets, person)? else { return Ok(None) };
     let date = match date {
         PrivateText::Clear(date) => date.clone(),
-        PrivateText::Sealed(sealed) => {
-            let unopenable = || FoldError::SealedField { seq, person: person.0, field: Field::DateOfDeath.name() };
-            let plain = sealed.open_field(&key, person, Field::DateOfDeath).map_err(|_| unopenable())?;
-            String::from_utf8(plain).map_err(|_| unopenable())?
-        }
+        PrivateText::Sealed(sealed) => sealed
+            .open_field(&key, person, Field::DateOfDeath)
+            .map_err(|_| FoldError::SealedField { seq, person: person.0, field: Field::DateOfDeath.name() })?,
     };
     Ok(Some(state::seal_date_of_death(&key, person, &date)))
 }

@@ -92,13 +92,9 @@ impl LinkedRecord {
     /// The record id; a stored record that does not open is corruption of `tree`'s
     /// `key`, where it was read.
     pub fn open(&self, secrets: &Secrets, tree: Tree, key: &[u8]) -> Result<String, Corruption> {
-        let unopenable =
-            || Corruption::new(tree, key, format!("a sealed record id of agency {} does not open", self.agency));
-        let plain = self
-            .record_id
-            .open_projected(&secrets.agency_record_key(&self.agency), &record_binding(&self.link))
-            .map_err(|_| unopenable())?;
-        String::from_utf8(plain).map_err(|_| unopenable())
+        self.record_id.open_projected(&secrets.agency_record_key(&self.agency), &record_binding(&self.link)).map_err(
+            |_| Corruption::new(tree, key, format!("a sealed record id of agency {} does not open", self.agency)),
+        )
     }
 }
 
@@ -119,9 +115,9 @@ pub fn seal_date_of_death(key: &DataKey, person: PersonId, date: &str) -> Sealed
 /// The date [`seal_date_of_death`] sealed; a date that does not open under the
 /// person's key is corruption of their entry.
 pub fn open_date_of_death(key: &DataKey, person: PersonId, sealed: &Sealed) -> Result<String, Corruption> {
-    let unopenable = || Corruption::new(Tree::Persons, &person_key(person), "the sealed date of death does not open");
-    let plain = sealed.open_projected(key, &date_of_death_binding(person)).map_err(|_| unopenable())?;
-    String::from_utf8(plain).map_err(|_| unopenable())
+    sealed
+        .open_projected(key, &date_of_death_binding(person))
+        .map_err(|_| Corruption::new(Tree::Persons, &person_key(person), "the sealed date of death does not open"))
 }
 
 /// Keys of the `meta` tree.
