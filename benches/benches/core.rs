@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use huduma_benches::{fixture, key, populated, registration, secrets};
 use registry_core::query::Reader;
-use registry_core::replay;
+use registry_core::replay::{self, FoldSpace};
 use registry_core::storage::read_cache::CachedStore;
 use registry_core::storage::{Storage, Tree};
 use registry_core::verify::verify_store;
@@ -184,15 +184,15 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     let s = &*secrets;
     g.bench_function("verify_log_200k_records", |b| {
         let f = &populated().0;
-        b.iter(|| verify_store(&*f.sled, Some(key().public()), None, &mut |_, _| ()).unwrap())
+        b.iter(|| verify_store(&*f.sled, Some(key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap())
     });
     g.bench_function("verify_log_and_projections_200k_records", |b| {
         let f = &populated().0;
-        b.iter(|| verify_store(&*f.sled, Some(key().public()), Some(s), &mut |_, _| ()).unwrap())
+        b.iter(|| verify_store(&*f.sled, Some(key().public()), Some(s), &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap())
     });
     g.bench_function("rebuild_healthy_200k_records", |b| {
         let f = &populated().0;
-        b.iter(|| replay::rebuild(&*f.sled, s, &mut |_| ()).unwrap())
+        b.iter(|| replay::rebuild(&*f.sled, s, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap())
     });
     g.bench_function("rebuild_from_empty_projections_200k_records", |b| {
         let f = &populated().0;
@@ -207,7 +207,7 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
                 }
                 f.sled.commit(&batch, true).unwrap();
             },
-            |()| replay::rebuild(&*f.sled, s, &mut |_| ()).unwrap(),
+            |()| replay::rebuild(&*f.sled, s, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap(),
             BatchSize::PerIteration,
         )
     });

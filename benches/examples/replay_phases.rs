@@ -5,13 +5,19 @@
 //! `cargo run --release -p huduma-benches --example replay_phases -- [persons] [rounds]`
 //! (defaults: 100,000 persons, each linked to one agency record; 3 rounds). Linux only
 //! (reads /proc/self). `PHASES=rebuild` (or a comma-separated list of `verify-log`,
-//! `fresh`, `verify`, `rebuild`, `rebuild-empty`) runs only those, e.g. under `perf record`.
+//! `fresh`, `verify`, `rebuild`, `rebuild-empty`, and `verify-disk`, `rebuild-disk`,
+//! `rebuild-empty-disk` with the fresh fold in a scratch store on disk, as for a log
+//! past the in-memory limit) runs only those, e.g. under `perf record`. `PEAK=disk`
+//! measures the memory a rebuild adds on disk instead of in memory. The store is
+//! reopened alone after it is populated, as the operator's commands open it, with a
+//! page cache of `CACHE_MB` MiB (default 512, as `cache_mb`).
 
 use std::time::Instant;
 
 use anyhow::Context;
 use huduma_benches::{key, populated, secrets};
-use registry_core::replay;
+use registry_core::replay::{self, FoldSpace};
+use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{Storage, Tree, WriteBatch};
 use registry_core::verify::verify_store;
 
@@ -62,36 +68,63 @@ fn main() -> anyhow::Result<()> {
     let rounds: u32 = args.next().map_or(Ok(3), |a| a.parse())?;
     let began = Instant::now();
     let (f, _) = populated(persons, 1024);
+    // The store as the operator's commands open it: alone, with `cache_mb`'s page cache.
+    let huduma_benches::Fixture { dir, sled, store, filter, writer } = f;
+    drop((writer, filter, store, sled));
+    let cache_mb: u64 = std::env::var("CACHE_MB").map_or(Ok(512), |v| v.parse())?;
+    let store = SledStore::open_with_cache(dir.path(), cache_mb << 20)?;
     eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
     let (s, genesis) = (secrets(), key().public());
     let records = (2 * persons + 1) as f64;
     let only = std::env::var("PHASES").ok();
     let runs = |name: &str| only.as_deref().is_none_or(|list| list.split(',').any(|p| p == name));
+    let scratch = tempfile::tempdir()?;
+    let on_disk = FoldSpace::under(scratch.path(), 0);
     for _ in 0..rounds {
         if runs("verify-log") {
-            phase("verify, log only", records, || Ok(verify_store(&*f.sled, Some(genesis), None, &mut |_, _| ())?))?;
+            phase("verify, log only", records, || {
+                Ok(verify_store(&store, Some(genesis), None, &FoldSpace::IN_MEMORY, &mut |_, _| ())?)
+            })?;
         }
         if runs("fresh") {
-            phase("fresh fold", records, || Ok(replay::FreshFold::of(&*f.sled, &s, &mut |_| ())?))?;
+            phase("fresh fold", records, || Ok(replay::FreshFold::of(&store, &s, &mut |_| ())?))?;
         }
         if runs("verify") {
             phase("verify with projections", records, || {
-                Ok(verify_store(&*f.sled, Some(genesis), Some(&s), &mut |_, _| ())?)
+                Ok(verify_store(&store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_, _| ())?)
             })?;
         }
         if runs("rebuild") {
-            phase("rebuild", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
+            phase("rebuild", records, || Ok(replay::rebuild(&store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?))?;
         }
         if runs("rebuild-empty") {
-            empty_projections(&*f.sled)?;
-            phase("rebuild from empty", records, || Ok(replay::rebuild(&*f.sled, &s, &mut |_| ())?))?;
+            empty_projections(&store)?;
+            phase("rebuild from empty", records, || {
+                Ok(replay::rebuild(&store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?)
+            })?;
+        }
+        if runs("verify-disk") {
+            phase("verify with projections, on disk", records, || {
+                Ok(verify_store(&store, Some(genesis), Some(&s), &on_disk, &mut |_, _| ())?)
+            })?;
+        }
+        if runs("rebuild-disk") {
+            phase("rebuild on disk", records, || Ok(replay::rebuild(&store, &s, &on_disk, &mut |_| ())?))?;
+        }
+        if runs("rebuild-empty-disk") {
+            empty_projections(&store)?;
+            phase("rebuild from empty on disk", records, || Ok(replay::rebuild(&store, &s, &on_disk, &mut |_| ())?))?;
         }
         eprintln!();
     }
     // The memory a rebuild adds: reset the peak to the current size, rebuild, read it.
     let before = status("VmRSS")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
-    replay::rebuild(&*f.sled, &s, &mut |_| ())?;
-    eprintln!("resident before a rebuild: {before}; peak during it: {}", status("VmHWM")?);
+    let (space, place) = match std::env::var("PEAK").as_deref() {
+        Ok("disk") => (on_disk, "on disk"),
+        _ => (FoldSpace::IN_MEMORY, "in memory"),
+    };
+    replay::rebuild(&store, &s, &space, &mut |_| ())?;
+    eprintln!("resident before a rebuild {place}: {before}; peak during it: {}", status("VmHWM")?);
     Ok(())
 }

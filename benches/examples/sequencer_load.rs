@@ -33,12 +33,12 @@ use huduma_benches::{key, registration, secrets};
 use registry_core::command::{Command, CommandError, Submission};
 use registry_core::demographics::Demographics;
 use registry_core::registry::{Registry, RegistryOptions};
+use registry_core::storage::fjall_store::FjallStore;
 use registry_core::storage::memory::MemoryStore;
 use registry_core::storage::presence_filter::FilteredStore;
 use registry_core::storage::read_cache::CachedStore;
-use registry_core::storage::sled_store::tagged;
 use registry_core::storage::staged::StagedStore;
-use registry_core::storage::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
+use registry_core::storage::{Intent, Storage, StorageError, Tree, WriteBatch};
 
 /// `MemoryStore` with a write-ahead file: every committed batch is appended to it
 /// (each write's tree, key and value, length-prefixed), and `fdatasync`ed when the
@@ -99,90 +99,6 @@ impl Storage for WalStore {
     }
 }
 
-/// fjall behind `Storage`: every tree in one keyspace, each key behind its tree's
-/// one-byte tag (as `SledStore` does).
-struct FjallStore {
-    db: fjall::Database,
-    keys: fjall::Keyspace,
-}
-
-fn fjall_error(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Engine(format!("fjall: {e}"))
-}
-
-impl FjallStore {
-    /// With a block cache of `cache_bytes` (sled's page cache's size, for parity).
-    fn open(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<Self> {
-        let db = fjall::Database::builder(dir.join("fjall")).cache_size(cache_bytes).open()?;
-        let keys = db.keyspace("registry", fjall::KeyspaceCreateOptions::default)?;
-        Ok(Self { db, keys })
-    }
-
-    /// The entries of `iter` (all in `tree`), untagged, at most `limit`.
-    fn collect(iter: impl Iterator<Item = fjall::Guard>, limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        iter.take(limit)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().map_err(fjall_error)?;
-                Ok((key.get(1..).unwrap_or_default().to_vec(), value.to_vec()))
-            })
-            .collect()
-    }
-}
-
-impl Storage for FjallStore {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.keys.get(tagged(tree, key)).map_err(fjall_error)?.map(|v| v.to_vec()))
-    }
-
-    fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        Self::collect(self.keys.prefix(tagged(tree, prefix)), usize::MAX)
-    }
-
-    fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        let end = [tree as u8 + 1];
-        Self::collect(self.keys.range(tagged(tree, from).as_slice()..end.as_slice()), limit)
-    }
-
-    fn range_back(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: &[u8],
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StorageError> {
-        if before <= prefix {
-            return Ok(Vec::new());
-        }
-        let (lo, hi) = (tagged(tree, prefix), tagged(tree, before));
-        Self::collect(self.keys.range(lo.as_slice()..hi.as_slice()).rev(), limit)
-    }
-
-    fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        Ok(Self::collect(self.keys.prefix([tree as u8]).rev(), 1)?.pop())
-    }
-
-    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
-        let mut writes = self.db.batch();
-        for (tree, entries) in &batch.writes {
-            for (key, value) in entries {
-                match value {
-                    Some(value) => writes.insert(&self.keys, tagged(*tree, key), value.as_slice()),
-                    None => writes.remove(&self.keys, tagged(*tree, key)),
-                }
-            }
-        }
-        writes.commit().map_err(fjall_error)?;
-        if durable {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), StorageError> {
-        self.db.persist(fjall::PersistMode::SyncAll).map_err(fjall_error)
-    }
-}
-
 /// The registry on `ENGINE`'s store (see the module's doc).
 fn open_registry(dir: &std::path::Path, options: RegistryOptions) -> anyhow::Result<Registry> {
     let engine: Arc<dyn Storage> = match std::env::var("ENGINE").as_deref() {
@@ -194,7 +110,7 @@ fn open_registry(dir: &std::path::Path, options: RegistryOptions) -> anyhow::Res
         }),
         Ok("fjall") => {
             // On disk, so behind the read cache as sled is.
-            let fjall: Arc<dyn Storage> = Arc::new(FjallStore::open(dir, options.cache_bytes)?);
+            let fjall: Arc<dyn Storage> = Arc::new(FjallStore::open(&dir.join("fjall"), options.cache_bytes)?);
             Arc::new(CachedStore::new(fjall, options.read_cache_bytes)?)
         }
         Ok(other) => anyhow::bail!("ENGINE: unknown engine {other:?} (known: sled, memory, memory-wal, fjall)"),

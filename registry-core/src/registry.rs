@@ -18,7 +18,7 @@ use crate::keys::{KeyId, VerifyingKey};
 use crate::projection::state::meta;
 use crate::query::Reader;
 use crate::record::RecordRef;
-use crate::replay::{self, ReplayError};
+use crate::replay::{self, FoldSpace, ReplayError};
 use crate::secrets::Secrets;
 use crate::sequencer::Sequencer;
 use crate::storage::Storage;
@@ -61,6 +61,10 @@ pub struct RegistryOptions {
     /// writer's point reads of numbers, persons, agency links and keyring entries, as
     /// stored (sealed, checksummed). 0 turns it off. See `storage::read_cache`.
     pub read_cache_bytes: u64,
+    /// Where a rebuild at opening holds its fresh fold: in memory up to a number of
+    /// records, beyond it in a scratch store ([`Registry::open_dir`] puts it under the
+    /// data directory when none is given).
+    pub fold_space: FoldSpace,
 }
 
 impl Default for RegistryOptions {
@@ -76,6 +80,7 @@ impl Default for RegistryOptions {
             duplicate_threshold: Some(crate::dedup::THRESHOLD),
             cache_bytes: crate::storage::sled_store::DEFAULT_CACHE_BYTES,
             read_cache_bytes: crate::storage::read_cache::DEFAULT_READ_CACHE_BYTES,
+            fold_space: FoldSpace::default(),
         }
     }
 }
@@ -137,7 +142,13 @@ impl Registry {
     /// Once a data directory has had an access log, a missing `access` directory is
     /// refused rather than started afresh (a backup or a copy that left it behind would
     /// otherwise silently lose every citizen's record of look-ups).
-    pub fn open_dir(dir: &Path, secrets: Secrets, key: LogKey, options: RegistryOptions) -> Result<Self, OpenError> {
+    pub fn open_dir(
+        dir: &Path,
+        secrets: Secrets,
+        key: LogKey,
+        mut options: RegistryOptions,
+    ) -> Result<Self, OpenError> {
+        options.fold_space.scratch.get_or_insert_with(|| dir.join(replay::SCRATCH_DIR));
         let sled = SledStore::open_with_cache(dir, options.cache_bytes)?;
         let sled: Arc<dyn Storage> = Arc::new(sled);
         let read_cache = match options.read_cache_bytes {
@@ -183,7 +194,8 @@ impl Registry {
         let size = crate::writer::read_head(&*store)?.map_or(0, |h| h.next_seq);
         let began = std::time::Instant::now();
         let rebuilding = "rebuilding the projections";
-        match replay::recover(&*store, &secrets, &mut periodic_progress(rebuilding, size, began))? {
+        let space = &options.fold_space;
+        match replay::recover(&*store, &secrets, space, &mut periodic_progress(rebuilding, size, began))? {
             replay::Recovery::Nothing => {}
             replay::Recovery::Undone { first_seq, records } => tracing::warn!(
                 first = first_seq,
@@ -218,7 +230,7 @@ impl Registry {
                     // Empty projections, or a rebuild that was interrupted: rebuild.
                     tracing::warn!("projections not marked as applied; rebuilding them from the log");
                     with_logged_progress("rebuilding the projections", size, |progress| {
-                        replay::rebuild(&*store, &secrets, progress)
+                        replay::rebuild(&*store, &secrets, space, progress)
                     })?;
                 }
                 Some(_) => {}

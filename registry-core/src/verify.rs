@@ -6,6 +6,7 @@
 //! exported log in the auditor's hands), so the same code serves both.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ed25519_dalek::VerifyingKey;
 use huduma_log::chain::{ChainError, ChainVerifier};
@@ -13,7 +14,7 @@ use huduma_log::chain::{ChainError, ChainVerifier};
 use crate::event::Event;
 use crate::keys::KeyId;
 use crate::record::RecordRef;
-use crate::replay::{self, ReplayError};
+use crate::replay::{self, FoldSpace, ReplayError};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
 use crate::storage::{Storage, StorageError, Tree};
@@ -114,11 +115,14 @@ impl LogVerifier {
 }
 
 /// Verifies the log in `store` and, given the secrets, that its projections equal a
-/// fresh fold. `progress(done, total)` is called as records are checked.
+/// fresh fold (held where `space` says for a log of its size). `progress(done, total)`
+/// is called as records are checked and folded: `done` is where the slower of the two
+/// has reached.
 pub fn verify_store(
     store: &dyn Storage,
     genesis: Option<VerifyingKey>,
     secrets: Option<&Secrets>,
+    space: &FoldSpace,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     match crate::commit_intent::CommitIntent::read(store) {
@@ -127,12 +131,25 @@ pub fn verify_store(
         Err(e) => return Err(VerifyError::Projection { tree: Tree::Meta.name(), key: format!("commit_intent ({e})") }),
     }
     let total = replay::log_size(store)?;
+    // How far the fresh fold has gone (all the way when there is none).
+    let folded = AtomicU64::new(if secrets.is_some() { 0 } else { u64::MAX });
     // The log check and the fresh fold (then its comparison with the live
     // projections) read the log independently, on two threads; a difference in the
     // projections is reported only if the log verified.
     let (log, fold) = std::thread::scope(|scope| {
-        let fold = secrets.map(|secrets| scope.spawn(move || compare_projections(store, secrets)));
-        let log = verify_log(store, genesis, total, progress);
+        let fold = secrets.map(|secrets| {
+            let folded = &folded;
+            scope.spawn(move || compare_projections(store, secrets, space, &mut |done| folded.store(done, Relaxed)))
+        });
+        let mut report = |done: u64, total: u64| progress(done.min(folded.load(Relaxed)), total);
+        let log = verify_log(store, genesis, total, &mut report);
+        // The fold may take longer than the log's check (on disk, it does).
+        if let (Ok(_), Some(fold)) = (&log, &fold) {
+            while !fold.is_finished() {
+                report(total, total);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
         (log, fold.map(|handle| handle.join()))
     });
     let (records, head_hash, keys) = log?;
@@ -173,10 +190,17 @@ fn verify_log(
     Ok((records, head_hash, keys))
 }
 
-/// Folds the log afresh and compares each live projection with it, naming the first
-/// tree (in [`Tree::PROJECTIONS`] order) that differs and its least key that does.
-fn compare_projections(store: &dyn Storage, secrets: &Secrets) -> Result<(), VerifyError> {
-    let pairs = replay::fresh_trees(store, secrets, &mut |_| ())?;
+/// Folds the log afresh (in `space`; `progress` as it folds) and compares each live
+/// projection with it, naming the first tree (in [`Tree::PROJECTIONS`] order) that
+/// differs and its least key that does.
+fn compare_projections(
+    store: &dyn Storage,
+    secrets: &Secrets,
+    space: &FoldSpace,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), VerifyError> {
+    let mut fresh = replay::FreshProjections::fold(store, secrets, space, progress)?;
+    let pairs = fresh.pairs();
     let least_differing = replay::each_pair_in_parallel(pairs, |pair| {
         let mut least: Option<Vec<u8>> = None;
         pair.diff(store, |key, _| {

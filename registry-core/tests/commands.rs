@@ -10,6 +10,7 @@ use registry_core::event::ReplacementReason;
 use registry_core::projection::state::PersonStatus;
 use registry_core::query::ResolvedStatus;
 use registry_core::registry::{OpenError, Registry, RegistryOptions};
+use registry_core::replay::FoldSpace;
 use registry_core::verify::verify_store;
 use registry_core::writer::WriterError;
 
@@ -54,7 +55,7 @@ fn register_resolve_and_restart_keep_everything() {
     assert_eq!(again.number, Some(number));
     assert_eq!(again.receipt.index, outcome_index);
     assert_eq!(size(&registry), 2);
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert_eq!(report.records, 2);
     assert!(report.projections_checked);
 }
@@ -226,7 +227,7 @@ fn the_log_holds_agency_record_ids_and_dates_of_death_only_sealed() {
     for needle in ["A0SENTINEL1Z", "A0SENTINEL2Z", "A0SENTINEL3Z", "2019-11-23"] {
         assert!(!log.windows(needle.len()).any(|w| w == needle.as_bytes()), "the log shows {needle} in clear");
     }
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert!(report.projections_checked, "the projections equal a fresh fold of the sealed events");
 }
 
@@ -452,7 +453,7 @@ fn corrections_merges_and_erasure() {
     assert_eq!(erased.status, ResolvedStatus::Erased);
     assert_eq!(erased.demographics, None);
     assert!(erased.agency_records.is_empty());
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert!(report.projections_checked, "the log still verifies after erasure");
 }
 
@@ -502,7 +503,7 @@ fn name_counts_follow_who_is_in_the_duplicate_search() {
     erase("e2", achieng);
     assert_eq!(counts(&registry), (1, 1, 0, 0));
     let live = counts(&registry);
-    registry_core::replay::rebuild(&**registry.store(), &secrets(), &mut |_| ()).unwrap();
+    registry_core::replay::rebuild(&**registry.store(), &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap();
     assert_eq!(counts(&registry), live, "rebuilt from the log, the same counts");
 }
 
@@ -638,7 +639,7 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     let registry = Registry::open_dir(dir.path(), secrets(), new_key.clone(), RegistryOptions::default())
         .unwrap_or_else(|e| panic!("reopen with the new key: {e}"));
     register(&registry, "c", 16);
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert_eq!(report.keys, vec![log_key().id(), new_key.id()]);
     // The key history: genesis from record 0, the new key from the record after the
     // rotation (record 2, signed by the old key).
@@ -646,7 +647,8 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     assert_eq!(keys, vec![(0, log_key().public()), (3, new_key.public())]);
     assert_eq!(report.records, 5);
     // A verifier that trusts another genesis key refuses record 0.
-    let err = verify_store(&**registry.store(), Some(new_key.public()), None, &mut |_, _| ()).unwrap_err();
+    let err = verify_store(&**registry.store(), Some(new_key.public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ())
+        .unwrap_err();
     assert_eq!(err.seq(), Some(0));
 }
 
@@ -726,13 +728,13 @@ fn the_tree_proves_every_record_and_checkpoints_are_signed_and_guarded() {
     {
         // A block of the right length whose hashes are forged.
         let store = forge(Tree::MerkleBlocks, block_key(1), 126);
-        let err = verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        let err = verify_whole(&store).unwrap_err();
         assert!(err.to_string().contains("merkle_blocks"), "{err}");
     }
     {
         // The block stays forged; verify compares `merkle_nodes` first.
         let store = forge(Tree::MerkleNodes, nodes_key(1), 1);
-        let err = verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        let err = verify_whole(&store).unwrap_err();
         assert!(err.to_string().contains("merkle_nodes"), "{err}");
     }
     // Record 127 completes levels 1..=7; the subtree [0, 128) is on the signed root's
@@ -777,7 +779,7 @@ fn a_store_from_before_a_projection_existed_is_rebuilt_at_open() {
     register(&registry, "new", 66);
     let block = registry.store().get(Tree::MerkleBlocks, &registry_core::merkle_store::block_key(0)).unwrap();
     assert!(block.is_some(), "the rebuild wrote the first block of the tree");
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert_eq!(report.records, 67);
 }
 
@@ -837,7 +839,7 @@ fn a_store_with_an_earlier_layout_is_rebuilt_at_open(earlier: &[EarlierLayout<'_
         Err(CommandError::PossibleDuplicate { candidates }) => assert!(!candidates.is_empty()),
         other => panic!("person 3 enrolled again was not refused as a duplicate: {other:?}"),
     }
-    let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let report = verify_whole(&**registry.store()).unwrap();
     assert_eq!(report.records, 41);
 }
 

@@ -12,7 +12,7 @@ use registry_core::HudumaNumber;
 use registry_core::keys::parse_note_verifier_key;
 use registry_core::log_export;
 use registry_core::query::Reader;
-use registry_core::replay;
+use registry_core::replay::{self, FoldSpace};
 use registry_core::secrets::Secrets;
 use registry_core::storage::Storage;
 use registry_core::storage::memory::MemoryStore;
@@ -80,12 +80,12 @@ fn check(version: &str, at_least: u64, numbers: usize) {
     assert!(records >= at_least, "the fixture holds every event kind ({records} records)");
     log_export::import_keyring(&*store, &mut std::fs::File::open(golden.join("keyring.bin")).unwrap()).unwrap();
     let secrets = Secrets::from_master(master(golden));
-    replay::rebuild(&*store, &secrets, &mut |_| ()).unwrap();
+    replay::rebuild(&*store, &secrets, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap();
 
     let (origin, genesis) =
         parse_note_verifier_key(&std::fs::read_to_string(golden.join("genesis.vkey")).unwrap()).unwrap();
     assert_eq!(origin, "golden.huduma.example/log");
-    let report = verify_store(&*store, Some(genesis), Some(&secrets), &mut |_, _| ()).unwrap();
+    let report = verify_store(&*store, Some(genesis), Some(&secrets), &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap();
     assert_eq!(report.records, records);
     assert_eq!(report.keys.len(), 2, "the fixture rotates the log key once");
 

@@ -16,7 +16,7 @@ use registry_core::query::ResolvedStatus;
 use registry_core::registry::{Registry, RegistryOptions};
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{INTENT_KEY, KeyValue, LEGACY_INTENT_KEY, Storage, Tree, WriteBatch};
-use registry_core::verify::{VerifyError, verify_store};
+use registry_core::verify::VerifyError;
 
 fn options() -> RegistryOptions {
     RegistryOptions { origin: ORIGIN.into(), ..RegistryOptions::default() }
@@ -123,7 +123,7 @@ proptest! {
             let intent = CommitIntent::of(&*store, built.start.next_seq, &built.batch).unwrap();
             leave_cut_short(&*store, INTENT_KEY, &intent, &built.batch, cut);
             // An operator's verify before the registry starts again says what happened.
-            let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
+            let refused = verify_whole(&*store);
             prop_assert!(
                 matches!(refused, Err(VerifyError::InterruptedCommit { first_seq }) if first_seq == size),
                 "{refused:?}"
@@ -146,7 +146,7 @@ proptest! {
         prop_assert_eq!(kept.demographics, Some(person(1)));
         prop_assert!(reader.resolve_agency_record("NHIF", "B7").unwrap().is_none());
         prop_assert_eq!(reader.resolve_agency_record("KRA", "A1").unwrap().unwrap().current_number, numbers[0]);
-        let report = verify_store(&**registry.store(), Some(log_key().public()), Some(&secrets()), &mut |_, _| ())
+        let report = verify_whole(&**registry.store())
             .unwrap();
         prop_assert!(report.projections_checked);
         // No keyring entry of the batch's persons is left behind.
@@ -185,7 +185,7 @@ fn an_earlier_versions_interrupted_commit_is_undone_and_rebuilt() {
         intent.before.retain(|b| b.tree == Tree::Requests as u8 || b.tree == Tree::Keyring as u8);
         intent.exact = false;
         leave_cut_short(&*store, LEGACY_INTENT_KEY, &intent, &built.batch, built.batch.len() / 2);
-        let refused = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ());
+        let refused = verify_whole(&*store);
         assert!(
             matches!(refused, Err(VerifyError::InterruptedCommit { first_seq }) if first_seq == size),
             "{refused:?}"
@@ -201,5 +201,5 @@ fn an_earlier_versions_interrupted_commit_is_undone_and_rebuilt() {
     let store = SledStore::open(dir.path()).unwrap();
     let after = dump(&store);
     assert!(after == before, "trees differ after the undo and rebuild: {:?}", differing(&before, &after));
-    verify_store(&store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    verify_whole(&store).unwrap();
 }

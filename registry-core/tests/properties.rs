@@ -10,7 +10,7 @@ use registry_core::HudumaNumber;
 use registry_core::command::{Command, CommandError, Submission};
 use registry_core::event::ReplacementReason;
 use registry_core::projection::state::{self, NumberEntry, PersonEntry};
-use registry_core::replay;
+use registry_core::replay::{self, FoldSpace};
 use registry_core::storage::checksum;
 use registry_core::storage::memory::MemoryStore;
 use registry_core::storage::{Storage, Tree};
@@ -211,12 +211,23 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     Ok(())
 }
 
-/// Live equals rebuilt, and verify agrees.
+/// Where a fresh fold is held: in memory, and in a scratch store under `dir` (every
+/// log, however small, folded on disk).
+fn both_spaces(dir: &std::path::Path) -> [FoldSpace; 2] {
+    [FoldSpace::IN_MEMORY, FoldSpace::under(dir, 0)]
+}
+
+/// Live equals rebuilt, and verify agrees, with the fold in memory and on disk; the
+/// scratch store is gone afterwards.
 fn check_rebuild(store: &MemoryStore) -> Result<(), TestCaseError> {
     let live = projections(store);
-    replay::rebuild(store, &secrets(), &mut |_| ()).unwrap();
-    prop_assert_eq!(&live, &projections(store));
-    verify_store(store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for space in both_spaces(dir.path()) {
+        replay::rebuild(store, &secrets(), &space, &mut |_| ()).unwrap();
+        prop_assert_eq!(&live, &projections(store), "{:?}", space);
+        verify_store(store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
+    }
+    prop_assert!(!dir.path().join(replay::SCRATCH_DIR).exists(), "the scratch fold is removed");
     Ok(())
 }
 
@@ -426,7 +437,7 @@ proptest! {
         let mut batch = registry_core::storage::WriteBatch::default();
         batch.put(Tree::Log, key.clone(), tampered);
         store.commit(&batch, true).unwrap();
-        let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
+        let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap_err();
         prop_assert_eq!(err.seq(), Some(seq), "{}", err);
     }
 }
@@ -437,7 +448,7 @@ fn a_dropped_record_is_named() {
     let mut batch = registry_core::storage::WriteBatch::default();
     batch.remove(Tree::Log, 5u64.to_be_bytes().to_vec());
     store.commit(&batch, true).unwrap();
-    let err = verify_store(&*store, Some(log_key().public()), None, &mut |_, _| ()).unwrap_err();
+    let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap_err();
     assert_eq!(err.seq(), Some(5), "{err}");
 }
 
@@ -449,7 +460,7 @@ fn a_projection_that_differs_from_the_log_is_reported() {
     let mut batch = registry_core::storage::WriteBatch::default();
     batch.remove(Tree::Persons, key.clone());
     store.commit(&batch, true).unwrap();
-    let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+    let err = verify_whole(&*store).unwrap_err();
     assert!(err.to_string().contains("projection persons"), "{err}");
 }
 
@@ -469,7 +480,7 @@ fn rebuild_names_the_earliest_unreadable_record() {
             batch.put(Tree::Log, seq.to_be_bytes().to_vec(), checksum::seal(b"not a record"));
         }
         store.commit(&batch, true).unwrap();
-        let err = replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap_err();
+        let err = replay::rebuild(&*store, &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap_err();
         assert_eq!(err.seq(), Some(bad), "{err}");
     }
 }
@@ -497,7 +508,7 @@ fn rebuild_names_the_earliest_bad_record_of_a_long_log() {
             batch.put(Tree::Log, key, stored);
         }
         store.commit(&batch, true).unwrap();
-        let err = replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap_err();
+        let err = replay::rebuild(&*store, &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap_err();
         assert_eq!(err.seq(), unparsable.or(unreadable), "{unparsable:?} {unreadable:?}: {err}");
     }
 }
@@ -521,23 +532,25 @@ fn verify_names_the_least_key_that_differs() {
             second,
         ),
     ];
-    for (case, writes, named) in cases {
+    let dir = tempfile::tempdir().unwrap();
+    for ((case, writes, named), space) in cases.iter().flat_map(|case| both_spaces(dir.path()).map(|s| (case, s))) {
         let store = small_log();
         let mut batch = registry_core::storage::WriteBatch::default();
         for (key, value) in writes {
             match value {
-                Some(value) => batch.put(Tree::Persons, key.to_vec(), value),
+                Some(value) => batch.put(Tree::Persons, key.to_vec(), value.clone()),
                 None => batch.remove(Tree::Persons, key.to_vec()),
             }
         }
         // A later tree differs too: the first tree in order is the one named.
         batch.remove(Tree::AgencyLinks, store.snapshot(Tree::AgencyLinks).unwrap().into_keys().next().unwrap());
         store.commit(&batch, true).unwrap();
-        let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap_err();
+        let err =
+            verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap_err();
         let expected = format!("projection persons differs from a fresh fold of the log at key {}", hex(named));
-        assert_eq!(err.to_string(), expected, "{case}");
-        replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap();
-        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+        assert_eq!(err.to_string(), expected, "{case}, {space:?}");
+        replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
     }
 }
 
@@ -597,7 +610,7 @@ proptest! {
     /// Whatever happened to the projections (entries lost, altered or added, the
     /// applied markers gone), rebuild restores exactly what the log folds to.
     #[test]
-    fn rebuild_repairs_any_damage(ops in proptest::collection::vec(op(), 1..60), harm in proptest::collection::vec(damage(), 1..20)) {
+    fn rebuild_repairs_any_damage(ops in proptest::collection::vec(op(), 1..60), harm in proptest::collection::vec(damage(), 1..20), on_disk in any::<bool>()) {
         let (store, _) = run(&ops, 4);
         let healthy = projections(&store);
         let entries: Vec<(Tree, Vec<u8>, Vec<u8>)> = healthy
@@ -622,9 +635,11 @@ proptest! {
             }
         }
         store.commit(&batch, true).unwrap();
-        replay::rebuild(&*store, &secrets(), &mut |_| ()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let space = both_spaces(dir.path())[usize::from(on_disk)].clone();
+        replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
         prop_assert_eq!(&healthy, &projections(&store));
-        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &mut |_, _| ()).unwrap();
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
     }
 }
 
@@ -694,7 +709,7 @@ fn a_rebuild_cut_short_anywhere_leaves_no_applied_marker_on_partial_projections(
         // Every projection entry gone: each tree then needs a commit of its own.
         remove_every_entry(&inner, &healthy);
         let store = CutShort { inner: inner.clone(), allowed: allowed.into() };
-        match replay::rebuild(&store, &secrets(), &mut |_| ()) {
+        match replay::rebuild(&store, &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ()) {
             Ok(_) => {
                 assert!(projections(&inner) == healthy, "a finished rebuild restores everything");
                 break;

@@ -107,6 +107,12 @@ pub struct ServerConfig {
     /// checksummed), served in under a microsecond instead of a few. 0 turns it off.
     #[serde(default = "default_read_cache_mb")]
     pub read_cache_mb: u64,
+    /// `verify` and `rebuild` (and a rebuild at start-up) fold the log afresh in memory
+    /// while it holds at most this many records (~600 bytes of memory each); a larger
+    /// log is folded in a scratch store under the data directory (`fold-scratch`,
+    /// about the projections' size on disk, removed after), in bounded memory.
+    #[serde(default = "default_fold_in_memory_max_records")]
+    pub fold_in_memory_max_records: u64,
     /// Where Prometheus scrapes `/metrics`; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -137,6 +143,11 @@ impl ServerConfig {
     pub fn read_cache_bytes(&self) -> u64 {
         self.read_cache_mb << 20
     }
+
+    /// Where `verify` and `rebuild` hold their fresh fold.
+    pub fn fold_space(&self) -> registry_core::replay::FoldSpace {
+        registry_core::replay::FoldSpace::under(&self.data_dir, self.fold_in_memory_max_records)
+    }
 }
 
 fn default_listen() -> String {
@@ -153,6 +164,10 @@ fn default_cache_mb() -> u64 {
 
 fn default_read_cache_mb() -> u64 {
     registry_core::registry::RegistryOptions::default().read_cache_bytes >> 20
+}
+
+fn default_fold_in_memory_max_records() -> u64 {
+    registry_core::replay::DEFAULT_IN_MEMORY_RECORDS
 }
 
 fn default_checkpoint_interval_ms() -> u64 {
@@ -389,6 +404,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
             cache_mb: default_cache_mb(),
             read_cache_mb: default_read_cache_mb(),
+            fold_in_memory_max_records: default_fold_in_memory_max_records(),
             metrics_listen: Some("127.0.0.1:9464".into()),
             max_message_bytes: default_max_message_bytes(),
             request_timeout_secs: default_request_timeout_secs(),

@@ -52,6 +52,7 @@ pub fn options(loaded: &Loaded) -> RegistryOptions {
         checkpoint_interval: std::time::Duration::from_millis(loaded.config.server.checkpoint_interval_ms),
         cache_bytes: loaded.config.server.cache_bytes(),
         read_cache_bytes: loaded.config.server.read_cache_bytes(),
+        fold_space: loaded.config.server.fold_space(),
         ..RegistryOptions::default()
     }
 }
@@ -76,7 +77,10 @@ pub fn verify(
 ) -> Result<(VerifyReport, AccessSummary), OperatorError> {
     let dir = &loaded.config.server.data_dir;
     let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store(loaded)?);
-    let report = verify_store(&*store, genesis, Some(&loaded.secrets()?), &mut |d, t| progress("identity", d, t))?;
+    let report =
+        verify_store(&*store, genesis, Some(&loaded.secrets()?), &loaded.config.server.fold_space(), &mut |d, t| {
+            progress("identity", d, t)
+        })?;
     let reader = registry_core::query::Reader::new(Arc::clone(&store), Arc::new(loaded.secrets()?));
     let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
     let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
@@ -92,7 +96,9 @@ pub fn verify(
 pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, OperatorError> {
     let store = open_identity_store(loaded)?;
     let total = replay::log_size(&store)?;
-    Ok(replay::rebuild(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
+    Ok(replay::rebuild(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), &mut |done| {
+        progress(done, total)
+    })?)
 }
 
 /// Undoes a batch whose commit a crash cut short, without serving
@@ -101,7 +107,9 @@ pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u6
 pub fn recover(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<replay::Recovery, OperatorError> {
     let store = open_identity_store(loaded)?;
     let total = replay::log_size(&store)?;
-    Ok(replay::recover(&store, &loaded.secrets()?, &mut |done| progress(done, total))?)
+    Ok(replay::recover(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), &mut |done| {
+        progress(done, total)
+    })?)
 }
 
 /// Writes every record to `out` in the export format.

@@ -127,3 +127,33 @@ fn a_commit_a_crash_cut_short_is_refused_by_verify_and_export_and_undone_by_reco
     let (ok, _, err) = run(&["export", "--config", config, "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
 }
+
+/// Past `fold_in_memory_max_records`, `verify` and `rebuild` fold the log in a scratch
+/// store under the data directory: a stale one is cleared, and none is left behind.
+#[test]
+fn verify_and_rebuild_past_the_memory_limit_fold_on_disk_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("fold_in_memory_max_records = "), "the dev config names the limit:\n{text}");
+    let text: String = text
+        .lines()
+        .map(|line| match line.starts_with("fold_in_memory_max_records") {
+            true => "fold_in_memory_max_records = 5\n".to_string(),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap();
+    let (ok, _, err) = run(&["load", "--config", config, "--count", "20", "--run", "a"]);
+    assert!(ok, "{err}");
+    let scratch = dir.path().join("data").join(registry_core::replay::SCRATCH_DIR);
+    for command in ["verify", "rebuild"] {
+        std::fs::create_dir_all(&scratch).unwrap();
+        std::fs::write(scratch.join("stale"), b"left by a killed run").unwrap();
+        let (ok, out, err) = run(&[command, "--config", config]);
+        assert!(ok, "{command}: {err}");
+        assert!(out.starts_with("ok: "), "{command}: {out}");
+        assert!(!scratch.exists(), "{command} folded on disk and removed its scratch store");
+    }
+}

@@ -266,7 +266,13 @@ fn check_acks(dir: &Path, acks: &Acks) {
     let size = reader.log_size().unwrap();
     let key = loaded.log_key().unwrap().public();
     let secrets = loaded.secrets().unwrap();
-    let report = registry_core::verify::verify_store(&**registry.store(), Some(key), Some(&secrets), &mut |_, _| ())
-        .expect("the log and projections verify");
+    let report = registry_core::verify::verify_store(
+        &**registry.store(),
+        Some(key),
+        Some(&secrets),
+        &registry_core::replay::FoldSpace::IN_MEMORY,
+        &mut |_, _| (),
+    )
+    .expect("the log and projections verify");
     assert_eq!(report.records, size);
 }

@@ -1,12 +1,14 @@
 //! The fresh fold `verify` and `rebuild` compare the live projections with: the whole
-//! log folded into one hash map per tree ([`FreshFold`]), and the comparison of each
-//! tree with the live store's, tree by tree on every core ([`TreePair`]).
+//! log folded into one hash map per tree ([`FreshFold`]) or, for a log too large for
+//! memory, into a scratch store on disk ([`super::ScratchFold`]); and the comparison of
+//! each tree with the live store's, tree by tree on every core ([`TreePair`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use super::{CHUNK, Commit, ReplayError, fold_records};
+use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
+use super::{CHUNK, Commit, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
@@ -82,69 +84,202 @@ impl Storage for FreshFold<'_> {
     }
 }
 
-/// One projection tree as a fresh fold makes it, to compare with the live store's.
-pub struct TreePair {
+/// One projection tree as a fresh fold made it, to compare with the live store's.
+pub struct TreePair<'a> {
     pub tree: Tree,
-    pub fresh: FreshTree,
+    fresh: FreshSide<'a>,
 }
 
-/// Folds the log afresh: one pair per projection tree, in [`Tree`] order, for
-/// `verify` and `rebuild` to compare with the live trees.
-pub fn fresh_trees(
-    store: &dyn Storage,
-    secrets: &Secrets,
-    progress: &mut dyn FnMut(u64),
-) -> Result<Vec<TreePair>, ReplayError> {
-    let fresh = FreshFold::of(store, secrets, progress)?;
-    let mut fresh = fresh.trees.into_inner().map_err(|_| poisoned())?;
-    Ok(Tree::PROJECTIONS
-        .into_iter()
-        .map(|tree| TreePair { tree, fresh: fresh.remove(&tree).unwrap_or_default() })
-        .collect())
+/// Where one tree of a fresh fold is.
+enum FreshSide<'a> {
+    InMemory(FreshTree),
+    /// In a scratch store, read in key order beside the live tree.
+    Stored(&'a dyn Storage),
 }
 
-impl TreePair {
+/// A fresh fold of the whole log, wherever [`FoldSpace`] put it.
+pub enum FreshProjections<'a> {
+    InMemory(BTreeMap<Tree, FreshTree>),
+    Scratch(ScratchFold<'a>),
+}
+
+impl<'a> FreshProjections<'a> {
+    /// Folds every record of `store`'s log, in memory or in a scratch store as `space`
+    /// says for a log of its size.
+    pub fn fold(
+        store: &'a dyn Storage,
+        secrets: &Secrets,
+        space: &FoldSpace,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Self, ReplayError> {
+        let records = log_size(store)?;
+        match space.scratch_for(records) {
+            None => {
+                let fresh = FreshFold::of(store, secrets, progress)?;
+                Ok(Self::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?))
+            }
+            Some(dir) => {
+                tracing::info!(records, dir = %dir.display(), "folding the log in a scratch store on disk");
+                let scratch = ScratchFold::create(dir, store)?;
+                fold_records(store, &scratch, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), progress)?;
+                Ok(Self::Scratch(scratch))
+            }
+        }
+    }
+
+    /// Whether the fold is on disk.
+    pub fn on_disk(&self) -> bool {
+        matches!(self, Self::Scratch(_))
+    }
+
+    /// One pair per projection tree, in [`Tree`] order, for `verify` and `rebuild` to
+    /// compare with the live trees (the trees in memory are handed over).
+    pub fn pairs(&mut self) -> Vec<TreePair<'_>> {
+        if self.on_disk() {
+            tracing::info!("the log is folded; comparing each projection with the fold, in key order");
+        }
+        let pair = |tree, fresh| TreePair { tree, fresh };
+        match self {
+            Self::InMemory(trees) => Tree::PROJECTIONS
+                .into_iter()
+                .map(|tree| pair(tree, FreshSide::InMemory(trees.remove(&tree).unwrap_or_default())))
+                .collect(),
+            Self::Scratch(scratch) => {
+                let folded = scratch.folded();
+                Tree::PROJECTIONS.into_iter().map(|tree| pair(tree, FreshSide::Stored(folded))).collect()
+            }
+        }
+    }
+}
+
+/// A tree's entries in key order, read [`CHUNK`] at a time.
+struct InKeyOrder<'a> {
+    store: &'a dyn Storage,
+    tree: Tree,
+    from: Vec<u8>,
+    chunk: std::vec::IntoIter<KeyValue>,
+    ended: bool,
+}
+
+impl<'a> InKeyOrder<'a> {
+    fn new(store: &'a dyn Storage, tree: Tree) -> Self {
+        Self { store, tree, from: Vec::new(), chunk: Vec::new().into_iter(), ended: false }
+    }
+
+    fn next(&mut self) -> Result<Option<KeyValue>, StorageError> {
+        loop {
+            if let Some(entry) = self.chunk.next() {
+                return Ok(Some(entry));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let chunk = self.store.range_from(self.tree, &self.from, CHUNK)?;
+            match chunk.last() {
+                Some((last, _)) => self.from = [last.as_slice(), &[0]].concat(),
+                None => self.ended = true,
+            }
+            self.chunk = chunk.into_iter();
+        }
+    }
+}
+
+impl TreePair<'_> {
+    /// How many entries the fresh tree holds, where known (a tree in memory).
+    fn size_hint(&self) -> usize {
+        match &self.fresh {
+            FreshSide::InMemory(fresh) => fresh.len(),
+            FreshSide::Stored(_) => 0,
+        }
+    }
+
     /// Reads the live tree from `store`, chunk by chunk in key order, and calls
     /// `differs(key, fresh value)` for every key whose live value is not the fresh one
-    /// (`None`: the key should not exist): the live keys that differ in key order,
-    /// then the keys missing from the live tree, in no order. Stops early when
-    /// `differs` breaks.
+    /// (`None`: the key should not exist). From a fold in memory: the live keys that
+    /// differ in key order, then the keys missing from the live tree, in no order;
+    /// from a scratch store: all of them in key order. Stops early when `differs`
+    /// breaks.
     pub fn diff(
         self,
         store: &dyn Storage,
-        mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
+        differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
     ) -> Result<(), StorageError> {
-        let mut fresh = self.fresh;
-        let mut from = Vec::new();
-        loop {
-            let chunk = store.range_from(self.tree, &from, CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else { break };
-            from = [last_key.as_slice(), &[0]].concat();
-            for (key, live) in chunk {
-                let verdict = match fresh.remove(&key) {
-                    Some(wanted) if wanted == live => ControlFlow::Continue(()),
-                    wanted => differs(&key, wanted.as_deref()),
-                };
-                if verdict.is_break() {
-                    return Ok(());
-                }
-            }
+        match self.fresh {
+            FreshSide::InMemory(fresh) => diff_in_memory(self.tree, fresh, store, differs),
+            FreshSide::Stored(fresh) => diff_stored(self.tree, fresh, store, differs),
         }
-        for (key, wanted) in &fresh {
-            if differs(key, Some(wanted)).is_break() {
-                break;
-            }
+    }
+}
+
+fn diff_in_memory(
+    tree: Tree,
+    mut fresh: FreshTree,
+    store: &dyn Storage,
+    mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
+) -> Result<(), StorageError> {
+    let mut live_entries = InKeyOrder::new(store, tree);
+    while let Some((key, live)) = live_entries.next()? {
+        let verdict = match fresh.remove(&key) {
+            Some(wanted) if wanted == live => ControlFlow::Continue(()),
+            wanted => differs(&key, wanted.as_deref()),
+        };
+        if verdict.is_break() {
+            return Ok(());
         }
-        Ok(())
+    }
+    for (key, wanted) in &fresh {
+        if differs(key, Some(wanted)).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Both trees read in key order side by side (a merge join): memory bounded by two
+/// chunks whatever their size.
+fn diff_stored(
+    tree: Tree,
+    fresh: &dyn Storage,
+    store: &dyn Storage,
+    mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
+) -> Result<(), StorageError> {
+    use std::cmp::Ordering;
+    let (mut live_entries, mut fresh_entries) = (InKeyOrder::new(store, tree), InKeyOrder::new(fresh, tree));
+    let (mut live, mut wanted) = (live_entries.next()?, fresh_entries.next()?);
+    loop {
+        // What differs here, and which side to read on from.
+        let (verdict, next_live, next_fresh) = match (&live, &wanted) {
+            (None, None) => return Ok(()),
+            (Some((key, _)), None) => (differs(key, None), true, false),
+            (None, Some((key, value))) => (differs(key, Some(value)), false, true),
+            (Some((live_key, live_value)), Some((key, value))) => match live_key.cmp(key) {
+                Ordering::Less => (differs(live_key, None), true, false),
+                Ordering::Greater => (differs(key, Some(value)), false, true),
+                Ordering::Equal if live_value == value => (ControlFlow::Continue(()), true, true),
+                Ordering::Equal => (differs(key, Some(value)), true, true),
+            },
+        };
+        if verdict.is_break() {
+            return Ok(());
+        }
+        if next_live {
+            live = live_entries.next()?;
+        }
+        if next_fresh {
+            wanted = fresh_entries.next()?;
+        }
     }
 }
 
 /// Runs `each` on every pair, on as many threads as there are cores, the largest
 /// trees first; the answers come back in the pairs' order.
-pub fn each_pair_in_parallel<R: Send>(pairs: Vec<TreePair>, each: impl Fn(TreePair) -> R + Sync) -> Vec<(Tree, R)> {
+pub fn each_pair_in_parallel<'a, R: Send>(
+    pairs: Vec<TreePair<'a>>,
+    each: impl Fn(TreePair<'a>) -> R + Sync,
+) -> Vec<(Tree, R)> {
     let order: Vec<Tree> = pairs.iter().map(|pair| pair.tree).collect();
     let mut queue = pairs;
-    queue.sort_by_key(|pair| pair.fresh.len());
+    queue.sort_by_key(|pair| pair.size_hint());
     let queue = Mutex::new(queue);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(order.len()).max(1);
     let mut answers: Vec<(Tree, R)> = std::thread::scope(|scope| {

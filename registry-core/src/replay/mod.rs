@@ -1,11 +1,14 @@
 //! Reading the log back: records in order, chunk by chunk, and folding them into
 //! projections (records read and prepared on two threads, folded in order on a third).
 //! `rebuild`, start-up catch-up and `verify` are built on this; the fresh fold they
-//! compare the live projections with is in [`fresh`].
+//! compare the live projections with is in [`fresh`], held in memory or, for a log
+//! too large for it, in a scratch store on disk ([`scratch`]).
 
 mod fresh;
+mod scratch;
 
-pub use fresh::{FreshFold, FreshTree, TreePair, each_pair_in_parallel, fresh_trees};
+pub use fresh::{FreshFold, FreshProjections, FreshTree, TreePair, each_pair_in_parallel};
+pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
 
 use crate::event::Event;
 use crate::projection::fold::{self, FoldError};
@@ -21,7 +24,8 @@ use crate::writer::seq_key;
 /// How many records are read (and folded) per chunk.
 pub const CHUNK: usize = 4096;
 
-/// How many pending writes a fold holds in memory before committing them (~100 MB).
+/// How many pending writes a fold into the live store holds in memory before
+/// committing them (~200 MB).
 pub const FOLD_COMMIT_WRITES: usize = 500_000;
 
 /// Why the log could not be replayed; names the record.
@@ -89,16 +93,16 @@ pub fn fold_log(
     from: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
-    fold_records(log, target, secrets, from, Commit::InChunks, progress)
+    fold_records(log, target, secrets, from, Commit::InChunks(FOLD_COMMIT_WRITES), progress)
 }
 
 /// When a fold hands its pending writes to its target.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Commit {
-    /// At a chunk's end, once [`FOLD_COMMIT_WRITES`] are pending, with the applied
-    /// markers: reads of what is pending stay in memory, and a fold interrupted
-    /// half-way resumes from its last commit.
-    InChunks,
+    /// At a chunk's end, once this many writes are pending, with the applied markers:
+    /// reads of what is pending stay in memory, and a fold interrupted half-way
+    /// resumes from its last commit.
+    InChunks(usize),
     /// After every record, markers only at the end: for a target in memory (the
     /// fresh fold), where the pending writes would only be a second, slower copy.
     EveryRecord,
@@ -238,7 +242,9 @@ fn fold_records(
                     target.commit_owned(view.take_batch(), false)?;
                 }
                 if end.is_multiple_of(CHUNK as u64) {
-                    if commit == Commit::InChunks && view.pending_len() >= FOLD_COMMIT_WRITES {
+                    if let Commit::InChunks(writes) = commit
+                        && view.pending_len() >= writes
+                    {
                         fold::mark_applied(&mut view, seq);
                         target.commit_owned(view.take_batch(), false)?;
                     }
@@ -286,7 +292,8 @@ pub fn applied(store: &dyn Storage) -> Result<Option<u64>, ReadError> {
 /// How many corrections `rebuild` commits at a time.
 const PATCH_WRITES: usize = 65_536;
 
-/// Rebuilds the projections from the log: folds the whole log afresh (in memory) and
+/// Rebuilds the projections from the log: folds the whole log afresh (in memory, or
+/// in a scratch store on disk for a log larger than `space` allows in memory) and
 /// writes only the differences into the live projections. Correct from any starting
 /// state (empty, stale, corrupt or half-rebuilt) and nearly write-free on a healthy
 /// store. Run with the registry stopped. Returns the number of records folded.
@@ -299,7 +306,12 @@ const PATCH_WRITES: usize = 65_536;
 /// restored (an earlier version's intent: its request entries and keyring entries,
 /// the intent going with the last of the rebuild's writes). None of its commands was
 /// acknowledged.
-pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<u64, ReplayError> {
+pub fn rebuild(
+    store: &dyn Storage,
+    secrets: &Secrets,
+    space: &FoldSpace,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ReplayError> {
     if let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? {
         let size = log_size(store)?;
         tracing::warn!(first = intent.first_seq, size, "undoing a batch whose commit a crash cut short");
@@ -310,7 +322,8 @@ pub fn rebuild(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let pairs = fresh_trees(store, secrets, progress)?;
+    let mut fresh = FreshProjections::fold(store, secrets, space, progress)?;
+    let pairs = fresh.pairs();
     // Each tree's differences, written as they are found, but the applied markers
     // (in Meta) only once every other tree is whole. The other trees' patches are
     // plain inserts in order (`write_in_order`), not atomic batches: nothing reads the
@@ -370,14 +383,19 @@ pub enum Recovery {
 
 /// Undoes a batch whose staged commit a crash cut short, if the store holds its intent
 /// (see `commit_intent`): exactly, in one atomic write, from an intent of this version;
-/// from an earlier version's by a [`rebuild`] (`progress` as it folds). None of the
-/// batch's commands was acknowledged.
-pub fn recover(store: &dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<Recovery, ReplayError> {
+/// from an earlier version's by a [`rebuild`] (in `space`; `progress` as it folds).
+/// None of the batch's commands was acknowledged.
+pub fn recover(
+    store: &dyn Storage,
+    secrets: &Secrets,
+    space: &FoldSpace,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Recovery, ReplayError> {
     let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? else {
         return Ok(Recovery::Nothing);
     };
     if !intent.exact {
-        let records = rebuild(store, secrets, progress)?;
+        let records = rebuild(store, secrets, space, progress)?;
         return Ok(Recovery::Rebuilt { first_seq: intent.first_seq, records });
     }
     let size = log_size(store)?;

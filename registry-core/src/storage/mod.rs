@@ -1,12 +1,14 @@
 //! The narrow storage trait the registry is written against, the named trees, and the
-//! write batch. Engines: [`sled_store::SledStore`] (the embedded default) and
-//! [`memory::MemoryStore`] (tests). A replicated engine replaces
+//! write batch. Engines: [`sled_store::SledStore`] (the embedded default),
+//! [`memory::MemoryStore`] (tests) and [`fjall_store::FjallStore`] (throwaway stores:
+//! the fresh fold of a log too large for memory). A replicated engine replaces
 //! them by implementing [`Storage`]. [`read_cache::CachedStore`] puts a read cache of
 //! the look-up trees in front of any of them, [`presence_filter::FilteredStore`] a
 //! filter of the keys that exist, and [`staged::StagedStore`] shows readers a batch
 //! only once [`Storage::commit_staged`] has made it durable, and then whole.
 
 pub mod checksum;
+pub mod fjall_store;
 pub mod memory;
 pub mod presence_filter;
 pub mod read_cache;
@@ -37,8 +39,9 @@ pub enum Tree {
     /// keyed hash of (agency code, record id) (16 bytes, `Secrets::agency_link_hash`) ->
     /// person id.
     AgencyLinks,
-    /// keyed match hash (32 bytes), person id (u64 BE) -> the keyed hash of the
-    /// person's birth date (8 bytes). The duplicate search's blocks (see `dedup`).
+    /// block hash (16 bytes) ‖ chunk index (u32 BE) -> up to 32 entries of that block,
+    /// each a person id and the keyed hash of their birth date. The duplicate search's
+    /// blocks (see `dedup::blocks`).
     MatchKeys,
     /// Facts about the store itself, fixed at creation: the secrets fingerprint.
     Settings,
@@ -54,7 +57,7 @@ pub enum Tree {
     /// Access store only: subject (32 bytes), sequence number (u64 BE) -> nothing.
     /// Each person's look-ups, found by their keyed subject hash (see `access`).
     AccessBySubject,
-    /// keyed hash of a name word (32 bytes) -> how many searchable persons carry it
+    /// keyed hash of a name word (16 bytes) -> how many searchable persons carry it
     /// (u64 BE); `persons` -> how many searchable persons there are. What the duplicate
     /// search weighs a common name down by (see `dedup::name_counts`).
     NameCounts,

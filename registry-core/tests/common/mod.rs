@@ -75,3 +75,17 @@ pub fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
     let text = captured.0.lock().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     (out, text)
 }
+
+/// The whole store verified from the test log key, projections included (folded in
+/// memory).
+pub fn verify_whole(
+    store: &dyn Storage,
+) -> Result<registry_core::verify::VerifyReport, registry_core::verify::VerifyError> {
+    registry_core::verify::verify_store(
+        store,
+        Some(log_key().public()),
+        Some(&secrets()),
+        &registry_core::replay::FoldSpace::IN_MEMORY,
+        &mut |_, _| (),
+    )
+}
