@@ -136,7 +136,9 @@ impl<'a> FreshProjections<'a> {
     /// compare with the live trees (the trees in memory are handed over).
     pub fn pairs(&mut self) -> Vec<TreePair<'_>> {
         if self.on_disk() {
-            tracing::info!("the log is folded; comparing each projection with the fold, in key order");
+            tracing::info!(
+                "the log is folded; comparing each projection with the fold, in key order (a line as each is done)"
+            );
         }
         let pair = |tree, fresh| TreePair { tree, fresh };
         match self {
@@ -249,7 +251,10 @@ fn diff_stored(
     loop {
         // What differs here, and which side to read on from.
         let (verdict, next_live, next_fresh) = match (&live, &wanted) {
-            (None, None) => return Ok(()),
+            (None, None) => {
+                tracing::info!(tree = tree.name(), "projection compared with the fold on disk");
+                return Ok(());
+            }
             (Some((key, _)), None) => (differs(key, None), true, false),
             (None, Some((key, value))) => (differs(key, Some(value)), false, true),
             (Some((live_key, live_value)), Some((key, value))) => match live_key.cmp(key) {
