@@ -184,11 +184,11 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     let s = &*secrets;
     g.bench_function("verify_log_200k_records", |b| {
         let f = &populated().0;
-        b.iter(|| verify_store(&*f.sled, Some(key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap())
+        b.iter(|| verify_store(&*f.sled, Some(key().public()), None, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap())
     });
     g.bench_function("verify_log_and_projections_200k_records", |b| {
         let f = &populated().0;
-        b.iter(|| verify_store(&*f.sled, Some(key().public()), Some(s), &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap())
+        b.iter(|| verify_store(&*f.sled, Some(key().public()), Some(s), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap())
     });
     g.bench_function("rebuild_healthy_200k_records", |b| {
         let f = &populated().0;

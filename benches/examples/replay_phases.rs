@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..rounds {
         if runs("verify-log") {
             phase("verify, log only", records, || {
-                Ok(verify_store(&store, Some(genesis), None, &FoldSpace::IN_MEMORY, &mut |_, _| ())?)
+                Ok(verify_store(&store, Some(genesis), None, &FoldSpace::IN_MEMORY, &mut |_| ())?)
             })?;
         }
         if runs("fresh") {
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("verify") {
             phase("verify with projections", records, || {
-                Ok(verify_store(&store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_, _| ())?)
+                Ok(verify_store(&store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_| ())?)
             })?;
         }
         if runs("rebuild") {
@@ -105,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("verify-disk") {
             phase("verify with projections, on disk", records, || {
-                Ok(verify_store(&store, Some(genesis), Some(&s), &on_disk, &mut |_, _| ())?)
+                Ok(verify_store(&store, Some(genesis), Some(&s), &on_disk, &mut |_| ())?)
             })?;
         }
         if runs("rebuild-disk") {

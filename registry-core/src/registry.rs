@@ -18,7 +18,7 @@ use crate::keys::{KeyId, VerifyingKey};
 use crate::projection::state::meta;
 use crate::query::Reader;
 use crate::record::RecordRef;
-use crate::replay::{self, FoldSpace, ReplayError};
+use crate::replay::{self, FoldSpace, Reached, ReplayError};
 use crate::secrets::Secrets;
 use crate::sequencer::Sequencer;
 use crate::storage::Storage;
@@ -195,7 +195,7 @@ impl Registry {
         let began = std::time::Instant::now();
         let rebuilding = "rebuilding the projections";
         let space = &options.fold_space;
-        match replay::recover(&*store, &secrets, space, &mut periodic_progress(rebuilding, size, began))? {
+        match replay::recover(&*store, &secrets, space, &mut periodic_progress(rebuilding, began))? {
             replay::Recovery::Nothing => {}
             replay::Recovery::Undone { first_seq, records } => tracing::warn!(
                 first = first_seq,
@@ -222,7 +222,8 @@ impl Registry {
                 Some(applied) if applied + 1 < size => {
                     tracing::warn!(applied, size, "projections behind the log; folding the tail");
                     with_logged_progress("folding the log's tail", size, |progress| {
-                        replay::fold_log(&*store, &*store, &secrets, applied + 1, progress)
+                        let mut folded = |done| progress(Reached::log(done, size));
+                        replay::fold_log(&*store, &*store, &secrets, applied + 1, &mut folded)
                     })?;
                     store.flush()?;
                 }
@@ -349,17 +350,17 @@ fn check_last_checkpoint(reader: &Reader, size: u64) -> Result<u64, OpenError> {
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A progress callback for work `Registry::open` does before it serves (a rebuild or
-/// a fold of the log's tail: minutes at national scale), logging how far it has got at
-/// most every [`PROGRESS_EVERY`], so an operator watching the log sees it move. `size`
-/// is the log's size as the opening found it.
-fn periodic_progress(what: &'static str, size: u64, began: std::time::Instant) -> impl FnMut(u64) {
+/// a fold of the log's tail: minutes at national scale), logging how far it has got
+/// (the stage, log or projections, and how far into it) at most every
+/// [`PROGRESS_EVERY`], so an operator watching the log sees it move.
+fn periodic_progress(what: &'static str, began: std::time::Instant) -> impl FnMut(Reached) {
     let mut last = began;
-    move |done: u64| {
+    move |Reached { stage, done, total }| {
         let now = std::time::Instant::now();
         if now.duration_since(last) >= PROGRESS_EVERY {
             last = now;
             let seconds = format!("{:.1}", now.duration_since(began).as_secs_f64());
-            tracing::info!(done, size, seconds, "{what} before opening");
+            tracing::info!(stage = stage.name(), done, total, seconds, "{what} before opening");
         }
     }
 }
@@ -375,10 +376,10 @@ fn log_finished(what: &'static str, size: u64, done: u64, began: std::time::Inst
 fn with_logged_progress<E>(
     what: &'static str,
     size: u64,
-    work: impl FnOnce(&mut dyn FnMut(u64)) -> Result<u64, E>,
+    work: impl FnOnce(&mut dyn FnMut(Reached)) -> Result<u64, E>,
 ) -> Result<u64, E> {
     let began = std::time::Instant::now();
-    let done = work(&mut periodic_progress(what, size, began))?;
+    let done = work(&mut periodic_progress(what, began))?;
     log_finished(what, size, done, began);
     Ok(done)
 }

@@ -6,7 +6,7 @@
 //! exported log in the auditor's hands), so the same code serves both.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 use ed25519_dalek::VerifyingKey;
 use huduma_log::chain::{ChainError, ChainVerifier};
@@ -14,7 +14,7 @@ use huduma_log::chain::{ChainError, ChainVerifier};
 use crate::event::Event;
 use crate::keys::KeyId;
 use crate::record::RecordRef;
-use crate::replay::{self, FoldSpace, ReplayError};
+use crate::replay::{self, FoldSpace, Reached, ReplayError, Stage};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
 use crate::storage::{Storage, StorageError, Tree};
@@ -115,15 +115,15 @@ impl LogVerifier {
 }
 
 /// Verifies the log in `store` and, given the secrets, that its projections equal a
-/// fresh fold (held where `space` says for a log of its size). `progress(done, total)`
-/// is called as records are checked and folded: `done` is where the slower of the two
-/// has reached.
+/// fresh fold (held where `space` says for a log of its size). `progress` is told as
+/// records are checked and folded (where the slower of the two has reached), then as
+/// each projection is compared with the fold.
 pub fn verify_store(
     store: &dyn Storage,
     genesis: Option<VerifyingKey>,
     secrets: Option<&Secrets>,
     space: &FoldSpace,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(Reached),
 ) -> Result<VerifyReport, VerifyError> {
     match crate::commit_intent::CommitIntent::read(store) {
         Ok(None) => {}
@@ -131,29 +131,41 @@ pub fn verify_store(
         Err(e) => return Err(VerifyError::Projection { tree: Tree::Meta.name(), key: format!("commit_intent ({e})") }),
     }
     let total = replay::log_size(store)?;
-    // How far the fresh fold has gone (all the way when there is none).
-    let folded = AtomicU64::new(if secrets.is_some() { 0 } else { u64::MAX });
+    // Where the fresh fold, then its comparison, has reached (nothing to wait for when
+    // there is none).
+    let fold_reached = Mutex::new(Reached::log(if secrets.is_some() { 0 } else { total }, total));
+    let fold_reached = &fold_reached;
+    let reached = || *fold_reached.lock().unwrap_or_else(|e| e.into_inner());
     // The log check and the fresh fold (then its comparison with the live
     // projections) read the log independently, on two threads; a difference in the
     // projections is reported only if the log verified.
     let (log, fold) = std::thread::scope(|scope| {
         let fold = secrets.map(|secrets| {
-            let folded = &folded;
-            scope.spawn(move || compare_projections(store, secrets, space, &mut |done| folded.store(done, Relaxed)))
+            scope.spawn(move || {
+                compare_projections(store, secrets, space, total, &mut |now| {
+                    *fold_reached.lock().unwrap_or_else(|e| e.into_inner()) = now;
+                })
+            })
         });
-        let mut report = |done: u64, total: u64| progress(done.min(folded.load(Relaxed)), total);
-        let log = verify_log(store, genesis, total, &mut report);
-        // The fold may take longer than the log's check (on disk, it does).
+        let log = verify_log(store, genesis, total, &mut |done| {
+            let folded = match reached() {
+                Reached { stage: Stage::Log, done, .. } => done,
+                Reached { stage: Stage::Projections, .. } => total,
+            };
+            progress(Reached::log(done.min(folded), total));
+        });
+        // The fold and the comparison may take longer than the log's check (on disk,
+        // they do).
         if let (Ok(_), Some(fold)) = (&log, &fold) {
             while !fold.is_finished() {
-                report(total, total);
+                progress(reached());
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
         }
         (log, fold.map(|handle| handle.join()))
     });
     let (records, head_hash, keys) = log?;
-    progress(records, total);
+    progress(reached());
     let projections_checked = match fold {
         Some(Ok(compared)) => {
             compared?;
@@ -170,7 +182,7 @@ fn verify_log(
     store: &dyn Storage,
     genesis: Option<VerifyingKey>,
     total: u64,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, [u8; 32], Vec<KeyId>), VerifyError> {
     let mut verifier = LogVerifier::new(genesis);
     replay::for_each_record(store, 0, |seq, bytes| {
@@ -179,7 +191,7 @@ fn verify_log(
             other => ReplayError::Record { seq, reason: other.to_string() },
         })?;
         if (seq + 1) % replay::CHUNK as u64 == 0 {
-            progress(seq + 1, total);
+            progress(seq + 1);
         }
         Ok(())
     })?;
@@ -190,18 +202,21 @@ fn verify_log(
     Ok((records, head_hash, keys))
 }
 
-/// Folds the log afresh (in `space`; `progress` as it folds) and compares each live
-/// projection with it, naming the first tree (in [`Tree::PROJECTIONS`] order) that
-/// differs and its least key that does.
+/// Folds the log afresh (in `space`) and compares each live projection with it,
+/// naming the first tree (in [`Tree::PROJECTIONS`] order) that differs and its least
+/// key that does; `progress` as it folds the log's `total` records, then as each
+/// projection is compared.
 fn compare_projections(
     store: &dyn Storage,
     secrets: &Secrets,
     space: &FoldSpace,
-    progress: &mut dyn FnMut(u64),
+    total: u64,
+    progress: &mut dyn FnMut(Reached),
 ) -> Result<(), VerifyError> {
-    let mut fresh = replay::FreshProjections::fold(store, secrets, space, progress)?;
+    let mut fresh =
+        replay::FreshProjections::fold(store, secrets, space, &mut |done| progress(Reached::log(done, total)))?;
     let pairs = fresh.pairs();
-    let least_differing = replay::each_pair_in_parallel(pairs, |pair| {
+    let least_differing = replay::each_pair_in_parallel(pairs, progress, |pair| {
         let mut least: Option<Vec<u8>> = None;
         pair.diff(store, |key, _| {
             if least.as_deref().is_none_or(|least| key < least) {

@@ -647,7 +647,7 @@ fn key_rotation_is_followed_by_verify_and_by_reopening() {
     assert_eq!(keys, vec![(0, log_key().public()), (3, new_key.public())]);
     assert_eq!(report.records, 5);
     // A verifier that trusts another genesis key refuses record 0.
-    let err = verify_store(&**registry.store(), Some(new_key.public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ())
+    let err = verify_store(&**registry.store(), Some(new_key.public()), None, &FoldSpace::IN_MEMORY, &mut |_| ())
         .unwrap_err();
     assert_eq!(err.seq(), Some(0));
 }

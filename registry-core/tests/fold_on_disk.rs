@@ -10,7 +10,7 @@ use common::*;
 use registry_core::command::Command;
 use registry_core::projection::state::meta;
 use registry_core::registry::{Registry, RegistryOptions};
-use registry_core::replay::{self, FoldSpace, SCRATCH_DIR};
+use registry_core::replay::{self, FoldSpace, Reached, SCRATCH_DIR, Stage};
 use registry_core::storage::memory::MemoryStore;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{Storage, Tree, WriteBatch};
@@ -71,10 +71,27 @@ fn a_registry_past_its_memory_limit_rebuilds_on_disk_when_it_opens() {
     assert_eq!(projections(&store), healthy);
 }
 
-/// Verify on disk checks the projections, and its progress never goes back and ends
-/// at the log's size.
+/// Checks a replay's progress: the log's records, then the projections, never going
+/// back within either; the log counted against its size, the projections against
+/// their number, and the last report every projection compared.
+fn assert_progress_in_order(seen: &[Reached], log_size: u64) {
+    let projections = Tree::PROJECTIONS.len() as u64;
+    assert_eq!(seen.last(), Some(&Reached::projections(projections, projections)), "{seen:?}");
+    assert!(seen.iter().any(|r| r.stage == Stage::Log), "the log stage was reported: {seen:?}");
+    for step in seen {
+        let expected = if step.stage == Stage::Log { log_size } else { projections };
+        assert_eq!(step.total, expected, "{step:?}");
+        assert!(step.done <= step.total, "{step:?}");
+    }
+    let order = |r: &Reached| (r.stage == Stage::Projections, r.done);
+    assert!(seen.windows(2).all(|w| order(&w[0]) <= order(&w[1])), "progress went back: {seen:?}");
+}
+
+/// Verify and rebuild on disk report the fold of the log, then each projection
+/// compared, in order (a rebuild every projection as it is done), and leave no scratch
+/// store behind.
 #[test]
-fn verify_on_disk_reports_progress_to_the_end() {
+fn verify_and_rebuild_on_disk_report_the_log_then_each_projection() {
     let store = std::sync::Arc::new(MemoryStore::new());
     let registry = Registry::open(
         store.clone(),
@@ -87,19 +104,21 @@ fn verify_on_disk_reports_progress_to_the_end() {
     register_and_link(&registry, 40);
     registry.close();
     let dir = tempfile::tempdir().unwrap();
-    let mut seen = Vec::new();
-    let report = verify_store(
-        &*store,
-        Some(log_key().public()),
-        Some(&secrets()),
-        &FoldSpace::under(dir.path(), 0),
-        &mut |done, total| seen.push((done, total)),
-    )
-    .unwrap();
-    assert!(report.projections_checked);
+    let on_disk = FoldSpace::under(dir.path(), 0);
     let total = replay::log_size(&*store).unwrap();
+
+    let mut seen = Vec::new();
+    let report =
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &on_disk, &mut |r| seen.push(r)).unwrap();
+    assert!(report.projections_checked);
     assert_eq!(report.records, total);
-    assert_eq!(seen.last(), Some(&(total, total)));
-    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "progress went back: {seen:?}");
+    assert_progress_in_order(&seen, total);
+    assert!(!dir.path().join(SCRATCH_DIR).exists());
+
+    let mut seen = Vec::new();
+    assert_eq!(replay::rebuild(&*store, &secrets(), &on_disk, &mut |r| seen.push(r)).unwrap(), total);
+    assert_progress_in_order(&seen, total);
+    let compared: Vec<u64> = seen.iter().filter(|r| r.stage == Stage::Projections).map(|r| r.done).collect();
+    assert_eq!(compared, (0..=Tree::PROJECTIONS.len() as u64).collect::<Vec<_>>());
     assert!(!dir.path().join(SCRATCH_DIR).exists());
 }

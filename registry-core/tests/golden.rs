@@ -85,7 +85,7 @@ fn check(version: &str, at_least: u64, numbers: usize) {
     let (origin, genesis) =
         parse_note_verifier_key(&std::fs::read_to_string(golden.join("genesis.vkey")).unwrap()).unwrap();
     assert_eq!(origin, "golden.huduma.example/log");
-    let report = verify_store(&*store, Some(genesis), Some(&secrets), &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap();
+    let report = verify_store(&*store, Some(genesis), Some(&secrets), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap();
     assert_eq!(report.records, records);
     assert_eq!(report.keys.len(), 2, "the fixture rotates the log key once");
 

@@ -225,7 +225,7 @@ fn check_rebuild(store: &MemoryStore) -> Result<(), TestCaseError> {
     for space in both_spaces(dir.path()) {
         replay::rebuild(store, &secrets(), &space, &mut |_| ()).unwrap();
         prop_assert_eq!(&live, &projections(store), "{:?}", space);
-        verify_store(store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
+        verify_store(store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
     }
     prop_assert!(!dir.path().join(replay::SCRATCH_DIR).exists(), "the scratch fold is removed");
     Ok(())
@@ -437,7 +437,7 @@ proptest! {
         let mut batch = registry_core::storage::WriteBatch::default();
         batch.put(Tree::Log, key.clone(), tampered);
         store.commit(&batch, true).unwrap();
-        let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap_err();
+        let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap_err();
         prop_assert_eq!(err.seq(), Some(seq), "{}", err);
     }
 }
@@ -448,7 +448,7 @@ fn a_dropped_record_is_named() {
     let mut batch = registry_core::storage::WriteBatch::default();
     batch.remove(Tree::Log, 5u64.to_be_bytes().to_vec());
     store.commit(&batch, true).unwrap();
-    let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_, _| ()).unwrap_err();
+    let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap_err();
     assert_eq!(err.seq(), Some(5), "{err}");
 }
 
@@ -545,12 +545,11 @@ fn verify_names_the_least_key_that_differs() {
         // A later tree differs too: the first tree in order is the one named.
         batch.remove(Tree::AgencyLinks, store.snapshot(Tree::AgencyLinks).unwrap().into_keys().next().unwrap());
         store.commit(&batch, true).unwrap();
-        let err =
-            verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap_err();
+        let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap_err();
         let expected = format!("projection persons differs from a fresh fold of the log at key {}", hex(named));
         assert_eq!(err.to_string(), expected, "{case}, {space:?}");
         replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
-        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
     }
 }
 
@@ -639,7 +638,7 @@ proptest! {
         let space = both_spaces(dir.path())[usize::from(on_disk)].clone();
         replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
         prop_assert_eq!(&healthy, &projections(&store));
-        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_, _| ()).unwrap();
+        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
     }
 }
 

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::event::Actor;
 use registry_core::keys::{LogKey, note_verifier_key, parse_note_verifier_key};
-use registry_core::replay::Recovery;
+use registry_core::replay::{Reached, Recovery};
 use registry_server::config::{Loaded, ensure_dev_config, write_log_key};
 use registry_server::operator;
 
@@ -139,9 +139,14 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// A `(done, total)` progress callback that moves `bar`.
-fn follow(bar: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
-    |done, total| {
+/// A progress callback that moves `bar`, its message naming the stage and, given,
+/// the log (`(identity log)`, `(identity projections)`, `(projections)`).
+fn follow(bar: &ProgressBar) -> impl FnMut(Option<&str>, Reached) + '_ {
+    |log, Reached { stage, done, total }| {
+        match log {
+            Some(log) => bar.set_message(format!(" ({log} {})", stage.name())),
+            None => bar.set_message(format!(" ({})", stage.name())),
+        }
         bar.set_length(total);
         bar.set_position(done);
     }
@@ -196,11 +201,8 @@ fn run() -> anyhow::Result<()> {
                 .transpose()
                 .context("--genesis-key")?;
             let progress = bar(0, "verify");
-            let report = operator::verify(&loaded, genesis, &mut |log, done, total| {
-                progress.set_message(format!(" ({log} log)"));
-                progress.set_length(total);
-                progress.set_position(done);
-            });
+            let mut moved = follow(&progress);
+            let report = operator::verify(&loaded, genesis, &mut |log, reached| moved(Some(log), reached));
             progress.finish_and_clear();
             match report {
                 Ok((report, access)) => {
@@ -221,7 +223,8 @@ fn run() -> anyhow::Result<()> {
         Cmd::Rebuild { config } => {
             let loaded = Loaded::read(&config)?;
             let progress = bar(0, "rebuild");
-            let folded = operator::rebuild(&loaded, &mut follow(&progress))?;
+            let mut moved = follow(&progress);
+            let folded = operator::rebuild(&loaded, &mut |reached| moved(None, reached))?;
             progress.finish_and_clear();
             println!("ok: projections rebuilt from {folded} records");
             Ok(())
@@ -229,7 +232,8 @@ fn run() -> anyhow::Result<()> {
         Cmd::Recover { config } => {
             let loaded = Loaded::read(&config)?;
             let progress = bar(0, "rebuild");
-            let recovery = operator::recover(&loaded, &mut follow(&progress))?;
+            let mut moved = follow(&progress);
+            let recovery = operator::recover(&loaded, &mut |reached| moved(None, reached))?;
             progress.finish_and_clear();
             match recovery {
                 Recovery::Nothing => println!("ok: no batch was cut short; nothing to undo"),

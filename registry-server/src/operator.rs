@@ -14,7 +14,7 @@ use registry_core::event::Actor;
 use registry_core::keys::{KeyId, LogKey, VerifyingKey, note_verifier_key};
 use registry_core::log_export;
 use registry_core::registry::{OpenError, Registry, RegistryOptions};
-use registry_core::replay::{self, ReplayError};
+use registry_core::replay::{self, Reached, ReplayError};
 use registry_core::storage::StorageError;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::verify::{VerifyError, VerifyReport, verify_store};
@@ -69,17 +69,18 @@ pub fn open_registry(loaded: &Loaded) -> Result<Registry, OperatorError> {
 
 /// Verifies the identity log from its genesis key and the projections against a
 /// fresh fold, then the access log (chain, tree, checkpoints under the log's keys,
-/// per-person index). `progress(log, done, total)`.
+/// per-person index). `progress(log, reached)`, `log` naming the log ("identity",
+/// "access").
 pub fn verify(
     loaded: &Loaded,
     genesis: Option<VerifyingKey>,
-    progress: &mut dyn FnMut(&str, u64, u64),
+    progress: &mut dyn FnMut(&str, Reached),
 ) -> Result<(VerifyReport, AccessSummary), OperatorError> {
     let dir = &loaded.config.server.data_dir;
     let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store(loaded)?);
     let report =
-        verify_store(&*store, genesis, Some(&loaded.secrets()?), &loaded.config.server.fold_space(), &mut |d, t| {
-            progress("identity", d, t)
+        verify_store(&*store, genesis, Some(&loaded.secrets()?), &loaded.config.server.fold_space(), &mut |reached| {
+            progress("identity", reached)
         })?;
     let reader = registry_core::query::Reader::new(Arc::clone(&store), Arc::new(loaded.secrets()?));
     let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
@@ -87,29 +88,24 @@ pub fn verify(
     let access = SledStore::open(&dir.join(registry_core::registry::ACCESS_DIR))?;
     let total = registry_core::access::writer::read_head(&access).map_err(registry_core::query::QueryError::from)?;
     let summary = registry_core::access::verify::verify(&access, &origin, &keys, &mut |done| {
-        progress("access", done, total.next_seq)
+        progress("access", Reached::log(done, total.next_seq))
     })?;
     Ok((report, summary))
 }
 
-/// Rebuilds the projections from the log; `progress(done, total)` as records fold.
-pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, OperatorError> {
+/// Rebuilds the projections from the log; `progress` as records fold, then as each
+/// projection is compared and repaired.
+pub fn rebuild(loaded: &Loaded, progress: &mut dyn FnMut(Reached)) -> Result<u64, OperatorError> {
     let store = open_identity_store(loaded)?;
-    let total = replay::log_size(&store)?;
-    Ok(replay::rebuild(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), &mut |done| {
-        progress(done, total)
-    })?)
+    Ok(replay::rebuild(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), progress)?)
 }
 
 /// Undoes a batch whose commit a crash cut short, without serving
-/// (`replay::recover`); `progress(done, total)` while an earlier version's intent is
-/// undone with a rebuild.
-pub fn recover(loaded: &Loaded, progress: &mut dyn FnMut(u64, u64)) -> Result<replay::Recovery, OperatorError> {
+/// (`replay::recover`); `progress` while an earlier version's intent is undone with a
+/// rebuild.
+pub fn recover(loaded: &Loaded, progress: &mut dyn FnMut(Reached)) -> Result<replay::Recovery, OperatorError> {
     let store = open_identity_store(loaded)?;
-    let total = replay::log_size(&store)?;
-    Ok(replay::recover(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), &mut |done| {
-        progress(done, total)
-    })?)
+    Ok(replay::recover(&store, &loaded.secrets()?, &loaded.config.server.fold_space(), progress)?)
 }
 
 /// Writes every record to `out` in the export format.

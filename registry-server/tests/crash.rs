@@ -67,7 +67,7 @@ fn sigkill_under_load_loses_no_acknowledged_registration() {
         Some(loaded.log_key().unwrap().public()),
         Some(&loaded.secrets().unwrap()),
         &registry_core::replay::FoldSpace::IN_MEMORY,
-        &mut |_, _| (),
+        &mut |_| (),
     )
     .expect("the log verifies and the projections match it");
     assert_eq!(report.records, size);

@@ -247,7 +247,7 @@ async fn sigkill_under_grpc_load_loses_no_acknowledged_registration_or_answered_
         assert!(purposes.contains(purpose), "answered look-up {purpose:?} is in the access list");
     }
     registry.close();
-    let (_, access) = operator::verify(&loaded, None, &mut |_, _, _| ()).expect("both logs verify");
+    let (_, access) = operator::verify(&loaded, None, &mut |_, _| ()).expect("both logs verify");
     assert!(access.size >= answered.len() as u64);
 }
 
@@ -271,7 +271,7 @@ fn check_acks(dir: &Path, acks: &Acks) {
         Some(key),
         Some(&secrets),
         &registry_core::replay::FoldSpace::IN_MEMORY,
-        &mut |_, _| (),
+        &mut |_| (),
     )
     .expect("the log and projections verify");
     assert_eq!(report.records, size);

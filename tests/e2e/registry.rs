@@ -196,8 +196,7 @@ async fn a_life_in_the_registry_over_grpc() {
     server.stop().await;
     // And the log the server wrote verifies end to end.
     let loaded = &server.loaded;
-    let (report, access) =
-        registry_server::operator::verify(loaded, None, &mut |_, _, _| ()).expect("both logs verify");
+    let (report, access) = registry_server::operator::verify(loaded, None, &mut |_, _| ()).expect("both logs verify");
     assert_eq!(report.records, size);
     assert!(access.size > 0, "the look-ups of this test were recorded");
 }
@@ -443,7 +442,7 @@ async fn erasure_leaves_a_verifying_log_and_no_plaintext_in_the_data_directory()
     let erased = resolve(&server, &number).await;
     assert_eq!((erased.status, erased.demographics), (pb::Status::Erased as i32, None));
     server.stop().await;
-    registry_server::operator::verify(&server.loaded, None, &mut |_, _, _| ()).expect("the log verifies after erasure");
+    registry_server::operator::verify(&server.loaded, None, &mut |_, _| ()).expect("the log verifies after erasure");
     // No byte of the data directory spells any of the names, in any case.
     let mut files = vec![server.loaded.config.server.data_dir.clone()];
     let mut read = 0;

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
-use super::{CHUNK, Commit, ReplayError, fold_records, log_size};
+use super::{CHUNK, Commit, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
@@ -277,20 +277,26 @@ fn diff_stored(
 }
 
 /// Runs `each` on every pair, on as many threads as there are cores, the largest
-/// trees first; the answers come back in the pairs' order.
+/// trees first, telling `progress` as each is done; the answers come back in the
+/// pairs' order.
 pub fn each_pair_in_parallel<'a, R: Send>(
     pairs: Vec<TreePair<'a>>,
+    progress: &mut dyn FnMut(Reached),
     each: impl Fn(TreePair<'a>) -> R + Sync,
 ) -> Vec<(Tree, R)> {
     let order: Vec<Tree> = pairs.iter().map(|pair| pair.tree).collect();
+    let total = order.len() as u64;
     let mut queue = pairs;
     queue.sort_by_key(|pair| pair.size_hint());
-    let queue = Mutex::new(queue);
+    let (queue, each) = (&Mutex::new(queue), &each);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(order.len()).max(1);
+    let (finished, each_finished) = std::sync::mpsc::channel();
+    progress(Reached::projections(0, total));
     let mut answers: Vec<(Tree, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                scope.spawn(|| {
+                let finished = finished.clone();
+                scope.spawn(move || {
                     let mut answers = Vec::new();
                     loop {
                         // The lock guards only the queue (a worker that panicked left it
@@ -298,10 +304,17 @@ pub fn each_pair_in_parallel<'a, R: Send>(
                         let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
                         let Some(pair) = next else { return answers };
                         answers.push((pair.tree, each(pair)));
+                        // The receiving side outlives every worker.
+                        let _ = finished.send(());
                     }
                 })
             })
             .collect();
+        // Ends when every worker has hung up.
+        drop(finished);
+        for (done, ()) in (1..).zip(each_finished) {
+            progress(Reached::projections(done, total));
+        }
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     answers.sort_by_key(|(tree, _)| order.iter().position(|t| t == tree));

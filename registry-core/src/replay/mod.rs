@@ -2,12 +2,15 @@
 //! projections (records read and prepared on two threads, folded in order on a third).
 //! `rebuild`, start-up catch-up and `verify` are built on this; the fresh fold they
 //! compare the live projections with is in [`fresh`], held in memory or, for a log
-//! too large for it, in a scratch store on disk ([`scratch`]).
+//! too large for it, in a scratch store on disk ([`scratch`]); how far such work has
+//! come is told in [`progress`].
 
 mod fresh;
+mod progress;
 mod scratch;
 
 pub use fresh::{FreshFold, FreshProjections, FreshTree, TreePair, each_pair_in_parallel};
+pub use progress::{Reached, Stage};
 pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
 
 use crate::event::Event;
@@ -297,6 +300,7 @@ const PATCH_WRITES: usize = 65_536;
 /// writes only the differences into the live projections. Correct from any starting
 /// state (empty, stale, corrupt or half-rebuilt) and nearly write-free on a healthy
 /// store. Run with the registry stopped. Returns the number of records folded.
+/// `progress` is told as the log is folded, then as each projection is compared.
 ///
 /// The projections' applied markers are removed first and restored last, so that a
 /// rebuild interrupted half-way is redone when the registry next opens.
@@ -310,19 +314,20 @@ pub fn rebuild(
     store: &dyn Storage,
     secrets: &Secrets,
     space: &FoldSpace,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Reached),
 ) -> Result<u64, ReplayError> {
+    let mut size = log_size(store)?;
     if let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? {
-        let size = log_size(store)?;
         tracing::warn!(first = intent.first_seq, size, "undoing a batch whose commit a crash cut short");
         store.commit(&intent.undo(size).map_err(undo_failed)?, true)?;
+        size = log_size(store)?;
     }
     let mut unmark = WriteBatch::default();
     for tree in Tree::PROJECTIONS {
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let mut fresh = FreshProjections::fold(store, secrets, space, progress)?;
+    let mut fresh = FreshProjections::fold(store, secrets, space, &mut |done| progress(Reached::log(done, size)))?;
     let pairs = fresh.pairs();
     // Each tree's differences, written as they are found, but the applied markers
     // (in Meta) only once every other tree is whole. The other trees' patches are
@@ -331,7 +336,7 @@ pub fn rebuild(
     // are gone until the end), and sled 0.34's atomic batch takes a process-wide lock
     // that would serialise the two threads' patches and stall their reads. Meta's
     // patch, with the markers, stays one atomic commit.
-    let remaining = each_pair_in_parallel(pairs, |pair| {
+    let remaining = each_pair_in_parallel(pairs, progress, |pair| {
         let tree = pair.tree;
         let mut patch = WriteBatch::default();
         let mut failed = None;
@@ -383,13 +388,13 @@ pub enum Recovery {
 
 /// Undoes a batch whose staged commit a crash cut short, if the store holds its intent
 /// (see `commit_intent`): exactly, in one atomic write, from an intent of this version;
-/// from an earlier version's by a [`rebuild`] (in `space`; `progress` as it folds).
+/// from an earlier version's by a [`rebuild`] (in `space`; `progress` as it goes).
 /// None of the batch's commands was acknowledged.
 pub fn recover(
     store: &dyn Storage,
     secrets: &Secrets,
     space: &FoldSpace,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Reached),
 ) -> Result<Recovery, ReplayError> {
     let Some(intent) = crate::commit_intent::CommitIntent::read(store).map_err(undo_failed)? else {
         return Ok(Recovery::Nothing);

@@ -86,6 +86,6 @@ pub fn verify_whole(
         Some(log_key().public()),
         Some(&secrets()),
         &registry_core::replay::FoldSpace::IN_MEMORY,
-        &mut |_, _| (),
+        &mut |_| (),
     )
 }
