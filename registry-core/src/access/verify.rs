@@ -11,6 +11,7 @@ use crate::merkle_store::{EntryState, TreeEdge};
 
 use super::record;
 use super::writer::{seq_key, subject_key};
+use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::view::{ReadError, open_value};
 use crate::storage::{Storage, Tree};
 
@@ -47,37 +48,30 @@ impl From<crate::storage::StorageError> for AccessVerifyError {
 
 /// Walks the stored checkpoints in size order alongside the records.
 struct Checkpoints<'a> {
-    store: &'a dyn Storage,
-    pending: std::collections::VecDeque<(u64, String)>,
-    cursor: Option<Vec<u8>>,
+    stored: InKeyOrder<'a>,
+    /// The next checkpoint's size and note, read ahead.
+    next: Option<(u64, String)>,
 }
 
 impl<'a> Checkpoints<'a> {
     fn new(store: &'a dyn Storage) -> Self {
-        Self { store, pending: Default::default(), cursor: Some(Vec::new()) }
+        Self { stored: InKeyOrder::new(store, Tree::Checkpoints, &[], CHUNK), next: None }
     }
 
     /// The next checkpoint's size and note, reading ahead as needed.
     fn peek(&mut self) -> Result<Option<&(u64, String)>, AccessVerifyError> {
-        if self.pending.is_empty()
-            && let Some(from) = self.cursor.take()
+        if self.next.is_none()
+            && let Some(entry) = self.stored.next()
         {
-            let stored = self.store.range_from(Tree::Checkpoints, &from, CHUNK)?;
-            if stored.len() == CHUNK
-                && let Some((last, _)) = stored.last()
-            {
-                self.cursor = Some([last.as_slice(), &[0]].concat());
-            }
-            for (key, value) in stored {
-                let size = <[u8; 8]>::try_from(key.as_slice())
-                    .map(u64::from_be_bytes)
-                    .map_err(|_| AccessVerifyError::Index("a checkpoint key is not a tree size".into()))?;
-                let note = String::from_utf8(open_value(Tree::Checkpoints, &key, &value).map_err(ReadError::from)?)
-                    .map_err(|_| AccessVerifyError::Checkpoint { size, reason: "not UTF-8".into() })?;
-                self.pending.push_back((size, note));
-            }
+            let (key, value) = entry?;
+            let size = <[u8; 8]>::try_from(key.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| AccessVerifyError::Index("a checkpoint key is not a tree size".into()))?;
+            let note = String::from_utf8(open_value(Tree::Checkpoints, &key, &value).map_err(ReadError::from)?)
+                .map_err(|_| AccessVerifyError::Checkpoint { size, reason: "not UTF-8".into() })?;
+            self.next = Some((size, note));
         }
-        Ok(self.pending.front())
+        Ok(self.next.as_ref())
     }
 }
 
@@ -113,78 +107,69 @@ pub fn verify(
                 return Err(fail("its root is not the recomputed root of the log (history was rewritten)".into()));
             }
             checked += 1;
-            checkpoints.pending.pop_front();
+            checkpoints.next = None;
         }
         Ok(())
     };
-    let mut from = seq_key(0).to_vec();
-    loop {
-        let stored = store.range_from(Tree::Log, &from, CHUNK)?;
-        let Some((last, _)) = stored.last() else { break };
-        from = [last.as_slice(), &[0]].concat();
-        let full = stored.len() == CHUNK;
-        for (key, value) in stored {
-            let seq = tree.size();
-            let fail = |reason: String| AccessVerifyError::Record { seq, reason };
-            if key != seq_key(seq) {
-                return Err(fail(format!("missing: the next stored key is {}", crate::storage::view::hex(&key))));
-            }
-            let bytes = open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
-            let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
-            if header.seq != seq {
-                return Err(fail(format!("names sequence number {}", header.seq)));
-            }
-            if header.prev != prev {
-                return Err(fail(format!(
-                    "does not name the previous record's hash (record {} or this one was altered)",
-                    seq.saturating_sub(1)
-                )));
-            }
-            if header.time_ms < last_time {
-                return Err(fail("its time is before the previous record's".into()));
-            }
-            if header.subject != [0; 32] {
-                subjects += 1;
-                let index_key = subject_key(&header.subject, seq);
-                match store.get(Tree::AccessBySubject, &index_key)? {
-                    None => return Err(fail("the per-person index lacks it".into())),
-                    Some(v) => {
-                        open_value(Tree::AccessBySubject, &index_key, &v).map_err(|e| fail(e.to_string()))?;
-                    }
+    for entry in InKeyOrder::new(store, Tree::Log, &seq_key(0), CHUNK) {
+        let (key, value) = entry?;
+        let seq = tree.size();
+        let fail = |reason: String| AccessVerifyError::Record { seq, reason };
+        if key != seq_key(seq) {
+            return Err(fail(format!("missing: the next stored key is {}", crate::storage::view::hex(&key))));
+        }
+        let bytes = open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
+        let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        if header.seq != seq {
+            return Err(fail(format!("names sequence number {}", header.seq)));
+        }
+        if header.prev != prev {
+            return Err(fail(format!(
+                "does not name the previous record's hash (record {} or this one was altered)",
+                seq.saturating_sub(1)
+            )));
+        }
+        if header.time_ms < last_time {
+            return Err(fail("its time is before the previous record's".into()));
+        }
+        if header.subject != [0; 32] {
+            subjects += 1;
+            let index_key = subject_key(&header.subject, seq);
+            match store.get(Tree::AccessBySubject, &index_key)? {
+                None => return Err(fail("the per-person index lacks it".into())),
+                Some(v) => {
+                    open_value(Tree::AccessBySubject, &index_key, &v).map_err(|e| fail(e.to_string()))?;
                 }
-            }
-            // Checkpoints of the tree before this record are checked once its chain link
-            // held, so an altered record is named by the chain where it can be.
-            check_signed(&tree, &mut checkpoints)?;
-            let entries = tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))?;
-            let nodes_key = crate::merkle_store::nodes_key(seq);
-            if !entries.iter().any(|(t, _, _)| *t == Tree::MerkleNodes)
-                && store.get(Tree::MerkleNodes, &nodes_key)?.is_some()
-            {
-                return Err(fail("tree nodes are stored for it, but it completes no subtree".into()));
-            }
-            for entry in &entries {
-                match crate::merkle_store::entry_state(store, entry)? {
-                    EntryState::Stored => {}
-                    // Blocks are an index the appender began writing after the first
-                    // access logs: proofs read an absent one's nodes instead.
-                    EntryState::Missing if entry.0 == Tree::MerkleBlocks => {}
-                    EntryState::Missing | EntryState::Differs => {
-                        return Err(fail(format!(
-                            "the {} entry stored for it differs from the one recomputed from the log",
-                            entry.0.name()
-                        )));
-                    }
-                }
-            }
-            prev = record::chain_hash(&bytes);
-            last_time = header.time_ms;
-            if tree.size().is_multiple_of(CHUNK as u64) {
-                progress(tree.size());
             }
         }
-        if !full {
-            break;
+        // Checkpoints of the tree before this record are checked once its chain link
+        // held, so an altered record is named by the chain where it can be.
+        check_signed(&tree, &mut checkpoints)?;
+        let entries = tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))?;
+        let nodes_key = crate::merkle_store::nodes_key(seq);
+        if !entries.iter().any(|(t, _, _)| *t == Tree::MerkleNodes)
+            && store.get(Tree::MerkleNodes, &nodes_key)?.is_some()
+        {
+            return Err(fail("tree nodes are stored for it, but it completes no subtree".into()));
+        }
+        for entry in &entries {
+            match crate::merkle_store::entry_state(store, entry)? {
+                EntryState::Stored => {}
+                // Blocks are an index the appender began writing after the first
+                // access logs: proofs read an absent one's nodes instead.
+                EntryState::Missing if entry.0 == Tree::MerkleBlocks => {}
+                EntryState::Missing | EntryState::Differs => {
+                    return Err(fail(format!(
+                        "the {} entry stored for it differs from the one recomputed from the log",
+                        entry.0.name()
+                    )));
+                }
+            }
+        }
+        prev = record::chain_hash(&bytes);
+        last_time = header.time_ms;
+        if tree.size().is_multiple_of(CHUNK as u64) {
+            progress(tree.size());
         }
     }
     check_signed(&tree, &mut checkpoints)?;
@@ -195,14 +180,9 @@ pub fn verify(
         });
     }
     let mut indexed = 0u64;
-    let mut from = Vec::new();
-    loop {
-        let stored = store.range_from(Tree::AccessBySubject, &from, CHUNK)?;
-        indexed += stored.len() as u64;
-        match stored.last() {
-            Some((last, _)) if stored.len() == CHUNK => from = [last.as_slice(), &[0]].concat(),
-            _ => break,
-        }
+    for entry in InKeyOrder::new(store, Tree::AccessBySubject, &[], CHUNK) {
+        entry?;
+        indexed += 1;
     }
     if indexed != subjects {
         return Err(AccessVerifyError::Index(format!(

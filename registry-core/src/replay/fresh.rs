@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
 use super::{CHUNK, Commit, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
+use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// One tree of a fresh fold: key → stored value (checksum included). Hashed with
@@ -154,38 +155,6 @@ impl<'a> FreshProjections<'a> {
     }
 }
 
-/// A tree's entries in key order, read [`CHUNK`] at a time.
-struct InKeyOrder<'a> {
-    store: &'a dyn Storage,
-    tree: Tree,
-    from: Vec<u8>,
-    chunk: std::vec::IntoIter<KeyValue>,
-    ended: bool,
-}
-
-impl<'a> InKeyOrder<'a> {
-    fn new(store: &'a dyn Storage, tree: Tree) -> Self {
-        Self { store, tree, from: Vec::new(), chunk: Vec::new().into_iter(), ended: false }
-    }
-
-    fn next(&mut self) -> Result<Option<KeyValue>, StorageError> {
-        loop {
-            if let Some(entry) = self.chunk.next() {
-                return Ok(Some(entry));
-            }
-            if self.ended {
-                return Ok(None);
-            }
-            let chunk = self.store.range_from(self.tree, &self.from, CHUNK)?;
-            match chunk.last() {
-                Some((last, _)) => self.from = [last.as_slice(), &[0]].concat(),
-                None => self.ended = true,
-            }
-            self.chunk = chunk.into_iter();
-        }
-    }
-}
-
 impl TreePair<'_> {
     /// How many entries the fresh tree holds, where known (a tree in memory).
     fn size_hint(&self) -> usize {
@@ -219,8 +188,8 @@ fn diff_in_memory(
     store: &dyn Storage,
     mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
 ) -> Result<(), StorageError> {
-    let mut live_entries = InKeyOrder::new(store, tree);
-    while let Some((key, live)) = live_entries.next()? {
+    for entry in InKeyOrder::new(store, tree, &[], CHUNK) {
+        let (key, live) = entry?;
         let verdict = match fresh.remove(&key) {
             Some(wanted) if wanted == live => ControlFlow::Continue(()),
             wanted => differs(&key, wanted.as_deref()),
@@ -246,8 +215,9 @@ fn diff_stored(
     mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
 ) -> Result<(), StorageError> {
     use std::cmp::Ordering;
-    let (mut live_entries, mut fresh_entries) = (InKeyOrder::new(store, tree), InKeyOrder::new(fresh, tree));
-    let (mut live, mut wanted) = (live_entries.next()?, fresh_entries.next()?);
+    let mut live_entries = InKeyOrder::new(store, tree, &[], CHUNK);
+    let mut fresh_entries = InKeyOrder::new(fresh, tree, &[], CHUNK);
+    let (mut live, mut wanted) = (live_entries.next().transpose()?, fresh_entries.next().transpose()?);
     loop {
         // What differs here, and which side to read on from.
         let (verdict, next_live, next_fresh) = match (&live, &wanted) {
@@ -268,10 +238,10 @@ fn diff_stored(
             return Ok(());
         }
         if next_live {
-            live = live_entries.next()?;
+            live = live_entries.next().transpose()?;
         }
         if next_fresh {
-            wanted = fresh_entries.next()?;
+            wanted = fresh_entries.next().transpose()?;
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::storage::view::{Corruption, ReadError, View, open_value};
 use std::ops::ControlFlow;
 
 use crate::projection::state::meta;
+use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::{Storage, StorageError, Tree, WriteBatch};
 use crate::writer::seq_key;
 
@@ -65,21 +66,17 @@ pub fn for_each_record(
     mut each: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
 ) -> Result<u64, ReplayError> {
     let mut next = from;
-    loop {
-        let chunk = store.range_from(Tree::Log, &seq_key(next), CHUNK)?;
-        if chunk.is_empty() {
-            return Ok(next);
+    for entry in InKeyOrder::new(store, Tree::Log, &seq_key(from), CHUNK) {
+        let (key, stored) = entry?;
+        if key.as_slice() != seq_key(next) {
+            return Err(ReplayError::Record { seq: next, reason: "missing (the sequence has a gap)".into() });
         }
-        for (key, stored) in chunk {
-            if key.as_slice() != seq_key(next) {
-                return Err(ReplayError::Record { seq: next, reason: "missing (the sequence has a gap)".into() });
-            }
-            let bytes = open_value(Tree::Log, &key, &stored)
-                .map_err(|c: Corruption| ReplayError::Record { seq: next, reason: c.reason })?;
-            each(next, &bytes)?;
-            next += 1;
-        }
+        let bytes = open_value(Tree::Log, &key, &stored)
+            .map_err(|c: Corruption| ReplayError::Record { seq: next, reason: c.reason })?;
+        each(next, &bytes)?;
+        next += 1;
     }
+    Ok(next)
 }
 
 /// Decodes a record's event, naming the record on failure.

@@ -6,9 +6,11 @@
 //! the look-up trees in front of any of them, [`presence_filter::FilteredStore`] a
 //! filter of the keys that exist, and [`staged::StagedStore`] shows readers a batch
 //! only once [`Storage::commit_staged`] has made it durable, and then whole.
+//! [`in_key_order::InKeyOrder`] walks a tree in key order, a chunk at a time.
 
 pub mod checksum;
 pub mod fjall_store;
+pub mod in_key_order;
 pub mod memory;
 pub mod presence_filter;
 pub mod read_cache;

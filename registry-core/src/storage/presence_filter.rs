@@ -34,6 +34,7 @@ use std::thread::JoinHandle;
 
 use fastbloom::AtomicBloomFilter;
 
+use super::in_key_order::InKeyOrder;
 use super::view::ReadError;
 use super::{Intent, Storage, StorageError, Tree, WriteBatch};
 
@@ -159,27 +160,16 @@ impl State {
     fn scan_into(&self, filter: &Filter, what: &str) -> bool {
         let began = std::time::Instant::now();
         for tree in FILTERED_TREES {
-            let mut from = Vec::new();
-            loop {
+            for entry in InKeyOrder::new(&*self.inner, tree, &[], SCAN_PAGE) {
                 if self.stop.load(Ordering::Relaxed) {
                     return false;
                 }
-                let page = match self.inner.range_from(tree, &from, SCAN_PAGE) {
-                    Ok(page) => page,
+                match entry {
+                    Ok((key, _)) => filter.enter(tree, &key),
                     Err(e) => {
                         tracing::error!(error = %e, tree = tree.name(), "presence filter {what} failed; reads go on as before it");
                         return false;
                     }
-                };
-                for (key, _) in &page {
-                    filter.enter(tree, key);
-                }
-                match page.last() {
-                    Some((last, _)) if page.len() == SCAN_PAGE => {
-                        from = last.clone();
-                        from.push(0);
-                    }
-                    _ => break,
                 }
             }
         }
