@@ -243,9 +243,15 @@ fn add_to_count(view: &mut View<'_>, key: Vec<u8>, delta: i64) -> Result<(), Fol
     Ok(())
 }
 
+/// A person's entry as the fold has it so far. Read from the store once per batch
+/// (the fold reads a changed person before the event, to record the agency changes,
+/// and again to change them); only the fold writes persons.
 fn load_person(view: &View<'_>, seq: u64, person: PersonId) -> Result<PersonEntry, FoldError> {
-    state::read(view, Tree::Persons, &person_key(person))?
-        .ok_or_else(|| FoldError::Inconsistent { seq, reason: format!("unknown person {}", person.0) })
+    let key = person_key(person);
+    let stored = view.get_remembered(Tree::Persons, &key)?;
+    let stored =
+        stored.ok_or_else(|| FoldError::Inconsistent { seq, reason: format!("unknown person {}", person.0) })?;
+    Ok(state::decode(Tree::Persons, &key, &stored).map_err(ReadError::from)?)
 }
 
 fn store_person(view: &mut View<'_>, person: PersonId, entry: &PersonEntry) {

@@ -2,6 +2,9 @@
 //! accumulate into one [`WriteBatch`]. Values pass through the checksum envelope here,
 //! so nothing above this layer touches raw stored bytes.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::checksum;
 use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
 
@@ -54,7 +57,13 @@ pub struct View<'a> {
     base: &'a dyn Storage,
     parent: Option<&'a WriteBatch>,
     pending: WriteBatch,
+    /// What the store answered to [`View::get_remembered`], per tree, until the key is
+    /// written here or the pending writes are taken.
+    remembered: RefCell<HashMap<Tree, Remembered>>,
 }
+
+/// One tree's remembered answers: key → the value the store held (`None`: absent).
+type Remembered = HashMap<Vec<u8>, Option<Vec<u8>>>;
 
 impl<'a> View<'a> {
     pub fn new(base: &'a dyn Storage) -> Self {
@@ -63,7 +72,7 @@ impl<'a> View<'a> {
 
     /// A view that reads `parent`'s writes as if they were committed.
     pub fn over(base: &'a dyn Storage, parent: Option<&'a WriteBatch>) -> Self {
-        Self { base, parent, pending: WriteBatch::default() }
+        Self { base, parent, pending: WriteBatch::default(), remembered: RefCell::default() }
     }
 
     pub fn base(&self) -> &'a dyn Storage {
@@ -75,18 +84,41 @@ impl<'a> View<'a> {
     /// process and never left it, so their checksums are cut off unchecked (a check
     /// guards what was stored, and cost a hash of every value a batch reads back).
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
-        for batch in std::iter::once(&self.pending).chain(self.parent) {
-            if let Some(pending) = batch.writes.get(&tree).and_then(|m| m.get(key)) {
-                return match pending {
-                    Some(sealed) => match checksum::sealed_here(sealed) {
-                        Some(value) => Ok(Some(value.to_vec())),
-                        None => Err(Corruption::new(tree, key, "shorter than its checksum").into()),
-                    },
-                    None => Ok(None),
-                };
-            }
+        match self.written(tree, key) {
+            Some(found) => found,
+            None => get_checked(self.base, tree, key),
         }
-        get_checked(self.base, tree, key)
+    }
+
+    /// [`View::get`], remembering what the store answers until the key is written here
+    /// or the pending writes are taken: for a value read more than once while one
+    /// batch is built (a person, before an event and as the event changes them). Only
+    /// for a tree that nothing but this view's owner writes while the view lives.
+    pub fn get_remembered(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        if let Some(found) = self.written(tree, key) {
+            return found;
+        }
+        if let Some(found) = self.remembered.borrow().get(&tree).and_then(|t| t.get(key)) {
+            return Ok(found.clone());
+        }
+        let found = get_checked(self.base, tree, key)?;
+        self.remembered.borrow_mut().entry(tree).or_default().insert(key.to_vec(), found.clone());
+        Ok(found)
+    }
+
+    /// The value of `key` as the pending writes, then the parent's, have it; `None`
+    /// if neither writes it.
+    fn written(&self, tree: Tree, key: &[u8]) -> Option<Result<Option<Vec<u8>>, ReadError>> {
+        let written = std::iter::once(&self.pending)
+            .chain(self.parent)
+            .find_map(|batch| batch.writes.get(&tree).and_then(|m| m.get(key)))?;
+        Some(match written {
+            Some(sealed) => match checksum::sealed_here(sealed) {
+                Some(value) => Ok(Some(value.to_vec())),
+                None => Err(Corruption::new(tree, key, "shorter than its checksum").into()),
+            },
+            None => Ok(None),
+        })
     }
 
     /// The checked entries under `prefix`, as the store, the parent batch and the
@@ -113,11 +145,20 @@ impl<'a> View<'a> {
     }
 
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
+        self.forget(tree, &key);
         self.pending.put(tree, key, checksum::seal(value));
     }
 
     pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
+        self.forget(tree, &key);
         self.pending.remove(tree, key);
+    }
+
+    /// Drops what was remembered of a key being written (the write shadows it).
+    fn forget(&mut self, tree: Tree, key: &[u8]) {
+        if let Some(remembered) = self.remembered.get_mut().get_mut(&tree) {
+            remembered.remove(key);
+        }
     }
 
     /// How many writes are pending.
@@ -127,6 +168,43 @@ impl<'a> View<'a> {
 
     /// The pending writes, leaving the view empty.
     pub fn take_batch(&mut self) -> WriteBatch {
+        // Each tree's map kept, emptied: a fold takes its writes after every record.
+        self.remembered.get_mut().values_mut().for_each(HashMap::clear);
         std::mem::take(&mut self.pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+
+    fn store_value(store: &MemoryStore, value: &[u8]) {
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::Persons, b"p".to_vec(), checksum::seal(value));
+        store.commit(&batch, false).unwrap();
+    }
+
+    /// A remembered read is answered from memory until the view writes the key (its
+    /// write then answers) or its writes are taken (the store answers again).
+    #[test]
+    fn a_remembered_read_holds_until_the_key_is_written_or_the_writes_are_taken() {
+        let store = MemoryStore::new();
+        store_value(&store, b"first");
+        let mut view = View::new(&store);
+        assert_eq!(view.get_remembered(Tree::Persons, b"p").unwrap(), Some(b"first".to_vec()));
+        // The store changed behind the view (which its contract rules out): the view
+        // still answers what it read, so it did not read again.
+        store_value(&store, b"second");
+        assert_eq!(view.get_remembered(Tree::Persons, b"p").unwrap(), Some(b"first".to_vec()));
+        assert_eq!(view.get(Tree::Persons, b"p").unwrap(), Some(b"second".to_vec()), "a plain read reads");
+        view.put(Tree::Persons, b"p".to_vec(), b"written");
+        assert_eq!(view.get_remembered(Tree::Persons, b"p").unwrap(), Some(b"written".to_vec()));
+        view.take_batch();
+        assert_eq!(view.get_remembered(Tree::Persons, b"p").unwrap(), Some(b"second".to_vec()));
+        view.remove(Tree::Persons, b"p".to_vec());
+        assert_eq!(view.get_remembered(Tree::Persons, b"p").unwrap(), None);
+        // An absent key is remembered as absent.
+        assert_eq!(view.get_remembered(Tree::Persons, b"q").unwrap(), None);
     }
 }
