@@ -232,15 +232,144 @@ fn decode_log_event<T: serde::de::DeserializeOwned>(
 }
 
 /// `None` when every signature verifies; else the first bad record's number.
+///
+/// The group is checked in one batch (ed25519-zebra's, which folds the terms of each
+/// key into one: a group is almost always signed by one key, and that halves the
+/// batch's work against one term a signature). Its equation is the cofactored one of
+/// ZIP 215, which also admits encodings RFC 8032's strict check refuses, so each
+/// signature's `R` is first held to the strict rules on its bytes (canonical, not of
+/// small order): an `R` that breaks them, or a batch that fails, sends the group to
+/// the strict check one signature at a time, which names the first bad record.
 fn verify_group(group: &[PendingSignature]) -> Option<u64> {
     if group.is_empty() {
         return None;
     }
-    let messages: Vec<&[u8]> = group.iter().map(|p| p.message.as_slice()).collect();
-    let signatures: Vec<Signature> = group.iter().map(|p| p.signature).collect();
-    let keys: Vec<VerifyingKey> = group.iter().map(|p| p.key).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    let mut strict_encodings = true;
+    for pending in group {
+        if !strict_r(pending.signature.r_bytes()) {
+            strict_encodings = false;
+            break;
+        }
+        let key = ed25519_zebra::VerificationKeyBytes::from(pending.key.to_bytes());
+        batch.queue((key, ed25519_zebra::Signature::from_bytes(&pending.signature.to_bytes()), &pending.message));
+    }
+    if strict_encodings && batch.verify(rand::thread_rng()).is_ok() {
         return None;
     }
     group.iter().find(|p| p.key.verify_strict(&p.message, &p.signature).is_err()).map(|p| p.seq)
+}
+
+/// Whether a signature's `R`, as encoded, passes RFC 8032's strict rules: its y below
+/// the field's prime p = 2^255 - 19 (a canonical encoding), and not a point of small
+/// order (whose y is that of one of the eight torsion points, whatever the sign bit).
+fn strict_r(r: &[u8; 32]) -> bool {
+    static SMALL_ORDER_Y: std::sync::LazyLock<Vec<[u8; 32]>> = std::sync::LazyLock::new(|| {
+        curve25519_dalek::constants::EIGHT_TORSION.iter().map(|point| y_of(&point.compress().to_bytes())).collect()
+    });
+    let y = y_of(r);
+    // y >= p exactly when y is p + d for d < 19: 0xed + d, then 0xff ... 0xff, 0x7f.
+    let canonical = !(y[0] >= 0xed && y[1..31].iter().all(|&b| b == 0xff) && y[31] == 0x7f);
+    canonical && !SMALL_ORDER_Y.contains(&y)
+}
+
+/// An encoded point's y: its bytes with the sign bit (of x) cleared.
+fn y_of(encoded: &[u8; 32]) -> [u8; 32] {
+    let mut y = *encoded;
+    y[31] &= 0x7f;
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::LogKey;
+
+    /// `count` signatures by `key`, of records `first..`.
+    fn signed(key: &LogKey, first: u64, count: u64) -> Vec<PendingSignature> {
+        (first..first + count)
+            .map(|seq| {
+                let message = format!("record {seq}").into_bytes();
+                let signature = Signature::from_bytes(&key.sign(&message));
+                PendingSignature { seq, message, signature, key: key.public() }
+            })
+            .collect()
+    }
+
+    /// The signature with its `R` replaced by `r`.
+    fn with_r(pending: &mut PendingSignature, r: [u8; 32]) {
+        let mut bytes = pending.signature.to_bytes();
+        bytes[..32].copy_from_slice(&r);
+        pending.signature = Signature::from_bytes(&bytes);
+    }
+
+    #[test]
+    fn a_group_of_good_signatures_by_one_key_or_two_verifies() {
+        let (one, two) = (LogKey::from_seed([1; 32]), LogKey::from_seed([2; 32]));
+        assert_eq!(verify_group(&signed(&one, 0, 300)), None);
+        let mut both = signed(&one, 0, 150);
+        both.extend(signed(&two, 150, 150));
+        assert_eq!(verify_group(&both), None);
+        assert_eq!(verify_group(&[]), None);
+    }
+
+    #[test]
+    fn the_first_bad_signature_of_a_group_is_named() {
+        let key = LogKey::from_seed([3; 32]);
+        for bad in [0, 1, 137, 299] {
+            let mut group = signed(&key, 1000, 300);
+            group[bad].message.push(b'!');
+            if bad < 299 {
+                group[299].message.push(b'!');
+            }
+            assert_eq!(verify_group(&group), Some(1000 + bad as u64), "message of record {bad} changed");
+        }
+        let mut group = signed(&key, 0, 64);
+        let other = LogKey::from_seed([4; 32]);
+        group[40].key = other.public();
+        assert_eq!(verify_group(&group), Some(40), "signed by another key than the one in force");
+    }
+
+    #[test]
+    fn the_r_of_real_signatures_is_strict() {
+        for pending in signed(&LogKey::from_seed([5; 32]), 0, 200) {
+            assert!(strict_r(pending.signature.r_bytes()), "record {}", pending.seq);
+        }
+    }
+
+    #[test]
+    fn an_r_of_small_order_or_not_canonical_is_refused_whatever_its_sign_bit() {
+        for point in curve25519_dalek::constants::EIGHT_TORSION {
+            let encoded = point.compress().to_bytes();
+            let mut flipped = encoded;
+            flipped[31] ^= 0x80;
+            assert!(!strict_r(&encoded), "{encoded:02x?}");
+            assert!(!strict_r(&flipped), "{flipped:02x?}");
+        }
+        // p + d for every d that still fits in 255 bits, with either sign bit.
+        for d in 0..19u8 {
+            let mut y = [0xff; 32];
+            y[0] = 0xed + d;
+            y[31] = 0x7f;
+            assert!(!strict_r(&y), "p + {d}");
+            y[31] = 0xff;
+            assert!(!strict_r(&y), "p + {d}, sign bit set");
+        }
+        // p - 1 (that is, y = -1) is canonical but of small order; p - 2 is neither.
+        let mut y = [0xff; 32];
+        y[0] = 0xec;
+        y[31] = 0x7f;
+        assert!(!strict_r(&y), "y = -1 is of order 2");
+        y[0] = 0xeb;
+        assert!(strict_r(&y), "p - 2 is canonical and not of small order");
+    }
+
+    #[test]
+    fn a_signature_whose_r_breaks_the_strict_rules_is_named_even_in_a_good_group() {
+        let key = LogKey::from_seed([6; 32]);
+        let identity = curve25519_dalek::constants::EIGHT_TORSION[0].compress().to_bytes();
+        let mut group = signed(&key, 500, 100);
+        with_r(&mut group[70], identity);
+        assert_eq!(verify_group(&group), Some(570));
+    }
 }
