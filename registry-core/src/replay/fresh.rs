@@ -167,7 +167,7 @@ impl TreePair<'_> {
     /// Reads the live tree from `store`, chunk by chunk in key order, and calls
     /// `differs(key, fresh value)` for every key whose live value is not the fresh one
     /// (`None`: the key should not exist). From a fold in memory: the live keys that
-    /// differ in key order, then the keys missing from the live tree, in no order;
+    /// differ in key order, then the keys missing from the live tree, in key order;
     /// from a scratch store: all of them in key order. Stops early when `differs`
     /// breaks.
     pub fn diff(
@@ -198,7 +198,11 @@ fn diff_in_memory(
             return Ok(());
         }
     }
-    for (key, wanted) in &fresh {
+    // What the live tree lacks, in key order too: from empty projections that is the
+    // whole tree, and the engine inserts keys in order far faster than scattered.
+    let mut missing: Vec<(Vec<u8>, Vec<u8>)> = fresh.into_iter().collect();
+    missing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (key, wanted) in &missing {
         if differs(key, Some(wanted)).is_break() {
             break;
         }
