@@ -330,6 +330,32 @@ mod tests {
         assert_eq!(verify_group(&group), Some(40), "signed by another key than the one in force");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// Whatever the group's size and whichever of its signatures are bad (a changed
+        /// message, or an R of small order), the first bad one is named, and none when
+        /// none is.
+        #[test]
+        fn the_first_bad_signature_is_named_wherever_it_is(
+            size in 1usize..400,
+            bad in proptest::collection::btree_set((0usize..400, proptest::prelude::any::<bool>()), 0..4),
+        ) {
+            let key = LogKey::from_seed([7; 32]);
+            let mut group = signed(&key, 10, size as u64);
+            let identity = curve25519_dalek::constants::EIGHT_TORSION[0].compress().to_bytes();
+            let bad: Vec<(usize, bool)> = bad.into_iter().filter(|(i, _)| *i < size).collect();
+            for &(i, small_order_r) in &bad {
+                if small_order_r {
+                    with_r(&mut group[i], identity);
+                } else {
+                    group[i].message.push(b'!');
+                }
+            }
+            let first = bad.iter().map(|(i, _)| 10 + *i as u64).min();
+            proptest::prop_assert_eq!(verify_group(&group), first);
+        }
+    }
+
     #[test]
     fn the_r_of_real_signatures_is_strict() {
         for pending in signed(&LogKey::from_seed([5; 32]), 0, 200) {
