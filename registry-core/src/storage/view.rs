@@ -57,8 +57,9 @@ pub struct View<'a> {
     base: &'a dyn Storage,
     parent: Option<&'a WriteBatch>,
     pending: WriteBatch,
-    /// What the store answered to [`View::get_remembered`], per tree, until the key is
-    /// written here or the pending writes are taken.
+    /// What the store answered to [`View::get_remembered`], per tree, until the pending
+    /// writes are taken (a key written here meanwhile is answered from the writes,
+    /// which are looked at first).
     remembered: RefCell<HashMap<Tree, Remembered>>,
 }
 
@@ -145,20 +146,11 @@ impl<'a> View<'a> {
     }
 
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
-        self.forget(tree, &key);
         self.pending.put(tree, key, checksum::seal(value));
     }
 
     pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
-        self.forget(tree, &key);
         self.pending.remove(tree, key);
-    }
-
-    /// Drops what was remembered of a key being written (the write shadows it).
-    fn forget(&mut self, tree: Tree, key: &[u8]) {
-        if let Some(remembered) = self.remembered.get_mut().get_mut(&tree) {
-            remembered.remove(key);
-        }
     }
 
     /// How many writes are pending.
