@@ -244,18 +244,15 @@ fn verify_group(group: &[PendingSignature]) -> Option<u64> {
     if group.is_empty() {
         return None;
     }
-    let mut batch = ed25519_zebra::batch::Verifier::new();
-    let mut strict_encodings = true;
-    for pending in group {
-        if !strict_r(pending.signature.r_bytes()) {
-            strict_encodings = false;
-            break;
+    if group.iter().all(|pending| strict_r(pending.signature.r_bytes())) {
+        let mut batch = ed25519_zebra::batch::Verifier::new();
+        for pending in group {
+            let key = ed25519_zebra::VerificationKeyBytes::from(pending.key.to_bytes());
+            batch.queue((key, ed25519_zebra::Signature::from_bytes(&pending.signature.to_bytes()), &pending.message));
         }
-        let key = ed25519_zebra::VerificationKeyBytes::from(pending.key.to_bytes());
-        batch.queue((key, ed25519_zebra::Signature::from_bytes(&pending.signature.to_bytes()), &pending.message));
-    }
-    if strict_encodings && batch.verify(rand::thread_rng()).is_ok() {
-        return None;
+        if batch.verify(rand::thread_rng()).is_ok() {
+            return None;
+        }
     }
     group.iter().find(|p| p.key.verify_strict(&p.message, &p.signature).is_err()).map(|p| p.seq)
 }
