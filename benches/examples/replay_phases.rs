@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
             })?;
         }
         if runs("fresh") {
-            phase("fresh fold", records, || Ok(replay::FreshFold::of(&store, &s, &mut |_| ())?))?;
+            phase("fresh fold", records, || Ok(replay::FreshFold::of(&store, &s, None, &mut |_| ())?))?;
         }
         if runs("verify") {
             phase("verify with projections", records, || {

@@ -137,17 +137,26 @@ pub fn verify_store(
     let fold_reached = &fold_reached;
     let reached = || *fold_reached.lock().unwrap_or_else(|e| e.into_inner());
     // The log check and the fresh fold (then its comparison with the live
-    // projections) read the log independently, on two threads; a difference in the
-    // projections is reported only if the log verified.
+    // projections) run on two threads; a difference in the projections is reported
+    // only if the log verified. The fold reads the log and hands what it reads to the
+    // check too, so that the log is read once (on disk, at national scale, tens of
+    // gigabytes); the check reads on by itself wherever the fold stops early.
     let (log, fold) = std::thread::scope(|scope| {
+        let (tap, tapped) = match secrets {
+            Some(_) => {
+                let (tap, tapped) = std::sync::mpsc::sync_channel(4);
+                (Some(tap), Some(tapped))
+            }
+            None => (None, None),
+        };
         let fold = secrets.map(|secrets| {
             scope.spawn(move || {
-                compare_projections(store, secrets, space, total, &mut |now| {
+                compare_projections(store, secrets, space, total, tap, &mut |now| {
                     *fold_reached.lock().unwrap_or_else(|e| e.into_inner()) = now;
                 })
             })
         });
-        let log = verify_log(store, genesis, total, &mut |done| {
+        let log = verify_log(store, genesis, total, tapped, &mut |done| {
             let folded = match reached() {
                 Reached { stage: Stage::Log, done, .. } => done,
                 Reached { stage: Stage::Projections, .. } => total,
@@ -177,23 +186,39 @@ pub fn verify_store(
     Ok(VerifyReport { records, head_hash, keys, projections_checked })
 }
 
-/// Checks every record of the log in order; returns (size, head hash, keys).
+/// Checks every record of the log in order, those handed over by `tapped` first (a
+/// fold reading the log), then, from where it stopped, those it read itself; returns
+/// (size, head hash, keys).
 fn verify_log(
     store: &dyn Storage,
     genesis: Option<VerifyingKey>,
     total: u64,
+    tapped: Option<std::sync::mpsc::Receiver<replay::ReadRecords>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, [u8; 32], Vec<KeyId>), VerifyError> {
     let mut verifier = LogVerifier::new(genesis);
-    replay::for_each_record(store, 0, |seq, bytes| {
-        verifier.push(bytes).map_err(|e| match e {
-            VerifyError::Record { seq, reason } => ReplayError::Record { seq, reason },
-            other => ReplayError::Record { seq, reason: other.to_string() },
-        })?;
-        if (seq + 1) % replay::CHUNK as u64 == 0 {
+    // The next record to check (read by the fold or not).
+    let next = std::cell::Cell::new(0);
+    let mut check = |seq: u64, bytes: &[u8]| {
+        verifier.push(bytes)?;
+        next.set(seq + 1);
+        if (seq + 1).is_multiple_of(replay::CHUNK as u64) {
             progress(seq + 1);
         }
-        Ok(())
+        Ok::<_, VerifyError>(())
+    };
+    // Ends when the fold has read the whole log, or stopped; the receiver is let go
+    // at the first bad record, which stops the fold.
+    for records in tapped.into_iter().flatten() {
+        for (seq, bytes) in records.iter() {
+            check(*seq, bytes)?;
+        }
+    }
+    replay::for_each_record(store, next.get(), |seq, bytes| {
+        check(seq, bytes).map_err(|e| match e {
+            VerifyError::Record { seq, reason } => ReplayError::Record { seq, reason },
+            other => ReplayError::Record { seq, reason: other.to_string() },
+        })
     })?;
     let (records, head_hash, keys) = verifier.finish()?;
     if records != total {
@@ -211,10 +236,11 @@ fn compare_projections(
     secrets: &Secrets,
     space: &FoldSpace,
     total: u64,
+    tap: Option<replay::LogTap>,
     progress: &mut dyn FnMut(Reached),
 ) -> Result<(), VerifyError> {
     let mut fresh =
-        replay::FreshProjections::fold(store, secrets, space, &mut |done| progress(Reached::log(done, total)))?;
+        replay::FreshProjections::fold(store, secrets, space, tap, &mut |done| progress(Reached::log(done, total)))?;
     let pairs = fresh.pairs();
     let least_differing = replay::each_pair_in_parallel(pairs, progress, |pair| {
         let mut least: Option<Vec<u8>> = None;

@@ -417,9 +417,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Flipping any single byte of any stored record is detected by verify, naming
-    /// that record, whether or not the tamperer also fixed the storage checksum.
+    /// that record, whether or not the tamperer also fixed the storage checksum, and
+    /// whether verify checks the log alone or with the projections (then the log is
+    /// checked from what the fold reads, in memory or on disk, and on by itself where
+    /// the fold stops at the damage).
     #[test]
-    fn any_flipped_record_byte_is_named_by_verify(pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), bit in 0u8..8, fix_checksum in any::<bool>()) {
+    fn any_flipped_record_byte_is_named_by_verify(pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), bit in 0u8..8, fix_checksum in any::<bool>(), fold in 0usize..3) {
         let store = small_log();
         let log = store.snapshot(Tree::Log).unwrap();
         let (key, stored) = log.iter().nth(pick.index(log.len())).unwrap();
@@ -437,8 +440,85 @@ proptest! {
         let mut batch = registry_core::storage::WriteBatch::default();
         batch.put(Tree::Log, key.clone(), tampered);
         store.commit(&batch, true).unwrap();
-        let err = verify_store(&*store, Some(log_key().public()), None, &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap_err();
-        prop_assert_eq!(err.seq(), Some(seq), "{}", err);
+        let dir = tempfile::tempdir().unwrap();
+        let (secrets, space) = match fold {
+            0 => (None, FoldSpace::IN_MEMORY),
+            n => (Some(secrets()), both_spaces(dir.path())[n - 1].clone()),
+        };
+        let err = verify_store(&*store, Some(log_key().public()), secrets.as_ref(), &space, &mut |_| ()).unwrap_err();
+        prop_assert_eq!(err.seq(), Some(seq), "{} ({:?})", err, space);
+    }
+}
+
+/// A store that counts the log's records read from it by range.
+struct CountingLogReads {
+    inner: std::sync::Arc<MemoryStore>,
+    records: std::sync::atomic::AtomicUsize,
+}
+
+impl Storage for CountingLogReads {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, registry_core::storage::StorageError> {
+        self.inner.get(tree, key)
+    }
+    fn scan_prefix(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
+        assert_ne!(tree, Tree::Log, "the log is read in ranges");
+        self.inner.scan_prefix(tree, prefix)
+    }
+    fn range_from(
+        &self,
+        tree: Tree,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
+        let read = self.inner.range_from(tree, from, limit)?;
+        if tree == Tree::Log {
+            self.records.fetch_add(read.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(read)
+    }
+    fn range_back(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: &[u8],
+        limit: usize,
+    ) -> Result<Vec<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
+        self.inner.range_back(tree, prefix, before, limit)
+    }
+    fn last(
+        &self,
+        tree: Tree,
+    ) -> Result<Option<registry_core::storage::KeyValue>, registry_core::storage::StorageError> {
+        self.inner.last(tree)
+    }
+    fn commit(
+        &self,
+        batch: &registry_core::storage::WriteBatch,
+        durable: bool,
+    ) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.commit(batch, durable)
+    }
+    fn flush(&self) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.flush()
+    }
+}
+
+/// Verify with the projections reads each record of the log once, in memory and on
+/// disk: the log's check takes what the fold reads.
+#[test]
+fn verify_reads_the_log_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for space in both_spaces(dir.path()) {
+        let store = CountingLogReads { inner: small_log(), records: Default::default() };
+        let size = store.inner.snapshot(Tree::Log).unwrap().len();
+        let report = verify_store(&store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
+        assert_eq!(report.records as usize, size);
+        assert!(report.projections_checked);
+        assert_eq!(store.records.load(std::sync::atomic::Ordering::Relaxed), size, "{space:?}");
     }
 }
 

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
-use super::{CHUNK, Commit, Reached, ReplayError, fold_records, log_size};
+use super::{CHUNK, Commit, LogTap, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
@@ -36,10 +36,16 @@ fn point_reads_only() -> StorageError {
 }
 
 impl<'a> FreshFold<'a> {
-    /// Folds every record of `store`'s log.
-    pub fn of(store: &'a dyn Storage, secrets: &Secrets, progress: &mut dyn FnMut(u64)) -> Result<Self, ReplayError> {
+    /// Folds every record of `store`'s log (handing each handful read to `tap` too,
+    /// when there is one).
+    pub fn of(
+        store: &'a dyn Storage,
+        secrets: &Secrets,
+        tap: Option<LogTap>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Self, ReplayError> {
         let fresh = Self { trees: Mutex::new(BTreeMap::new()), live: store };
-        fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, progress)?;
+        fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, tap, progress)?;
         Ok(fresh)
     }
 }
@@ -106,23 +112,25 @@ pub enum FreshProjections<'a> {
 
 impl<'a> FreshProjections<'a> {
     /// Folds every record of `store`'s log, in memory or in a scratch store as `space`
-    /// says for a log of its size.
+    /// says for a log of its size, handing each handful of records read to `tap` too
+    /// when there is one (`verify` checks the log from it).
     pub fn fold(
         store: &'a dyn Storage,
         secrets: &Secrets,
         space: &FoldSpace,
+        tap: Option<LogTap>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self, ReplayError> {
         let records = log_size(store)?;
         match space.scratch_for(records) {
             None => {
-                let fresh = FreshFold::of(store, secrets, progress)?;
+                let fresh = FreshFold::of(store, secrets, tap, progress)?;
                 Ok(Self::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?))
             }
             Some(dir) => {
                 tracing::info!(records, dir = %dir.display(), "folding the log in a scratch store on disk");
                 let scratch = ScratchFold::create(dir, store)?;
-                fold_records(store, &scratch, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), progress)?;
+                fold_records(store, &scratch, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), tap, progress)?;
                 Ok(Self::Scratch(scratch))
             }
         }

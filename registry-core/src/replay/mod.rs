@@ -19,6 +19,7 @@ use crate::record::RecordRef;
 use crate::secrets::Secrets;
 use crate::storage::view::{Corruption, ReadError, View, open_value};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use crate::projection::state::meta;
 use crate::storage::in_key_order::InKeyOrder;
@@ -93,7 +94,7 @@ pub fn fold_log(
     from: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
-    fold_records(log, target, secrets, from, Commit::InChunks(FOLD_COMMIT_WRITES), progress)
+    fold_records(log, target, secrets, from, Commit::InChunks(FOLD_COMMIT_WRITES), None, progress)
 }
 
 /// When a fold hands its pending writes to its target.
@@ -124,12 +125,23 @@ struct ReadyRecord {
     prepared: fold::Prepared,
 }
 
+/// Records read back from the log, in order: each sequence number with the record's
+/// stored bytes (the store's checksum checked and cut off). Shared, so that a fold can
+/// hand what it reads to the log's check too ([`LogTap`]).
+pub type ReadRecords = Arc<Vec<(u64, Vec<u8>)>>;
+
+/// Where a fold hands every record it reads from the log, in order, before folding
+/// them: `verify` checks the log's chain from it, so that the log is read once for both.
+/// If the receiving side hangs up, the fold stops (with an error of its own): its
+/// check has failed, and what the fold would find is not reported.
+pub type LogTap = std::sync::mpsc::SyncSender<ReadRecords>;
+
 /// Parses, decodes and prepares one record (see [`fold::prepare`]).
-fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: Vec<u8>) -> Result<ReadyRecord, ReplayError> {
-    let record = RecordRef::parse(&bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
+fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: &[u8]) -> Result<ReadyRecord, ReplayError> {
+    let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
     let event = decode_event(seq, &record)?;
     let prepared = fold::prepare(keyring, secrets, seq, &event).map_err(|cause| ReplayError::Fold { seq, cause })?;
-    Ok(ReadyRecord { seq, leaf: huduma_log::merkle::leaf_hash(&bytes), event, prepared })
+    Ok(ReadyRecord { seq, leaf: huduma_log::merkle::leaf_hash(bytes), event, prepared })
 }
 
 /// Prepares records in order up to the first that fails: the ready ones and that
@@ -137,12 +149,12 @@ fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: Vec<u8
 fn prepare_in_order(
     log: &dyn Storage,
     secrets: &Secrets,
-    raw: Vec<(u64, Vec<u8>)>,
+    raw: &[(u64, Vec<u8>)],
 ) -> (Vec<ReadyRecord>, Option<ReplayError>) {
     let keyring = View::new(log);
     let mut ready = Vec::with_capacity(raw.len());
     for (seq, bytes) in raw {
-        match prepare_record(&keyring, secrets, seq, bytes) {
+        match prepare_record(&keyring, secrets, *seq, bytes) {
             Ok(record) => ready.push(record),
             Err(e) => return (ready, Some(e)),
         }
@@ -156,15 +168,15 @@ fn prepare_in_order(
 fn prepare_on_two_threads(
     log: &dyn Storage,
     secrets: &Secrets,
-    mut raw: Vec<(u64, Vec<u8>)>,
+    raw: &[(u64, Vec<u8>)],
 ) -> (Vec<ReadyRecord>, Option<ReplayError>) {
     if raw.len() < SPLIT_FROM {
         return prepare_in_order(log, secrets, raw);
     }
-    let second = raw.split_off(raw.len() / 2);
+    let (first, second) = raw.split_at(raw.len() / 2);
     let (first, second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| prepare_in_order(log, secrets, second));
-        (prepare_in_order(log, secrets, raw), second.join())
+        (prepare_in_order(log, secrets, first), second.join())
     });
     match (first, second) {
         (first @ (_, Some(_)), _) => first,
@@ -180,20 +192,30 @@ fn prepare_on_two_threads(
 
 /// Reads records `from..` of `log` and prepares each to fold (parsed, decoded, a
 /// registration's match material derived: the costly part of a fold that needs no
-/// projection), handing them over in order, [`HANDOVER`] at a time. Stops at the
-/// first bad record, handing over the records before it and then its error, or when
-/// the folding side hangs up.
+/// projection), handing them over in order, [`HANDOVER`] at a time, each handful to
+/// `tap` first when there is one. Stops at the first bad record, handing over the
+/// records before it and then its error, or when the folding side (or the tap's) hangs
+/// up.
 fn read_and_prepare(
     log: &dyn Storage,
     secrets: &Secrets,
     from: u64,
+    tap: Option<LogTap>,
     hand_over: &std::sync::mpsc::SyncSender<Result<Vec<ReadyRecord>, ReplayError>>,
 ) {
+    let tapped = |raw: &ReadRecords| match &tap {
+        Some(tap) if tap.send(Arc::clone(raw)).is_err() => {
+            Err(ReplayError::Storage(StorageError::Engine("the log's check stopped".into())))
+        }
+        _ => Ok(()),
+    };
     let mut raw = Vec::with_capacity(HANDOVER);
     let read = for_each_record(log, from, |seq, bytes| {
         raw.push((seq, bytes.to_vec()));
         if raw.len() == HANDOVER {
-            let (ready, failed) = prepare_on_two_threads(log, secrets, std::mem::take(&mut raw));
+            let records = Arc::new(std::mem::replace(&mut raw, Vec::with_capacity(HANDOVER)));
+            tapped(&records)?;
+            let (ready, failed) = prepare_on_two_threads(log, secrets, &records);
             if hand_over.send(Ok(ready)).is_err() {
                 return Err(ReplayError::Storage(StorageError::Engine("the fold stopped".into())));
             }
@@ -204,7 +226,11 @@ fn read_and_prepare(
         Ok(())
     });
     // What was read before a failed read (nothing, if a record failed to prepare).
-    let (ready, failed) = prepare_on_two_threads(log, secrets, raw);
+    let records = Arc::new(raw);
+    let (ready, failed) = match tapped(&records) {
+        Ok(()) => prepare_on_two_threads(log, secrets, &records),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     // A failed send means the fold has stopped, with its own error.
     if hand_over.send(Ok(ready)).is_ok()
         && let Some(e) = failed.or(read.err())
@@ -214,13 +240,14 @@ fn read_and_prepare(
 }
 
 /// Folds records `from..` of `log` into `target`: one thread reads and prepares the
-/// records, this one folds them.
+/// records (handing each handful to `tap` too, when there is one), this one folds them.
 fn fold_records(
     log: &dyn Storage,
     target: &dyn Storage,
     secrets: &Secrets,
     from: u64,
     commit: Commit,
+    tap: Option<LogTap>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
     let mut view = View::new(target);
@@ -228,7 +255,7 @@ fn fold_records(
         .map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
     let (hand_over, ready) = std::sync::mpsc::sync_channel(4);
     let end = std::thread::scope(|scope| {
-        scope.spawn(move || read_and_prepare(log, secrets, from, &hand_over));
+        scope.spawn(move || read_and_prepare(log, secrets, from, tap, &hand_over));
         let mut end = from;
         // Ends when the reading side has handed over everything and hung up.
         for chunk in ready {
@@ -324,7 +351,8 @@ pub fn rebuild(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let mut fresh = FreshProjections::fold(store, secrets, space, &mut |done| progress(Reached::log(done, size)))?;
+    let mut fresh =
+        FreshProjections::fold(store, secrets, space, None, &mut |done| progress(Reached::log(done, size)))?;
     let pairs = fresh.pairs();
     // Each tree's differences, written as they are found, but the applied markers
     // (in Meta) only once every other tree is whole. The other trees' patches are
