@@ -31,10 +31,25 @@ const SCRATCH_MEMTABLE_BYTES: u64 = 16 << 20;
 /// flushed early.
 const SCRATCH_JOURNAL_BYTES: u64 = 64 << 20;
 
+/// fjall's background workers (flushes and compactions): its default, one a core up
+/// to four, but never fewer than three. With two workers (the default on two cores),
+/// fjall 3.1's worker 0 hands each compaction message back to the queue for the other
+/// worker and takes it again at once while that one is busy: a spin that took about
+/// 11% of the CPU of a verify folded on disk here, and 0.2% with a third worker to
+/// take the message. One worker would not spin, but fjall 3.1 can deadlock with one
+/// (a worker blocked sending to its own full queue: fjall-rs/fjall#323).
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(3, 4)
+}
+
 impl FjallStore {
     /// Opens (or creates) a store at `dir`, with a block cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
-        let db = fjall::Database::builder(dir).cache_size(cache_bytes).open().map_err(engine)?;
+        let db = fjall::Database::builder(dir)
+            .cache_size(cache_bytes)
+            .worker_threads(worker_threads())
+            .open()
+            .map_err(engine)?;
         let keys = db.keyspace("registry", fjall::KeyspaceCreateOptions::default).map_err(engine)?;
         Ok(Self { db, keys })
     }
@@ -46,6 +61,7 @@ impl FjallStore {
             .cache_size(cache_bytes)
             .max_journaling_size(SCRATCH_JOURNAL_BYTES)
             .temporary(true)
+            .worker_threads(worker_threads())
             .open()
             .map_err(engine)?;
         let keys = db
