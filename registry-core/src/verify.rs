@@ -220,6 +220,9 @@ fn verify_log(
             other => ReplayError::Record { seq, reason: other.to_string() },
         })
     })?;
+    // The whole log read (a log shorter than a chunk is told of only here; the check,
+    // paced by the fold, may end after the fold has moved on to the comparison).
+    progress(next.get());
     let (records, head_hash, keys) = verifier.finish()?;
     if records != total {
         return Err(bad(records, format!("missing: the log ends at {total} but the chain stops at {records}")));
