@@ -142,13 +142,7 @@ pub fn verify_store(
     // check too, so that the log is read once (on disk, at national scale, tens of
     // gigabytes); the check reads on by itself wherever the fold stops early.
     let (log, fold) = std::thread::scope(|scope| {
-        let (tap, tapped) = match secrets {
-            Some(_) => {
-                let (tap, tapped) = std::sync::mpsc::sync_channel(4);
-                (Some(tap), Some(tapped))
-            }
-            None => (None, None),
-        };
+        let (tap, tapped) = secrets.map(|_| std::sync::mpsc::sync_channel(4)).unzip();
         let fold = secrets.map(|secrets| {
             scope.spawn(move || {
                 compare_projections(store, secrets, space, total, tap, &mut |now| {
