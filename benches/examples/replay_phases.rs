@@ -11,12 +11,18 @@
 //! measures the memory a rebuild adds on disk instead of in memory. The store is
 //! reopened alone after it is populated, as the operator's commands open it, with a
 //! page cache of `CACHE_MB` MiB (default 512, as `cache_mb`).
+//!
+//! `ENGINE=fjall` copies the populated store, every tree, into a fjall store (with a
+//! block cache of `CACHE_MB`) and runs the phases over that instead of sled: what
+//! `verify` and `rebuild` would cost on a log-structured engine (a bench adapter, as
+//! in `sequencer_load`; the registry serves from sled).
 
 use std::time::Instant;
 
 use anyhow::Context;
 use huduma_benches::{key, populated, secrets};
 use registry_core::replay::{self, FoldSpace};
+use registry_core::storage::fjall_store::FjallStore;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{Storage, Tree, WriteBatch};
 use registry_core::verify::verify_store;
@@ -67,6 +73,29 @@ fn empty_projections(store: &dyn Storage) -> anyhow::Result<()> {
     Ok(store.flush()?)
 }
 
+/// Copies every tree of `from` into `to`, 65,536 entries a batch, then flushes `to`.
+fn copy_store(from: &dyn Storage, to: &dyn Storage) -> anyhow::Result<()> {
+    for tree in Tree::ALL {
+        // The last key copied: the next read starts there, and skips it.
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let entries = from.range_from(tree, last.as_deref().unwrap_or_default(), 65_536 + 1)?;
+            let mut batch = WriteBatch::default();
+            for (key, value) in entries {
+                if last.as_deref() != Some(key.as_slice()) {
+                    last = Some(key.clone());
+                    batch.put(tree, key, value);
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            to.commit_owned(batch, false)?;
+        }
+    }
+    Ok(to.flush()?)
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let persons: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
@@ -77,8 +106,21 @@ fn main() -> anyhow::Result<()> {
     let huduma_benches::Fixture { dir, sled, store, filter, writer } = f;
     drop((writer, filter, store, sled));
     let cache_mb: u64 = std::env::var("CACHE_MB").map_or(Ok(512), |v| v.parse())?;
-    let store = SledStore::open_with_cache(dir.path(), cache_mb << 20)?;
+    let sled = SledStore::open_with_cache(dir.path(), cache_mb << 20)?;
     eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
+    let store: Box<dyn Storage> = match std::env::var("ENGINE").as_deref() {
+        Err(_) | Ok("sled") => Box::new(sled),
+        Ok("fjall") => {
+            let began = Instant::now();
+            let fjall = FjallStore::open(&dir.path().join("fjall"), cache_mb << 20)?;
+            copy_store(&sled, &fjall)?;
+            drop(sled);
+            eprintln!("copied into fjall in {:.1} s", began.elapsed().as_secs_f64());
+            Box::new(fjall)
+        }
+        Ok(other) => anyhow::bail!("ENGINE: unknown engine {other:?} (known: sled, fjall)"),
+    };
+    let store = store.as_ref();
     let (s, genesis) = (secrets(), key().public());
     let records = (2 * persons + 1) as f64;
     let only = std::env::var("PHASES").ok();
@@ -88,37 +130,37 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..rounds {
         if runs("verify-log") {
             phase("verify, log only", records, || {
-                Ok(verify_store(&store, Some(genesis), None, &FoldSpace::IN_MEMORY, &mut |_| ())?)
+                Ok(verify_store(store, Some(genesis), None, &FoldSpace::IN_MEMORY, &mut |_| ())?)
             })?;
         }
         if runs("fresh") {
-            phase("fresh fold", records, || Ok(replay::FreshFold::of(&store, &s, None, &mut |_| ())?))?;
+            phase("fresh fold", records, || Ok(replay::FreshFold::of(store, &s, None, &mut |_| ())?))?;
         }
         if runs("verify") {
             phase("verify with projections", records, || {
-                Ok(verify_store(&store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_| ())?)
+                Ok(verify_store(store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_| ())?)
             })?;
         }
         if runs("rebuild") {
-            phase("rebuild", records, || Ok(replay::rebuild(&store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?))?;
+            phase("rebuild", records, || Ok(replay::rebuild(store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?))?;
         }
         if runs("rebuild-empty") {
-            empty_projections(&store)?;
+            empty_projections(store)?;
             phase("rebuild from empty", records, || {
-                Ok(replay::rebuild(&store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?)
+                Ok(replay::rebuild(store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?)
             })?;
         }
         if runs("verify-disk") {
             phase("verify with projections, on disk", records, || {
-                Ok(verify_store(&store, Some(genesis), Some(&s), &on_disk, &mut |_| ())?)
+                Ok(verify_store(store, Some(genesis), Some(&s), &on_disk, &mut |_| ())?)
             })?;
         }
         if runs("rebuild-disk") {
-            phase("rebuild on disk", records, || Ok(replay::rebuild(&store, &s, &on_disk, &mut |_| ())?))?;
+            phase("rebuild on disk", records, || Ok(replay::rebuild(store, &s, &on_disk, &mut |_| ())?))?;
         }
         if runs("rebuild-empty-disk") {
-            empty_projections(&store)?;
-            phase("rebuild from empty on disk", records, || Ok(replay::rebuild(&store, &s, &on_disk, &mut |_| ())?))?;
+            empty_projections(store)?;
+            phase("rebuild from empty on disk", records, || Ok(replay::rebuild(store, &s, &on_disk, &mut |_| ())?))?;
         }
         eprintln!();
     }
@@ -129,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         Ok("disk") => (on_disk, "on disk"),
         _ => (FoldSpace::IN_MEMORY, "in memory"),
     };
-    replay::rebuild(&store, &s, &space, &mut |_| ())?;
+    replay::rebuild(store, &s, &space, &mut |_| ())?;
     eprintln!("resident before a rebuild {place}: {before}; peak during it: {}", status("VmHWM")?);
     Ok(())
 }
