@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use super::sled_store::tagged;
-use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{KeyValue, Storage, StorageError, Tree, WriteBatch, read_capacity};
 
 /// A fjall database and its one keyspace.
 pub struct FjallStore {
@@ -70,14 +70,19 @@ impl FjallStore {
         Ok(Self { db, keys })
     }
 
-    /// The entries of `iter` (all in one tree), untagged, at most `limit`.
-    fn collect(iter: impl Iterator<Item = fjall::Guard>, limit: usize) -> Result<Vec<KeyValue>, StorageError> {
-        iter.take(limit)
-            .map(|guard| {
-                let (key, value) = guard.into_inner().map_err(engine)?;
-                Ok((key.get(1..).unwrap_or_default().to_vec(), value.to_vec()))
-            })
-            .collect()
+    /// The entries of `iter` (all in one tree), untagged, at most `limit`, with room
+    /// reserved for `expected` of them.
+    fn collect(
+        iter: impl Iterator<Item = fjall::Guard>,
+        limit: usize,
+        expected: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let mut entries = Vec::with_capacity(expected);
+        for guard in iter.take(limit) {
+            let (key, value) = guard.into_inner().map_err(engine)?;
+            entries.push((key.get(1..).unwrap_or_default().to_vec(), value.to_vec()));
+        }
+        Ok(entries)
     }
 }
 
@@ -87,12 +92,12 @@ impl Storage for FjallStore {
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        Self::collect(self.keys.prefix(tagged(tree, prefix)), usize::MAX)
+        Self::collect(self.keys.prefix(tagged(tree, prefix)), usize::MAX, 0)
     }
 
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         let end = [tree as u8 + 1];
-        Self::collect(self.keys.range(tagged(tree, from).as_slice()..end.as_slice()), limit)
+        Self::collect(self.keys.range(tagged(tree, from).as_slice()..end.as_slice()), limit, read_capacity(limit))
     }
 
     fn range_back(
@@ -106,11 +111,11 @@ impl Storage for FjallStore {
             return Ok(Vec::new());
         }
         let (lo, hi) = (tagged(tree, prefix), tagged(tree, before));
-        Self::collect(self.keys.range(lo.as_slice()..hi.as_slice()).rev(), limit)
+        Self::collect(self.keys.range(lo.as_slice()..hi.as_slice()).rev(), limit, read_capacity(limit))
     }
 
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
-        Ok(Self::collect(self.keys.prefix([tree as u8]).rev(), 1)?.pop())
+        Ok(Self::collect(self.keys.prefix([tree as u8]).rev(), 1, 1)?.pop())
     }
 
     /// One atomic fjall batch; when `durable`, the journal is then synced.

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
+use super::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch, read_capacity};
 
 /// sled, opened at a directory.
 pub struct SledStore {
@@ -74,10 +74,18 @@ impl SledStore {
         Ok(Self { db, tree })
     }
 
+    /// The entries of `iter` (all in one tree), untagged, with room reserved for
+    /// `expected` of them.
     fn untag(
         iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+        expected: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
-        iter.map(|r| r.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(engine)).collect()
+        let mut entries = Vec::with_capacity(expected);
+        for entry in iter {
+            let (key, value) = entry.map_err(engine)?;
+            entries.push((key[1..].to_vec(), value.to_vec()));
+        }
+        Ok(entries)
     }
 
     /// The key range of one namespace.
@@ -92,12 +100,12 @@ impl Storage for SledStore {
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<KeyValue>, StorageError> {
-        Self::untag(self.tree.scan_prefix(tagged(tree, prefix)))
+        Self::untag(self.tree.scan_prefix(tagged(tree, prefix)), 0)
     }
 
     fn range_from(&self, tree: Tree, from: &[u8], limit: usize) -> Result<Vec<KeyValue>, StorageError> {
         let (_, end) = Self::bounds(tree);
-        Self::untag(self.tree.range(tagged(tree, from)..end).take(limit))
+        Self::untag(self.tree.range(tagged(tree, from)..end).take(limit), read_capacity(limit))
     }
 
     fn range_back(
@@ -110,12 +118,12 @@ impl Storage for SledStore {
         if before <= prefix {
             return Ok(Vec::new());
         }
-        Self::untag(self.tree.range(tagged(tree, prefix)..tagged(tree, before)).rev().take(limit))
+        Self::untag(self.tree.range(tagged(tree, prefix)..tagged(tree, before)).rev().take(limit), read_capacity(limit))
     }
 
     fn last(&self, tree: Tree) -> Result<Option<KeyValue>, StorageError> {
         let (start, end) = Self::bounds(tree);
-        Ok(Self::untag(self.tree.range(start..end).next_back().into_iter())?.pop())
+        Ok(Self::untag(self.tree.range(start..end).next_back().into_iter(), 1)?.pop())
     }
 
     fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
