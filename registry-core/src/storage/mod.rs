@@ -173,7 +173,7 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// The entries an engine's read of at most `limit` reserves room for before it reads:
 /// all of them, up to a chunk of a whole-tree walk (`replay::CHUNK`). Grown one
 /// doubling at a time instead, a walk's 4,096-entry chunk was reallocated a dozen
-/// times, each larger buffer on fresh pages the kernel zeroes: about 2% of a
+/// times, each larger buffer on fresh pages the kernel zeroes: about 1.5% of a
 /// `verify`'s CPU. Unbounded scans (`scan_prefix`) reserve nothing: most are small.
 pub(crate) fn read_capacity(limit: usize) -> usize {
     limit.min(4096)
