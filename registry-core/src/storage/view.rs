@@ -114,7 +114,8 @@ impl WrittenKeys {
         self.hashes.contains(&Self::fingerprint(tree, key))
     }
 
-    /// Whether `batch`, fingerprinted in `keys` if it is large, may hold `key`.
+    /// Whether a batch may hold `key`, given its fingerprints `keys` (`None` for a
+    /// small batch, which is not fingerprinted: then it may).
     fn may_be_in(keys: Option<&Self>, tree: Tree, key: &[u8]) -> bool {
         keys.is_none_or(|keys| keys.may_hold(tree, key))
     }
