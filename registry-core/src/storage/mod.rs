@@ -6,7 +6,8 @@
 //! the look-up trees in front of any of them, [`presence_filter::FilteredStore`] a
 //! filter of the keys that exist, and [`staged::StagedStore`] shows readers a batch
 //! only once [`Storage::commit_staged`] has made it durable, and then whole.
-//! [`in_key_order::InKeyOrder`] walks a tree in key order, a chunk at a time.
+//! [`in_key_order::InKeyOrder`] walks a tree in key order, a chunk at a time, and
+//! `written_keys` fingerprints a large batch's keys for the layers that read over one.
 
 pub mod checksum;
 pub mod fjall_store;
@@ -17,6 +18,7 @@ pub mod read_cache;
 pub mod sled_store;
 pub mod staged;
 pub mod view;
+mod written_keys;
 
 use std::collections::BTreeMap;
 
