@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::written_keys::WrittenKeys;
 use super::{Intent, KeyValue, Storage, StorageError, Tree, WriteBatch};
 
 /// A store that shows readers the batch being committed only once it is durable.
@@ -36,12 +37,20 @@ pub struct StagedStore {
     inner: Arc<dyn Storage>,
     /// The before-image of the batch being committed (its keys with their values
     /// before it), while it is written and flushed.
-    staged: RwLock<Option<Arc<WriteBatch>>>,
+    staged: RwLock<Option<Staged>>,
     /// Set when a staged commit failed part-way: the store needs the opening's undo.
     broken: AtomicBool,
 }
 
 type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A staged before-image, with its keys' fingerprints when it is large: most point
+/// reads during a commit are of keys the batch does not write (the sequencer's, which
+/// builds the next batch meanwhile), and skip its ordered maps by one hash.
+struct Staged {
+    before: Arc<WriteBatch>,
+    keys: Option<WrittenKeys>,
+}
 
 fn broken() -> StorageError {
     StorageError::Engine("an earlier commit failed part-way; restart the registry to undo it".into())
@@ -57,11 +66,28 @@ impl StagedStore {
     /// stages and unstages between reads, never during one.
     fn over_staged<R>(&self, tree: Tree, read: impl FnOnce(Option<&Writes>) -> R) -> R {
         let staged = self.staged.read().unwrap_or_else(|e| e.into_inner());
-        read(staged.as_ref().and_then(|batch| batch.writes.get(&tree)))
+        read(staged.as_ref().and_then(|staged| staged.before.writes.get(&tree)))
     }
 
-    fn stage(&self, batch: Option<Arc<WriteBatch>>) {
-        *self.staged.write().unwrap_or_else(|e| e.into_inner()) = batch;
+    /// `read` with the staged before-image's entry for `key` (`None`: no batch is
+    /// staged, or it does not write `key`), the slot held throughout as in
+    /// [`Self::over_staged`].
+    fn over_staged_key<R>(&self, tree: Tree, key: &[u8], read: impl FnOnce(Option<&Option<Vec<u8>>>) -> R) -> R {
+        let staged = self.staged.read().unwrap_or_else(|e| e.into_inner());
+        read(
+            staged
+                .as_ref()
+                .filter(|staged| WrittenKeys::may_be_in(staged.keys.as_ref(), tree, key))
+                .and_then(|staged| staged.before.writes.get(&tree))
+                .and_then(|writes| writes.get(key)),
+        )
+    }
+
+    /// Stages `before` (or unstages, with `None`), fingerprinting its keys first, out
+    /// of the readers' way.
+    fn stage(&self, before: Option<Arc<WriteBatch>>) {
+        let staged = before.map(|before| Staged { keys: WrittenKeys::of_large(&before), before });
+        *self.staged.write().unwrap_or_else(|e| e.into_inner()) = staged;
     }
 
     fn check_whole(&self) -> Result<(), StorageError> {
@@ -165,7 +191,7 @@ impl StagedStore {
 
 impl Storage for StagedStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.over_staged(tree, |writes| match writes.and_then(|w| w.get(key)) {
+        self.over_staged_key(tree, key, |staged| match staged {
             Some(value) => Ok(value.clone()),
             None => self.inner.get(tree, key),
         })
@@ -173,7 +199,7 @@ impl Storage for StagedStore {
 
     /// The staged value opened, or the inner store's checked read (through its cache).
     fn get_checked(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, super::view::ReadError> {
-        self.over_staged(tree, |writes| match writes.and_then(|w| w.get(key)) {
+        self.over_staged_key(tree, key, |staged| match staged {
             Some(Some(stored)) => Ok(Some(super::view::open_value(tree, key, stored)?)),
             Some(None) => Ok(None),
             None => self.inner.get_checked(tree, key),
@@ -261,8 +287,30 @@ mod tests {
     }
 
     fn writes() -> impl Strategy<Value = Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        writes_of(key(), 24)
+    }
+
+    /// Any of [`key`]'s 85 keys, each as likely (`key` favours the short ones, so that
+    /// its draws seldom reach `WrittenKeys::FROM` distinct keys).
+    fn any_key() -> impl Strategy<Value = Vec<u8>> {
+        let all: Vec<Vec<u8>> = (0..4u32)
+            .flat_map(|len| (0..4u32.pow(len)).map(move |n| (0..len).map(|i| (n / 4u32.pow(i) % 4) as u8).collect()))
+            .collect();
+        proptest::sample::select(all)
+    }
+
+    /// A batch to stage: up to 200 writes, so that about two batches in five hold
+    /// `WrittenKeys::FROM` keys or more and are fingerprinted when staged.
+    fn staged_writes() -> impl Strategy<Value = Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+        writes_of(any_key(), 200)
+    }
+
+    fn writes_of(
+        key: impl Strategy<Value = Vec<u8>>,
+        most: usize,
+    ) -> impl Strategy<Value = Vec<(Vec<u8>, Option<Vec<u8>>)>> {
         let value = proptest::collection::vec(any::<u8>(), 1..3).prop_map(|v| crate::storage::checksum::seal(&v));
-        proptest::collection::vec((key(), proptest::option::of(value)), 0..24)
+        proptest::collection::vec((key, proptest::option::of(value)), 0..most)
     }
 
     fn batch_of(writes: &[(Vec<u8>, Option<Vec<u8>>)]) -> WriteBatch {
@@ -320,11 +368,12 @@ mod tests {
         /// writing (none of it, any prefix, all of it but not yet unstaged), the
         /// staged store reads as the store before the batch: what a crash then would
         /// be undone to. Once unstaged, it reads as the store with the whole batch.
+        /// Batches large and small, so that a staged batch's fingerprints are tried.
         #[test]
         fn readers_see_none_of_a_batch_until_it_is_unstaged_and_then_all_of_it(
             stored in writes(),
-            staged in writes(),
-            written in 0usize..30,
+            staged in staged_writes(),
+            written in 0usize..200,
             probes in proptest::collection::vec(key(), 1..6),
         ) {
             let inner = Arc::new(MemoryStore::new());
