@@ -43,16 +43,8 @@ impl HudumaNumber {
 
     /// Appends the Verhoeff check digit to 11 drawn digits. `body` must be below 10^11.
     pub fn with_check_digit(body: u64) -> Result<Self, NumberError> {
-        if body >= 100_000_000_000 {
-            return Err(NumberError::OutOfRange { value: body });
-        }
-        let mut digits = [0u8; DIGITS];
-        let mut rest = body;
-        for slot in digits[..DIGITS - 1].iter_mut().rev() {
-            *slot = (rest % 10) as u8;
-            rest /= 10;
-        }
-        let check = digits[..DIGITS - 1].calculate_verhoeff_check_digit();
+        let drawn = drawn_digits(body).ok_or(NumberError::OutOfRange { value: body })?;
+        let check = drawn[..].calculate_verhoeff_check_digit();
         // Eleven digits and the check digit computed for them: valid by construction.
         Ok(Self(body * 10 + u64::from(check)))
     }
@@ -79,6 +71,20 @@ impl HudumaNumber {
     pub fn compact(self) -> String {
         format!("{:012}", self.0)
     }
+}
+
+/// The 11 drawn digits of `body`, most significant first; `None` from 10^11.
+pub(crate) fn drawn_digits(body: u64) -> Option<[u8; DIGITS - 1]> {
+    if body >= 100_000_000_000 {
+        return None;
+    }
+    let mut digits = [0u8; DIGITS - 1];
+    let mut rest = body;
+    for slot in digits.iter_mut().rev() {
+        *slot = (rest % 10) as u8;
+        rest /= 10;
+    }
+    Some(digits)
 }
 
 fn digits_of(value: u64) -> [u8; DIGITS] {
