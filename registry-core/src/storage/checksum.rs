@@ -20,6 +20,14 @@ pub fn seal(value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`seal`] of an owned value: its checksum appended in place (no copy when it has
+/// the room).
+pub fn seal_owned(mut value: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(&value);
+    value.extend_from_slice(&sum);
+    value
+}
+
 /// The value inside a stored envelope, or `None` when the checksum does not match.
 pub fn open(stored: &[u8]) -> Option<&[u8]> {
     let split = stored.len().checked_sub(CHECKSUM_LEN)?;
@@ -51,6 +59,7 @@ mod tests {
         fn seal_open_round_trips_and_any_flip_is_caught(value in proptest::collection::vec(any::<u8>(), 0..200), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
             let stored = seal(&value);
             prop_assert_eq!(open(&stored), Some(value.as_slice()));
+            prop_assert_eq!(&seal_owned(value.clone()), &stored);
             prop_assert_eq!(open_owned(stored.clone()), Some(value.clone()));
             let mut bad = stored.clone();
             let at = flip.index(bad.len());
