@@ -13,8 +13,8 @@
 //! the projections need no rebuild (at national scale a rebuild is minutes and tens
 //! of GiB of memory). Keys the batch creates by construction (its persons' entries and
 //! keyring entries, request entries it found absent, the tree's nodes and blocks its
-//! records complete) are recorded as absent without a read; every other key is read as
-//! it stands before the batch.
+//! records complete, the entries of the numbers it issued) are recorded as absent
+//! without a read; every other key is read as it stands before the batch.
 //!
 //! An intent stored by an earlier version under [`LEGACY_INTENT_KEY`] holds the values
 //! of the request index and the keyring only: undoing it leaves the projections to a
@@ -100,7 +100,8 @@ impl CommitIntent {
     /// The intent of `batch`, which appends records from `first_seq` on, over `store`
     /// as it stands with every earlier batch committed (see [`before_image`]).
     pub fn of(store: &dyn Storage, first_seq: u64, batch: &WriteBatch) -> Result<Self, StorageError> {
-        Ok(Self::from_before_image(first_seq, &before_image(store, None, first_seq, batch)?))
+        let before = before_image(store, None, first_seq, batch, &IssuedNumbers::default())?;
+        Ok(Self::from_before_image(first_seq, &before))
     }
 
     /// What `batch` is committed behind ([`Storage::commit_staged`]): its intent,
@@ -111,8 +112,9 @@ impl CommitIntent {
         parent: Option<&WriteBatch>,
         first_seq: u64,
         batch: &WriteBatch,
+        issued: &IssuedNumbers,
     ) -> Result<Intent, StorageError> {
-        let before = before_image(store, parent, first_seq, batch)?;
+        let before = before_image(store, parent, first_seq, batch, issued)?;
         let stored = Self::encode_before_image(first_seq, &before);
         Ok(Intent { stored, before: std::sync::Arc::new(before) })
     }
@@ -214,19 +216,21 @@ impl CommitIntent {
 /// keyring entry of a person registered in the batch (person ids are their
 /// registration's sequence number); request entries (written only where the writer
 /// found none); the tree's nodes under a record of the batch and its blocks completed
-/// by one (each written once, when that record is appended). Every other key is read
-/// as it stands before the batch.
+/// by one (each written once, when that record is appended); the `numbers` entries of
+/// the numbers the batch issued (`issued`). Every other key is read as it stands
+/// before the batch.
 pub fn before_image(
     store: &dyn Storage,
     parent: Option<&WriteBatch>,
     first_seq: u64,
     batch: &WriteBatch,
+    issued: &IssuedNumbers,
 ) -> Result<WriteBatch, StorageError> {
     let mut before = WriteBatch::default();
     for (&tree, writes) in &batch.writes {
         let parents = parent.and_then(|p| p.writes.get(&tree));
         for key in writes.keys() {
-            let value = if new_by_construction(tree, key, first_seq) {
+            let value = if new_by_construction(tree, key, first_seq) || issued.holds(tree, key) {
                 None
             } else if let Some(written) = parents.and_then(|p| p.get(key)) {
                 written.clone()
@@ -240,6 +244,26 @@ pub fn before_image(
         }
     }
     Ok(before)
+}
+
+/// The `numbers` keys of the Huduma numbers a batch issued, which the batch creates:
+/// a number is the keyed permutation of an issuance counter that only grows, and the
+/// permutation's key cannot change under a store (see `issuer` and `Writer::issue`),
+/// so no number it issues was ever written before. Their entries are a registration's
+/// most common read of an absent key; the intent records them absent without it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IssuedNumbers(std::collections::BTreeSet<Vec<u8>>);
+
+impl IssuedNumbers {
+    /// Notes that the batch issued `number`.
+    pub fn insert(&mut self, number: huduma_number::HudumaNumber) {
+        self.0.insert(state::number_key(number));
+    }
+
+    /// Whether `key` of `tree` is the `numbers` entry of a number the batch issued.
+    fn holds(&self, tree: Tree, key: &[u8]) -> bool {
+        tree == Tree::Numbers && self.0.contains(key)
+    }
 }
 
 /// Whether a batch whose records begin at `first_seq` creates `key` of `tree` by
@@ -337,7 +361,7 @@ mod tests {
 
         // What readers are shown until the batch is durable: every key the batch
         // writes, the log's record included, as the store holds it now.
-        let staging = CommitIntent::staging(&store, None, 10, &batch).unwrap();
+        let staging = CommitIntent::staging(&store, None, 10, &batch, &IssuedNumbers::default()).unwrap();
         assert_eq!(staging.stored, intent.encode());
         let shown: Vec<_> = staging.before.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();
         let written: Vec<_> = batch.writes.iter().flat_map(|(t, w)| w.keys().map(move |k| (*t, k))).collect();

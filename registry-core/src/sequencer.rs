@@ -297,7 +297,7 @@ fn run(
                 let intent = if built.batch.is_empty() {
                     Ok(Intent::default())
                 } else {
-                    CommitIntent::staging(&**writer.store(), parent, built.start.next_seq, &built.batch)
+                    CommitIntent::staging(&**writer.store(), parent, built.start.next_seq, &built.batch, &built.issued)
                 };
                 let end = writer.head().next_seq;
                 let root = writer.tree_head().filter(|(size, _)| *size == end).map(|(_, root)| root);

@@ -12,7 +12,7 @@ use crate::PersonId;
 use crate::command::{
     Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
-use crate::commit_intent::CommitIntent;
+use crate::commit_intent::{CommitIntent, IssuedNumbers};
 use crate::dedup::Probe;
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
@@ -67,6 +67,8 @@ pub struct Built {
     /// The head before the batch, to reset to if the commit fails; its `next_seq` is
     /// the batch's first record.
     pub start: Head,
+    /// The numbers the batch issued, for its intent ([`CommitIntent::staging`]).
+    pub issued: IssuedNumbers,
 }
 
 /// Commits a built batch whose records begin at `first_seq`, staged behind its intent
@@ -79,8 +81,9 @@ pub fn commit_built(
     store: &dyn Storage,
     batch: &Arc<WriteBatch>,
     first_seq: u64,
+    issued: &IssuedNumbers,
 ) -> Result<(), crate::storage::StorageError> {
-    let intent = CommitIntent::staging(store, None, first_seq, batch)?;
+    let intent = CommitIntent::staging(store, None, first_seq, batch, issued)?;
     store.commit_staged(batch, &intent, true)
 }
 
@@ -265,7 +268,7 @@ impl Writer {
             return built.results;
         }
         let began = std::time::Instant::now();
-        match commit_built(&*self.store, &Arc::new(built.batch), built.start.next_seq) {
+        match commit_built(&*self.store, &Arc::new(built.batch), built.start.next_seq, &built.issued) {
             Ok(()) => {
                 tracing::debug!(commit_us = began.elapsed().as_micros() as u64, "batch committed");
                 built.results
@@ -313,9 +316,10 @@ impl Writer {
         let time = now_micros().max(self.head.time_micros);
         let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
+        let mut issued = IssuedNumbers::default();
         for submission in submissions {
             let work = preworker.reuse_or_work(prework.next(), submission);
-            let result = self.execute(&mut view, submission, work, time);
+            let result = self.execute(&mut view, submission, work, time, &mut issued);
             if let Err(CommandError::Internal(reason)) = &result {
                 // A fold or read failure mid-batch leaves the view half-written: drop it all.
                 tracing::error!(%reason, "batch abandoned");
@@ -324,7 +328,7 @@ impl Writer {
                 self.head = start;
                 self.tree = start_tree;
                 let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
-                return Built { batch: WriteBatch::default(), results, start };
+                return Built { batch: WriteBatch::default(), results, start, issued: IssuedNumbers::default() };
             }
             results.push(result);
         }
@@ -339,7 +343,7 @@ impl Writer {
             build_us = began.elapsed().as_micros() as u64,
             "batch built"
         );
-        Built { batch, results, start }
+        Built { batch, results, start, issued }
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built
@@ -442,12 +446,14 @@ impl Writer {
         Ok(Receipt { index: seq, record_hash, signature })
     }
 
+    /// Executes one submission into `view`, noting in `issued` the number it issues.
     fn execute(
         &mut self,
         view: &mut View<'_>,
         s: &Submission,
         work: Prework,
         time: i64,
+        issued: &mut IssuedNumbers,
     ) -> Result<Outcome, CommandError> {
         check_identifier("request_id", &s.request_id)?;
         check_identifier("actor.principal", &s.actor.principal)?;
@@ -467,6 +473,11 @@ impl Writer {
         }
         let (event, number, prepared) = self.prepare(view, s, work.registration, time)?;
         let receipt = self.append(view, &event, time, prepared)?;
+        match &event {
+            Event::PersonRegistered(e) => issued.insert(e.number),
+            Event::NumberReplaced(e) => issued.insert(e.new_number),
+            _ => {}
+        }
         let entry = RequestEntry { fingerprint, seq: receipt.index, number };
         view.put(Tree::Requests, request_key, &state::encode(&entry));
         Ok(Outcome { receipt, number })

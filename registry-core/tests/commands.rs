@@ -924,7 +924,7 @@ fn work_done_ahead_of_sequencing_builds_what_the_writer_alone_would() {
     for (kind, batch) in people.chunks(8).enumerate() {
         let built = ahead.build_prepared(None, batch, work(kind, batch));
         assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
-        commit_built(&*ahead_store, &std::sync::Arc::new(built.batch), built.start.next_seq).unwrap();
+        commit_built(&*ahead_store, &std::sync::Arc::new(built.batch), built.start.next_seq, &built.issued).unwrap();
         assert!(alone.execute_batch(batch).iter().all(Result::is_ok));
     }
     for tree in [Tree::Numbers, Tree::MatchKeys, Tree::NameCounts, Tree::Requests] {
