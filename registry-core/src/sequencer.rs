@@ -25,6 +25,7 @@ use crate::commit_intent::CommitIntent;
 use crate::event::Actor;
 use crate::keys::LogKey;
 use crate::prework::{Prework, Preworker};
+use crate::storage::view::BatchKeys;
 use crate::storage::{Intent, Storage, StorageError, WriteBatch};
 use crate::writer::{Head, Writer, storage_failure};
 
@@ -122,6 +123,8 @@ struct InFlight {
     end: u64,
     root: Option<Hash>,
     batch: Arc<WriteBatch>,
+    /// The batch's fingerprints, for the batch built over it next.
+    keys: Option<BatchKeys>,
 }
 
 /// A batch for the committer, with the intent it is committed behind.
@@ -198,7 +201,7 @@ fn land(
     checkpoints: &mut Checkpointer,
     flight: InFlight,
 ) -> bool {
-    let InFlight { replies, results, start, end, root, batch } = flight;
+    let InFlight { replies, results, start, end, root, batch, .. } = flight;
     let (results, ok) = match committer.wait() {
         Ok(()) => {
             durable.send_replace(end);
@@ -290,8 +293,9 @@ fn run(
                     }
                 }
                 metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
+                let parent_keys = in_flight.as_mut().and_then(|f| f.keys.take());
                 let parent = in_flight.as_ref().map(|f| &*f.batch);
-                let built = writer.build_prepared(parent, &submissions, prework);
+                let built = writer.build_prepared(parent, parent_keys, &submissions, prework);
                 // The intent is read here, over the batch in flight, while the
                 // committer is still writing that batch.
                 let intent = if built.batch.is_empty() {
@@ -323,8 +327,15 @@ fn run(
                 };
                 let batch = Arc::new(built.batch);
                 if committer.send(Arc::clone(&batch), intent) {
-                    in_flight =
-                        Some(InFlight { replies, results: built.results, start: built.start, end, root, batch });
+                    in_flight = Some(InFlight {
+                        replies,
+                        results: built.results,
+                        start: built.start,
+                        end,
+                        root,
+                        batch,
+                        keys: built.keys,
+                    });
                 } else {
                     writer.reset(built.start);
                     let e = StorageError::Engine("the committer thread has stopped".into());

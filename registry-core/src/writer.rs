@@ -27,7 +27,7 @@ use crate::projection::state::{
 use crate::record::{self, Header, RecordRef};
 use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
-use crate::storage::view::{ReadError, View};
+use crate::storage::view::{BatchKeys, ReadError, View};
 use crate::storage::{Storage, Tree, WriteBatch};
 
 /// `settings` key of the secrets fingerprint.
@@ -69,6 +69,9 @@ pub struct Built {
     pub start: Head,
     /// The numbers the batch issued, for its intent ([`CommitIntent::staging`]).
     pub issued: IssuedNumbers,
+    /// The fingerprints of the batch's keys, for the batch built over it next
+    /// ([`Writer::build_prepared`]'s `parent_keys`).
+    pub keys: Option<BatchKeys>,
 }
 
 /// Commits a built batch whose records begin at `first_seq`, staged behind its intent
@@ -288,7 +291,7 @@ impl Writer {
     pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
         let preworker = self.preworker();
         let prework = submissions.iter().map(|s| preworker.work(s)).collect();
-        self.build_prepared(parent, submissions, prework)
+        self.build_prepared(parent, None, submissions, prework)
     }
 
     /// Does the work of a command that does not depend on the log's order, with this
@@ -300,10 +303,12 @@ impl Writer {
 
     /// [`Self::build`] of submissions whose [`Prework`] is done, `prework[i]` that of
     /// `submissions[i]` (a submission without one, or with one done under other
-    /// secrets or with the search off, has it done here).
+    /// secrets or with the search off, has it done here). `parent_keys`, if given, are
+    /// `parent`'s fingerprints, as its own [`Built::keys`].
     pub fn build_prepared(
         &mut self,
         parent: Option<&WriteBatch>,
+        parent_keys: Option<BatchKeys>,
         submissions: &[Submission],
         prework: Vec<Prework>,
     ) -> Built {
@@ -312,7 +317,7 @@ impl Writer {
         let start = self.head;
         let start_tree = self.tree.clone();
         let store = Arc::clone(&self.store);
-        let mut view = View::over(&*store, parent);
+        let mut view = View::over_with_keys(&*store, parent, parent_keys);
         let time = now_micros().max(self.head.time_micros);
         let began = std::time::Instant::now();
         let mut results = Vec::with_capacity(submissions.len());
@@ -328,14 +333,20 @@ impl Writer {
                 self.head = start;
                 self.tree = start_tree;
                 let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
-                return Built { batch: WriteBatch::default(), results, start, issued: IssuedNumbers::default() };
+                return Built {
+                    batch: WriteBatch::default(),
+                    results,
+                    start,
+                    issued: IssuedNumbers::default(),
+                    keys: None,
+                };
             }
             results.push(result);
         }
         if self.head.next_seq > start.next_seq {
             fold::mark_applied(&mut view, self.head.next_seq - 1);
         }
-        let batch = view.take_batch();
+        let (batch, keys) = view.take_batch_and_keys();
         tracing::debug!(
             commands = submissions.len(),
             records = self.head.next_seq - start.next_seq,
@@ -343,7 +354,7 @@ impl Writer {
             build_us = began.elapsed().as_micros() as u64,
             "batch built"
         );
-        Built { batch, results, start, issued }
+        Built { batch, results, start, issued, keys }
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built

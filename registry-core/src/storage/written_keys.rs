@@ -15,6 +15,7 @@ use super::{Tree, WriteBatch};
 /// 5% of the sequencer's CPU in its profile, for the batch and the one in flight);
 /// this answers them with one hash. A small batch (a fold's, one record's writes) is
 /// looked up directly: hashing would cost it more than it saves.
+#[derive(Debug)]
 pub(crate) struct WrittenKeys {
     hashes: HashSet<u64, foldhash::fast::FixedState>,
 }
