@@ -115,7 +115,8 @@ impl CommitIntent {
         issued: &IssuedNumbers,
     ) -> Result<Intent, StorageError> {
         let before = before_image(store, parent, first_seq, batch, issued)?;
-        let stored = Self::encode_before_image(first_seq, &before);
+        let stored = Self::encode_before_image(first_seq, &before)
+            .map_err(|e| StorageError::Engine(format!("the batch's intent could not be encoded: {e}")))?;
         Ok(Intent { stored, before: std::sync::Arc::new(before) })
     }
 
@@ -125,7 +126,9 @@ impl CommitIntent {
     /// of a batch (hundreds of kilobytes at 256 registrations), and copying them into
     /// an intent first, then growing the encoding a doubling at a time onto fresh
     /// pages, was about a tenth of the sequencer thread's time.
-    fn encode_before_image(first_seq: u64, before: &WriteBatch) -> Vec<u8> {
+    /// An error (which the length given for the sequence rules out) refuses the batch,
+    /// rather than store an intent its undo could not read.
+    fn encode_before_image(first_seq: u64, before: &WriteBatch) -> Result<Vec<u8>, postcard::Error> {
         let entries = || before.writes.iter().filter(|(tree, _)| **tree != Tree::Log);
         // Each entry: its tree, two lengths (at most 10 bytes each as varints), the
         // option's tag, the key and the value; then the intent's head and checksum.
@@ -135,8 +138,8 @@ impl CommitIntent {
             .sum();
         let room = room + 2 * 10 + checksum::CHECKSUM_LEN;
         let image = BeforeImage { first_seq, before };
-        let encoded = postcard::to_extend(&image, Vec::with_capacity(room)).unwrap_or_default();
-        checksum::seal_owned(encoded)
+        let encoded = postcard::to_extend(&image, Vec::with_capacity(room))?;
+        Ok(checksum::seal_owned(encoded))
     }
 
     /// The intent of a batch whose before-image is `before`: every key but the log's
@@ -317,7 +320,8 @@ mod tests {
                 }
             }
             let made = CommitIntent::from_before_image(first_seq, &before);
-            let stored = CommitIntent::encode_before_image(first_seq, &before);
+            let stored = CommitIntent::encode_before_image(first_seq, &before)
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
             proptest::prop_assert_eq!(&stored, &made.encode());
             let (tree, key) = INTENT_KEY;
             let opened = checksum::open(&stored).ok_or_else(|| proptest::test_runner::TestCaseError::fail("checksum"))?;
