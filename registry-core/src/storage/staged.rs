@@ -74,13 +74,7 @@ impl StagedStore {
     /// [`Self::over_staged`].
     fn over_staged_key<R>(&self, tree: Tree, key: &[u8], read: impl FnOnce(Option<&Option<Vec<u8>>>) -> R) -> R {
         let staged = self.staged.read().unwrap_or_else(|e| e.into_inner());
-        read(
-            staged
-                .as_ref()
-                .filter(|staged| WrittenKeys::may_be_in(staged.keys.as_ref(), tree, key))
-                .and_then(|staged| staged.before.writes.get(&tree))
-                .and_then(|writes| writes.get(key)),
-        )
+        read(staged.as_ref().and_then(|staged| WrittenKeys::in_batch(staged.keys.as_ref(), &staged.before, tree, key)))
     }
 
     /// Stages `before` (or unstages, with `None`), fingerprinting its keys first, out

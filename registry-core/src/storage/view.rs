@@ -142,18 +142,11 @@ impl<'a> View<'a> {
     /// The value of `key` as the pending writes, then the parent's, have it; `None`
     /// if neither writes it.
     fn written(&self, tree: Tree, key: &[u8]) -> Option<Result<Option<Vec<u8>>, ReadError>> {
-        fn in_batch<'b>(batch: &'b WriteBatch, tree: Tree, key: &[u8]) -> Option<&'b Option<Vec<u8>>> {
-            batch.writes.get(&tree).and_then(|writes| writes.get(key))
-        }
-        let pending = WrittenKeys::may_be_in(self.pending_keys.as_ref(), tree, key)
-            .then(|| in_batch(&self.pending, tree, key))
-            .flatten();
-        let written = match pending {
+        let written = match WrittenKeys::in_batch(self.pending_keys.as_ref(), &self.pending, tree, key) {
             Some(written) => written,
-            None => self
-                .parent
-                .filter(|_| WrittenKeys::may_be_in(self.parent_keys.as_ref(), tree, key))
-                .and_then(|parent| in_batch(parent, tree, key))?,
+            None => {
+                self.parent.and_then(|parent| WrittenKeys::in_batch(self.parent_keys.as_ref(), parent, tree, key))?
+            }
         };
         Some(match written {
             Some(sealed) => match checksum::sealed_here(sealed) {

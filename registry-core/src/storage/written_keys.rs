@@ -51,9 +51,18 @@ impl WrittenKeys {
         self.hashes.contains(&Self::fingerprint(tree, key))
     }
 
-    /// Whether a batch may hold `key`, given its fingerprints `keys` (`None` for a
-    /// small batch, which is not fingerprinted: then it may).
-    pub(crate) fn may_be_in(keys: Option<&Self>, tree: Tree, key: &[u8]) -> bool {
-        keys.is_none_or(|keys| keys.may_hold(tree, key))
+    /// `batch`'s word on `key` of `tree` (`Some(None)`: it removes the key), looked
+    /// up in its ordered map only if the batch's fingerprints `keys` may hold the key
+    /// (`None` for a small batch, which is not fingerprinted: then it may).
+    pub(crate) fn in_batch<'b>(
+        keys: Option<&Self>,
+        batch: &'b WriteBatch,
+        tree: Tree,
+        key: &[u8],
+    ) -> Option<&'b Option<Vec<u8>>> {
+        if keys.is_some_and(|keys| !keys.may_hold(tree, key)) {
+            return None;
+        }
+        batch.writes.get(&tree).and_then(|writes| writes.get(key))
     }
 }
