@@ -54,6 +54,14 @@ pub struct Before {
     pub stored: Option<serde_bytes::ByteBuf>,
 }
 
+/// The trees of a before-image that its intent holds: every one but the log, whose
+/// records the undo removes from `first_seq` on instead.
+fn intent_trees(
+    before: &WriteBatch,
+) -> impl Iterator<Item = (Tree, &std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>)> {
+    before.writes.iter().filter(|(tree, _)| **tree != Tree::Log).map(|(tree, writes)| (*tree, writes))
+}
+
 /// A [`CommitIntent`] to be encoded, borrowed from a batch's before-image: serialized
 /// as the intent is (its `first_seq`, then `before` as a sequence of [`Before`]s), so
 /// the same bytes.
@@ -77,10 +85,9 @@ impl Serialize for BeforeImage<'_> {
         struct Entries<'a>(&'a WriteBatch);
         impl Serialize for Entries<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                let entries = || self.0.writes.iter().filter(|(tree, _)| **tree != Tree::Log);
-                let len = entries().map(|(_, writes)| writes.len()).sum();
+                let len = intent_trees(self.0).map(|(_, writes)| writes.len()).sum();
                 let mut seq = serializer.serialize_seq(Some(len))?;
-                for (&tree, writes) in entries() {
+                for (tree, writes) in intent_trees(self.0) {
                     for (key, stored) in writes {
                         let stored = stored.as_deref().map(serde_bytes::Bytes::new);
                         seq.serialize_element(&BeforeRef { tree: tree as u8, key, stored })?;
@@ -129,10 +136,9 @@ impl CommitIntent {
     /// An error (which the length given for the sequence rules out) refuses the batch,
     /// rather than store an intent its undo could not read.
     fn encode_before_image(first_seq: u64, before: &WriteBatch) -> Result<Vec<u8>, postcard::Error> {
-        let entries = || before.writes.iter().filter(|(tree, _)| **tree != Tree::Log);
         // Each entry: its tree, two lengths (at most 10 bytes each as varints), the
         // option's tag, the key and the value; then the intent's head and checksum.
-        let room: usize = entries()
+        let room: usize = intent_trees(before)
             .flat_map(|(_, writes)| writes.iter())
             .map(|(key, stored)| 22 + key.len() + stored.as_ref().map_or(0, Vec::len))
             .sum();
@@ -145,11 +151,8 @@ impl CommitIntent {
     /// The intent of a batch whose before-image is `before`: every key but the log's
     /// records (which the undo removes from `first_seq` on).
     fn from_before_image(first_seq: u64, before: &WriteBatch) -> Self {
-        let before = before
-            .writes
-            .iter()
-            .filter(|(tree, _)| **tree != Tree::Log)
-            .flat_map(|(&tree, writes)| {
+        let before = intent_trees(before)
+            .flat_map(|(tree, writes)| {
                 writes.iter().map(move |(key, stored)| Before {
                     tree: tree as u8,
                     key: key.clone(),
