@@ -8,14 +8,20 @@
 //! `fresh`, `verify`, `rebuild`, `rebuild-empty`, and `verify-disk`, `rebuild-disk`,
 //! `rebuild-empty-disk` with the fresh fold in a scratch store on disk, as for a log
 //! past the in-memory limit) runs only those, e.g. under `perf record`. `PEAK=disk`
-//! measures the memory a rebuild adds on disk instead of in memory. The store is
-//! reopened alone after it is populated, as the operator's commands open it, with a
-//! page cache of `CACHE_MB` MiB (default 512, as `cache_mb`).
+//! measures the memory a rebuild adds on disk instead of in memory, `PEAK=none` not at
+//! all. The store is reopened alone after it is populated, as the operator's commands
+//! open it, with a page cache of `CACHE_MB` MiB (default 512, as `cache_mb`).
 //!
 //! `ENGINE=fjall` copies the populated store, every tree, into a fjall store (with a
 //! block cache of `CACHE_MB`) and runs the phases over that instead of sled: what
 //! `verify` and `rebuild` would cost on a log-structured engine (a bench adapter, as
 //! in `sequencer_load`; the registry serves from sled).
+//!
+//! `STORE=dir` keeps the populated sled store in `dir` (which must not exist yet) and,
+//! when `dir` holds one already, opens it instead of populating again: at 1,000,000
+//! persons populating takes longer than the phases, and two builds compared on one
+//! store differ by their code alone. The store must have been populated with the same
+//! `persons`; the phases that empty the projections rebuild them before they end.
 
 use std::time::Instant;
 
@@ -96,23 +102,52 @@ fn copy_store(from: &dyn Storage, to: &dyn Storage) -> anyhow::Result<()> {
     Ok(to.flush()?)
 }
 
+/// Removes a directory when dropped (the populated store, when it is not kept).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let persons: u64 = args.next().map_or(Ok(100_000), |a| a.parse())?;
     let rounds: u32 = args.next().map_or(Ok(3), |a| a.parse())?;
     let began = Instant::now();
-    let (f, _) = populated(persons, 1024);
-    // The store as the operator's commands open it: alone, with `cache_mb`'s page cache.
-    let huduma_benches::Fixture { dir, sled, store, filter, writer } = f;
-    drop((writer, filter, store, sled));
+    let kept = std::env::var_os("STORE").map(std::path::PathBuf::from);
+    let dir = match &kept {
+        Some(kept) if kept.exists() => {
+            eprintln!("reusing the store in {}", kept.display());
+            kept.clone()
+        }
+        _ => {
+            let (f, _) = populated(persons, 1024);
+            // The store as the operator's commands open it: alone, with `cache_mb`'s page cache.
+            let huduma_benches::Fixture { dir, sled, store, filter, writer } = f;
+            drop((writer, filter, store, sled));
+            eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
+            match &kept {
+                Some(kept) => {
+                    std::fs::rename(dir.keep(), kept).with_context(|| format!("STORE: keeping {}", kept.display()))?;
+                    kept.clone()
+                }
+                None => dir.keep(),
+            }
+        }
+    };
+    // Removed at the end unless kept.
+    let _cleanup = kept.is_none().then(|| RemoveOnDrop(dir.clone()));
     let cache_mb: u64 = std::env::var("CACHE_MB").map_or(Ok(512), |v| v.parse())?;
-    let sled = SledStore::open_with_cache(dir.path(), cache_mb << 20)?;
-    eprintln!("{persons} persons registered and linked in {:.1} s", began.elapsed().as_secs_f64());
+    let sled = SledStore::open_with_cache(&dir, cache_mb << 20)?;
+    // fjall's copy, in a temporary directory of its own (never kept).
+    let fjall_dir = tempfile::tempdir()?;
     let store: Box<dyn Storage> = match std::env::var("ENGINE").as_deref() {
         Err(_) | Ok("sled") => Box::new(sled),
         Ok("fjall") => {
             let began = Instant::now();
-            let fjall = FjallStore::open(&dir.path().join("fjall"), cache_mb << 20)?;
+            let fjall = FjallStore::open(&fjall_dir.path().join("fjall"), cache_mb << 20)?;
             copy_store(&sled, &fjall)?;
             drop(sled);
             eprintln!("copied into fjall in {:.1} s", began.elapsed().as_secs_f64());
@@ -165,6 +200,9 @@ fn main() -> anyhow::Result<()> {
         eprintln!();
     }
     // The memory a rebuild adds: reset the peak to the current size, rebuild, read it.
+    if std::env::var("PEAK").as_deref() == Ok("none") {
+        return Ok(());
+    }
     let before = status("VmRSS")?;
     std::fs::write("/proc/self/clear_refs", "5")?;
     let (space, place) = match std::env::var("PEAK").as_deref() {
