@@ -290,7 +290,7 @@ impl Writer {
     /// on top of it while this one is flushed.
     pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
         let preworker = self.preworker();
-        let prework = submissions.iter().map(|s| preworker.work(s)).collect();
+        let prework: Vec<Prework> = submissions.iter().map(|s| preworker.work(s)).collect();
         self.build_prepared(parent, None, submissions, prework)
     }
 
@@ -310,7 +310,7 @@ impl Writer {
         parent: Option<&WriteBatch>,
         parent_keys: Option<BatchKeys>,
         submissions: &[Submission],
-        prework: Vec<Prework>,
+        prework: impl IntoIterator<Item = Prework>,
     ) -> Built {
         let preworker = self.preworker();
         let mut prework = prework.into_iter();
