@@ -239,9 +239,10 @@ fn run(
     };
     let mut in_flight: Option<InFlight> = None;
     let mut next: Option<Job> = None;
-    // A batch's submissions and their prework, in buffers kept from batch to batch: a
-    // full batch's worth is about 150 KB, and gathered afresh each time its vectors
-    // grew onto fresh pages the kernel zeroed (6% of this thread).
+    // A batch's submissions and their prework, in buffers whose room is kept from batch
+    // to batch (emptied once the batch is built): a full batch's worth is about 150 KB,
+    // and gathered afresh each time its vectors grew onto fresh pages the kernel zeroed
+    // (6% of this thread).
     let mut submissions: Vec<Submission> = Vec::new();
     let mut prework: Vec<Prework> = Vec::new();
     loop {
@@ -303,6 +304,10 @@ fn run(
                 let parent_keys = in_flight.as_mut().and_then(|f| f.keys.take());
                 let parent = in_flight.as_ref().map(|f| &*f.batch);
                 let built = writer.build_prepared(parent, parent_keys, &submissions, prework.drain(..));
+                // Built: the commands (and the personal data they carry) are not kept
+                // past it, only the buffer's room.
+                let commands = submissions.len();
+                submissions.clear();
                 // The intent is read here, over the batch in flight, while the
                 // committer is still writing that batch.
                 let intent = if built.batch.is_empty() {
@@ -317,7 +322,7 @@ fn run(
                 {
                     // Built on a batch that did not land: refuse it too.
                     let e = StorageError::Engine("the previous batch failed to commit".into());
-                    answer(replies, storage_failure(submissions.len(), &e));
+                    answer(replies, storage_failure(commands, &e));
                     continue;
                 }
                 if built.batch.is_empty() {
@@ -328,7 +333,7 @@ fn run(
                     Ok(intent) => intent,
                     Err(e) => {
                         writer.reset(built.start);
-                        answer(replies, storage_failure(submissions.len(), &e));
+                        answer(replies, storage_failure(commands, &e));
                         continue;
                     }
                 };
@@ -346,7 +351,7 @@ fn run(
                 } else {
                     writer.reset(built.start);
                     let e = StorageError::Engine("the committer thread has stopped".into());
-                    answer(replies, storage_failure(submissions.len(), &e));
+                    answer(replies, storage_failure(commands, &e));
                 }
             }
         }
