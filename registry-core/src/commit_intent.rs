@@ -235,6 +235,9 @@ pub fn before_image(
     let mut before = WriteBatch::default();
     for (&tree, writes) in &batch.writes {
         let parents = parent.and_then(|p| p.writes.get(&tree));
+        // The batch's keys come in key order: the tree's image is built from them in
+        // bulk, with no search a key (a few thousand keys a batch).
+        let mut image = Vec::with_capacity(writes.len());
         for key in writes.keys() {
             let value = if new_by_construction(tree, key, first_seq) || issued.holds(tree, key) {
                 None
@@ -243,10 +246,10 @@ pub fn before_image(
             } else {
                 store.get(tree, key)?
             };
-            match value {
-                Some(stored) => before.put(tree, key.clone(), stored),
-                None => before.remove(tree, key.clone()),
-            }
+            image.push((key.clone(), value));
+        }
+        if !image.is_empty() {
+            before.writes.insert(tree, image.into_iter().collect());
         }
     }
     Ok(before)
