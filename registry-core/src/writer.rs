@@ -533,7 +533,7 @@ impl Writer {
     fn check_duplicates(
         &self,
         view: &View<'_>,
-        probe: Option<&Probe>,
+        probe: Option<Probe>,
         justification: Option<String>,
     ) -> Result<Option<event::DuplicateOverride>, CommandError> {
         let (Some(threshold), Some(probe)) = (self.duplicate_threshold, probe) else { return Ok(None) };
@@ -576,7 +576,7 @@ impl Writer {
             let work = registration.unwrap_or_else(|| {
                 RegistrationPrework::of(&self.secrets, demographics, self.duplicate_threshold.is_some())
             });
-            let (event, number) = self.prepare_registration(view, s, demographics, work.probe.as_ref(), today)?;
+            let (event, number) = self.prepare_registration(view, s, demographics, work.probe, today)?;
             let material = fold::MatchMaterial::new(PersonId(self.head.next_seq), work.keys);
             return Ok((event, number, Some(fold::Prepared::registration(material))));
         }
@@ -590,7 +590,7 @@ impl Writer {
         view: &mut View<'_>,
         s: &Submission,
         demographics: &Demographics,
-        probe: Option<&Probe>,
+        probe: Option<Probe>,
         today: time::Date,
     ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
         demographics.validate(today)?;

@@ -117,7 +117,7 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    find_probed(view, secrets, &Probe::of(secrets, Profile::of(d)), floor, limit)
+    find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit)
 }
 
 /// What a search looks a new person up by: their profile, the tags of their birth
@@ -146,32 +146,31 @@ impl Probe {
 }
 
 /// [`find`], for a caller that has the search's [`Probe`] already (the writer, which
-/// derives it before the registration is sequenced).
+/// derives it before the registration is sequenced). The probe is used up: its
+/// profile is weighed by the name counts in place.
 pub fn find_probed(
     view: &View<'_>,
     secrets: &Secrets,
-    probe: &Probe,
+    probe: Probe,
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    let Some(dob) = &probe.dob else { return Ok(Vec::new()) };
-    let mut profile = probe.profile.clone();
-    name_counts::weigh(view, &mut profile, &probe.words)?;
+    let Probe { mut profile, dob, near, words } = probe;
+    let Some(dob) = &dob else { return Ok(Vec::new()) };
+    name_counts::weigh(view, &mut profile, &words)?;
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
     // Block-mates born on a date the score calls different are read only where they
     // could reach the floor (not at the enrolment threshold): the blocks of the
     // other months are then not read at all.
-    let wide: Vec<blocks::BlockHash>;
     let probed = if best_but_dob + score::weight::DOB_DIFFERENT >= floor {
-        wide = probe_keys(&profile, Reach::Any).iter().map(|key| block_hash(secrets, key)).collect();
-        &wide
+        probe_keys(&profile, Reach::Any).iter().map(|key| block_hash(secrets, key)).collect()
     } else {
-        &probe.near
+        near
     };
     let mut persons: Vec<PersonId> = Vec::new();
-    for block in probed {
+    for block in &probed {
         blocks::visit(view, block, |entry| {
             if best_but_dob + dob.weight(&entry.dob) >= floor && !persons.contains(&entry.person) {
                 persons.push(entry.person);
