@@ -50,7 +50,7 @@ impl IssuanceFilters {
     pub fn issuable(&self, body: u64) -> Option<HudumaNumber> {
         let drawn = crate::number::drawn_digits(body)?;
         check_runs(&drawn, &self.restricted).ok()?;
-        let number = HudumaNumber::with_check_digit(body).ok()?;
+        let number = HudumaNumber::with_check_digit_of(body, &drawn);
         self.check(number).is_ok().then_some(number)
     }
 }

@@ -44,9 +44,15 @@ impl HudumaNumber {
     /// Appends the Verhoeff check digit to 11 drawn digits. `body` must be below 10^11.
     pub fn with_check_digit(body: u64) -> Result<Self, NumberError> {
         let drawn = drawn_digits(body).ok_or(NumberError::OutOfRange { value: body })?;
+        Ok(Self::with_check_digit_of(body, &drawn))
+    }
+
+    /// [`Self::with_check_digit`] of `body` whose drawn digits are `drawn` (its
+    /// [`drawn_digits`]), for a caller that has them already.
+    pub(crate) fn with_check_digit_of(body: u64, drawn: &[u8; DIGITS - 1]) -> Self {
         let check = drawn[..].calculate_verhoeff_check_digit();
         // Eleven digits and the check digit computed for them: valid by construction.
-        Ok(Self(body * 10 + u64::from(check)))
+        Self(body * 10 + u64::from(check))
     }
 
     /// Validates a 12-digit value, as stored.
