@@ -13,6 +13,11 @@
 //! their real skew, `population::generate`, no planted duplicates) instead of the
 //! default distinct persons, so that the search opens block-mates as a real registry's
 //! does; its few twins refused as likely duplicates are counted, not registered.
+//! `CROWD=days` (with `POPULATION=kenyan`) moves every birth date into that many
+//! consecutive days from 2010-01-01 (each date to the same day, so twins stay twins):
+//! a date then holds as many persons as at ~31,000 / `days` times the population, so
+//! that a small run's blocks are as crowded as a national registry's (113 days with
+//! 200,000 persons: ~55 million).
 //!
 //! `ENGINE` sets what is under the registry's own layers (the staged store and the
 //! presence filter): `sled` (the default, as `Registry::open_dir`), `memory` (the
@@ -97,6 +102,20 @@ impl Storage for WalStore {
         let wal = self.wal.lock().map_err(|_| StorageError::Engine("wal lock poisoned".into()))?;
         wal.sync_data().map_err(|e| StorageError::Engine(e.to_string()))
     }
+}
+
+/// Moves every birth date into `days` consecutive days from 2010-01-01, each date to
+/// one day (its day number modulo `days`).
+fn crowd_birth_dates(people: &mut [Demographics], days: u32) -> anyhow::Result<()> {
+    use time::macros::{date, format_description};
+    anyhow::ensure!(days > 0, "CROWD: at least one day");
+    let format = format_description!("[year]-[month]-[day]");
+    for person in people {
+        let born = time::Date::parse(&person.date_of_birth, &format)?;
+        let offset = born.to_julian_day().rem_euclid(days as i32);
+        person.date_of_birth = (date!(2010 - 01 - 01) + time::Duration::days(offset.into())).format(&format)?;
+    }
+    Ok(())
 }
 
 /// The registry on `ENGINE`'s store (see the module's doc).
@@ -203,6 +222,15 @@ fn main() -> anyhow::Result<()> {
         )),
         Ok(other) => anyhow::bail!("POPULATION: unknown population {other:?} (known: kenyan)"),
         Err(_) => None,
+    };
+    let population = match std::env::var("CROWD").ok().map(|v| v.parse::<u32>()).transpose()? {
+        Some(days) => {
+            let Some(people) = population else { anyhow::bail!("CROWD: needs POPULATION=kenyan") };
+            let mut people = Arc::unwrap_or_clone(people);
+            crowd_birth_dates(&mut people, days)?;
+            Some(Arc::new(people))
+        }
+        None => population,
     };
     let submission = move |tag: &str, i: u64| -> Submission {
         match &population {
