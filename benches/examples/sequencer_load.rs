@@ -13,6 +13,8 @@
 //! their real skew, `population::generate`, no planted duplicates) instead of the
 //! default distinct persons, so that the search opens block-mates as a real registry's
 //! does; its few twins refused as likely duplicates are counted, not registered.
+//! `OPEN_AHEAD` sets when a batch's searches have their block-mates opened ahead on
+//! several threads (`crowded`, the default, `always` or `never`; `writer::OpenAhead`).
 //! `CROWD=days` (with `POPULATION=kenyan`) moves every birth date into that many
 //! consecutive days from 2010-01-01 (each date to the same day, so twins stay twins):
 //! a date then holds as many persons as at ~31,000 / `days` times the population, so
@@ -44,6 +46,7 @@ use registry_core::storage::presence_filter::FilteredStore;
 use registry_core::storage::read_cache::CachedStore;
 use registry_core::storage::staged::StagedStore;
 use registry_core::storage::{Intent, Storage, StorageError, Tree, WriteBatch};
+use registry_core::writer::OpenAhead;
 
 /// `MemoryStore` with a write-ahead file: every committed batch is appended to it
 /// (each write's tree, key and value, length-prefixed), and `fdatasync`ed when the
@@ -210,6 +213,12 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("NO_SEARCH").is_some() {
         options.duplicate_threshold = None;
     }
+    options.open_ahead = match std::env::var("OPEN_AHEAD").as_deref() {
+        Err(_) | Ok("crowded") => OpenAhead::WhenCrowded,
+        Ok("always") => OpenAhead::Always,
+        Ok("never") => OpenAhead::Never,
+        Ok(other) => anyhow::bail!("OPEN_AHEAD: unknown setting {other:?} (known: crowded, always, never)"),
+    };
     let registry = Arc::new(open_registry(dir.path(), options)?);
     // The warm-up's persons come after the measured ones'.
     let warm = max_batch as u64 * 4;

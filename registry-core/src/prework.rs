@@ -76,6 +76,15 @@ impl Preworker {
         }
     }
 
+    /// The duplicate search's probe in `work`, if it is one this preworker would reuse
+    /// ([`Self::reuse_or_work`]).
+    pub(crate) fn probe_of<'w>(&self, work: &'w Prework) -> Option<&'w Probe> {
+        if work.secrets != self.fingerprint {
+            return None;
+        }
+        work.registration.as_ref()?.probe.as_ref()
+    }
+
     /// The command's work that does not depend on the log's order.
     pub fn work(&self, s: &Submission) -> Prework {
         let registration = match &s.command {

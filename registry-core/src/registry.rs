@@ -53,6 +53,9 @@ pub struct RegistryOptions {
     /// Registrations scoring at least this against a registered person are refused
     /// as likely duplicates unless overridden (`None`: no duplicate search).
     pub duplicate_threshold: Option<f32>,
+    /// When a batch's duplicate searches have their block-mates opened ahead, on a
+    /// second thread while the batch is built (`writer::OpenAhead`).
+    pub open_ahead: crate::writer::OpenAhead,
     /// sled's page cache for the identity store, in bytes. Proofs, look-ups and the
     /// duplicate search are point reads: sized to hold the store, each is a few
     /// microseconds; beyond it, each cold read costs about 20 (see BENCHMARKS.md).
@@ -78,6 +81,7 @@ impl Default for RegistryOptions {
             checkpoint_interval: std::time::Duration::from_secs(1),
             access_max_batch: 1024,
             duplicate_threshold: Some(crate::dedup::THRESHOLD),
+            open_ahead: crate::writer::OpenAhead::WhenCrowded,
             cache_bytes: crate::storage::sled_store::DEFAULT_CACHE_BYTES,
             read_cache_bytes: crate::storage::read_cache::DEFAULT_READ_CACHE_BYTES,
             fold_space: FoldSpace::default(),
@@ -240,6 +244,7 @@ impl Registry {
         let issuer = NumberIssuer::new(secrets.number_key(), options.filters.clone());
         let mut writer = Writer::open(Arc::clone(&store), Arc::clone(&secrets), issuer, key, &options.origin)?;
         writer.set_duplicate_threshold(options.duplicate_threshold);
+        writer.set_open_ahead(options.open_ahead);
         let reader = Reader::new(Arc::clone(&store), Arc::clone(&secrets));
         let origin = reader.origin().map_err(|e| OpenError::Checkpoint { size: 0, reason: e.to_string() })?;
         let signed = check_last_checkpoint(&reader, writer.head().next_seq)?;

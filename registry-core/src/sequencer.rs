@@ -303,7 +303,7 @@ fn run(
                 metrics::histogram!("huduma_batch_commands").record(submissions.len() as f64);
                 let parent_keys = in_flight.as_mut().and_then(|f| f.keys.take());
                 let parent = in_flight.as_ref().map(|f| &*f.batch);
-                let built = writer.build_prepared(parent, parent_keys, &submissions, prework.drain(..));
+                let built = writer.build_prepared(parent, parent_keys, &submissions, &mut prework);
                 // Built: the commands (and the personal data they carry) are not kept
                 // past it, only the buffer's room.
                 let commands = submissions.len();

@@ -3,7 +3,8 @@
 //! commits a whole batch (records, projections, keyring, request index) atomically with
 //! one flush. The sequencer thread owns the one `Writer`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use huduma_number::HudumaNumber;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use crate::command::{
     Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
 use crate::commit_intent::{CommitIntent, IssuedNumbers};
-use crate::dedup::Probe;
+use crate::dedup::{OpenedAhead, Probe};
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
 use crate::issuer::NumberIssuer;
@@ -178,12 +179,70 @@ pub struct Writer {
     duplicate_threshold: Option<f32>,
     /// Whether the request index may hold entries under [`legacy_request_key`].
     legacy_request_keys: bool,
+    /// When a batch's searches have their block-mates opened ahead, on a second thread.
+    open_ahead: OpenAhead,
+    /// How many cores the machine has (one gives no second thread to open ahead on).
+    cores: usize,
+    /// The persons opened ahead for the search under way (`None` between searches).
+    opened_ahead: Option<OpenedAhead>,
+    /// How many searches the last batch ran, and how many persons they examined.
+    searched: std::cell::Cell<(u32, u64)>,
+}
+
+/// When a batch's duplicate searches have the registered persons they will likely
+/// examine opened ahead on a second thread, while the batch is built
+/// (`dedup::OpenedAhead`): the searches find the same candidates either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenAhead {
+    /// When the last batch's searches examined [`OPEN_AHEAD_FROM`] persons each or
+    /// more on average (crowded blocks: a large registry's common names), and the
+    /// machine has more than one core.
+    WhenCrowded,
+    /// For every batch of two searches or more (tests: the search must find the same).
+    Always,
+    Never,
+}
+
+/// The persons examined per search, on average over the last batch, from which the
+/// next batch's block-mates are opened ahead ([`OpenAhead::WhenCrowded`]).
+pub const OPEN_AHEAD_FROM: f64 = 8.0;
+
+/// Opens the block-mates of each of `work`'s probes, from the batch's last command
+/// backwards, into `slots` (by the command's place in the batch), through a view of
+/// `store` and `parent` as the batch began; stops where the builder, at `front`, has
+/// come to.
+fn open_from_the_back(
+    store: &dyn Storage,
+    parent: Option<&WriteBatch>,
+    secrets: &Secrets,
+    work: Vec<(usize, Probe)>,
+    floor: f32,
+    slots: &[Mutex<Option<OpenedAhead>>],
+    front: &AtomicUsize,
+) {
+    let view = View::over(store, parent);
+    for (i, probe) in work.iter().rev() {
+        if *i < front.load(Ordering::Acquire) {
+            break;
+        }
+        let opened = OpenedAhead::for_probe(&view, secrets, probe, floor);
+        if let Some(slot) = slots.get(*i)
+            && let Ok(mut slot) = slot.lock()
+        {
+            *slot = Some(opened);
+        }
+    }
 }
 
 impl Writer {
     /// Sets the duplicate search's threshold (`None`: no search).
     pub fn set_duplicate_threshold(&mut self, threshold: Option<f32>) {
         self.duplicate_threshold = threshold;
+    }
+
+    /// Sets when a batch's searches have their block-mates opened ahead.
+    pub fn set_open_ahead(&mut self, open_ahead: OpenAhead) {
+        self.open_ahead = open_ahead;
     }
 
     /// Starts on an existing log (checking `key` is its current key), or writes record 0
@@ -256,6 +315,10 @@ impl Writer {
             tree,
             duplicate_threshold: Some(crate::dedup::THRESHOLD),
             legacy_request_keys,
+            open_ahead: OpenAhead::WhenCrowded,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            opened_ahead: None,
+            searched: std::cell::Cell::new((0, 0)),
         }
     }
 
@@ -290,8 +353,8 @@ impl Writer {
     /// on top of it while this one is flushed.
     pub fn build(&mut self, parent: Option<&WriteBatch>, submissions: &[Submission]) -> Built {
         let preworker = self.preworker();
-        let prework: Vec<Prework> = submissions.iter().map(|s| preworker.work(s)).collect();
-        self.build_prepared(parent, None, submissions, prework)
+        let mut prework: Vec<Prework> = submissions.iter().map(|s| preworker.work(s)).collect();
+        self.build_prepared(parent, None, submissions, &mut prework)
     }
 
     /// Does the work of a command that does not depend on the log's order, with this
@@ -303,45 +366,78 @@ impl Writer {
 
     /// [`Self::build`] of submissions whose [`Prework`] is done, `prework[i]` that of
     /// `submissions[i]` (a submission without one, or with one done under other
-    /// secrets or with the search off, has it done here). `parent_keys`, if given, are
-    /// `parent`'s fingerprints, as its own [`Built::keys`].
+    /// secrets or with the search off, has it done here); `prework` is left empty.
+    /// `parent_keys`, if given, are `parent`'s fingerprints, as its own
+    /// [`Built::keys`].
     pub fn build_prepared(
         &mut self,
         parent: Option<&WriteBatch>,
         parent_keys: Option<BatchKeys>,
         submissions: &[Submission],
-        prework: impl IntoIterator<Item = Prework>,
+        prework: &mut Vec<Prework>,
     ) -> Built {
         let preworker = self.preworker();
-        let mut prework = prework.into_iter();
         let start = self.head;
         let start_tree = self.tree.clone();
         let store = Arc::clone(&self.store);
         let mut view = View::over_with_keys(&*store, parent, parent_keys);
         let time = now_micros().max(self.head.time_micros);
         let began = std::time::Instant::now();
+        let ahead = self.ahead_work(&preworker, prework);
+        self.searched.set((0, 0));
+        // Each search's block-mates, opened ahead on another thread from the batch's
+        // last registration backwards while this one builds from its first: a search
+        // takes what is there when it comes, and opens the rest itself.
+        let slots: Vec<Mutex<Option<OpenedAhead>>> =
+            if ahead.is_empty() { Vec::new() } else { submissions.iter().map(|_| Mutex::default()).collect() };
+        let front = AtomicUsize::new(0);
+        let secrets = Arc::clone(&self.secrets);
+        let floor = self.duplicate_threshold.unwrap_or(crate::dedup::THRESHOLD);
+        let mut prework = prework.drain(..);
         let mut results = Vec::with_capacity(submissions.len());
         let mut issued = IssuedNumbers::default();
-        for submission in submissions {
-            let work = preworker.reuse_or_work(prework.next(), submission);
-            let result = self.execute(&mut view, submission, work, time, &mut issued);
-            if let Err(CommandError::Internal(reason)) = &result {
-                // A fold or read failure mid-batch leaves the view half-written: drop it all.
-                tracing::error!(%reason, "batch abandoned");
-                // The batch in flight below this one may not be committed yet: restore
-                // the frontier from memory rather than from the store.
-                self.head = start;
-                self.tree = start_tree;
-                let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
-                return Built {
-                    batch: WriteBatch::default(),
-                    results,
-                    start,
-                    issued: IssuedNumbers::default(),
-                    keys: None,
-                };
+        let abandoned = std::thread::scope(|scope| {
+            let helper = (!ahead.is_empty()).then(|| {
+                let (slots, front, secrets, store) = (&slots, &front, &*secrets, &*store);
+                scope.spawn(move || open_from_the_back(store, parent, secrets, ahead, floor, slots, front))
+            });
+            let mut abandoned = None;
+            for (i, submission) in submissions.iter().enumerate() {
+                front.store(i + 1, Ordering::Release);
+                self.opened_ahead = slots.get(i).and_then(|slot| slot.lock().ok()?.take());
+                let work = preworker.reuse_or_work(prework.next(), submission);
+                let result = self.execute(&mut view, submission, work, time, &mut issued);
+                // What was opened ahead (personal data) is not kept past its search.
+                self.opened_ahead = None;
+                if let Err(CommandError::Internal(reason)) = &result {
+                    abandoned = Some(reason.clone());
+                    break;
+                }
+                results.push(result);
             }
-            results.push(result);
+            front.store(usize::MAX, Ordering::Release);
+            // Joined here, so that a panic there costs only what it would have opened.
+            if let Some(Err(_)) = helper.map(|h| h.join()) {
+                tracing::error!("the thread opening block-mates ahead panicked; the searches opened them themselves");
+            }
+            abandoned
+        });
+        drop(slots);
+        if let Some(reason) = abandoned {
+            // A fold or read failure mid-batch leaves the view half-written: drop it all.
+            tracing::error!(%reason, "batch abandoned");
+            // The batch in flight below this one may not be committed yet: restore
+            // the frontier from memory rather than from the store.
+            self.head = start;
+            self.tree = start_tree;
+            let results = submissions.iter().map(|_| Err(CommandError::Internal(reason.clone()))).collect();
+            return Built {
+                batch: WriteBatch::default(),
+                results,
+                start,
+                issued: IssuedNumbers::default(),
+                keys: None,
+            };
         }
         if self.head.next_seq > start.next_seq {
             fold::mark_applied(&mut view, self.head.next_seq - 1);
@@ -355,6 +451,27 @@ impl Writer {
             "batch built"
         );
         Built { batch, results, start, issued, keys }
+    }
+
+    /// The probes whose block-mates are opened ahead for this batch, each with its
+    /// command's place in the batch: all of them if [`OpenAhead`] says so (the last
+    /// batch's searches found their blocks crowded, or always), else none.
+    fn ahead_work(&self, preworker: &Preworker, prework: &[Prework]) -> Vec<(usize, Probe)> {
+        let crowded = self.duplicate_threshold.is_some()
+            && match self.open_ahead {
+                OpenAhead::Never => false,
+                OpenAhead::Always => true,
+                OpenAhead::WhenCrowded => {
+                    let (searches, examined) = self.searched.get();
+                    self.cores > 1 && searches > 0 && examined as f64 >= OPEN_AHEAD_FROM * f64::from(searches)
+                }
+            };
+        if !crowded {
+            return Vec::new();
+        }
+        let work: Vec<(usize, Probe)> =
+            prework.iter().enumerate().filter_map(|(i, w)| Some((i, preworker.probe_of(w)?.clone()))).collect();
+        if work.len() < 2 { Vec::new() } else { work }
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built
@@ -537,7 +654,10 @@ impl Writer {
         justification: Option<String>,
     ) -> Result<Option<event::DuplicateOverride>, CommandError> {
         let (Some(threshold), Some(probe)) = (self.duplicate_threshold, probe) else { return Ok(None) };
-        let found = crate::dedup::find_probed(view, &self.secrets, probe, threshold, 5)?;
+        let found = crate::dedup::find_probed(view, &self.secrets, probe, threshold, 5, self.opened_ahead.as_ref())?;
+        let (searches, examined) = self.searched.get();
+        self.searched.set((searches.saturating_add(1), examined.saturating_add(found.examined as u64)));
+        let found = found.candidates;
         if found.is_empty() {
             return Ok(None);
         }

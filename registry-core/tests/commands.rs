@@ -922,7 +922,7 @@ fn work_done_ahead_of_sequencing_builds_what_the_writer_alone_would() {
     let people: Vec<_> =
         (0..48).map(|i| submission(format!("p{i}"), Command::RegisterPerson { demographics: person(i) })).collect();
     for (kind, batch) in people.chunks(8).enumerate() {
-        let built = ahead.build_prepared(None, None, batch, work(kind, batch));
+        let built = ahead.build_prepared(None, None, batch, &mut work(kind, batch));
         assert!(built.results.iter().all(Result::is_ok), "{:?}", built.results);
         commit_built(&*ahead_store, &std::sync::Arc::new(built.batch), built.start.next_seq, &built.issued).unwrap();
         assert!(alone.execute_batch(batch).iter().all(Result::is_ok));
@@ -934,7 +934,7 @@ fn work_done_ahead_of_sequencing_builds_what_the_writer_alone_would() {
     let again: Vec<_> =
         (0..6).map(|i| submission(format!("again{i}"), Command::RegisterPerson { demographics: person(i) })).collect();
     for kind in 0..4 {
-        let built = ahead.build_prepared(None, None, &again, work(kind, &again));
+        let built = ahead.build_prepared(None, None, &again, &mut work(kind, &again));
         for (i, result) in built.results.iter().enumerate() {
             assert!(
                 matches!(result, Err(CommandError::PossibleDuplicate { .. })),

@@ -855,3 +855,100 @@ proptest! {
         }
     }
 }
+
+/// A command of the test below: on namesakes, so that blocks are crowded and the
+/// searches examine many block-mates, some of them changed earlier in the same batch.
+#[derive(Debug, Clone)]
+enum AheadOp {
+    Register(registry_core::demographics::Demographics),
+    Override(registry_core::demographics::Demographics),
+    /// Correct the n-th person registered so far (modulo their count).
+    Correct(usize, registry_core::demographics::Demographics),
+    Erase(usize),
+    Merge(usize, usize),
+}
+
+fn ahead_op() -> impl Strategy<Value = AheadOp> {
+    let i = 0usize..64;
+    prop_oneof![
+        4 => namesake().prop_map(AheadOp::Register),
+        4 => namesake().prop_map(AheadOp::Override),
+        1 => (i.clone(), namesake()).prop_map(|(i, d)| AheadOp::Correct(i, d)),
+        1 => i.clone().prop_map(AheadOp::Erase),
+        1 => (i.clone(), i).prop_map(|(a, b)| AheadOp::Merge(a, b)),
+    ]
+}
+
+/// What of a command's answer does not depend on the time or the data keys drawn.
+fn answer(result: &Result<registry_core::command::Outcome, CommandError>) -> String {
+    match result {
+        Ok(outcome) => format!("ok {:?} at {}", outcome.number, outcome.receipt.index),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A batch's searches find the same candidates, with the same scores, whether the
+    /// block-mates they examine were opened ahead (on several threads, before the
+    /// batch wrote anything) or by each search in turn, even where the batch itself
+    /// registered, corrected, merged or erased one of them before the search: every
+    /// command gets the same answer and the projections the search reads are equal.
+    #[test]
+    fn a_batchs_searches_find_the_same_with_block_mates_opened_ahead(
+        ops in proptest::collection::vec(ahead_op(), 1..120),
+        batch in 2usize..40,
+    ) {
+        use registry_core::writer::OpenAhead;
+        let (ahead_store, mut ahead) = memory_writer();
+        let (alone_store, mut alone) = memory_writer();
+        ahead.set_open_ahead(OpenAhead::Always);
+        alone.set_open_ahead(OpenAhead::Never);
+        let mut numbers: Vec<HudumaNumber> = Vec::new();
+        for (c, chunk) in ops.chunks(batch).enumerate() {
+            let pick = |i: usize| numbers.get(i % numbers.len().max(1)).copied();
+            let submissions: Vec<Submission> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(k, op)| {
+                    let command = match op {
+                        AheadOp::Register(d) => Some(Command::RegisterPerson { demographics: d.clone() }),
+                        AheadOp::Override(d) => Some(Command::RegisterPersonOverridingDuplicates {
+                            demographics: d.clone(),
+                            justification: "a namesake, seen in person".into(),
+                        }),
+                        AheadOp::Correct(i, d) => {
+                            pick(*i).map(|number| Command::CorrectDemographics { number, demographics: d.clone() })
+                        }
+                        AheadOp::Erase(i) => {
+                            pick(*i).map(|number| Command::ErasePersonalData { number, legal_basis: "request".into() })
+                        }
+                        AheadOp::Merge(a, b) => pick(*a).zip(pick(*b)).map(|(survivor, duplicate)| Command::MergeRecords {
+                            survivor,
+                            duplicate,
+                            justification: "duplicate enrolment".into(),
+                        }),
+                    };
+                    command.map(|command| submission(format!("a-{c}-{k}"), command))
+                })
+                .collect();
+            let with = ahead.execute_batch(&submissions);
+            let without = alone.execute_batch(&submissions);
+            for ((s, a), b) in submissions.iter().zip(&with).zip(&without) {
+                prop_assert_eq!(answer(a), answer(b), "{:?}", s.command);
+                if let Err(CommandError::Internal(e)) = a {
+                    prop_assert!(false, "internal error: {}", e);
+                }
+                if let Ok(registry_core::command::Outcome { number: Some(number), .. }) = a
+                    && !numbers.contains(number)
+                {
+                    numbers.push(*number);
+                }
+            }
+        }
+        for tree in [Tree::Numbers, Tree::MatchKeys, Tree::NameCounts, Tree::Requests] {
+            prop_assert_eq!(ahead_store.snapshot(tree).unwrap(), alone_store.snapshot(tree).unwrap(), "{}", tree.name());
+        }
+    }
+}

@@ -6,7 +6,8 @@
 //! only the months a near date can have: a block grows with the registry, a month of
 //! it twelve times slower), passes over block-mates whose birth date alone keeps them
 //! below the floor, opens the demographics of the rest, and scores each
-//! (Fellegi-Sunter weights, see `score`).
+//! (Fellegi-Sunter weights, see `score`). Where the blocks are crowded, the writer has
+//! each search's block-mates opened ahead on another thread ([`OpenedAhead`]).
 //!
 //! - `blocks`: how a block of `match_keys` is stored (chunks, one point read each).
 //! - `normalise`: folding, spelling variants, phonetic codes.
@@ -19,6 +20,8 @@ pub mod name_counts;
 pub mod normalise;
 pub mod score;
 
+use std::collections::HashMap;
+
 use huduma_number::HudumaNumber;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +31,7 @@ use crate::projection::fold::{FoldError, block_hash, match_hash, open_demographi
 use crate::projection::state::{self, PersonEntry, PersonStatus, person_key};
 use crate::secrets::Secrets;
 use crate::storage::Tree;
-use crate::storage::view::View;
+use crate::storage::view::{ReadError, View};
 
 pub use score::{Profile, Reach, probe_keys};
 
@@ -117,7 +120,7 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit)
+    Ok(find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit, None)?.candidates)
 }
 
 /// What a search looks a new person up by: their profile, the tags of their birth
@@ -145,32 +148,79 @@ impl Probe {
     }
 }
 
+/// What one search found: the candidates, best first, and how many registered persons
+/// it examined (opened, or took as opened ahead) to find them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub candidates: Vec<Candidate>,
+    pub examined: usize,
+}
+
 /// [`find`], for a caller that has the search's [`Probe`] already (the writer, which
-/// derives it before the registration is sequenced). The probe is used up: its
-/// profile is weighed by the name counts in place.
+/// derives it before the registration is sequenced), and may have opened some of the
+/// persons it examines ahead ([`OpenedAhead`]). The probe is used up: its profile is
+/// weighed by the name counts in place.
 pub fn find_probed(
     view: &View<'_>,
     secrets: &Secrets,
     probe: Probe,
     floor: f32,
     limit: usize,
-) -> Result<Vec<Candidate>, FoldError> {
+    ahead: Option<&OpenedAhead>,
+) -> Result<Found, FoldError> {
     let Probe { mut profile, dob, near, words } = probe;
-    let Some(dob) = &dob else { return Ok(Vec::new()) };
+    let Some(dob) = &dob else { return Ok(Found { candidates: Vec::new(), examined: 0 }) };
     name_counts::weigh(view, &mut profile, &words)?;
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
-    // Block-mates born on a date the score calls different are read only where they
-    // could reach the floor (not at the enrolment threshold): the blocks of the
-    // other months are then not read at all.
+    let persons = block_mates(view, secrets, &profile, dob, &near, best_but_dob, floor)?;
+    let examined = persons.len();
+    let mut candidates = Vec::new();
+    for person in persons {
+        let opened_here;
+        let opened = match ahead.and_then(|a| a.get(view, person)) {
+            Some(opened) => opened,
+            None => {
+                opened_here = open_person(view, secrets, person)?;
+                &opened_here
+            }
+        };
+        let Some(Opened { number, profile: theirs }) = opened else { continue };
+        let s = score::score(&profile, theirs);
+        if s >= floor {
+            candidates.push(Candidate { person, number: *number, score: s });
+        }
+    }
+    candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.person.cmp(&b.person)));
+    candidates.truncate(limit);
+    Ok(Found { candidates, examined })
+}
+
+/// The block-mates of a probe born on a date near enough to the probe's to reach
+/// `floor` at a score of at most `best_but_dob` on everything else, at most
+/// [`MAX_EXAMINED`] of them, in the order the blocks hold them. Block-mates born on a
+/// date the score calls different are read only where they could reach the floor
+/// (not at the enrolment threshold): the blocks of the other months are then not read
+/// at all.
+fn block_mates(
+    view: &View<'_>,
+    secrets: &Secrets,
+    profile: &Profile,
+    dob: &DobTags,
+    near: &[blocks::BlockHash],
+    best_but_dob: f32,
+    floor: f32,
+) -> Result<Vec<PersonId>, ReadError> {
+    let any: Vec<blocks::BlockHash>;
     let probed = if best_but_dob + score::weight::DOB_DIFFERENT >= floor {
-        probe_keys(&profile, Reach::Any).iter().map(|key| block_hash(secrets, key)).collect()
+        any = probe_keys(profile, Reach::Any).iter().map(|key| block_hash(secrets, key)).collect();
+        &any
     } else {
         near
     };
     let mut persons: Vec<PersonId> = Vec::new();
-    for block in &probed {
+    for block in probed {
         blocks::visit(view, block, |entry| {
             if best_but_dob + dob.weight(&entry.dob) >= floor && !persons.contains(&entry.person) {
                 persons.push(entry.person);
@@ -181,22 +231,69 @@ pub fn find_probed(
             break;
         }
     }
-    let mut found = Vec::new();
-    for person in persons {
-        let Some(entry) = state::read::<PersonEntry>(view, Tree::Persons, &person_key(person))? else { continue };
-        if matches!(entry.status, PersonStatus::Merged | PersonStatus::Erased) {
-            continue;
-        }
-        let Some(sealed) = &entry.demographics else { continue };
-        let Some(theirs) = open_demographics(view, secrets, person, sealed)? else { continue };
-        let s = score::score(&profile, &Profile::of(&theirs));
-        if s >= floor {
-            found.push(Candidate { person, number: entry.current_number, score: s });
-        }
+    Ok(persons)
+}
+
+/// A registered person as the search compares them: their number in force and their
+/// profile, unweighted.
+#[derive(Debug, Clone)]
+struct Opened {
+    number: HudumaNumber,
+    profile: Profile,
+}
+
+/// Opens a registered person for the search; `None` for one who is no candidate
+/// (merged, erased, or without demographics).
+fn open_person(view: &View<'_>, secrets: &Secrets, person: PersonId) -> Result<Option<Opened>, FoldError> {
+    let Some(entry) = state::read::<PersonEntry>(view, Tree::Persons, &person_key(person))? else { return Ok(None) };
+    if matches!(entry.status, PersonStatus::Merged | PersonStatus::Erased) {
+        return Ok(None);
     }
-    found.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.person.cmp(&b.person)));
-    found.truncate(limit);
-    Ok(found)
+    let Some(sealed) = &entry.demographics else { return Ok(None) };
+    let Some(theirs) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
+    Ok(Some(Opened { number: entry.current_number, profile: Profile::of(&theirs) }))
+}
+
+/// The registered persons one search will likely examine, opened ahead of it on
+/// another thread ([`OpenedAhead::for_probe`]): opening a block-mate (two reads, two
+/// AEAD openings, their names folded and coded) is most of a search's cost once the
+/// blocks are crowded, and unlike the score it does not depend on the batch's order.
+/// They are opened through a view of the store and the batch in flight as the batch
+/// being built began, before it wrote anything; the search takes one only while the
+/// batch still has not written that person's entry or keyring entry
+/// ([`OpenedAhead::get`]), so it takes exactly what it would have opened itself. Held
+/// only until the search.
+#[derive(Debug, Default)]
+pub struct OpenedAhead {
+    persons: HashMap<PersonId, Option<Opened>>,
+}
+
+impl OpenedAhead {
+    /// Opens the block-mates `probe` could examine at `floor` whatever its names'
+    /// frequency weights, through `view`. A person who cannot be read or opened is
+    /// left out, for the search itself to meet (and report) again.
+    pub fn for_probe(view: &View<'_>, secrets: &Secrets, probe: &Probe, floor: f32) -> Self {
+        let mut persons = HashMap::new();
+        let Some(dob) = &probe.dob else { return Self { persons } };
+        let best_but_dob = score::best_without_dob_weighed_at_most(&score::FREQUENCY);
+        let Ok(mates) = block_mates(view, secrets, &probe.profile, dob, &probe.near, best_but_dob, floor) else {
+            return Self { persons };
+        };
+        for person in mates {
+            if let Ok(opened) = open_person(view, secrets, person) {
+                persons.insert(person, opened);
+            }
+        }
+        Self { persons }
+    }
+
+    /// `person` as opened ahead, if they were and `view` has not written their entry
+    /// or keyring entry since.
+    fn get(&self, view: &View<'_>, person: PersonId) -> Option<&Option<Opened>> {
+        let opened = self.persons.get(&person)?;
+        let key = person_key(person);
+        (!view.writes(Tree::Persons, &key) && !view.writes(Tree::Keyring, &key)).then_some(opened)
+    }
 }
 
 #[cfg(test)]

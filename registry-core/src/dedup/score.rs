@@ -340,6 +340,13 @@ pub fn best_without_dob(a: &Profile) -> f32 {
     2.0 * (weight::NAME_EXACT + adjustment) + weight::OTHER_SHARED + weight::SEX_SAME + weight::PLACE_SAME
 }
 
+/// The most any profile weighed by `weights` can score against an unweighted one on
+/// everything but the date of birth: [`best_without_dob`] with every word at the
+/// largest bonus.
+pub fn best_without_dob_weighed_at_most(weights: &FrequencyWeights) -> f32 {
+    2.0 * (weight::NAME_EXACT + weights.max_bonus) + weight::OTHER_SHARED + weight::SEX_SAME + weight::PLACE_SAME
+}
+
 /// The weight each field contributes to a score (see the module's table): `score` is
 /// their sum. Kept apart so that a study of the weights can see which fields agreed.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -139,6 +139,12 @@ impl<'a> View<'a> {
         Ok(found)
     }
 
+    /// Whether this view has written (or removed) `key` of `tree` since its writes were
+    /// last taken; the parent's writes do not count.
+    pub fn writes(&self, tree: Tree, key: &[u8]) -> bool {
+        WrittenKeys::in_batch(self.pending_keys.as_ref(), &self.pending, tree, key).is_some()
+    }
+
     /// The value of `key` as the pending writes, then the parent's, have it; `None`
     /// if neither writes it.
     fn written(&self, tree: Tree, key: &[u8]) -> Option<Result<Option<Vec<u8>>, ReadError>> {
