@@ -251,7 +251,7 @@ fn open_person(view: &View<'_>, secrets: &Secrets, person: PersonId) -> Result<O
     }
     let Some(sealed) = &entry.demographics else { return Ok(None) };
     let Some(theirs) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
-    Ok(Some(Opened { number: entry.current_number, profile: Profile::of(&theirs) }))
+    Ok(Some(Opened { number: entry.current_number, profile: Profile::uncoded(&theirs) }))
 }
 
 /// The registered persons one search will likely examine, opened ahead of it on
