@@ -388,18 +388,19 @@ impl Writer {
         // Each search's block-mates, opened ahead on another thread from the batch's
         // last registration backwards while this one builds from its first: a search
         // takes what is there when it comes, and opens the rest itself.
-        let slots: Vec<Mutex<Option<OpenedAhead>>> =
-            if ahead.is_empty() { Vec::new() } else { submissions.iter().map(|_| Mutex::default()).collect() };
+        let slots: Vec<Mutex<Option<OpenedAhead>>> = match ahead {
+            Some(_) => submissions.iter().map(|_| Mutex::default()).collect(),
+            None => Vec::new(),
+        };
         let front = AtomicUsize::new(0);
         let secrets = Arc::clone(&self.secrets);
-        let floor = self.duplicate_threshold.unwrap_or(crate::dedup::THRESHOLD);
         let mut prework = prework.drain(..);
         let mut results = Vec::with_capacity(submissions.len());
         let mut issued = IssuedNumbers::default();
         let abandoned = std::thread::scope(|scope| {
-            let helper = (!ahead.is_empty()).then(|| {
+            let helper = ahead.map(|(floor, work)| {
                 let (slots, front, secrets, store) = (&slots, &front, &*secrets, &*store);
-                scope.spawn(move || open_from_the_back(store, parent, secrets, ahead, floor, slots, front))
+                scope.spawn(move || open_from_the_back(store, parent, secrets, work, floor, slots, front))
             });
             let mut abandoned = None;
             for (i, submission) in submissions.iter().enumerate() {
@@ -453,25 +454,26 @@ impl Writer {
         Built { batch, results, start, issued, keys }
     }
 
-    /// The probes whose block-mates are opened ahead for this batch, each with its
-    /// command's place in the batch: all of them if [`OpenAhead`] says so (the last
-    /// batch's searches found their blocks crowded, or always), else none.
-    fn ahead_work(&self, preworker: &Preworker, prework: &[Prework]) -> Vec<(usize, Probe)> {
-        let crowded = self.duplicate_threshold.is_some()
-            && match self.open_ahead {
-                OpenAhead::Never => false,
-                OpenAhead::Always => true,
-                OpenAhead::WhenCrowded => {
-                    let (searches, examined) = self.searched.get();
-                    self.cores > 1 && searches > 0 && examined as f64 >= OPEN_AHEAD_FROM * f64::from(searches)
-                }
-            };
+    /// The search's threshold and the probes whose block-mates are opened ahead for
+    /// this batch, each with its command's place in the batch, if [`OpenAhead`] says
+    /// so (the last batch's searches found their blocks crowded, or always) and the
+    /// batch has two searches or more.
+    fn ahead_work(&self, preworker: &Preworker, prework: &[Prework]) -> Option<(f32, Vec<(usize, Probe)>)> {
+        let floor = self.duplicate_threshold?;
+        let crowded = match self.open_ahead {
+            OpenAhead::Never => false,
+            OpenAhead::Always => true,
+            OpenAhead::WhenCrowded => {
+                let (searches, examined) = self.searched.get();
+                self.cores > 1 && searches > 0 && examined as f64 >= OPEN_AHEAD_FROM * f64::from(searches)
+            }
+        };
         if !crowded {
-            return Vec::new();
+            return None;
         }
         let work: Vec<(usize, Probe)> =
             prework.iter().enumerate().filter_map(|(i, w)| Some((i, preworker.probe_of(w)?.clone()))).collect();
-        if work.len() < 2 { Vec::new() } else { work }
+        (work.len() >= 2).then_some((floor, work))
     }
 
     /// Moves the head back to `start` after the batch built from there (and any built
