@@ -236,7 +236,7 @@ fn block_mates(
 
 /// A registered person as the search compares them: their number in force and their
 /// profile, unweighted.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Opened {
     number: HudumaNumber,
     profile: Profile,
@@ -273,17 +273,13 @@ impl OpenedAhead {
     /// frequency weights, through `view`. A person who cannot be read or opened is
     /// left out, for the search itself to meet (and report) again.
     pub fn for_probe(view: &View<'_>, secrets: &Secrets, probe: &Probe, floor: f32) -> Self {
-        let mut persons = HashMap::new();
-        let Some(dob) = &probe.dob else { return Self { persons } };
+        let Some(dob) = &probe.dob else { return Self::default() };
         let best_but_dob = score::best_without_dob_weighed_at_most(&score::FREQUENCY);
         let Ok(mates) = block_mates(view, secrets, &probe.profile, dob, &probe.near, best_but_dob, floor) else {
-            return Self { persons };
+            return Self::default();
         };
-        for person in mates {
-            if let Ok(opened) = open_person(view, secrets, person) {
-                persons.insert(person, opened);
-            }
-        }
+        let persons =
+            mates.into_iter().filter_map(|person| Some((person, open_person(view, secrets, person).ok()?))).collect();
         Self { persons }
     }
 

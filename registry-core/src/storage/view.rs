@@ -142,13 +142,18 @@ impl<'a> View<'a> {
     /// Whether this view has written (or removed) `key` of `tree` since its writes were
     /// last taken; the parent's writes do not count.
     pub fn writes(&self, tree: Tree, key: &[u8]) -> bool {
-        WrittenKeys::in_batch(self.pending_keys.as_ref(), &self.pending, tree, key).is_some()
+        self.pending_write(tree, key).is_some()
+    }
+
+    /// The pending writes' word on `key` (`Some(None)`: they remove it).
+    fn pending_write(&self, tree: Tree, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        WrittenKeys::in_batch(self.pending_keys.as_ref(), &self.pending, tree, key)
     }
 
     /// The value of `key` as the pending writes, then the parent's, have it; `None`
     /// if neither writes it.
     fn written(&self, tree: Tree, key: &[u8]) -> Option<Result<Option<Vec<u8>>, ReadError>> {
-        let written = match WrittenKeys::in_batch(self.pending_keys.as_ref(), &self.pending, tree, key) {
+        let written = match self.pending_write(tree, key) {
             Some(written) => written,
             None => {
                 self.parent.and_then(|parent| WrittenKeys::in_batch(self.parent_keys.as_ref(), parent, tree, key))?
