@@ -637,6 +637,12 @@ mod tests {
         }
     }
 
+    /// Weighs `p` as a search would, by made-up name counts: a word carried by
+    /// `counts[(its length + shift) % counts.len()]` of `persons` (at most all of them).
+    fn weigh_by_some_counts(p: &mut Profile, persons: u64, counts: &[u64], shift: usize) {
+        p.weigh_by_frequency(&FREQUENCY, persons, |w| counts[(w.len() + shift) % counts.len()].min(persons));
+    }
+
     fn arbitrary_person() -> impl proptest::strategy::Strategy<Value = Demographics> {
         use proptest::prelude::*;
         let name = || {
@@ -669,7 +675,7 @@ mod tests {
         ) {
             let (mut a, b) = (Profile::of(&a), Profile::of(&b));
             // The searching side weighed by some name counts, as a search does.
-            a.weigh_by_frequency(&FREQUENCY, persons, |w| counts[w.len() % counts.len()].min(persons));
+            weigh_by_some_counts(&mut a, persons, &counts, 0);
             proptest::prop_assert!(score(&a, &b) <= best_without_dob(&a) + dob_weight(a.dob, b.dob));
         }
     }
@@ -773,9 +779,9 @@ mod tests {
             weigh_b in proptest::bool::ANY,
         ) {
             let (mut a, mut b) = (Profile::of(&a), Profile::of(&b));
-            a.weigh_by_frequency(&FREQUENCY, persons, |w| counts[w.len() % counts.len()].min(persons));
+            weigh_by_some_counts(&mut a, persons, &counts, 0);
             if weigh_b {
-                b.weigh_by_frequency(&FREQUENCY, persons, |w| counts[(w.len() + 1) % counts.len()].min(persons));
+                weigh_by_some_counts(&mut b, persons, &counts, 1);
             }
             let fast = parts(&a, &b);
             proptest::prop_assert_eq!((fast.names, fast.others), plain::parts(&a, &b));
@@ -836,7 +842,7 @@ mod tests {
             counts in proptest::collection::vec(0u64..1_000_000, 7),
         ) {
             let mut searching = Profile::of(&a);
-            searching.weigh_by_frequency(&FREQUENCY, persons, |w| counts[w.len() % counts.len()].min(persons));
+            weigh_by_some_counts(&mut searching, persons, &counts, 0);
             proptest::prop_assert_eq!(parts(&searching, &Profile::of(&b)), parts(&searching, &Profile::uncoded(&b)));
             proptest::prop_assert_eq!(parts(&Profile::of(&b), &searching), parts(&Profile::uncoded(&b), &searching));
         }
