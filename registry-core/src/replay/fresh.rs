@@ -3,20 +3,16 @@
 //! memory, into a scratch store on disk ([`super::ScratchFold`]); and the comparison of
 //! each tree with the live store's, tree by tree on every core ([`TreePair`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 
+use super::fresh_tree::FreshTree;
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
 use super::{CHUNK, Commit, LogTap, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
-
-/// One tree of a fresh fold: key → stored value (checksum included). Hashed with
-/// foldhash (hashbrown's default hasher, seeded per map), which costs far less than
-/// std's SipHash on keys this short.
-pub type FreshTree = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 
 /// A fresh fold of the whole log, in memory: projections folded into hash maps (the
 /// fold reads and writes single keys, never ranges), keyring entries read through
@@ -52,7 +48,7 @@ impl<'a> FreshFold<'a> {
 
 impl Storage for FreshFold<'_> {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let found = self.trees.lock().map_err(|_| poisoned())?.get(&tree).and_then(|t| t.get(key)).cloned();
+        let found = self.trees.lock().map_err(|_| poisoned())?.get(&tree).and_then(|t| t.get(key)).map(<[u8]>::to_vec);
         match found {
             None if tree == Tree::Keyring => self.live.get(tree, key),
             found => Ok(found),
@@ -79,9 +75,9 @@ impl Storage for FreshFold<'_> {
             let entries = trees.entry(tree).or_default();
             for (key, value) in writes {
                 match value {
-                    Some(value) => entries.insert(key, value),
-                    None => entries.remove(&key),
-                };
+                    Some(value) => entries.insert(&key, &value)?,
+                    None => drop(entries.take(&key)),
+                }
             }
         }
         Ok(())
@@ -198,9 +194,9 @@ fn diff_in_memory(
 ) -> Result<(), StorageError> {
     for entry in InKeyOrder::new(store, tree, &[], CHUNK) {
         let (key, live) = entry?;
-        let verdict = match fresh.remove(&key) {
-            Some(wanted) if wanted == live => ControlFlow::Continue(()),
-            wanted => differs(&key, wanted.as_deref()),
+        let verdict = match fresh.take(&key) {
+            Some(wanted) if wanted.value() == live => ControlFlow::Continue(()),
+            wanted => differs(&key, wanted.as_ref().map(|entry| entry.value())),
         };
         if verdict.is_break() {
             return Ok(());
@@ -209,10 +205,8 @@ fn diff_in_memory(
     // What the live tree lacks, in key order too: a report names the same keys first
     // every time, and a rebuild from empty writes each whole tree front to back (no
     // faster at 100 k persons, where each patch was already sorted within itself).
-    let mut missing: Vec<(Vec<u8>, Vec<u8>)> = fresh.into_iter().collect();
-    missing.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (key, wanted) in &missing {
-        if differs(key, Some(wanted)).is_break() {
+    for wanted in fresh.into_sorted() {
+        if differs(wanted.key(), Some(wanted.value())).is_break() {
             break;
         }
     }

@@ -6,10 +6,12 @@
 //! come is told in [`progress`].
 
 mod fresh;
+mod fresh_tree;
 mod progress;
 mod scratch;
 
-pub use fresh::{FreshFold, FreshProjections, FreshTree, TreePair, each_pair_in_parallel};
+pub use fresh::{FreshFold, FreshProjections, TreePair, each_pair_in_parallel};
+pub use fresh_tree::{FreshEntry, FreshTree};
 pub use progress::{Reached, Stage};
 pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
 
