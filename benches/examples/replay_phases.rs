@@ -10,7 +10,8 @@
 //! past the in-memory limit) runs only those, e.g. under `perf record`. `PEAK=disk`
 //! measures the memory a rebuild adds on disk instead of in memory, `PEAK=none` not at
 //! all. The store is reopened alone after it is populated, as the operator's commands
-//! open it, with a page cache of `CACHE_MB` MiB (default 512, as `cache_mb`).
+//! open it, with a page cache of `CACHE_MB` MiB (default 512, as `cache_mb`). `verify`
+//! also prints how long its log check and fold took, and then its comparison.
 //!
 //! `ENGINE=fjall` copies the populated store, every tree, into a fjall store (with a
 //! block cache of `CACHE_MB`) and runs the phases over that instead of sled: what
@@ -27,7 +28,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use huduma_benches::{key, populated, secrets};
-use registry_core::replay::{self, FoldSpace};
+use registry_core::replay::{self, FoldSpace, Stage};
 use registry_core::storage::fjall_store::FjallStore;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{Storage, Tree, WriteBatch};
@@ -172,9 +173,24 @@ fn main() -> anyhow::Result<()> {
             phase("fresh fold", records, || Ok(replay::FreshFold::of(store, &s, None, &mut |_| ())?))?;
         }
         if runs("verify") {
+            // When the comparison with the live projections began (the fold and the
+            // log's check done), to time it apart.
+            let mut compared_from = None;
+            let began = Instant::now();
             phase("verify with projections", records, || {
-                Ok(verify_store(store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |_| ())?)
+                Ok(verify_store(store, Some(genesis), Some(&s), &FoldSpace::IN_MEMORY, &mut |reached| {
+                    if reached.stage == Stage::Projections && compared_from.is_none() {
+                        compared_from = Some(Instant::now());
+                    }
+                })?)
             })?;
+            if let Some(from) = compared_from {
+                eprint!(
+                    "(log and fold {:.2} s, comparison {:.2} s)   ",
+                    (from - began).as_secs_f64(),
+                    from.elapsed().as_secs_f64()
+                );
+            }
         }
         if runs("rebuild") {
             phase("rebuild", records, || Ok(replay::rebuild(store, &s, &FoldSpace::IN_MEMORY, &mut |_| ())?))?;
