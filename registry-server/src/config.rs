@@ -108,7 +108,7 @@ pub struct ServerConfig {
     #[serde(default = "default_read_cache_mb")]
     pub read_cache_mb: u64,
     /// `verify` and `rebuild` (and a rebuild at start-up) fold the log afresh in memory
-    /// while it holds at most this many records (~0.9 KiB of memory each, persons
+    /// while it holds at most this many records (~0.82 KiB of memory each, persons
     /// linked to one agency); a larger log is folded in a scratch store under the data
     /// directory (`fold-scratch`, about the projections' size on disk, removed after),
     /// in bounded memory.
