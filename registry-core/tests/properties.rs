@@ -891,10 +891,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// A batch's searches find the same candidates, with the same scores, whether the
-    /// block-mates they examine were opened ahead (on several threads, before the
-    /// batch wrote anything) or by each search in turn, even where the batch itself
-    /// registered, corrected, merged or erased one of them before the search: every
-    /// command gets the same answer and the projections the search reads are equal.
+    /// block-mates they examine were opened ahead (on a second thread, from the batch's
+    /// last registration backwards, through a view of the store as the batch began) or
+    /// by each search in turn, even where the batch itself registered, corrected,
+    /// merged or erased one of them before the search: every command gets the same
+    /// answer and the projections the search reads are equal.
     #[test]
     fn a_batchs_searches_find_the_same_with_block_mates_opened_ahead(
         ops in proptest::collection::vec(ahead_op(), 1..120),
