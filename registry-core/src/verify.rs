@@ -237,7 +237,9 @@ fn compare_projections(
     progress: &mut dyn FnMut(Reached),
 ) -> Result<(), VerifyError> {
     let mut fresh =
-        replay::FreshProjections::fold(store, secrets, space, tap, &mut |done| progress(Reached::log(done, total)))?;
+        replay::FreshProjections::fold(store, secrets, space, tap, replay::OnDifference::Report, &mut |done| {
+            progress(Reached::log(done, total))
+        })?;
     let pairs = fresh.pairs();
     let least_differing = replay::each_pair_in_parallel(pairs, progress, |pair| {
         let mut least: Option<Vec<u8>> = None;

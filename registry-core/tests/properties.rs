@@ -594,42 +594,48 @@ fn rebuild_names_the_earliest_bad_record_of_a_long_log() {
 }
 
 /// Whatever the kind of difference (an entry missing, one too many, one changed),
-/// verify names the first tree that differs and the least key in it that does.
+/// verify names the first tree that differs and the least key in it that does: in a
+/// tree compared after the fold (persons) and in one compared as the fold writes it
+/// (merkle_nodes).
 #[test]
 fn verify_names_the_least_key_that_differs() {
-    let persons: Vec<Vec<u8>> = small_log().snapshot(Tree::Persons).unwrap().into_keys().collect();
-    let (second, third, last) = (&persons[1], &persons[2], persons.last().unwrap());
-    let extra = [last.as_slice(), &[0]].concat();
-    // (case, writes to Persons (None: remove), the key verify must name)
-    type Case<'a> = (&'a str, Vec<(&'a [u8], Option<Vec<u8>>)>, &'a [u8]);
-    let cases: [Case<'_>; 4] = [
-        ("missing", vec![(third, None), (second, None)], second),
-        ("extra", vec![(&extra, Some(checksum::seal(b"forged")))], &extra),
-        ("changed", vec![(third, Some(checksum::seal(b"forged")))], third),
-        (
-            "all three",
-            vec![(&extra, Some(checksum::seal(b"x"))), (third, None), (second, Some(checksum::seal(b"y")))],
-            second,
-        ),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    for ((case, writes, named), space) in cases.iter().flat_map(|case| both_spaces(dir.path()).map(|s| (case, s))) {
-        let store = small_log();
-        let mut batch = registry_core::storage::WriteBatch::default();
-        for (key, value) in writes {
-            match value {
-                Some(value) => batch.put(Tree::Persons, key.to_vec(), value.clone()),
-                None => batch.remove(Tree::Persons, key.to_vec()),
+    for tree in [Tree::Persons, Tree::MerkleNodes] {
+        let keys: Vec<Vec<u8>> = small_log().snapshot(tree).unwrap().into_keys().collect();
+        let (second, third, last) = (&keys[1], &keys[2], keys.last().unwrap());
+        let extra = [last.as_slice(), &[0]].concat();
+        // (case, writes to the tree (None: remove), the key verify must name)
+        type Case<'a> = (&'a str, Vec<(&'a [u8], Option<Vec<u8>>)>, &'a [u8]);
+        let cases: [Case<'_>; 4] = [
+            ("missing", vec![(third, None), (second, None)], second),
+            ("extra", vec![(&extra, Some(checksum::seal(b"forged")))], &extra),
+            ("changed", vec![(third, Some(checksum::seal(b"forged")))], third),
+            (
+                "all three",
+                vec![(&extra, Some(checksum::seal(b"x"))), (third, None), (second, Some(checksum::seal(b"y")))],
+                second,
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        for ((case, writes, named), space) in cases.iter().flat_map(|case| both_spaces(dir.path()).map(|s| (case, s))) {
+            let store = small_log();
+            let mut batch = registry_core::storage::WriteBatch::default();
+            for (key, value) in writes {
+                match value {
+                    Some(value) => batch.put(tree, key.to_vec(), value.clone()),
+                    None => batch.remove(tree, key.to_vec()),
+                }
             }
+            // A later tree differs too: the first tree in order is the one named.
+            batch.put(Tree::MerkleBlocks, vec![0xff], checksum::seal(b"junk"));
+            store.commit(&batch, true).unwrap();
+            let err =
+                verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap_err();
+            let expected =
+                format!("projection {} differs from a fresh fold of the log at key {}", tree.name(), hex(named));
+            assert_eq!(err.to_string(), expected, "{case}, {space:?}");
+            replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
+            verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
         }
-        // A later tree differs too: the first tree in order is the one named.
-        batch.remove(Tree::AgencyLinks, store.snapshot(Tree::AgencyLinks).unwrap().into_keys().next().unwrap());
-        store.commit(&batch, true).unwrap();
-        let err = verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap_err();
-        let expected = format!("projection persons differs from a fresh fold of the log at key {}", hex(named));
-        assert_eq!(err.to_string(), expected, "{case}, {space:?}");
-        replay::rebuild(&*store, &secrets(), &space, &mut |_| ()).unwrap();
-        verify_store(&*store, Some(log_key().public()), Some(&secrets()), &space, &mut |_| ()).unwrap();
     }
 }
 

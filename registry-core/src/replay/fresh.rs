@@ -1,7 +1,8 @@
 //! The fresh fold `verify` and `rebuild` compare the live projections with: the whole
 //! log folded into one hash map per tree ([`FreshFold`]) or, for a log too large for
-//! memory, into a scratch store on disk ([`super::ScratchFold`]); and the comparison of
-//! each tree with the live store's, tree by tree on every core ([`TreePair`]).
+//! memory, into a scratch store on disk ([`super::ScratchFold`]), but for the trees
+//! compared as the fold writes them ([`super::streamed`]); and the comparison of each
+//! other tree with the live store's, tree by tree on every core ([`TreePair`]).
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -9,6 +10,7 @@ use std::sync::Mutex;
 
 use super::fresh_tree::FreshTree;
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
+use super::streamed::{Difference, OnDifference, Streamed, StreamingTarget};
 use super::{CHUNK, Commit, LogTap, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::in_key_order::InKeyOrder;
@@ -32,15 +34,20 @@ fn point_reads_only() -> StorageError {
 }
 
 impl<'a> FreshFold<'a> {
-    /// Folds every record of `store`'s log (handing each handful read to `tap` too,
-    /// when there is one).
+    /// An empty fold, reading keyring entries through from `store`.
+    fn new(store: &'a dyn Storage) -> Self {
+        Self { trees: Mutex::new(BTreeMap::new()), live: store }
+    }
+
+    /// Folds every record of `store`'s log, every tree held (handing each handful read
+    /// to `tap` too, when there is one).
     pub fn of(
         store: &'a dyn Storage,
         secrets: &Secrets,
         tap: Option<LogTap>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self, ReplayError> {
-        let fresh = Self { trees: Mutex::new(BTreeMap::new()), live: store };
+        let fresh = Self::new(store);
         fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, tap, progress)?;
         Ok(fresh)
     }
@@ -98,10 +105,20 @@ enum FreshSide<'a> {
     InMemory(FreshTree),
     /// In a scratch store, read in key order beside the live tree.
     Stored(&'a dyn Storage),
+    /// Compared already, as the fold wrote it: its first difference, when reporting
+    /// (when repairing, the differences are written already).
+    Streamed(Option<Difference>),
 }
 
-/// A fresh fold of the whole log, wherever [`FoldSpace`] put it.
-pub enum FreshProjections<'a> {
+/// A fresh fold of the whole log, wherever [`FoldSpace`] put it, and what the
+/// comparison of the streamed trees found.
+pub struct FreshProjections<'a> {
+    held: Held<'a>,
+    streamed: Vec<(Tree, Option<Difference>)>,
+}
+
+/// Where a fresh fold holds the trees it does not stream.
+enum Held<'a> {
     InMemory(BTreeMap<Tree, FreshTree>),
     Scratch(ScratchFold<'a>),
 }
@@ -109,32 +126,41 @@ pub enum FreshProjections<'a> {
 impl<'a> FreshProjections<'a> {
     /// Folds every record of `store`'s log, in memory or in a scratch store as `space`
     /// says for a log of its size, handing each handful of records read to `tap` too
-    /// when there is one (`verify` checks the log from it).
+    /// when there is one (`verify` checks the log from it). The streamed trees are
+    /// compared with `store`'s as they are folded, each difference handled as
+    /// `on_difference` says.
     pub fn fold(
         store: &'a dyn Storage,
         secrets: &Secrets,
         space: &FoldSpace,
         tap: Option<LogTap>,
+        on_difference: OnDifference,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self, ReplayError> {
         let records = log_size(store)?;
+        let streamed = Streamed::new(store, on_difference)?;
         match space.scratch_for(records) {
             None => {
-                let fresh = FreshFold::of(store, secrets, tap, progress)?;
-                Ok(Self::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?))
+                let fresh = FreshFold::new(store);
+                let target = StreamingTarget::new(&fresh, streamed);
+                fold_records(store, &target, secrets, 0, Commit::EveryRecord, tap, progress)?;
+                let streamed = target.finish()?;
+                Ok(Self { held: Held::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?), streamed })
             }
             Some(dir) => {
                 tracing::info!(records, dir = %dir.display(), "folding the log in a scratch store on disk");
                 let scratch = ScratchFold::create(dir, store)?;
-                fold_records(store, &scratch, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), tap, progress)?;
-                Ok(Self::Scratch(scratch))
+                let target = StreamingTarget::new(&scratch, streamed);
+                fold_records(store, &target, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), tap, progress)?;
+                let streamed = target.finish()?;
+                Ok(Self { held: Held::Scratch(scratch), streamed })
             }
         }
     }
 
     /// Whether the fold is on disk.
     pub fn on_disk(&self) -> bool {
-        matches!(self, Self::Scratch(_))
+        matches!(self.held, Held::Scratch(_))
     }
 
     /// One pair per projection tree, in [`Tree`] order, for `verify` and `rebuild` to
@@ -145,15 +171,27 @@ impl<'a> FreshProjections<'a> {
                 "the log is folded; comparing each projection with the fold, in key order (a line as each is done)"
             );
         }
+        let mut streamed = std::mem::take(&mut self.streamed);
+        let mut streamed_side =
+            |tree| streamed.iter().position(|(t, _)| *t == tree).map(|at| streamed.swap_remove(at).1);
         let pair = |tree, fresh| TreePair { tree, fresh };
-        match self {
-            Self::InMemory(trees) => Tree::PROJECTIONS
+        match &mut self.held {
+            Held::InMemory(trees) => Tree::PROJECTIONS
                 .into_iter()
-                .map(|tree| pair(tree, FreshSide::InMemory(trees.remove(&tree).unwrap_or_default())))
+                .map(|tree| match streamed_side(tree) {
+                    Some(first) => pair(tree, FreshSide::Streamed(first)),
+                    None => pair(tree, FreshSide::InMemory(trees.remove(&tree).unwrap_or_default())),
+                })
                 .collect(),
-            Self::Scratch(scratch) => {
+            Held::Scratch(scratch) => {
                 let folded = scratch.folded();
-                Tree::PROJECTIONS.into_iter().map(|tree| pair(tree, FreshSide::Stored(folded))).collect()
+                Tree::PROJECTIONS
+                    .into_iter()
+                    .map(|tree| match streamed_side(tree) {
+                        Some(first) => pair(tree, FreshSide::Streamed(first)),
+                        None => pair(tree, FreshSide::Stored(folded)),
+                    })
+                    .collect()
             }
         }
     }
@@ -164,7 +202,7 @@ impl TreePair<'_> {
     fn size_hint(&self) -> usize {
         match &self.fresh {
             FreshSide::InMemory(fresh) => fresh.len(),
-            FreshSide::Stored(_) => 0,
+            FreshSide::Stored(_) | FreshSide::Streamed(_) => 0,
         }
     }
 
@@ -172,8 +210,8 @@ impl TreePair<'_> {
     /// `differs(key, fresh value)` for every key whose live value is not the fresh one
     /// (`None`: the key should not exist). From a fold in memory: the live keys that
     /// differ in key order, then the keys missing from the live tree, in key order;
-    /// from a scratch store: all of them in key order. Stops early when `differs`
-    /// breaks.
+    /// from a scratch store: all of them in key order; for a streamed tree, the first
+    /// difference its comparison kept, if any. Stops early when `differs` breaks.
     pub fn diff(
         self,
         store: &dyn Storage,
@@ -182,6 +220,13 @@ impl TreePair<'_> {
         match self.fresh {
             FreshSide::InMemory(fresh) => diff_in_memory(self.tree, fresh, store, differs),
             FreshSide::Stored(fresh) => diff_stored(self.tree, fresh, store, differs),
+            FreshSide::Streamed(first) => {
+                let mut differs = differs;
+                if let Some(Difference { key, fresh }) = first {
+                    let _ = differs(&key, fresh.as_deref());
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -2,18 +2,21 @@
 //! projections (records read and prepared on two threads, folded in order on a third).
 //! `rebuild`, start-up catch-up and `verify` are built on this; the fresh fold they
 //! compare the live projections with is in [`fresh`], held in memory or, for a log
-//! too large for it, in a scratch store on disk ([`scratch`]); how far such work has
-//! come is told in [`progress`].
+//! too large for it, in a scratch store on disk ([`scratch`]), but for the trees it
+//! compares as it writes them ([`streamed`]); how far such work has come is told in
+//! [`progress`].
 
 mod fresh;
 mod fresh_tree;
 mod progress;
 mod scratch;
+mod streamed;
 
 pub use fresh::{FreshFold, FreshProjections, TreePair, each_pair_in_parallel};
 pub use fresh_tree::{FreshEntry, FreshTree};
 pub use progress::{Reached, Stage};
 pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
+pub use streamed::{Difference, OnDifference, STREAMED_TREES, Streamed, StreamingTarget};
 
 use crate::event::Event;
 use crate::projection::fold::{self, FoldError};
@@ -353,8 +356,10 @@ pub fn rebuild(
         unmark.remove(Tree::Meta, meta::applied(tree));
     }
     store.commit(&unmark, true)?;
-    let mut fresh =
-        FreshProjections::fold(store, secrets, space, None, &mut |done| progress(Reached::log(done, size)))?;
+    // The streamed trees are repaired as the log is folded: nothing reads them meanwhile.
+    let mut fresh = FreshProjections::fold(store, secrets, space, None, OnDifference::Repair, &mut |done| {
+        progress(Reached::log(done, size))
+    })?;
     let pairs = fresh.pairs();
     // Each tree's differences, written as they are found, but the applied markers
     // (in Meta) only once every other tree is whole. The other trees' patches are
