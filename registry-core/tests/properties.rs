@@ -595,12 +595,15 @@ fn rebuild_names_the_earliest_bad_record_of_a_long_log() {
 
 /// Whatever the kind of difference (an entry missing, one too many, one changed),
 /// verify names the first tree that differs and the least key in it that does: in a
-/// tree compared after the fold (persons) and in one compared as the fold writes it
-/// (merkle_nodes).
+/// tree compared after the fold (persons) and in those compared as the fold writes
+/// them (agency_changes, by agency; merkle_nodes, whole).
 #[test]
 fn verify_names_the_least_key_that_differs() {
-    for tree in [Tree::Persons, Tree::MerkleNodes] {
-        let keys: Vec<Vec<u8>> = small_log().snapshot(tree).unwrap().into_keys().collect();
+    // Six persons, each linked with one of three agencies.
+    let ops: Vec<Op> = (0..6).map(Op::Register).chain((0..6).map(|i| Op::Link(i, i % 3, i))).collect();
+    let linked_log = || run(&ops, 1).0;
+    for tree in [Tree::Persons, Tree::AgencyChanges, Tree::MerkleNodes] {
+        let keys: Vec<Vec<u8>> = linked_log().snapshot(tree).unwrap().into_keys().collect();
         let (second, third, last) = (&keys[1], &keys[2], keys.last().unwrap());
         let extra = [last.as_slice(), &[0]].concat();
         // (case, writes to the tree (None: remove), the key verify must name)
@@ -617,7 +620,7 @@ fn verify_names_the_least_key_that_differs() {
         ];
         let dir = tempfile::tempdir().unwrap();
         for ((case, writes, named), space) in cases.iter().flat_map(|case| both_spaces(dir.path()).map(|s| (case, s))) {
-            let store = small_log();
+            let store = linked_log();
             let mut batch = registry_core::storage::WriteBatch::default();
             for (key, value) in writes {
                 match value {

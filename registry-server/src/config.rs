@@ -108,9 +108,9 @@ pub struct ServerConfig {
     #[serde(default = "default_read_cache_mb")]
     pub read_cache_mb: u64,
     /// `verify` and `rebuild` (and a rebuild at start-up) fold the log afresh in memory
-    /// while it holds at most this many records (~0.82 KiB of memory each, persons
+    /// while it holds at most this many records (~0.7 KiB of memory each, persons
     /// linked to one agency); a larger log is folded in a scratch store under the data
-    /// directory (`fold-scratch`, about the projections' size on disk, removed after),
+    /// directory (`fold-scratch`, about half the projections' size on disk, removed after),
     /// in bounded memory.
     #[serde(default = "default_fold_in_memory_max_records")]
     pub fold_in_memory_max_records: u64,

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use super::fresh_tree::FreshTree;
 use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
-use super::streamed::{Difference, OnDifference, Streamed, StreamingTarget};
+use super::streamed::{Difference, FirstDifferences, OnDifference, fold_streaming};
 use super::{CHUNK, Commit, LogTap, Reached, ReplayError, fold_records, log_size};
 use crate::secrets::Secrets;
 use crate::storage::in_key_order::InKeyOrder;
@@ -114,7 +114,7 @@ enum FreshSide<'a> {
 /// comparison of the streamed trees found.
 pub struct FreshProjections<'a> {
     held: Held<'a>,
-    streamed: Vec<(Tree, Option<Difference>)>,
+    streamed: FirstDifferences,
 }
 
 /// Where a fresh fold holds the trees it does not stream.
@@ -138,21 +138,21 @@ impl<'a> FreshProjections<'a> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self, ReplayError> {
         let records = log_size(store)?;
-        let streamed = Streamed::new(store, on_difference)?;
         match space.scratch_for(records) {
             None => {
                 let fresh = FreshFold::new(store);
-                let target = StreamingTarget::new(&fresh, streamed);
-                fold_records(store, &target, secrets, 0, Commit::EveryRecord, tap, progress)?;
-                let streamed = target.finish()?;
+                let ((), streamed) = fold_streaming(&fresh, store, on_difference, |target| {
+                    fold_records(store, target, secrets, 0, Commit::EveryRecord, tap, progress).map(drop)
+                })?;
                 Ok(Self { held: Held::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?), streamed })
             }
             Some(dir) => {
                 tracing::info!(records, dir = %dir.display(), "folding the log in a scratch store on disk");
                 let scratch = ScratchFold::create(dir, store)?;
-                let target = StreamingTarget::new(&scratch, streamed);
-                fold_records(store, &target, secrets, 0, Commit::InChunks(SCRATCH_COMMIT_WRITES), tap, progress)?;
-                let streamed = target.finish()?;
+                let ((), streamed) = fold_streaming(&scratch, store, on_difference, |target| {
+                    let commit = Commit::InChunks(SCRATCH_COMMIT_WRITES);
+                    fold_records(store, target, secrets, 0, commit, tap, progress).map(drop)
+                })?;
                 Ok(Self { held: Held::Scratch(scratch), streamed })
             }
         }

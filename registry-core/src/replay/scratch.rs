@@ -1,7 +1,7 @@
 //! Where `verify` and `rebuild` hold the fresh fold they compare the live projections
 //! with ([`FoldSpace`]): in memory while the log is small enough, or else in a scratch
 //! store on disk ([`ScratchFold`]), so that a national store (60 million persons, about
-//! 1.6 KiB each in memory) is verified and rebuilt in bounded memory.
+//! 1.4 KiB each in memory) is verified and rebuilt in bounded memory.
 //!
 //! The scratch store is fjall's ([`FjallStore`]), whose memory stays bounded by its
 //! memtables and block cache however much it holds; sled 0.34's grows with its store.
@@ -17,9 +17,9 @@ use crate::storage::{Storage, StorageError, Tree, WriteBatch};
 /// The scratch store's directory under a data directory.
 pub const SCRATCH_DIR: &str = "fold-scratch";
 
-/// Logs of up to this many records are folded in memory by default: about 3.1 GiB at
-/// the ~0.82 KiB a record a rebuild in memory adds at 1,000,000 persons, each linked
-/// to one agency (BENCHMARKS.md, "The fresh fold held compactly").
+/// Logs of up to this many records are folded in memory by default: about 2.7 GiB at
+/// the ~0.7 KiB a record a rebuild in memory adds at 1,000,000 persons, each linked
+/// to one agency (BENCHMARKS.md, "The write-once trees compared as they are folded").
 pub const DEFAULT_IN_MEMORY_RECORDS: u64 = 4_000_000;
 
 /// How many pending writes a fold into a scratch store holds in memory before
