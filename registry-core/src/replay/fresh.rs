@@ -164,7 +164,8 @@ impl<'a> FreshProjections<'a> {
     }
 
     /// One pair per projection tree, in [`Tree`] order, for `verify` and `rebuild` to
-    /// compare with the live trees (the trees in memory are handed over).
+    /// compare with the live trees. Call it once: the trees in memory and the streamed
+    /// trees' first differences are handed over, and a second call would find them gone.
     pub fn pairs(&mut self) -> Vec<TreePair<'_>> {
         if self.on_disk() {
             tracing::info!(
