@@ -16,7 +16,7 @@ pub use fresh::{FreshFold, FreshProjections, TreePair, each_pair_in_parallel};
 pub use fresh_tree::{FreshEntry, FreshTree};
 pub use progress::{Reached, Stage};
 pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
-pub use streamed::{Difference, OnDifference, STREAMED_TREES, Streamed, fold_streaming};
+pub use streamed::{OnDifference, STREAMED_TREES};
 
 use crate::event::Event;
 use crate::projection::fold::{self, FoldError};

@@ -141,12 +141,9 @@ impl<'a> Stream<'a> {
                 self.tree.name()
             )));
         }
-        while let Some((live_key, _)) = self.head.take_if(|(live_key, _)| *live_key < key) {
-            self.first = differences.found(self.tree, Difference { key: live_key, fresh: None })?;
-            if self.first.is_some() {
-                return Ok(());
-            }
-            self.advance()?;
+        self.extras_before(Some(&key), differences)?;
+        if self.first.is_some() {
+            return Ok(());
         }
         let live = match self.head.take_if(|(live_key, _)| *live_key == key) {
             Some((_, value)) => {
@@ -162,10 +159,11 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// Compares the live entries the fold never reached, all of them differences.
-    fn drain(&mut self, differences: &mut Differences<'_>) -> Result<(), StorageError> {
+    /// Hands over as differences the live keys before `bound` (every one left, for
+    /// `None`), which the fold never wrote, until one is kept to report.
+    fn extras_before(&mut self, bound: Option<&[u8]>, differences: &mut Differences<'_>) -> Result<(), StorageError> {
         while self.first.is_none()
-            && let Some((key, _)) = self.head.take()
+            && let Some((key, _)) = self.head.take_if(|(key, _)| bound.is_none_or(|bound| key.as_slice() < bound))
         {
             self.first = differences.found(self.tree, Difference { key, fresh: None })?;
             self.advance()?;
@@ -182,20 +180,10 @@ pub struct Streamed<'a> {
 }
 
 impl<'a> Streamed<'a> {
-    /// A comparison with `live`'s streamed trees.
-    pub fn new(live: &'a dyn Storage, on_difference: OnDifference) -> Result<Self, StorageError> {
-        Ok(Self {
-            streams: Vec::new(),
-            differences: Differences { live, on_difference, repairs: WriteBatch::default() },
-        })
-    }
-
-    /// Takes the streamed trees' writes out of `batch` and compares them.
-    pub fn take_from(&mut self, batch: &mut WriteBatch) -> Result<(), StorageError> {
-        for write in take_streamed(batch) {
-            self.compare(write)?;
-        }
-        Ok(())
+    /// A comparison with `live`'s streamed trees (each stream starts at the fold's
+    /// first write under its prefix).
+    pub fn new(live: &'a dyn Storage, on_difference: OnDifference) -> Self {
+        Self { streams: Vec::new(), differences: Differences { live, on_difference, repairs: WriteBatch::default() } }
     }
 
     /// Compares one of the fold's writes to a streamed tree.
@@ -227,7 +215,7 @@ impl<'a> Streamed<'a> {
     /// when repairing).
     pub fn finish(mut self) -> Result<FirstDifferences, StorageError> {
         for stream in &mut self.streams {
-            stream.drain(&mut self.differences)?;
+            stream.extras_before(None, &mut self.differences)?;
         }
         let mut firsts = Vec::with_capacity(STREAMED_TREES.len());
         for tree in STREAMED_TREES {
@@ -319,7 +307,7 @@ pub fn fold_streaming<T>(
     on_difference: OnDifference,
     fold: impl FnOnce(&dyn Storage) -> Result<T, super::ReplayError>,
 ) -> Result<(T, FirstDifferences), super::ReplayError> {
-    let mut streamed = Streamed::new(live, on_difference)?;
+    let mut streamed = Streamed::new(live, on_difference);
     std::thread::scope(|scope| {
         let (hand, handed) = std::sync::mpsc::sync_channel(8);
         let comparer = scope.spawn(move || {
@@ -457,6 +445,12 @@ mod tests {
         proptest::collection::btree_map(key, proptest::collection::vec(0u8..2, 0..3), 0..30)
     }
 
+    /// Takes the streamed trees' writes out of `batch` and compares them, as the
+    /// comparing thread does with what the fold hands it.
+    fn take_from(streamed: &mut Streamed<'_>, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        take_streamed(batch).into_iter().try_for_each(|write| streamed.compare(write))
+    }
+
     /// A live store whose `tree` holds `live`, and a tree that is not streamed.
     fn live_store(tree: Tree, live: &Entries) -> MemoryStore {
         let store = MemoryStore::new();
@@ -479,7 +473,7 @@ mod tests {
         cuts: &[usize],
         on_difference: OnDifference,
     ) -> FirstDifferences {
-        let mut streamed = Streamed::new(store, on_difference).unwrap();
+        let mut streamed = Streamed::new(store, on_difference);
         let mut writes = writes.iter().peekable();
         let mut cuts = cuts.iter().cycle();
         while writes.peek().is_some() {
@@ -488,7 +482,7 @@ mod tests {
                 batch.put(tree, key.to_vec(), value.to_vec());
             }
             batch.put(Tree::Numbers, vec![2], vec![2]);
-            streamed.take_from(&mut batch).unwrap();
+            take_from(&mut streamed, &mut batch).unwrap();
             assert_eq!(batch.writes.keys().collect::<Vec<_>>(), [&Tree::Numbers], "only the streamed trees are taken");
         }
         streamed.finish().unwrap()
@@ -559,13 +553,13 @@ mod tests {
     fn writes_out_of_key_order_are_refused() {
         let store = live_store(Tree::Persons, &Entries::new());
         // Repairing, so that the first write (a difference) does not end the comparison.
-        let mut streamed = Streamed::new(&store, OnDifference::Repair).unwrap();
+        let mut streamed = Streamed::new(&store, OnDifference::Repair);
         let mut batch = WriteBatch::default();
         batch.put(Tree::MerkleBlocks, vec![5], vec![0]);
-        streamed.take_from(&mut batch).unwrap();
+        take_from(&mut streamed, &mut batch).unwrap();
         let mut batch = WriteBatch::default();
         batch.put(Tree::MerkleBlocks, vec![5], vec![1]);
-        let refused = streamed.take_from(&mut batch).unwrap_err();
+        let refused = take_from(&mut streamed, &mut batch).unwrap_err();
         assert!(refused.to_string().contains("out of key order"), "{refused}");
     }
 
@@ -574,11 +568,11 @@ mod tests {
     #[test]
     fn nested_prefixes_are_refused() {
         let store = live_store(Tree::Persons, &Entries::new());
-        let mut streamed = Streamed::new(&store, OnDifference::Repair).unwrap();
+        let mut streamed = Streamed::new(&store, OnDifference::Repair);
         let mut batch = WriteBatch::default();
         batch.put(Tree::AgencyChanges, [&b"KRA\0"[..], &7u64.to_be_bytes()].concat(), vec![0]);
         batch.put(Tree::AgencyChanges, [&b"KRA\0X\0"[..], &7u64.to_be_bytes()].concat(), vec![0]);
-        let refused = streamed.take_from(&mut batch).unwrap_err();
+        let refused = take_from(&mut streamed, &mut batch).unwrap_err();
         assert!(refused.to_string().contains("nested key prefixes"), "{refused}");
     }
 
