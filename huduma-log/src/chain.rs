@@ -8,7 +8,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::events::{KindVersion, LogInitialized, LogKeyRotated, ROTATION_DOMAIN, decode, kind};
 use crate::keys::KeyId;
-use crate::record::RecordRef;
+use crate::record::{HashedRecord, RecordRef};
 
 /// The first bad record, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +112,26 @@ impl ChainVerifier {
         bytes: &[u8],
         check: impl FnOnce(u64, &RecordRef<'_>) -> Result<(), String>,
     ) -> Result<(), ChainError> {
-        match self.push_unchecked(bytes, check) {
+        self.push_known_hash(bytes, None, check)
+    }
+
+    /// [`Self::push_with`] of a record hashed already (for a store's checksum): the
+    /// chain takes its hash instead of hashing it again.
+    pub fn push_hashed_with(
+        &mut self,
+        record: &HashedRecord,
+        check: impl FnOnce(u64, &RecordRef<'_>) -> Result<(), String>,
+    ) -> Result<(), ChainError> {
+        self.push_known_hash(record.bytes(), Some(record.hash()), check)
+    }
+
+    fn push_known_hash(
+        &mut self,
+        bytes: &[u8],
+        hash: Option<&[u8; 32]>,
+        check: impl FnOnce(u64, &RecordRef<'_>) -> Result<(), String>,
+    ) -> Result<(), ChainError> {
+        match self.push_unchecked(bytes, hash, check) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.check_signatures()?;
@@ -126,9 +145,11 @@ impl ChainVerifier {
         self.push_with(bytes, |_, _| Ok(()))
     }
 
+    /// `hash`: the record's hash when it is known already (see [`HashedRecord`]).
     fn push_unchecked(
         &mut self,
         bytes: &[u8],
+        hash: Option<&[u8; 32]>,
         check: impl FnOnce(u64, &RecordRef<'_>) -> Result<(), String>,
     ) -> Result<(), ChainError> {
         let seq = self.next_seq;
@@ -188,7 +209,10 @@ impl ChainVerifier {
             self.current = Some(new_key);
             self.keys.push(new_key);
         }
-        self.prev_hash = record.hash();
+        self.prev_hash = match hash {
+            Some(hash) => *hash,
+            None => record.hash(),
+        };
         self.last_time = h.time_micros;
         self.next_seq += 1;
         if self.pending.len() >= SIGNATURE_BATCH {
@@ -298,6 +322,59 @@ mod tests {
         let mut bytes = pending.signature.to_bytes();
         bytes[..32].copy_from_slice(&r);
         pending.signature = Signature::from_bytes(&bytes);
+    }
+
+    /// A log of `len` records signed by `key`: `LogInitialized`, then opaque payloads.
+    fn log_of(key: &LogKey, len: u64) -> Vec<Vec<u8>> {
+        use crate::events::{LogInitialized, encode};
+        use crate::record::{Header, encode as encode_record, hash};
+        let mut prev_hash = [0; 32];
+        (0..len)
+            .map(|seq| {
+                let (kind, payload) = match seq {
+                    0 => (
+                        KindVersion { kind: kind::LOG_INITIALIZED, version: 1 },
+                        encode(&LogInitialized { origin: "test".into(), public_key: key.public().to_bytes() }),
+                    ),
+                    _ => (KindVersion { kind: 100, version: 1 }, seq.to_be_bytes().to_vec()),
+                };
+                let header = Header { seq, time_micros: seq as i64, prev_hash, key_id: key.id(), kind };
+                let bytes = encode_record(&header, &payload, key);
+                prev_hash = hash(&bytes);
+                bytes
+            })
+            .collect()
+    }
+
+    /// Pushes every record, hashed already or not, and finishes.
+    fn verify_chain(log: &[Vec<u8>], hashed: bool) -> Result<ChainSummary, ChainError> {
+        let mut verifier = ChainVerifier::new(None);
+        for bytes in log {
+            if hashed {
+                verifier.push_hashed_with(&HashedRecord::new(bytes.clone()), |_, _| Ok(()))?;
+            } else {
+                verifier.push(bytes)?;
+            }
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn a_record_hashed_already_is_chained_as_one_hashed_here() {
+        let key = LogKey::from_seed([8; 32]);
+        let log = log_of(&key, 5);
+        let summary = verify_chain(&log, true).unwrap();
+        assert_eq!(summary, verify_chain(&log, false).unwrap());
+        assert_eq!(summary.head_hash, crate::record::hash(&log[4]));
+        assert_eq!(summary.records, 5);
+        // A record that names another predecessor breaks the chain either way.
+        let mut broken = log.clone();
+        broken[2] = log_of(&LogKey::from_seed([8; 32]), 3)[2].clone();
+        broken[2][17] ^= 1;
+        for hashed in [true, false] {
+            let error = verify_chain(&broken, hashed).unwrap_err();
+            assert_eq!((error.seq, hashed), (2, hashed), "{error}");
+        }
     }
 
     #[test]

@@ -96,6 +96,38 @@ pub fn hash(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
 }
 
+/// A record's bytes with their [`hash`], computed once for every use of it: the chain
+/// ([`crate::chain::ChainVerifier::push_hashed_with`]) and a store's checksum cut from
+/// the same hash. Only [`HashedRecord::new`] makes one, so the hash is always the
+/// bytes' own: a reader that hashed a record for its checksum hands the hash on, and
+/// cannot hand on a wrong one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedRecord {
+    bytes: Vec<u8>,
+    hash: [u8; 32],
+}
+
+impl HashedRecord {
+    /// The bytes, hashed.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        let hash = hash(&bytes);
+        Self { bytes, hash }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The BLAKE3 hash of [`Self::bytes`].
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 impl<'a> RecordRef<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RecordError> {
         if bytes.len() < HEADER_LEN + SIGNATURE_LEN {

@@ -41,8 +41,8 @@ pub fn read_frame(input: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
 /// undoes them, so an auditor must never be handed them.
 pub fn export_log(store: &dyn Storage, out: &mut dyn Write) -> Result<u64, ReplayError> {
     check_exportable(store)?;
-    replay::for_each_record(store, 0, |seq, bytes| {
-        write_frame(out, bytes).map_err(|e| ReplayError::Record { seq, reason: format!("export: {e}") })
+    replay::for_each_record(store, 0, |seq, record| {
+        write_frame(out, record.bytes()).map_err(|e| ReplayError::Record { seq, reason: format!("export: {e}") })
     })
 }
 

@@ -399,8 +399,9 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenErro
         .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
         .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok());
     let mut previous: Option<[u8; 32]> = None;
-    replay::for_each_record(store, from, |seq, bytes| {
-        let record = RecordRef::parse(bytes).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
+    replay::for_each_record(store, from, |seq, hashed| {
+        let record =
+            RecordRef::parse(hashed.bytes()).map_err(|e| ReplayError::Record { seq, reason: e.to_string() })?;
         if let Some(previous) = previous
             && record.header.prev_hash != previous
         {
@@ -417,7 +418,7 @@ fn check_tail(store: &dyn Storage, size: u64, count: u64) -> Result<(), OpenErro
                 return Err(ReplayError::Record { seq, reason: "the last record's signature does not verify".into() });
             }
         }
-        previous = Some(record.hash());
+        previous = Some(*hashed.hash());
         Ok(())
     })?;
     Ok(())

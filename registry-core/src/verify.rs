@@ -13,7 +13,7 @@ use huduma_log::chain::{ChainError, ChainVerifier};
 
 use crate::event::Event;
 use crate::keys::KeyId;
-use crate::record::RecordRef;
+use crate::record::{HashedRecord, RecordRef};
 use crate::replay::{self, FoldSpace, Reached, ReplayError, Stage};
 use crate::secrets::Secrets;
 use crate::storage::view::hex;
@@ -80,6 +80,11 @@ pub struct LogVerifier {
     chain: ChainVerifier,
 }
 
+/// That a record's payload decodes as an event of this registry.
+fn decodes(_: u64, record: &RecordRef<'_>) -> Result<(), String> {
+    Event::decode(record.header.kind, record.payload).map(|_| ()).map_err(|e| e.to_string())
+}
+
 impl From<ChainError> for VerifyError {
     fn from(e: ChainError) -> Self {
         VerifyError::Record { seq: e.seq, reason: e.reason }
@@ -96,10 +101,12 @@ impl LogVerifier {
     /// Checks one record (see [`ChainVerifier::push_with`]); the error names the
     /// earliest bad record.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
-        let decodes = |_: u64, record: &RecordRef<'_>| {
-            Event::decode(record.header.kind, record.payload).map(|_| ()).map_err(|e| e.to_string())
-        };
         Ok(self.chain.push_with(bytes, decodes)?)
+    }
+
+    /// [`Self::push`] of a record hashed already (for the store's checksum).
+    pub fn push_hashed(&mut self, record: &HashedRecord) -> Result<(), VerifyError> {
+        Ok(self.chain.push_hashed_with(record, decodes)?)
     }
 
     /// Verifies the queued signatures, naming the first bad record if any fails.
@@ -193,8 +200,8 @@ fn verify_log(
     let mut verifier = LogVerifier::new(genesis);
     // The next record to check (read by the fold or not).
     let next = std::cell::Cell::new(0);
-    let mut check = |seq: u64, bytes: &[u8]| {
-        verifier.push(bytes)?;
+    let mut check = |seq: u64, record: &HashedRecord| {
+        verifier.push_hashed(record)?;
         next.set(seq + 1);
         if (seq + 1).is_multiple_of(replay::CHUNK as u64) {
             progress(seq + 1);
@@ -204,12 +211,12 @@ fn verify_log(
     // Ends when the fold has read the whole log, or stopped; the receiver is let go
     // at the first bad record, which stops the fold.
     for records in tapped.into_iter().flatten() {
-        for (seq, bytes) in records.iter() {
-            check(*seq, bytes)?;
+        for (seq, record) in records.iter() {
+            check(*seq, record)?;
         }
     }
-    replay::for_each_record(store, next.get(), |seq, bytes| {
-        check(seq, bytes).map_err(|e| match e {
+    replay::for_each_record(store, next.get(), |seq, record| {
+        check(seq, &record).map_err(|e| match e {
             VerifyError::Record { seq, reason } => ReplayError::Record { seq, reason },
             other => ReplayError::Record { seq, reason: other.to_string() },
         })

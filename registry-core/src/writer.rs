@@ -25,7 +25,7 @@ use crate::projection::fold::{self, FoldError};
 use crate::projection::state::{
     self, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
 };
-use crate::record::{self, Header, RecordRef};
+use crate::record::{self, HashedRecord, Header, RecordRef};
 use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::view::{BatchKeys, ReadError, View};
@@ -568,10 +568,12 @@ impl Writer {
         }
         let tree = self.tree.as_mut().ok_or_else(|| internal("the tree's frontier is unavailable; restart"))?;
         crate::merkle_store::append(view, tree, seq, &bytes).map_err(|c| internal(ReadError::from(c)))?;
-        let record_hash = record::hash(&bytes);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&bytes[bytes.len() - record::SIGNATURE_LEN..]);
-        view.put(Tree::Log, seq_key(seq).to_vec(), &bytes);
+        // Hashed once, for the chain and for the store's checksum.
+        let record = HashedRecord::new(bytes);
+        let record_hash = *record.hash();
+        view.put_record(seq_key(seq).to_vec(), record);
         self.head = Head { next_seq: seq + 1, hash: record_hash, time_micros };
         Ok(Receipt { index: seq, record_hash, signature })
     }

@@ -20,9 +20,9 @@ pub use streamed::{OnDifference, STREAMED_TREES};
 
 use crate::event::Event;
 use crate::projection::fold::{self, FoldError};
-use crate::record::RecordRef;
+use crate::record::{HashedRecord, RecordRef};
 use crate::secrets::Secrets;
-use crate::storage::view::{Corruption, ReadError, View, open_value};
+use crate::storage::view::{Corruption, ReadError, View, open_record};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -64,12 +64,13 @@ impl ReplayError {
     }
 }
 
-/// Reads records `from..` in chunks, calling `each(seq, stored bytes)` for each after
-/// checking the key sequence is continuous and the checksum holds.
+/// Reads records `from..` in chunks, calling `each(seq, record)` for each after
+/// checking the key sequence is continuous and the checksum holds. Each record comes
+/// with its hash, computed once for the checksum and handed on for the chain.
 pub fn for_each_record(
     store: &dyn Storage,
     from: u64,
-    mut each: impl FnMut(u64, &[u8]) -> Result<(), ReplayError>,
+    mut each: impl FnMut(u64, HashedRecord) -> Result<(), ReplayError>,
 ) -> Result<u64, ReplayError> {
     let mut next = from;
     for entry in InKeyOrder::new(store, Tree::Log, &seq_key(from), CHUNK) {
@@ -77,9 +78,9 @@ pub fn for_each_record(
         if key.as_slice() != seq_key(next) {
             return Err(ReplayError::Record { seq: next, reason: "missing (the sequence has a gap)".into() });
         }
-        let bytes = open_value(Tree::Log, &key, &stored)
-            .map_err(|c: Corruption| ReplayError::Record { seq: next, reason: c.reason })?;
-        each(next, &bytes)?;
+        let record =
+            open_record(&key, stored).map_err(|c: Corruption| ReplayError::Record { seq: next, reason: c.reason })?;
+        each(next, record)?;
         next += 1;
     }
     Ok(next)
@@ -131,9 +132,9 @@ struct ReadyRecord {
 }
 
 /// Records read back from the log, in order: each sequence number with the record's
-/// stored bytes (the store's checksum checked and cut off). Shared, so that a fold can
-/// hand what it reads to the log's check too ([`LogTap`]).
-pub type ReadRecords = Arc<Vec<(u64, Vec<u8>)>>;
+/// stored bytes (the store's checksum checked and cut off) and hash. Shared, so that a
+/// fold can hand what it reads to the log's check too ([`LogTap`]).
+pub type ReadRecords = Arc<Vec<(u64, HashedRecord)>>;
 
 /// Where a fold hands every record it reads from the log, in order, before folding
 /// them: `verify` checks the log's chain from it, so that the log is read once for both.
@@ -154,12 +155,12 @@ fn prepare_record(keyring: &View<'_>, secrets: &Secrets, seq: u64, bytes: &[u8])
 fn prepare_in_order(
     log: &dyn Storage,
     secrets: &Secrets,
-    raw: &[(u64, Vec<u8>)],
+    raw: &[(u64, HashedRecord)],
 ) -> (Vec<ReadyRecord>, Option<ReplayError>) {
     let keyring = View::new(log);
     let mut ready = Vec::with_capacity(raw.len());
-    for (seq, bytes) in raw {
-        match prepare_record(&keyring, secrets, *seq, bytes) {
+    for (seq, record) in raw {
+        match prepare_record(&keyring, secrets, *seq, record.bytes()) {
             Ok(record) => ready.push(record),
             Err(e) => return (ready, Some(e)),
         }
@@ -173,7 +174,7 @@ fn prepare_in_order(
 fn prepare_on_two_threads(
     log: &dyn Storage,
     secrets: &Secrets,
-    raw: &[(u64, Vec<u8>)],
+    raw: &[(u64, HashedRecord)],
 ) -> (Vec<ReadyRecord>, Option<ReplayError>) {
     if raw.len() < SPLIT_FROM {
         return prepare_in_order(log, secrets, raw);
@@ -215,8 +216,8 @@ fn read_and_prepare(
         _ => Ok(()),
     };
     let mut raw = Vec::with_capacity(HANDOVER);
-    let read = for_each_record(log, from, |seq, bytes| {
-        raw.push((seq, bytes.to_vec()));
+    let read = for_each_record(log, from, |seq, record| {
+        raw.push((seq, record));
         if raw.len() == HANDOVER {
             let records = Arc::new(std::mem::replace(&mut raw, Vec::with_capacity(HANDOVER)));
             tapped(&records)?;

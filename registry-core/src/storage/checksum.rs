@@ -1,6 +1,9 @@
 //! Every stored value carries its own checksum: the value's bytes followed by the first
 //! 8 bytes of their BLAKE3 hash. Reads check it, so a flipped bit on disk is reported
-//! as corruption instead of being served.
+//! as corruption instead of being served. A log record's checksum is cut from the hash
+//! the chain names it by ([`HashedRecord`]), so that it is hashed once, not twice.
+
+use huduma_log::record::HashedRecord;
 
 /// How many checksum bytes follow each value.
 pub const CHECKSUM_LEN: usize = 8;
@@ -22,8 +25,12 @@ pub fn seal(value: &[u8]) -> Vec<u8> {
 
 /// [`seal`] of an owned value: its checksum appended in place (no copy when it has
 /// the room).
-pub fn seal_owned(mut value: Vec<u8>) -> Vec<u8> {
+pub fn seal_owned(value: Vec<u8>) -> Vec<u8> {
     let sum = checksum(&value);
+    seal_with(value, sum)
+}
+
+fn seal_with(mut value: Vec<u8>, sum: [u8; CHECKSUM_LEN]) -> Vec<u8> {
     value.extend_from_slice(&sum);
     value
 }
@@ -49,6 +56,25 @@ pub fn open_owned(mut stored: Vec<u8>) -> Option<Vec<u8>> {
     Some(stored)
 }
 
+/// A log record sealed with its checksum, the checksum cut from the hash the record
+/// carries already (the hash the chain names it by) instead of hashed again. The same
+/// bytes as [`seal`] of the record's bytes.
+pub fn seal_record(record: HashedRecord) -> Vec<u8> {
+    let mut sum = [0u8; CHECKSUM_LEN];
+    sum.copy_from_slice(&record.hash()[..CHECKSUM_LEN]);
+    seal_with(record.into_bytes(), sum)
+}
+
+/// [`open_owned`] of a stored log record, hashed once: the checksum is checked against
+/// the record's hash, which is kept for the chain. `None` when the checksum does not
+/// match.
+pub fn open_record(mut stored: Vec<u8>) -> Option<HashedRecord> {
+    let split = stored.len().checked_sub(CHECKSUM_LEN)?;
+    let sum = stored.split_off(split);
+    let record = HashedRecord::new(stored);
+    (record.hash()[..CHECKSUM_LEN] == sum[..]).then_some(record)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,13 +91,19 @@ mod tests {
             let at = flip.index(bad.len());
             bad[at] ^= 1 << bit;
             prop_assert_eq!(open(&bad), None);
-            prop_assert_eq!(open_owned(bad), None);
+            prop_assert_eq!(open_owned(bad.clone()), None);
+            // A log record, sealed and opened with the hash it carries, is sealed alike.
+            let record = HashedRecord::new(value.clone());
+            prop_assert_eq!(&seal_record(record.clone()), &stored);
+            prop_assert_eq!(open_record(stored), Some(record));
+            prop_assert_eq!(open_record(bad), None);
         }
     }
 
     #[test]
     fn too_short_is_not_a_value() {
         assert_eq!(open(&[1, 2, 3]), None);
+        assert_eq!(open_record(vec![1, 2, 3]), None);
         assert_eq!(sealed_here(&[1, 2, 3]), None);
     }
 

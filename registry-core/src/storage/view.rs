@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use huduma_log::record::HashedRecord;
+
 use super::checksum;
 use super::written_keys::WrittenKeys;
 use super::{KeyValue, Storage, StorageError, Tree, WriteBatch};
@@ -45,6 +47,12 @@ pub fn open_value(tree: Tree, key: &[u8], stored: &[u8]) -> Result<Vec<u8>, Corr
 /// [`open_value`] of an owned envelope, without copying the value.
 pub fn open_owned(tree: Tree, key: &[u8], stored: Vec<u8>) -> Result<Vec<u8>, Corruption> {
     checksum::open_owned(stored).ok_or_else(|| Corruption::new(tree, key, "checksum mismatch"))
+}
+
+/// [`open_owned`] of a stored log record, hashed once for its checksum and its chain
+/// ([`checksum::open_record`]).
+pub fn open_record(key: &[u8], stored: Vec<u8>) -> Result<HashedRecord, Corruption> {
+    checksum::open_record(stored).ok_or_else(|| Corruption::new(Tree::Log, key, "checksum mismatch"))
 }
 
 /// Reads one checksummed value straight from a store ([`Storage::get_checked`]).
@@ -194,6 +202,12 @@ impl<'a> View<'a> {
     pub fn put(&mut self, tree: Tree, key: Vec<u8>, value: &[u8]) {
         self.written_key(tree, &key);
         self.pending.put(tree, key, checksum::seal(value));
+    }
+
+    /// Appends a log record under `key`, its checksum cut from the hash it carries.
+    pub fn put_record(&mut self, key: Vec<u8>, record: HashedRecord) {
+        self.written_key(Tree::Log, &key);
+        self.pending.put(Tree::Log, key, checksum::seal_record(record));
     }
 
     pub fn remove(&mut self, tree: Tree, key: Vec<u8>) {
