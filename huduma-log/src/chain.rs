@@ -49,7 +49,8 @@ pub struct ChainVerifier {
     next_seq: u64,
     prev_hash: [u8; 32],
     last_time: i64,
-    current: Option<VerifyingKey>,
+    /// The key in force, with its id (which every record names).
+    current: Option<(VerifyingKey, KeyId)>,
     keys: Vec<VerifyingKey>,
     pending: Vec<PendingSignature>,
 }
@@ -77,7 +78,7 @@ impl ChainVerifier {
             next_seq,
             prev_hash,
             last_time,
-            current: keys.last().copied(),
+            current: keys.last().map(|key| (*key, KeyId::of(key))),
             keys,
             pending: Vec::new(),
         }
@@ -177,15 +178,15 @@ impl ChainVerifier {
             {
                 return Err(bad(0, "names a genesis key other than the published one"));
             }
-            self.current = Some(key);
+            self.current = Some((key, KeyId::of(&key)));
             self.keys.push(key);
         } else if kv.kind == kind::LOG_INITIALIZED {
             return Err(bad(seq, "LogInitialized after record 0"));
         }
-        let Some(key) = self.current else {
+        let Some((key, key_id)) = self.current else {
             return Err(bad(seq, "no log key is in force"));
         };
-        if h.key_id != KeyId::of(&key) {
+        if h.key_id != key_id {
             return Err(bad(seq, "signed with a key id other than the key in force"));
         }
         self.pending.push(PendingSignature {
@@ -206,7 +207,7 @@ impl ChainVerifier {
             new_key
                 .verify_strict(&consent, &signature)
                 .map_err(|_| bad(seq, "the new key's consent signature does not verify"))?;
-            self.current = Some(new_key);
+            self.current = Some((new_key, KeyId::of(&new_key)));
             self.keys.push(new_key);
         }
         self.prev_hash = match hash {
