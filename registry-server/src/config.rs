@@ -100,6 +100,7 @@ pub struct ServerConfig {
     /// sled's page cache for the identity store, in MiB. Proofs, look-ups and the
     /// duplicate search are point reads, each a few microseconds while the store fits
     /// in it and about 20 beyond: size it to the data directory where memory allows.
+    /// `verify` and `export`, which read the store through once, use at most 128 MiB.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
     /// The registry's read cache in front of sled, in MiB: look-ups' point reads of

@@ -62,6 +62,25 @@ fn open_identity_store(loaded: &Loaded) -> Result<SledStore, StorageError> {
     SledStore::open_with_cache(&loaded.config.server.data_dir, loaded.config.server.cache_bytes())
 }
 
+/// The most page cache a command that reads the identity store through once (`verify`,
+/// `export`) is given, whatever `cache_mb` says: it reads each page once, so a larger
+/// cache only holds what it will not read again. At 1,000,000 persons, `verify` ran
+/// as fast with 128 MiB as with the default 512 MiB or with 2 GiB, at a peak about
+/// 0.6 GB lower than with 512 (BENCHMARKS.md).
+const ONE_PASS_CACHE_BYTES: u64 = 128 << 20;
+
+/// The page cache for a command that reads the store through once, given the
+/// configured one.
+fn one_pass_cache_bytes(configured: u64) -> u64 {
+    configured.min(ONE_PASS_CACHE_BYTES)
+}
+
+/// Opens the identity store for a command that reads it through once, with the page
+/// cache [`one_pass_cache_bytes`] gives.
+fn open_identity_store_for_one_pass(loaded: &Loaded) -> Result<SledStore, StorageError> {
+    SledStore::open_with_cache(&loaded.config.server.data_dir, one_pass_cache_bytes(loaded.config.server.cache_bytes()))
+}
+
 /// Opens the registry (writing record 0 on first use).
 pub fn open_registry(loaded: &Loaded) -> Result<Registry, OperatorError> {
     Ok(Registry::open_dir(&loaded.config.server.data_dir, loaded.secrets()?, loaded.log_key()?, options(loaded))?)
@@ -77,7 +96,7 @@ pub fn verify(
     progress: &mut dyn FnMut(&str, Reached),
 ) -> Result<(VerifyReport, AccessSummary), OperatorError> {
     let dir = &loaded.config.server.data_dir;
-    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store(loaded)?);
+    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store_for_one_pass(loaded)?);
     let report =
         verify_store(&*store, genesis, Some(&loaded.secrets()?), &loaded.config.server.fold_space(), &mut |reached| {
             progress("identity", reached)
@@ -110,7 +129,7 @@ pub fn recover(loaded: &Loaded, progress: &mut dyn FnMut(Reached)) -> Result<rep
 
 /// Writes every record to `out` in the export format.
 pub fn export(loaded: &Loaded, out: &Path) -> Result<u64, OperatorError> {
-    let store = open_identity_store(loaded)?;
+    let store = open_identity_store_for_one_pass(loaded)?;
     // Before the file is created: a refused export leaves nothing behind.
     log_export::check_exportable(&store)?;
     let io = |cause| OperatorError::Io { path: out.display().to_string(), cause };
@@ -227,4 +246,17 @@ pub async fn load(
     }
     let first_refusal = stopped.or_else(|| first.map(|(i, reason)| format!("registration {i}: {reason}")));
     LoadReport { accepted, refused, first_refusal, elapsed: began.elapsed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_pass_command_keeps_a_small_configured_cache_and_caps_a_large_one() {
+        assert_eq!(one_pass_cache_bytes(16 << 20), 16 << 20);
+        assert_eq!(one_pass_cache_bytes(ONE_PASS_CACHE_BYTES), ONE_PASS_CACHE_BYTES);
+        assert_eq!(one_pass_cache_bytes(512 << 20), ONE_PASS_CACHE_BYTES);
+        assert_eq!(one_pass_cache_bytes(1 << 40), ONE_PASS_CACHE_BYTES);
+    }
 }
