@@ -705,7 +705,15 @@ impl Writer {
             return Ok((event, number, Some(fold::Prepared::registration(material))));
         }
         let (event, number) = self.prepare_change(view, s, actor, today)?;
-        Ok((event, number, None))
+        // A link's fold needs its record id, which the event holds sealed: it is taken
+        // from the command, in the clear, instead of opened again.
+        let prepared = match &s.command {
+            Command::LinkAgencyRecord { agency, record_id, .. } => {
+                Some(fold::Prepared::link(LinkedRecord::new(&self.secrets, agency, record_id)))
+            }
+            _ => None,
+        };
+        Ok((event, number, prepared))
     }
 
     /// A registration's event: the search for duplicates, the number, the person's key.

@@ -177,30 +177,49 @@ pub fn match_material(
 }
 
 /// What folding an event needs that the projections do not hold (a registration's
-/// match material), derived by [`prepare`] ahead of the fold, on another thread if
-/// the caller likes.
+/// match material, a link's record as the person's entry keeps it), derived by
+/// [`prepare`] ahead of the fold, on another thread if the caller likes.
+#[derive(Default)]
 pub struct Prepared {
     /// A registration's match material; `None` for any other event, and for a person
     /// whose key was erased.
     registered: Option<MatchMaterial>,
+    /// A link's record: its link hash and its record id sealed for the projection,
+    /// from the event's record id opened; `None` for any other event.
+    linked: Option<LinkedRecord>,
 }
 
 impl Prepared {
     /// What a registration's fold needs, from the person's demographics in the clear:
     /// for the writer, which has just sealed them (see [`MatchMaterial::of`]).
     pub fn registration(material: MatchMaterial) -> Self {
-        Self { registered: Some(material) }
+        Self { registered: Some(material), ..Self::default() }
+    }
+
+    /// What a link's fold needs, from its record id in the clear: for the writer, which
+    /// has just sealed it into the event (so the fold need not open it again).
+    pub fn link(record: LinkedRecord) -> Self {
+        Self { linked: Some(record), ..Self::default() }
     }
 }
 
 /// Derives what folding `event` (record `seq`) needs but the projections do not hold.
 /// Reads only the keyring.
 pub fn prepare(view: &View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<Prepared, FoldError> {
-    let registered = match event {
-        Event::PersonRegistered(e) => match_material(view, secrets, PersonId(seq), &e.demographics)?,
-        _ => None,
-    };
-    Ok(Prepared { registered })
+    Ok(match event {
+        Event::PersonRegistered(e) => Prepared {
+            registered: match_material(view, secrets, PersonId(seq), &e.demographics)?,
+            ..Prepared::default()
+        },
+        Event::AgencyRecordLinked(e) => Prepared::link(linked_record(secrets, seq, e)?),
+        _ => Prepared::default(),
+    })
+}
+
+/// A link event's record as the person's entry keeps it.
+fn linked_record(secrets: &Secrets, seq: u64, e: &crate::event::AgencyRecordLinked) -> Result<LinkedRecord, FoldError> {
+    let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
+    Ok(LinkedRecord::new(secrets, &e.agency, &record_id))
 }
 
 /// Adds a person to the duplicate search (`present`) or takes them out of it: their
@@ -422,8 +441,10 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
             set_match_keys(view, secrets, e.person, &e.demographics, true)?;
         }
         Event::AgencyRecordLinked(e) => {
-            let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
-            let record = LinkedRecord::new(secrets, &e.agency, &record_id);
+            let record = match prepared.linked {
+                Some(record) => record,
+                None => linked_record(secrets, seq, e)?,
+            };
             view.put(Tree::AgencyLinks, record.link.to_vec(), &person_key(e.person));
             update_person(view, seq, e.person, |p| insert_sorted(&mut p.agency_records, record))?;
         }
