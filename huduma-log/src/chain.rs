@@ -370,11 +370,10 @@ mod tests {
         assert_eq!(summary.records, 5);
         // A record that names another predecessor breaks the chain either way.
         let mut broken = log.clone();
-        broken[2] = log_of(&LogKey::from_seed([8; 32]), 3)[2].clone();
         broken[2][17] ^= 1;
         for hashed in [true, false] {
             let error = verify_chain(&broken, hashed).unwrap_err();
-            assert_eq!((error.seq, hashed), (2, hashed), "{error}");
+            assert_eq!(error.seq, 2, "hashed already: {hashed}; {error}");
         }
     }
 

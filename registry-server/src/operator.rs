@@ -65,8 +65,8 @@ fn open_identity_store(loaded: &Loaded) -> Result<SledStore, StorageError> {
 /// The most page cache a command that reads the identity store through once (`verify`,
 /// `export`) is given, whatever `cache_mb` says: it reads each page once, so a larger
 /// cache only holds what it will not read again. At 1,000,000 persons, `verify` ran
-/// as fast with 128 MiB as with the default 512 MiB or with 2 GiB, at a peak about
-/// 0.6 GB lower than with 512 (BENCHMARKS.md).
+/// as fast with 128 MiB as with the default 512 MiB or with 2 GiB, at a peak 0.7 GB
+/// lower than with 512 (1.41 against 2.12 GB; BENCHMARKS.md).
 const ONE_PASS_CACHE_BYTES: u64 = 128 << 20;
 
 /// The page cache for a command that reads the store through once, given the

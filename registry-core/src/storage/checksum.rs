@@ -70,9 +70,11 @@ pub fn seal_record(record: HashedRecord) -> Vec<u8> {
 /// match.
 pub fn open_record(mut stored: Vec<u8>) -> Option<HashedRecord> {
     let split = stored.len().checked_sub(CHECKSUM_LEN)?;
-    let sum = stored.split_off(split);
+    let mut sum = [0u8; CHECKSUM_LEN];
+    sum.copy_from_slice(&stored[split..]);
+    stored.truncate(split);
     let record = HashedRecord::new(stored);
-    (record.hash()[..CHECKSUM_LEN] == sum[..]).then_some(record)
+    (record.hash()[..CHECKSUM_LEN] == sum).then_some(record)
 }
 
 #[cfg(test)]
