@@ -156,12 +156,12 @@ pub fn read_head(store: &dyn Storage) -> Result<Option<Head>, WriterError> {
     let Some((key, stored)) = store.last(Tree::Log)? else {
         return Ok(None);
     };
-    let bytes = crate::storage::view::open_value(Tree::Log, &key, &stored).map_err(ReadError::from)?;
-    let record = RecordRef::parse(&bytes).map_err(|e| WriterError::Head(e.to_string()))?;
+    let hashed = crate::storage::view::open_record(&key, stored).map_err(ReadError::from)?;
+    let record = RecordRef::parse(hashed.bytes()).map_err(|e| WriterError::Head(e.to_string()))?;
     if key.as_slice() != seq_key(record.header.seq) {
         return Err(WriterError::Head("its key does not match its sequence number".into()));
     }
-    Ok(Some(Head { next_seq: record.header.seq + 1, hash: record.hash(), time_micros: record.header.time_micros }))
+    Ok(Some(Head { next_seq: record.header.seq + 1, hash: *hashed.hash(), time_micros: record.header.time_micros }))
 }
 
 /// The single appender.

@@ -157,16 +157,17 @@ fn repair_tail(store: &dyn Storage, size: u64, count: u64) -> Result<u64, Access
     for (offset, (key, value)) in stored.into_iter().enumerate() {
         let seq = from + offset as u64;
         let fail = |reason: String| AccessOpenError::Tail { seq, reason };
-        let bytes = crate::storage::view::open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
-        let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        let hashed = crate::storage::view::open_record(&key, value).map_err(|e| fail(e.to_string()))?;
+        let bytes = hashed.bytes();
+        let header = record::parse(bytes).map_err(|e| fail(e.to_string()))?;
         if header.seq != seq || key != writer::seq_key(seq) {
             return Err(fail("out of sequence".into()));
         }
         if prev.is_some_and(|p| p != header.prev) {
             return Err(fail("does not name the previous record's hash".into()));
         }
-        prev = Some(record::chain_hash(&bytes));
-        for entry in tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))? {
+        prev = Some(*hashed.hash());
+        for entry in tree.push(seq, bytes).map_err(|e| fail(e.to_string()))? {
             match crate::merkle_store::entry_state(store, &entry)? {
                 EntryState::Stored => {}
                 EntryState::Missing => {

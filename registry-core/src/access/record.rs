@@ -201,11 +201,6 @@ pub fn open(bytes: &[u8], key: &[u8; 32]) -> Result<AccessBody, AccessRecordErro
     postcard::from_bytes(&plain).map_err(|_| AccessRecordError::Malformed("the body does not decode"))
 }
 
-/// The hash the next record names as `prev`.
-pub fn chain_hash(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

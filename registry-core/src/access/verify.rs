@@ -12,7 +12,7 @@ use crate::merkle_store::{EntryState, TreeEdge};
 use super::record;
 use super::writer::{seq_key, subject_key};
 use crate::storage::in_key_order::InKeyOrder;
-use crate::storage::view::{ReadError, open_value};
+use crate::storage::view::{ReadError, open_record, open_value};
 use crate::storage::{Storage, Tree};
 
 /// How many entries one read takes.
@@ -118,8 +118,9 @@ pub fn verify(
         if key != seq_key(seq) {
             return Err(fail(format!("missing: the next stored key is {}", crate::storage::view::hex(&key))));
         }
-        let bytes = open_value(Tree::Log, &key, &value).map_err(|e| fail(e.to_string()))?;
-        let header = record::parse(&bytes).map_err(|e| fail(e.to_string()))?;
+        let hashed = open_record(&key, value).map_err(|e| fail(e.to_string()))?;
+        let bytes = hashed.bytes();
+        let header = record::parse(bytes).map_err(|e| fail(e.to_string()))?;
         if header.seq != seq {
             return Err(fail(format!("names sequence number {}", header.seq)));
         }
@@ -145,7 +146,7 @@ pub fn verify(
         // Checkpoints of the tree before this record are checked once its chain link
         // held, so an altered record is named by the chain where it can be.
         check_signed(&tree, &mut checkpoints)?;
-        let entries = tree.push(seq, &bytes).map_err(|e| fail(e.to_string()))?;
+        let entries = tree.push(seq, bytes).map_err(|e| fail(e.to_string()))?;
         let nodes_key = crate::merkle_store::nodes_key(seq);
         if !entries.iter().any(|(t, _, _)| *t == Tree::MerkleNodes)
             && store.get(Tree::MerkleNodes, &nodes_key)?.is_some()
@@ -166,7 +167,7 @@ pub fn verify(
                 }
             }
         }
-        prev = record::chain_hash(&bytes);
+        prev = *hashed.hash();
         last_time = header.time_ms;
         if tree.size().is_multiple_of(CHUNK as u64) {
             progress(tree.size());

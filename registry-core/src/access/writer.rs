@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use huduma_log::keys::LogKey;
+use huduma_log::record::HashedRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use super::record::{self, AccessEvent, AccessHeader, SealedUnder};
@@ -53,13 +54,13 @@ pub fn read_head(store: &dyn Storage) -> Result<AccessHead, ReadError> {
     let Some((key, stored)) = store.last(Tree::Log)? else {
         return Ok(AccessHead { next_seq: 0, prev: [0; 32], time_ms: 0 });
     };
-    let bytes = crate::storage::view::open_value(Tree::Log, &key, &stored)?;
+    let hashed = crate::storage::view::open_record(&key, stored)?;
     let corrupt = |why: String| crate::storage::view::Corruption::new(Tree::Log, &key, why);
-    let header = record::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let header = record::parse(hashed.bytes()).map_err(|e| corrupt(e.to_string()))?;
     if key != seq_key(header.seq) {
         return Err(corrupt("its key does not match its sequence number".into()).into());
     }
-    Ok(AccessHead { next_seq: header.seq + 1, prev: record::chain_hash(&bytes), time_ms: header.time_ms })
+    Ok(AccessHead { next_seq: header.seq + 1, prev: *hashed.hash(), time_ms: header.time_ms })
 }
 
 /// The handle look-ups are recorded through.
@@ -266,16 +267,17 @@ impl Appender {
                 subject,
                 sealed_under,
             };
-            let bytes = record::seal(&header, &key, &event.body);
-            view.put(Tree::Log, seq_key(seq).to_vec(), &bytes);
+            // Hashed once, for the chain and for the store's checksum.
+            let sealed = HashedRecord::new(record::seal(&header, &key, &event.body));
             if event.person.is_some() {
                 view.put(Tree::AccessBySubject, subject_key(&subject, seq), &[]);
             }
-            if let Err(e) = crate::merkle_store::append(&mut view, &mut self.tree, seq, &bytes) {
+            if let Err(e) = crate::merkle_store::append(&mut view, &mut self.tree, seq, sealed.bytes()) {
                 failure = Some(e.to_string());
                 break;
             }
-            self.head = AccessHead { next_seq: seq + 1, prev: record::chain_hash(&bytes), time_ms: header.time_ms };
+            self.head = AccessHead { next_seq: seq + 1, prev: *sealed.hash(), time_ms: header.time_ms };
+            view.put_record(seq_key(seq).to_vec(), sealed);
             seqs.push(seq);
         }
         let result = match failure {
