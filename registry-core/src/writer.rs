@@ -14,6 +14,7 @@ use crate::command::{
     Command, CommandError, Outcome, Receipt, Submission, check_agency, check_identifier, check_reason,
 };
 use crate::commit_intent::{CommitIntent, IssuedNumbers};
+use crate::dedup::blocks::Upkeep;
 use crate::dedup::{OpenedAhead, Probe};
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
@@ -563,7 +564,7 @@ impl Writer {
             Header { seq, time_micros, prev_hash: self.head.hash, key_id: self.key.id(), kind: event.kind_version() };
         let bytes = record::encode(&header, &event.encode_payload(), &self.key);
         match prepared {
-            Some(prepared) => fold::fold_prepared(view, &self.secrets, seq, event, prepared)?,
+            Some(prepared) => fold::fold_prepared(view, &self.secrets, seq, event, prepared, Upkeep::InPlace)?,
             None => fold::fold(view, &self.secrets, seq, event)?,
         }
         let tree = self.tree.as_mut().ok_or_else(|| internal("the tree's frontier is unavailable; restart"))?;

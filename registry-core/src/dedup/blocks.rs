@@ -17,10 +17,18 @@
 //! full. A removal takes the entry out of its chunk and leaves the chunk count as it
 //! was (a chunk may be empty), except that a block whose only chunk empties is
 //! removed. So the same log folds to the same bytes, live or afresh.
+//!
+//! A fold into a scratch store on disk (`replay::ScratchFold`) does not keep the
+//! chunks as it goes ([`Upkeep::Logged`]): it logs each change in the scratch store's
+//! `match_keys` under block hash (16) ‖ record (u64 BE) ‖ 0 (leave) or 1 (join), the
+//! value the person id (u64 BE), or for a join the whole entry, and [`LaidOut`] lays
+//! each block's changes out as chunks when the fold is compared, with the code that
+//! keeps them in place.
 
 use crate::PersonId;
-use crate::storage::Tree;
+use crate::storage::checksum;
 use crate::storage::view::{Corruption, ReadError, View};
+use crate::storage::{KeyValue, StorageError, Tree};
 
 /// The most entries one chunk holds (a chunk value is at most 4 + 32 × 16 bytes).
 pub const CHUNK: usize = 32;
@@ -106,58 +114,277 @@ fn missing(block: &BlockHash, chunk: u32) -> ReadError {
     Corruption::new(Tree::MatchKeys, &chunk_key(block, chunk), "a chunk its block counts is missing").into()
 }
 
-fn write_chunk(view: &mut View<'_>, block: &BlockHash, chunk: u32, value: &Chunk) {
-    view.put(Tree::MatchKeys, chunk_key(block, chunk), &value.encode());
+/// Where one block's chunks are read and written as a person joins or leaves it: the
+/// store, through a view ([`InView`]), or memory, as a fold's logged changes are laid
+/// out ([`Held`]). [`join`] and [`leave`] are written once against it, so that both
+/// give the same chunks.
+trait Chunks {
+    fn block(&self) -> &BlockHash;
+    fn read(&self, chunk: u32) -> Result<Option<Chunk>, ReadError>;
+    fn write(&mut self, chunk: u32, value: Chunk);
+    /// Removes the block's only chunk (the block is empty).
+    fn remove_block(&mut self);
 }
 
-/// Appends `entry` to the block (the caller adds a person to a block once).
-pub fn add(view: &mut View<'_>, block: &BlockHash, entry: Entry) -> Result<(), ReadError> {
-    let Some(mut first) = read_chunk(view, block, 0)? else {
-        write_chunk(view, block, 0, &Chunk { count: Some(1), entries: vec![entry] });
+/// A block in the store, read and written through a view.
+struct InView<'v, 'a> {
+    view: &'v mut View<'a>,
+    block: &'v BlockHash,
+}
+
+impl Chunks for InView<'_, '_> {
+    fn block(&self) -> &BlockHash {
+        self.block
+    }
+    fn read(&self, chunk: u32) -> Result<Option<Chunk>, ReadError> {
+        read_chunk(self.view, self.block, chunk)
+    }
+    fn write(&mut self, chunk: u32, value: Chunk) {
+        self.view.put(Tree::MatchKeys, chunk_key(self.block, chunk), &value.encode());
+    }
+    fn remove_block(&mut self) {
+        self.view.remove(Tree::MatchKeys, chunk_key(self.block, 0));
+    }
+}
+
+/// Appends `entry` to the block's last chunk, or begins a chunk when it is full.
+fn join(chunks: &mut impl Chunks, entry: Entry) -> Result<(), ReadError> {
+    let Some(mut first) = chunks.read(0)? else {
+        chunks.write(0, Chunk { count: Some(1), entries: vec![entry] });
         return Ok(());
     };
     let count = first.count.unwrap_or(1);
     let last = count - 1;
-    let mut tail =
-        if last == 0 { None } else { Some(read_chunk(view, block, last)?.ok_or_else(|| missing(block, last))?) };
-    let target = tail.as_mut().unwrap_or(&mut first);
-    if target.entries.len() < CHUNK {
-        target.entries.push(entry);
-        match tail {
-            Some(tail) => write_chunk(view, block, last, &tail),
-            None => write_chunk(view, block, 0, &first),
-        }
-    } else {
-        let next = count.checked_add(1).ok_or_else(|| {
-            Corruption::new(Tree::MatchKeys, &chunk_key(block, 0), "the block counts u32::MAX chunks")
-        })?;
-        write_chunk(view, block, count, &Chunk { count: None, entries: vec![entry] });
-        first.count = Some(next);
-        write_chunk(view, block, 0, &first);
+    if last == 0 && first.entries.len() < CHUNK {
+        first.entries.push(entry);
+        chunks.write(0, first);
+        return Ok(());
     }
+    if last > 0 {
+        let mut tail = chunks.read(last)?.ok_or_else(|| missing(chunks.block(), last))?;
+        if tail.entries.len() < CHUNK {
+            tail.entries.push(entry);
+            chunks.write(last, tail);
+            return Ok(());
+        }
+    }
+    let next = count.checked_add(1).ok_or_else(|| {
+        Corruption::new(Tree::MatchKeys, &chunk_key(chunks.block(), 0), "the block counts u32::MAX chunks")
+    })?;
+    chunks.write(count, Chunk { count: None, entries: vec![entry] });
+    first.count = Some(next);
+    chunks.write(0, first);
     Ok(())
 }
 
-/// Takes `person` out of the block (nothing if they are not in it).
-pub fn remove(view: &mut View<'_>, block: &BlockHash, person: PersonId) -> Result<(), ReadError> {
-    let Some(first) = read_chunk(view, block, 0)? else { return Ok(()) };
+/// Takes `person` out of the chunk that holds them; the chunk count stays, but a block
+/// whose only chunk empties is removed.
+fn leave(chunks: &mut impl Chunks, person: PersonId) -> Result<(), ReadError> {
+    let Some(first) = chunks.read(0)? else { return Ok(()) };
     let count = first.count.unwrap_or(1);
     let mut chunk = first;
     for index in 0..count {
         if index > 0 {
-            chunk = read_chunk(view, block, index)?.ok_or_else(|| missing(block, index))?;
+            chunk = chunks.read(index)?.ok_or_else(|| missing(chunks.block(), index))?;
         }
         if let Some(at) = chunk.entries.iter().position(|e| e.person == person) {
             chunk.entries.remove(at);
             if count == 1 && chunk.entries.is_empty() {
-                view.remove(Tree::MatchKeys, chunk_key(block, 0));
+                chunks.remove_block();
             } else {
-                write_chunk(view, block, index, &chunk);
+                chunks.write(index, chunk);
             }
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// Appends `entry` to the block (the caller adds a person to a block once).
+pub fn add(view: &mut View<'_>, block: &BlockHash, entry: Entry) -> Result<(), ReadError> {
+    join(&mut InView { view, block }, entry)
+}
+
+/// Takes `person` out of the block (nothing if they are not in it).
+pub fn remove(view: &mut View<'_>, block: &BlockHash, person: PersonId) -> Result<(), ReadError> {
+    leave(&mut InView { view, block }, person)
+}
+
+/// How a fold keeps the blocks as persons join and leave them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upkeep {
+    /// Each change read into its chunk and written back: the blocks are whole after
+    /// every record (the live store, which the duplicate search reads; a fold in
+    /// memory, whose reads cost little).
+    InPlace,
+    /// Each change logged as it is ([`log_change`]), nothing read; [`LaidOut`] lays the
+    /// changes out as chunks once the fold is done. For a fold in a scratch store on
+    /// disk, whose reads back of each block's chunks were its largest cost.
+    Logged,
+}
+
+/// A person joining or leaving a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Join(Entry),
+    Leave(PersonId),
+}
+
+/// Applies `change` (made by record `seq`) to `block` as `upkeep` says.
+pub fn apply(
+    view: &mut View<'_>,
+    upkeep: Upkeep,
+    block: &BlockHash,
+    seq: u64,
+    change: Change,
+) -> Result<(), ReadError> {
+    match (upkeep, change) {
+        (Upkeep::InPlace, Change::Join(entry)) => add(view, block, entry),
+        (Upkeep::InPlace, Change::Leave(person)) => remove(view, block, person),
+        (Upkeep::Logged, change) => log_change(view, block, seq, change),
+    }
+}
+
+/// The bytes of a logged change's key: block hash (16) ‖ record (u64 BE) ‖ 0 for a
+/// leave, 1 for a join. In key order, a block's changes come together and in the order
+/// the fold made them: by record, and within one record a leave before a join (a
+/// correction takes the person out of their old blocks, then puts them in the new).
+const CHANGE_KEY: usize = 16 + 8 + 1;
+
+/// Logs `change` to `block` by record `seq` in the `match_keys` tree of a fold on disk
+/// (the changes only: [`LaidOut`] reads them back as chunks). A record changes a
+/// person's place in a block at most once each way; a second such change is refused,
+/// as its key would overwrite the first.
+fn log_change(view: &mut View<'_>, block: &BlockHash, seq: u64, change: Change) -> Result<(), ReadError> {
+    let mut key = Vec::with_capacity(CHANGE_KEY);
+    key.extend_from_slice(block);
+    key.extend_from_slice(&seq.to_be_bytes());
+    let value = match change {
+        Change::Leave(person) => {
+            key.push(0);
+            person.0.to_be_bytes().to_vec()
+        }
+        Change::Join(entry) => {
+            key.push(1);
+            [entry.person.0.to_be_bytes(), entry.dob].concat()
+        }
+    };
+    if view.writes(Tree::MatchKeys, &key) {
+        return Err(Corruption::new(Tree::MatchKeys, &key, "one record changed a block twice the same way").into());
+    }
+    view.put(Tree::MatchKeys, key, &value);
+    Ok(())
+}
+
+/// One block held in memory while its logged changes are laid out.
+struct Held {
+    block: BlockHash,
+    chunks: Vec<Chunk>,
+}
+
+impl Chunks for Held {
+    fn block(&self) -> &BlockHash {
+        &self.block
+    }
+    fn read(&self, chunk: u32) -> Result<Option<Chunk>, ReadError> {
+        Ok(self.chunks.get(chunk as usize).map(|c| Chunk { count: c.count, entries: c.entries.clone() }))
+    }
+    fn write(&mut self, chunk: u32, value: Chunk) {
+        match self.chunks.get_mut(chunk as usize) {
+            Some(held) => *held = value,
+            // `join` writes a new chunk only just past the last.
+            None => self.chunks.push(value),
+        }
+    }
+    fn remove_block(&mut self) {
+        self.chunks.clear();
+    }
+}
+
+impl Held {
+    /// The block's chunks as the store holds them (sealed), in key order.
+    fn into_stored(self) -> impl Iterator<Item = KeyValue> {
+        let block = self.block;
+        (0u32..).zip(self.chunks).map(move |(index, chunk)| (chunk_key(&block, index), checksum::seal(&chunk.encode())))
+    }
+
+    /// Applies one logged change, as stored (sealed).
+    fn apply_logged(&mut self, key: &[u8], stored: &[u8]) -> Result<(), ReadError> {
+        let corrupt = |reason: &str| ReadError::from(Corruption::new(Tree::MatchKeys, key, reason));
+        let value = checksum::open(stored).ok_or_else(|| corrupt("checksum mismatch"))?;
+        let person = |bytes: &[u8]| bytes.first_chunk::<8>().map(|b| PersonId(u64::from_be_bytes(*b)));
+        match (key.len() == CHANGE_KEY).then(|| key[CHANGE_KEY - 1]) {
+            Some(0) if value.len() == 8 => leave(self, person(value).ok_or_else(|| corrupt("a short leave"))?),
+            Some(1) if value.len() == ENTRY => {
+                let (who, dob) = value.split_at(8);
+                let entry = Entry {
+                    person: person(who).ok_or_else(|| corrupt("a short join"))?,
+                    dob: dob.try_into().map_err(|_| corrupt("a short join"))?,
+                };
+                join(self, entry)
+            }
+            _ => Err(corrupt("not a logged change")),
+        }
+    }
+}
+
+/// The chunks that a fold's logged changes ([`Upkeep::Logged`]) lay out, in key order
+/// and sealed as the store holds them: the same bytes as folding the changes in place
+/// would have left. Reads `changes` (the fold's `match_keys` tree in key order) one
+/// block at a time, holding only that block in memory.
+pub struct LaidOut<I: Iterator<Item = Result<KeyValue, StorageError>>> {
+    changes: std::iter::Peekable<I>,
+    ready: std::vec::IntoIter<KeyValue>,
+}
+
+impl<I: Iterator<Item = Result<KeyValue, StorageError>>> LaidOut<I> {
+    pub fn new(changes: I) -> Self {
+        Self { changes: changes.peekable(), ready: Vec::new().into_iter() }
+    }
+
+    /// Lays out the block the next change belongs to; `None` after the last change.
+    fn next_block(&mut self) -> Option<Result<Vec<KeyValue>, StorageError>> {
+        let (key, stored) = match self.changes.next()? {
+            Ok(change) => change,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(block) = key.first_chunk::<16>().copied() else {
+            return Some(Err(in_scratch(Corruption::new(Tree::MatchKeys, &key, "not a logged change").into())));
+        };
+        let mut held = Held { block, chunks: Vec::new() };
+        let mut change = Ok((key, stored));
+        loop {
+            let applied = change.and_then(|(key, stored)| held.apply_logged(&key, &stored).map_err(in_scratch));
+            if let Err(e) = applied {
+                return Some(Err(e));
+            }
+            match self.changes.next_if(|next| next.as_ref().map_or(true, |(key, _)| key.starts_with(&block))) {
+                Some(next) => change = next,
+                None => return Some(Ok(held.into_stored().collect())),
+            }
+        }
+    }
+}
+
+/// A logged change the fold's own scratch store could not give back whole.
+fn in_scratch(e: ReadError) -> StorageError {
+    StorageError::Engine(format!("the fold's scratch store: {e}"))
+}
+
+impl<I: Iterator<Item = Result<KeyValue, StorageError>>> Iterator for LaidOut<I> {
+    type Item = Result<KeyValue, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(chunk) = self.ready.next() {
+                return Some(Ok(chunk));
+            }
+            match self.next_block()? {
+                Ok(chunks) => self.ready = chunks.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// Visits the block's entries in the order they were added until `visit` returns
@@ -183,6 +410,7 @@ pub fn visit(view: &View<'_>, block: &BlockHash, mut visit: impl FnMut(Entry) ->
 mod tests {
     use super::*;
     use crate::storage::Storage;
+    use crate::storage::in_key_order::InKeyOrder;
     use crate::storage::memory::MemoryStore;
     use proptest::prelude::*;
 
@@ -232,6 +460,80 @@ mod tests {
             let only_one_chunk = stored.len() == 1;
             prop_assert!(!(model.is_empty() && only_one_chunk), "an emptied one-chunk block is removed");
         }
+    }
+
+    proptest! {
+        /// Changes logged by a fold on disk and laid out afterwards give the very
+        /// chunks, byte for byte, that the same changes made in place give: whatever
+        /// the records (a person leaving some blocks, then joining some, as a
+        /// correction does), committed in batches of any size and read back in
+        /// handfuls of any size.
+        #[test]
+        fn logged_changes_lay_out_as_the_same_changes_in_place(
+            records in proptest::collection::vec((0u64..100, 0u8..8, 0u8..8), 1..400),
+            batch in 1usize..50,
+            handful in 1usize..20,
+        ) {
+            let (in_place, logged) = (MemoryStore::new(), MemoryStore::new());
+            let mut members: Vec<Vec<u64>> = vec![Vec::new(); 3];
+            for (at, records) in (1u64..).step_by(batch).zip(records.chunks(batch)) {
+                let (mut a, mut b) = (View::new(&in_place), View::new(&logged));
+                for (seq, &(person, leaves, joins)) in (at..).zip(records) {
+                    for (index, block) in members.iter_mut().enumerate() {
+                        let hash = [index as u8; 16];
+                        if leaves & (1 << index) != 0 {
+                            let change = Change::Leave(PersonId(person));
+                            apply(&mut a, Upkeep::InPlace, &hash, seq, change).unwrap();
+                            apply(&mut b, Upkeep::Logged, &hash, seq, change).unwrap();
+                            block.retain(|p| *p != person);
+                        }
+                    }
+                    for (index, block) in members.iter_mut().enumerate() {
+                        let hash = [index as u8; 16];
+                        if joins & (1 << index) != 0 && !block.contains(&person) {
+                            let change = Change::Join(entry(person));
+                            apply(&mut a, Upkeep::InPlace, &hash, seq, change).unwrap();
+                            apply(&mut b, Upkeep::Logged, &hash, seq, change).unwrap();
+                            block.push(person);
+                        }
+                    }
+                }
+                in_place.commit(&a.take_batch(), false).unwrap();
+                logged.commit(&b.take_batch(), false).unwrap();
+            }
+            let laid_out: Vec<KeyValue> =
+                LaidOut::new(InKeyOrder::new(&logged, Tree::MatchKeys, &[], handful)).collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(laid_out, in_place.scan_prefix(Tree::MatchKeys, &[]).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_damaged_logged_change_is_reported_not_laid_out() {
+        let store = MemoryStore::new();
+        let mut view = View::new(&store);
+        let block = [5u8; 16];
+        apply(&mut view, Upkeep::Logged, &block, 1, Change::Join(entry(1))).unwrap();
+        apply(&mut view, Upkeep::Logged, &block, 2, Change::Join(entry(2))).unwrap();
+        let mut batch = view.take_batch();
+        // The second change's value cut short, its checksum made to match.
+        let key = [&block[..], &2u64.to_be_bytes(), &[1]].concat();
+        batch.put(Tree::MatchKeys, key, checksum::seal(&[0, 0, 0, 0, 0, 0, 0, 2]));
+        store.commit(&batch, false).unwrap();
+        let laid_out: Result<Vec<KeyValue>, _> =
+            LaidOut::new(InKeyOrder::new(&store, Tree::MatchKeys, &[], 8)).collect();
+        let err = laid_out.unwrap_err().to_string();
+        assert!(err.contains("scratch store") && err.contains("not a logged change"), "{err}");
+    }
+
+    #[test]
+    fn one_record_changing_a_block_twice_the_same_way_is_refused() {
+        let store = MemoryStore::new();
+        let mut view = View::new(&store);
+        let block = [6u8; 16];
+        apply(&mut view, Upkeep::Logged, &block, 3, Change::Leave(PersonId(1))).unwrap();
+        let err = apply(&mut view, Upkeep::Logged, &block, 3, Change::Leave(PersonId(2))).unwrap_err();
+        assert!(err.to_string().contains("one record changed a block twice"), "{err}");
+        apply(&mut view, Upkeep::Logged, &block, 3, Change::Join(entry(1))).unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::PersonId;
 use crate::dedup::Profile;
-use crate::dedup::blocks::{self, BlockHash};
+use crate::dedup::blocks::{self, BlockHash, Upkeep};
 use crate::dedup::name_counts;
 use crate::demographics::Demographics;
 use crate::event::{Event, PrivateText};
@@ -228,22 +228,30 @@ fn linked_record(secrets: &Secrets, seq: u64, e: &crate::event::AgencyRecordLink
 fn set_match_keys(
     view: &mut View<'_>,
     secrets: &Secrets,
+    seq: u64,
     person: PersonId,
     sealed: &Sealed,
     present: bool,
+    upkeep: Upkeep,
 ) -> Result<(), FoldError> {
     let material = match_material(view, secrets, person, sealed)?;
-    apply_match_material(view, material, present)
+    apply_match_material(view, seq, material, present, upkeep)
 }
 
-fn apply_match_material(view: &mut View<'_>, material: Option<MatchMaterial>, present: bool) -> Result<(), FoldError> {
+fn apply_match_material(
+    view: &mut View<'_>,
+    seq: u64,
+    material: Option<MatchMaterial>,
+    present: bool,
+    upkeep: Upkeep,
+) -> Result<(), FoldError> {
     let Some(material) = material else { return Ok(()) };
+    let change = match present {
+        true => blocks::Change::Join(blocks::Entry { person: material.person, dob: material.keys.dob }),
+        false => blocks::Change::Leave(material.person),
+    };
     for block in &material.keys.blocks {
-        if present {
-            blocks::add(view, block, blocks::Entry { person: material.person, dob: material.keys.dob })?;
-        } else {
-            blocks::remove(view, block, material.person)?;
-        }
+        blocks::apply(view, upkeep, block, seq, change)?;
     }
     let delta = if present { 1 } else { -1 };
     for word in material.keys.words {
@@ -368,28 +376,37 @@ fn record_agency_changes(
     Ok(())
 }
 
-/// Applies the event of record `seq` to the projections in `view`.
+/// Applies the event of record `seq` to the projections in `view`, the duplicate
+/// search's blocks kept in place.
 pub fn fold(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<(), FoldError> {
     let prepared = prepare(view, secrets, seq, event)?;
-    fold_prepared(view, secrets, seq, event, prepared)
+    fold_prepared(view, secrets, seq, event, prepared, Upkeep::InPlace)
 }
 
 /// [`fold`] of an event whose `prepared` part [`prepare`] derived ahead (for this
-/// event: it is what the two have in common).
+/// event: it is what the two have in common), the blocks kept as `upkeep` says.
 pub fn fold_prepared(
     view: &mut View<'_>,
     secrets: &Secrets,
     seq: u64,
     event: &Event,
     prepared: Prepared,
+    upkeep: Upkeep,
 ) -> Result<(), FoldError> {
     let persons = linked_persons(event);
     let before: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
-    apply(view, secrets, seq, event, prepared)?;
+    apply(view, secrets, seq, event, prepared, upkeep)?;
     record_agency_changes(view, seq, event.kind_version().kind, &persons, &before)
 }
 
-fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepared: Prepared) -> Result<(), FoldError> {
+fn apply(
+    view: &mut View<'_>,
+    secrets: &Secrets,
+    seq: u64,
+    event: &Event,
+    prepared: Prepared,
+    upkeep: Upkeep,
+) -> Result<(), FoldError> {
     match event {
         Event::LogInitialized(e) => {
             view.put(Tree::Meta, meta::CURRENT_KEY.to_vec(), &e.public_key);
@@ -414,7 +431,7 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
             };
             store_person(view, person, &entry);
             put_counter(view, e.counter);
-            apply_match_material(view, prepared.registered, true)?;
+            apply_match_material(view, seq, prepared.registered, true, upkeep)?;
         }
         Event::NumberReplaced(e) => {
             let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
@@ -435,10 +452,10 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
         Event::DemographicsCorrected(e) => {
             let before = load_person(view, seq, e.person)?;
             if let Some(old) = &before.demographics {
-                set_match_keys(view, secrets, e.person, old, false)?;
+                set_match_keys(view, secrets, seq, e.person, old, false, upkeep)?;
             }
             update_person(view, seq, e.person, |p| p.demographics = Some(e.demographics.clone()))?;
-            set_match_keys(view, secrets, e.person, &e.demographics, true)?;
+            set_match_keys(view, secrets, seq, e.person, &e.demographics, true, upkeep)?;
         }
         Event::AgencyRecordLinked(e) => {
             let record = match prepared.linked {
@@ -472,7 +489,7 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
         Event::RecordsMerged(e) => {
             let duplicate = load_person(view, seq, e.duplicate)?;
             if let Some(sealed) = &duplicate.demographics {
-                set_match_keys(view, secrets, e.duplicate, sealed, false)?;
+                set_match_keys(view, secrets, seq, e.duplicate, sealed, false, upkeep)?;
             }
             let moved = remove_links(view, seq, e.duplicate)?;
             for record in &moved {
@@ -493,7 +510,7 @@ fn apply(view: &mut View<'_>, secrets: &Secrets, seq: u64, event: &Event, prepar
             // A merged person left the search when merged (taking them out twice would
             // count their names down twice).
             if let Some(sealed) = before.demographics.as_ref().filter(|_| before.status != PersonStatus::Merged) {
-                set_match_keys(view, secrets, e.person, sealed, false)?;
+                set_match_keys(view, secrets, seq, e.person, sealed, false, upkeep)?;
             }
             remove_links(view, seq, e.person)?;
             update_person(view, seq, e.person, |p| {

@@ -9,9 +9,10 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use super::fresh_tree::FreshTree;
-use super::scratch::{FoldSpace, SCRATCH_COMMIT_WRITES, ScratchFold};
+use super::scratch::{FoldSpace, ScratchFold};
 use super::streamed::{Difference, FirstDifferences, OnDifference, fold_streaming};
-use super::{CHUNK, Commit, LogTap, Reached, ReplayError, fold_records, log_size};
+use super::{CHUNK, Folding, LogTap, Reached, ReplayError, fold_records, log_size};
+use crate::dedup::blocks::LaidOut;
 use crate::secrets::Secrets;
 use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::{KeyValue, Storage, StorageError, Tree, WriteBatch};
@@ -48,7 +49,7 @@ impl<'a> FreshFold<'a> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Self, ReplayError> {
         let fresh = Self::new(store);
-        fold_records(store, &fresh, secrets, 0, Commit::EveryRecord, tap, progress)?;
+        fold_records(store, &fresh, secrets, 0, Folding::IN_MEMORY, tap, progress)?;
         Ok(fresh)
     }
 }
@@ -105,6 +106,9 @@ enum FreshSide<'a> {
     InMemory(FreshTree),
     /// In a scratch store, read in key order beside the live tree.
     Stored(&'a dyn Storage),
+    /// The duplicate search's blocks in a scratch store, as the changes the fold logged
+    /// (`blocks::Upkeep::Logged`): laid out as chunks as they are read in key order.
+    LaidOut(&'a dyn Storage),
     /// Compared already, as the fold wrote it: its first difference, when reporting
     /// (when repairing, the differences are written already).
     Streamed(Option<Difference>),
@@ -142,7 +146,7 @@ impl<'a> FreshProjections<'a> {
             None => {
                 let fresh = FreshFold::new(store);
                 let ((), streamed) = fold_streaming(&fresh, store, on_difference, |target| {
-                    fold_records(store, target, secrets, 0, Commit::EveryRecord, tap, progress).map(drop)
+                    fold_records(store, target, secrets, 0, Folding::IN_MEMORY, tap, progress).map(drop)
                 })?;
                 Ok(Self { held: Held::InMemory(fresh.trees.into_inner().map_err(|_| poisoned())?), streamed })
             }
@@ -150,8 +154,7 @@ impl<'a> FreshProjections<'a> {
                 tracing::info!(records, dir = %dir.display(), "folding the log in a scratch store on disk");
                 let scratch = ScratchFold::create(dir, store)?;
                 let ((), streamed) = fold_streaming(&scratch, store, on_difference, |target| {
-                    let commit = Commit::InChunks(SCRATCH_COMMIT_WRITES);
-                    fold_records(store, target, secrets, 0, commit, tap, progress).map(drop)
+                    fold_records(store, target, secrets, 0, Folding::ON_DISK, tap, progress).map(drop)
                 })?;
                 Ok(Self { held: Held::Scratch(scratch), streamed })
             }
@@ -190,6 +193,7 @@ impl<'a> FreshProjections<'a> {
                     .into_iter()
                     .map(|tree| match streamed_side(tree) {
                         Some(first) => pair(tree, FreshSide::Streamed(first)),
+                        None if tree == Tree::MatchKeys => pair(tree, FreshSide::LaidOut(folded)),
                         None => pair(tree, FreshSide::Stored(folded)),
                     })
                     .collect()
@@ -203,7 +207,7 @@ impl TreePair<'_> {
     fn size_hint(&self) -> usize {
         match &self.fresh {
             FreshSide::InMemory(fresh) => fresh.len(),
-            FreshSide::Stored(_) | FreshSide::Streamed(_) => 0,
+            FreshSide::Stored(_) | FreshSide::LaidOut(_) | FreshSide::Streamed(_) => 0,
         }
     }
 
@@ -220,7 +224,13 @@ impl TreePair<'_> {
     ) -> Result<(), StorageError> {
         match self.fresh {
             FreshSide::InMemory(fresh) => diff_in_memory(self.tree, fresh, store, differs),
-            FreshSide::Stored(fresh) => diff_stored(self.tree, fresh, store, differs),
+            FreshSide::Stored(fresh) => {
+                diff_stored(self.tree, InKeyOrder::new(fresh, self.tree, &[], CHUNK), store, differs)
+            }
+            FreshSide::LaidOut(fresh) => {
+                let chunks = LaidOut::new(InKeyOrder::new(fresh, self.tree, &[], CHUNK));
+                diff_stored(self.tree, chunks, store, differs)
+            }
             FreshSide::Streamed(first) => {
                 let mut differs = differs;
                 if let Some(Difference { key, fresh }) = first {
@@ -259,17 +269,16 @@ fn diff_in_memory(
     Ok(())
 }
 
-/// Both trees read in key order side by side (a merge join): memory bounded by two
-/// chunks whatever their size.
+/// The live tree and the fresh one (`fresh_entries`, in key order, sealed as stored)
+/// read side by side (a merge join): memory bounded by two chunks whatever their size.
 fn diff_stored(
     tree: Tree,
-    fresh: &dyn Storage,
+    mut fresh_entries: impl Iterator<Item = Result<KeyValue, StorageError>>,
     store: &dyn Storage,
     mut differs: impl FnMut(&[u8], Option<&[u8]>) -> ControlFlow<()>,
 ) -> Result<(), StorageError> {
     use std::cmp::Ordering;
     let mut live_entries = InKeyOrder::new(store, tree, &[], CHUNK);
-    let mut fresh_entries = InKeyOrder::new(fresh, tree, &[], CHUNK);
     let (mut live, mut wanted) = (live_entries.next().transpose()?, fresh_entries.next().transpose()?);
     loop {
         // What differs here, and which side to read on from.

@@ -15,9 +15,11 @@ mod streamed;
 pub use fresh::{FreshFold, FreshProjections, TreePair, each_pair_in_parallel};
 pub use fresh_tree::{FreshEntry, FreshTree};
 pub use progress::{Reached, Stage};
+use scratch::SCRATCH_COMMIT_WRITES;
 pub use scratch::{DEFAULT_IN_MEMORY_RECORDS, FoldSpace, SCRATCH_DIR, ScratchFold};
 pub use streamed::{OnDifference, STREAMED_TREES};
 
+use crate::dedup::blocks::Upkeep;
 use crate::event::Event;
 use crate::projection::fold::{self, FoldError};
 use crate::record::{HashedRecord, RecordRef};
@@ -100,7 +102,25 @@ pub fn fold_log(
     from: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
-    fold_records(log, target, secrets, from, Commit::InChunks(FOLD_COMMIT_WRITES), None, progress)
+    fold_records(log, target, secrets, from, Folding::LIVE, None, progress)
+}
+
+/// How a fold writes into its target: when it commits, and how it keeps the
+/// duplicate search's blocks.
+#[derive(Clone, Copy)]
+struct Folding {
+    commit: Commit,
+    blocks: Upkeep,
+}
+
+impl Folding {
+    /// Into the live store (catching up as the registry opens).
+    const LIVE: Folding = Folding { commit: Commit::InChunks(FOLD_COMMIT_WRITES), blocks: Upkeep::InPlace };
+    /// Into a fresh fold in memory.
+    const IN_MEMORY: Folding = Folding { commit: Commit::EveryRecord, blocks: Upkeep::InPlace };
+    /// Into a fresh fold in a scratch store on disk, whose blocks are laid out from
+    /// their logged changes as they are compared (`blocks::LaidOut`).
+    const ON_DISK: Folding = Folding { commit: Commit::InChunks(SCRATCH_COMMIT_WRITES), blocks: Upkeep::Logged };
 }
 
 /// When a fold hands its pending writes to its target.
@@ -252,10 +272,11 @@ fn fold_records(
     target: &dyn Storage,
     secrets: &Secrets,
     from: u64,
-    commit: Commit,
+    how: Folding,
     tap: Option<LogTap>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ReplayError> {
+    let commit = how.commit;
     let mut view = View::new(target);
     let mut tree = crate::merkle_store::TreeEdge::load(target, from)
         .map_err(|e| ReplayError::Fold { seq: from, cause: e.into() })?;
@@ -266,7 +287,7 @@ fn fold_records(
         // Ends when the reading side has handed over everything and hung up.
         for chunk in ready {
             for ReadyRecord { seq, leaf, event, prepared } in chunk? {
-                fold::fold_prepared(&mut view, secrets, seq, &event, prepared)
+                fold::fold_prepared(&mut view, secrets, seq, &event, prepared, how.blocks)
                     .map_err(|cause| ReplayError::Fold { seq, cause })?;
                 crate::merkle_store::append_leaf(&mut view, &mut tree, seq, leaf)
                     .map_err(|c| ReplayError::Fold { seq, cause: ReadError::from(c).into() })?;
