@@ -409,9 +409,9 @@ pub fn visit(view: &View<'_>, block: &BlockHash, mut visit: impl FnMut(Entry) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Storage;
     use crate::storage::in_key_order::InKeyOrder;
     use crate::storage::memory::MemoryStore;
+    use crate::storage::{Storage, WriteBatch};
     use proptest::prelude::*;
 
     fn entries(view: &View<'_>, block: &BlockHash) -> Vec<Entry> {
@@ -523,6 +523,16 @@ mod tests {
             LaidOut::new(InKeyOrder::new(&store, Tree::MatchKeys, &[], 8)).collect();
         let err = laid_out.unwrap_err().to_string();
         assert!(err.contains("scratch store") && err.contains("not a logged change"), "{err}");
+        // The first change's stored bytes flipped: its checksum no longer matches.
+        let first = [&block[..], &1u64.to_be_bytes(), &[1]].concat();
+        let mut stored = store.get(Tree::MatchKeys, &first).unwrap().unwrap();
+        stored[3] ^= 0x40;
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::MatchKeys, first, stored);
+        store.commit(&batch, false).unwrap();
+        let laid_out: Result<Vec<KeyValue>, _> =
+            LaidOut::new(InKeyOrder::new(&store, Tree::MatchKeys, &[], 8)).collect();
+        assert!(laid_out.unwrap_err().to_string().contains("checksum mismatch"));
     }
 
     #[test]
