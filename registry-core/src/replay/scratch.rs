@@ -8,6 +8,9 @@
 //! It is created empty beside the data (a stale one, left by a fold that was killed,
 //! is removed first) and deleted when the fold is done with it. It holds projection
 //! values only, as the live store holds them: sealed, never personal data in clear.
+//! Its `match_keys` holds the changes that make the duplicate search's blocks (a
+//! person id and a birth-date tag each, as a block's entries do), which
+//! `dedup::blocks::LaidOut` lays out as the live store's chunks when they are compared.
 
 use std::path::{Path, PathBuf};
 
