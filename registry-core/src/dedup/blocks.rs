@@ -48,6 +48,24 @@ pub struct Entry {
     pub dob: [u8; 8],
 }
 
+impl Entry {
+    /// The entry as a chunk (and a logged join) holds it: person id (u64 BE) ‖ tag.
+    fn to_bytes(self) -> [u8; ENTRY] {
+        let mut out = [0u8; ENTRY];
+        out[..8].copy_from_slice(&self.person.0.to_be_bytes());
+        out[8..].copy_from_slice(&self.dob);
+        out
+    }
+
+    fn from_bytes(bytes: &[u8; ENTRY]) -> Self {
+        let (person, dob) = bytes.split_at(8);
+        Self {
+            person: PersonId(u64::from_be_bytes(person.try_into().unwrap_or_default())),
+            dob: dob.try_into().unwrap_or_default(),
+        }
+    }
+}
+
 fn chunk_key(block: &BlockHash, chunk: u32) -> Vec<u8> {
     let mut key = Vec::with_capacity(20);
     key.extend_from_slice(block);
@@ -56,6 +74,7 @@ fn chunk_key(block: &BlockHash, chunk: u32) -> Vec<u8> {
 }
 
 /// A chunk as read: the block's chunk count (chunk 0 only) and its entries.
+#[derive(Clone)]
 struct Chunk {
     count: Option<u32>,
     entries: Vec<Entry>,
@@ -74,18 +93,11 @@ impl Chunk {
         } else {
             (None, bytes)
         };
-        if body.len() % ENTRY != 0 || body.len() / ENTRY > CHUNK {
+        let (entries, rest) = body.as_chunks::<ENTRY>();
+        if !rest.is_empty() || entries.len() > CHUNK {
             return Err(corrupt("a chunk's entries are not whole, or too many"));
         }
-        let entries = body
-            .chunks_exact(ENTRY)
-            .map(|e| {
-                let (person, dob) = e.split_at(8);
-                let person = PersonId(u64::from_be_bytes(person.try_into().unwrap_or_default()));
-                Entry { person, dob: dob.try_into().unwrap_or_default() }
-            })
-            .collect();
-        Ok(Self { count, entries })
+        Ok(Self { count, entries: entries.iter().map(Entry::from_bytes).collect() })
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -94,8 +106,7 @@ impl Chunk {
             out.extend_from_slice(&count.to_be_bytes());
         }
         for e in &self.entries {
-            out.extend_from_slice(&e.person.0.to_be_bytes());
-            out.extend_from_slice(&e.dob);
+            out.extend_from_slice(&e.to_bytes());
         }
         out
     }
@@ -266,7 +277,7 @@ fn log_change(view: &mut View<'_>, block: &BlockHash, seq: u64, change: Change) 
         }
         Change::Join(entry) => {
             key.push(1);
-            [entry.person.0.to_be_bytes(), entry.dob].concat()
+            entry.to_bytes().to_vec()
         }
     };
     if view.writes(Tree::MatchKeys, &key) {
@@ -287,7 +298,7 @@ impl Chunks for Held {
         &self.block
     }
     fn read(&self, chunk: u32) -> Result<Option<Chunk>, ReadError> {
-        Ok(self.chunks.get(chunk as usize).map(|c| Chunk { count: c.count, entries: c.entries.clone() }))
+        Ok(self.chunks.get(chunk as usize).cloned())
     }
     fn write(&mut self, chunk: u32, value: Chunk) {
         match self.chunks.get_mut(chunk as usize) {
@@ -312,19 +323,14 @@ impl Held {
     fn apply_logged(&mut self, key: &[u8], stored: &[u8]) -> Result<(), ReadError> {
         let corrupt = |reason: &str| ReadError::from(Corruption::new(Tree::MatchKeys, key, reason));
         let value = checksum::open(stored).ok_or_else(|| corrupt("checksum mismatch"))?;
-        let person = |bytes: &[u8]| bytes.first_chunk::<8>().map(|b| PersonId(u64::from_be_bytes(*b)));
-        match (key.len() == CHANGE_KEY).then(|| key[CHANGE_KEY - 1]) {
-            Some(0) if value.len() == 8 => leave(self, person(value).ok_or_else(|| corrupt("a short leave"))?),
-            Some(1) if value.len() == ENTRY => {
-                let (who, dob) = value.split_at(8);
-                let entry = Entry {
-                    person: person(who).ok_or_else(|| corrupt("a short join"))?,
-                    dob: dob.try_into().map_err(|_| corrupt("a short join"))?,
-                };
-                join(self, entry)
-            }
-            _ => Err(corrupt("not a logged change")),
+        let step = (key.len() == CHANGE_KEY).then(|| key[CHANGE_KEY - 1]);
+        if let (Some(0), Ok(person)) = (step, <[u8; 8]>::try_from(value)) {
+            return leave(self, PersonId(u64::from_be_bytes(person)));
         }
+        if let (Some(1), Ok(entry)) = (step, <&[u8; ENTRY]>::try_from(value)) {
+            return join(self, Entry::from_bytes(entry));
+        }
+        Err(corrupt("not a logged change"))
     }
 }
 
