@@ -9,9 +9,13 @@ use huduma_log::record::HashedRecord;
 pub const CHECKSUM_LEN: usize = 8;
 
 fn checksum(value: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let hash = blake3::hash(value);
+    cut(blake3::hash(value).as_bytes())
+}
+
+/// The checksum of the bytes whose BLAKE3 hash is `hash`: its first bytes.
+fn cut(hash: &[u8; 32]) -> [u8; CHECKSUM_LEN] {
     let mut out = [0u8; CHECKSUM_LEN];
-    out.copy_from_slice(&hash.as_bytes()[..CHECKSUM_LEN]);
+    out.copy_from_slice(&hash[..CHECKSUM_LEN]);
     out
 }
 
@@ -60,8 +64,7 @@ pub fn open_owned(mut stored: Vec<u8>) -> Option<Vec<u8>> {
 /// carries already (the hash the chain names it by) instead of hashed again. The same
 /// bytes as [`seal`] of the record's bytes.
 pub fn seal_record(record: HashedRecord) -> Vec<u8> {
-    let mut sum = [0u8; CHECKSUM_LEN];
-    sum.copy_from_slice(&record.hash()[..CHECKSUM_LEN]);
+    let sum = cut(record.hash());
     seal_with(record.into_bytes(), sum)
 }
 
@@ -74,7 +77,7 @@ pub fn open_record(mut stored: Vec<u8>) -> Option<HashedRecord> {
     sum.copy_from_slice(&stored[split..]);
     stored.truncate(split);
     let record = HashedRecord::new(stored);
-    (record.hash()[..CHECKSUM_LEN] == sum).then_some(record)
+    (cut(record.hash()) == sum).then_some(record)
 }
 
 #[cfg(test)]
