@@ -128,6 +128,185 @@ async fn a_registrar_and_an_agency_at_the_command_line() {
     assert_eq!(down.code, 7, "{}", down.stderr);
 }
 
+/// The number a `--json` registration issued.
+fn issued(out: &Out) -> String {
+    json(out)["huduma_number"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases() {
+    let server = TestServer::start().await;
+    let registrar = server.token(Role::Registrar);
+    let admin = server.token(Role::Admin);
+    let person =
+        ["--given", "Akinyi", "--family", "Otieno", "--dob", "1988-11-03", "--sex", "female", "--place", "Kisumu"];
+    let with = |head: &[&'static str], tail: &[&'static str]| -> Vec<&'static str> {
+        head.iter().chain(person.iter()).chain(tail.iter()).copied().collect()
+    };
+    let centre = ["--centre", "KISUMU-HC"];
+    let first = issued(&huduma(&server, &registrar, &with(&["--json", "register"], &centre)).await);
+
+    // The same person again is refused (5), naming the candidate and the way to override.
+    let size = server.log_size().await;
+    let refused = huduma(&server, &registrar, &with(&["register"], &centre)).await;
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    let grouped = huduma_sdk::check_number(&first).unwrap().to_string();
+    assert!(refused.stderr.contains(&grouped), "names the candidate: {}", refused.stderr);
+    assert!(refused.stderr.contains("--override-duplicate"), "{}", refused.stderr);
+    assert_eq!(server.log_size().await, size, "a refusal writes nothing");
+
+    // The search finds the same candidate, above the threshold; another person finds none.
+    let found = json(&huduma(&server, &registrar, &with(&["--json", "duplicates"], &[])).await);
+    assert_eq!(found[0]["huduma_number"], first.as_str(), "{found}");
+    assert_eq!(found[0]["above_threshold"], true, "{found}");
+    let score = found[0]["score"].as_f64().unwrap();
+    assert!(score > 0.0 && score <= 28.0, "{score}");
+    let stranger = ["duplicates", "--given", "Baraka", "--family", "Mwangi", "--dob", "1950-06-30"];
+    let none = huduma(&server, &registrar, &[&stranger[..], &["--sex", "male", "--place", "Nyeri"]].concat()).await;
+    assert_eq!(none.code, 0, "{}", none.stderr);
+    assert!(none.stdout.contains("no registered person"), "{}", none.stdout);
+    let partial = huduma(&server, &registrar, &["duplicates", "--given", "Akinyi"]).await;
+    assert_eq!(partial.code, 2);
+    assert!(partial.stderr.contains("--family is required"), "{}", partial.stderr);
+
+    // Registered all the same, with a justification: a second number.
+    let twin = ["--override-duplicate", "twin sister; birth certificate seen", "--centre", "KISUMU-HC"];
+    let second = issued(&huduma(&server, &registrar, &with(&["--json", "register"], &twin)).await);
+    assert_ne!(second, first);
+    assert_eq!(server.log_size().await, size + 1);
+
+    // The second's given name corrected: every field given, as it should read.
+    let corrected = [
+        "correct",
+        &second,
+        "--given",
+        "Adhiambo",
+        "--family",
+        "Otieno",
+        "--dob",
+        "1988-11-03",
+        "--sex",
+        "female",
+        "--place",
+        "Kisumu",
+        "--centre",
+        "KISUMU-HC",
+    ];
+    assert_eq!(huduma(&server, &registrar, &corrected).await.code, 0);
+    let shown = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
+    assert_eq!(shown["demographics"]["given_name"], "Adhiambo", "{shown}");
+    let short = huduma(&server, &registrar, &["correct", &second, "--given", "Adhiambo", "--centre", "X"]).await;
+    assert_eq!(short.code, 2);
+    assert!(short.stderr.contains("correct: --family is required"), "{}", short.stderr);
+
+    // Found to be one person after all: merged. Again is refused; a typo names its flag.
+    let merge = |survivor: &str, duplicate: &str| {
+        let args = ["merge", "--survivor", survivor, "--duplicate", duplicate, "--justification", "same fingerprints"];
+        [&args[..], &centre].concat().into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = merge(&first, &second);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(huduma(&server, &registrar, &argv).await.code, 0);
+    let merged = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
+    assert_eq!((merged["status"].as_str(), merged["superseded_by"].as_str()), (Some("Merged"), Some(first.as_str())));
+    assert_eq!(huduma(&server, &registrar, &argv).await.code, 5, "a merged enrolment is not merged twice");
+    let mut typo = second.clone().into_bytes();
+    typo[4] = if typo[4] == b'9' { b'0' } else { typo[4] + 1 };
+    let args = merge(&first, std::str::from_utf8(&typo).unwrap());
+    let bad = huduma(&server, &registrar, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(bad.code, 3);
+    assert!(bad.stderr.contains("--duplicate") && bad.stderr.contains("check digit"), "{}", bad.stderr);
+
+    // Erasure is the admin's: a registrar is not allowed (6); then the number resolves as erased.
+    let erase = ["erase", &first, "--legal-basis", "Data Protection Act 2019, s. 40"];
+    assert_eq!(huduma(&server, &registrar, &erase).await.code, 6);
+    assert_eq!(huduma(&server, &admin, &erase).await.code, 0);
+    let erased = json(&huduma(&server, &registrar, &["--json", "resolve", &first, "--purpose", "check"]).await);
+    assert_eq!(erased["status"], "Erased", "{erased}");
+    assert!(erased["demographics"].is_null(), "{erased}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_verifies_attributes_and_a_citizen_portal_lists_the_look_ups() {
+    let server = TestServer::start().await;
+    let (registrar, kra, portal) =
+        (server.token(Role::Registrar), server.token_of("kra"), server.token(Role::CitizenPortal));
+    let register = [
+        "--json",
+        "register",
+        "--given",
+        "Chebet",
+        "--family",
+        "Kiprono",
+        "--dob",
+        "1995-02-14",
+        "--sex",
+        "female",
+        "--place",
+        "Eldoret",
+        "--centre",
+        "ELDORET-HC",
+    ];
+    let number = issued(&huduma(&server, &registrar, &register).await);
+    assert_eq!(huduma(&server, &kra, &["link", &number, "--agency", "KRA", "--record", "P051234567X"]).await.code, 0);
+
+    // Claims checked, names caselessly; nothing else is learnt.
+    let claim = ["verify-attributes", &number, "--given", "CHEBET", "--dob", "1995-02-15", "--purpose", "loan KYC"];
+    let table = huduma(&server, &kra, &claim).await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", table.stdout);
+    assert!(lines[0].starts_with("status") && lines[0].ends_with("Active"), "{}", table.stdout);
+    assert!(lines[1].starts_with("given_name") && lines[1].ends_with("yes"), "{}", table.stdout);
+    assert!(lines[2].starts_with("date_of_birth") && lines[2].ends_with("no"), "{}", table.stdout);
+    assert!(!table.stdout.contains("Kiprono"), "{}", table.stdout);
+    let by_record = [
+        "--json",
+        "verify-attributes",
+        "--agency",
+        "KRA",
+        "--record",
+        "P051234567X",
+        "--family",
+        "kiprono",
+        "--purpose",
+        "PIN check",
+    ];
+    let answer = json(&huduma(&server, &kra, &by_record).await);
+    assert_eq!(answer, serde_json::json!({"status": "Active", "attributes": {"family_name": true}}));
+    let nothing = huduma(&server, &kra, &["verify-attributes", &number, "--purpose", "x"]).await;
+    assert_eq!(nothing.code, 3, "{}", nothing.stderr);
+    assert!(nothing.stderr.contains("claimed"), "names the field: {}", nothing.stderr);
+
+    // The person's look-ups, newest first: one a page, every page with --all.
+    let pages = huduma(&server, &portal, &["--json", "accesses", &number, "--page-size", "1", "--all"]).await;
+    assert_eq!(pages.code, 0, "{}", pages.stderr);
+    let pages: Vec<serde_json::Value> = pages.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(pages.len(), 2, "the two verifications: {pages:?}");
+    let purposes: Vec<&str> = pages.iter().map(|p| p["accesses"][0]["purpose"].as_str().unwrap()).collect();
+    assert_eq!(purposes, ["PIN check", "loan KYC"]);
+    assert!(pages[0]["next_page_token"].is_string() && pages[1]["next_page_token"].is_null(), "{pages:?}");
+    let first_page = huduma(&server, &portal, &["accesses", &number, "--page-size", "1"]).await;
+    assert_eq!(first_page.code, 0, "{}", first_page.stderr);
+    assert!(
+        first_page.stdout.contains("VerifyAttributes") && first_page.stdout.contains("PIN check"),
+        "{}",
+        first_page.stdout
+    );
+    assert_eq!(first_page.stdout.lines().count(), 1, "one page without --all: {}", first_page.stdout);
+    let token = pages[0]["next_page_token"].as_str().unwrap();
+    assert!(first_page.stderr.contains(&format!("--page-token {token}")), "{}", first_page.stderr);
+    let next = huduma(&server, &portal, &["accesses", &number, "--page-token", token]).await;
+    assert!(next.stdout.contains("loan KYC") && !next.stdout.contains("PIN check"), "{}", next.stdout);
+    let later = huduma(&server, &portal, &["accesses", &number, "--since", "2100-01-01T00:00:00Z"]).await;
+    assert!(later.stdout.starts_with("no look-ups"), "{}", later.stdout);
+    let bad_time = huduma(&server, &portal, &["accesses", &number, "--since", "yesterday"]).await;
+    assert_eq!(bad_time.code, 3);
+    assert!(bad_time.stderr.contains("since"), "names the field: {}", bad_time.stderr);
+    // Only a citizen portal may list them.
+    assert_eq!(huduma(&server, &kra, &["accesses", &number]).await.code, 6);
+}
+
 fn count_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).unwrap().lines().count()
 }

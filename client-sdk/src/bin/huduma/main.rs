@@ -1,12 +1,14 @@
 //! `huduma`: the registrar's, agency's and auditor's CLI, built on the SDK.
 //!
 //! Exit codes: 0 ok; 2 usage; 3 invalid input; 4 not found; 5 refused (the person's
-//! state forbids it, or it already exists); 6 not allowed (unauthenticated or
-//! permission denied); 7 unavailable (after retries); 8 verification failed; 1 other.
+//! state forbids it, it already exists, or a registration is a possible duplicate); 6
+//! not allowed (unauthenticated or permission denied); 7 unavailable (after retries); 8
+//! verification failed; 1 other.
 
 mod audit;
 mod bulk;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,9 +73,10 @@ struct Person {
 }
 
 impl Person {
-    /// The demographics, or the first missing flag.
-    fn demographics(self) -> Result<Demographics, Failure> {
-        let missing = |flag: &str| failure(2, format!("register: --{flag} is required (or --file for a bulk file)"));
+    /// The demographics, or the first missing flag (`command` names the subcommand, and
+    /// `or` what could stand instead, in the error).
+    fn demographics(self, command: &str, or: &str) -> Result<Demographics, Failure> {
+        let missing = |flag: &str| failure(2, format!("{command}: --{flag} is required{or}"));
         Ok(Demographics {
             given_name: self.given.ok_or_else(|| missing("given"))?,
             family_name: self.family.ok_or_else(|| missing("family"))?,
@@ -82,6 +85,18 @@ impl Person {
             sex: self.sex.ok_or_else(|| missing("sex"))?,
             place_of_birth: self.place.ok_or_else(|| missing("place"))?,
         })
+    }
+
+    /// The attributes claimed: those given, and no others.
+    fn claim(self) -> huduma_sdk::Claim {
+        huduma_sdk::Claim {
+            given_name: self.given,
+            family_name: self.family,
+            other_names: self.other,
+            date_of_birth: self.dob,
+            sex: self.sex,
+            place_of_birth: self.place,
+        }
     }
 }
 
@@ -101,8 +116,59 @@ enum Cmd {
         /// Bulk: calls in flight.
         #[arg(long, default_value_t = 32, requires = "file")]
         concurrency: usize,
+        /// Register although the duplicate search refused it, saying why this is another
+        /// person (recorded in the log with the candidates overridden). Not for a bulk
+        /// file: each line it refused is looked at, and registered so, one at a time.
+        #[arg(long, value_name = "JUSTIFICATION", conflicts_with = "file")]
+        override_duplicate: Option<String>,
         #[arg(long)]
         centre: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The registered persons most like these demographics, best first (each one found
+    /// is recorded in their access log).
+    Duplicates {
+        #[command(flatten)]
+        person: Person,
+        /// At most this many (1-50).
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Correct a person's demographics: give all of them, as they should read.
+    Correct {
+        number: String,
+        #[command(flatten)]
+        person: Person,
+        #[arg(long)]
+        centre: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Merge a duplicate enrolment into the person it duplicates: the duplicate's
+    /// number then resolves as merged, to the survivor's.
+    Merge {
+        /// The number of the enrolment that stays.
+        #[arg(long)]
+        survivor: String,
+        /// The number of the duplicate enrolment.
+        #[arg(long)]
+        duplicate: String,
+        /// Why the two are one person (recorded in the log).
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        centre: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Erase a person's personal data (admins): their data key is destroyed; the log
+    /// still verifies, and the number resolves as erased.
+    Erase {
+        number: String,
+        /// The law or order the erasure is made under (recorded in the log).
+        #[arg(long)]
+        legal_basis: String,
         #[arg(long)]
         request_id: Option<String>,
     },
@@ -151,6 +217,37 @@ enum Cmd {
         /// Why you are looking this person up (required; recorded).
         #[arg(long)]
         purpose: String,
+    },
+    /// Ask whether the attributes claimed (the flags given) hold for a person, a number or
+    /// an agency record (--agency and --record), learning nothing else.
+    VerifyAttributes {
+        #[arg(required_unless_present = "record")]
+        number: Option<String>,
+        #[arg(long, requires = "record")]
+        agency: Option<String>,
+        #[arg(long, requires = "agency")]
+        record: Option<String>,
+        #[command(flatten)]
+        claim: Person,
+        /// Why you are asking (required; recorded).
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Who looked a person up, newest first (citizen portals).
+    Accesses {
+        number: String,
+        /// Only look-ups at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Look-ups a page (0: the registry's default of 50).
+        #[arg(long, default_value_t = 0)]
+        page_size: u32,
+        /// Continue from a page's `next_page_token`.
+        #[arg(long, conflicts_with = "all")]
+        page_token: Option<String>,
+        /// Every page, to the oldest look-up.
+        #[arg(long)]
+        all: bool,
     },
     /// Follow changes to your agency's linked persons (resumes after disconnects).
     Watch {
@@ -257,7 +354,10 @@ impl From<Error> for Failure {
         let code = match &e {
             Error::InvalidNumber(_) | Error::InvalidArgument { .. } => 3,
             Error::NotFound(_) => 4,
-            Error::FailedPrecondition(_) | Error::AlreadyExists(_) | Error::OutOfRange(_) => 5,
+            Error::FailedPrecondition(_)
+            | Error::PossibleDuplicate { .. }
+            | Error::AlreadyExists(_)
+            | Error::OutOfRange(_) => 5,
             Error::Unauthenticated(_) | Error::PermissionDenied(_) => 6,
             Error::Unavailable(_) | Error::DeadlineExceeded(_) | Error::Transport(_) => 7,
             Error::Verification(_) => 8,
@@ -374,15 +474,85 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Err(e) => Err(failure(3, format!("invalid Huduma number {number:?}: {e}"))),
         },
-        Cmd::Register { person, file, out, concurrency, centre, request_id } => {
+        Cmd::Register { person, file, out, concurrency, override_duplicate, centre, request_id } => {
             let client = connect(&cli.connection).await?;
             match file {
                 Some(file) => bulk::bulk_register(&client, &file, out, concurrency, &centre).await,
                 None => {
-                    let demographics = person.demographics()?;
+                    let demographics = person.demographics("register", " (or --file for a bulk file)")?;
                     let request_id = id(request_id);
-                    let (number, receipt) = client.register_person(&request_id, &demographics, &centre).await?;
+                    let registered = match &override_duplicate {
+                        None => client.register_person(&request_id, &demographics, &centre).await,
+                        Some(why) => client.register_person_overriding(&request_id, &demographics, &centre, why).await,
+                    };
+                    let (number, receipt) = registered.map_err(|e| match e {
+                        Error::PossibleDuplicate { .. } => Failure {
+                            code: 5,
+                            message: format!(
+                                "{e}\n(to register this person all the same, run the command again with \
+                                 --override-duplicate \"<why this is another person>\")"
+                            ),
+                        },
+                        e => e.into(),
+                    })?;
                     show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
+                }
+            }
+        }
+        Cmd::Duplicates { person, limit } => {
+            let demographics = person.demographics("duplicates", "")?;
+            let client = connect(&cli.connection).await?;
+            let found = client.find_duplicates(&demographics, limit).await?;
+            show_candidates(json, &found)
+        }
+        Cmd::Correct { number, person, centre, request_id } => {
+            let demographics = person.demographics("correct", "")?;
+            let client = connect(&cli.connection).await?;
+            let request_id = id(request_id);
+            let receipt = client.correct_demographics(&request_id, &number, &demographics, &centre).await?;
+            show(json, &Done { request_id, receipt })
+        }
+        Cmd::Merge { survivor, duplicate, justification, centre, request_id } => {
+            // Two numbers: a typo is named by its flag, before any call.
+            for (flag, number) in [("survivor", &survivor), ("duplicate", &duplicate)] {
+                huduma_sdk::check_number(number)
+                    .map_err(|e| failure(3, format!("--{flag}: invalid Huduma number {number:?}: {e}")))?;
+            }
+            let client = connect(&cli.connection).await?;
+            let request_id = id(request_id);
+            let receipt = client.merge_records(&request_id, &survivor, &duplicate, &justification, &centre).await?;
+            show(json, &Done { request_id, receipt })
+        }
+        Cmd::Erase { number, legal_basis, request_id } => {
+            let client = connect(&cli.connection).await?;
+            let request_id = id(request_id);
+            let receipt = client.erase_personal_data(&request_id, &number, &legal_basis).await?;
+            show(json, &Done { request_id, receipt })
+        }
+        Cmd::VerifyAttributes { number, agency, record, claim, purpose } => {
+            let client = connect(&cli.connection).await?;
+            let claim = claim.claim();
+            let (status, matches) = match (number, agency, record) {
+                (Some(number), _, _) => {
+                    let number: huduma_sdk::HudumaNumber = number.parse().map_err(Error::from)?;
+                    client.verify_attributes(number, &claim, &purpose).await?
+                }
+                (None, Some(agency), Some(record)) => {
+                    client.verify_attributes(AgencyRecord::new(agency, record), &claim, &purpose).await?
+                }
+                _ => return Err(failure(2, "verify-attributes needs a NUMBER, or --agency and --record")),
+            };
+            show_attributes(json, status, &matches)
+        }
+        Cmd::Accesses { number, since, page_size, page_token, all } => {
+            let client = connect(&cli.connection).await?;
+            let mut token = page_token;
+            loop {
+                let page = client.list_accesses(&number, since.as_deref(), page_size, token.as_deref()).await?;
+                show_accesses(json, &page)?;
+                token = page.next_page_token;
+                if !all || token.is_none() {
+                    return Ok(());
                 }
             }
         }
@@ -501,6 +671,97 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// A duplicate candidate as printed.
+#[derive(Serialize)]
+struct Candidate {
+    huduma_number: String,
+    /// Out of 28.
+    score: f64,
+    /// Whether a registration scoring this is refused.
+    above_threshold: bool,
+}
+
+/// The candidates a duplicate search found: JSON, or a line each (best first).
+fn show_candidates(json: bool, found: &[huduma_sdk::DuplicateCandidate]) -> Result<(), Failure> {
+    let candidates: Vec<Candidate> = found
+        .iter()
+        .map(|c| Candidate {
+            huduma_number: shown_number(json, c.number),
+            score: f64::from(c.score_centi) / 100.0,
+            above_threshold: c.above_threshold,
+        })
+        .collect();
+    if json {
+        return show(true, &candidates);
+    }
+    if candidates.is_empty() {
+        println!("no registered person is like these demographics");
+    }
+    for c in candidates {
+        let refused = if c.above_threshold { "a registration would be refused" } else { "" };
+        println!("{}  {:>5.2}  {refused}", c.huduma_number, c.score);
+    }
+    Ok(())
+}
+
+/// What a verification of attributes answered: JSON, or `key  value` lines.
+fn show_attributes(json: bool, status: huduma_sdk::Status, matches: &[(String, bool)]) -> Result<(), Failure> {
+    #[derive(Serialize)]
+    struct Verified<'a> {
+        status: huduma_sdk::Status,
+        attributes: BTreeMap<&'a str, bool>,
+    }
+    let attributes = matches.iter().map(|(attribute, holds)| (attribute.as_str(), *holds)).collect();
+    if json {
+        return show(true, &Verified { status, attributes });
+    }
+    let width = matches.iter().map(|(attribute, _)| attribute.len()).max().unwrap_or(0).max("status".len());
+    println!("{:<width$}  {status:?}", "status");
+    for (attribute, holds) in matches {
+        println!("{attribute:<width$}  {}", if *holds { "yes" } else { "no" });
+    }
+    Ok(())
+}
+
+/// A page of a person's look-ups: JSON (one object a page), or a line each, newest
+/// first, and how to ask for the next page.
+fn show_accesses(json: bool, page: &huduma_sdk::AccessPage) -> Result<(), Failure> {
+    if json {
+        return show(true, page);
+    }
+    if page.accesses.is_empty() {
+        println!("no look-ups of this person recorded (in the time asked)");
+    }
+    for a in &page.accesses {
+        if !a.readable {
+            println!("{:>8}  {}  (details erased with the person's data)", a.index, a.time);
+            continue;
+        }
+        let call = a.call.map_or_else(|| "?".to_string(), |c| format!("{c:?}"));
+        let who = if a.agency.is_empty() { a.principal.clone() } else { format!("{}/{}", a.agency, a.principal) };
+        let by =
+            if a.key_agency.is_empty() { a.key_kind.clone() } else { format!("{} ({})", a.key_kind, a.key_agency) };
+        let status = a.status.map_or_else(String::new, |s| format!("{s:?}"));
+        let attributes: Vec<String> = a
+            .attributes
+            .iter()
+            .map(|(attribute, holds)| format!("{attribute}={}", if *holds { "yes" } else { "no" }))
+            .collect();
+        println!(
+            "{:>8}  {}  {call:<16} {who} ({})  purpose: {}  by {by}  {status} {}",
+            a.index,
+            a.time,
+            a.role,
+            a.purpose,
+            attributes.join(",")
+        );
+    }
+    if let Some(token) = &page.next_page_token {
+        eprintln!("more: --page-token {token}");
+    }
+    Ok(())
 }
 
 fn bar(total: u64, what: &str) -> ProgressBar {
