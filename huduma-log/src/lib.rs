@@ -6,6 +6,7 @@
 //! verification) and signed C2SP checkpoints (`checkpoint`). The registry writes with
 //! it; the SDK and auditors verify with it, without pulling in the storage engine.
 
+pub mod access;
 pub mod chain;
 pub mod checkpoint;
 pub mod events;

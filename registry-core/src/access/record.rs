@@ -1,31 +1,18 @@
-//! One access record: what a look-up was (the sealed body) and the clear envelope that
-//! chains it (docs/LOG-FORMAT.md, section 9, is the byte-level spec).
-//!
-//! ```text
-//! offset size
-//!      0    1  version = 1
-//!      1    8  seq (u64 BE), from 0, no gaps
-//!      9    8  time: Unix milliseconds (u64 BE), never decreasing
-//!     17   32  prev: BLAKE3 of the previous access record's bytes; zeros for record 0
-//!     49   32  subject: zeros if the look-up found nobody, else BLAKE3 keyed with the
-//!              access subject key over the person id (u64 BE)
-//!     81    1  sealed_under: 0 = the registry's access seal key, 1 = the person's data key
-//!     82   24  nonce
-//!    106    n  XChaCha20-Poly1305 ciphertext of the body (postcard), with its 16-byte
-//!              tag; associated data = "huduma.access.v1" || 0x00 || bytes 0..82
-//! ```
+//! One access record's sealed body: what a look-up was, sealed under the registry's
+//! access seal key or the person's data key, and opened again by the registry. The
+//! clear envelope that chains the records, and its byte layout, are `huduma_log::access`
+//! (shared with auditors' tools); docs/LOG-FORMAT.md, section 12, is the spec.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
+pub use huduma_log::access::{AccessHeader, HEADER_LEN, SealedUnder, parse};
+use huduma_log::access::{ENVELOPE_LEN, Malformed};
+
 use crate::PersonId;
 use crate::query::ResolvedStatus;
 
-/// The version byte this build writes and reads.
-pub const VERSION: u8 = 1;
-/// Bytes before the ciphertext.
-pub const HEADER_LEN: usize = 106;
 /// The associated-data prefix of the sealed body.
 const AAD_TAG: &[u8] = b"huduma.access.v1\0";
 
@@ -97,30 +84,11 @@ pub struct AccessEvent {
     pub body: AccessBody,
 }
 
-/// Which key sealed a record's body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SealedUnder {
-    /// The registry's access seal key: nobody was found, or the person was erased.
-    Registry = 0,
-    /// The person's own data key: erasing the person makes the body unreadable.
-    Person = 1,
-}
-
-/// The clear envelope of a stored access record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessHeader {
-    pub seq: u64,
-    pub time_ms: u64,
-    pub prev: [u8; 32],
-    pub subject: [u8; 32],
-    pub sealed_under: SealedUnder,
-}
-
 /// Why stored bytes are not an access record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessRecordError {
-    #[error("access record: {0}")]
-    Malformed(&'static str),
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
     #[error("access record {0}: the body does not open (wrong key, or altered)")]
     Unsealable(u64),
 }
@@ -130,17 +98,6 @@ pub fn subject(subject_key: &[u8; 32], person: PersonId) -> [u8; 32] {
     *blake3::keyed_hash(subject_key, &person.0.to_be_bytes()).as_bytes()
 }
 
-fn header_bytes(header: &AccessHeader) -> [u8; 82] {
-    let mut out = [0u8; 82];
-    out[0] = VERSION;
-    out[1..9].copy_from_slice(&header.seq.to_be_bytes());
-    out[9..17].copy_from_slice(&header.time_ms.to_be_bytes());
-    out[17..49].copy_from_slice(&header.prev);
-    out[49..81].copy_from_slice(&header.subject);
-    out[81] = header.sealed_under as u8;
-    out
-}
-
 fn aad(header: &[u8]) -> Vec<u8> {
     [AAD_TAG, header].concat()
 }
@@ -148,7 +105,7 @@ fn aad(header: &[u8]) -> Vec<u8> {
 /// The stored bytes of a record: the envelope, then `body` sealed under `key` with a
 /// fresh random nonce.
 pub fn seal(header: &AccessHeader, key: &[u8; 32], body: &AccessBody) -> Vec<u8> {
-    let head = header_bytes(header);
+    let head = header.to_bytes();
     let mut nonce = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut nonce);
     let plain = postcard::to_allocvec(body).unwrap_or_default();
@@ -164,41 +121,16 @@ pub fn seal(header: &AccessHeader, key: &[u8; 32], body: &AccessBody) -> Vec<u8>
     out
 }
 
-/// Reads a record's envelope, checking its shape (not the body).
-pub fn parse(bytes: &[u8]) -> Result<AccessHeader, AccessRecordError> {
-    let malformed = AccessRecordError::Malformed;
-    if bytes.len() < HEADER_LEN + 16 {
-        return Err(malformed("shorter than an envelope and a tag"));
-    }
-    if bytes[0] != VERSION {
-        return Err(malformed("unknown version"));
-    }
-    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-    let h32_at = |at: usize| bytes.get(at..at + 32).and_then(|b| <[u8; 32]>::try_from(b).ok());
-    let sealed_under = match bytes[81] {
-        0 => SealedUnder::Registry,
-        1 => SealedUnder::Person,
-        _ => return Err(malformed("unknown sealed_under")),
-    };
-    Ok(AccessHeader {
-        seq: u64_at(1).ok_or(malformed("seq"))?,
-        time_ms: u64_at(9).ok_or(malformed("time"))?,
-        prev: h32_at(17).ok_or(malformed("prev"))?,
-        subject: h32_at(49).ok_or(malformed("subject"))?,
-        sealed_under,
-    })
-}
-
 /// Opens a record's body under `key`.
 pub fn open(bytes: &[u8], key: &[u8; 32]) -> Result<AccessBody, AccessRecordError> {
     let header = parse(bytes)?;
-    let (head, rest) = bytes.split_at(82);
+    let (head, rest) = bytes.split_at(ENVELOPE_LEN);
     let (nonce, sealed) = rest.split_at(24);
     let cipher = XChaCha20Poly1305::new(key.into());
     let plain = cipher
         .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad(head) })
         .map_err(|_| AccessRecordError::Unsealable(header.seq))?;
-    postcard::from_bytes(&plain).map_err(|_| AccessRecordError::Malformed("the body does not decode"))
+    postcard::from_bytes(&plain).map_err(|_| Malformed("the body does not decode").into())
 }
 
 #[cfg(test)]

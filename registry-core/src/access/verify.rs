@@ -3,13 +3,13 @@
 //! checkpoint against the recomputed root, and the per-person index against the
 //! records. Bodies are not opened: none of this needs a secret.
 
+use huduma_log::access::AccessChain;
 use huduma_log::checkpoint::Checkpoint;
 use huduma_log::keys::VerifyingKey;
 use huduma_log::merkle::Hash;
 
 use crate::merkle_store::{EntryState, TreeEdge};
 
-use super::record;
 use super::writer::{seq_key, subject_key};
 use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::view::{ReadError, open_record, open_value};
@@ -84,8 +84,7 @@ pub fn verify(
     progress: &mut dyn FnMut(u64),
 ) -> Result<AccessSummary, AccessVerifyError> {
     let mut tree = TreeEdge::new();
-    let mut prev = [0u8; 32];
-    let mut last_time = 0u64;
+    let mut chain = AccessChain::new();
     let mut subjects = 0u64;
     let mut checked = 0u64;
     let mut checkpoints = Checkpoints::new(store);
@@ -120,19 +119,7 @@ pub fn verify(
         }
         let hashed = open_record(&key, value).map_err(|e| fail(e.to_string()))?;
         let bytes = hashed.bytes();
-        let header = record::parse(bytes).map_err(|e| fail(e.to_string()))?;
-        if header.seq != seq {
-            return Err(fail(format!("names sequence number {}", header.seq)));
-        }
-        if header.prev != prev {
-            return Err(fail(format!(
-                "does not name the previous record's hash (record {} or this one was altered)",
-                seq.saturating_sub(1)
-            )));
-        }
-        if header.time_ms < last_time {
-            return Err(fail("its time is before the previous record's".into()));
-        }
+        let header = chain.push_hashed(bytes, hashed.hash()).map_err(|e| fail(e.reason))?;
         if header.subject != [0; 32] {
             subjects += 1;
             let index_key = subject_key(&header.subject, seq);
@@ -167,8 +154,6 @@ pub fn verify(
                 }
             }
         }
-        prev = *hashed.hash();
-        last_time = header.time_ms;
         if tree.size().is_multiple_of(CHUNK as u64) {
             progress(tree.size());
         }
