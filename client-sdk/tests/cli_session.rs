@@ -437,6 +437,111 @@ async fn an_auditor_downloads_resumes_and_verifies() {
     assert!(wrong.stderr.contains("record 0"), "{}", wrong.stderr);
 }
 
+/// Runs `args` until its JSON answer covers all of the access log (its newest
+/// checkpoint may trail the log by up to the signing interval).
+async fn verified_to_the_end(server: &TestServer, auditor: &str, args: &[&str]) -> serde_json::Value {
+    let keys = json(&huduma(server, auditor, &["--json", "audit", "--log", "access", "keys"]).await);
+    let size = keys["log_size"].as_u64().unwrap();
+    for _ in 0..50 {
+        let answer = json(&huduma(server, auditor, args).await);
+        if answer["records"].as_u64() == Some(size) {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the access log's checkpoint never reached {size} records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_verifies_the_access_log_with_the_identity_logs_keys() {
+    let server = TestServer::start().await;
+    let (auditor, kra) = (server.token(Role::Auditor), server.token_of("kra"));
+    let mut numbers = Vec::new();
+    for i in 0..3 {
+        numbers.push(huduma_e2e::register(&server, &format!("acc-{i}"), i).await);
+    }
+    for number in &numbers {
+        assert_eq!(huduma(&server, &kra, &["resolve", number, "--purpose", "PIN check"]).await.code, 0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (identity_state, access_state, export) = (path("identity.json"), path("access.json"), path("access.bin"));
+
+    // The identity log first: its keys, verified from the genesis key, are kept.
+    let identity = json(&huduma(&server, &auditor, &["--json", "audit", "verify", "--state", &identity_state]).await);
+    assert_eq!(identity["log"], "identity");
+    // Then the access log, its checkpoints checked with those keys.
+    let online =
+        ["--json", "audit", "--log", "access", "verify", "--keys-from", &identity_state, "--state", &access_state];
+    let first = verified_to_the_end(&server, &auditor, &online).await;
+    assert_eq!(first["log"], "access");
+    assert!(first["origin"].as_str().unwrap().ends_with("/access"), "{first}");
+    let size = first["records"].as_u64().unwrap();
+    assert!(size >= 3, "every look-up is in it: {first}");
+    assert_eq!(first["checkpoint_size"].as_u64(), Some(size));
+    // Two look-ups more: the next run resumes where this one stopped.
+    for number in &numbers[..2] {
+        assert_eq!(huduma(&server, &kra, &["resolve", number, "--purpose", "audit trail"]).await.code, 0);
+    }
+    let second = verified_to_the_end(&server, &auditor, &online).await;
+    assert_eq!(second["records"].as_u64(), Some(size + 2), "{second}");
+    assert_eq!(second["resumed_from"].as_u64(), Some(size), "{second}");
+
+    // Offline: a download verified against a checkpoint note, then copies altered.
+    let download = huduma(&server, &auditor, &["audit", "--log", "access", "records", "--out", &export]).await;
+    assert_eq!(download.code, 0, "{}", download.stderr);
+    let note = huduma_sdk::Client::connect(server.endpoint(), auditor.clone())
+        .await
+        .unwrap()
+        .on_log(huduma_sdk::Log::Access)
+        .checkpoint(0)
+        .await
+        .unwrap();
+    let note_path = path("access.note");
+    std::fs::write(&note_path, &note).unwrap();
+    let offline = |file: &str| -> Vec<String> {
+        ["--json", "audit", "--log", "access", "verify", "--from", file, "--checkpoint", &note_path]
+            .into_iter()
+            .chain(["--keys-from", &identity_state])
+            .map(String::from)
+            .collect()
+    };
+    let args = offline(&export);
+    let whole = huduma(&server, &auditor, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let signed = json(&whole)["checkpoint_size"].as_u64().unwrap();
+    let frames = split_frames(&std::fs::read(&export).unwrap());
+    // prev of record 2 (byte 17): the chain names it; the last record's body: the root.
+    for (record, byte, named) in
+        [(2usize, 17usize, "access record 2:".to_string()), (signed as usize - 1, 110, format!("checkpoint {signed}"))]
+    {
+        let mut altered = frames.clone();
+        altered[record][byte] ^= 1;
+        let file = path(&format!("altered-{record}.bin"));
+        std::fs::write(&file, join_frames(&altered)).unwrap();
+        let args = offline(&file);
+        let out = huduma(&server, &auditor, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        assert_eq!(out.code, 8, "record {record} byte {byte}: {}", out.stderr);
+        assert!(out.stderr.contains(&named), "names {named}: {}", out.stderr);
+    }
+
+    // A state file of one log is not taken for the other's; --genesis-key is the identity log's.
+    let mixed = ["audit", "--log", "access", "verify", "--state", &identity_state];
+    assert_eq!(huduma(&server, &auditor, &mixed).await.code, 3);
+    let genesis = identity["keys"][0].as_str().unwrap();
+    let wrong_flag = huduma(&server, &auditor, &["audit", "--log", "access", "verify", "--genesis-key", genesis]).await;
+    assert_eq!(wrong_flag.code, 2, "{}", wrong_flag.stderr);
+    // Keys that did not sign it are refused.
+    let mut other =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&identity_state).unwrap()).unwrap();
+    let stranger = huduma_log::keys::LogKey::from_seed([9; 32]).public();
+    other["keys"] = serde_json::json!([huduma_log::keys::note_verifier_key("dev.huduma.local/log", &stranger)]);
+    let other_state = path("other.json");
+    std::fs::write(&other_state, other.to_string()).unwrap();
+    let strange = ["audit", "--log", "access", "verify", "--keys-from", &other_state];
+    let refused = huduma(&server, &auditor, &strange).await;
+    assert_eq!(refused.code, 8, "{}", refused.stderr);
+}
+
 fn split_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     let mut at = 0;

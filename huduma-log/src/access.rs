@@ -25,6 +25,16 @@ pub const HEADER_LEN: usize = ENVELOPE_LEN + 24;
 /// The AEAD tag that ends every ciphertext, so the least a body can be.
 pub const TAG_LEN: usize = 16;
 
+/// The access log's origin for an identity log's: its last path segment replaced by
+/// `access` (`registry.huduma.go.ke/log` -> `registry.huduma.go.ke/access`). Its
+/// checkpoints are signed by the identity log's key in force, under this name.
+pub fn origin_for(identity_origin: &str) -> String {
+    match identity_origin.rsplit_once('/') {
+        Some((host, _)) => format!("{host}/access"),
+        None => format!("{identity_origin}/access"),
+    }
+}
+
 /// Which key sealed a record's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SealedUnder {

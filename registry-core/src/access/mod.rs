@@ -30,14 +30,7 @@ use crate::secrets::Secrets;
 use crate::storage::Storage;
 use crate::storage::view::ReadError;
 
-/// The access log's origin for an identity log's: its last path segment replaced by
-/// `access` (`registry.huduma.go.ke/log` -> `registry.huduma.go.ke/access`).
-pub fn origin_for(identity_origin: &str) -> String {
-    match identity_origin.rsplit_once('/') {
-        Some((host, _)) => format!("{host}/access"),
-        None => format!("{identity_origin}/access"),
-    }
-}
+pub use huduma_log::access::origin_for;
 
 /// Why the access log could not open.
 #[derive(Debug, thiserror::Error)]

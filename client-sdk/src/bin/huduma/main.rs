@@ -290,6 +290,9 @@ enum Cmd {
     },
     /// Auditors: the log's records, keys, and its verification.
     Audit {
+        /// Which log: the identity log, or the access log (every look-up of a person).
+        #[arg(long, value_enum, default_value = "identity")]
+        log: audit::LogName,
         #[command(subcommand)]
         command: AuditCmd,
     },
@@ -324,9 +327,15 @@ enum AuditCmd {
         /// A signed checkpoint note to verify the records against (offline).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// The published genesis verifier key; without it the registry's first key is trusted.
+        /// The identity log's published genesis verifier key; without it the registry's
+        /// first key is trusted.
         #[arg(long)]
         genesis_key: Option<String>,
+        /// The access log (--log access): the state file of a verification of the identity
+        /// log, whose keys, verified from its genesis key, sign the access log's
+        /// checkpoints; without it the keys the registry publishes are trusted.
+        #[arg(long)]
+        keys_from: Option<PathBuf>,
         #[arg(long)]
         state: Option<PathBuf>,
     },
@@ -658,16 +667,33 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Cmd::Audit { command } => {
+        Cmd::Audit { log, command } => {
             let client = connect(&cli.connection).await?;
             match command {
-                AuditCmd::Keys => show(json, &client.verifier_keys().await?),
-                AuditCmd::Records { out, end } => audit::download_records(&client, &out, end).await,
-                AuditCmd::Verify { from, checkpoint, genesis_key, state } => {
-                    let (from, checkpoint, state) = (from.as_deref(), checkpoint.as_deref(), state.as_deref());
-                    audit::verify(&client, from, genesis_key, checkpoint, state, json).await
+                AuditCmd::Keys => show(json, &audit::on(&client, log).verifier_keys().await?),
+                AuditCmd::Records { out, end } => audit::download_records(&audit::on(&client, log), &out, end).await,
+                AuditCmd::Verify { from, checkpoint, genesis_key, keys_from, state } => {
+                    if log == audit::LogName::Access && genesis_key.is_some() {
+                        return Err(failure(
+                            2,
+                            "--genesis-key is the identity log's; the access log's checkpoints are signed by the \
+                             identity log's keys: pass --keys-from with the state file of its verification",
+                        ));
+                    }
+                    if log == audit::LogName::Identity && keys_from.is_some() {
+                        return Err(failure(2, "--keys-from is for --log access"));
+                    }
+                    let sources = audit::Sources {
+                        log,
+                        from: from.as_deref(),
+                        checkpoint: checkpoint.as_deref(),
+                        genesis_key,
+                        keys_from: keys_from.as_deref(),
+                        state: state.as_deref(),
+                    };
+                    audit::verify(&client, sources, json).await
                 }
-                AuditCmd::Prove { index } => audit::prove(&client, index, json).await,
+                AuditCmd::Prove { index } => audit::prove(&audit::on(&client, log), index, json).await,
             }
         }
     }
