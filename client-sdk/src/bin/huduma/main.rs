@@ -100,6 +100,32 @@ impl Person {
     }
 }
 
+/// Whom a look-up names: a number, an agency's record, or the calling agency's token.
+#[derive(Args)]
+struct PersonKey {
+    #[arg(required_unless_present_any = ["record", "agency_token"], conflicts_with_all = ["record", "agency_token"])]
+    number: Option<String>,
+    #[arg(long, requires = "record")]
+    agency: Option<String>,
+    #[arg(long, requires = "agency", conflicts_with = "agency_token")]
+    record: Option<String>,
+    /// Your agency's token for the person (an earlier answer's `agency_token`).
+    #[arg(long)]
+    agency_token: Option<String>,
+}
+
+impl PersonKey {
+    /// The key, a number checked offline first.
+    fn key(self) -> Result<huduma_sdk::ResolveKey, Failure> {
+        match (self.number, self.agency, self.record, self.agency_token) {
+            (Some(number), ..) => Ok(number.parse::<huduma_sdk::HudumaNumber>().map_err(Error::from)?.into()),
+            (None, Some(agency), Some(record), _) => Ok(AgencyRecord::new(agency, record).into()),
+            (None, _, _, Some(token)) => Ok(huduma_sdk::ResolveKey::AgencyToken(token)),
+            _ => Err(failure(2, "name the person by a NUMBER, --agency and --record, or --agency-token")),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Register a person (or, with --file, everyone in a CSV or JSON Lines file).
@@ -206,27 +232,20 @@ enum Cmd {
         #[arg(long)]
         request_id: Option<String>,
     },
-    /// Resolve a number, or an agency record (--agency and --record).
+    /// Resolve a number, an agency record (--agency and --record), or your agency's token
+    /// for a person (--agency-token).
     Resolve {
-        #[arg(required_unless_present = "record")]
-        number: Option<String>,
-        #[arg(long, requires = "record")]
-        agency: Option<String>,
-        #[arg(long, requires = "agency")]
-        record: Option<String>,
+        #[command(flatten)]
+        person: PersonKey,
         /// Why you are looking this person up (required; recorded).
         #[arg(long)]
         purpose: String,
     },
-    /// Ask whether the attributes claimed (the flags given) hold for a person, a number or
-    /// an agency record (--agency and --record), learning nothing else.
+    /// Ask whether the attributes claimed (the flags given) hold for a person, named as
+    /// `resolve` names them, learning nothing else.
     VerifyAttributes {
-        #[arg(required_unless_present = "record")]
-        number: Option<String>,
-        #[arg(long, requires = "record")]
-        agency: Option<String>,
-        #[arg(long, requires = "agency")]
-        record: Option<String>,
+        #[command(flatten)]
+        person: PersonKey,
         #[command(flatten)]
         claim: Person,
         /// Why you are asking (required; recorded).
@@ -538,19 +557,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let receipt = client.erase_personal_data(&request_id, &number, &legal_basis).await?;
             show(json, &Done { request_id, receipt })
         }
-        Cmd::VerifyAttributes { number, agency, record, claim, purpose } => {
+        Cmd::VerifyAttributes { person, claim, purpose } => {
+            let key = person.key()?;
             let client = connect(&cli.connection).await?;
-            let claim = claim.claim();
-            let (status, matches) = match (number, agency, record) {
-                (Some(number), _, _) => {
-                    let number: huduma_sdk::HudumaNumber = number.parse().map_err(Error::from)?;
-                    client.verify_attributes(number, &claim, &purpose).await?
-                }
-                (None, Some(agency), Some(record)) => {
-                    client.verify_attributes(AgencyRecord::new(agency, record), &claim, &purpose).await?
-                }
-                _ => return Err(failure(2, "verify-attributes needs a NUMBER, or --agency and --record")),
-            };
+            let (status, matches) = client.verify_attributes(key, &claim.claim(), &purpose).await?;
             show_attributes(json, status, &matches)
         }
         Cmd::Accesses { number, since, page_size, page_token, all } => {
@@ -603,15 +613,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let receipt = client.reinstate_number(&request_id, &number, &reason, &centre).await?;
             show(json, &Done { request_id, receipt })
         }
-        Cmd::Resolve { number, agency, record, purpose } => {
+        Cmd::Resolve { person, purpose } => {
+            let key = person.key()?;
             let client = connect(&cli.connection).await?;
-            let found = match (number, agency, record) {
-                (Some(number), _, _) => client.resolve_number(&number, &purpose).await?,
-                (None, Some(agency), Some(record)) => {
-                    client.resolve(AgencyRecord::new(agency, record), &purpose).await?
-                }
-                _ => return Err(failure(2, "resolve needs a NUMBER, or --agency and --record")),
-            };
+            let found = client.resolve(key, &purpose).await?;
             if json {
                 return show(true, &found);
             }
