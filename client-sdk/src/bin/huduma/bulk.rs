@@ -1,14 +1,84 @@
-//! `huduma register --file`: everyone in a CSV or JSON Lines file registered, with
-//! bounded calls in flight; the results file, one row per line in input order, is the
-//! point a rerun resumes from.
+//! Files of work: `huduma register --file` (everyone in a CSV or JSON Lines file
+//! registered) and `huduma reconcile` (every number or agency record id in a file
+//! resolved, an agency's reconciliation), each with bounded calls in flight. Their
+//! results file ([`Results`]), one row per line in input order, is the point a rerun
+//! resumes from.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use huduma_sdk::{Client, Demographics};
+use huduma_sdk::{AgencyRecord, Client, Demographics, HudumaNumber, ResolveKey};
+use tokio_stream::StreamExt;
 
 use super::{Failure, bar, failure};
+
+/// A results file: a header, then one row per input line in input order, its last
+/// column the line's error (empty when it went through). Rows answered out of order
+/// are held until every row before them is written, so the rows written are always
+/// the lines done, and a rerun skips that many.
+struct Results {
+    path: PathBuf,
+    writer: csv::Writer<std::fs::File>,
+    /// Rows in the file, by earlier runs too.
+    written: usize,
+    /// How many of them carry an error.
+    failed: u64,
+    held: BTreeMap<usize, Vec<String>>,
+}
+
+impl Results {
+    /// Opens `path` to go on after the rows it holds, or creates it with `header`.
+    fn open(path: PathBuf, header: &[&str]) -> Result<Self, Failure> {
+        let unreadable = |e: csv::Error| failure(3, format!("{}: {e}", path.display()));
+        let (mut written, mut failed) = (0usize, 0u64);
+        let existing = path.exists();
+        if existing {
+            let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
+            for row in reader.records() {
+                let row = row.map_err(unreadable)?;
+                written += 1;
+                if row.iter().next_back().is_some_and(|error| !error.is_empty()) {
+                    failed += 1;
+                }
+            }
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        if !existing {
+            writer.write_record(header).map_err(unreadable)?;
+            writer.flush()?;
+        }
+        Ok(Self { path, writer, written, failed, held: BTreeMap::new() })
+    }
+
+    /// Puts `row` as row `index` (counted from the file's first), writing it and any
+    /// held rows after it once every row before it is written; returns how many rows
+    /// were written now.
+    fn put(&mut self, index: usize, row: Vec<String>) -> Result<u64, Failure> {
+        self.held.insert(index, row);
+        let before = self.written;
+        while let Some(row) = self.held.remove(&self.written) {
+            if row.last().is_some_and(|error| !error.is_empty()) {
+                self.failed += 1;
+            }
+            self.writer.write_record(&row).map_err(|e| failure(1, format!("{}: {e}", self.path.display())))?;
+            self.written += 1;
+        }
+        self.writer.flush()?;
+        Ok((self.written - before) as u64)
+    }
+}
+
+/// The lines of `text` that hold something, numbered from 1, without a first line
+/// that `is_header` says is a header.
+fn numbered_lines(text: &str, is_header: impl Fn(&str) -> bool) -> Vec<(usize, &str)> {
+    let mut lines: Vec<(usize, &str)> =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty()).collect();
+    if lines.first().is_some_and(|(_, l)| is_header(l)) {
+        lines.remove(0);
+    }
+    lines
+}
 
 /// One person of a bulk file, or why the line is not one.
 fn parse_line(line: &str, csv: bool) -> Result<Demographics, String> {
@@ -65,39 +135,13 @@ pub async fn bulk_register(
     let text = std::fs::read_to_string(file).map_err(|e| failure(3, format!("{}: {e}", file.display())))?;
     let csv = !file.extension().is_some_and(|e| e == "jsonl" || e == "ndjson");
     let tag: String = blake3::hash(text.as_bytes()).to_hex().chars().take(16).collect();
-    let mut lines: Vec<(usize, &str)> =
-        text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty()).collect();
-    if csv && lines.first().is_some_and(|(_, l)| l.starts_with("given_name")) {
-        lines.remove(0);
-    }
+    let lines = numbered_lines(&text, |l| csv && l.starts_with("given_name"));
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
-    // The results file is the progress: one row per input line, in input order.
-    let (done, failed_before) = match std::fs::File::open(&out) {
-        Ok(f) => {
-            let mut reader = csv::Reader::from_reader(f);
-            let mut rows = 0usize;
-            let mut failed = 0u64;
-            for row in reader.records() {
-                let row = row.map_err(|e| failure(3, format!("{}: {e}", out.display())))?;
-                rows += 1;
-                if row.get(3).is_some_and(|e| !e.is_empty()) {
-                    failed += 1;
-                }
-            }
-            (rows, failed)
-        }
-        Err(_) => {
-            std::fs::write(&out, "line,request_id,huduma_number,error\n")?;
-            (0, 0)
-        }
-    };
-    let mut results = std::fs::OpenOptions::new().append(true).open(&out)?;
+    let mut results = Results::open(out, &["line", "request_id", "huduma_number", "error"])?;
+    let done = results.written;
     let progress = bar(lines.len() as u64, "register");
     progress.set_position(done as u64);
     let todo: Vec<(usize, &str)> = lines.into_iter().skip(done).collect();
-    let mut failed = failed_before;
-    let mut pending = BTreeMap::new();
-    let mut next_to_write = 0usize;
     let mut tasks = tokio::task::JoinSet::new();
     let mut iter = todo.iter().enumerate();
     loop {
@@ -116,23 +160,99 @@ pub async fn bulk_register(
         }
         let Some(joined) = tasks.join_next().await else { break };
         let (position, line, request_id, answer) = joined.map_err(|e| failure(1, e.to_string()))?;
-        pending.insert(position, (line, request_id, answer));
-        while let Some((line, request_id, answer)) = pending.remove(&next_to_write) {
-            let row = match answer {
-                Ok((number, _)) => format!("{line},{request_id},{},\n", number.compact()),
-                Err(e) => {
-                    failed += 1;
-                    format!("{line},{request_id},,\"{}\"\n", e.replace('"', "'"))
+        let (number, error) = match answer {
+            Ok((number, _)) => (number.compact(), String::new()),
+            Err(e) => (String::new(), e),
+        };
+        progress.inc(results.put(done + position, vec![line.to_string(), request_id, number, error])?);
+    }
+    progress.finish_and_clear();
+    let (total, failed, out) = (results.written, results.failed, results.path.display());
+    eprintln!("{} of {total} lines registered; results in {out}", total as u64 - failed);
+    if failed > 0 { Err(failure(5, format!("{failed} lines refused (see {out})"))) } else { Ok(()) }
+}
+
+/// What a line of a reconciliation file names.
+fn line_key(line: &str, agency: Option<&str>) -> Result<ResolveKey, huduma_sdk::Error> {
+    let key = line.trim();
+    Ok(match agency {
+        Some(agency) => AgencyRecord::new(agency, key).into(),
+        None => key.parse::<HudumaNumber>()?.into(),
+    })
+}
+
+/// Resolves every line of `file` (a Huduma number, or with `agency` that agency's
+/// record id) for `purpose`, each look-up recorded in the person's access log as any
+/// other; a row a line in the results file, which a rerun goes on after. Fails, when
+/// some line did not resolve, with the exit code of the first such line.
+pub async fn reconcile(
+    client: &Client,
+    file: &Path,
+    agency: Option<&str>,
+    purpose: &str,
+    out: Option<PathBuf>,
+    concurrency: usize,
+) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| failure(3, format!("{}: {e}", file.display())))?;
+    let lines = numbered_lines(&text, |l| ["huduma_number", "record_id", "key"].contains(&l.trim()));
+    let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
+    let header = ["line", "key", "huduma_number", "status", "superseded_by", "date_of_death", "agency_token", "error"];
+    let mut results = Results::open(out, &header)?;
+    let done = results.written;
+    let progress = bar(lines.len() as u64, "reconcile");
+    progress.set_position(done as u64);
+    let todo: Vec<(usize, &str)> = lines.into_iter().skip(done).collect();
+    // A line that is not a key is answered without a call, in its place among the rest.
+    let keys: Vec<Result<ResolveKey, huduma_sdk::Error>> = todo.iter().map(|(_, l)| line_key(l, agency)).collect();
+    let callable: Vec<(usize, ResolveKey)> =
+        keys.iter().enumerate().filter_map(|(at, k)| k.as_ref().ok().map(|k| (at, k.clone()))).collect();
+    let positions: Vec<usize> = callable.iter().map(|(at, _)| *at).collect();
+    let mut answers = client.resolve_batch(callable.into_iter().map(|(_, k)| k), purpose, concurrency);
+    let mut first_failure: Option<(usize, u8)> = None;
+    let mut row = |at: usize, answer: Result<huduma_sdk::Resolution, huduma_sdk::Error>| {
+        let (line, key) = todo[at];
+        let shown = |n: Option<HudumaNumber>| n.map(|n| n.compact()).unwrap_or_default();
+        let cells = match answer {
+            Ok(r) => vec![
+                shown(r.number),
+                format!("{:?}", r.status),
+                shown(r.superseded_by),
+                r.date_of_death.unwrap_or_default(),
+                r.agency_token.unwrap_or_default(),
+                String::new(),
+            ],
+            Err(e) => {
+                let failed = Failure::from(e);
+                if first_failure.is_none_or(|(first, _)| at < first) {
+                    first_failure = Some((at, failed.code));
                 }
-            };
-            results.write_all(row.as_bytes())?;
-            next_to_write += 1;
-            progress.inc(1);
+                vec![String::new(), String::new(), String::new(), String::new(), String::new(), failed.message]
+            }
+        };
+        let mut full = vec![line.to_string(), key.trim().to_string()];
+        full.extend(cells);
+        (done + at, full)
+    };
+    for (at, key) in keys.into_iter().enumerate() {
+        if let Err(e) = key {
+            let (index, cells) = row(at, Err(e));
+            progress.inc(results.put(index, cells)?);
         }
     }
-    results.flush()?;
+    while let Some((position, answer)) = answers.next().await {
+        let at = positions.get(position).copied().ok_or_else(|| failure(1, "an answer for no line"))?;
+        let (index, cells) = row(at, answer);
+        progress.inc(results.put(index, cells)?);
+    }
     progress.finish_and_clear();
-    let total = done + todo.len();
-    eprintln!("{} of {total} lines registered; results in {}", total as u64 - failed, out.display());
-    if failed > 0 { Err(failure(5, format!("{failed} lines refused (see {})", out.display()))) } else { Ok(()) }
+    let (total, failed, out) = (results.written, results.failed, results.path.display());
+    if total < done + todo.len() {
+        return Err(failure(7, format!("{total} of {} lines answered; rerun to go on (see {out})", done + todo.len())));
+    }
+    eprintln!("{} of {total} lines resolved; results in {out}", total as u64 - failed);
+    match first_failure {
+        Some((_, code)) => Err(failure(code, format!("{failed} lines not resolved (see {out})"))),
+        None if failed > 0 => Err(failure(4, format!("{failed} lines not resolved (see {out})"))),
+        None => Ok(()),
+    }
 }

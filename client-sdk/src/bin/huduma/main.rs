@@ -252,6 +252,26 @@ enum Cmd {
         #[arg(long)]
         purpose: String,
     },
+    /// Resolve every line of a file (an agency's reconciliation): Huduma numbers, or with
+    /// --agency that agency's record ids; a CSV row a line (number, status, the number in
+    /// force, date of death, your token), resumable: rerun the same command.
+    Reconcile {
+        /// One key a line (a first line `huduma_number`, `record_id` or `key` is a header).
+        #[arg(long)]
+        file: PathBuf,
+        /// The lines are this agency's record ids.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Why you are looking these persons up (required; recorded for each).
+        #[arg(long)]
+        purpose: String,
+        /// Where results go; default FILE.results.csv.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Calls in flight.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Who looked a person up, newest first (citizen portals).
     Accesses {
         number: String,
@@ -562,6 +582,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let client = connect(&cli.connection).await?;
             let (status, matches) = client.verify_attributes(key, &claim.claim(), &purpose).await?;
             show_attributes(json, status, &matches)
+        }
+        Cmd::Reconcile { file, agency, purpose, out, concurrency } => {
+            let client = connect(&cli.connection).await?;
+            bulk::reconcile(&client, &file, agency.as_deref(), &purpose, out, concurrency).await
         }
         Cmd::Accesses { number, since, page_size, page_token, all } => {
             let client = connect(&cli.connection).await?;
