@@ -100,6 +100,32 @@ impl Person {
     }
 }
 
+/// An agency record linked to or unlinked from a person.
+#[derive(Args)]
+struct LinkArgs {
+    number: String,
+    #[arg(long)]
+    agency: String,
+    #[arg(long)]
+    record: String,
+    #[arg(long, default_value = "")]
+    centre: String,
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
+/// A number's state changed for a stated reason (revoked, reinstated).
+#[derive(Args)]
+struct ReasonArgs {
+    number: String,
+    #[arg(long)]
+    reason: String,
+    #[arg(long)]
+    centre: String,
+    #[arg(long)]
+    request_id: Option<String>,
+}
+
 /// Whom a look-up names: a number, an agency's record, or the calling agency's token.
 #[derive(Args)]
 struct PersonKey {
@@ -209,29 +235,9 @@ enum Cmd {
         request_id: Option<String>,
     },
     /// Link an agency's record to a person.
-    Link {
-        number: String,
-        #[arg(long)]
-        agency: String,
-        #[arg(long)]
-        record: String,
-        #[arg(long, default_value = "")]
-        centre: String,
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    Link(LinkArgs),
     /// Unlink an agency's record from a person.
-    Unlink {
-        number: String,
-        #[arg(long)]
-        agency: String,
-        #[arg(long)]
-        record: String,
-        #[arg(long, default_value = "")]
-        centre: String,
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    Unlink(LinkArgs),
     /// Resolve a number, an agency record (--agency and --record), or your agency's token
     /// for a person (--agency-token).
     Resolve {
@@ -308,25 +314,9 @@ enum Cmd {
         request_id: Option<String>,
     },
     /// Revoke a number.
-    Revoke {
-        number: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        centre: String,
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    Revoke(ReasonArgs),
     /// Reinstate a revoked number.
-    Reinstate {
-        number: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        centre: String,
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    Reinstate(ReasonArgs),
     /// Auditors: the log's records, keys, and its verification.
     Audit {
         /// Which log: the identity log, or the access log (every look-up of a person).
@@ -605,14 +595,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let (number, receipt) = client.replace_number(&request_id, &number, reason, &centre).await?;
             show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
         }
-        Cmd::Link { number, agency, record, centre, request_id } => {
+        Cmd::Link(LinkArgs { number, agency, record, centre, request_id }) => {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt =
                 client.link_agency_record(&request_id, &number, &AgencyRecord::new(agency, record), &centre).await?;
             show(json, &Done { request_id, receipt })
         }
-        Cmd::Unlink { number, agency, record, centre, request_id } => {
+        Cmd::Unlink(LinkArgs { number, agency, record, centre, request_id }) => {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt =
@@ -625,13 +615,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let receipt = client.record_death(&request_id, &number, &date, &centre).await?;
             show(json, &Done { request_id, receipt })
         }
-        Cmd::Revoke { number, reason, centre, request_id } => {
+        Cmd::Revoke(ReasonArgs { number, reason, centre, request_id }) => {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt = client.revoke_number(&request_id, &number, &reason, &centre).await?;
             show(json, &Done { request_id, receipt })
         }
-        Cmd::Reinstate { number, reason, centre, request_id } => {
+        Cmd::Reinstate(ReasonArgs { number, reason, centre, request_id }) => {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt = client.reinstate_number(&request_id, &number, &reason, &centre).await?;
