@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use huduma_sdk::{AgencyRecord, Client, Demographics, HudumaNumber, ResolveKey};
-use tokio_stream::StreamExt;
 
 use super::{Failure, bar, failure};
 
@@ -183,8 +182,10 @@ fn line_key(line: &str, agency: Option<&str>) -> Result<ResolveKey, huduma_sdk::
 
 /// Resolves every line of `file` (a Huduma number, or with `agency` that agency's
 /// record id) for `purpose`, each look-up recorded in the person's access log as any
-/// other; a row a line in the results file, which a rerun goes on after. Fails, when
-/// some line did not resolve, with the exit code of the first such line.
+/// other; a row a line in the results file, which a rerun goes on after. The file is
+/// read as it goes, so an agency's millions of records take the memory of the calls in
+/// flight, not of the file. Fails, when some line did not resolve, with the exit code
+/// of the first such line.
 pub async fn reconcile(
     client: &Client,
     file: &Path,
@@ -193,24 +194,43 @@ pub async fn reconcile(
     out: Option<PathBuf>,
     concurrency: usize,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| failure(3, format!("{}: {e}", file.display())))?;
-    let lines = numbered_lines(&text, |l| ["huduma_number", "record_id", "key"].contains(&l.trim()));
+    let unreadable = |e: std::io::Error| failure(3, format!("{}: {e}", file.display()));
+    let keys = || -> Result<_, Failure> {
+        let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(unreadable)?);
+        let is_header = |l: &str| ["huduma_number", "record_id", "key"].contains(&l.trim());
+        Ok(std::io::BufRead::lines(reader)
+            .enumerate()
+            .map(|(i, l)| l.map(|l| (i + 1, l)))
+            .filter(|l| l.as_ref().map_or(true, |(_, l)| !l.trim().is_empty()))
+            .enumerate()
+            .filter(move |(at, l)| *at > 0 || l.as_ref().map_or(true, |(_, l)| !is_header(l)))
+            .map(|(_, l)| l))
+    };
+    let total = keys()?.count() as u64;
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
     let header = ["line", "key", "huduma_number", "status", "superseded_by", "date_of_death", "agency_token", "error"];
     let mut results = Results::open(out, &header)?;
     let done = results.written;
-    let progress = bar(lines.len() as u64, "reconcile");
+    let progress = bar(total, "reconcile");
     progress.set_position(done as u64);
-    let todo: Vec<(usize, &str)> = lines.into_iter().skip(done).collect();
-    // A line that is not a key is answered without a call, in its place among the rest.
-    let keys: Vec<Result<ResolveKey, huduma_sdk::Error>> = todo.iter().map(|(_, l)| line_key(l, agency)).collect();
-    let callable: Vec<(usize, ResolveKey)> =
-        keys.iter().enumerate().filter_map(|(at, k)| k.as_ref().ok().map(|k| (at, k.clone()))).collect();
-    let positions: Vec<usize> = callable.iter().map(|(at, _)| *at).collect();
-    let mut answers = client.resolve_batch(callable.into_iter().map(|(_, k)| k), purpose, concurrency);
+    let mut lines = keys()?.skip(done).enumerate();
     let mut first_failure: Option<(usize, u8)> = None;
-    let mut row = |at: usize, answer: Result<huduma_sdk::Resolution, huduma_sdk::Error>| {
-        let (line, key) = todo[at];
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        while tasks.len() < concurrency.max(1) {
+            let Some((at, line)) = lines.next() else { break };
+            let (line, key) = line.map_err(unreadable)?;
+            let (client, purpose, agency) = (client.clone(), purpose.to_string(), agency.map(String::from));
+            tasks.spawn(async move {
+                let answer = match line_key(&key, agency.as_deref()) {
+                    Ok(k) => client.resolve(k, &purpose).await,
+                    Err(e) => Err(e),
+                };
+                (at, line, key, answer)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else { break };
+        let (at, line, key, answer) = joined.map_err(|e| failure(1, e.to_string()))?;
         let shown = |n: Option<HudumaNumber>| n.map(|n| n.compact()).unwrap_or_default();
         let cells = match answer {
             Ok(r) => vec![
@@ -226,30 +246,17 @@ pub async fn reconcile(
                 if first_failure.is_none_or(|(first, _)| at < first) {
                     first_failure = Some((at, failed.code));
                 }
-                vec![String::new(), String::new(), String::new(), String::new(), String::new(), failed.message]
+                let mut cells = vec![String::new(); 5];
+                cells.push(failed.message);
+                cells
             }
         };
-        let mut full = vec![line.to_string(), key.trim().to_string()];
-        full.extend(cells);
-        (done + at, full)
-    };
-    for (at, key) in keys.into_iter().enumerate() {
-        if let Err(e) = key {
-            let (index, cells) = row(at, Err(e));
-            progress.inc(results.put(index, cells)?);
-        }
-    }
-    while let Some((position, answer)) = answers.next().await {
-        let at = positions.get(position).copied().ok_or_else(|| failure(1, "an answer for no line"))?;
-        let (index, cells) = row(at, answer);
-        progress.inc(results.put(index, cells)?);
+        let row = [line.to_string(), key.trim().to_string()].into_iter().chain(cells).collect();
+        progress.inc(results.put(done + at, row)?);
     }
     progress.finish_and_clear();
-    let (total, failed, out) = (results.written, results.failed, results.path.display());
-    if total < done + todo.len() {
-        return Err(failure(7, format!("{total} of {} lines answered; rerun to go on (see {out})", done + todo.len())));
-    }
-    eprintln!("{} of {total} lines resolved; results in {out}", total as u64 - failed);
+    let (written, failed, out) = (results.written, results.failed, results.path.display());
+    eprintln!("{} of {written} lines resolved; results in {out}", written as u64 - failed);
     match first_failure {
         Some((_, code)) => Err(failure(code, format!("{failed} lines not resolved (see {out})"))),
         None if failed > 0 => Err(failure(4, format!("{failed} lines not resolved (see {out})"))),
