@@ -157,3 +157,61 @@ fn verify_and_rebuild_past_the_memory_limit_fold_on_disk_and_leave_nothing() {
         assert!(!scratch.exists(), "{command} folded on disk and removed its scratch store");
     }
 }
+
+/// A copy of `config` whose `data_dir` is `data`.
+fn config_over(config: &std::path::Path, data: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let text: String = std::fs::read_to_string(config)
+        .unwrap()
+        .lines()
+        .map(|line| match line.starts_with("data_dir") {
+            true => format!("data_dir = {:?}\n", data.display().to_string()),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    let path = config.with_file_name(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "20", "--run", "a"]);
+    assert!(ok, "{err}");
+    let out = dir.path().join("backup-1");
+    let (ok, said, err) = run(&["backup", "--config", config_arg, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(said.starts_with("ok: ") && said.contains("the identity log's 21 records produce"), "{said}");
+    assert!(said.contains("master secret"), "says what is not in it: {said}");
+
+    // Restored: a configuration over the copy verifies, and exports the same log.
+    let restored = config_over(&config, &out, "restored.toml");
+    let (ok, verified, err) = run(&["verify", "--config", restored.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(verified.starts_with("ok: 21 records verified"), "{verified}");
+    let export = |config: &std::path::Path, name: &str| {
+        let file = dir.path().join(name);
+        let (ok, _, err) = run(&["export", "--config", config.to_str().unwrap(), "--out", file.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        std::fs::read(file).unwrap()
+    };
+    assert_eq!(export(&restored, "copy.bin"), export(&config, "original.bin"), "the same log, byte for byte");
+
+    // Never over anything.
+    let (ok, _, err) = run(&["backup", "--config", config_arg, "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    // Never of a store in use: a registry holding it (here, this process) is named.
+    let data = dir.path().join("data");
+    let held = registry_core::storage::sled_store::SledStore::open(&data).unwrap();
+    let second = dir.path().join("backup-2");
+    let (ok, _, err) = run(&["backup", "--config", config_arg, "--out", second.to_str().unwrap()]);
+    assert!(!ok && err.contains("in use"), "{err}");
+    assert!(!second.exists(), "nothing written");
+    drop(held);
+    // Nor of a data directory with no store in it.
+    let empty = config_over(&config, &dir.path().join("nothing-here"), "empty.toml");
+    let (ok, _, err) = run(&["backup", "--config", empty.to_str().unwrap(), "--out", second.to_str().unwrap()]);
+    assert!(!ok && err.contains("there is no store there"), "{err}");
+}
