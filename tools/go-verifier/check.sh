@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Go's standard implementations (golang.org/x/mod/sumdb/note and .../tlog, from
-# Debian's packages) check the registry's checkpoints and proofs; then a tampered
-# checkpoint and a tampered record must be refused.
+# Debian's packages) check the registry's checkpoints and proofs, of the identity log
+# and of the access log; then a tampered checkpoint and a tampered record of each
+# must be refused.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -20,6 +21,8 @@ cd "$here"
 
 
 GO111MODULE=off GOPATH="$gopath" go run main.go "$work/fx"
+# The citizens' access log: the same tree and checkpoints, over its own records.
+GO111MODULE=off GOPATH="$gopath" go run main.go "$work/fx/access"
 
 # A checkpoint with another root must not open (the signature covers the body).
 cp -r "$work/fx" "$work/bad-note"
@@ -47,4 +50,17 @@ if GO111MODULE=off GOPATH="$gopath" go run main.go "$work/bad-log" 2>/dev/null; 
   echo "a tampered log was accepted" >&2
   exit 1
 fi
-echo "tampered checkpoint and tampered log refused by Go's tlog and note"
+# An access record changed after its checkpoint was signed must not produce its root.
+cp -r "$work/fx/access" "$work/bad-access"
+python3 - "$work/bad-access/log.bin" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read())
+data[150] ^= 1
+open(path, "wb").write(data)
+PY
+if GO111MODULE=off GOPATH="$gopath" go run main.go "$work/bad-access" 2>/dev/null; then
+  echo "a tampered access log was accepted" >&2
+  exit 1
+fi
+echo "tampered checkpoint, tampered log and tampered access log refused by Go's tlog and note"
