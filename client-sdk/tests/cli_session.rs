@@ -151,7 +151,7 @@ async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases(
     let refused = huduma(&server, &registrar, &with(&["register"], &centre)).await;
     assert_eq!(refused.code, 5, "{}", refused.stderr);
     let grouped = huduma_sdk::check_number(&first).unwrap().to_string();
-    assert!(refused.stderr.contains(&grouped), "names the candidate: {}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("possible duplicate of {grouped} (score ")), "{}", refused.stderr);
     assert!(refused.stderr.contains("--override-duplicate"), "{}", refused.stderr);
     assert_eq!(server.log_size().await, size, "a refusal writes nothing");
 

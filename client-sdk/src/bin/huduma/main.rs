@@ -524,13 +524,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         Some(why) => client.register_person_overriding(&request_id, &demographics, &centre, why).await,
                     };
                     let (number, receipt) = registered.map_err(|e| match e {
-                        Error::PossibleDuplicate { .. } => Failure {
-                            code: 5,
-                            message: format!(
-                                "{e}\n(to register this person all the same, run the command again with \
-                                 --override-duplicate \"<why this is another person>\")"
-                            ),
-                        },
+                        Error::PossibleDuplicate { candidates, .. } => {
+                            let like: Vec<String> = candidates
+                                .iter()
+                                .map(|c| format!("{} (score {:.2})", c.number, f64::from(c.score_centi) / 100.0))
+                                .collect();
+                            let message = format!(
+                                "refused: a possible duplicate of {}\nif this is another person, run the command \
+                                 again with --override-duplicate \"<why this is another person>\"",
+                                like.join(", ")
+                            );
+                            Failure { code: 5, message }
+                        }
                         e => e.into(),
                     })?;
                     show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
