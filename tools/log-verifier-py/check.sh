@@ -46,3 +46,38 @@ case "$out" in
   "record 1000:"*) echo "tampered copy rejected: $out" ;;
   *) echo "wrong record blamed: $out" >&2; exit 1 ;;
 esac
+
+# The access log, from the fixture Go's check uses too: 40 look-ups, their checkpoint
+# and the verifier key under the access origin.
+target/debug/examples/tlog_fixture "$work/fx" >/dev/null
+access="$work/fx/access"
+out=$(python3 "$here/verify_access_log.py" "$access/log.bin" "$access/checkpoint.note" "$(cat "$access/verifier.key")")
+echo "$out"
+case "$out" in
+  "ok: 40 access records, the first 40 producing"*) ;;
+  *) echo "expected 40 access records" >&2; exit 1 ;;
+esac
+# A changed prev hash in record 5 is named by the chain; a changed body in the last
+# record (no record after it names it) by the checkpoint's root.
+while IFS='|' read -r record byte blamed; do
+  python3 - "$access/log.bin" "$work/bad-access.bin" "$record" "$byte" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+at = 0
+for _ in range(int(sys.argv[3])):
+    at += 4 + struct.unpack(">I", data[at:at + 4])[0]
+data[at + 4 + int(sys.argv[4])] ^= 0x01
+open(sys.argv[2], "wb").write(data)
+PY
+  if out=$(python3 "$here/verify_access_log.py" "$work/bad-access.bin" "$access/checkpoint.note" "$(cat "$access/verifier.key")"); then
+    echo "the tampered access log was accepted: $out" >&2
+    exit 1
+  fi
+  case "$out" in
+    "$blamed"*) echo "tampered access log rejected: $out" ;;
+    *) echo "wrong record blamed (wanted $blamed): $out" >&2; exit 1 ;;
+  esac
+done <<'CASES'
+5|17|access record 5:
+39|120|checkpoint 40:
+CASES
