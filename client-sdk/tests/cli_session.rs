@@ -598,15 +598,14 @@ async fn an_auditor_verifies_the_access_log_with_the_identity_logs_keys() {
     // Offline: a download verified against a checkpoint note, then copies altered.
     let download = huduma(&server, &auditor, &["audit", "--log", "access", "records", "--out", &export]).await;
     assert_eq!(download.code, 0, "{}", download.stderr);
-    let note = huduma_sdk::Client::connect(server.endpoint(), auditor.clone())
-        .await
-        .unwrap()
-        .on_log(huduma_sdk::Log::Access)
-        .checkpoint(0)
-        .await
-        .unwrap();
+    // The newest checkpoint, as the CLI prints it, is the registry's signed note exactly.
+    let printed = huduma(&server, &auditor, &["audit", "--log", "access", "checkpoint"]).await;
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let sdk = huduma_sdk::Client::connect(server.endpoint(), auditor.clone()).await.unwrap();
+    let note = sdk.on_log(huduma_sdk::Log::Access).checkpoint(0).await.unwrap();
+    assert_eq!(printed.stdout, note);
     let note_path = path("access.note");
-    std::fs::write(&note_path, &note).unwrap();
+    std::fs::write(&note_path, &printed.stdout).unwrap();
     let offline = |file: &str| -> Vec<String> {
         ["--json", "audit", "--log", "access", "verify", "--from", file, "--checkpoint", &note_path]
             .into_iter()

@@ -368,6 +368,12 @@ enum AuditCmd {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Print a signed checkpoint (a C2SP note): the newest, or the one at --size. Save it
+    /// to verify an export offline (`audit verify --from --checkpoint`).
+    Checkpoint {
+        #[arg(long, default_value_t = 0)]
+        size: u64,
+    },
     /// Prove that record INDEX is in the registry's newest signed checkpoint.
     Prove {
         #[arg(long)]
@@ -718,6 +724,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     audit::verify(&client, sources, json).await
                 }
                 AuditCmd::Prove { index } => audit::prove(&audit::on(&client, log), index, json).await,
+                AuditCmd::Checkpoint { size } => {
+                    let note = audit::on(&client, log).checkpoint(size).await?;
+                    if json {
+                        show(true, &serde_json::json!({ "note": note }))
+                    } else {
+                        print!("{note}");
+                        Ok(())
+                    }
+                }
             }
         }
     }
