@@ -381,9 +381,11 @@ async fn an_agency_reconciles_a_file_of_its_records_and_resumes() {
     assert!(rows[..6].iter().all(|r| !r[6].is_empty() && r[7].is_empty()), "{text}");
     assert!(rows[6][7].starts_with("not found"), "{:?}", rows[6]);
 
-    // Cut short as an interrupted run leaves it: the rerun asks only for what is missing.
+    // Cut short as an interrupted run leaves it, in the middle of a row: the rerun cuts
+    // the torn row off and asks only for what is missing.
     let kept: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&results, kept).unwrap();
+    let torn = &text.lines().nth(4).unwrap()[..9];
+    std::fs::write(&results, format!("{kept}{torn}")).unwrap();
     let portal = server.token(Role::CitizenPortal);
     let looked_up = |number: String| {
         let (server, portal) = (&server, &portal);
@@ -397,6 +399,21 @@ async fn an_agency_reconciles_a_file_of_its_records_and_resumes() {
     assert_eq!(std::fs::read_to_string(&results).unwrap(), text, "the same rows");
     let after = (looked_up(numbers[0].clone()).await, looked_up(numbers[5].clone()).await);
     assert_eq!((after.0, after.1), (before.0, before.1 + 1), "line 2 not looked up again, line 7 once more");
+
+    // A last row whole but for its line's end is cut off too (its last field may be short).
+    let unended = text.lines().nth(4).unwrap();
+    std::fs::write(&results, format!("{kept}{unended}")).unwrap();
+    assert_eq!(huduma(&server, &kra, &args).await.code, 4);
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), text, "the same rows, each on its line");
+
+    // A results file of something else is refused, not appended to.
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "line,request_id,huduma_number,error\n").unwrap();
+    let mut elsewhere = args.to_vec();
+    elsewhere.extend(["--out", other.to_str().unwrap()]);
+    let refused = huduma(&server, &kra, &elsewhere).await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("not the results of this command"), "{}", refused.stderr);
 
     // Numbers, with a typo among them: named in its row, without a call.
     let by_number = dir.path().join("numbers.txt");

@@ -26,20 +26,45 @@ struct Results {
 }
 
 impl Results {
-    /// Opens `path` to go on after the rows it holds, or creates it with `header`.
+    /// Opens `path` to go on after the rows it holds, or creates it with `header`. A
+    /// last row cut short (a run killed mid-write) is cut off, to be answered again; a
+    /// file with another header is not this command's results, and is refused.
     fn open(path: PathBuf, header: &[&str]) -> Result<Self, Failure> {
         let unreadable = |e: csv::Error| failure(3, format!("{}: {e}", path.display()));
         let (mut written, mut failed) = (0usize, 0u64);
-        let existing = path.exists();
+        let existing = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
         if existing {
             let mut reader = csv::Reader::from_path(&path).map_err(unreadable)?;
-            for row in reader.records() {
-                let row = row.map_err(unreadable)?;
-                written += 1;
-                if row.iter().next_back().is_some_and(|error| !error.is_empty()) {
-                    failed += 1;
-                }
+            if reader.headers().map_err(unreadable)?.iter().ne(header.iter().copied()) {
+                return Err(failure(
+                    3,
+                    format!("{}: not the results of this command (another header)", path.display()),
+                ));
             }
+            // Where the rows read so far end, and where the one before the last ended.
+            let (mut end, mut before_last) = (reader.position().byte(), reader.position().byte());
+            let mut last_failed = false;
+            let mut rows = reader.records();
+            while let Some(row) = rows.next() {
+                let row = match row {
+                    Ok(row) if row.len() == header.len() => row,
+                    // Cut short, and the last: the run that wrote it was stopped mid-row.
+                    Ok(_) | Err(_) if rows.next().is_none() => break,
+                    Ok(row) => return Err(failure(3, format!("{}: a row of {} fields", path.display(), row.len()))),
+                    Err(e) => return Err(unreadable(e)),
+                };
+                written += 1;
+                last_failed = row.iter().next_back().is_some_and(|error| !error.is_empty());
+                failed += u64::from(last_failed);
+                (before_last, end) = (end, rows.reader().position().byte());
+            }
+            // A last row without its line's end was cut short too (in its last field).
+            if written > 0 && !ends_a_line(&path, end)? {
+                written -= 1;
+                failed -= u64::from(last_failed);
+                end = before_last;
+            }
+            std::fs::OpenOptions::new().write(true).open(&path).and_then(|file| file.set_len(end))?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
         let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(file);
@@ -66,6 +91,17 @@ impl Results {
         self.writer.flush()?;
         Ok((self.written - before) as u64)
     }
+}
+
+/// Whether the byte before `at` in the file at `path` ends a line.
+fn ends_a_line(path: &Path, at: u64) -> Result<bool, Failure> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Some(before) = at.checked_sub(1) else { return Ok(false) };
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(before))?;
+    let mut byte = [0u8; 1];
+    file.read_exact(&mut byte)?;
+    Ok(byte[0] == b'\n')
 }
 
 /// The lines of `text` that hold something, numbered from 1, without a first line
