@@ -16,6 +16,10 @@
 //!    106    n  XChaCha20-Poly1305 ciphertext of the body, with its 16-byte tag
 //! ```
 
+// The next record names a record by the BLAKE3 hash of its exact bytes, as in the
+// identity log.
+use crate::record::hash;
+
 /// The version byte of every access record.
 pub const VERSION: u8 = 1;
 /// The envelope's length: the bytes the body's seal binds as associated data.
@@ -97,11 +101,6 @@ pub fn parse(bytes: &[u8]) -> Result<AccessHeader, Malformed> {
     })
 }
 
-/// The hash the next record names a record by: BLAKE3 of its exact bytes.
-pub fn hash(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
-}
-
 /// The first access record that breaks the chain rules, and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("access record {seq}: {reason}")]
@@ -138,7 +137,8 @@ impl AccessChain {
     }
 
     /// Checks the next record, whose exact bytes are `bytes` and whose hash is
-    /// `hash` (BLAKE3 of them, [`hash`]), and returns its envelope.
+    /// `hash` (BLAKE3 of them, as [`crate::record::hash`] names any record), and returns
+    /// its envelope.
     pub fn push_hashed(&mut self, bytes: &[u8], hash: &[u8; 32]) -> Result<AccessHeader, AccessChainError> {
         let seq = self.next_seq;
         let fail = |reason: String| AccessChainError { seq, reason };
