@@ -236,12 +236,7 @@ async fn access_trust(client: &Client, keys_from: Option<&Path>) -> Result<(Stri
         "warning: trusting the keys the registry publishes for its access log; pass --keys-from with the state \
          file of a verification of the identity log to trust the keys verified from its genesis key"
     );
-    let keys = published
-        .keys
-        .iter()
-        .map(|k| parse_note_verifier_key(&k.verifier_key).map(|(_, key)| key))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failure(8, format!("the registry's access log key: {e}")))?;
+    let keys = huduma_sdk::receipt::parse_keys(&published)?;
     Ok((published.origin, keys))
 }
 
