@@ -104,15 +104,19 @@ fn ends_a_line(path: &Path, at: u64) -> Result<bool, Failure> {
     Ok(byte[0] == b'\n')
 }
 
-/// The lines of `text` that hold something, numbered from 1, without a first line
-/// that `is_header` says is a header.
-fn numbered_lines(text: &str, is_header: impl Fn(&str) -> bool) -> Vec<(usize, &str)> {
-    let mut lines: Vec<(usize, &str)> =
-        text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty()).collect();
-    if lines.first().is_some_and(|(_, l)| is_header(l)) {
-        lines.remove(0);
-    }
+/// The lines that hold something, numbered from 1, without the first of them when
+/// `is_header` says it is a header; a line that could not be read is handed on.
+fn content_lines<S: AsRef<str>, E>(
+    lines: impl Iterator<Item = Result<S, E>>,
+    is_header: impl Fn(&str) -> bool,
+) -> impl Iterator<Item = Result<(usize, S), E>> {
     lines
+        .enumerate()
+        .map(|(i, l)| l.map(|l| (i + 1, l)))
+        .filter(|l| l.as_ref().map_or(true, |(_, l)| !l.as_ref().trim().is_empty()))
+        .enumerate()
+        .filter(move |(at, l)| *at > 0 || l.as_ref().map_or(true, |(_, l)| !is_header(l.as_ref())))
+        .map(|(_, l)| l)
 }
 
 /// One person of a bulk file, or why the line is not one.
@@ -170,7 +174,10 @@ pub async fn bulk_register(
     let text = std::fs::read_to_string(file).map_err(|e| failure(3, format!("{}: {e}", file.display())))?;
     let csv = !file.extension().is_some_and(|e| e == "jsonl" || e == "ndjson");
     let tag: String = blake3::hash(text.as_bytes()).to_hex().chars().take(16).collect();
-    let lines = numbered_lines(&text, |l| csv && l.starts_with("given_name"));
+    let lines: Vec<(usize, &str)> =
+        content_lines(text.lines().map(Ok::<_, std::convert::Infallible>), |l| csv && l.starts_with("given_name"))
+            .flatten()
+            .collect();
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
     let mut results = Results::open(out, &["line", "request_id", "huduma_number", "error"])?;
     let done = results.written;
@@ -234,13 +241,7 @@ pub async fn reconcile(
     let keys = || -> Result<_, Failure> {
         let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(unreadable)?);
         let is_header = |l: &str| ["huduma_number", "record_id", "key"].contains(&l.trim());
-        Ok(std::io::BufRead::lines(reader)
-            .enumerate()
-            .map(|(i, l)| l.map(|l| (i + 1, l)))
-            .filter(|l| l.as_ref().map_or(true, |(_, l)| !l.trim().is_empty()))
-            .enumerate()
-            .filter(move |(at, l)| *at > 0 || l.as_ref().map_or(true, |(_, l)| !is_header(l)))
-            .map(|(_, l)| l))
+        Ok(content_lines(std::io::BufRead::lines(reader), is_header))
     };
     let total = keys()?.count() as u64;
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
