@@ -17,14 +17,10 @@ use registry_core::registry::ACCESS_DIR;
 use registry_core::replay::SCRATCH_DIR;
 use registry_core::secrets::Secrets;
 use registry_core::storage::StorageError;
-use registry_core::storage::sled_store::SledStore;
+use registry_core::storage::sled_store::{LOCK_WAIT, SledStore};
 
 /// The file of a sled store that sled locks while the store is open.
 const LOCKED_FILE: &str = "db";
-
-/// How long the lock is waited for: sled 0.34 lets go of it from its background
-/// threads some moments after a store is closed (as `SledStore::open` waits).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Why a backup was not taken, or its copy does not check out.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +68,9 @@ pub struct Backup {
     pub sizes: Sizes,
 }
 
-/// Holds the lock of the store at `dir` (the one sled takes), if there is a store.
+/// Holds the lock of the store at `dir` (the one sled takes), if there is a store,
+/// waiting for it as `SledStore::open` does ([`LOCK_WAIT`]: sled lets go of it some
+/// moments after a store is closed).
 fn lock_store(dir: &Path) -> Result<Option<File>, BackupError> {
     let path = dir.join(LOCKED_FILE);
     let file = match File::open(&path) {

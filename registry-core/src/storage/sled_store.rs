@@ -43,7 +43,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 /// handle is dropped, so a store opened just after another closed (an operator's
 /// `verify` after the server stops, a reopen after a refused open) would otherwise
 /// be refused. A running registry holds the lock for good, and is reported after this.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl SledStore {
     /// Opens (or creates) the database at `path`, with a page cache of
