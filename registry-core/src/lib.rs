@@ -16,6 +16,7 @@ pub mod issuer;
 pub mod keyring;
 pub mod log_export;
 pub mod merkle_store;
+pub mod online_backup;
 pub mod prework;
 pub mod projection;
 pub mod query;

@@ -112,6 +112,10 @@ pub enum OpenError {
     Checkpoint { size: u64, reason: String },
     #[error("opening the access log: {0}")]
     Access(#[from] crate::access::AccessOpenError),
+    #[error(
+        "{0} is an online backup that did not finish (the registry stopped or the copy failed mid-way): not a store; take the backup again"
+    )]
+    IncompleteBackup(String),
     #[error("the access log {0} is missing: this data directory had one (restore it from the same backup)")]
     AccessMissing(String),
 }
@@ -168,6 +172,9 @@ impl Registry {
         // Outermost, so that readers see a batch being written whole, in front of the
         // cache's entries that the batch is about to replace.
         let store: Arc<dyn Storage> = Arc::new(StagedStore::new(presence_filter.clone()));
+        if View::new(&*store).get(Tree::Settings, crate::online_backup::INCOMPLETE_MARK)?.is_some() {
+            return Err(OpenError::IncompleteBackup(dir.display().to_string()));
+        }
         let access_dir = dir.join(ACCESS_DIR);
         let had_access_log = View::new(&*store).get(Tree::Settings, ACCESS_LOG_MARK)?.is_some();
         if had_access_log && !access_dir.exists() {
@@ -310,6 +317,11 @@ impl Registry {
 
     pub fn reader(&self) -> Reader {
         Reader::with_tree_cache(Arc::clone(&self.store), Arc::clone(&self.secrets), Arc::clone(&self.tree_cache))
+    }
+
+    /// The secrets the registry was opened with.
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
     }
 
     pub fn store(&self) -> &Arc<dyn Storage> {

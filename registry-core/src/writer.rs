@@ -59,6 +59,13 @@ struct RequestEntry {
     number: Option<HudumaNumber>,
 }
 
+/// The record that a stored request-index entry (its value as stored, checksum and
+/// all) answered with: what an online backup keeps an entry by (see `online_backup`).
+pub fn request_answered_at(key: &[u8], stored: &[u8]) -> Result<u64, crate::storage::view::Corruption> {
+    let value = crate::storage::view::open_value(Tree::Requests, key, stored)?;
+    Ok(state::decode::<RequestEntry>(Tree::Requests, key, &value)?.seq)
+}
+
 /// A batch built but not yet committed.
 #[derive(Debug)]
 pub struct Built {

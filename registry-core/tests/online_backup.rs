@@ -1,0 +1,190 @@
+//! Online backups: taken while registrations and look-ups go on, a backup is each log's
+//! signed history up to a checkpoint, opens as a whole registry (projections folded,
+//! requests answered as before), verifies, and holds nothing past its checkpoint.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+use registry_core::command::{Command, Outcome};
+use registry_core::online_backup::{self, BackupProgress, LogName, OnlineBackupError};
+use registry_core::query::ResolvedStatus;
+use registry_core::registry::{OpenError, Registry, RegistryOptions};
+use registry_core::replay::FoldSpace;
+use registry_core::storage::sled_store::SledStore;
+use registry_core::storage::{Storage, Tree, WriteBatch, checksum};
+
+fn options() -> RegistryOptions {
+    RegistryOptions { checkpoint_interval: std::time::Duration::from_millis(5), ..RegistryOptions::default() }
+}
+
+fn open(dir: &std::path::Path) -> Registry {
+    Registry::open_dir(dir, secrets(), log_key(), options()).expect("open registry")
+}
+
+fn look_up(i: usize) -> AccessEvent {
+    AccessEvent {
+        person: None,
+        body: AccessBody {
+            call: AccessCall::Resolve,
+            principal: "kra-gateway".into(),
+            role: "agency".into(),
+            agency: "KRA".into(),
+            purpose: format!("look-up {i}"),
+            key: KeyUsed::AgencyRecord { agency: "KRA".into(), record_id: format!("PIN-{i}") },
+            outcome: AccessOutcome::NotFound,
+            attributes: vec![],
+        },
+    }
+}
+
+/// Waits until both logs' newest checkpoints cover what is durable.
+fn wait_for_checkpoints(registry: &Registry) {
+    for _ in 0..2000 {
+        let size = *registry.durable_size().borrow();
+        let signed = registry.reader().latest_checkpoint().unwrap().map_or(0, |(s, _)| s);
+        let access = registry.access().reader();
+        let access_size = access
+            .store()
+            .last(Tree::Log)
+            .unwrap()
+            .map_or(0, |(k, _)| u64::from_be_bytes(k.as_slice().try_into().unwrap()) + 1);
+        let access_signed = access.latest_checkpoint().unwrap().map_or(0, |(s, _)| s);
+        if signed == size && access_signed == access_size {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("the checkpoints did not catch up with the logs");
+}
+
+fn log_records(store: &dyn Storage) -> Vec<Vec<u8>> {
+    store.range_from(Tree::Log, &[], usize::MAX).unwrap().into_iter().map(|(_, v)| v).collect()
+}
+
+#[test]
+fn a_backup_taken_under_load_is_the_signed_history_to_a_checkpoint_and_opens_whole() {
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(open(live_dir.path()));
+    let mut answered: Vec<(String, Command, Outcome)> = Vec::new();
+    for i in 0..120 {
+        let command = Command::RegisterPerson { demographics: person(i) };
+        let outcome = registry.submit_blocking(submission(format!("r-{i}"), command.clone())).unwrap();
+        answered.push((format!("r-{i}"), command, outcome));
+    }
+    let erased = answered[3].2.number.unwrap();
+    let erase = Command::ErasePersonalData { number: erased, legal_basis: "DPA 2019 s.40".into() };
+    registry.submit_blocking(submission("erase-3", erase)).unwrap();
+    for i in 0..30 {
+        registry.access().record_blocking(look_up(i)).unwrap();
+    }
+    wait_for_checkpoints(&registry);
+
+    // Registrations and look-ups go on while the backup is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (registry, stop) = (Arc::clone(&registry), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut late = Vec::new();
+            let mut i = 1000;
+            while !stop.load(Ordering::Relaxed) || late.len() < 20 {
+                let command = Command::RegisterPerson { demographics: person(i) };
+                let outcome = registry.submit_blocking(submission(format!("late-{i}"), command.clone())).unwrap();
+                registry.access().record_blocking(look_up(i)).unwrap();
+                late.push((format!("late-{i}"), command, outcome));
+                i += 1;
+            }
+            late
+        })
+    };
+    let backup_dir = tempfile::tempdir().unwrap();
+    let out = backup_dir.path().join("nightly");
+    let mut seen = Vec::new();
+    let taken = online_backup::take(&registry, &out, &FoldSpace::IN_MEMORY, &mut |p| seen.push(p)).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    answered.extend(load.join().unwrap());
+    let live_records = log_records(&**registry.store());
+    let live_access = log_records(&**registry.access().reader().store());
+    assert!(taken.records >= 122 && taken.records <= live_records.len() as u64, "{taken:?}");
+    assert!(taken.access_records >= 30 && taken.access_records <= live_access.len() as u64, "{taken:?}");
+    assert!(answered.iter().any(|(_, _, o)| o.receipt.index >= taken.records), "the load went on past the backup");
+    for log in [LogName::Identity, LogName::Access] {
+        let total = if log == LogName::Identity { taken.records } else { taken.access_records };
+        assert!(seen.contains(&BackupProgress::Copying { log, done: total, total }), "{log:?} reported whole");
+    }
+    assert!(seen.iter().any(|p| matches!(p, BackupProgress::Folding(_))), "the fold reported");
+    Arc::into_inner(registry).expect("the load thread has ended").close();
+
+    let restored = open(&out);
+    // The copy holds the first records of each log, byte for byte, and nothing after.
+    let copied = log_records(&**restored.store());
+    assert_eq!(copied.len() as u64, taken.records);
+    assert_eq!(copied[..], live_records[..copied.len()]);
+    let copied_access = log_records(&**restored.access().reader().store());
+    assert_eq!(copied_access[..], live_access[..taken.access_records as usize]);
+    verify_whole(&**restored.store()).expect("the restored store verifies, projections included");
+    let keys: Vec<_> = restored.reader().log_keys().unwrap().into_iter().map(|(_, k)| k).collect();
+    registry_core::access::verify::verify(
+        &**restored.access().reader().store(),
+        restored.access().origin(),
+        &keys,
+        &mut |_| (),
+    )
+    .expect("the restored access log verifies");
+
+    // What was answered within the copy is answered the same; what came after is absent.
+    let (within, after): (Vec<_>, Vec<_>) = answered.iter().partition(|(_, _, o)| o.receipt.index < taken.records);
+    assert_eq!(taken.keys, within.len() as u64, "a key for each person the copy registers");
+    for (id, command, outcome) in &within {
+        assert_eq!(&restored.submit_blocking(submission(id.clone(), command.clone())).unwrap(), outcome, "{id}");
+    }
+    for (_, _, outcome) in &after {
+        assert!(restored.reader().resolve_number(outcome.number.unwrap()).unwrap().is_none());
+    }
+    assert_eq!(restored.reader().resolve_number(erased).unwrap().unwrap().demographics, None);
+    let kept = restored.reader().resolve_number(answered[4].2.number.unwrap()).unwrap().unwrap();
+    assert_eq!(kept.status, ResolvedStatus::Active);
+    assert_eq!(kept.demographics.as_ref(), Some(&person(4)));
+    // The restored registry goes on from its copy: a retried late request is new here.
+    if let Some((id, command, _)) = after.first() {
+        let again = restored.submit_blocking(submission(id.clone(), command.clone())).unwrap();
+        assert_eq!(again.receipt.index, taken.records);
+    }
+    restored.close();
+}
+
+#[test]
+fn a_backup_is_written_only_into_a_new_or_empty_directory() {
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    registry.submit_blocking(submission("r", Command::RegisterPerson { demographics: person(1) })).unwrap();
+    registry.access().record_blocking(look_up(1)).unwrap();
+    wait_for_checkpoints(&registry);
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("keep.txt"), b"someone's file").unwrap();
+    match online_backup::take(&registry, target.path(), &FoldSpace::IN_MEMORY, &mut |_| ()) {
+        Err(OnlineBackupError::NotEmpty(dir)) => assert_eq!(dir, target.path().display().to_string()),
+        other => panic!("expected NotEmpty, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(target.path().join("keep.txt")).unwrap(), b"someone's file");
+    registry.close();
+}
+
+#[test]
+fn a_copy_a_backup_left_unfinished_is_refused_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::Settings, online_backup::INCOMPLETE_MARK.to_vec(), checksum::seal(&[1]));
+        store.commit(&batch, true).unwrap();
+    }
+    match Registry::open_dir(dir.path(), secrets(), log_key(), options()) {
+        Err(OpenError::IncompleteBackup(at)) => assert_eq!(at, dir.path().display().to_string()),
+        Err(other) => panic!("expected IncompleteBackup, got {other}"),
+        Ok(_) => panic!("an unfinished backup was opened as a store"),
+    }
+}
