@@ -23,6 +23,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use huduma_log::checkpoint::Checkpoint;
 use huduma_log::keys::VerifyingKey;
@@ -104,6 +105,8 @@ pub enum OnlineBackupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error("cancelled (the registry is stopping); the copy begun is removed")]
+    Cancelled,
     #[error("folding the copy's projections: {0}")]
     Fold(#[from] replay::ReplayError),
 }
@@ -116,10 +119,14 @@ impl From<Corruption> for OnlineBackupError {
 
 /// Writes a backup of the running `registry` into `out` (new, or an empty directory),
 /// reporting progress; on failure, removes what it wrote.
+///
+/// Setting `cancel` stops it at the copy's next write (the fold in the copy included),
+/// with [`OnlineBackupError::Cancelled`]: what a server does when it is stopped.
 pub fn take(
     registry: &Registry,
     out: &Path,
     space: &FoldSpace,
+    cancel: &AtomicBool,
     progress: &mut dyn FnMut(BackupProgress),
 ) -> Result<TakenBackup, OnlineBackupError> {
     let io = |path: &Path| {
@@ -131,7 +138,11 @@ pub fn take(
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let sources = Sources::of(registry)?;
-    let taken = write_copy(&sources, out, space, progress);
+    let taken = write_copy(&sources, out, space, cancel, progress);
+    let taken = match taken {
+        Err(_) if cancel.load(Ordering::Relaxed) => Err(OnlineBackupError::Cancelled),
+        taken => taken,
+    };
     if taken.is_err() {
         // Best effort: what remains of a failed copy is refused when opened anyway.
         if let Err(e) = std::fs::remove_dir_all(out) {
@@ -174,10 +185,11 @@ pub(crate) fn write_copy(
     sources: &Sources,
     out: &Path,
     space: &FoldSpace,
+    cancel: &AtomicBool,
     progress: &mut dyn FnMut(BackupProgress),
 ) -> Result<TakenBackup, OnlineBackupError> {
-    let copy = SledStore::open(out)?;
-    let access_copy = SledStore::open(&out.join(ACCESS_DIR))?;
+    let copy = Cancellable { inner: SledStore::open(out)?, cancel };
+    let access_copy = Cancellable { inner: SledStore::open(&out.join(ACCESS_DIR))?, cancel };
     let mut mark = WriteBatch::default();
     mark.put(Tree::Settings, INCOMPLETE_MARK.to_vec(), checksum::seal(&[1]));
     copy.commit(&mark, true)?;
@@ -251,6 +263,32 @@ pub(crate) fn write_copy(
     copy.commit(&finished, true)?;
     copy.flush()?;
     Ok(TakenBackup { records, access_records, keys, requests })
+}
+
+/// The copy's store, whose writes fail once `cancel` is set, so that a cancelled
+/// backup stops at its next write, the fold in the copy included.
+struct Cancellable<'a> {
+    inner: SledStore,
+    cancel: &'a AtomicBool,
+}
+
+impl Storage for Cancellable<'_> {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(tree, key)
+    }
+
+    crate::forward_scans!(inner);
+
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), StorageError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(StorageError::Engine("the backup was cancelled".into()));
+        }
+        self.inner.commit(batch, durable)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.inner.flush()
+    }
 }
 
 /// The size and root of a log's newest checkpoint, its signature checked.
@@ -474,7 +512,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (sources, erased) = erased_after_the_checkpoint(dir.path());
         let out = tempfile::tempdir().unwrap();
-        let taken = write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &mut |_| ()).unwrap();
+        let taken =
+            write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()).unwrap();
         assert_eq!((taken.records, taken.keys), (4, 3));
         let restored = open(out.path());
         let person = restored.reader().resolve_number(erased).unwrap().unwrap();
@@ -538,7 +577,7 @@ mod tests {
         batch.put(Tree::Log, key.to_vec(), checksum::seal(&bytes));
         sources.identity.commit(&batch, true).unwrap();
         let out = tempfile::tempdir().unwrap();
-        match write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &mut |_| ()) {
+        match write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()) {
             Err(OnlineBackupError::Checkpoint { log: LogName::Identity, size: 4, reason }) => {
                 assert!(reason.contains("another root"), "{reason}")
             }
@@ -554,7 +593,7 @@ mod tests {
         batch.remove(Tree::Keyring, crate::projection::state::person_key(PersonId(1)));
         sources.identity.commit(&batch, true).unwrap();
         let out = tempfile::tempdir().unwrap();
-        match write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &mut |_| ()) {
+        match write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()) {
             Err(OnlineBackupError::Keyring(why)) => assert!(why.contains("2 entries for the 3 persons"), "{why}"),
             other => panic!("expected the keyring refused, got {other:?}"),
         }
@@ -563,7 +602,7 @@ mod tests {
     /// [`take`]'s handling of its target around [`write_copy`], from given sources.
     fn take_from(sources: &Sources, out: &Path) -> Result<TakenBackup, OnlineBackupError> {
         std::fs::create_dir_all(out).unwrap();
-        let taken = write_copy(sources, out, &FoldSpace::IN_MEMORY, &mut |_| ());
+        let taken = write_copy(sources, out, &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ());
         if taken.is_err() {
             std::fs::remove_dir_all(out).unwrap();
         }

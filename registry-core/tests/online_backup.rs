@@ -103,7 +103,9 @@ fn a_backup_taken_under_load_is_the_signed_history_to_a_checkpoint_and_opens_who
     let backup_dir = tempfile::tempdir().unwrap();
     let out = backup_dir.path().join("nightly");
     let mut seen = Vec::new();
-    let taken = online_backup::take(&registry, &out, &FoldSpace::IN_MEMORY, &mut |p| seen.push(p)).unwrap();
+    let taken =
+        online_backup::take(&registry, &out, &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |p| seen.push(p))
+            .unwrap();
     stop.store(true, Ordering::Relaxed);
     answered.extend(load.join().unwrap());
     let live_records = log_records(&**registry.store());
@@ -165,7 +167,7 @@ fn a_backup_is_written_only_into_a_new_or_empty_directory() {
     wait_for_checkpoints(&registry);
     let target = tempfile::tempdir().unwrap();
     std::fs::write(target.path().join("keep.txt"), b"someone's file").unwrap();
-    match online_backup::take(&registry, target.path(), &FoldSpace::IN_MEMORY, &mut |_| ()) {
+    match online_backup::take(&registry, target.path(), &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()) {
         Err(OnlineBackupError::NotEmpty(dir)) => assert_eq!(dir, target.path().display().to_string()),
         other => panic!("expected NotEmpty, got {other:?}"),
     }
@@ -187,4 +189,36 @@ fn a_copy_a_backup_left_unfinished_is_refused_when_opened() {
         Err(other) => panic!("expected IncompleteBackup, got {other}"),
         Ok(_) => panic!("an unfinished backup was opened as a store"),
     }
+}
+
+#[test]
+fn a_cancelled_backup_stops_even_in_its_fold_and_leaves_nothing() {
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    for i in 0..20 {
+        registry
+            .submit_blocking(submission(format!("r-{i}"), Command::RegisterPerson { demographics: person(i) }))
+            .unwrap();
+    }
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("cancelled");
+    let cancel = AtomicBool::new(false);
+    let mut stages = Vec::new();
+    let cancelled = online_backup::take(&registry, &out, &FoldSpace::IN_MEMORY, &cancel, &mut |p| {
+        if matches!(p, BackupProgress::Folding(_)) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        stages.push(p);
+    });
+    assert!(matches!(cancelled, Err(OnlineBackupError::Cancelled)), "{cancelled:?}");
+    assert!(stages.iter().any(|p| matches!(p, BackupProgress::Folding(_))));
+    assert!(!out.exists(), "the copy begun is removed");
+    // The registry serves on, and a later backup is whole.
+    registry.submit_blocking(submission("after", Command::RegisterPerson { demographics: person(99) })).unwrap();
+    wait_for_checkpoints(&registry);
+    let taken =
+        online_backup::take(&registry, &out, &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()).unwrap();
+    assert_eq!(taken.keys, 21);
+    registry.close();
 }
