@@ -5,8 +5,13 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: [&str; 4] =
-    ["huduma/v1/common.proto", "huduma/v1/registry.proto", "huduma/v1/resolver.proto", "huduma/v1/audit.proto"];
+const PROTOS: [&str; 5] = [
+    "huduma/v1/common.proto",
+    "huduma/v1/registry.proto",
+    "huduma/v1/resolver.proto",
+    "huduma/v1/audit.proto",
+    "huduma/v1/operations.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");

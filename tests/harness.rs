@@ -5,6 +5,7 @@
 use registry_server::auth::Role;
 use registry_server::config::{Loaded, ensure_dev_config};
 use registry_server::proto::audit_client::AuditClient;
+use registry_server::proto::operations_client::OperationsClient;
 use registry_server::proto::registry_client::RegistryClient;
 use registry_server::proto::resolver_client::ResolverClient;
 use registry_server::serve::{self, Running};
@@ -134,6 +135,10 @@ impl TestServer {
 
     pub async fn audit(&self, bearer: Bearer) -> AuditClient<Authed> {
         AuditClient::new(InterceptedService::new(self.channel().await, bearer))
+    }
+
+    pub async fn operations(&self, bearer: Bearer) -> OperationsClient<Authed> {
+        OperationsClient::new(InterceptedService::new(self.channel().await, bearer))
     }
 
     /// The durable size of the log, as an auditor sees it.

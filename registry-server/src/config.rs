@@ -7,6 +7,7 @@
 //! data_dir = "data"                      # relative paths are relative to this file
 //! origin = "registry.huduma.go.ke/log"
 //! metrics_listen = "127.0.0.1:9464"      # Prometheus /metrics (optional)
+//! backup_dir = "backups"                 # where online backups go (optional; not in data_dir)
 //!
 //! [server.tls]                           # optional: TLS, and mTLS when client_ca is set
 //! cert = "server.crt"
@@ -126,6 +127,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Where `Operations.Backup` writes the backups it takes while the registry serves
+    /// (each in a new directory it names); outside `data_dir`. None: no online backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +221,7 @@ impl Loaded {
             .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), reason: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut paths = vec![&mut config.server.data_dir, &mut config.keys.log_key, &mut config.keys.master_secret];
+        paths.extend(config.server.backup_dir.as_mut());
         if let Some(tls) = &mut config.server.tls {
             paths.extend([&mut tls.cert, &mut tls.key]);
             paths.extend(tls.client_ca.as_mut());
@@ -239,6 +245,12 @@ impl Loaded {
         }
         if absolute(&self.config.keys.log_key).starts_with(&data) {
             return Err(invalid("keys.log_key must not be inside server.data_dir"));
+        }
+        if let Some(backups) = &self.config.server.backup_dir {
+            let backups = absolute(backups);
+            if backups.starts_with(&data) || data.starts_with(&backups) {
+                return Err(invalid("server.backup_dir must be outside server.data_dir, and not hold it"));
+            }
         }
         if !(1..=65_536).contains(&self.config.server.max_batch) {
             return Err(invalid("server.max_batch must be between 1 and 65536"));
@@ -411,6 +423,7 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
             max_message_bytes: default_max_message_bytes(),
             request_timeout_secs: default_request_timeout_secs(),
             tls: None,
+            backup_dir: Some("backups".into()),
         },
         keys: KeysConfig { log_key: "log.key".into(), master_secret: "master.secret".into() },
         principals: dev_principals(),
@@ -462,5 +475,13 @@ mod tests {
         assert!(err.contains("server.cache_mb"), "{err}");
         let err = refusal("read_cache_mb = 2000000\n", keys);
         assert!(err.contains("server.read_cache_mb"), "{err}");
+        for inside in ["data/backups", "data", "."] {
+            let err = refusal(&format!("backup_dir = \"{inside}\"\n"), keys);
+            assert!(err.contains("server.backup_dir"), "{inside}: {err}");
+        }
+        std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\nbackup_dir = \"backups\"\n[keys]\n{keys}"))
+            .unwrap();
+        let loaded = Loaded::read(&path).expect("backups beside the data");
+        assert_eq!(loaded.config.server.backup_dir, Some(dir.path().join("backups")), "relative to the config");
     }
 }

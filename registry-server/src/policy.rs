@@ -32,12 +32,13 @@ pub enum Rpc {
     GetCheckpoint,
     GetInclusionProof,
     GetConsistencyProof,
+    Backup,
 }
 
 use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 20] = [
+    pub const ALL: [Rpc; 21] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -58,6 +59,7 @@ impl Rpc {
         Rpc::GetCheckpoint,
         Rpc::GetInclusionProof,
         Rpc::GetConsistencyProof,
+        Rpc::Backup,
     ];
 
     /// The RPC's method name, as in the .proto and the metrics.
@@ -83,6 +85,7 @@ impl Rpc {
             Rpc::GetCheckpoint => "GetCheckpoint",
             Rpc::GetInclusionProof => "GetInclusionProof",
             Rpc::GetConsistencyProof => "GetConsistencyProof",
+            Rpc::Backup => "Backup",
         }
     }
 
@@ -99,7 +102,7 @@ impl Rpc {
             | Rpc::FindDuplicates => &[Registrar, Admin],
             // An agency only for records of its own agency code (checked by the handler).
             Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],
-            Rpc::ErasePersonalData => &[Admin],
+            Rpc::ErasePersonalData | Rpc::Backup => &[Admin],
             Rpc::Resolve | Rpc::VerifyAttributes => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
             Rpc::ListAccesses => &[CitizenPortal],

@@ -18,9 +18,11 @@ use crate::auth::Authenticator;
 use crate::config::{Loaded, TlsConfig};
 use crate::operator;
 use crate::proto::audit_server::AuditServer;
+use crate::proto::operations_server::OperationsServer;
 use crate::proto::registry_server::RegistryServer;
 use crate::proto::resolver_server::ResolverServer;
 use crate::service::audit::AuditService;
+use crate::service::operations::OperationsService;
 use crate::service::registry::RegistryService;
 use crate::service::resolver::ResolverService;
 
@@ -121,12 +123,24 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         AuditServer::new(AuditService::new(Arc::clone(&registry)))
             .max_decoding_message_size(max)
             .max_encoding_message_size(16 * 1024 * 1024),
+        interceptor.clone(),
+    );
+    let operations_service = InterceptedService::new(
+        OperationsServer::new(OperationsService::new(
+            Arc::clone(&registry),
+            server.backup_dir.clone(),
+            server.fold_space(),
+            shutdown_rx.clone(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max),
         interceptor,
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<RegistryServer<RegistryService>>().await;
     health.set_serving::<ResolverServer<ResolverService>>().await;
     health.set_serving::<AuditServer<AuditService>>().await;
+    health.set_serving::<OperationsServer<OperationsService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -149,7 +163,8 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         .add_service(reflection_v1alpha)
         .add_service(registry_service)
         .add_service(resolver_service)
-        .add_service(audit_service);
+        .add_service(audit_service)
+        .add_service(operations_service);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut signal = shutdown_rx;
     let task = tokio::spawn(async move {

@@ -460,3 +460,76 @@ async fn erasure_leaves_a_verifying_log_and_no_plaintext_in_the_data_directory()
     }
     assert!(read > 0, "the data directory was read");
 }
+
+/// Runs an admin's `Backup` named `name` to its end; the answer or the refusal.
+async fn backup(server: &TestServer, name: &str) -> Result<Vec<pb::BackupProgress>, tonic::Status> {
+    use tokio_stream::StreamExt;
+    let mut operations = server.operations(Bearer::token(&server.token(Role::Admin))).await;
+    let mut stream = operations.backup(pb::BackupRequest { name: name.into() }).await?.into_inner();
+    let mut items = Vec::new();
+    while let Some(item) = stream.next().await {
+        items.push(item?);
+    }
+    Ok(items)
+}
+
+#[tokio::test]
+async fn an_admin_backs_up_the_serving_registry_and_the_backup_serves_once_restored() {
+    let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    let mut numbers = Vec::new();
+    for i in 0..5 {
+        numbers.push(register(&server, &format!("b-{i}"), 300 + i).await);
+    }
+    resolve(&server, &numbers[0]).await;
+    // The checkpoints catch up with the writes within the interval.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let items = backup(&server, "nightly-1").await.expect("a backup");
+    let Some(pb::backup_progress::Stage::Taken(taken)) = items.last().and_then(|p| p.stage.clone()) else {
+        panic!("the last message says what was taken: {items:?}");
+    };
+    let expected = server.dir.path().join("backups").join("nightly-1");
+    assert_eq!(taken.path, expected.display().to_string());
+    assert_eq!(taken.records, server.log_size().await, "everything signed before it began");
+    assert_eq!((taken.keys, taken.requests), (5, 5));
+    assert_eq!(taken.access_records, 1);
+
+    let before = server.log_size().await;
+    let again = backup(&server, "nightly-1").await;
+    refused(&server, before, again, Code::AlreadyExists, "name: ").await;
+    let bad = backup(&server, "../outside").await;
+    refused(&server, before, bad, Code::InvalidArgument, "name: '/'").await;
+    let mut as_registrar = server.operations(Bearer::token(&server.token(Role::Registrar))).await;
+    let registrar = as_registrar.backup(pb::BackupRequest { name: "by-a-registrar".into() }).await;
+    assert_eq!(registrar.expect_err("admins only").code(), Code::PermissionDenied);
+    // A registration after the backup is not in it.
+    let later = register(&server, "b-later", 399).await;
+    server.stop().await;
+
+    // Restored: the same keys and secrets, the data directory the backup.
+    let keys = server.loaded.config.keys.clone();
+    let principals = server.loaded.config.principals.clone();
+    let restored = TestServer::start_with(move |_, loaded| {
+        loaded.config.server.data_dir = expected;
+        loaded.config.keys = keys;
+        loaded.config.principals = principals;
+    })
+    .await;
+    assert_eq!(restored.log_size().await, taken.records);
+    let person = resolve(&restored, &numbers[4]).await;
+    assert_eq!(person.demographics, Some(demographics(304)));
+    let mut resolver = restored.resolver(Bearer::token(&restored.token(Role::Registrar))).await;
+    let missing = resolver.resolve(by_number(&later, "counter service")).await.expect_err("not in the backup");
+    assert_eq!(missing.code(), Code::NotFound);
+    // The restored registry answers a repeated request as it first did.
+    let mut registry = restored.registry(Bearer::token(&restored.token(Role::Registrar))).await;
+    let replayed = registry.register_person(register_request("b-2", 302)).await.expect("replayed").into_inner();
+    assert_eq!(replayed.huduma_number, numbers[2]);
+}
+
+#[tokio::test]
+async fn without_a_backup_dir_online_backups_are_off_and_say_so() {
+    let server = TestServer::start_with(|_, loaded| loaded.config.server.backup_dir = None).await;
+    let before = server.log_size().await;
+    let off = backup(&server, "nightly").await;
+    refused(&server, before, off, Code::FailedPrecondition, "backup_dir is not set").await;
+}

@@ -202,6 +202,21 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::Backup => {
+            let name = format!("roles-{}", rand_suffix());
+            match server.operations(bearer).await.backup(pb::BackupRequest { name }).await {
+                Ok(stream) => {
+                    let items: Vec<_> = stream.into_inner().collect().await;
+                    let last = items.last().and_then(|item| item.as_ref().ok()).and_then(|p| p.stage.clone());
+                    assert!(
+                        matches!(last, Some(pb::backup_progress::Stage::Taken(_))),
+                        "an authorised Backup ends with what it took: {items:?}"
+                    );
+                    Code::Ok
+                }
+                Err(s) => s.code(),
+            }
+        }
     }
 }
 

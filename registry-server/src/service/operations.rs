@@ -1,0 +1,233 @@
+//! `huduma.v1.Operations`: what operators ask of the running registry (role admin): a
+//! backup taken while it serves (`registry_core::online_backup`), one at a time, into
+//! a new directory under the configured `backup_dir`, cancelled if the server stops.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use registry_core::online_backup::{self, BackupProgress, LogName, OnlineBackupError, TakenBackup};
+use registry_core::registry::Registry;
+use registry_core::replay::FoldSpace;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::timed;
+use crate::policy::{Rpc, authorize};
+use crate::proto as pb;
+use crate::proto::operations_server::Operations as OperationsRpc;
+use crate::wire;
+
+/// How often a backup's progress is sent (the last message is always sent).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+pub struct OperationsService {
+    registry: Arc<Registry>,
+    backup_dir: Option<PathBuf>,
+    fold_space: FoldSpace,
+    /// Set while a backup runs: one at a time.
+    running: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl OperationsService {
+    pub fn new(
+        registry: Arc<Registry>,
+        backup_dir: Option<PathBuf>,
+        fold_space: FoldSpace,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { registry, backup_dir, fold_space, running: Arc::default(), shutdown }
+    }
+}
+
+/// A backup's name: a single directory name, safe on any file system.
+fn check_name(name: &str) -> Result<(), Status> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 {
+        return Err(wire::invalid("name", format!("{} characters: a backup's name has 1 to 64", name.chars().count())));
+    }
+    if let Some(bad) = name.chars().find(|&c| !allowed(c)) {
+        return Err(wire::invalid("name", format!("{bad:?}: only A-Z, a-z, 0-9, '.', '_' and '-' are allowed")));
+    }
+    if name.starts_with('.') {
+        return Err(wire::invalid("name", "must not start with '.'"));
+    }
+    Ok(())
+}
+
+/// The claim on the one backup that may run; released when dropped.
+struct Claim(Arc<AtomicBool>);
+
+impl Claim {
+    fn take(running: &Arc<AtomicBool>) -> Option<Self> {
+        running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Self(Arc::clone(running)))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn progress_out(progress: BackupProgress) -> pb::BackupProgress {
+    use pb::backup_progress::Stage;
+    match progress {
+        BackupProgress::Copying { log, done, total } => {
+            let log = match log {
+                LogName::Identity => pb::LogName::Identity,
+                LogName::Access => pb::LogName::Access,
+            };
+            pb::BackupProgress { stage: Some(Stage::Copying(log as i32)), done, total }
+        }
+        BackupProgress::Folding(reached) => {
+            pb::BackupProgress { stage: Some(Stage::Folding(true)), done: reached.done, total: reached.total }
+        }
+    }
+}
+
+fn taken_out(path: &std::path::Path, taken: TakenBackup) -> pb::BackupProgress {
+    let taken = pb::BackupTaken {
+        path: path.display().to_string(),
+        records: taken.records,
+        access_records: taken.access_records,
+        keys: taken.keys,
+        requests: taken.requests,
+    };
+    pb::BackupProgress {
+        done: taken.records,
+        total: taken.records,
+        stage: Some(pb::backup_progress::Stage::Taken(taken)),
+    }
+}
+
+fn backup_error(e: OnlineBackupError) -> Status {
+    match e {
+        OnlineBackupError::NotEmpty(_) => Status::already_exists(format!("name: {e}")),
+        OnlineBackupError::NoCheckpoint(_) => Status::unavailable(e.to_string()),
+        OnlineBackupError::Cancelled => Status::aborted(e.to_string()),
+        OnlineBackupError::Checkpoint { .. }
+        | OnlineBackupError::Record { .. }
+        | OnlineBackupError::Keyring(_)
+        | OnlineBackupError::Read(_) => Status::data_loss(e.to_string()),
+        OnlineBackupError::Io { .. } | OnlineBackupError::Storage(_) | OnlineBackupError::Fold(_) => {
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl OperationsRpc for OperationsService {
+    type BackupStream = ReceiverStream<Result<pb::BackupProgress, Status>>;
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
+        timed(Rpc::Backup, async {
+            let principal = authorize(&request, Rpc::Backup)?;
+            let name = request.into_inner().name;
+            check_name(&name)?;
+            let dir = self.backup_dir.as_ref().ok_or_else(|| {
+                Status::failed_precondition(
+                    "backup_dir is not set in the server's [server] config: online backups are off",
+                )
+            })?;
+            let out = dir.join(&name);
+            if out.exists() {
+                return Err(Status::already_exists(format!(
+                    "name: {} exists: a backup is written into a new directory",
+                    out.display()
+                )));
+            }
+            let claim = Claim::take(&self.running)
+                .ok_or_else(|| Status::failed_precondition("a backup is already running: one at a time"))?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            let mut shutdown = self.shutdown.clone();
+            let on_shutdown = Arc::clone(&cancel);
+            tokio::spawn(async move {
+                if shutdown.wait_for(|stop| *stop).await.is_ok() {
+                    on_shutdown.store(true, Ordering::Relaxed);
+                }
+            });
+            let (tx, rx) = mpsc::channel(16);
+            let registry = Arc::clone(&self.registry);
+            let space = self.fold_space.clone();
+            tokio::task::spawn_blocking(move || {
+                let _claim = claim;
+                tracing::info!(principal = %principal.name, dir = %out.display(), "online backup started");
+                let began = Instant::now();
+                let mut sent = began;
+                let mut progress = |p: BackupProgress| {
+                    if sent.elapsed() >= PROGRESS_EVERY {
+                        // A caller that went away does not stop the backup.
+                        let _ = tx.try_send(Ok(progress_out(p)));
+                        sent = Instant::now();
+                    }
+                };
+                let taken = online_backup::take(&registry, &out, &space, &cancel, &mut progress);
+                // The registry's handle goes before the answer, so that a server stopping
+                // once the stream ends finds itself the registry's only holder.
+                drop(registry);
+                let answer = match taken {
+                    Ok(taken) => {
+                        tracing::info!(
+                            dir = %out.display(),
+                            records = taken.records,
+                            access_records = taken.access_records,
+                            seconds = began.elapsed().as_secs_f64(),
+                            "online backup taken"
+                        );
+                        Ok(taken_out(&out, taken))
+                    }
+                    Err(e) => {
+                        tracing::error!(dir = %out.display(), error = %e, "online backup failed");
+                        Err(backup_error(e))
+                    }
+                };
+                let _ = tx.blocking_send(answer);
+            });
+            Ok(Response::new(ReceiverStream::new(rx)))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_safe_directory_names() {
+        for good in ["nightly-2026-12-07", "a", "v1.2_b"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("", "1 to 64"),
+            ("../etc", "'/'"),
+            ("a/b", "'/'"),
+            (".hidden", "must not start with '.'"),
+            ("a b", "' '"),
+            ("é", "'é'"),
+        ] {
+            let status = check_name(bad).unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad}");
+            assert!(status.message().starts_with("name: "), "{bad}: {}", status.message());
+            assert!(status.message().contains(says), "{bad}: {}", status.message());
+        }
+        assert!(check_name(&"x".repeat(64)).is_ok());
+        assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn one_backup_at_a_time_and_the_claim_goes_with_it() {
+        let running = Arc::new(AtomicBool::new(false));
+        let first = Claim::take(&running).expect("none running");
+        assert!(Claim::take(&running).is_none(), "a second backup while the first runs");
+        drop(first);
+        assert!(Claim::take(&running).is_some(), "free again once the first ends");
+    }
+}
