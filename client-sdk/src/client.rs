@@ -17,9 +17,10 @@ use tower::ServiceExt;
 use crate::error::Error;
 use crate::proto as pb;
 use crate::proto::audit_client::AuditClient;
+use crate::proto::operations_client::OperationsClient;
 use crate::proto::registry_client::RegistryClient;
 use crate::proto::resolver_client::ResolverClient;
-use crate::types::{AccessPage, Log, access_in, log_out};
+use crate::types::{AccessPage, BackupProgress, Log, access_in, backup_progress_in, log_out};
 use crate::types::{
     AgencyRecord, Change, Demographics, LogRecord, Receipt, ReplacementReason, Resolution, ResolveKey, VerifierKey,
     VerifierKeys, change_in, demographics_out, number_in, reason_out, receipt_in, record_out, resolution_in,
@@ -662,6 +663,34 @@ impl Client {
             accesses: answer.accesses.into_iter().map(access_in).collect(),
             next_page_token: Some(answer.next_page_token).filter(|t| !t.is_empty()),
         })
+    }
+
+    // --- Operations ---
+
+    /// Has the registry take a backup while it serves, into the directory `name` under
+    /// its `backup_dir` (admins): progress as it goes, then what was taken. Not retried:
+    /// a second call with the same name is refused (ALREADY_EXISTS).
+    pub async fn backup(&self, name: &str) -> Result<ReceiverStream<Result<BackupProgress, Error>>, Error> {
+        let mut request = Request::new(pb::BackupRequest { name: name.into() });
+        if let Some(auth) = &self.auth {
+            request.metadata_mut().insert("authorization", auth.clone());
+        }
+        let mut stream = OperationsClient::new(self.transport.clone()).backup(request).await?.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(p)) => backup_progress_in(p).map_err(Error::Protocol),
+                    Ok(None) => return,
+                    Err(status) => Err(Error::from(status)),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(ReceiverStream::new(rx))
     }
 
     // --- Audit ---

@@ -311,6 +311,56 @@ pub struct AccessPage {
 
 // --- to and from the wire ---
 
+/// How far a backup the registry takes while it serves (`Client::backup`) has come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "stage")]
+pub enum BackupProgress {
+    /// A log's records being copied: `done` of `total`.
+    Copying { log: Log, done: u64, total: u64 },
+    /// The projections being folded in the copy.
+    Folding { done: u64, total: u64 },
+    /// The backup is whole: the last message.
+    Taken(BackupTaken),
+}
+
+/// What a finished backup holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupTaken {
+    /// Where the copy is, on the server's file system.
+    pub path: String,
+    /// The identity log's records copied: its newest checkpoint's size when it began.
+    pub records: u64,
+    /// The access log's records copied, likewise.
+    pub access_records: u64,
+    /// Keyring entries copied, one per person the copied log registers.
+    pub keys: u64,
+    /// Request-index entries kept (those answered within the copied log).
+    pub requests: u64,
+}
+
+pub(crate) fn backup_progress_in(p: pb::BackupProgress) -> Result<BackupProgress, String> {
+    use pb::backup_progress::Stage;
+    match p.stage {
+        Some(Stage::Copying(log)) => {
+            let log = match pb::LogName::try_from(log) {
+                Ok(pb::LogName::Identity) => Log::Identity,
+                Ok(pb::LogName::Access) => Log::Access,
+                Err(_) => return Err(format!("copying: {log} is not a log")),
+            };
+            Ok(BackupProgress::Copying { log, done: p.done, total: p.total })
+        }
+        Some(Stage::Folding(_)) => Ok(BackupProgress::Folding { done: p.done, total: p.total }),
+        Some(Stage::Taken(t)) => Ok(BackupProgress::Taken(BackupTaken {
+            path: t.path,
+            records: t.records,
+            access_records: t.access_records,
+            keys: t.keys,
+            requests: t.requests,
+        })),
+        None => Err("stage: missing".into()),
+    }
+}
+
 pub(crate) fn log_out(log: Log) -> i32 {
     match log {
         Log::Identity => pb::LogName::Identity as i32,

@@ -227,6 +227,36 @@ async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_has_the_serving_registry_back_itself_up() {
+    let server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    let (registrar, admin) = (server.token(Role::Registrar), server.token(Role::Admin));
+    let register =
+        ["--json", "register", "--given", "Achieng", "--family", "Otieno", "--dob", "1988-02-29", "--sex", "female"];
+    let number = issued(
+        &huduma(&server, &registrar, &[&register[..], &["--place", "Kisumu", "--centre", "KSM"]].concat()).await,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let taken = json(&huduma(&server, &admin, &["--json", "backup", "weekly-49"]).await);
+    let expected = server.dir.path().join("backups").join("weekly-49");
+    assert_eq!(taken["path"], expected.display().to_string(), "{taken}");
+    assert_eq!(taken["records"], 2, "the log's initialisation and the registration: {taken}");
+    assert_eq!(taken["keys"], 1, "{taken}");
+    assert!(expected.join("access").is_dir());
+
+    let again = huduma(&server, &admin, &["backup", "weekly-49"]).await;
+    assert_eq!(again.code, 5, "refused: {}", again.stderr);
+    assert!(again.stderr.contains("exists"), "{}", again.stderr);
+    let bad = huduma(&server, &admin, &["backup", "weekly/49"]).await;
+    assert_eq!(bad.code, 3, "invalid: {}", bad.stderr);
+    assert!(bad.stderr.contains("name"), "{}", bad.stderr);
+    assert_eq!(huduma(&server, &registrar, &["backup", "by-registrar"]).await.code, 6);
+    assert!(!server.dir.path().join("backups").join("by-registrar").exists());
+    let resolved = json(&huduma(&server, &registrar, &["--json", "resolve", &number, "--purpose", "check"]).await);
+    assert_eq!(resolved["status"], "Active", "the registry served on: {resolved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_verifies_attributes_and_a_citizen_portal_lists_the_look_ups() {
     let server = TestServer::start().await;
     let (registrar, kra, portal) =

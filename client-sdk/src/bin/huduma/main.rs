@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use huduma_sdk::{AgencyRecord, Client, Demographics, Error, ReplacementReason, Sex, new_request_id};
+use huduma_sdk::{
+    AgencyRecord, BackupProgress, Client, Demographics, Error, Log, ReplacementReason, Sex, new_request_id,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio_stream::StreamExt;
@@ -277,6 +279,14 @@ enum Cmd {
         /// Calls in flight.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+    },
+    /// Have the running registry take a backup (admins): each log copied up to its
+    /// newest signed checkpoint, with the keyring and the request index, into NAME under
+    /// the server's backup_dir, and the projections folded in the copy, so that it opens
+    /// as a data directory. Shows progress; prints what was taken.
+    Backup {
+        /// The backup's directory under backup_dir (A-Z a-z 0-9 . _ -); must be new.
+        name: String,
     },
     /// Who looked a person up, newest first (citizen portals).
     Accesses {
@@ -587,6 +597,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Reconcile { file, agency, purpose, out, concurrency } => {
             let client = connect(&cli.connection).await?;
             bulk::reconcile(&client, &file, agency.as_deref(), &purpose, out, concurrency).await
+        }
+        Cmd::Backup { name } => {
+            let client = connect(&cli.connection).await?;
+            let mut stream = client.backup(&name).await?;
+            let mut shown: Option<(String, ProgressBar)> = None;
+            while let Some(item) = stream.next().await {
+                let (what, done, total) = match item? {
+                    BackupProgress::Taken(taken) => {
+                        if let Some((_, bar)) = shown.take() {
+                            bar.finish_and_clear();
+                        }
+                        return show(json, &taken);
+                    }
+                    BackupProgress::Copying { log: Log::Identity, done, total } => {
+                        ("copying the identity log", done, total)
+                    }
+                    BackupProgress::Copying { log: Log::Access, done, total } => {
+                        ("copying the access log", done, total)
+                    }
+                    BackupProgress::Folding { done, total } => ("folding the copy's projections", done, total),
+                };
+                if shown.as_ref().is_none_or(|(shown, _)| shown != what) {
+                    if let Some((_, bar)) = shown.take() {
+                        bar.finish_and_clear();
+                    }
+                    shown = Some((what.to_owned(), bar(total, what)));
+                }
+                if let Some((_, bar)) = &shown {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            }
+            Err(failure(1, "the registry ended the backup without saying what it took"))
         }
         Cmd::Accesses { number, since, page_size, page_token, all } => {
             let client = connect(&cli.connection).await?;
