@@ -399,10 +399,14 @@ fn print_dev_help(loaded: &Loaded, addr: &str, created: bool) {
          export HUDUMA_ENDPOINT=http://{addr} HUDUMA_TOKEN={registrar}\n  \
          cargo run -q -p client-sdk -- register --given Wanjiru --family Kamau --dob 1990-04-12 --sex female --place Nyeri --centre GPO-NAIROBI\n  \
          HUDUMA_TOKEN={agency} cargo run -q -p client-sdk -- resolve \"<the number>\" --purpose \"tax registration\"\n  \
-         cargo run -q -p client-sdk -- number check \"<the number>\"      # offline check digit\n\
+         cargo run -q -p client-sdk -- number check \"<the number>\"      # offline check digit\n  \
+         HUDUMA_TOKEN={admin} cargo run -q -p client-sdk -- backup first   # a backup, while serving{backups}\n\
          Stop with Ctrl-C (drains calls and flushes).",
         registrar = token(Role::Registrar),
         agency = token(Role::Agency),
+        admin = token(Role::Admin),
+        backups =
+            loaded.config.server.backup_dir.as_ref().map(|d| format!(", into {}/", d.display())).unwrap_or_default(),
     );
 }
 
