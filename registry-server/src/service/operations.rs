@@ -136,7 +136,8 @@ impl OperationsRpc for OperationsService {
                     "backup_dir is not set in the server's [server] config: online backups are off",
                 )
             })?;
-            let out = dir.join(&name);
+            // Absolute, so that what the caller is told names it wherever they run.
+            let out = std::path::absolute(dir.join(&name)).map_err(|e| Status::internal(format!("backup_dir: {e}")))?;
             if out.exists() {
                 return Err(Status::already_exists(format!(
                     "name: {} exists: a backup is written into a new directory",
