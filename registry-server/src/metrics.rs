@@ -1,5 +1,5 @@
 //! Prometheus metrics: per-RPC request counts (by status code) and latencies, the log's
-//! durable size, the read cache's hits, misses and size, and (from registry-core) batch
+//! durable size, the read cache's hits, misses and size, online backups, and (from registry-core) batch
 //! sizes and commit times. Exported over
 //! HTTP on `server.metrics_listen`, apart from the gRPC port.
 
@@ -59,6 +59,18 @@ pub fn set_presence_filter(stats: registry_core::storage::presence_filter::Filte
     metrics::gauge!("huduma_presence_filter_capacity_keys").set(stats.capacity as f64);
     metrics::counter!("huduma_presence_filter_skipped_reads_total").absolute(stats.skipped);
     metrics::counter!("huduma_presence_filter_growths_total").absolute(stats.growths);
+}
+
+/// Records how an online backup ended (`taken`, `failed` or `cancelled`), and for one
+/// taken, when and how many identity records it holds: what an alert on backups that
+/// stopped being taken watches.
+pub fn backup_finished(result: &'static str, records: Option<u64>) {
+    metrics::counter!("huduma_backups_total", "result" => result).increment(1);
+    if let Some(records) = records {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        metrics::gauge!("huduma_backup_last_taken_timestamp_seconds").set(now.as_secs_f64());
+        metrics::gauge!("huduma_backup_last_taken_records").set(records as f64);
+    }
 }
 
 fn code_name(code: tonic::Code) -> &'static str {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use registry_server::config::{Loaded, ensure_dev_config};
 use registry_server::operator;
 use registry_server::proto as pb;
+use registry_server::proto::operations_client::OperationsClient;
 use registry_server::proto::registry_client::RegistryClient;
 use registry_server::proto::resolver_client::ResolverClient;
 use tonic::transport::Endpoint;
@@ -135,8 +136,12 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     let (mut child, addr, token) = spawn_server(dir.path(), Some(&metrics));
     let _guard = KillOnDrop(child.id());
     let acks: Acks = Arc::default();
-    let loading = tokio::spawn(load(addr, token, 16, acks.clone()));
+    let loading = tokio::spawn(load(addr.clone(), token, 16, acks.clone()));
     wait_for("500 acknowledged registrations", || acks.lock().unwrap().len() >= 500).await;
+    // An admin has the registry back itself up while the load goes on.
+    let taken = backup(&addr, &dir.path().join("config.toml"), "under-load").await;
+    assert!(taken.records > 500, "{taken:?}");
+    assert!(acks.lock().unwrap().len() >= 500);
     // The Prometheus endpoint, apart from the gRPC port, counts what was served.
     let scraped = scrape(&metrics);
     for series in [
@@ -150,6 +155,9 @@ async fn sigterm_drains_flushes_and_exits_zero() {
         "huduma_read_cache_bytes ",
         "huduma_presence_filter_ready ",
         "huduma_presence_filter_keys ",
+        "huduma_backups_total{result=\"taken\"} 1",
+        "huduma_backup_last_taken_timestamp_seconds ",
+        &format!("huduma_backup_last_taken_records {}", taken.records),
     ] {
         assert!(scraped.contains(series), "/metrics has {series}:\n{scraped}");
     }
@@ -183,6 +191,32 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     assert!(!log.contains('\u{1b}'), "escape codes in a log file:\n{log}");
     loading.await.unwrap();
     check_acks(dir.path(), &acks);
+    // The backup taken under load verifies whole, as a data directory of its own.
+    let mut restored = Loaded::read(&dir.path().join("config.toml")).unwrap();
+    restored.config.server.data_dir = taken.path.into();
+    let (report, _) = operator::verify(&restored, None, &mut |_, _| ()).expect("the backup verifies");
+    assert_eq!(report.records, taken.records);
+    assert!(report.projections_checked);
+}
+
+/// Has the server at `addr` take a backup named `name`, as the admin of `config`;
+/// returns what it took.
+async fn backup(addr: &str, config: &Path, name: &str) -> pb::BackupTaken {
+    use registry_server::auth::Role;
+    let loaded = Loaded::read(config).unwrap();
+    let admin = loaded.config.principals.iter().find(|p| p.role == Role::Admin).unwrap().token.clone().unwrap();
+    let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut request = tonic::Request::new(pb::BackupRequest { name: name.into() });
+    request.metadata_mut().insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    let mut stream = OperationsClient::new(channel).backup(request).await.expect("a backup").into_inner();
+    let mut last = None;
+    while let Some(progress) = stream.message().await.expect("the backup streams") {
+        last = progress.stage;
+    }
+    match last {
+        Some(pb::backup_progress::Stage::Taken(taken)) => taken,
+        other => panic!("the backup ended without what it took: {other:?}"),
+    }
 }
 
 /// Resolves `number` as the KRA principal from `clients` concurrent clients, each

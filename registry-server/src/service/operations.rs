@@ -146,6 +146,9 @@ impl OperationsRpc for OperationsService {
             }
             let claim = Claim::take(&self.running)
                 .ok_or_else(|| Status::failed_precondition("a backup is already running: one at a time"))?;
+            if *self.shutdown.borrow() {
+                return Err(Status::unavailable("the registry is stopping: no backup is begun"));
+            }
             let cancel = Arc::new(AtomicBool::new(false));
             let mut shutdown = self.shutdown.clone();
             let on_shutdown = Arc::clone(&cancel);
@@ -175,6 +178,7 @@ impl OperationsRpc for OperationsService {
                 drop(registry);
                 let answer = match taken {
                     Ok(taken) => {
+                        crate::metrics::backup_finished("taken", Some(taken.records));
                         tracing::info!(
                             dir = %out.display(),
                             records = taken.records,
@@ -185,6 +189,8 @@ impl OperationsRpc for OperationsService {
                         Ok(taken_out(&out, taken))
                     }
                     Err(e) => {
+                        let cancelled = matches!(e, OnlineBackupError::Cancelled);
+                        crate::metrics::backup_finished(if cancelled { "cancelled" } else { "failed" }, None);
                         tracing::error!(dir = %out.display(), error = %e, "online backup failed");
                         Err(backup_error(e))
                     }
@@ -221,6 +227,32 @@ mod tests {
         }
         assert!(check_name(&"x".repeat(64)).is_ok());
         assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stopping_registry_begins_no_backup() {
+        use registry_core::keys::LogKey;
+        use registry_core::registry::RegistryOptions;
+        use registry_core::secrets::Secrets;
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open_dir(
+            &dir.path().join("data"),
+            Secrets::from_master([7; 32]),
+            LogKey::from_seed([8; 32]),
+            RegistryOptions::default(),
+        )
+        .unwrap();
+        let (stop, stopping) = watch::channel(false);
+        let backups = dir.path().join("backups");
+        let service = OperationsService::new(Arc::new(registry), Some(backups.clone()), FoldSpace::IN_MEMORY, stopping);
+        stop.send_replace(true);
+        let mut request = Request::new(pb::BackupRequest { name: "late".into() });
+        let admin = crate::auth::Principal { name: "admin-1".into(), role: crate::auth::Role::Admin, agency: None };
+        request.extensions_mut().insert(Arc::new(admin));
+        let Err(refused) = service.backup(request).await else { panic!("a backup begun while stopping") };
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{}", refused.message());
+        assert!(refused.message().contains("stopping"), "{}", refused.message());
+        assert!(!backups.join("late").exists());
     }
 
     #[test]
