@@ -28,7 +28,7 @@ pub enum BackupError {
     #[error("{0}: there is no store there (data_dir names no data directory a registry has opened)")]
     NoStore(String),
     #[error(
-        "{0}: the store is in use (a running registry holds it): stop the registry; a backup copies the store at rest"
+        "{0}: the store is in use (a running registry holds it): this backup copies the store at rest, so stop the registry first; or have the running registry back itself up (`huduma backup NAME`, as an admin)"
     )]
     InUse(String),
     #[error(

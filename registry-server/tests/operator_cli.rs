@@ -208,6 +208,7 @@ fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
     let second = dir.path().join("backup-2");
     let (ok, _, err) = run(&["backup", "--config", config_arg, "--out", second.to_str().unwrap()]);
     assert!(!ok && err.contains("in use"), "{err}");
+    assert!(err.contains("huduma backup NAME"), "the online backup is named: {err}");
     assert!(!second.exists(), "nothing written");
     drop(held);
     // Nor of a data directory with no store in it.
