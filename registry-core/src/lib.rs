@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod sequencer;
 pub mod storage;
 pub mod synthetic;
+pub mod tail_import;
 pub mod verify;
 pub mod writer;
 

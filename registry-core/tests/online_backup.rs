@@ -222,3 +222,115 @@ fn a_cancelled_backup_stops_even_in_its_fold_and_leaves_nothing() {
     assert_eq!(taken.keys, 21);
     registry.close();
 }
+
+/// Takes a backup of `registry` into a new directory under `parent` named `name`.
+fn backed_up(registry: &Registry, parent: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = parent.join(name);
+    online_backup::take(registry, &out, &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()).unwrap();
+    out
+}
+
+fn exported(store: &dyn Storage, path: &std::path::Path) {
+    let mut out = std::fs::File::create(path).unwrap();
+    registry_core::log_export::export_log(store, &mut out).unwrap();
+}
+
+#[test]
+fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice() {
+    use registry_core::tail_import::{TailImportError, import_tail};
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    let mut numbers = Vec::new();
+    for i in 0..10 {
+        let command = Command::RegisterPerson { demographics: person(i) };
+        numbers.push(registry.submit_blocking(submission(format!("r-{i}"), command)).unwrap().number.unwrap());
+    }
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let (restored_dir, forked_dir) =
+        (backed_up(&registry, parent.path(), "a"), backed_up(&registry, parent.path(), "b"));
+    // After the backup: five more persons, a correction and a link of persons it holds.
+    let mut tail = Vec::new();
+    for i in 10..15 {
+        let command = Command::RegisterPerson { demographics: person(i) };
+        tail.push(registry.submit_blocking(submission(format!("r-{i}"), command)).unwrap().number.unwrap());
+    }
+    let corrected = person(77);
+    registry
+        .submit_blocking(submission(
+            "c-1",
+            Command::CorrectDemographics { number: numbers[1], demographics: corrected.clone() },
+        ))
+        .unwrap();
+    let link = Command::LinkAgencyRecord { number: numbers[2], agency: "KRA".into(), record_id: "A000000002Z".into() };
+    registry.submit_blocking(submission("l-1", link)).unwrap();
+    let live_log = log_records(&**registry.store());
+    let export = parent.path().join("log.bin");
+    exported(&**registry.store(), &export);
+    registry.close();
+
+    // Without the tail, the restored registry issues the numbers it lost again.
+    let forked = open(&forked_dir);
+    let reissued = forked.submit_blocking(submission("new", Command::RegisterPerson { demographics: person(50) }));
+    assert_eq!(reissued.unwrap().number, Some(tail[0]), "the hazard this import removes");
+    forked.close();
+
+    // An export of another log, or one altered past the backup, changes nothing.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Registry::open_dir(
+        other_dir.path(),
+        registry_core::secrets::Secrets::from_master([9; 32]),
+        registry_core::keys::LogKey::from_seed([9; 32]),
+        options(),
+    )
+    .unwrap();
+    for i in 0..12 {
+        other
+            .submit_blocking(submission(format!("o-{i}"), Command::RegisterPerson { demographics: person(i) }))
+            .unwrap();
+    }
+    let foreign = parent.path().join("other.bin");
+    exported(&**other.store(), &foreign);
+    other.close();
+    let altered = parent.path().join("altered.bin");
+    let mut bytes = std::fs::read(&export).unwrap();
+    let at = bytes.len() - 10; // inside the signature of the last record
+    bytes[at] ^= 1;
+    std::fs::write(&altered, &bytes).unwrap();
+    {
+        let store = SledStore::open(&restored_dir).unwrap();
+        let before = log_records(&store).len() as u64;
+        match import_tail(&store, &foreign, None, &mut |_| ()) {
+            Err(TailImportError::NotThisLog { seq }) => assert_eq!(seq, before - 1),
+            other => panic!("another log's export: {other:?}"),
+        }
+        match import_tail(&store, &altered, Some(log_key().public()), &mut |_| ()) {
+            Err(TailImportError::Verify(e)) => assert_eq!(e.seq(), Some(live_log.len() as u64 - 1), "{e}"),
+            other => panic!("an altered export: {other:?}"),
+        }
+        assert_eq!(log_records(&store).len() as u64, before, "nothing was written");
+
+        let imported = import_tail(&store, &export, Some(log_key().public()), &mut |_| ()).unwrap();
+        assert_eq!((imported.from, imported.to, imported.keys_lost), (before, live_log.len() as u64, 5));
+        // Again: nothing left to take back.
+        let again = import_tail(&store, &export, Some(log_key().public()), &mut |_| ()).unwrap();
+        assert_eq!((again.from, again.to, again.keys_lost), (live_log.len() as u64, live_log.len() as u64, 0));
+    }
+
+    let restored = open(&restored_dir);
+    assert_eq!(log_records(&**restored.store()), live_log, "the published history, whole");
+    verify_whole(&**restored.store()).expect("verifies, projections folded from the tail");
+    for number in &tail {
+        let person = restored.reader().resolve_number(*number).unwrap().expect("the tail's numbers stay theirs");
+        assert_eq!(person.status, ResolvedStatus::Active);
+        assert_eq!(person.demographics, None, "their keys were lost with the data directory");
+    }
+    let fixed = restored.reader().resolve_number(numbers[1]).unwrap().unwrap();
+    assert_eq!(fixed.demographics, Some(corrected), "a correction in the tail, of a person the backup holds");
+    let linked = restored.reader().resolve_number(numbers[2]).unwrap().unwrap();
+    assert_eq!(linked.agency_records.len(), 1);
+    let next = restored.submit_blocking(submission("new", Command::RegisterPerson { demographics: person(50) }));
+    let next = next.unwrap().number.unwrap();
+    assert!(!numbers.contains(&next) && !tail.contains(&next), "no number issued twice");
+    restored.close();
+}

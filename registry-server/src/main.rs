@@ -89,6 +89,21 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// After restoring a backup: take back, from an export of the log (the auditors'
+    /// download, `export`'s format), the records the lost data directory had appended
+    /// past the backup, so that the log goes on as published and no number is issued
+    /// twice. The whole export is verified first; the persons those records register
+    /// keep their numbers, but their personal data is lost with its keys.
+    RestoreTail {
+        #[arg(long)]
+        config: PathBuf,
+        /// The export (u32 BE length + record, from record 0).
+        #[arg(long)]
+        from: PathBuf,
+        /// The published genesis verifier key; without it the key in record 0 is trusted.
+        #[arg(long)]
+        genesis_key: Option<String>,
+    },
     /// Undo a batch whose commit a crash cut short, without serving (the registry does
     /// the same when it starts).
     Recover {
@@ -238,6 +253,37 @@ fn run() -> anyhow::Result<()> {
             let folded = operator::rebuild(&loaded, &mut |reached| moved(None, reached))?;
             progress.finish_and_clear();
             println!("ok: projections rebuilt from {folded} records");
+            Ok(())
+        }
+        Cmd::RestoreTail { config, from, genesis_key } => {
+            let loaded = Loaded::read(&config)?;
+            let genesis = genesis_key
+                .map(|k| parse_note_verifier_key(&k).map(|(_, key)| key))
+                .transpose()
+                .context("--genesis-key")?;
+            let progress = bar(0, "restore-tail");
+            let mut moved = follow(&progress);
+            let imported = operator::restore_tail(&loaded, &from, genesis, &mut |reached| moved(None, reached));
+            progress.finish_and_clear();
+            let imported = imported?;
+            if imported.to == imported.from {
+                println!(
+                    "ok: the export holds nothing past the store's {} records; nothing to take back",
+                    imported.from
+                );
+            } else {
+                println!(
+                    "ok: records {}..{} taken back from the export (verified whole) and folded into the projections",
+                    imported.from, imported.to
+                );
+                if imported.keys_lost > 0 {
+                    println!(
+                        "note: {} person(s) registered in them keep their numbers, but their personal data is lost \
+                         (their keys were not in the backup); retried requests of theirs are answered as new",
+                        imported.keys_lost
+                    );
+                }
+            }
             Ok(())
         }
         Cmd::Recover { config } => {

@@ -43,6 +43,8 @@ pub enum OperatorError {
     Access(#[from] registry_core::access::verify::AccessVerifyError),
     #[error(transparent)]
     Query(#[from] registry_core::query::QueryError),
+    #[error(transparent)]
+    TailImport(#[from] registry_core::tail_import::TailImportError),
 }
 
 pub fn options(loaded: &Loaded) -> RegistryOptions {
@@ -110,6 +112,23 @@ pub fn verify(
         progress("access", Reached::log(done, total.next_seq))
     })?;
     Ok((report, summary))
+}
+
+/// After a restore: appends the records an export of the log holds past the store's
+/// end, once the whole export verifies (from `genesis`) and holds the store's own
+/// records (`registry_core::tail_import`), then opens the registry once, which folds
+/// them into the projections. The registry must be stopped.
+pub fn restore_tail(
+    loaded: &Loaded,
+    export: &Path,
+    genesis: Option<VerifyingKey>,
+    progress: &mut dyn FnMut(Reached),
+) -> Result<registry_core::tail_import::TailImported, OperatorError> {
+    let store = open_identity_store_for_one_pass(loaded)?;
+    let imported = registry_core::tail_import::import_tail(&store, export, genesis, progress)?;
+    drop(store);
+    open_registry(loaded)?.close();
+    Ok(imported)
 }
 
 /// Rebuilds the projections from the log; `progress` as records fold, then as each

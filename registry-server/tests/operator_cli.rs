@@ -216,3 +216,58 @@ fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
     let (ok, _, err) = run(&["backup", "--config", empty.to_str().unwrap(), "--out", second.to_str().unwrap()]);
     assert!(!ok && err.contains("there is no store there"), "{err}");
 }
+
+#[test]
+fn a_restored_backup_takes_back_the_lost_tail_from_the_auditors_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "20", "--run", "a"]);
+    assert!(ok, "{err}");
+    let out = dir.path().join("backup-1");
+    let (ok, _, err) = run(&["backup", "--config", config_arg, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // Then 30 more registrations, published in an export, and the data directory lost.
+    let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "30", "--run", "b", "--start", "20"]);
+    assert!(ok, "{err}");
+    let export = dir.path().join("published.bin");
+    let (ok, _, err) = run(&["export", "--config", config_arg, "--out", export.to_str().unwrap()]);
+    assert!(ok, "{err}");
+
+    let restored = config_over(&config, &out, "restored.toml");
+    let restored_arg = restored.to_str().unwrap();
+    let loaded = registry_server::config::Loaded::read(&config).unwrap();
+    let genesis =
+        registry_core::keys::note_verifier_key(&loaded.config.server.origin, &loaded.log_key().unwrap().public());
+    // A damaged export is refused, naming its record, and changes nothing.
+    let mut bytes = std::fs::read(&export).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 1;
+    let damaged = dir.path().join("damaged.bin");
+    std::fs::write(&damaged, bytes).unwrap();
+    let (ok, _, err) = run(&[
+        "restore-tail",
+        "--config",
+        restored_arg,
+        "--from",
+        damaged.to_str().unwrap(),
+        "--genesis-key",
+        &genesis,
+    ]);
+    assert!(!ok && err.contains("record 50"), "{err}");
+    let (ok, verified, err) = run(&["verify", "--config", restored_arg]);
+    assert!(ok && verified.starts_with("ok: 21 records verified"), "{verified}{err}");
+
+    let (ok, said, err) =
+        run(&["restore-tail", "--config", restored_arg, "--from", export.to_str().unwrap(), "--genesis-key", &genesis]);
+    assert!(ok, "{err}");
+    assert!(said.starts_with("ok: records 21..51 taken back"), "{said}");
+    assert!(said.contains("30 person(s) registered in them keep their numbers"), "{said}");
+    // The tail folded, it verifies and exports the published log byte for byte.
+    let (ok, verified, err) = run(&["verify", "--config", restored_arg]);
+    assert!(ok && verified.starts_with("ok: 51 records verified"), "{verified}{err}");
+    let again = dir.path().join("again.bin");
+    let (ok, _, err) = run(&["export", "--config", restored_arg, "--out", again.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(again).unwrap(), std::fs::read(&export).unwrap());
+}
