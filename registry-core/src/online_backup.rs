@@ -105,6 +105,8 @@ pub enum OnlineBackupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Read(#[from] ReadError),
+    #[error("reading the registry's origin and keys: {0}")]
+    Query(#[from] crate::query::QueryError),
     #[error("cancelled (the registry is stopping); the copy begun is removed")]
     Cancelled,
     #[error("folding the copy's projections: {0}")]
@@ -167,9 +169,8 @@ pub(crate) struct Sources {
 impl Sources {
     fn of(registry: &Registry) -> Result<Self, OnlineBackupError> {
         let reader = registry.reader();
-        let query = |e: crate::query::QueryError| OnlineBackupError::Keyring(e.to_string());
-        let origin = reader.origin().map_err(query)?.unwrap_or_default();
-        let keys = reader.log_keys().map_err(query)?.into_iter().map(|(_, key)| key).collect();
+        let origin = reader.origin()?.unwrap_or_default();
+        let keys = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
         Ok(Self {
             identity: Arc::clone(registry.store()),
             access: Arc::clone(registry.access().reader().store()),

@@ -116,9 +116,10 @@ fn backup_error(e: OnlineBackupError) -> Status {
         | OnlineBackupError::Record { .. }
         | OnlineBackupError::Keyring(_)
         | OnlineBackupError::Read(_) => Status::data_loss(e.to_string()),
-        OnlineBackupError::Io { .. } | OnlineBackupError::Storage(_) | OnlineBackupError::Fold(_) => {
-            Status::internal(e.to_string())
-        }
+        OnlineBackupError::Io { .. }
+        | OnlineBackupError::Storage(_)
+        | OnlineBackupError::Query(_)
+        | OnlineBackupError::Fold(_) => Status::internal(e.to_string()),
     }
 }
 
