@@ -247,8 +247,15 @@ impl Client {
     }
 
     fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
+        let mut request = self.authorized(message);
         request.set_timeout(self.timeout);
+        request
+    }
+
+    /// A request with the credentials and no deadline: for a stream, which lasts as
+    /// long as it has something to send.
+    fn authorized<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
         if let Some(auth) = &self.auth {
             request.metadata_mut().insert("authorization", auth.clone());
         }
@@ -671,52 +678,18 @@ impl Client {
     /// its `backup_dir` (admins): progress as it goes, then what was taken. Not retried:
     /// a second call with the same name is refused (ALREADY_EXISTS).
     pub async fn backup(&self, name: &str) -> Result<ReceiverStream<Result<BackupProgress, Error>>, Error> {
-        let mut request = Request::new(pb::BackupRequest { name: name.into() });
-        if let Some(auth) = &self.auth {
-            request.metadata_mut().insert("authorization", auth.clone());
-        }
-        let mut stream = OperationsClient::new(self.transport.clone()).backup(request).await?.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                let item = match stream.message().await {
-                    Ok(Some(p)) => backup_progress_in(p).map_err(Error::Protocol),
-                    Ok(None) => return,
-                    Err(status) => Err(Error::from(status)),
-                };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(ReceiverStream::new(rx))
+        let request = self.authorized(pb::BackupRequest { name: name.into() });
+        let stream = OperationsClient::new(self.transport.clone()).backup(request).await?.into_inner();
+        Ok(forward(stream, 16, |p| backup_progress_in(p).map_err(Error::Protocol)))
     }
 
     // --- Audit ---
 
     /// The records with index in `[start, end)`; `end = 0` means to the end of the log.
     pub async fn get_records(&self, start: u64, end: u64) -> Result<ReceiverStream<Result<LogRecord, Error>>, Error> {
-        let mut request = Request::new(pb::GetRecordsRequest { start, end, log: log_out(self.log) });
-        if let Some(auth) = &self.auth {
-            request.metadata_mut().insert("authorization", auth.clone());
-        }
-        let mut stream = AuditClient::new(self.transport.clone()).get_records(request).await?.into_inner();
-        let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(async move {
-            loop {
-                let item = match stream.message().await {
-                    Ok(Some(r)) => Ok(LogRecord { index: r.index, data: r.data }),
-                    Ok(None) => return,
-                    Err(status) => Err(Error::from(status)),
-                };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(ReceiverStream::new(rx))
+        let request = self.authorized(pb::GetRecordsRequest { start, end, log: log_out(self.log) });
+        let stream = AuditClient::new(self.transport.clone()).get_records(request).await?.into_inner();
+        Ok(forward(stream, 1024, |r| Ok(LogRecord { index: r.index, data: r.data })))
     }
 
     /// The log's origin, its keys (C2SP verifier-key form) and its size.
@@ -769,4 +742,28 @@ fn hashes(raw: Vec<Vec<u8>>) -> Result<Vec<[u8; 32]>, Error> {
     raw.into_iter()
         .map(|h| h.as_slice().try_into().map_err(|_| Error::Protocol("a proof hash is not 32 bytes".into())))
         .collect()
+}
+
+/// A server stream's messages, each converted, on a channel of `capacity`: it ends
+/// after the stream's end or its first error.
+fn forward<M: Send + 'static, T: Send + 'static>(
+    mut stream: tonic::Streaming<M>,
+    capacity: usize,
+    convert: impl Fn(M) -> Result<T, Error> + Send + 'static,
+) -> ReceiverStream<Result<T, Error>> {
+    let (tx, rx) = mpsc::channel(capacity);
+    tokio::spawn(async move {
+        loop {
+            let item = match stream.message().await {
+                Ok(Some(message)) => convert(message),
+                Ok(None) => return,
+                Err(status) => Err(Error::from(status)),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
 }

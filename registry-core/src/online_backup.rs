@@ -534,6 +534,17 @@ mod tests {
         restored.close();
     }
 
+    /// Alters record `seq` of `store` and seals it again, so that its checksum holds.
+    fn alter_record(store: &dyn Storage, seq: u64, alter: impl FnOnce(&mut Vec<u8>)) {
+        let key = seq_key(seq);
+        let stored = store.get(Tree::Log, &key).unwrap().unwrap();
+        let mut bytes = checksum::open(&stored).unwrap().to_vec();
+        alter(&mut bytes);
+        let mut batch = WriteBatch::default();
+        batch.put(Tree::Log, key.to_vec(), checksum::seal(&bytes));
+        store.commit(&batch, true).unwrap();
+    }
+
     /// The number the copy answers request `r-{i}` with (a replayed answer).
     fn submit_number(registry: &Registry, i: u64) -> HudumaNumber {
         let demographics = crate::synthetic::distinct_person(i);
@@ -546,13 +557,7 @@ mod tests {
         let (sources, _) = erased_after_the_checkpoint(dir.path());
         // Record 2's link to record 1 altered, and sealed again: its checksum holds, the
         // chain does not.
-        let key = seq_key(2);
-        let stored = sources.identity.get(Tree::Log, &key).unwrap().unwrap();
-        let mut bytes = checksum::open(&stored).unwrap().to_vec();
-        bytes[20] ^= 1;
-        let mut batch = WriteBatch::default();
-        batch.put(Tree::Log, key.to_vec(), checksum::seal(&bytes));
-        sources.identity.commit(&batch, true).unwrap();
+        alter_record(&*sources.identity, 2, |bytes| bytes[20] ^= 1);
         let parent = tempfile::tempdir().unwrap();
         let out = parent.path().join("copy");
         match take_from(&sources, &out) {
@@ -569,14 +574,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (sources, _) = erased_after_the_checkpoint(dir.path());
         // Record 3, the last the checkpoint covers: no later record's link names it.
-        let key = seq_key(3);
-        let stored = sources.identity.get(Tree::Log, &key).unwrap().unwrap();
-        let mut bytes = checksum::open(&stored).unwrap().to_vec();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        let mut batch = WriteBatch::default();
-        batch.put(Tree::Log, key.to_vec(), checksum::seal(&bytes));
-        sources.identity.commit(&batch, true).unwrap();
+        alter_record(&*sources.identity, 3, |bytes| {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+        });
         let out = tempfile::tempdir().unwrap();
         match write_copy(&sources, out.path(), &FoldSpace::IN_MEMORY, &AtomicBool::new(false), &mut |_| ()) {
             Err(OnlineBackupError::Checkpoint { log: LogName::Identity, size: 4, reason }) => {

@@ -173,16 +173,24 @@ fn config_over(config: &std::path::Path, data: &std::path::Path, name: &str) -> 
     path
 }
 
-#[test]
-fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+/// A development store in `dir` with 20 registrations, backed up at rest into
+/// `dir/backup-1`: its config, the backup, and what `backup` said.
+fn backed_up_after_20(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let (config, _) = ensure_dev_config(dir).unwrap();
     let config_arg = config.to_str().unwrap();
     let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "20", "--run", "a"]);
     assert!(ok, "{err}");
-    let out = dir.path().join("backup-1");
+    let out = dir.join("backup-1");
     let (ok, said, err) = run(&["backup", "--config", config_arg, "--out", out.to_str().unwrap()]);
     assert!(ok, "{err}");
+    (config, out, said)
+}
+
+#[test]
+fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, out, said) = backed_up_after_20(dir.path());
+    let config_arg = config.to_str().unwrap();
     assert!(said.starts_with("ok: ") && said.contains("the identity log's 21 records produce"), "{said}");
     assert!(said.contains("master secret"), "says what is not in it: {said}");
 
@@ -220,13 +228,8 @@ fn a_backup_is_taken_at_rest_checked_and_restored_as_it_was() {
 #[test]
 fn a_restored_backup_takes_back_the_lost_tail_from_the_auditors_export() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let (config, out, _) = backed_up_after_20(dir.path());
     let config_arg = config.to_str().unwrap();
-    let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "20", "--run", "a"]);
-    assert!(ok, "{err}");
-    let out = dir.path().join("backup-1");
-    let (ok, _, err) = run(&["backup", "--config", config_arg, "--out", out.to_str().unwrap()]);
-    assert!(ok, "{err}");
     // Then 30 more registrations, published in an export, and the data directory lost.
     let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "30", "--run", "b", "--start", "20"]);
     assert!(ok, "{err}");
