@@ -5,19 +5,10 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: [&str; 5] = [
-    "huduma/v1/common.proto",
-    "huduma/v1/registry.proto",
-    "huduma/v1/resolver.proto",
-    "huduma/v1/audit.proto",
-    "huduma/v1/operations.proto",
-];
+include!("../proto/protos.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../proto");
-    for proto in PROTOS {
-        println!("cargo:rerun-if-changed={}", root.join(proto).display());
-    }
+    let root = proto_root()?;
     let descriptors = protox::compile(PROTOS, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("huduma_descriptor.bin"), descriptors.encode_to_vec())?;
