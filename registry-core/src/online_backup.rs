@@ -386,21 +386,31 @@ fn copy_log(
     Ok(())
 }
 
-/// Copies the keyring entries of persons `0..size` (a person's id is the sequence
-/// number of the record that registered them); returns how many.
-fn copy_keyring(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64, OnlineBackupError> {
+/// What [`copy_entries`] does with an entry.
+enum Take {
+    Copy,
+    Skip,
+    /// Stop: no later entry (in key order) is copied.
+    Stop,
+}
+
+/// Copies the entries of `tree` that `take` says to, in chunks; returns how many.
+fn copy_entries(
+    live: &dyn Storage,
+    copy: &dyn Storage,
+    tree: Tree,
+    mut take: impl FnMut(&[u8], &[u8]) -> Result<Take, OnlineBackupError>,
+) -> Result<u64, OnlineBackupError> {
     let mut batch = WriteBatch::default();
     let mut count = 0u64;
-    for entry in InKeyOrder::new(live, Tree::Keyring, &[], CHUNK) {
+    for entry in InKeyOrder::new(live, tree, &[], CHUNK) {
         let (key, stored) = entry?;
-        let person = <[u8; 8]>::try_from(key.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| Corruption::new(Tree::Keyring, &key, "not a person id"))?;
-        if person >= size {
-            break;
+        match take(&key, &stored)? {
+            Take::Copy => {}
+            Take::Skip => continue,
+            Take::Stop => break,
         }
-        crate::storage::view::open_value(Tree::Keyring, &key, &stored)?;
-        batch.put(Tree::Keyring, key, stored);
+        batch.put(tree, key, stored);
         count += 1;
         if batch.len() >= CHUNK {
             copy.commit(&std::mem::take(&mut batch), false)?;
@@ -410,23 +420,27 @@ fn copy_keyring(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64
     Ok(count)
 }
 
+/// Copies the keyring entries of persons `0..size` (a person's id is the sequence
+/// number of the record that registered them), each checked; returns how many.
+fn copy_keyring(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64, OnlineBackupError> {
+    copy_entries(live, copy, Tree::Keyring, |key, stored| {
+        let person = <[u8; 8]>::try_from(key)
+            .map(u64::from_be_bytes)
+            .map_err(|_| Corruption::new(Tree::Keyring, key, "not a person id"))?;
+        if person >= size {
+            return Ok(Take::Stop);
+        }
+        crate::storage::view::open_value(Tree::Keyring, key, stored)?;
+        Ok(Take::Copy)
+    })
+}
+
 /// Copies the request-index entries that answered with a record below `size`; returns
 /// how many.
 fn copy_requests(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64, OnlineBackupError> {
-    let mut batch = WriteBatch::default();
-    let mut count = 0u64;
-    for entry in InKeyOrder::new(live, Tree::Requests, &[], CHUNK) {
-        let (key, stored) = entry?;
-        if request_answered_at(&key, &stored)? < size {
-            batch.put(Tree::Requests, key, stored);
-            count += 1;
-            if batch.len() >= CHUNK {
-                copy.commit(&std::mem::take(&mut batch), false)?;
-            }
-        }
-    }
-    copy.commit(&batch, false)?;
-    Ok(count)
+    copy_entries(live, copy, Tree::Requests, |key, stored| {
+        Ok(if request_answered_at(key, stored)? < size { Take::Copy } else { Take::Skip })
+    })
 }
 
 /// Copies a whole (small) tree as stored.
