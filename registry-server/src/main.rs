@@ -178,6 +178,11 @@ fn follow(bar: &ProgressBar) -> impl FnMut(Option<&str>, Reached) + '_ {
     }
 }
 
+/// The published genesis key `--genesis-key` gives, if it does.
+fn genesis(key: Option<String>) -> anyhow::Result<Option<registry_core::keys::VerifyingKey>> {
+    key.map(|k| parse_note_verifier_key(&k).map(|(_, key)| key)).transpose().context("--genesis-key")
+}
+
 /// Prints an error as one readable line (with its causes) and exits 1, instead of
 /// `anyhow`'s debug form, which prints a backtrace when RUST_BACKTRACE is set.
 fn main() -> ExitCode {
@@ -222,10 +227,7 @@ fn run() -> anyhow::Result<()> {
         }
         Cmd::Verify { config, genesis_key } => {
             let loaded = Loaded::read(&config)?;
-            let genesis = genesis_key
-                .map(|k| parse_note_verifier_key(&k).map(|(_, key)| key))
-                .transpose()
-                .context("--genesis-key")?;
+            let genesis = genesis(genesis_key)?;
             let progress = bar(0, "verify");
             let mut moved = follow(&progress);
             let report = operator::verify(&loaded, genesis, &mut |log, reached| moved(Some(log), reached));
@@ -257,10 +259,7 @@ fn run() -> anyhow::Result<()> {
         }
         Cmd::RestoreTail { config, from, genesis_key } => {
             let loaded = Loaded::read(&config)?;
-            let genesis = genesis_key
-                .map(|k| parse_note_verifier_key(&k).map(|(_, key)| key))
-                .transpose()
-                .context("--genesis-key")?;
+            let genesis = genesis(genesis_key)?;
             let progress = bar(0, "restore-tail");
             let mut moved = follow(&progress);
             let imported = operator::restore_tail(&loaded, &from, genesis, &mut |reached| moved(None, reached));
