@@ -13,6 +13,9 @@
 //! data is unreadable, while their numbers stay theirs; and the answers to their
 //! requests (the request index is not in the log either), so a client that retries one
 //! of those requests is answered as for a new one.
+//!
+//! The access log's tail is taken back the same way ([`import_access_tail`]), from an
+//! export of it and the signed checkpoint that vouches for its records.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -58,6 +61,10 @@ pub enum TailImportError {
         "the store holds a batch whose commit a crash cut short: run `huduma-registry recover` (or start the registry) first"
     )]
     InterruptedCommit,
+    #[error("the access log's export, record {seq}: {reason}")]
+    AccessChain { seq: u64, reason: String },
+    #[error("the access log's checkpoint: {0}")]
+    Checkpoint(String),
     #[error(transparent)]
     Replay(replay::ReplayError),
     #[error(transparent)]
@@ -155,4 +162,99 @@ pub fn import_tail(
     store.flush()?;
     progress(Reached::log(records - size, records - size));
     Ok(TailImported { from: size, to: records, keys_lost })
+}
+
+/// After a restore: appends to the access log's store the records of an export of the
+/// access log past the store's end, up to the size that `note` (a signed checkpoint of
+/// the access log, as an auditor keeps it beside the export) signs. Access records are
+/// not signed one by one: the note vouches for them. So the export is checked as a
+/// chain from record 0, its record at the store's last index must be the store's own,
+/// its first records up to the note's size must have the root the note signs (by one of
+/// `keys`, for `origin`), and nothing is written before all of that holds. The tree
+/// entries and the per-person index are derived as the access log's writer derives them,
+/// and the note is stored as the newest checkpoint.
+pub fn import_access_tail(
+    store: &dyn Storage,
+    path: &Path,
+    note: &str,
+    origin: &str,
+    keys: &[VerifyingKey],
+) -> Result<TailImported, TailImportError> {
+    use huduma_log::access::AccessChain;
+    use huduma_log::checkpoint::Checkpoint;
+
+    let signed = keys
+        .iter()
+        .find_map(|key| Checkpoint::open(note, origin, key).ok())
+        .ok_or_else(|| TailImportError::Checkpoint(format!("no log key's signature verifies for {origin}")))?;
+    let size = replay::log_size(store)?;
+    if signed.size <= size {
+        return Ok(TailImported { from: size, to: size, keys_lost: 0 });
+    }
+    let head = match size {
+        0 => None,
+        size => {
+            let key = crate::access::writer::seq_key(size - 1);
+            let stored = store.get(Tree::Log, &key)?.ok_or(ReadError::from(StorageError::Engine(format!(
+                "access record {} is missing below the log's end",
+                size - 1
+            ))))?;
+            Some(*open_record(&key, stored).map_err(ReadError::from)?.hash())
+        }
+    };
+    let io = |cause| TailImportError::Io { path: path.display().to_string(), cause };
+
+    // First pass: the chain from record 0, the store's own records, the signed root.
+    let mut chain = AccessChain::new();
+    let mut edge = crate::merkle_store::TreeEdge::new();
+    let mut input = BufReader::new(File::open(path).map_err(io)?);
+    let mut seq = 0u64;
+    while seq < signed.size {
+        let Some(bytes) = read_frame(&mut input).map_err(io)? else { break };
+        let hash = huduma_log::record::hash(&bytes);
+        chain.push_hashed(&bytes, &hash).map_err(|e| TailImportError::AccessChain { seq: e.seq, reason: e.reason })?;
+        if seq + 1 == size && Some(hash) != head {
+            return Err(TailImportError::NotThisLog { seq });
+        }
+        edge.push(seq, &bytes).map_err(|c| TailImportError::AccessChain { seq, reason: c.reason })?;
+        seq += 1;
+    }
+    if seq < signed.size {
+        return Err(TailImportError::Checkpoint(format!("it signs {} records, the export holds {seq}", signed.size)));
+    }
+    if edge.root() != signed.root {
+        return Err(TailImportError::Checkpoint(format!(
+            "the export's first {} records have another root than it signs",
+            signed.size
+        )));
+    }
+
+    // Second pass: the records past the store's end, with what they derive.
+    let mut edge = crate::merkle_store::TreeEdge::new();
+    let mut input = BufReader::new(File::open(path).map_err(io)?);
+    let mut batch = WriteBatch::default();
+    for seq in 0..signed.size {
+        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| io(std::io::ErrorKind::UnexpectedEof.into()))?;
+        let entries = edge.push(seq, &bytes).map_err(|c| TailImportError::AccessChain { seq, reason: c.reason })?;
+        if seq < size {
+            continue;
+        }
+        for (tree, key, value) in entries {
+            batch.put(tree, key, checksum::seal(&value));
+        }
+        let header = huduma_log::access::parse(&bytes)
+            .map_err(|e| TailImportError::AccessChain { seq, reason: e.0.to_string() })?;
+        if header.subject != [0; 32] {
+            let index = crate::access::writer::subject_key(&header.subject, seq);
+            batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
+        }
+        batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));
+        if batch.len() >= CHUNK {
+            store.commit(&std::mem::take(&mut batch), false)?;
+        }
+    }
+    batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
+    store.commit(&batch, false)?;
+    store.flush()?;
+    Ok(TailImported { from: size, to: signed.size, keys_lost: 0 })
 }

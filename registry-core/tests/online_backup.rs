@@ -334,3 +334,83 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
     assert!(!numbers.contains(&next) && !tail.contains(&next), "no number issued twice");
     restored.close();
 }
+
+#[test]
+fn a_restore_takes_back_the_access_logs_tail_vouched_for_by_its_checkpoint() {
+    use registry_core::tail_import::{TailImportError, import_access_tail};
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    let number = registry
+        .submit_blocking(submission("r", Command::RegisterPerson { demographics: person(1) }))
+        .unwrap()
+        .number
+        .unwrap();
+    let found = registry.reader().resolve_number(number).unwrap().unwrap().person;
+    for i in 0..5 {
+        registry.access().record_blocking(look_up(i)).unwrap();
+    }
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let restored_dir = backed_up(&registry, parent.path(), "a");
+    for i in 5..12 {
+        // Every other look-up found the person: indexed under them.
+        let mut event = look_up(i);
+        if i % 2 == 0 {
+            event.person = Some(found);
+            event.body.outcome = AccessOutcome::Found(ResolvedStatus::Active);
+        }
+        registry.access().record_blocking(event).unwrap();
+    }
+    wait_for_checkpoints(&registry);
+    let access = registry.access().reader();
+    let (signed_size, note) = access.latest_checkpoint().unwrap().unwrap();
+    assert_eq!(signed_size, 12);
+    let live_access = log_records(&**access.store());
+    let export = parent.path().join("access.bin");
+    exported(&**access.store(), &export);
+    let origin = registry.access().origin().to_owned();
+    registry.close();
+
+    let keys = [log_key().public()];
+    let store = SledStore::open(&restored_dir.join("access")).unwrap();
+    let before = log_records(&store);
+    assert_eq!(before.len(), 5);
+    // A note for another log, an export altered past the backup, an export shorter than
+    // the note: each refused, nothing written.
+    match import_access_tail(&store, &export, &note, "elsewhere.example/access", &keys) {
+        Err(TailImportError::Checkpoint(why)) => assert!(why.contains("no log key's signature"), "{why}"),
+        other => panic!("a note for another origin: {other:?}"),
+    }
+    let mut frames = std::fs::read(&export).unwrap();
+    let at = frames.len() - 3; // inside the last record's sealed body
+    frames[at] ^= 1;
+    let altered = parent.path().join("altered.bin");
+    std::fs::write(&altered, &frames).unwrap();
+    match import_access_tail(&store, &altered, &note, &origin, &keys) {
+        Err(TailImportError::Checkpoint(why)) => assert!(why.contains("another root"), "{why}"),
+        other => panic!("an altered last record: {other:?}"),
+    }
+    let short = parent.path().join("short.bin");
+    let cut = std::fs::read(&export).unwrap();
+    let last = 4 + live_access.last().map_or(0, |r| checksum::open(r).unwrap().len());
+    std::fs::write(&short, &cut[..cut.len() - last]).unwrap();
+    match import_access_tail(&store, &short, &note, &origin, &keys) {
+        Err(TailImportError::Checkpoint(why)) => assert!(why.contains("the export holds 11"), "{why}"),
+        other => panic!("a short export: {other:?}"),
+    }
+    assert_eq!(log_records(&store), before, "nothing was written");
+
+    let imported = import_access_tail(&store, &export, &note, &origin, &keys).unwrap();
+    assert_eq!((imported.from, imported.to), (5, 12));
+    // Whole as imported, before any opening repairs what a crash may have cut off.
+    registry_core::access::verify::verify(&store, &origin, &keys, &mut |_| ()).expect("the tree and index derived");
+    drop(store);
+    let restored = open(&restored_dir);
+    let reader = restored.access().reader();
+    assert_eq!(log_records(&**reader.store()), live_access, "the published access log, whole");
+    assert_eq!(reader.latest_checkpoint().unwrap(), Some((12, note)));
+    registry_core::access::verify::verify(&**reader.store(), &origin, &keys, &mut |_| ()).expect("verifies");
+    let listed = reader.list(found, None, 0, 10).unwrap();
+    assert_eq!(listed.entries.len(), 3, "the person's look-ups in the tail, listed from their index");
+    restored.close();
+}

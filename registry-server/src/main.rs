@@ -103,6 +103,14 @@ enum Cmd {
         /// The published genesis verifier key; without it the key in record 0 is trusted.
         #[arg(long)]
         genesis_key: Option<String>,
+        /// An export of the access log (`huduma audit --log access records`), whose
+        /// records past the backup are taken back too.
+        #[arg(long, requires = "access_checkpoint")]
+        access_from: Option<PathBuf>,
+        /// The signed checkpoint of the access log that vouches for that export
+        /// (`huduma audit --log access checkpoint`).
+        #[arg(long, requires = "access_from")]
+        access_checkpoint: Option<PathBuf>,
     },
     /// Undo a batch whose commit a crash cut short, without serving (the registry does
     /// the same when it starts).
@@ -257,14 +265,16 @@ fn run() -> anyhow::Result<()> {
             println!("ok: projections rebuilt from {folded} records");
             Ok(())
         }
-        Cmd::RestoreTail { config, from, genesis_key } => {
+        Cmd::RestoreTail { config, from, genesis_key, access_from, access_checkpoint } => {
             let loaded = Loaded::read(&config)?;
             let genesis = genesis(genesis_key)?;
             let progress = bar(0, "restore-tail");
             let mut moved = follow(&progress);
-            let imported = operator::restore_tail(&loaded, &from, genesis, &mut |reached| moved(None, reached));
+            let access = access_from.as_deref().zip(access_checkpoint.as_deref());
+            let restored = operator::restore_tail(&loaded, &from, genesis, access, &mut |reached| moved(None, reached));
             progress.finish_and_clear();
-            let imported = imported?;
+            let restored = restored?;
+            let imported = restored.identity;
             if imported.to == imported.from {
                 println!(
                     "ok: the export holds nothing past the store's {} records; nothing to take back",
@@ -282,6 +292,12 @@ fn run() -> anyhow::Result<()> {
                         imported.keys_lost
                     );
                 }
+            }
+            if let Some(access) = restored.access {
+                println!(
+                    "ok: access log: records {}..{} taken back (chained, and vouched for by its signed checkpoint)",
+                    access.from, access.to
+                );
             }
             Ok(())
         }

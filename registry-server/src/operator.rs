@@ -118,17 +118,44 @@ pub fn verify(
 /// end, once the whole export verifies (from `genesis`) and holds the store's own
 /// records (`registry_core::tail_import`), then opens the registry once, which folds
 /// them into the projections. The registry must be stopped.
+///
+/// `access`, if given, is an export of the access log and the signed checkpoint of it
+/// that vouches for its records (`huduma audit --log access records` and `checkpoint`):
+/// its records past the access store's end are taken back too, checked against that
+/// checkpoint under the identity log's keys.
 pub fn restore_tail(
     loaded: &Loaded,
     export: &Path,
     genesis: Option<VerifyingKey>,
+    access: Option<(&Path, &Path)>,
     progress: &mut dyn FnMut(Reached),
-) -> Result<registry_core::tail_import::TailImported, OperatorError> {
-    let store = open_identity_store_for_one_pass(loaded)?;
-    let imported = registry_core::tail_import::import_tail(&store, export, genesis, progress)?;
+) -> Result<RestoredTails, OperatorError> {
+    use registry_core::tail_import::{import_access_tail, import_tail};
+    let store = Arc::new(open_identity_store_for_one_pass(loaded)?);
+    let identity = import_tail(&*store, export, genesis, progress)?;
+    let access = match access {
+        Some((records, checkpoint)) => {
+            let note = std::fs::read_to_string(checkpoint)
+                .map_err(|cause| OperatorError::Io { path: checkpoint.display().to_string(), cause })?;
+            let reader = registry_core::query::Reader::new(store.clone(), Arc::new(loaded.secrets()?));
+            let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
+            let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
+            let access_store =
+                SledStore::open(&loaded.config.server.data_dir.join(registry_core::registry::ACCESS_DIR))?;
+            Some(import_access_tail(&access_store, records, &note, &origin, &keys)?)
+        }
+        None => None,
+    };
     drop(store);
     open_registry(loaded)?.close();
-    Ok(imported)
+    Ok(RestoredTails { identity, access })
+}
+
+/// What `restore_tail` took back: of the identity log, and of the access log if asked.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoredTails {
+    pub identity: registry_core::tail_import::TailImported,
+    pub access: Option<registry_core::tail_import::TailImported>,
 }
 
 /// Rebuilds the projections from the log; `progress` as records fold, then as each

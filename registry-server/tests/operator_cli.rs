@@ -173,6 +173,39 @@ fn config_over(config: &std::path::Path, data: &std::path::Path, name: &str) -> 
     path
 }
 
+/// Records three look-ups in the store `config` names, in process; writes the access
+/// log's export and its newest signed checkpoint, as an auditor would keep them.
+fn looked_up_three_times(config: &std::path::Path, export: &std::path::Path, note: &std::path::Path) {
+    use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+    let loaded = registry_server::config::Loaded::read(config).unwrap();
+    let registry = registry_server::operator::open_registry(&loaded).unwrap();
+    for i in 0..3 {
+        let body = AccessBody {
+            call: AccessCall::Resolve,
+            principal: "kra-gateway".into(),
+            role: "agency".into(),
+            agency: "KRA".into(),
+            purpose: format!("look-up {i}"),
+            key: KeyUsed::AgencyRecord { agency: "KRA".into(), record_id: format!("PIN-{i}") },
+            outcome: AccessOutcome::NotFound,
+            attributes: vec![],
+        };
+        registry.access().record_blocking(AccessEvent { person: None, body }).unwrap();
+    }
+    let reader = registry.access().reader();
+    for _ in 0..500 {
+        if let Some((3, signed)) = reader.latest_checkpoint().unwrap() {
+            std::fs::write(note, signed).unwrap();
+            let mut out = std::fs::File::create(export).unwrap();
+            registry_core::log_export::export_log(&**reader.store(), &mut out).unwrap();
+            registry.close();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no checkpoint of the three look-ups");
+}
+
 /// A development store in `dir` with 20 registrations, backed up at rest into
 /// `dir/backup-1`: its config, the backup, and what `backup` said.
 fn backed_up_after_20(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
@@ -230,9 +263,12 @@ fn a_restored_backup_takes_back_the_lost_tail_from_the_auditors_export() {
     let dir = tempfile::tempdir().unwrap();
     let (config, out, _) = backed_up_after_20(dir.path());
     let config_arg = config.to_str().unwrap();
-    // Then 30 more registrations, published in an export, and the data directory lost.
+    // Then 30 more registrations and 3 look-ups, published in exports, and the data
+    // directory lost.
     let (ok, _, err) = run(&["load", "--config", config_arg, "--count", "30", "--run", "b", "--start", "20"]);
     assert!(ok, "{err}");
+    let (access_export, access_note) = (dir.path().join("access.bin"), dir.path().join("access.note"));
+    looked_up_three_times(&config, &access_export, &access_note);
     let export = dir.path().join("published.bin");
     let (ok, _, err) = run(&["export", "--config", config_arg, "--out", export.to_str().unwrap()]);
     assert!(ok, "{err}");
@@ -261,14 +297,27 @@ fn a_restored_backup_takes_back_the_lost_tail_from_the_auditors_export() {
     let (ok, verified, err) = run(&["verify", "--config", restored_arg]);
     assert!(ok && verified.starts_with("ok: 21 records verified"), "{verified}{err}");
 
-    let (ok, said, err) =
-        run(&["restore-tail", "--config", restored_arg, "--from", export.to_str().unwrap(), "--genesis-key", &genesis]);
+    let (ok, said, err) = run(&[
+        "restore-tail",
+        "--config",
+        restored_arg,
+        "--from",
+        export.to_str().unwrap(),
+        "--genesis-key",
+        &genesis,
+        "--access-from",
+        access_export.to_str().unwrap(),
+        "--access-checkpoint",
+        access_note.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(said.starts_with("ok: records 21..51 taken back"), "{said}");
+    assert!(said.contains("ok: access log: records 0..3 taken back"), "{said}");
     assert!(said.contains("30 person(s) registered in them keep their numbers"), "{said}");
     // The tail folded, it verifies and exports the published log byte for byte.
     let (ok, verified, err) = run(&["verify", "--config", restored_arg]);
     assert!(ok && verified.starts_with("ok: 51 records verified"), "{verified}{err}");
+    assert!(verified.contains("access log: 3 look-ups verified"), "{verified}");
     let again = dir.path().join("again.bin");
     let (ok, _, err) = run(&["export", "--config", restored_arg, "--out", again.to_str().unwrap()]);
     assert!(ok, "{err}");
