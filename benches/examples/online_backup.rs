@@ -94,6 +94,8 @@ fn main() -> anyhow::Result<()> {
         let imported = registry_core::tail_import::import_tail(&empty, &export, Some(key().public()), &mut |_| ())?;
         let whole = began.elapsed().as_secs_f64();
         anyhow::ensure!(imported.to == size, "took back {} of {size}", imported.to);
+        let held = registry_core::replay::log_size(&empty)?;
+        anyhow::ensure!(held == size, "the store holds {held} of {size}");
         println!(
             "round {round}: raw sled write {:.0} records/s ({raw:.2} s); restore-tail of the whole export (verified from the genesis key, appended) {:.0} records/s ({whole:.2} s, {:.2} x raw)",
             records / raw,

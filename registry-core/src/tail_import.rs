@@ -7,6 +7,9 @@
 //! chain of log keys, every payload), and its record at the store's last index must be
 //! the store's own: only then is anything written. The records past the store's end
 //! are appended as they are; the projections fold them when the registry next opens.
+//! Appending reads the file again, so each chunk appended is first held to a digest of
+//! what the verifying pass read there: a file that changed in between appends no
+//! record that was not verified.
 //!
 //! What cannot come back: the keys of the persons those records register (the keyring
 //! is not in the log), so each gets the tombstone erasure leaves and their personal
@@ -46,7 +49,8 @@ pub struct TailImported {
     pub keys_lost: u64,
 }
 
-/// Why nothing was imported. The store is unchanged.
+/// Why nothing was imported. The store is unchanged, but for
+/// [`TailImportError::ExportChanged`], which says how much verified tail it appended.
 #[derive(Debug, thiserror::Error)]
 pub enum TailImportError {
     #[error("{path}: {cause}")]
@@ -61,6 +65,10 @@ pub enum TailImportError {
         "the store holds a batch whose commit a crash cut short: run `huduma-registry recover` (or start the registry) first"
     )]
     InterruptedCommit,
+    #[error(
+        "{path} changed while it was imported: {appended} records of its tail, each verified, were appended before the change; check the file and run again"
+    )]
+    ExportChanged { path: String, appended: u64 },
     #[error("the access log's export, record {seq}: {reason}")]
     AccessChain { seq: u64, reason: String },
     #[error("the access log's checkpoint: {0}")]
@@ -75,8 +83,8 @@ pub enum TailImportError {
 
 /// Appends to `store` the records of the export at `path` past the store's end, once
 /// the whole export verifies from `genesis` (without it, the key record 0 names) and
-/// holds the store's own records. `progress` is told as the export is verified, then
-/// as records are appended.
+/// holds the store's own records. `progress` is told as the export is verified (the
+/// total unknown until the end, told as `done == total`), then as records are appended.
 pub fn import_tail(
     store: &dyn Storage,
     path: &Path,
@@ -106,6 +114,9 @@ pub fn import_tail(
     let mut verifier = LogVerifier::new(genesis);
     let mut records = 0u64;
     let mut last = None;
+    // A digest of each chunk of the tail, so the second pass, which reads the file
+    // again, appends only what this pass verified.
+    let mut verified = ChunkDigests::default();
     let mut input = BufReader::new(File::open(path).map_err(io)?);
     while let Some(bytes) = read_frame(&mut input).map_err(io)? {
         let record = HashedRecord::new(bytes);
@@ -114,6 +125,9 @@ pub fn import_tail(
         if records + 1 == size && Some(*record.hash()) != head {
             return Err(TailImportError::NotThisLog { seq: records });
         }
+        if records >= size {
+            verified.push(record.hash());
+        }
         records += 1;
         if records.is_multiple_of(CHUNK as u64) {
             verifier.check_signatures()?;
@@ -121,6 +135,7 @@ pub fn import_tail(
         }
     }
     verifier.finish()?;
+    progress(Reached::log(records, records));
     if records < size {
         // A shorter export: nothing to append, but it must be a prefix of this log,
         // which its last record's place in the store's chain shows.
@@ -134,31 +149,44 @@ pub fn import_tail(
         }
         return Ok(TailImported { from: size, to: size, keys_lost: 0 });
     }
+    if records == size {
+        return Ok(TailImported { from: size, to: size, keys_lost: 0 });
+    }
 
     // Second pass: the records past the store's end appended, with a tombstone for
-    // each person they register, in chunks (a chunk's records and tombstones at once).
+    // each person they register, a chunk at a time (its records and tombstones at
+    // once), each chunk held to the first pass's digest of it before it is committed.
+    let mut verified = verified.finish().into_iter();
+    let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
+    let mut reread = ChunkDigests::default();
     let mut input = BufReader::new(File::open(path).map_err(io)?);
-    let mut seq = 0u64;
     let mut keys_lost = 0u64;
+    let mut committed = 0u64;
     let mut batch = WriteBatch::default();
-    while let Some(bytes) = read_frame(&mut input).map_err(io)? {
-        if seq >= size {
-            let record = RecordRef::parse(&bytes).map_err(|e| VerifyError::Record { seq, reason: e.to_string() })?;
-            if record.header.kind.kind == huduma_log::events::kind::PERSON_REGISTERED
-                && store.get(Tree::Keyring, &person_key(PersonId(seq)))?.is_none()
-            {
-                batch.put(Tree::Keyring, person_key(PersonId(seq)), checksum::seal(&keyring::erased_entry()));
-                keys_lost += 1;
-            }
-            batch.put(Tree::Log, seq_key(seq).to_vec(), checksum::seal(&bytes));
-            if batch.len() >= CHUNK {
-                store.commit(&std::mem::take(&mut batch), false)?;
-                progress(Reached::log(seq + 1 - size, records - size));
-            }
+    for seq in 0..records {
+        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
+        if seq < size {
+            continue;
         }
-        seq += 1;
+        let record = RecordRef::parse(&bytes).map_err(|_| changed(committed))?;
+        let closed = reread.push(&record.hash());
+        if record.header.kind.kind == huduma_log::events::kind::PERSON_REGISTERED
+            && store.get(Tree::Keyring, &person_key(PersonId(seq)))?.is_none()
+        {
+            batch.put(Tree::Keyring, person_key(PersonId(seq)), checksum::seal(&keyring::erased_entry()));
+            keys_lost += 1;
+        }
+        batch.put(Tree::Log, seq_key(seq).to_vec(), checksum::seal(&bytes));
+        let closed = closed.or_else(|| if seq + 1 == records { reread.close() } else { None });
+        if let Some(digest) = closed {
+            if verified.next() != Some(digest) {
+                return Err(changed(committed));
+            }
+            store.commit(&std::mem::take(&mut batch), false)?;
+            committed = seq + 1 - size;
+            progress(Reached::log(committed, records - size));
+        }
     }
-    store.commit(&batch, false)?;
     store.flush()?;
     progress(Reached::log(records - size, records - size));
     Ok(TailImported { from: size, to: records, keys_lost })
@@ -172,13 +200,15 @@ pub fn import_tail(
 /// its first records up to the note's size must have the root the note signs (by one of
 /// `keys`, for `origin`), and nothing is written before all of that holds. The tree
 /// entries and the per-person index are derived as the access log's writer derives them,
-/// and the note is stored as the newest checkpoint.
+/// and the note is stored as the newest checkpoint. `progress` is told as the export is
+/// checked (of the note's size), then as records are appended.
 pub fn import_access_tail(
     store: &dyn Storage,
     path: &Path,
     note: &str,
     origin: &str,
     keys: &[VerifyingKey],
+    progress: &mut dyn FnMut(Reached),
 ) -> Result<TailImported, TailImportError> {
     use huduma_log::access::AccessChain;
     use huduma_log::checkpoint::Checkpoint;
@@ -208,16 +238,21 @@ pub fn import_access_tail(
     let mut chain = AccessChain::new();
     let mut edge = crate::merkle_store::TreeEdge::new();
     let mut input = BufReader::new(File::open(path).map_err(io)?);
+    let mut verified = ChunkDigests::default();
     let mut seq = 0u64;
     while seq < signed.size {
         let Some(bytes) = read_frame(&mut input).map_err(io)? else { break };
         let hash = huduma_log::record::hash(&bytes);
+        verified.push(&hash);
         chain.push_hashed(&bytes, &hash).map_err(|e| TailImportError::AccessChain { seq: e.seq, reason: e.reason })?;
         if seq + 1 == size && Some(hash) != head {
             return Err(TailImportError::NotThisLog { seq });
         }
         edge.push(seq, &bytes).map_err(|c| TailImportError::AccessChain { seq, reason: c.reason })?;
         seq += 1;
+        if seq.is_multiple_of(CHUNK as u64) {
+            progress(Reached::log(seq, signed.size));
+        }
     }
     if seq < signed.size {
         return Err(TailImportError::Checkpoint(format!("it signs {} records, the export holds {seq}", signed.size)));
@@ -228,33 +263,130 @@ pub fn import_access_tail(
             signed.size
         )));
     }
+    progress(Reached::log(signed.size, signed.size));
 
-    // Second pass: the records past the store's end, with what they derive.
+    // Second pass: the records past the store's end, with what they derive, a chunk at
+    // a time, each held to the first pass's digest of it before it is committed (the
+    // records before the store's end too, read again for the tree).
+    let mut verified = verified.finish().into_iter();
+    let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
+    let mut reread = ChunkDigests::default();
+    let mut committed = 0u64;
     let mut edge = crate::merkle_store::TreeEdge::new();
     let mut input = BufReader::new(File::open(path).map_err(io)?);
     let mut batch = WriteBatch::default();
     for seq in 0..signed.size {
-        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| io(std::io::ErrorKind::UnexpectedEof.into()))?;
-        let entries = edge.push(seq, &bytes).map_err(|c| TailImportError::AccessChain { seq, reason: c.reason })?;
+        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
+        let entries = edge.push(seq, &bytes).map_err(|_| changed(committed))?;
+        let closed = reread.push(&huduma_log::record::hash(&bytes));
+        let closed = closed.or_else(|| if seq + 1 == signed.size { reread.close() } else { None });
         if seq < size {
+            // Read for the tree's edge, which the tail's tree entries build on: held to
+            // the first pass too.
+            if closed.is_some() && verified.next() != closed {
+                return Err(changed(committed));
+            }
             continue;
         }
         for (tree, key, value) in entries {
             batch.put(tree, key, checksum::seal(&value));
         }
-        let header = huduma_log::access::parse(&bytes)
-            .map_err(|e| TailImportError::AccessChain { seq, reason: e.0.to_string() })?;
+        let header = huduma_log::access::parse(&bytes).map_err(|_| changed(committed))?;
         if header.subject != [0; 32] {
             let index = crate::access::writer::subject_key(&header.subject, seq);
             batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
         }
         batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));
-        if batch.len() >= CHUNK {
+        if let Some(digest) = closed {
+            if verified.next() != Some(digest) {
+                return Err(changed(committed));
+            }
+            if seq + 1 == signed.size {
+                // The note goes in with the last chunk: it vouches for all of them.
+                batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
+            }
             store.commit(&std::mem::take(&mut batch), false)?;
+            committed = seq + 1 - size;
+            progress(Reached::log(committed, signed.size - size));
         }
     }
-    batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
-    store.commit(&batch, false)?;
     store.flush()?;
     Ok(TailImported { from: size, to: signed.size, keys_lost: 0 })
+}
+
+/// A digest of each `CHUNK` records' hashes in turn (the last chunk may be short): what
+/// an import's first pass verified, for its second pass, which reads the file again, to
+/// hold each chunk to before committing it.
+#[derive(Default)]
+struct ChunkDigests {
+    closed: Vec<[u8; 32]>,
+    open: blake3::Hasher,
+    in_open: usize,
+}
+
+impl ChunkDigests {
+    /// Adds a record's hash; the chunk's digest if this record closes it.
+    fn push(&mut self, hash: &[u8; 32]) -> Option<[u8; 32]> {
+        self.open.update(hash);
+        self.in_open += 1;
+        if self.in_open == CHUNK { self.close() } else { None }
+    }
+
+    /// Closes the open chunk, if it holds any record: its digest.
+    fn close(&mut self) -> Option<[u8; 32]> {
+        if self.in_open == 0 {
+            return None;
+        }
+        let digest = *std::mem::take(&mut self.open).finalize().as_bytes();
+        self.in_open = 0;
+        self.closed.push(digest);
+        Some(digest)
+    }
+
+    /// Every chunk's digest, the open one closed.
+    fn finish(mut self) -> Vec<[u8; 32]> {
+        self.close();
+        self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(n: usize, salt: u8) -> Vec<[u8; 32]> {
+        (0..n).map(|i| *blake3::hash(&[&i.to_be_bytes()[..], &[salt]].concat()).as_bytes()).collect()
+    }
+
+    #[test]
+    fn a_chunk_digest_closes_at_chunk_records_and_the_last_chunk_at_finish() {
+        for n in [1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK] {
+            let mut digests = ChunkDigests::default();
+            let closed: Vec<_> = hashes(n, 0).iter().filter_map(|h| digests.push(h)).collect();
+            assert_eq!(closed.len(), n / CHUNK, "{n} records");
+            let all = digests.finish();
+            assert_eq!(all.len(), n.div_ceil(CHUNK), "{n} records");
+            assert_eq!(all[..closed.len()], closed[..]);
+        }
+        let mut empty = ChunkDigests::default();
+        assert_eq!(empty.close(), None);
+        assert!(empty.finish().is_empty());
+    }
+
+    #[test]
+    fn a_chunk_digest_differs_when_any_record_in_it_does() {
+        let same = hashes(10, 0);
+        let mut other = same.clone();
+        other[7] = hashes(1, 1)[0];
+        let digest = |hs: &[[u8; 32]]| {
+            let mut d = ChunkDigests::default();
+            hs.iter().for_each(|h| {
+                d.push(h);
+            });
+            d.finish()
+        };
+        assert_eq!(digest(&same), digest(&same.clone()));
+        assert_ne!(digest(&same), digest(&other));
+        assert_ne!(digest(&same), digest(&same[..9]), "a record fewer");
+    }
 }

@@ -336,6 +336,62 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
 }
 
 #[test]
+fn an_export_that_changes_while_it_is_imported_adds_only_what_was_verified() {
+    use registry_core::replay::{Reached, Stage};
+    use registry_core::tail_import::{TailImportError, import_tail};
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    let register = |i: usize| {
+        let command = Command::RegisterPerson { demographics: person(i) };
+        registry.submit_blocking(submission(format!("r-{i}"), command)).unwrap();
+    };
+    (0..3).for_each(register);
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let restored_dir = backed_up(&registry, parent.path(), "a");
+    (3..6).for_each(register);
+    let export = parent.path().join("log.bin");
+    exported(&**registry.store(), &export);
+    let verified = log_records(&**registry.store());
+    (6..9).for_each(register);
+    let longer = parent.path().join("longer.bin");
+    exported(&**registry.store(), &longer);
+    registry.close();
+    let altered = parent.path().join("altered.bin");
+    let mut bytes = std::fs::read(&export).unwrap();
+    let at = bytes.len() - 10; // inside the signature of the last record
+    bytes[at] ^= 1;
+    std::fs::write(&altered, &bytes).unwrap();
+
+    // Each time, the file at `export` is replaced once the first pass has verified it.
+    let import_swapping = |store: &SledStore, replacement: &std::path::Path| {
+        let in_place = parent.path().join("in-place.bin");
+        std::fs::copy(&export, &in_place).unwrap();
+        let mut swapped = false;
+        import_tail(store, &in_place, Some(log_key().public()), &mut |reached: Reached| {
+            if !swapped && reached.stage == Stage::Log && reached.total > 0 && reached.done == reached.total {
+                std::fs::copy(replacement, parent.path().join("next.bin")).unwrap();
+                std::fs::rename(parent.path().join("next.bin"), &in_place).unwrap();
+                swapped = true;
+            }
+        })
+    };
+    let store = SledStore::open(&restored_dir).unwrap();
+    let before = log_records(&store);
+    match import_swapping(&store, &altered) {
+        Err(e @ TailImportError::ExportChanged { appended: 0, .. }) => {
+            assert!(e.to_string().contains("in-place.bin changed while it was imported"), "{e}")
+        }
+        other => panic!("an export altered after it was verified: {other:?}"),
+    }
+    assert_eq!(log_records(&store), before, "nothing unverified was appended");
+    // The log's export grown in the meantime: what was verified, and no more.
+    let imported = import_swapping(&store, &longer).unwrap();
+    assert_eq!((imported.from, imported.to), (before.len() as u64, verified.len() as u64));
+    assert_eq!(log_records(&store), verified);
+}
+
+#[test]
 fn a_restore_takes_back_the_access_logs_tail_vouched_for_by_its_checkpoint() {
     use registry_core::tail_import::{TailImportError, import_access_tail};
     let live_dir = tempfile::tempdir().unwrap();
@@ -377,7 +433,7 @@ fn a_restore_takes_back_the_access_logs_tail_vouched_for_by_its_checkpoint() {
     assert_eq!(before.len(), 5);
     // A note for another log, an export altered past the backup, an export shorter than
     // the note: each refused, nothing written.
-    match import_access_tail(&store, &export, &note, "elsewhere.example/access", &keys) {
+    match import_access_tail(&store, &export, &note, "elsewhere.example/access", &keys, &mut |_| ()) {
         Err(TailImportError::Checkpoint(why)) => assert!(why.contains("no log key's signature"), "{why}"),
         other => panic!("a note for another origin: {other:?}"),
     }
@@ -386,7 +442,7 @@ fn a_restore_takes_back_the_access_logs_tail_vouched_for_by_its_checkpoint() {
     frames[at] ^= 1;
     let altered = parent.path().join("altered.bin");
     std::fs::write(&altered, &frames).unwrap();
-    match import_access_tail(&store, &altered, &note, &origin, &keys) {
+    match import_access_tail(&store, &altered, &note, &origin, &keys, &mut |_| ()) {
         Err(TailImportError::Checkpoint(why)) => assert!(why.contains("another root"), "{why}"),
         other => panic!("an altered last record: {other:?}"),
     }
@@ -394,13 +450,27 @@ fn a_restore_takes_back_the_access_logs_tail_vouched_for_by_its_checkpoint() {
     let cut = std::fs::read(&export).unwrap();
     let last = 4 + live_access.last().map_or(0, |r| checksum::open(r).unwrap().len());
     std::fs::write(&short, &cut[..cut.len() - last]).unwrap();
-    match import_access_tail(&store, &short, &note, &origin, &keys) {
+    match import_access_tail(&store, &short, &note, &origin, &keys, &mut |_| ()) {
         Err(TailImportError::Checkpoint(why)) => assert!(why.contains("the export holds 11"), "{why}"),
         other => panic!("a short export: {other:?}"),
     }
+    // An export replaced by the altered one once it was checked: held to what was.
+    let in_place = parent.path().join("in-place.bin");
+    std::fs::copy(&export, &in_place).unwrap();
+    let mut swapped = false;
+    let swapping = &mut |reached: registry_core::replay::Reached| {
+        if !swapped && reached.done == reached.total {
+            std::fs::rename(&altered, &in_place).unwrap();
+            swapped = true;
+        }
+    };
+    match import_access_tail(&store, &in_place, &note, &origin, &keys, swapping) {
+        Err(TailImportError::ExportChanged { appended: 0, .. }) => {}
+        other => panic!("an export altered after it was checked: {other:?}"),
+    }
     assert_eq!(log_records(&store), before, "nothing was written");
 
-    let imported = import_access_tail(&store, &export, &note, &origin, &keys).unwrap();
+    let imported = import_access_tail(&store, &export, &note, &origin, &keys, &mut |_| ()).unwrap();
     assert_eq!((imported.from, imported.to), (5, 12));
     // Whole as imported, before any opening repairs what a crash may have cut off.
     registry_core::access::verify::verify(&store, &origin, &keys, &mut |_| ()).expect("the tree and index derived");

@@ -271,7 +271,8 @@ fn run() -> anyhow::Result<()> {
             let progress = bar(0, "restore-tail");
             let mut moved = follow(&progress);
             let access = access_from.as_deref().zip(access_checkpoint.as_deref());
-            let restored = operator::restore_tail(&loaded, &from, genesis, access, &mut |reached| moved(None, reached));
+            let restored =
+                operator::restore_tail(&loaded, &from, genesis, access, &mut |log, reached| moved(Some(log), reached));
             progress.finish_and_clear();
             let restored = restored?;
             let imported = restored.identity;

@@ -128,11 +128,11 @@ pub fn restore_tail(
     export: &Path,
     genesis: Option<VerifyingKey>,
     access: Option<(&Path, &Path)>,
-    progress: &mut dyn FnMut(Reached),
+    progress: &mut dyn FnMut(&str, Reached),
 ) -> Result<RestoredTails, OperatorError> {
     use registry_core::tail_import::{import_access_tail, import_tail};
     let store = Arc::new(open_identity_store_for_one_pass(loaded)?);
-    let identity = import_tail(&*store, export, genesis, progress)?;
+    let identity = import_tail(&*store, export, genesis, &mut |reached| progress("identity", reached))?;
     let access = match access {
         Some((records, checkpoint)) => {
             let note = std::fs::read_to_string(checkpoint)
@@ -142,7 +142,9 @@ pub fn restore_tail(
             let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
             let access_store =
                 SledStore::open(&loaded.config.server.data_dir.join(registry_core::registry::ACCESS_DIR))?;
-            Some(import_access_tail(&access_store, records, &note, &origin, &keys)?)
+            Some(import_access_tail(&access_store, records, &note, &origin, &keys, &mut |reached| {
+                progress("access", reached)
+            })?)
         }
         None => None,
     };
