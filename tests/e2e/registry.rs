@@ -533,3 +533,58 @@ async fn without_a_backup_dir_online_backups_are_off_and_say_so() {
     let off = backup(&server, "nightly").await;
     refused(&server, before, off, Code::FailedPrecondition, "backup_dir is not set").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_mid_backup_cancels_it_removes_the_copy_and_closes_whole() {
+    use pb::backup_progress::Stage;
+    use registry_server::operator;
+    use std::sync::Arc;
+    let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    // A store large enough that a backup still runs when its first progress (sent no
+    // sooner than 250 ms in) arrives: filled in-process, the server stopped meanwhile.
+    server.stop().await;
+    let loaded = server.loaded.clone();
+    let registry = tokio::task::spawn_blocking(move || operator::open_registry(&loaded)).await.unwrap();
+    let registry = Arc::new(registry.expect("the registry opens"));
+    let report = operator::load(Arc::clone(&registry), "fill", 0, 30_000, 64, Arc::new(|_, _| ())).await;
+    assert_eq!((report.accepted, report.refused), (30_000, 0), "{:?}", report.first_refusal);
+    let registry = Arc::into_inner(registry).expect("the only handle");
+    tokio::task::spawn_blocking(move || registry.close()).await.unwrap();
+    server.restart().await;
+    let size = server.log_size().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // a checkpoint of it all
+
+    let mut operations = server.operations(Bearer::token(&server.token(Role::Admin))).await;
+    let request = pb::BackupRequest { name: "interrupted".into() };
+    let mut stream = operations.backup(request).await.expect("a backup begins").into_inner();
+    let first = stream.message().await.expect("it streams").expect("a progress message");
+    assert!(
+        matches!(first.stage, Some(Stage::Copying(_) | Stage::Folding(_))),
+        "the backup must still run when the server is stopped (a larger store if not): {first:?}"
+    );
+    let rest = tokio::spawn(async move {
+        loop {
+            match stream.message().await {
+                Ok(Some(pb::BackupProgress { stage: Some(Stage::Taken(taken)), .. })) => return Ok(taken),
+                Ok(Some(_)) => continue,
+                Ok(None) => return Err(tonic::Status::unknown("the stream ended without an answer")),
+                Err(status) => return Err(status),
+            }
+        }
+    });
+    server.stop().await;
+    let cancelled = rest.await.unwrap().expect_err("stopped before it was taken");
+    assert_eq!(cancelled.code(), Code::Aborted, "{}", cancelled.message());
+    let copy = server.dir.path().join("backups").join("interrupted");
+    assert!(!copy.exists(), "the unfinished copy is removed");
+
+    // The registry closed whole: it starts again with everything, and the same backup
+    // is taken to its end.
+    server.restart().await;
+    assert_eq!(server.log_size().await, size);
+    let items = backup(&server, "interrupted").await.expect("taken after the restart");
+    let Some(Stage::Taken(taken)) = items.last().and_then(|p| p.stage.clone()) else {
+        panic!("the last message says what was taken: {items:?}");
+    };
+    assert_eq!(taken.records, size);
+}
