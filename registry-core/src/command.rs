@@ -124,6 +124,10 @@ pub enum CommandError {
         /// The likely matches, best first: number in force and score in hundredths.
         candidates: Vec<(HudumaNumber, u32)>,
     },
+    #[error(
+        "cannot {action}: the data key of the person with number {number} is gone (lost with a data directory a backup was restored over, their records taken back without it), so nothing can be sealed for them"
+    )]
+    PersonalDataKeyLost { action: &'static str, number: HudumaNumber },
     #[error("request id {0:?} was already used for a different command")]
     RequestIdReused(String),
     #[error("unavailable: {0}")]
@@ -141,7 +145,8 @@ impl CommandError {
             CommandError::NumberSuperseded { .. }
             | CommandError::StatusForbids { .. }
             | CommandError::MergeConflict { .. }
-            | CommandError::PossibleDuplicate { .. } => ErrorClass::FailedPrecondition,
+            | CommandError::PossibleDuplicate { .. }
+            | CommandError::PersonalDataKeyLost { .. } => ErrorClass::FailedPrecondition,
             CommandError::Unavailable(_) => ErrorClass::Unavailable,
             CommandError::Internal(_) => ErrorClass::Internal,
         }

@@ -649,10 +649,18 @@ impl Writer {
         self.issuer.issue_from(from).map_err(internal)
     }
 
-    fn data_key(&self, view: &View<'_>, person: PersonId) -> Result<crate::sealed::DataKey, CommandError> {
+    /// The data key `action` seals with. An active person whose key is a tombstone was
+    /// registered in records a restore took back without their keys (`tail_import`).
+    fn data_key(
+        &self,
+        view: &View<'_>,
+        person: PersonId,
+        number: HudumaNumber,
+        action: &'static str,
+    ) -> Result<crate::sealed::DataKey, CommandError> {
         match fold::keyring_entry(view, &self.secrets, person)? {
             KeyringEntry::Key(key) => Ok(key),
-            KeyringEntry::Erased => Err(internal(format!("person {} is erased", person.0))),
+            KeyringEntry::Erased => Err(CommandError::PersonalDataKeyLost { action, number }),
         }
     }
 
@@ -789,7 +797,8 @@ impl Writer {
             Command::CorrectDemographics { number, demographics } => {
                 demographics.validate(today)?;
                 let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
-                let sealed = seal_demographics(&self.data_key(view, person)?, person, demographics);
+                let key = self.data_key(view, person, *number, "correct demographics")?;
+                let sealed = seal_demographics(&key, person, demographics);
                 (
                     Event::DemographicsCorrected(event::DemographicsCorrected { actor, person, demographics: sealed }),
                     None,
@@ -834,12 +843,8 @@ impl Writer {
                 demographics::check_past_date("date_of_death", date_of_death, today)?;
                 let allowed = [PersonStatus::Active, PersonStatus::Revoked];
                 let (person, _) = current_person(view, *number, "record a death", &allowed)?;
-                let sealed = Sealed::seal_field(
-                    &self.data_key(view, person)?,
-                    person,
-                    Field::DateOfDeath,
-                    date_of_death.as_bytes(),
-                );
+                let key = self.data_key(view, person, *number, "record a death")?;
+                let sealed = Sealed::seal_field(&key, person, Field::DateOfDeath, date_of_death.as_bytes());
                 let date_of_death = event::PrivateText::Sealed(sealed);
                 let event = Event::DeathRecorded(event::DeathRecorded { actor, person, date_of_death });
                 (event, None)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
-use registry_core::command::{Command, Outcome};
+use registry_core::command::{Command, CommandError, Outcome};
 use registry_core::online_backup::{self, BackupProgress, LogName, OnlineBackupError};
 use registry_core::query::ResolvedStatus;
 use registry_core::registry::{OpenError, Registry, RegistryOptions};
@@ -332,6 +332,23 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
     let next = restored.submit_blocking(submission("new", Command::RegisterPerson { demographics: person(50) }));
     let next = next.unwrap().number.unwrap();
     assert!(!numbers.contains(&next) && !tail.contains(&next), "no number issued twice");
+    // Nothing can be sealed for a person of the tail (a correction, a death): refused by
+    // name, not an internal error. Linking their records still works.
+    let size = log_records(&**restored.store()).len();
+    let correction = Command::CorrectDemographics { number: tail[0], demographics: person(10) };
+    let death = Command::RecordDeath { number: tail[1], date_of_death: "2026-01-02".into() };
+    for (id, command, action) in [("c-t", correction, "correct demographics"), ("d-t", death, "record a death")] {
+        match restored.submit_blocking(submission(id, command)) {
+            Err(e @ CommandError::PersonalDataKeyLost { .. }) => {
+                assert!(e.to_string().starts_with(&format!("cannot {action}: the data key")), "{e}");
+                assert_eq!(e.class(), registry_core::command::ErrorClass::FailedPrecondition);
+            }
+            other => panic!("{action} for a person whose key was lost: {other:?}"),
+        }
+    }
+    assert_eq!(log_records(&**restored.store()).len(), size, "the refusals wrote nothing");
+    let link = Command::LinkAgencyRecord { number: tail[2], agency: "NHIF".into(), record_id: "N-77".into() };
+    restored.submit_blocking(submission("l-t", link)).expect("a tail person's record links");
     restored.close();
 }
 
