@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             });
             let opened = time(&entries, |(p, e)| {
                 if let Some(sealed) = &e.demographics {
-                    black_box(open_demographics(&view, &secrets, *p, sealed).ok());
+                    black_box(open_demographics(&view, &secrets, *p, sealed, registry_core::keyring::IN_FORCE).ok());
                 }
             });
             println!(

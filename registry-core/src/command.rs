@@ -125,7 +125,7 @@ pub enum CommandError {
         candidates: Vec<(HudumaNumber, u32)>,
     },
     #[error(
-        "cannot {action}: the data key of the person with number {number} is gone (lost with a data directory a backup was restored over, their records taken back without it), so nothing can be sealed for them"
+        "cannot {action}: the data key of the person with number {number} is gone (lost with a data directory a backup was restored over, their records taken back without it); correct their demographics first (every field), which gives them a new key"
     )]
     PersonalDataKeyLost { action: &'static str, number: HudumaNumber },
     #[error("request id {0:?} was already used for a different command")]

@@ -389,6 +389,8 @@ fn copy_log(
 /// What [`copy_entries`] does with an entry.
 enum Take {
     Copy,
+    /// Copy this stored value in the entry's place.
+    Replace(Vec<u8>),
     Skip,
     /// Stop: no later entry (in key order) is copied.
     Stop,
@@ -405,11 +407,12 @@ fn copy_entries(
     let mut count = 0u64;
     for entry in InKeyOrder::new(live, tree, &[], CHUNK) {
         let (key, stored) = entry?;
-        match take(&key, &stored)? {
-            Take::Copy => {}
+        let stored = match take(&key, &stored)? {
+            Take::Copy => stored,
+            Take::Replace(value) => value,
             Take::Skip => continue,
             Take::Stop => break,
-        }
+        };
         batch.put(tree, key, stored);
         count += 1;
         if batch.len() >= CHUNK {
@@ -421,7 +424,9 @@ fn copy_entries(
 }
 
 /// Copies the keyring entries of persons `0..size` (a person's id is the sequence
-/// number of the record that registered them), each checked; returns how many.
+/// number of the record that registered them), each checked; returns how many. A key
+/// renewed by a record past `size` is copied as the tombstone it replaced: in the
+/// copy, the person's key is still lost (and no store holds a renewal past its log).
 fn copy_keyring(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64, OnlineBackupError> {
     copy_entries(live, copy, Tree::Keyring, |key, stored| {
         let person = <[u8; 8]>::try_from(key)
@@ -430,7 +435,10 @@ fn copy_keyring(live: &dyn Storage, copy: &dyn Storage, size: u64) -> Result<u64
         if person >= size {
             return Ok(Take::Stop);
         }
-        crate::storage::view::open_value(Tree::Keyring, key, stored)?;
+        let entry = crate::storage::view::open_value(Tree::Keyring, key, stored)?;
+        if crate::keyring::renewed_from(&entry).is_some_and(|from| from >= size) {
+            return Ok(Take::Replace(checksum::seal(&crate::keyring::erased_entry())));
+        }
         Ok(Take::Copy)
     })
 }
@@ -473,6 +481,33 @@ mod tests {
 
     fn open(dir: &Path) -> Registry {
         Registry::open_dir(dir, secrets(), key(), RegistryOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_key_renewed_past_the_copy_is_copied_as_the_tombstone_it_replaced() {
+        use crate::keyring::{KeyringEntry, erased_entry, open_entry, seal_entry, seal_renewed_entry};
+        use crate::sealed::DataKey;
+        let secrets = secrets();
+        let live = MemoryStore::new();
+        let (kept, renewed) = (DataKey::generate(), DataKey::generate());
+        let mut batch = WriteBatch::default();
+        let entry = |person: u64, value: Vec<u8>| (crate::projection::state::person_key(PersonId(person)), value);
+        for (key, value) in [
+            entry(1, seal_entry(secrets.keyring_key(), PersonId(1), &kept)),
+            entry(2, erased_entry()),
+            entry(3, seal_renewed_entry(secrets.keyring_key(), PersonId(3), &renewed, 10)),
+        ] {
+            batch.put(Tree::Keyring, key, checksum::seal(&value));
+        }
+        live.commit(&batch, true).unwrap();
+        let copied = |size: u64| {
+            let copy = MemoryStore::new();
+            assert_eq!(copy_keyring(&live, &copy, size).unwrap(), 3);
+            let stored = copy.get(Tree::Keyring, &crate::projection::state::person_key(PersonId(3))).unwrap().unwrap();
+            open_entry(secrets.keyring_key(), PersonId(3), checksum::open(&stored).unwrap()).unwrap()
+        };
+        assert_eq!(copied(10), KeyringEntry::Erased, "renewed by record 10, which a copy of 10 records lacks");
+        assert_eq!(copied(11), KeyringEntry::Renewed { key: DataKey(renewed.0), from_seq: 10 });
     }
 
     fn submit(registry: &Registry, id: &str, command: Command) -> Option<HudumaNumber> {

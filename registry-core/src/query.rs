@@ -8,7 +8,6 @@ use huduma_number::HudumaNumber;
 
 use crate::PersonId;
 use crate::demographics::Demographics;
-use crate::keyring::KeyringEntry;
 use crate::keys::VerifyingKey;
 use crate::projection::fold::{FoldError, keyring_entry, open_demographics_with};
 use crate::projection::state::{
@@ -191,10 +190,7 @@ impl Reader {
         // The data key opens the demographics and the date of death; none is read
         // for a person with neither (erased).
         let data_key = if effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some() {
-            match keyring_entry(view, &self.secrets, effective)? {
-                KeyringEntry::Key(key) => Some(key),
-                KeyringEntry::Erased => None,
-            }
+            keyring_entry(view, &self.secrets, effective)?.in_force()
         } else {
             None
         };

@@ -13,9 +13,10 @@
 //!
 //! What cannot come back: the keys of the persons those records register (the keyring
 //! is not in the log), so each gets the tombstone erasure leaves and their personal
-//! data is unreadable, while their numbers stay theirs; and the answers to their
-//! requests (the request index is not in the log either), so a client that retries one
-//! of those requests is answered as for a new one.
+//! data is unreadable, while their numbers stay theirs (a correction of their
+//! demographics later renews their key: `keyring::KeyringEntry::Renewed`); and the
+//! answers to their requests (the request index is not in the log either), so a client
+//! that retries one of those requests is answered as for a new one.
 //!
 //! The access log's tail is taken back the same way ([`import_access_tail`]), from an
 //! export of it and the signed checkpoint that vouches for its records.

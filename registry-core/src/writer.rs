@@ -19,7 +19,7 @@ use crate::dedup::{OpenedAhead, Probe};
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
 use crate::issuer::NumberIssuer;
-use crate::keyring::{self, KeyringEntry};
+use crate::keyring;
 use crate::keys::LogKey;
 use crate::prework::{Prework, Preworker, RegistrationPrework};
 use crate::projection::fold::{self, FoldError};
@@ -650,7 +650,9 @@ impl Writer {
     }
 
     /// The data key `action` seals with. An active person whose key is a tombstone was
-    /// registered in records a restore took back without their keys (`tail_import`).
+    /// registered in records a restore took back without their keys (`tail_import`):
+    /// nothing is sealed for them until their demographics are corrected, which renews
+    /// it ([`Self::data_key_renewed_if_lost`]).
     fn data_key(
         &self,
         view: &View<'_>,
@@ -658,10 +660,29 @@ impl Writer {
         number: HudumaNumber,
         action: &'static str,
     ) -> Result<crate::sealed::DataKey, CommandError> {
-        match fold::keyring_entry(view, &self.secrets, person)? {
-            KeyringEntry::Key(key) => Ok(key),
-            KeyringEntry::Erased => Err(CommandError::PersonalDataKeyLost { action, number }),
+        fold::keyring_entry(view, &self.secrets, person)?
+            .in_force()
+            .ok_or(CommandError::PersonalDataKeyLost { action, number })
+    }
+
+    /// The data key a correction of an active person's demographics seals with: theirs,
+    /// or, when a restore lost it, a new one in force from this record on (what earlier
+    /// records sealed under the lost key stays unreadable), written to the keyring in
+    /// the same batch as the record.
+    fn data_key_renewed_if_lost(
+        &self,
+        view: &mut View<'_>,
+        person: PersonId,
+    ) -> Result<crate::sealed::DataKey, CommandError> {
+        if let Some(key) = fold::keyring_entry(view, &self.secrets, person)?.in_force() {
+            return Ok(key);
         }
+        let key = crate::sealed::DataKey::generate();
+        let from_seq = self.head.next_seq;
+        let entry = keyring::seal_renewed_entry(self.secrets.keyring_key(), person, &key, from_seq);
+        view.put(Tree::Keyring, person_key(person), &entry);
+        tracing::info!(person = person.0, from_seq, "a lost data key renewed by a correction of the demographics");
+        Ok(key)
     }
 
     /// The duplicate search for a registration: refuses it if a registered person
@@ -797,7 +818,7 @@ impl Writer {
             Command::CorrectDemographics { number, demographics } => {
                 demographics.validate(today)?;
                 let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
-                let key = self.data_key(view, person, *number, "correct demographics")?;
+                let key = self.data_key_renewed_if_lost(view, person)?;
                 let sealed = seal_demographics(&key, person, demographics);
                 (
                     Event::DemographicsCorrected(event::DemographicsCorrected { actor, person, demographics: sealed }),

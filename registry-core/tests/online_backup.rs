@@ -332,24 +332,48 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
     let next = restored.submit_blocking(submission("new", Command::RegisterPerson { demographics: person(50) }));
     let next = next.unwrap().number.unwrap();
     assert!(!numbers.contains(&next) && !tail.contains(&next), "no number issued twice");
-    // Nothing can be sealed for a person of the tail (a correction, a death): refused by
-    // name, not an internal error. Linking their records still works.
+    // Nothing can be sealed for a person of the tail until their demographics are
+    // corrected, which renews their key: a death is refused by name, not an internal error.
     let size = log_records(&**restored.store()).len();
-    let correction = Command::CorrectDemographics { number: tail[0], demographics: person(10) };
-    let death = Command::RecordDeath { number: tail[1], date_of_death: "2026-01-02".into() };
-    for (id, command, action) in [("c-t", correction, "correct demographics"), ("d-t", death, "record a death")] {
-        match restored.submit_blocking(submission(id, command)) {
-            Err(e @ CommandError::PersonalDataKeyLost { .. }) => {
-                assert!(e.to_string().starts_with(&format!("cannot {action}: the data key")), "{e}");
-                assert_eq!(e.class(), registry_core::command::ErrorClass::FailedPrecondition);
-            }
-            other => panic!("{action} for a person whose key was lost: {other:?}"),
+    let death = |number, id: &str| {
+        let command = Command::RecordDeath { number, date_of_death: "2026-01-02".into() };
+        restored.submit_blocking(submission(id, command))
+    };
+    match death(tail[1], "d-1") {
+        Err(e @ CommandError::PersonalDataKeyLost { .. }) => {
+            assert!(e.to_string().contains("record a death: the data key"), "{e}");
+            assert!(e.to_string().contains("correct their demographics first"), "{e}");
+            assert_eq!(e.class(), registry_core::command::ErrorClass::FailedPrecondition);
         }
+        other => panic!("a death for a person whose key was lost: {other:?}"),
     }
-    assert_eq!(log_records(&**restored.store()).len(), size, "the refusals wrote nothing");
+    assert_eq!(log_records(&**restored.store()).len(), size, "the refusal wrote nothing");
+    let enrolled_again = person(10);
+    let correction = Command::CorrectDemographics { number: tail[0], demographics: enrolled_again.clone() };
+    restored.submit_blocking(submission("c-t", correction)).expect("their data enrolled again");
+    let resolved = restored.reader().resolve_number(tail[0]).unwrap().unwrap();
+    assert_eq!(resolved.demographics, Some(enrolled_again.clone()), "sealed under the renewed key");
+    // Searchable again: registering them once more is caught as a duplicate.
+    let again = Command::RegisterPerson { demographics: enrolled_again.clone() };
+    match restored.submit_blocking(submission("r-again", again)) {
+        Err(CommandError::PossibleDuplicate { candidates }) => {
+            assert!(candidates.iter().any(|(n, _)| *n == tail[0]), "{candidates:?}")
+        }
+        other => panic!("the person enrolled again is found by the duplicate search: {other:?}"),
+    }
+    death(tail[0], "d-0").expect("a death recorded once their key is renewed");
+    let resolved = restored.reader().resolve_number(tail[0]).unwrap().unwrap();
+    assert_eq!((resolved.status, resolved.date_of_death.as_deref()), (ResolvedStatus::Deceased, Some("2026-01-02")));
+    verify_whole(&**restored.store())
+        .expect("the fold from the log, the renewed key in force from its record, as live");
     let link = Command::LinkAgencyRecord { number: tail[2], agency: "NHIF".into(), record_id: "N-77".into() };
     restored.submit_blocking(submission("l-t", link)).expect("a tail person's record links");
     restored.close();
+    let reopened = open(&restored_dir);
+    let resolved = reopened.reader().resolve_number(tail[0]).unwrap().unwrap();
+    assert_eq!(resolved.demographics, Some(enrolled_again), "kept across a restart");
+    assert_eq!(reopened.reader().resolve_number(tail[1]).unwrap().unwrap().demographics, None);
+    reopened.close();
 }
 
 #[test]
@@ -406,6 +430,56 @@ fn an_export_that_changes_while_it_is_imported_adds_only_what_was_verified() {
     let imported = import_swapping(&store, &longer).unwrap();
     assert_eq!((imported.from, imported.to), (before.len() as u64, verified.len() as u64));
     assert_eq!(log_records(&store), verified);
+}
+
+#[test]
+fn look_ups_sealed_under_a_key_a_restore_lost_stay_listed_unread_once_the_key_is_renewed() {
+    use registry_core::tail_import::{import_access_tail, import_tail};
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = open(live_dir.path());
+    registry.submit_blocking(submission("r-0", Command::RegisterPerson { demographics: person(0) })).unwrap();
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let restored_dir = backed_up(&registry, parent.path(), "a");
+    // After the backup: a person registered and looked up twice (sealed under their key).
+    let outcome = registry.submit_blocking(submission("r-1", Command::RegisterPerson { demographics: person(1) }));
+    let number = outcome.unwrap().number.unwrap();
+    let lost = registry.reader().resolve_number(number).unwrap().unwrap().person;
+    let found = |i: usize| {
+        let mut event = look_up(i);
+        event.person = Some(lost);
+        event.body.outcome = AccessOutcome::Found(ResolvedStatus::Active);
+        event
+    };
+    for i in 0..2 {
+        registry.access().record_blocking(found(i)).unwrap();
+    }
+    wait_for_checkpoints(&registry);
+    let (export, access_export) = (parent.path().join("log.bin"), parent.path().join("access.bin"));
+    exported(&**registry.store(), &export);
+    exported(&**registry.access().reader().store(), &access_export);
+    let (_, note) = registry.access().reader().latest_checkpoint().unwrap().unwrap();
+    let origin = registry.access().origin().to_owned();
+    registry.close();
+    {
+        let store = SledStore::open(&restored_dir).unwrap();
+        assert_eq!(import_tail(&store, &export, Some(log_key().public()), &mut |_| ()).unwrap().keys_lost, 1);
+        let access = SledStore::open(&restored_dir.join("access")).unwrap();
+        import_access_tail(&access, &access_export, &note, &origin, &[log_key().public()], &mut |_| ()).unwrap();
+    }
+
+    let restored = open(&restored_dir);
+    let bodies = |restored: &Registry| -> Vec<bool> {
+        let listed = restored.access().reader().list(lost, None, 0, 10).unwrap();
+        listed.entries.iter().map(|e| e.body.is_some()).collect()
+    };
+    assert_eq!(bodies(&restored), [false, false], "sealed under the lost key");
+    let correction = Command::CorrectDemographics { number, demographics: person(1) };
+    restored.submit_blocking(submission("c-1", correction)).expect("their data enrolled again");
+    assert_eq!(bodies(&restored), [false, false], "listed still, unread: the renewed key is another");
+    restored.access().record_blocking(found(2)).unwrap();
+    assert_eq!(bodies(&restored), [true, false, false], "the newest, sealed under the renewed key, read");
+    restored.close();
 }
 
 #[test]

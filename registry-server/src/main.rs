@@ -289,8 +289,8 @@ fn run() -> anyhow::Result<()> {
                 if imported.keys_lost > 0 {
                     println!(
                         "note: {} person(s) registered in them keep their numbers, but their personal data is lost \
-                         (their keys were not in the backup): nothing can be sealed for them again (a correction, a \
-                         death); retried requests of theirs are answered as new",
+                         (their keys were not in the backup): correct their demographics (`huduma correct`) to enrol \
+                         their data again; retried requests of theirs are answered as new",
                         imported.keys_lost
                     );
                 }

@@ -588,3 +588,56 @@ async fn a_server_that_stops_mid_backup_cancels_it_removes_the_copy_and_closes_w
     };
     assert_eq!(taken.records, size);
 }
+
+#[tokio::test]
+async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_correction() {
+    use registry_server::operator;
+    let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    register(&server, "k-0", 500).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // checkpointed
+    backup(&server, "before").await.expect("a backup");
+    let lost = register(&server, "k-1", 501).await;
+    server.stop().await;
+    let export = server.dir.path().join("published.bin");
+    operator::export(&server.loaded, &export).expect("the log exported");
+
+    // Restored over the backup, the tail taken back: the person keeps their number.
+    let mut restored = server.loaded.clone();
+    restored.config.server.data_dir = server.dir.path().join("backups").join("before");
+    let tails = operator::restore_tail(&restored, &export, None, None, &mut |_, _| ()).expect("the tail taken back");
+    assert_eq!(tails.identity.keys_lost, 1);
+    let (keys, principals) = (server.loaded.config.keys.clone(), server.loaded.config.principals.clone());
+    let data_dir = restored.config.server.data_dir.clone();
+    let restored = TestServer::start_with(move |_, loaded| {
+        loaded.config.server.data_dir = data_dir;
+        loaded.config.keys = keys;
+        loaded.config.principals = principals;
+    })
+    .await;
+    let seen = resolve(&restored, &lost).await;
+    assert_eq!((seen.status, seen.demographics), (pb::Status::Active as i32, None));
+
+    let mut registry = restored.registry(Bearer::token(&restored.token(Role::Registrar))).await;
+    let death = |id: &str| pb::RecordDeathRequest {
+        request_id: id.into(),
+        huduma_number: lost.clone(),
+        date_of_death: "2026-03-01".into(),
+        centre: "KNH-MORTUARY".into(),
+    };
+    let before = restored.log_size().await;
+    let refused_death = registry.record_death(death("d-1")).await;
+    refused(&restored, before, refused_death, Code::FailedPrecondition, "correct their demographics first").await;
+    registry
+        .correct_demographics(pb::CorrectDemographicsRequest {
+            request_id: "c-1".into(),
+            huduma_number: lost.clone(),
+            demographics: Some(demographics(501)),
+            centre: "GPO-NAIROBI".into(),
+        })
+        .await
+        .expect("their data enrolled again");
+    assert_eq!(resolve(&restored, &lost).await.demographics, Some(demographics(501)));
+    registry.record_death(death("d-2")).await.expect("a death, once their key is renewed");
+    let dead = resolve(&restored, &lost).await;
+    assert_eq!((dead.status, dead.date_of_death.as_str()), (pb::Status::Deceased as i32, "2026-03-01"));
+}

@@ -21,7 +21,8 @@ pub struct AccessListed {
     pub index: u64,
     pub time_ms: u64,
     /// `None` when the body was sealed under the person's data key and the person's
-    /// data has since been erased.
+    /// data has since been erased, or that key was lost in a restore (even once it is
+    /// renewed: the renewed key opens only what was sealed under it).
     pub body: Option<AccessBody>,
 }
 
@@ -64,11 +65,10 @@ impl AccessReader {
         };
         let keys =
             self.store.range_back(Tree::AccessBySubject, &subject, &upper, limit + 1).map_err(ReadError::from)?;
-        let data_key = match crate::projection::fold::keyring_entry(&View::new(&*self.identity), &self.secrets, person)?
-        {
-            KeyringEntry::Key(key) => Some(key),
-            KeyringEntry::Erased => None,
-        };
+        let entry = crate::projection::fold::keyring_entry(&View::new(&*self.identity), &self.secrets, person)?;
+        // A renewed key does not open what was sealed under the key it replaced.
+        let renewed = matches!(entry, KeyringEntry::Renewed { .. });
+        let data_key = entry.in_force();
         let mut page = AccessPage::default();
         for (key, _) in keys {
             let seq =
@@ -91,12 +91,19 @@ impl AccessReader {
                 break;
             }
             let body = match (header.sealed_under, &data_key) {
-                (SealedUnder::Registry, _) => Some(self.secrets.access_seal_key().to_owned()),
-                (SealedUnder::Person, Some(key)) => Some(key.0),
+                (SealedUnder::Registry, _) => {
+                    Some(record::open(&bytes, self.secrets.access_seal_key()).map_err(|e| corrupt(e.to_string()))?)
+                }
+                (SealedUnder::Person, Some(key)) => match record::open(&bytes, &key.0) {
+                    Ok(body) => Some(body),
+                    // Sealed under the key a restore lost, before the person's data was
+                    // enrolled again; the bytes are the log's (its chain and its signed
+                    // tree vouch for them), only their key is gone.
+                    Err(_) if renewed => None,
+                    Err(e) => return Err(corrupt(e.to_string()).into()),
+                },
                 (SealedUnder::Person, None) => None,
-            }
-            .map(|key| record::open(&bytes, &key).map_err(|e| corrupt(e.to_string())))
-            .transpose()?;
+            };
             page.entries.push(AccessListed { index: seq, time_ms: header.time_ms, body });
         }
         Ok(page)

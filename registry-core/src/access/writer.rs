@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::record::{self, AccessEvent, AccessHeader, SealedUnder};
 use crate::checkpointer::Checkpointer;
-use crate::keyring::KeyringEntry;
 use crate::secrets::Secrets;
 use crate::storage::view::{ReadError, View};
 use crate::storage::{Storage, Tree};
@@ -234,8 +233,10 @@ impl Appender {
         let Some(person) = person else { return registry };
         let view = View::new(&*self.identity);
         match crate::projection::fold::keyring_entry(&view, &self.secrets, person) {
-            Ok(KeyringEntry::Key(key)) => (SealedUnder::Person, key.0),
-            Ok(KeyringEntry::Erased) => registry,
+            Ok(entry) => match entry.in_force() {
+                Some(key) => (SealedUnder::Person, key.0),
+                None => registry,
+            },
             Err(e) => {
                 tracing::error!(error = %e, person = person.0, "keyring entry unreadable; sealing under the registry key");
                 registry

@@ -250,7 +250,9 @@ fn open_person(view: &View<'_>, secrets: &Secrets, person: PersonId) -> Result<O
         return Ok(None);
     }
     let Some(sealed) = &entry.demographics else { return Ok(None) };
-    let Some(theirs) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
+    let Some(theirs) = open_demographics(view, secrets, person, sealed, crate::keyring::IN_FORCE)? else {
+        return Ok(None);
+    };
     Ok(Some(Opened { number: entry.current_number, profile: Profile::uncoded(&theirs) }))
 }
 

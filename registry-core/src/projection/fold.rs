@@ -42,16 +42,19 @@ pub fn keyring_entry(view: &View<'_>, secrets: &Secrets, person: PersonId) -> Re
     Ok(keyring::open_entry(secrets.keyring_key(), person, &stored)?)
 }
 
-/// Opens a person's sealed demographics; `None` when the person's key was erased.
+/// Opens a person's demographics as the record `sealed_at` sealed them (or, with
+/// [`keyring::IN_FORCE`], as the projections hold them now); `None` when the key that
+/// sealed them was erased or lost.
 pub fn open_demographics(
     view: &View<'_>,
     secrets: &Secrets,
     person: PersonId,
     sealed: &Sealed,
+    sealed_at: u64,
 ) -> Result<Option<Demographics>, FoldError> {
-    match keyring_entry(view, secrets, person)? {
-        KeyringEntry::Erased => Ok(None),
-        KeyringEntry::Key(data_key) => open_demographics_with(&data_key, person, sealed).map(Some),
+    match keyring_entry(view, secrets, person)?.for_record(sealed_at) {
+        None => Ok(None),
+        Some(data_key) => open_demographics_with(&data_key, person, sealed).map(Some),
     }
 }
 
@@ -90,7 +93,7 @@ fn date_of_death_of(
     person: PersonId,
     date: &PrivateText,
 ) -> Result<Option<Sealed>, FoldError> {
-    let KeyringEntry::Key(key) = keyring_entry(view, secrets, person)? else { return Ok(None) };
+    let Some(key) = keyring_entry(view, secrets, person)?.for_record(seq) else { return Ok(None) };
     let date = match date {
         PrivateText::Clear(date) => date.clone(),
         PrivateText::Sealed(sealed) => sealed
@@ -164,15 +167,17 @@ impl MatchMaterial {
     }
 }
 
-/// A person's [`MatchMaterial`]; `None` when their key was erased (such a person is
-/// not searchable). Reads only the keyring.
+/// A person's [`MatchMaterial`] from their demographics as the record `sealed_at`
+/// sealed them; `None` when that key was erased or lost (such a person is not
+/// searchable). Reads only the keyring.
 pub fn match_material(
     view: &View<'_>,
     secrets: &Secrets,
     person: PersonId,
     sealed: &Sealed,
+    sealed_at: u64,
 ) -> Result<Option<MatchMaterial>, FoldError> {
-    let Some(demographics) = open_demographics(view, secrets, person, sealed)? else { return Ok(None) };
+    let Some(demographics) = open_demographics(view, secrets, person, sealed, sealed_at)? else { return Ok(None) };
     Ok(Some(MatchMaterial::of(secrets, person, &demographics)))
 }
 
@@ -208,7 +213,7 @@ impl Prepared {
 pub fn prepare(view: &View<'_>, secrets: &Secrets, seq: u64, event: &Event) -> Result<Prepared, FoldError> {
     Ok(match event {
         Event::PersonRegistered(e) => Prepared {
-            registered: match_material(view, secrets, PersonId(seq), &e.demographics)?,
+            registered: match_material(view, secrets, PersonId(seq), &e.demographics, seq)?,
             ..Prepared::default()
         },
         Event::AgencyRecordLinked(e) => Prepared::link(linked_record(secrets, seq, e)?),
@@ -222,9 +227,11 @@ fn linked_record(secrets: &Secrets, seq: u64, e: &crate::event::AgencyRecordLink
     Ok(LinkedRecord::new(secrets, &e.agency, &record_id))
 }
 
-/// Adds a person to the duplicate search (`present`) or takes them out of it: their
+/// Adds a person to the duplicate search (`present`: `sealed` is what the record `seq`
+/// sets) or takes them out of it (`sealed` is what an earlier record set): their
 /// `match_keys` entries, and their name words' and the persons' counts in
-/// `name_counts`. A person whose key was erased is in neither.
+/// `name_counts`. A person whose key was erased or lost is in neither; one whose data
+/// a renewed key seals again (`keyring::KeyringEntry::Renewed`) is added from then on.
 fn set_match_keys(
     view: &mut View<'_>,
     secrets: &Secrets,
@@ -234,7 +241,8 @@ fn set_match_keys(
     present: bool,
     upkeep: Upkeep,
 ) -> Result<(), FoldError> {
-    let material = match_material(view, secrets, person, sealed)?;
+    let sealed_at = if present { seq } else { seq.saturating_sub(1) };
+    let material = match_material(view, secrets, person, sealed, sealed_at)?;
     apply_match_material(view, seq, material, present, upkeep)
 }
 
