@@ -167,6 +167,28 @@ pub fn distinct_person(i: u64) -> Demographics {
     }
 }
 
+/// A look-up by an agency's gateway, for tests and fixtures: found (`person`, active)
+/// or not (`None`), by the agency's record id `{purpose}-record`.
+pub fn look_up(person: Option<crate::PersonId>, agency: &str, purpose: &str) -> crate::access::AccessEvent {
+    use crate::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+    AccessEvent {
+        person,
+        body: AccessBody {
+            call: AccessCall::Resolve,
+            principal: format!("{agency}-gateway"),
+            role: "agency".into(),
+            agency: agency.into(),
+            purpose: purpose.into(),
+            key: KeyUsed::AgencyRecord { agency: agency.into(), record_id: format!("{purpose}-record") },
+            outcome: match person {
+                Some(_) => AccessOutcome::Found(crate::query::ResolvedStatus::Active),
+                None => AccessOutcome::NotFound,
+            },
+            attributes: vec![],
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

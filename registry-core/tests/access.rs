@@ -8,13 +8,12 @@ use common::*;
 use proptest::prelude::*;
 use registry_core::PersonId;
 use registry_core::access::verify::{AccessVerifyError, verify};
-use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
 use registry_core::command::Command;
-use registry_core::query::ResolvedStatus;
 use registry_core::registry::{ACCESS_DIR, OpenError, Registry, RegistryOptions};
 use registry_core::storage::memory::MemoryStore;
 use registry_core::storage::sled_store::SledStore;
 use registry_core::storage::{Storage, Tree, WriteBatch};
+use registry_core::synthetic::look_up;
 
 fn open(dir: &std::path::Path) -> Registry {
     Registry::open_dir(dir, secrets(), log_key(), RegistryOptions::default()).expect("open registry")
@@ -27,25 +26,6 @@ fn register(registry: &Registry, id: &str, i: usize) -> PersonId {
         .number
         .expect("a number");
     registry.reader().resolve_number(number).unwrap().unwrap().person
-}
-
-fn look_up(person: Option<PersonId>, agency: &str, purpose: &str) -> AccessEvent {
-    AccessEvent {
-        person,
-        body: AccessBody {
-            call: AccessCall::Resolve,
-            principal: format!("{agency}-gateway"),
-            role: "agency".into(),
-            agency: agency.into(),
-            purpose: purpose.into(),
-            key: KeyUsed::AgencyRecord { agency: agency.into(), record_id: format!("{purpose}-record") },
-            outcome: match person {
-                Some(_) => AccessOutcome::Found(ResolvedStatus::Active),
-                None => AccessOutcome::NotFound,
-            },
-            attributes: vec![],
-        },
-    }
 }
 
 fn purposes(page: &registry_core::access::AccessPage) -> Vec<String> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+use registry_core::access::{AccessEvent, AccessOutcome};
 use registry_core::command::{Command, CommandError, Outcome};
 use registry_core::online_backup::{self, BackupProgress, LogName, OnlineBackupError};
 use registry_core::query::ResolvedStatus;
@@ -26,19 +26,7 @@ fn open(dir: &std::path::Path) -> Registry {
 }
 
 fn look_up(i: usize) -> AccessEvent {
-    AccessEvent {
-        person: None,
-        body: AccessBody {
-            call: AccessCall::Resolve,
-            principal: "kra-gateway".into(),
-            role: "agency".into(),
-            agency: "KRA".into(),
-            purpose: format!("look-up {i}"),
-            key: KeyUsed::AgencyRecord { agency: "KRA".into(), record_id: format!("PIN-{i}") },
-            outcome: AccessOutcome::NotFound,
-            attributes: vec![],
-        },
-    }
+    registry_core::synthetic::look_up(None, "KRA", &format!("look-up {i}"))
 }
 
 /// Waits until both logs' newest checkpoints cover what is durable.

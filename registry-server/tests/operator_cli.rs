@@ -176,21 +176,11 @@ fn config_over(config: &std::path::Path, data: &std::path::Path, name: &str) -> 
 /// Records three look-ups in the store `config` names, in process; writes the access
 /// log's export and its newest signed checkpoint, as an auditor would keep them.
 fn looked_up_three_times(config: &std::path::Path, export: &std::path::Path, note: &std::path::Path) {
-    use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
     let loaded = registry_server::config::Loaded::read(config).unwrap();
     let registry = registry_server::operator::open_registry(&loaded).unwrap();
     for i in 0..3 {
-        let body = AccessBody {
-            call: AccessCall::Resolve,
-            principal: "kra-gateway".into(),
-            role: "agency".into(),
-            agency: "KRA".into(),
-            purpose: format!("look-up {i}"),
-            key: KeyUsed::AgencyRecord { agency: "KRA".into(), record_id: format!("PIN-{i}") },
-            outcome: AccessOutcome::NotFound,
-            attributes: vec![],
-        };
-        registry.access().record_blocking(AccessEvent { person: None, body }).unwrap();
+        let look_up = registry_core::synthetic::look_up(None, "KRA", &format!("look-up {i}"));
+        registry.access().record_blocking(look_up).unwrap();
     }
     let reader = registry.access().reader();
     for _ in 0..500 {
