@@ -179,6 +179,10 @@ pub struct Resolution {
     /// The calling agency's stable pseudonymous token for the person; `None` for
     /// registrars and admins.
     pub agency_token: Option<String>,
+    /// The registry holds the person's personal data but no key opens it (lost in a
+    /// restore from a backup): `demographics` and `date_of_death` are empty for that
+    /// reason, not by policy. Correcting the demographics (every field) enrols it again.
+    pub personal_data_lost: bool,
 }
 
 impl Resolution {
@@ -494,6 +498,7 @@ pub(crate) fn resolution_in(r: pb::ResolveResponse) -> Result<Resolution, Error>
         agency_records: r.agency_records.into_iter().map(|a| AgencyRecord::new(a.agency, a.record_id)).collect(),
         date_of_death: present(r.date_of_death),
         agency_token: present(r.agency_token),
+        personal_data_lost: r.personal_data_lost,
     })
 }
 

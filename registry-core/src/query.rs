@@ -38,9 +38,13 @@ pub struct Resolution {
     pub status: ResolvedStatus,
     /// The number in force for this person (the survivor's, after a merge).
     pub current_number: HudumaNumber,
-    /// `None` once erased.
+    /// `None` once erased, or while `personal_data_lost`.
     pub demographics: Option<Demographics>,
     pub date_of_death: Option<String>,
+    /// The person's entry holds personal data that no key opens: their key was lost
+    /// with a data directory a backup was restored over, their registration taken back
+    /// without it (`tail_import`). A correction of their demographics enrols it again.
+    pub personal_data_lost: bool,
     /// The person's agency records as their entry keeps them, sealed: a look-up opens
     /// only those it shows ([`Reader::agency_records`]).
     pub agency_records: Vec<LinkedRecord>,
@@ -203,12 +207,15 @@ impl Reader {
                 date_of_death = Some(state::open_date_of_death(key, effective, sealed).map_err(ReadError::from)?);
             }
         }
+        let personal_data_lost =
+            data_key.is_none() && (effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some());
         Ok(Resolution {
             person: asked,
             status,
             current_number: effective_entry.current_number,
             demographics,
             date_of_death,
+            personal_data_lost,
             agency_records: effective_entry.agency_records,
             holder: effective,
         })

@@ -312,6 +312,7 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
         let person = restored.reader().resolve_number(*number).unwrap().expect("the tail's numbers stay theirs");
         assert_eq!(person.status, ResolvedStatus::Active);
         assert_eq!(person.demographics, None, "their keys were lost with the data directory");
+        assert!(person.personal_data_lost, "and they say so, unlike a withholding policy");
     }
     let fixed = restored.reader().resolve_number(numbers[1]).unwrap().unwrap();
     assert_eq!(fixed.demographics, Some(corrected), "a correction in the tail, of a person the backup holds");
@@ -341,6 +342,13 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
     restored.submit_blocking(submission("c-t", correction)).expect("their data enrolled again");
     let resolved = restored.reader().resolve_number(tail[0]).unwrap().unwrap();
     assert_eq!(resolved.demographics, Some(enrolled_again.clone()), "sealed under the renewed key");
+    assert!(!resolved.personal_data_lost);
+    // An erased person's data is gone on purpose: not said to be lost.
+    let erase = Command::ErasePersonalData { number: numbers[3], legal_basis: "court order 12/2026".into() };
+    restored.submit_blocking(submission("e-3", erase)).unwrap();
+    let erased = restored.reader().resolve_number(numbers[3]).unwrap().unwrap();
+    assert_eq!((erased.status, erased.personal_data_lost), (ResolvedStatus::Erased, false));
+    assert!(!restored.reader().resolve_number(numbers[4]).unwrap().unwrap().personal_data_lost);
     // Searchable again: registering them once more is caught as a duplicate.
     let again = Command::RegisterPerson { demographics: enrolled_again.clone() };
     match restored.submit_blocking(submission("r-again", again)) {

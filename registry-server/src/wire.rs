@@ -151,6 +151,7 @@ pub fn resolution_out(
         agency_records: records.into_iter().map(|(agency, record_id)| pb::AgencyRecord { agency, record_id }).collect(),
         date_of_death: r.date_of_death.unwrap_or_default(),
         agency_token: String::new(),
+        personal_data_lost: r.personal_data_lost,
     }
 }
 

@@ -615,7 +615,7 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
     })
     .await;
     let seen = resolve(&restored, &lost).await;
-    assert_eq!((seen.status, seen.demographics), (pb::Status::Active as i32, None));
+    assert_eq!((seen.status, seen.demographics, seen.personal_data_lost), (pb::Status::Active as i32, None, true));
 
     let mut registry = restored.registry(Bearer::token(&restored.token(Role::Registrar))).await;
     let death = |id: &str| pb::RecordDeathRequest {
@@ -636,7 +636,8 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
         })
         .await
         .expect("their data enrolled again");
-    assert_eq!(resolve(&restored, &lost).await.demographics, Some(demographics(501)));
+    let enrolled = resolve(&restored, &lost).await;
+    assert_eq!((enrolled.demographics, enrolled.personal_data_lost), (Some(demographics(501)), false));
     registry.record_death(death("d-2")).await.expect("a death, once their key is renewed");
     let dead = resolve(&restored, &lost).await;
     assert_eq!((dead.status, dead.date_of_death.as_str()), (pb::Status::Deceased as i32, "2026-03-01"));

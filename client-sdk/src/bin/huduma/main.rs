@@ -515,6 +515,9 @@ struct Shown {
     date_of_death: Option<String>,
     agency_token: Option<String>,
     agency_records: String,
+    /// Said only when the registry holds personal data no key opens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    personal_data: Option<&'static str>,
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -709,6 +712,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         .map(|r| format!("{}/{}", r.agency, r.record_id))
                         .collect::<Vec<_>>()
                         .join(", "),
+                    personal_data: found.personal_data_lost.then_some(
+                        "lost with a data directory restored from a backup: enrol it again with `huduma correct` (every field)",
+                    ),
                 },
             )
         }
