@@ -257,6 +257,79 @@ async fn an_admin_has_the_serving_registry_back_itself_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_is_told_whose_data_a_restore_lost_and_enrols_it_again() {
+    use registry_server::operator;
+    let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    let registrar = server.token(Role::Registrar);
+    let first = [
+        "register",
+        "--given",
+        "Otieno",
+        "--family",
+        "Odhiambo",
+        "--dob",
+        "1985-03-21",
+        "--sex",
+        "male",
+        "--place",
+        "Kisumu",
+    ];
+    issued(&huduma(&server, &registrar, &[&["--json"], &first[..], &["--centre", "GPO"]].concat()).await);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // checkpointed
+    let taken = json(&huduma(&server, &server.token(Role::Admin), &["--json", "backup", "nightly"]).await);
+    let backup_dir = std::path::PathBuf::from(taken["path"].as_str().unwrap());
+    // Registered after the backup; the data directory then lost, the backup restored and
+    // its tail taken back from the published log.
+    let person = [
+        "register",
+        "--given",
+        "Wanjiru",
+        "--family",
+        "Kamau",
+        "--dob",
+        "1990-05-14",
+        "--sex",
+        "female",
+        "--place",
+        "Nyeri",
+    ];
+    let number = issued(&huduma(&server, &registrar, &[&["--json"], &person[..], &["--centre", "GPO"]].concat()).await);
+    server.stop().await;
+    let export = server.dir.path().join("published.bin");
+    operator::export(&server.loaded, &export).unwrap();
+    let mut loaded = server.loaded.clone();
+    loaded.config.server.data_dir = backup_dir.clone();
+    operator::restore_tail(&loaded, &export, None, None, &mut |_, _| ()).unwrap();
+    let (keys, principals) = (server.loaded.config.keys.clone(), server.loaded.config.principals.clone());
+    let restored = TestServer::start_with(move |_, loaded| {
+        loaded.config.server.data_dir = backup_dir;
+        loaded.config.keys = keys;
+        loaded.config.principals = principals;
+    })
+    .await;
+    let registrar = restored.token(Role::Registrar);
+
+    let seen = huduma(&restored, &registrar, &["resolve", &number, "--purpose", "counter"]).await;
+    assert_eq!(seen.code, 0, "{}", seen.stderr);
+    assert!(seen.stdout.contains("personal_data") && seen.stdout.contains("huduma correct"), "{}", seen.stdout);
+    let death = ["death", &number, "--date", "2026-02-01", "--centre", "KNH"];
+    let refused = huduma(&restored, &registrar, &death).await;
+    assert_eq!(refused.code, 5, "refused: {}", refused.stderr);
+    assert!(refused.stderr.contains("correct their demographics first"), "{}", refused.stderr);
+    let corrected =
+        huduma(&restored, &registrar, &[&["correct", number.as_str()], &person[1..], &["--centre", "GPO"]].concat())
+            .await;
+    assert_eq!(corrected.code, 0, "{}", corrected.stderr);
+    let seen = json(&huduma(&restored, &registrar, &["--json", "resolve", &number, "--purpose", "counter"]).await);
+    assert_eq!(
+        (&seen["demographics"]["given_name"], &seen["personal_data_lost"]),
+        (&"Wanjiru".into(), &false.into()),
+        "{seen}"
+    );
+    assert_eq!(huduma(&restored, &registrar, &death).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_verifies_attributes_and_a_citizen_portal_lists_the_look_ups() {
     let server = TestServer::start().await;
     let (registrar, kra, portal) =
