@@ -79,6 +79,8 @@ pub enum TailImportError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
+    Head(#[from] crate::writer::WriterError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -97,17 +99,9 @@ pub fn import_tail(
         Err(replay::ReplayError::InterruptedCommit { .. }) => return Err(TailImportError::InterruptedCommit),
         Err(e) => return Err(TailImportError::Replay(e)),
     }
-    let size = replay::log_size(store)?;
-    let head = match size {
-        0 => None,
-        size => {
-            let key = seq_key(size - 1);
-            let stored = store.get(Tree::Log, &key)?.ok_or(ReadError::from(StorageError::Engine(format!(
-                "record {} is missing below the log's end",
-                size - 1
-            ))))?;
-            Some(*open_record(&key, stored).map_err(ReadError::from)?.hash())
-        }
+    let (size, head) = match crate::writer::read_head(store)? {
+        Some(head) => (head.next_seq, Some(head.hash)),
+        None => (0, None),
     };
 
     // First pass: the whole export verified, and shown to hold the store's records.
@@ -137,10 +131,10 @@ pub fn import_tail(
     }
     verifier.finish()?;
     progress(Reached::log(records, records));
-    if records < size {
-        // A shorter export: nothing to append, but it must be a prefix of this log,
-        // which its last record's place in the store's chain shows.
-        if let Some(at) = records.checked_sub(1) {
+    if records <= size {
+        // Nothing to append; a shorter export must still be a prefix of this log, which
+        // its last record's place in the store's chain shows.
+        if let Some(at) = records.checked_sub(1).filter(|_| records < size) {
             let key = seq_key(at);
             let stored = store.get(Tree::Log, &key)?;
             let ours = stored.map(|s| open_record(&key, s).map(|r| *r.hash())).transpose().map_err(ReadError::from)?;
@@ -150,16 +144,12 @@ pub fn import_tail(
         }
         return Ok(TailImported { from: size, to: size, keys_lost: 0 });
     }
-    if records == size {
-        return Ok(TailImported { from: size, to: size, keys_lost: 0 });
-    }
 
     // Second pass: the records past the store's end appended, with a tombstone for
     // each person they register, a chunk at a time (its records and tombstones at
     // once), each chunk held to the first pass's digest of it before it is committed.
-    let mut verified = verified.finish().into_iter();
     let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
-    let mut reread = ChunkDigests::default();
+    let mut reread = Reread::of(verified);
     let mut input = BufReader::new(File::open(path).map_err(io)?);
     let mut keys_lost = 0u64;
     let mut committed = 0u64;
@@ -170,7 +160,7 @@ pub fn import_tail(
             continue;
         }
         let record = RecordRef::parse(&bytes).map_err(|_| changed(committed))?;
-        let closed = reread.push(&record.hash());
+        let chunk_read = reread.push(&record.hash(), seq + 1 == records).map_err(|()| changed(committed))?;
         if record.header.kind.kind == huduma_log::events::kind::PERSON_REGISTERED
             && store.get(Tree::Keyring, &person_key(PersonId(seq)))?.is_none()
         {
@@ -178,18 +168,13 @@ pub fn import_tail(
             keys_lost += 1;
         }
         batch.put(Tree::Log, seq_key(seq).to_vec(), checksum::seal(&bytes));
-        let closed = closed.or_else(|| if seq + 1 == records { reread.close() } else { None });
-        if let Some(digest) = closed {
-            if verified.next() != Some(digest) {
-                return Err(changed(committed));
-            }
+        if chunk_read {
             store.commit(&std::mem::take(&mut batch), false)?;
             committed = seq + 1 - size;
             progress(Reached::log(committed, records - size));
         }
     }
     store.flush()?;
-    progress(Reached::log(records - size, records - size));
     Ok(TailImported { from: size, to: records, keys_lost })
 }
 
@@ -218,21 +203,12 @@ pub fn import_access_tail(
         .iter()
         .find_map(|key| Checkpoint::open(note, origin, key).ok())
         .ok_or_else(|| TailImportError::Checkpoint(format!("no log key's signature verifies for {origin}")))?;
-    let size = replay::log_size(store)?;
+    let stored_head = crate::access::writer::read_head(store)?;
+    let size = stored_head.next_seq;
     if signed.size <= size {
         return Ok(TailImported { from: size, to: size, keys_lost: 0 });
     }
-    let head = match size {
-        0 => None,
-        size => {
-            let key = crate::access::writer::seq_key(size - 1);
-            let stored = store.get(Tree::Log, &key)?.ok_or(ReadError::from(StorageError::Engine(format!(
-                "access record {} is missing below the log's end",
-                size - 1
-            ))))?;
-            Some(*open_record(&key, stored).map_err(ReadError::from)?.hash())
-        }
-    };
+    let head = (size > 0).then_some(stored_head.prev);
     let io = |cause| TailImportError::Io { path: path.display().to_string(), cause };
 
     // First pass: the chain from record 0, the store's own records, the signed root.
@@ -269,9 +245,8 @@ pub fn import_access_tail(
     // Second pass: the records past the store's end, with what they derive, a chunk at
     // a time, each held to the first pass's digest of it before it is committed (the
     // records before the store's end too, read again for the tree).
-    let mut verified = verified.finish().into_iter();
     let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
-    let mut reread = ChunkDigests::default();
+    let mut reread = Reread::of(verified);
     let mut committed = 0u64;
     let mut edge = crate::merkle_store::TreeEdge::new();
     let mut input = BufReader::new(File::open(path).map_err(io)?);
@@ -279,14 +254,11 @@ pub fn import_access_tail(
     for seq in 0..signed.size {
         let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
         let entries = edge.push(seq, &bytes).map_err(|_| changed(committed))?;
-        let closed = reread.push(&huduma_log::record::hash(&bytes));
-        let closed = closed.or_else(|| if seq + 1 == signed.size { reread.close() } else { None });
+        // Records before the store's end are read for the tree's edge, which the tail's
+        // tree entries build on: held to the first pass too.
+        let last = seq + 1 == signed.size;
+        let chunk_read = reread.push(&huduma_log::record::hash(&bytes), last).map_err(|()| changed(committed))?;
         if seq < size {
-            // Read for the tree's edge, which the tail's tree entries build on: held to
-            // the first pass too.
-            if closed.is_some() && verified.next() != closed {
-                return Err(changed(committed));
-            }
             continue;
         }
         for (tree, key, value) in entries {
@@ -298,11 +270,8 @@ pub fn import_access_tail(
             batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
         }
         batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));
-        if let Some(digest) = closed {
-            if verified.next() != Some(digest) {
-                return Err(changed(committed));
-            }
-            if seq + 1 == signed.size {
+        if chunk_read {
+            if last {
                 // The note goes in with the last chunk: it vouches for all of them.
                 batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
             }
@@ -348,6 +317,30 @@ impl ChunkDigests {
     fn finish(mut self) -> Vec<[u8; 32]> {
         self.close();
         self.closed
+    }
+}
+
+/// A file's second reading held to its first, chunk by chunk.
+struct Reread {
+    /// The first reading's digests, in order.
+    first: std::vec::IntoIter<[u8; 32]>,
+    again: ChunkDigests,
+}
+
+impl Reread {
+    fn of(first: ChunkDigests) -> Self {
+        Self { first: first.finish().into_iter(), again: ChunkDigests::default() }
+    }
+
+    /// Adds the hash of a record read again (`last`: the last to be read): whether it
+    /// closes a chunk that reads as it first did; `Err` if that chunk does not.
+    fn push(&mut self, hash: &[u8; 32], last: bool) -> Result<bool, ()> {
+        let closed = self.again.push(hash).or_else(|| if last { self.again.close() } else { None });
+        match closed {
+            None => Ok(false),
+            Some(digest) if self.first.next() == Some(digest) => Ok(true),
+            Some(_) => Err(()),
+        }
     }
 }
 
