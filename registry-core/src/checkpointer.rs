@@ -108,6 +108,12 @@ pub struct CheckpointMismatch {
     pub reason: String,
 }
 
+/// The checkpoint `note` signs for `origin` under one of `keys` (a log's keys over its
+/// history), if any of them verifies it.
+pub fn signed_by_any(note: &str, origin: &str, keys: &[VerifyingKey]) -> Option<Checkpoint> {
+    keys.iter().find_map(|key| Checkpoint::open(note, origin, key).ok())
+}
+
 /// Checks that the newest stored checkpoint is signed by one of `keys` for `origin`
 /// and that the log of `size` records still has the tree it signed;
 /// returns its size (0 if none). A log rewritten behind a checkpoint never serves again.
@@ -124,10 +130,8 @@ pub fn check_latest(
     if at > size {
         return Err(fail(at, format!("the log has only {size} records")));
     }
-    let checkpoint = keys
-        .iter()
-        .find_map(|key| Checkpoint::open(&note, origin, key).ok())
-        .ok_or_else(|| fail(at, "no log key's signature verifies".into()))?;
+    let checkpoint =
+        signed_by_any(&note, origin, keys).ok_or_else(|| fail(at, "no log key's signature verifies".into()))?;
     let root = crate::merkle_store::root(store, at).map_err(|e| fail(at, e.to_string()))?;
     if checkpoint.size != at || checkpoint.root != root {
         return Err(fail(at, "the tree's root differs from the signed one (history was rewritten)".into()));

@@ -8,10 +8,11 @@
 //! - the logs, their checkpoints and the access log's index are append-only, so
 //!   everything below a size already signed stays as it is while it is read;
 //! - a keyring entry is written with the record that registers its person and only
-//!   ever replaced (by erasure's tombstone), never removed, so every person the copied
-//!   log registers has an entry to copy (checked: as many entries as registrations).
-//!   A person erased after the copy's size is copied erased: a restore never brings
-//!   back what erasure destroyed;
+//!   ever replaced (by erasure's tombstone, or a lost key's tombstone by a renewed
+//!   key), never removed, so every person the copied log registers has an entry to copy
+//!   (checked: as many entries as registrations). A person erased after the copy's size
+//!   is copied erased: a restore never brings back what erasure destroyed; a key renewed
+//!   after it is copied as the tombstone it replaced;
 //! - a request-index entry is kept only if it answered with a record in the copy, so a
 //!   retry after a restore never names a record the restored log lacks.
 //!
@@ -25,7 +26,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use huduma_log::checkpoint::Checkpoint;
 use huduma_log::keys::VerifyingKey;
 use huduma_log::merkle::Hash;
 
@@ -306,9 +306,7 @@ fn newest_checkpoint(
             Some(_) => Err(OnlineBackupError::NoCheckpoint(log)),
         };
     };
-    let signed = keys
-        .iter()
-        .find_map(|key| Checkpoint::open(&note, origin, key).ok())
+    let signed = crate::checkpointer::signed_by_any(&note, origin, keys)
         .ok_or_else(|| OnlineBackupError::Checkpoint { log, size, reason: "no log key's signature verifies".into() })?;
     if signed.size != size {
         return Err(OnlineBackupError::Checkpoint {

@@ -197,11 +197,8 @@ pub fn import_access_tail(
     progress: &mut dyn FnMut(Reached),
 ) -> Result<TailImported, TailImportError> {
     use huduma_log::access::AccessChain;
-    use huduma_log::checkpoint::Checkpoint;
 
-    let signed = keys
-        .iter()
-        .find_map(|key| Checkpoint::open(note, origin, key).ok())
+    let signed = crate::checkpointer::signed_by_any(note, origin, keys)
         .ok_or_else(|| TailImportError::Checkpoint(format!("no log key's signature verifies for {origin}")))?;
     let stored_head = crate::access::writer::read_head(store)?;
     let size = stored_head.next_seq;

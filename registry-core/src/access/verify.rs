@@ -4,7 +4,6 @@
 //! records. Bodies are not opened: none of this needs a secret.
 
 use huduma_log::access::AccessChain;
-use huduma_log::checkpoint::Checkpoint;
 use huduma_log::keys::VerifyingKey;
 use huduma_log::merkle::Hash;
 
@@ -98,9 +97,7 @@ pub fn verify(
             if size < tree.size() {
                 return Err(fail("stored out of order, or of a size the log skipped".into()));
             }
-            let signed = keys
-                .iter()
-                .find_map(|key| Checkpoint::open(note, origin, key).ok())
+            let signed = crate::checkpointer::signed_by_any(note, origin, keys)
                 .ok_or_else(|| fail(format!("no log key's signature for {origin} verifies")))?;
             if signed.size != size || signed.root != tree.root() {
                 return Err(fail("its root is not the recomputed root of the log (history was rewritten)".into()));
