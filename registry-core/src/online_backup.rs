@@ -233,12 +233,8 @@ pub(crate) fn write_copy(
                 seq,
                 reason: e.to_string(),
             })?;
-            if header.subject != [0; 32] {
-                batch.put(
-                    Tree::AccessBySubject,
-                    crate::access::writer::subject_key(&header.subject, seq),
-                    checksum::seal(&[]),
-                );
+            if let Some(index) = crate::access::writer::indexed_under(&header.subject, seq) {
+                batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
             }
             Ok(header.prev)
         },

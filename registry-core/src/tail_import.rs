@@ -262,8 +262,7 @@ pub fn import_access_tail(
             batch.put(tree, key, checksum::seal(&value));
         }
         let header = huduma_log::access::parse(&bytes).map_err(|_| changed(committed))?;
-        if header.subject != [0; 32] {
-            let index = crate::access::writer::subject_key(&header.subject, seq);
+        if let Some(index) = crate::access::writer::indexed_under(&header.subject, seq) {
             batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
         }
         batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));

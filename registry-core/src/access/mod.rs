@@ -175,11 +175,10 @@ fn repair_tail(store: &dyn Storage, size: u64, count: u64) -> Result<u64, Access
                 }
             }
         }
-        if header.subject != [0; 32] {
-            let index_key = writer::subject_key(&header.subject, seq);
-            if store.get(Tree::AccessBySubject, &index_key).map_err(ReadError::from)?.is_none() {
-                repairs.put(Tree::AccessBySubject, index_key, crate::storage::checksum::seal(&[]));
-            }
+        if let Some(index_key) = writer::indexed_under(&header.subject, seq)
+            && store.get(Tree::AccessBySubject, &index_key).map_err(ReadError::from)?.is_none()
+        {
+            repairs.put(Tree::AccessBySubject, index_key, crate::storage::checksum::seal(&[]));
         }
     }
     let repaired = repairs.len() as u64;

@@ -9,7 +9,7 @@ use huduma_log::merkle::Hash;
 
 use crate::merkle_store::{EntryState, TreeEdge};
 
-use super::writer::{seq_key, subject_key};
+use super::writer::{indexed_under, seq_key};
 use crate::storage::in_key_order::InKeyOrder;
 use crate::storage::view::{ReadError, open_record, open_value};
 use crate::storage::{Storage, Tree};
@@ -117,9 +117,8 @@ pub fn verify(
         let hashed = open_record(&key, value).map_err(|e| fail(e.to_string()))?;
         let bytes = hashed.bytes();
         let header = chain.push_hashed(bytes, hashed.hash()).map_err(|e| fail(e.reason))?;
-        if header.subject != [0; 32] {
+        if let Some(index_key) = indexed_under(&header.subject, seq) {
             subjects += 1;
-            let index_key = subject_key(&header.subject, seq);
             match store.get(Tree::AccessBySubject, &index_key)? {
                 None => return Err(fail("the per-person index lacks it".into())),
                 Some(v) => {

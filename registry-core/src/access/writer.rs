@@ -48,6 +48,12 @@ pub fn subject_key(subject: &[u8; 32], seq: u64) -> Vec<u8> {
     [subject.as_slice(), &seq.to_be_bytes()].concat()
 }
 
+/// The per-person index key the record `seq` of `subject` derives; none for a look-up
+/// that found nobody (the all-zero subject), which no one's index lists.
+pub fn indexed_under(subject: &[u8; 32], seq: u64) -> Option<Vec<u8>> {
+    (*subject != [0; 32]).then(|| subject_key(subject, seq))
+}
+
 /// Reads the end of the access log in `store`.
 pub fn read_head(store: &dyn Storage) -> Result<AccessHead, ReadError> {
     let Some((key, stored)) = store.last(Tree::Log)? else {
