@@ -97,16 +97,12 @@ pub fn verify(
     genesis: Option<VerifyingKey>,
     progress: &mut dyn FnMut(&str, Reached),
 ) -> Result<(VerifyReport, AccessSummary), OperatorError> {
-    let dir = &loaded.config.server.data_dir;
     let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store_for_one_pass(loaded)?);
     let report =
         verify_store(&*store, genesis, Some(&loaded.secrets()?), &loaded.config.server.fold_space(), &mut |reached| {
             progress("identity", reached)
         })?;
-    let reader = registry_core::query::Reader::new(Arc::clone(&store), Arc::new(loaded.secrets()?));
-    let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
-    let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
-    let access = SledStore::open(&dir.join(registry_core::registry::ACCESS_DIR))?;
+    let AccessLogStore { store: access, origin, keys } = open_access_log_store(loaded, store)?;
     let total = registry_core::access::writer::read_head(&access).map_err(registry_core::query::QueryError::from)?;
     let summary = registry_core::access::verify::verify(&access, &origin, &keys, &mut |done| {
         progress("access", Reached::log(done, total.next_seq))
@@ -131,26 +127,45 @@ pub fn restore_tail(
     progress: &mut dyn FnMut(&str, Reached),
 ) -> Result<RestoredTails, OperatorError> {
     use registry_core::tail_import::{import_access_tail, import_tail};
-    let store = Arc::new(open_identity_store_for_one_pass(loaded)?);
+    let store: Arc<dyn registry_core::storage::Storage> = Arc::new(open_identity_store_for_one_pass(loaded)?);
     let identity = import_tail(&*store, export, genesis, &mut |reached| progress("identity", reached))?;
     let access = match access {
         Some((records, checkpoint)) => {
             let note = std::fs::read_to_string(checkpoint)
                 .map_err(|cause| OperatorError::Io { path: checkpoint.display().to_string(), cause })?;
-            let reader = registry_core::query::Reader::new(store.clone(), Arc::new(loaded.secrets()?));
-            let keys: Vec<VerifyingKey> = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
-            let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
-            let access_store =
-                SledStore::open(&loaded.config.server.data_dir.join(registry_core::registry::ACCESS_DIR))?;
-            Some(import_access_tail(&access_store, records, &note, &origin, &keys, &mut |reached| {
+            let AccessLogStore { store: access, origin, keys } = open_access_log_store(loaded, store)?;
+            Some(import_access_tail(&access, records, &note, &origin, &keys, &mut |reached| {
                 progress("access", reached)
             })?)
         }
-        None => None,
+        None => {
+            drop(store);
+            None
+        }
     };
-    drop(store);
     open_registry(loaded)?.close();
     Ok(RestoredTails { identity, access })
+}
+
+/// The access log's store beside an identity store, with what checks it: its origin
+/// and every log key the identity log has named (they sign its checkpoints too).
+struct AccessLogStore {
+    store: SledStore,
+    origin: String,
+    keys: Vec<VerifyingKey>,
+}
+
+/// Opens the access log's store of `loaded`'s data directory, reading its origin and
+/// keys from the identity store, which it then lets go.
+fn open_access_log_store(
+    loaded: &Loaded,
+    identity: Arc<dyn registry_core::storage::Storage>,
+) -> Result<AccessLogStore, OperatorError> {
+    let reader = registry_core::query::Reader::new(identity, Arc::new(loaded.secrets()?));
+    let keys = reader.log_keys()?.into_iter().map(|(_, key)| key).collect();
+    let origin = registry_core::access::origin_for(&reader.origin()?.unwrap_or_default());
+    let store = SledStore::open(&loaded.config.server.data_dir.join(registry_core::registry::ACCESS_DIR))?;
+    Ok(AccessLogStore { store, origin, keys })
 }
 
 /// What `restore_tail` took back: of the identity log, and of the access log if asked.
