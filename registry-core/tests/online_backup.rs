@@ -218,6 +218,16 @@ fn backed_up(registry: &Registry, parent: &std::path::Path, name: &str) -> std::
     out
 }
 
+/// A copy of the export at `from`, at `to`, with a bit of its last record's signature
+/// flipped; returns `to`.
+fn altered_last_signature(from: &std::path::Path, to: &std::path::Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(from).unwrap();
+    let at = bytes.len() - 10; // inside the signature of the last record
+    bytes[at] ^= 1;
+    std::fs::write(to, &bytes).unwrap();
+    to.to_path_buf()
+}
+
 fn exported(store: &dyn Storage, path: &std::path::Path) {
     let mut out = std::fs::File::create(path).unwrap();
     registry_core::log_export::export_log(store, &mut out).unwrap();
@@ -280,11 +290,7 @@ fn a_restore_takes_back_the_lost_tail_from_an_export_and_issues_no_number_twice(
     let foreign = parent.path().join("other.bin");
     exported(&**other.store(), &foreign);
     other.close();
-    let altered = parent.path().join("altered.bin");
-    let mut bytes = std::fs::read(&export).unwrap();
-    let at = bytes.len() - 10; // inside the signature of the last record
-    bytes[at] ^= 1;
-    std::fs::write(&altered, &bytes).unwrap();
+    let altered = altered_last_signature(&export, &parent.path().join("altered.bin"));
     {
         let store = SledStore::open(&restored_dir).unwrap();
         let before = log_records(&store).len() as u64;
@@ -394,11 +400,7 @@ fn an_export_that_changes_while_it_is_imported_adds_only_what_was_verified() {
     let longer = parent.path().join("longer.bin");
     exported(&**registry.store(), &longer);
     registry.close();
-    let altered = parent.path().join("altered.bin");
-    let mut bytes = std::fs::read(&export).unwrap();
-    let at = bytes.len() - 10; // inside the signature of the last record
-    bytes[at] ^= 1;
-    std::fs::write(&altered, &bytes).unwrap();
+    let altered = altered_last_signature(&export, &parent.path().join("altered.bin"));
 
     // Each time, the file at `export` is replaced once the first pass has verified it.
     let import_swapping = |store: &SledStore, replacement: &std::path::Path| {
