@@ -101,6 +101,18 @@ impl TestServer {
         self.restart().await;
     }
 
+    /// Another server, on this one's keys, secrets and principals, serving the data
+    /// directory `data_dir` (a backup of this one's, restored).
+    pub async fn start_over(&self, data_dir: std::path::PathBuf) -> TestServer {
+        let (keys, principals) = (self.loaded.config.keys.clone(), self.loaded.config.principals.clone());
+        TestServer::start_with(move |_, loaded| {
+            loaded.config.server.data_dir = data_dir;
+            loaded.config.keys = keys;
+            loaded.config.principals = principals;
+        })
+        .await
+    }
+
     /// The endpoint URL clients connect to.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

@@ -300,13 +300,7 @@ async fn a_registrar_is_told_whose_data_a_restore_lost_and_enrols_it_again() {
     let mut loaded = server.loaded.clone();
     loaded.config.server.data_dir = backup_dir.clone();
     operator::restore_tail(&loaded, &export, None, None, &mut |_, _| ()).unwrap();
-    let (keys, principals) = (server.loaded.config.keys.clone(), server.loaded.config.principals.clone());
-    let restored = TestServer::start_with(move |_, loaded| {
-        loaded.config.server.data_dir = backup_dir;
-        loaded.config.keys = keys;
-        loaded.config.principals = principals;
-    })
-    .await;
+    let restored = server.start_over(backup_dir).await;
     let registrar = restored.token(Role::Registrar);
 
     let seen = huduma(&restored, &registrar, &["resolve", &number, "--purpose", "counter"]).await;

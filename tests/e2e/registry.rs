@@ -506,14 +506,7 @@ async fn an_admin_backs_up_the_serving_registry_and_the_backup_serves_once_resto
     server.stop().await;
 
     // Restored: the same keys and secrets, the data directory the backup.
-    let keys = server.loaded.config.keys.clone();
-    let principals = server.loaded.config.principals.clone();
-    let restored = TestServer::start_with(move |_, loaded| {
-        loaded.config.server.data_dir = expected;
-        loaded.config.keys = keys;
-        loaded.config.principals = principals;
-    })
-    .await;
+    let restored = server.start_over(expected).await;
     assert_eq!(restored.log_size().await, taken.records);
     let person = resolve(&restored, &numbers[4]).await;
     assert_eq!(person.demographics, Some(demographics(304)));
@@ -606,14 +599,7 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
     restored.config.server.data_dir = server.dir.path().join("backups").join("before");
     let tails = operator::restore_tail(&restored, &export, None, None, &mut |_, _| ()).expect("the tail taken back");
     assert_eq!(tails.identity.keys_lost, 1);
-    let (keys, principals) = (server.loaded.config.keys.clone(), server.loaded.config.principals.clone());
-    let data_dir = restored.config.server.data_dir.clone();
-    let restored = TestServer::start_with(move |_, loaded| {
-        loaded.config.server.data_dir = data_dir;
-        loaded.config.keys = keys;
-        loaded.config.principals = principals;
-    })
-    .await;
+    let restored = server.start_over(restored.config.server.data_dir).await;
     let seen = resolve(&restored, &lost).await;
     assert_eq!((seen.status, seen.demographics, seen.personal_data_lost), (pb::Status::Active as i32, None, true));
 
