@@ -163,6 +163,34 @@ impl TestServer {
             .into_inner()
             .log_size
     }
+
+    /// Waits until the newest signed checkpoint of each log covers the whole log, as
+    /// a backup (which copies up to it) needs; panics after 30 s.
+    pub async fn wait_for_checkpoints(&self) {
+        let mut audit = self.audit(Bearer::token(&self.token(Role::Auditor))).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for log in [pb::LogName::Identity, pb::LogName::Access] {
+            loop {
+                let keys = pb::GetVerifierKeysRequest { log: log as i32 };
+                let size = audit.get_verifier_keys(keys).await.expect("verifier keys").into_inner().log_size;
+                let newest = pb::GetCheckpointRequest { size: 0, log: log as i32 };
+                // A C2SP checkpoint's body: the origin, then the tree size in decimal.
+                let signed = match audit.get_checkpoint(newest).await {
+                    Ok(answer) => answer.into_inner().note.lines().nth(1).and_then(|n| n.parse::<u64>().ok()),
+                    Err(_) => None,
+                };
+                // An empty log has no checkpoint to wait for.
+                if size == 0 || signed == Some(size) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the {log:?} log's checkpoint ({signed:?}) did not reach its size ({size}) in 30 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
 }
 
 /// Plausible demographics, varied by `i`, never likely duplicates of one another.

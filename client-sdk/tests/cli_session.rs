@@ -235,7 +235,7 @@ async fn an_admin_has_the_serving_registry_back_itself_up() {
     let number = issued(
         &huduma(&server, &registrar, &[&register[..], &["--place", "Kisumu", "--centre", "KSM"]].concat()).await,
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.wait_for_checkpoints().await;
 
     let taken = json(&huduma(&server, &admin, &["--json", "backup", "weekly-49"]).await);
     let expected = server.dir.path().join("backups").join("weekly-49");
@@ -275,7 +275,7 @@ async fn a_registrar_is_told_whose_data_a_restore_lost_and_enrols_it_again() {
         "Kisumu",
     ];
     issued(&huduma(&server, &registrar, &[&["--json"], &first[..], &["--centre", "GPO"]].concat()).await);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // checkpointed
+    server.wait_for_checkpoints().await;
     let taken = json(&huduma(&server, &server.token(Role::Admin), &["--json", "backup", "nightly"]).await);
     let backup_dir = std::path::PathBuf::from(taken["path"].as_str().unwrap());
     // Registered after the backup; the data directory then lost, the backup restored and

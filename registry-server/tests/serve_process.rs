@@ -12,6 +12,7 @@ use std::time::Duration;
 use registry_server::config::{Loaded, ensure_dev_config};
 use registry_server::operator;
 use registry_server::proto as pb;
+use registry_server::proto::audit_client::AuditClient;
 use registry_server::proto::operations_client::OperationsClient;
 use registry_server::proto::registry_client::RegistryClient;
 use registry_server::proto::resolver_client::ResolverClient;
@@ -138,9 +139,20 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     let acks: Acks = Arc::default();
     let loading = tokio::spawn(load(addr.clone(), token, 16, acks.clone()));
     wait_for("500 acknowledged registrations", || acks.lock().unwrap().len() >= 500).await;
-    // An admin has the registry back itself up while the load goes on.
+    // An admin has the registry back itself up while the load goes on. A backup copies
+    // up to the newest signed checkpoint, which may trail the acknowledgements by up to
+    // a checkpoint interval: it holds at least what was signed before it was asked for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let signed = loop {
+        let signed = checkpoint_size(&addr, &dir.path().join("config.toml")).await;
+        if signed >= 500 {
+            break signed;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of 500 records signed under load in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let taken = backup(&addr, &dir.path().join("config.toml"), "under-load").await;
-    assert!(taken.records > 500, "{taken:?}");
+    assert!(taken.records >= signed, "{taken:?} holds less than the checkpoint of {signed} signed before it");
     assert!(acks.lock().unwrap().len() >= 500);
     // The Prometheus endpoint, apart from the gRPC port, counts what was served.
     let scraped = scrape(&metrics);
@@ -217,6 +229,19 @@ async fn backup(addr: &str, config: &Path, name: &str) -> pb::BackupTaken {
         Some(pb::backup_progress::Stage::Taken(taken)) => taken,
         other => panic!("the backup ended without what it took: {other:?}"),
     }
+}
+
+/// The size of the identity log's newest signed checkpoint, read as `config`'s auditor.
+async fn checkpoint_size(addr: &str, config: &Path) -> u64 {
+    use registry_server::auth::Role;
+    let loaded = Loaded::read(config).unwrap();
+    let auditor = loaded.config.principals.iter().find(|p| p.role == Role::Auditor).unwrap().token.clone().unwrap();
+    let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut request = tonic::Request::new(pb::GetCheckpointRequest { size: 0, log: pb::LogName::Identity as i32 });
+    request.metadata_mut().insert("authorization", format!("Bearer {auditor}").parse().unwrap());
+    let note = AuditClient::new(channel).get_checkpoint(request).await.expect("a checkpoint").into_inner().note;
+    // A C2SP checkpoint's body: the origin, then the tree size in decimal.
+    note.lines().nth(1).and_then(|size| size.parse().ok()).unwrap_or_else(|| panic!("no tree size in\n{note}"))
 }
 
 /// Resolves `number` as the KRA principal from `clients` concurrent clients, each

@@ -481,8 +481,7 @@ async fn an_admin_backs_up_the_serving_registry_and_the_backup_serves_once_resto
         numbers.push(register(&server, &format!("b-{i}"), 300 + i).await);
     }
     resolve(&server, &numbers[0]).await;
-    // The checkpoints catch up with the writes within the interval.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.wait_for_checkpoints().await;
     let items = backup(&server, "nightly-1").await.expect("a backup");
     let Some(pb::backup_progress::Stage::Taken(taken)) = items.last().and_then(|p| p.stage.clone()) else {
         panic!("the last message says what was taken: {items:?}");
@@ -545,7 +544,7 @@ async fn a_server_that_stops_mid_backup_cancels_it_removes_the_copy_and_closes_w
     tokio::task::spawn_blocking(move || registry.close()).await.unwrap();
     server.restart().await;
     let size = server.log_size().await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // a checkpoint of it all
+    server.wait_for_checkpoints().await;
 
     let mut operations = server.operations(Bearer::token(&server.token(Role::Admin))).await;
     let request = pb::BackupRequest { name: "interrupted".into() };
@@ -587,7 +586,7 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
     use registry_server::operator;
     let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
     register(&server, "k-0", 500).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // checkpointed
+    server.wait_for_checkpoints().await;
     backup(&server, "before").await.expect("a backup");
     let lost = register(&server, "k-1", 501).await;
     server.stop().await;
