@@ -559,6 +559,12 @@ async fn bulk_registration_resumes_without_registering_anyone_twice() {
     assert_eq!(refused.len(), 1);
     assert!(refused[0][0] == "8" && refused[0][3].contains("date_of_birth"), "{:?}", refused[0]);
     assert_eq!(server.log_size().await, before + 19);
+    // Request ids are named by the whole file's hash (as runs of earlier versions named
+    // them, so a run they began resumes) and the line.
+    let tag: String = blake3::hash(&std::fs::read(&file).unwrap()).to_hex().chars().take(16).collect();
+    for row in result_rows(&rows) {
+        assert_eq!(row[1], format!("bulk-{tag}-{}", row[0]), "{row:?}");
+    }
 
     // Cut the results short, as an interrupted run leaves them, and run again.
     let kept: String = rows.lines().take(11).map(|l| format!("{l}\n")).collect();
@@ -568,6 +574,25 @@ async fn bulk_registration_resumes_without_registering_anyone_twice() {
     assert_eq!(count_lines(&results), 21);
     assert_eq!(std::fs::read_to_string(&results).unwrap(), rows, "the same numbers, in the same order");
     assert_eq!(server.log_size().await, before + 19, "nobody was registered twice");
+}
+
+/// A file with a line that is not UTF-8 is refused before anyone in it is registered,
+/// naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_registration_refuses_a_file_that_is_not_text_before_registering_anyone() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.csv");
+    let mut bytes = b"Achieng,Odhiambo,,1990-01-11,F,Kisumu\n".to_vec();
+    bytes.extend_from_slice(b"Otieno,Odhiambo,,1991-01-11,M,Kisumu\n");
+    bytes.extend_from_slice(b"Wanjiru,Kam\xffau,,1992-01-11,F,Nyeri\n");
+    std::fs::write(&file, bytes).unwrap();
+    let before = server.log_size().await;
+    let args = ["register", "--file", file.to_str().unwrap(), "--centre", "KISUMU-HC"];
+    let out = huduma(&server, &server.token(Role::Registrar), &args).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("people.csv") && out.stderr.contains("UTF-8"), "{}", out.stderr);
+    assert_eq!(server.log_size().await, before, "nobody was registered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,27 +171,37 @@ pub async fn bulk_register(
     concurrency: usize,
     centre: &str,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| failure(3, format!("{}: {e}", file.display())))?;
+    let unreadable = |e: std::io::Error| failure(3, format!("{}: {e}", file.display()));
     let csv = !file.extension().is_some_and(|e| e == "jsonl" || e == "ndjson");
-    let tag: String = blake3::hash(text.as_bytes()).to_hex().chars().take(16).collect();
-    let lines: Vec<(usize, &str)> =
-        content_lines(text.lines().map(Ok::<_, std::convert::Infallible>), |l| csv && l.starts_with("given_name"))
-            .flatten()
-            .collect();
+    // The file is read as it goes (a campaign's file of millions takes the memory of
+    // the calls in flight): hashed whole first, then its lines counted (a line that is
+    // not UTF-8 is refused before anyone is registered), then registered.
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(file).map_err(unreadable)?).map_err(unreadable)?;
+    let tag: String = hasher.finalize().to_hex().chars().take(16).collect();
+    let people = || -> Result<_, Failure> {
+        let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(unreadable)?);
+        Ok(content_lines(std::io::BufRead::lines(reader), move |l| csv && l.starts_with("given_name")))
+    };
+    let mut total = 0u64;
+    for line in people()? {
+        line.map_err(unreadable)?;
+        total += 1;
+    }
     let out = out.unwrap_or_else(|| PathBuf::from(format!("{}.results.csv", file.display())));
     let mut results = Results::open(out, &["line", "request_id", "huduma_number", "error"])?;
     let done = results.written;
-    let progress = bar(lines.len() as u64, "register");
+    let progress = bar(total, "register");
     progress.set_position(done as u64);
-    let todo: Vec<(usize, &str)> = lines.into_iter().skip(done).collect();
+    let mut iter = people()?.skip(done).enumerate();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut iter = todo.iter().enumerate();
     loop {
         while tasks.len() < concurrency.max(1) {
-            let Some((position, (line, content))) = iter.next() else { break };
+            let Some((position, read)) = iter.next() else { break };
+            let (line, content) = read.map_err(unreadable)?;
             let request_id = format!("bulk-{tag}-{line}");
-            let parsed = parse_line(content, csv);
-            let (client, centre, line) = (client.clone(), centre.to_string(), *line);
+            let parsed = parse_line(&content, csv);
+            let (client, centre) = (client.clone(), centre.to_string());
             tasks.spawn(async move {
                 let answer = match parsed {
                     Ok(d) => client.register_person(&request_id, &d, &centre).await.map_err(|e| e.to_string()),
