@@ -359,6 +359,9 @@ impl Client {
         Ok((number_in("new_huduma_number", &answer.new_huduma_number)?, receipt_in(answer.receipt)?))
     }
 
+    /// Replaces a person's demographics (every field). Refused with
+    /// [`Error::PossibleDuplicate`] when the corrected person is likely someone else
+    /// registered; see [`Self::correct_demographics_overriding`].
     pub async fn correct_demographics(
         &self,
         request_id: &str,
@@ -366,11 +369,37 @@ impl Client {
         demographics: &Demographics,
         centre: &str,
     ) -> Result<Receipt, Error> {
+        self.correct(request_id, number, demographics, centre, String::new()).await
+    }
+
+    /// Corrects a person's demographics although the duplicate search refused it
+    /// ([`Error::PossibleDuplicate`]), stating why they are not the persons found; the
+    /// log records the justification and the candidates overridden.
+    pub async fn correct_demographics_overriding(
+        &self,
+        request_id: &str,
+        number: &str,
+        demographics: &Demographics,
+        centre: &str,
+        justification: &str,
+    ) -> Result<Receipt, Error> {
+        self.correct(request_id, number, demographics, centre, justification.into()).await
+    }
+
+    async fn correct(
+        &self,
+        request_id: &str,
+        number: &str,
+        demographics: &Demographics,
+        centre: &str,
+        duplicate_override_justification: String,
+    ) -> Result<Receipt, Error> {
         let message = pb::CorrectDemographicsRequest {
             request_id: request_id.into(),
             huduma_number: checked(number)?,
             demographics: Some(demographics_out(demographics)),
             centre: centre.into(),
+            duplicate_override_justification,
         };
         let answer =
             self.unary(message, |t, r| async move { RegistryClient::new(t).correct_demographics(r).await }).await?;

@@ -198,6 +198,20 @@ async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases(
     let short = huduma(&server, &registrar, &["correct", &second, "--given", "Adhiambo", "--centre", "X"]).await;
     assert_eq!(short.code, 2);
     assert!(short.stderr.contains("correct: --family is required"), "{}", short.stderr);
+    // Corrected back into the first's demographics, the twin is refused as her likely
+    // duplicate (5), naming her and the way to override; with a justification it goes.
+    let size = server.log_size().await;
+    let back: Vec<&str> = [&["correct", second.as_str()][..], &person, &centre].concat();
+    let refused = huduma(&server, &registrar, &back).await;
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("possible duplicate of {grouped} (score ")), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--override-duplicate"), "{}", refused.stderr);
+    assert_eq!(server.log_size().await, size, "a refusal writes nothing");
+    let why = ["--override-duplicate", "twin sister; the register had her given name wrong"];
+    assert_eq!(huduma(&server, &registrar, &[&back[..], &why[..]].concat()).await.code, 0);
+    assert_eq!(server.log_size().await, size + 1);
+    let shown = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
+    assert_eq!(shown["demographics"]["given_name"], "Akinyi", "{shown}");
 
     // Found to be one person after all: merged. Again is refused; a typo names its flag.
     let merge = |survivor: &str, duplicate: &str| {

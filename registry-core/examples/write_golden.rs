@@ -4,7 +4,9 @@
 //! tests/golden (v1: every event kind at version 1; v2: the same and a registration
 //! that overrode the duplicate search, `PersonRegistered` version 2; v3: the same with
 //! the agency record ids and the date of death sealed, `AgencyRecordLinked`,
-//! `AgencyRecordUnlinked` and `DeathRecorded` version 2), and every later version must
+//! `AgencyRecordUnlinked` and `DeathRecorded` version 2; v4: the same and a correction
+//! that overrode the duplicate search, `DemographicsCorrected` version 2), and every
+//! later version must
 //! still verify and fold them (tests/golden.rs). Never regenerate an existing
 //! version's fixture: that would defeat its purpose.
 
@@ -79,6 +81,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     submit(Command::RecordDeath { number: d, date_of_death: "2024-01-31".into() })?;
     submit(Command::MergeRecords { survivor: a2, duplicate: b, justification: "same person enrolled twice".into() })?;
     submit(Command::MergeRecords { survivor: a2, duplicate: f, justification: "the override was reviewed".into() })?;
+    // `e` corrected into `d`'s demographics: refused by the duplicate search, corrected
+    // with a justification (DemographicsCorrected version 2); erased after.
+    submit(Command::CorrectDemographicsOverridingDuplicates {
+        number: e,
+        demographics: person("Chebet", "Kiprop", "1970-03-15"),
+        justification: "namesake born the same day, documents seen at the centre".into(),
+    })?;
     submit(Command::ErasePersonalData { number: e, legal_basis: "DPA 2019 s.40 erasure request".into() })?;
     let reader = registry.reader();
     let mut expected = String::new();

@@ -69,6 +69,14 @@ pub enum Command {
         demographics: Demographics,
         justification: String,
     },
+    /// A correction the registrar makes although the duplicate search refused it (the
+    /// corrected demographics are likely another person's); recorded as for a
+    /// registration.
+    CorrectDemographicsOverridingDuplicates {
+        number: HudumaNumber,
+        demographics: Demographics,
+        justification: String,
+    },
 }
 
 /// Proof that a command was appended: the record's index (its sequence number and
@@ -117,7 +125,7 @@ pub enum CommandError {
     #[error("merge conflict: both persons hold a {agency} record ({survivor_record} and {duplicate_record})")]
     MergeConflict { agency: String, survivor_record: String, duplicate_record: String },
     #[error(
-        "possible duplicate enrolment: {}; if this is another person, register with a justification for the override",
+        "possible duplicate enrolment: {}; if this is another person, submit again with a justification for the override",
         candidates.iter().map(|(n, s)| format!("{n} (score {}.{:02})", s / 100, s % 100)).collect::<Vec<_>>().join(", ")
     )]
     PossibleDuplicate {

@@ -117,11 +117,57 @@ pub struct NumberReplaced {
     pub reason: ReplacementReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A person's demographics replaced. Written as version 1, or as version 2 when the
+/// registrar overrode the duplicate search the corrected demographics met (version 2
+/// adds `duplicate_override`, as `PersonRegistered` does).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemographicsCorrected {
     pub actor: Actor,
     pub person: PersonId,
     pub demographics: Sealed,
+    pub duplicate_override: Option<DuplicateOverride>,
+}
+
+/// `DemographicsCorrected` version 1 on the wire.
+#[derive(Serialize, Deserialize)]
+struct DemographicsCorrectedV1 {
+    actor: Actor,
+    person: PersonId,
+    demographics: Sealed,
+}
+
+/// `DemographicsCorrected` version 2 on the wire.
+#[derive(Serialize, Deserialize)]
+struct DemographicsCorrectedV2 {
+    actor: Actor,
+    person: PersonId,
+    demographics: Sealed,
+    duplicate_override: DuplicateOverride,
+}
+
+impl DemographicsCorrected {
+    fn encode(&self) -> Vec<u8> {
+        let (actor, person, demographics) = (self.actor.clone(), self.person, self.demographics.clone());
+        match &self.duplicate_override {
+            None => encode(&DemographicsCorrectedV1 { actor, person, demographics }),
+            Some(o) => encode(&DemographicsCorrectedV2 { actor, person, demographics, duplicate_override: o.clone() }),
+        }
+    }
+
+    fn decode(kv: KindVersion, payload: &[u8]) -> Result<Self, EventDecodeError> {
+        Ok(if kv.version == 1 {
+            let v: DemographicsCorrectedV1 = decode(kv, payload)?;
+            Self { actor: v.actor, person: v.person, demographics: v.demographics, duplicate_override: None }
+        } else {
+            let v: DemographicsCorrectedV2 = decode(kv, payload)?;
+            Self {
+                actor: v.actor,
+                person: v.person,
+                demographics: v.demographics,
+                duplicate_override: Some(v.duplicate_override),
+            }
+        })
+    }
 }
 
 /// A piece of personal data an event carries apart from the demographics: sealed
@@ -317,6 +363,7 @@ impl Event {
         };
         let version = match self {
             Event::PersonRegistered(e) if e.duplicate_override.is_some() => 2,
+            Event::DemographicsCorrected(e) if e.duplicate_override.is_some() => 2,
             Event::AgencyRecordLinked(e) => e.record_id.version(),
             Event::AgencyRecordUnlinked(e) => e.record_id.version(),
             Event::DeathRecorded(e) => e.date_of_death.version(),
@@ -332,7 +379,7 @@ impl Event {
             Event::LogKeyRotated(e) => encode(e),
             Event::PersonRegistered(e) => e.encode(),
             Event::NumberReplaced(e) => encode(e),
-            Event::DemographicsCorrected(e) => encode(e),
+            Event::DemographicsCorrected(e) => e.encode(),
             Event::AgencyRecordLinked(e) => e.encode(),
             Event::AgencyRecordUnlinked(e) => e.encode(),
             Event::DeathRecorded(e) => e.encode(),
@@ -351,7 +398,9 @@ impl Event {
             (LOG_KEY_ROTATED, 1) => Event::LogKeyRotated(decode(kv, payload)?),
             (PERSON_REGISTERED, 1 | 2) => Event::PersonRegistered(PersonRegistered::decode(kv, payload)?),
             (NUMBER_REPLACED, 1) => Event::NumberReplaced(decode(kv, payload)?),
-            (DEMOGRAPHICS_CORRECTED, 1) => Event::DemographicsCorrected(decode(kv, payload)?),
+            (DEMOGRAPHICS_CORRECTED, 1 | 2) => {
+                Event::DemographicsCorrected(DemographicsCorrected::decode(kv, payload)?)
+            }
             (AGENCY_RECORD_LINKED, 1 | 2) => Event::AgencyRecordLinked(AgencyRecordLinked::decode(kv, payload)?),
             (AGENCY_RECORD_UNLINKED, 1 | 2) => Event::AgencyRecordUnlinked(AgencyRecordUnlinked::decode(kv, payload)?),
             (DEATH_RECORDED, 1 | 2) => Event::DeathRecorded(DeathRecorded::decode(kv, payload)?),
@@ -389,6 +438,18 @@ mod tests {
                 record_id,
             }));
         }
+        let overridden = DuplicateOverride {
+            justification: "twins, confirmed at the centre".into(),
+            candidates: vec![OverriddenCandidate { number: "234567890124".parse().unwrap(), score_centi: 91 }],
+        };
+        for duplicate_override in [None, Some(overridden)] {
+            out.push(Event::DemographicsCorrected(DemographicsCorrected {
+                actor: actor.clone(),
+                person: PersonId(42),
+                demographics: sealed(),
+                duplicate_override,
+            }));
+        }
         for date_of_death in [PrivateText::Clear("2024-01-31".into()), PrivateText::Sealed(sealed())] {
             out.push(Event::DeathRecorded(DeathRecorded { actor: actor.clone(), person: PersonId(42), date_of_death }));
         }
@@ -423,7 +484,7 @@ mod tests {
                 Event::AgencyRecordLinked(AgencyRecordLinked { record_id: f, .. })
                 | Event::AgencyRecordUnlinked(AgencyRecordUnlinked { record_id: f, .. })
                 | Event::DeathRecorded(DeathRecorded { date_of_death: f, .. }) => f,
-                _ => unreachable!("only these events carry a private field"),
+                _ => continue,
             };
             match field {
                 PrivateText::Sealed(s) => {
@@ -437,5 +498,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A correction that overrode the duplicate search is version 2: version 1's bytes
+    /// with the override after them, as LOG-FORMAT.md lays it out.
+    #[test]
+    fn an_overriding_correction_is_version_1_with_the_override_appended() {
+        let mut seen = [false; 2];
+        for event in events() {
+            let Event::DemographicsCorrected(e) = &event else { continue };
+            let kv = event.kind_version();
+            let v1 = DemographicsCorrected { duplicate_override: None, ..e.clone() }.encode();
+            match &e.duplicate_override {
+                None => {
+                    assert_eq!((kv.version, event.encode_payload()), (1, v1));
+                    seen[0] = true;
+                }
+                Some(o) => {
+                    let appended = [v1, postcard::to_allocvec(o).unwrap()].concat();
+                    assert_eq!((kv.version, event.encode_payload()), (2, appended));
+                    seen[1] = true;
+                }
+            }
+        }
+        assert_eq!(seen, [true, true]);
     }
 }

@@ -15,7 +15,7 @@ use crate::command::{
 };
 use crate::commit_intent::{CommitIntent, IssuedNumbers};
 use crate::dedup::blocks::Upkeep;
-use crate::dedup::{OpenedAhead, Probe};
+use crate::dedup::{OpenedAhead, Probe, Profile};
 use crate::demographics::{self, Demographics};
 use crate::event::{self, Actor, Event};
 use crate::issuer::NumberIssuer;
@@ -685,17 +685,20 @@ impl Writer {
         Ok(key)
     }
 
-    /// The duplicate search for a registration: refuses it if a registered person
-    /// scores at or above the threshold and no justification overrides that; returns
-    /// what an override records.
+    /// The duplicate search for a registration or a correction (of `corrected`, who is
+    /// not their own duplicate): refuses it if another registered person scores at or
+    /// above the threshold and no justification overrides that; returns what an
+    /// override records.
     fn check_duplicates(
         &self,
         view: &View<'_>,
         probe: Option<Probe>,
         justification: Option<String>,
+        corrected: Option<PersonId>,
     ) -> Result<Option<event::DuplicateOverride>, CommandError> {
         let (Some(threshold), Some(probe)) = (self.duplicate_threshold, probe) else { return Ok(None) };
-        let found = crate::dedup::find_probed(view, &self.secrets, probe, threshold, 5, self.opened_ahead.as_ref())?;
+        let ahead = self.opened_ahead.as_ref();
+        let found = crate::dedup::find_probed(view, &self.secrets, probe, threshold, 5, ahead, corrected)?;
         let (searches, examined) = self.searched.get();
         self.searched.set((searches.saturating_add(1), examined.saturating_add(found.examined as u64)));
         let found = found.candidates;
@@ -770,7 +773,7 @@ impl Writer {
             }
             _ => None,
         };
-        let duplicate_override = self.check_duplicates(view, probe, justification)?;
+        let duplicate_override = self.check_duplicates(view, probe, justification, None)?;
         let issued = self.issue(view)?;
         let person = PersonId(self.head.next_seq);
         let data_key = crate::sealed::DataKey::generate();
@@ -815,15 +818,25 @@ impl Writer {
                 });
                 (event, Some(issued.number))
             }
-            Command::CorrectDemographics { number, demographics } => {
+            Command::CorrectDemographics { number, demographics }
+            | Command::CorrectDemographicsOverridingDuplicates { number, demographics, .. } => {
                 demographics.validate(today)?;
+                let justification = match &s.command {
+                    Command::CorrectDemographicsOverridingDuplicates { justification, .. } => {
+                        check_reason("justification", justification)?;
+                        Some(justification.clone())
+                    }
+                    _ => None,
+                };
                 let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
+                // The corrected person is searched for as a registration is, among
+                // everyone else: a correction must not make one person two.
+                let probe = self.duplicate_threshold.map(|_| Probe::of(&self.secrets, Profile::of(demographics)));
+                let duplicate_override = self.check_duplicates(view, probe, justification, Some(person))?;
                 let key = self.data_key_renewed_if_lost(view, person)?;
                 let sealed = seal_demographics(&key, person, demographics);
-                (
-                    Event::DemographicsCorrected(event::DemographicsCorrected { actor, person, demographics: sealed }),
-                    None,
-                )
+                let event = event::DemographicsCorrected { actor, person, demographics: sealed, duplicate_override };
+                (Event::DemographicsCorrected(event), None)
             }
             Command::LinkAgencyRecord { number, agency, record_id } => {
                 check_agency("record.agency", agency)?;

@@ -457,6 +457,81 @@ fn corrections_merges_and_erasure() {
     assert!(report.projections_checked, "the log still verifies after erasure");
 }
 
+/// A correction is searched for duplicates among everyone but the person corrected:
+/// making one person into another registered person is refused, naming them, and writes
+/// nothing; a justification lets it go ahead, and the log records the override (event
+/// version 2) as it does for a registration. Nobody is their own duplicate.
+#[test]
+fn a_correction_into_another_registered_person_is_refused_unless_overridden() {
+    use registry_core::event::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let amina = register(&registry, "a", 1);
+    let baraka = register(&registry, "b", 2);
+    let before = size(&registry);
+    let into_amina = Command::CorrectDemographics { number: baraka, demographics: person(1) };
+    match registry.submit_blocking(submission("c1", into_amina)) {
+        Err(CommandError::PossibleDuplicate { candidates }) => {
+            assert_eq!(candidates.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![amina]);
+        }
+        other => panic!("a correction into Amina was not refused as her duplicate: {other:?}"),
+    }
+    assert_eq!(size(&registry), before, "the refusal wrote nothing");
+    assert_eq!(registry.reader().resolve_number(baraka).unwrap().unwrap().demographics, Some(person(2)));
+
+    // Corrected to what he already is, he matches only himself: not refused.
+    registry
+        .submit_blocking(submission("c2", Command::CorrectDemographics { number: baraka, demographics: person(2) }))
+        .expect("nobody is their own duplicate");
+    let blank = Command::CorrectDemographicsOverridingDuplicates {
+        number: baraka,
+        demographics: person(1),
+        justification: " ".into(),
+    };
+    match registry.submit_blocking(submission("c3", blank)) {
+        Err(CommandError::InvalidArgument(e)) => assert_eq!(e.field, "justification"),
+        other => panic!("a blank justification was not refused by name: {other:?}"),
+    }
+
+    let why = "twin sister of Amina, birth certificates seen at the centre";
+    let overriding = Command::CorrectDemographicsOverridingDuplicates {
+        number: baraka,
+        demographics: person(1),
+        justification: why.into(),
+    };
+    let outcome = registry.submit_blocking(submission("c4", overriding)).expect("overridden");
+    assert_eq!(registry.reader().resolve_number(baraka).unwrap().unwrap().demographics, Some(person(1)));
+    let mut event = None;
+    registry_core::replay::for_each_record(&**registry.store(), outcome.receipt.index, |_, hashed| {
+        let record = registry_core::record::RecordRef::parse(hashed.bytes()).unwrap();
+        assert_eq!(record.header.kind.version, 2);
+        event = Some(Event::decode(record.header.kind, record.payload).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    match event.expect("the correction's record") {
+        Event::DemographicsCorrected(e) => {
+            let o = e.duplicate_override.expect("the override is recorded");
+            assert_eq!(o.justification, why);
+            assert_eq!(o.candidates.iter().map(|c| c.number).collect::<Vec<_>>(), vec![amina]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Both are now in the search under the same demographics: a third enrolment of
+    // them is refused naming both.
+    match registry.submit_blocking(submission("r3", Command::RegisterPerson { demographics: person(1) })) {
+        Err(CommandError::PossibleDuplicate { candidates }) => {
+            let mut found: Vec<_> = candidates.iter().map(|(n, _)| *n).collect();
+            found.sort();
+            let mut both = vec![amina, baraka];
+            both.sort();
+            assert_eq!(found, both);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(verify_whole(&**registry.store()).unwrap().projections_checked);
+}
+
 /// A person's name words are counted while they are in the duplicate search, and
 /// counted out once when they leave it (merged, or erased, or erased after a merge).
 #[test]

@@ -2,7 +2,9 @@
 //! examples/write_golden.rs), committed under tests/golden: v1 has every kind at its
 //! first version, v2 adds `PersonRegistered` version 2 (a registration that overrode
 //! the duplicate search), v3 writes the agency record ids and the date of death sealed
-//! (`AgencyRecordLinked`, `AgencyRecordUnlinked` and `DeathRecorded` version 2). Every
+//! (`AgencyRecordLinked`, `AgencyRecordUnlinked` and `DeathRecorded` version 2), v4
+//! adds `DemographicsCorrected` version 2 (a correction that overrode the duplicate
+//! search). Every
 //! later version of the registry must still verify each against its published genesis
 //! key and fold it to the same answers.
 
@@ -41,6 +43,40 @@ fn golden_log_v2_still_verifies_and_folds_to_the_same_answers() {
 #[test]
 fn golden_log_v3_still_verifies_and_folds_to_the_same_answers() {
     check("v3", 20, 7);
+}
+
+#[test]
+fn golden_log_v4_still_verifies_and_folds_to_the_same_answers() {
+    check("v4", 21, 7);
+}
+
+/// v4 holds a correction at version 2, with the override it records, and resolves as
+/// v3 does (the corrected person is erased after).
+#[test]
+fn golden_log_v4_holds_an_overriding_correction() {
+    use registry_core::event::{Event, KindVersion, kind};
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let store = MemoryStore::new();
+    log_export::import_log(&store, &mut std::fs::File::open(golden.join("v4/log.bin")).unwrap()).unwrap();
+    let mut overriding = Vec::new();
+    replay::for_each_record(&store, 0, |_, hashed| {
+        let record = registry_core::record::RecordRef::parse(hashed.bytes()).unwrap();
+        if record.header.kind == (KindVersion { kind: kind::DEMOGRAPHICS_CORRECTED, version: 2 }) {
+            overriding.push(Event::decode(record.header.kind, record.payload).unwrap());
+        }
+        Ok(())
+    })
+    .unwrap();
+    match overriding.as_slice() {
+        [Event::DemographicsCorrected(e)] => {
+            let o = e.duplicate_override.as_ref().expect("version 2 carries the override");
+            assert!(o.justification.starts_with("namesake"), "{o:?}");
+            assert_eq!(o.candidates.len(), 1, "{o:?}");
+        }
+        other => panic!("one overriding correction in v4, found {other:?}"),
+    }
+    let expected = |v: &str| std::fs::read_to_string(golden.join(v).join("expected.txt")).unwrap();
+    assert_eq!(expected("v4"), expected("v3"));
 }
 
 /// The agency record ids the fixtures link (and unlink) and the date of death they

@@ -22,6 +22,9 @@ enum Op {
     Register(usize),
     Replace(usize),
     Correct(usize, usize),
+    /// Correct with a justification for overriding the duplicate search (which a
+    /// correction into another registered person's demographics needs).
+    CorrectOverriding(usize, usize),
     Link(usize, usize, usize),
     /// Unlink the k-th link made so far (by the number it was made with).
     Unlink(usize),
@@ -40,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => i.clone().prop_map(Op::Register),
         1 => i.clone().prop_map(Op::Replace),
         1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::Correct(a, b)),
+        1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::CorrectOverriding(a, b)),
         3 => (i.clone(), 0usize..3, 0usize..6).prop_map(|(a, b, c)| Op::Link(a, b, c)),
         2 => (0usize..64).prop_map(Op::Unlink),
         1 => i.clone().prop_map(Op::Death),
@@ -97,6 +101,13 @@ fn run_on_known(
                 }
                 Op::Correct(i, d) => {
                     pick(*i).map(|number| Command::CorrectDemographics { number, demographics: person(*d) })
+                }
+                Op::CorrectOverriding(i, d) => {
+                    pick(*i).map(|number| Command::CorrectDemographicsOverridingDuplicates {
+                        number,
+                        demographics: person(*d),
+                        justification: "a namesake, seen in person".into(),
+                    })
                 }
                 Op::Link(i, a, r) => pick(*i).map(|number| Command::LinkAgencyRecord {
                     number,
@@ -712,6 +723,8 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
         Op::Link(2, 2, 3),
         Op::Unlink(0),
         Op::Correct(1, 5),
+        // Person 0 corrected into person 2's demographics: the override is recorded.
+        Op::CorrectOverriding(0, 2),
         Op::Revoke(2),
         Op::Reinstate(2),
         Op::Merge(1, 2),
@@ -726,7 +739,7 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
             // Later batches see only persons registered in earlier batches, so fewer
             // commands find their target; one at a time, every command is accepted.
             assert_eq!(issued.len(), 4, "three registrations and one replacement");
-            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 15, "genesis and 14 accepted commands");
+            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 16, "genesis and 15 accepted commands");
         }
         check_invariants(&store, &issued).unwrap();
         check_rebuild(&store).unwrap();
@@ -931,6 +944,7 @@ enum AheadOp {
     Override(registry_core::demographics::Demographics),
     /// Correct the n-th person registered so far (modulo their count).
     Correct(usize, registry_core::demographics::Demographics),
+    CorrectOverriding(usize, registry_core::demographics::Demographics),
     Erase(usize),
     Merge(usize, usize),
 }
@@ -941,6 +955,7 @@ fn ahead_op() -> impl Strategy<Value = AheadOp> {
         4 => namesake().prop_map(AheadOp::Register),
         4 => namesake().prop_map(AheadOp::Override),
         1 => (i.clone(), namesake()).prop_map(|(i, d)| AheadOp::Correct(i, d)),
+        1 => (i.clone(), namesake()).prop_map(|(i, d)| AheadOp::CorrectOverriding(i, d)),
         1 => i.clone().prop_map(AheadOp::Erase),
         1 => (i.clone(), i).prop_map(|(a, b)| AheadOp::Merge(a, b)),
     ]
@@ -988,6 +1003,13 @@ proptest! {
                         }),
                         AheadOp::Correct(i, d) => {
                             pick(*i).map(|number| Command::CorrectDemographics { number, demographics: d.clone() })
+                        }
+                        AheadOp::CorrectOverriding(i, d) => {
+                            pick(*i).map(|number| Command::CorrectDemographicsOverridingDuplicates {
+                                number,
+                                demographics: d.clone(),
+                                justification: "a namesake, seen in person".into(),
+                            })
                         }
                         AheadOp::Erase(i) => {
                             pick(*i).map(|number| Command::ErasePersonalData { number, legal_basis: "request".into() })

@@ -15,18 +15,20 @@ async fn resolve(server: &TestServer, number: &str) -> pb::ResolveResponse {
     resolver.resolve(by_number(number, "counter service")).await.expect("resolve").into_inner()
 }
 
-/// Asserts a refusal: its code, that its message names `words`, and that the log did not grow.
+/// Asserts a refusal: its code, that its message names `words`, and that the log did not
+/// grow; returns it.
 async fn refused<T: std::fmt::Debug>(
     server: &TestServer,
     before: u64,
     result: Result<T, tonic::Status>,
     code: Code,
     words: &str,
-) {
+) -> tonic::Status {
     let status = result.expect_err("refused");
     assert_eq!(status.code(), code, "{}", status.message());
     assert!(status.message().contains(words), "{:?} should name {words:?}", status.message());
     assert_eq!(server.log_size().await, before, "a refusal wrote nothing");
+    status
 }
 
 #[tokio::test]
@@ -58,6 +60,7 @@ async fn a_life_in_the_registry_over_grpc() {
             huduma_number: number.clone(),
             demographics: Some(demographics(2)),
             centre: "GPO-NAIROBI".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -199,6 +202,50 @@ async fn a_life_in_the_registry_over_grpc() {
     let (report, access) = registry_server::operator::verify(loaded, None, &mut |_, _| ()).expect("both logs verify");
     assert_eq!(report.records, size);
     assert!(access.size > 0, "the look-ups of this test were recorded");
+}
+
+/// A correction that would make one registered person into another is refused as a
+/// registration is: FAILED_PRECONDITION naming the candidate, the candidates in the
+/// details, nothing written, and the search recorded in the candidate's access list; a
+/// justification lets it through.
+#[tokio::test]
+async fn a_correction_into_another_person_is_refused_naming_them_until_justified() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let amina = register(&server, "a", 40).await;
+    let baraka = register(&server, "b", 41).await;
+    let before = server.log_size().await;
+    let correction = |id: &str, justification: &str| pb::CorrectDemographicsRequest {
+        request_id: id.into(),
+        huduma_number: baraka.clone(),
+        demographics: Some(demographics(40)),
+        centre: "GPO-NAIROBI".into(),
+        duplicate_override_justification: justification.into(),
+    };
+    let answer = registry.correct_demographics(correction("c-1", "")).await;
+    let status = refused(&server, before, answer, Code::FailedPrecondition, "possible duplicate").await;
+    let shown = amina.parse::<registry_core::HudumaNumber>().unwrap().to_string();
+    assert!(status.message().contains(&shown), "{} names {shown}", status.message());
+    let details: pb::FindDuplicatesResponse = prost::Message::decode(status.details()).unwrap();
+    assert_eq!(details.candidates.iter().map(|c| c.huduma_number.as_str()).collect::<Vec<_>>(), [amina.as_str()]);
+    assert_eq!(resolve(&server, &baraka).await.demographics, Some(demographics(41)), "unchanged");
+    let mut portal = server.resolver(Bearer::token(&server.token(Role::CitizenPortal))).await;
+    let listed = portal
+        .list_accesses(pb::ListAccessesRequest { huduma_number: amina.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed.accesses.iter().any(|a| a.purpose == "duplicate search at a correction"),
+        "Amina is told a correction's search showed her number: {listed:?}"
+    );
+    let blank = registry.correct_demographics(correction("c-2", " ")).await;
+    refused(&server, before, blank, Code::InvalidArgument, "duplicate_override_justification").await;
+
+    let justified = correction("c-3", "twin sister; birth certificates seen at the centre");
+    registry.correct_demographics(justified).await.expect("corrected with a justification");
+    assert_eq!(server.log_size().await, before + 1);
+    assert_eq!(resolve(&server, &baraka).await.demographics, Some(demographics(40)));
 }
 
 #[tokio::test]
@@ -618,6 +665,7 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
             huduma_number: lost.clone(),
             demographics: Some(demographics(501)),
             centre: "GPO-NAIROBI".into(),
+            ..Default::default()
         })
         .await
         .expect("their data enrolled again");

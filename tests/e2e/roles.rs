@@ -38,6 +38,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                     huduma_number: n,
                     demographics: Some(demographics(8)),
                     centre: "GPO-NAIROBI".into(),
+                    ..Default::default()
                 })
                 .await,
         ),

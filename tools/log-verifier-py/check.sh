@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/log-verifier-py
-for golden in registry-core/tests/golden/v1 registry-core/tests/golden/v2 registry-core/tests/golden/v3; do
+for golden in registry-core/tests/golden/v*/; do
+  golden=${golden%/}
   python3 "$here/verify_log.py" "$golden/log.bin" "$(cat "$golden/genesis.vkey")"
 done
 

@@ -20,7 +20,7 @@ RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
 ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
 KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
 MAX_PAYLOAD = 1 << 20
-KNOWN = {(1, 1), (2, 1), (16, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 26)}
+KNOWN = {(1, 1), (2, 1), (16, 2), (18, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 26)}
 
 
 class Bad(Exception):
@@ -81,6 +81,16 @@ def sealed(buf, at):
     return at
 
 
+def duplicate_override(buf, at):
+    """The justification, then (number, score_centi) pairs."""
+    _, at = string(buf, at)
+    count, at = varint(buf, at)
+    for _ in range(count):
+        _, at = varint(buf, at)
+        _, at = varint(buf, at)
+    return at
+
+
 def decode(kind: int, version: int, payload: bytes):
     """Decodes the payload strictly; returns the fields a verifier needs."""
     at, out = 0, {}
@@ -97,12 +107,7 @@ def decode(kind: int, version: int, payload: bytes):
         _, at = varint(payload, at)
         at = sealed(payload, at)
         if version == 2:
-            # duplicate_override: justification, then (number, score_centi) pairs.
-            _, at = string(payload, at)
-            count, at = varint(payload, at)
-            for _ in range(count):
-                _, at = varint(payload, at)
-                _, at = varint(payload, at)
+            at = duplicate_override(payload, at)
     elif kind == 17:
         at = actor(payload, at)
         for _ in range(2):
@@ -116,6 +121,8 @@ def decode(kind: int, version: int, payload: bytes):
         at = actor(payload, at)
         _, at = varint(payload, at)
         at = sealed(payload, at)
+        if version == 2:
+            at = duplicate_override(payload, at)
     elif kind in (19, 20):
         at = actor(payload, at)
         _, at = varint(payload, at)

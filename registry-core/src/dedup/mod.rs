@@ -120,7 +120,7 @@ pub fn find(
     floor: f32,
     limit: usize,
 ) -> Result<Vec<Candidate>, FoldError> {
-    Ok(find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit, None)?.candidates)
+    Ok(find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit, None, None)?.candidates)
 }
 
 /// What a search looks a new person up by: their profile, the tags of their birth
@@ -159,7 +159,8 @@ pub struct Found {
 /// [`find`], for a caller that has the search's [`Probe`] already (the writer, which
 /// derives it before the registration is sequenced), and may have opened some of the
 /// persons it examines ahead ([`OpenedAhead`]). The probe is used up: its profile is
-/// weighed by the name counts in place.
+/// weighed by the name counts in place. `excluded` (a person whose correction is
+/// searched for) is never a candidate, nor counted as examined.
 pub fn find_probed(
     view: &View<'_>,
     secrets: &Secrets,
@@ -167,6 +168,7 @@ pub fn find_probed(
     floor: f32,
     limit: usize,
     ahead: Option<&OpenedAhead>,
+    excluded: Option<PersonId>,
 ) -> Result<Found, FoldError> {
     let Probe { mut profile, dob, near, words } = probe;
     let Some(dob) = &dob else { return Ok(Found { candidates: Vec::new(), examined: 0 }) };
@@ -174,7 +176,8 @@ pub fn find_probed(
     // A block-mate can score at most this plus its date's weight: one born on a day
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
-    let persons = block_mates(view, secrets, &profile, dob, &near, best_but_dob, floor)?;
+    let mut persons = block_mates(view, secrets, &profile, dob, &near, best_but_dob, floor)?;
+    persons.retain(|person| Some(*person) != excluded);
     let examined = persons.len();
     let mut candidates = Vec::new();
     for person in persons {

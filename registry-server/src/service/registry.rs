@@ -30,9 +30,36 @@ impl RegistryService {
         self.registry.submit(Submission { request_id, actor, command }).await.map_err(wire::command_error)
     }
 
-    /// Records that a duplicate search showed `principal` these persons' numbers (each
-    /// person sees it in their access list); answers only once recorded.
-    async fn record_found(&self, principal: &Principal, numbers: &[huduma_number::HudumaNumber]) -> Result<(), Status> {
+    /// Submits a command the duplicate search checks (a registration or a correction):
+    /// a refusal for likely duplicates is recorded in each candidate's access list
+    /// (`purpose` says at what) before it is answered, with the candidates in its
+    /// details.
+    async fn submit_searched(
+        &self,
+        principal: &Principal,
+        submission: Submission,
+        purpose: &str,
+    ) -> Result<Outcome, Status> {
+        match self.registry.submit(submission).await {
+            Ok(outcome) => Ok(outcome),
+            Err(CommandError::PossibleDuplicate { candidates }) => {
+                let found: Vec<_> = candidates.iter().map(|(n, s)| (*n, *s as f32 / 100.0)).collect();
+                let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
+                self.record_found(principal, &numbers, purpose).await?;
+                Err(wire::possible_duplicate(&CommandError::PossibleDuplicate { candidates }, &found))
+            }
+            Err(e) => Err(wire::command_error(e)),
+        }
+    }
+
+    /// Records that a duplicate search (at `purpose`) showed `principal` these persons'
+    /// numbers (each person sees it in their access list); answers only once recorded.
+    async fn record_found(
+        &self,
+        principal: &Principal,
+        numbers: &[huduma_number::HudumaNumber],
+        purpose: &str,
+    ) -> Result<(), Status> {
         let reader = self.registry.reader();
         for number in numbers {
             let Some(found) = reader.resolve_number(*number).map_err(wire::query_error)? else { continue };
@@ -43,7 +70,7 @@ impl RegistryService {
                     principal: principal.name.clone(),
                     role: principal.role.name().into(),
                     agency: principal.agency.clone().unwrap_or_default(),
-                    purpose: "duplicate search at enrolment".into(),
+                    purpose: purpose.into(),
                     key: KeyUsed::Demographics,
                     outcome: AccessOutcome::Found(found.status),
                     attributes: Vec::new(),
@@ -113,17 +140,7 @@ impl RegistryRpc for RegistryService {
                 }
             };
             let submission = Submission { request_id: r.request_id, actor, command };
-            let outcome = match self.registry.submit(submission).await {
-                Ok(outcome) => outcome,
-                Err(CommandError::PossibleDuplicate { candidates }) => {
-                    let found: Vec<_> = candidates.iter().map(|(n, s)| (*n, *s as f32 / 100.0)).collect();
-                    let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
-                    self.record_found(&principal, &numbers).await?;
-                    let e = CommandError::PossibleDuplicate { candidates };
-                    return Err(wire::possible_duplicate(&e, &found));
-                }
-                Err(e) => return Err(wire::command_error(e)),
-            };
+            let outcome = self.submit_searched(&principal, submission, "duplicate search at enrolment").await?;
             Ok(Response::new(pb::RegisterPersonResponse {
                 huduma_number: issued(&outcome)?,
                 receipt: receipt(&outcome),
@@ -153,7 +170,8 @@ impl RegistryRpc for RegistryService {
             .map_err(|e| Status::internal(format!("the search failed: {e}")))?
             .map_err(wire::query_error)?;
             let found: Vec<_> = found.iter().map(|c| (c.number, c.score)).collect();
-            self.record_found(&principal, &found.iter().map(|(n, _)| *n).collect::<Vec<_>>()).await?;
+            let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
+            self.record_found(&principal, &numbers, "duplicate search at enrolment").await?;
             Ok(Response::new(wire::duplicates_out(&found)))
         })
         .await
@@ -188,8 +206,19 @@ impl RegistryRpc for RegistryService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             let demographics = wire::demographics(r.demographics)?;
             let actor = actor(&principal, &r.centre)?;
-            let command = Command::CorrectDemographics { number, demographics };
-            let outcome = self.submit(r.request_id, actor, command).await?;
+            let command = if r.duplicate_override_justification.is_empty() {
+                Command::CorrectDemographics { number, demographics }
+            } else {
+                check_reason("duplicate_override_justification", &r.duplicate_override_justification)
+                    .map_err(wire::command_error)?;
+                Command::CorrectDemographicsOverridingDuplicates {
+                    number,
+                    demographics,
+                    justification: r.duplicate_override_justification,
+                }
+            };
+            let submission = Submission { request_id: r.request_id, actor, command };
+            let outcome = self.submit_searched(&principal, submission, "duplicate search at a correction").await?;
             Ok(Response::new(pb::CorrectDemographicsResponse { receipt: receipt(&outcome) }))
         })
         .await

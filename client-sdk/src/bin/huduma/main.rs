@@ -189,11 +189,16 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         limit: u32,
     },
-    /// Correct a person's demographics: give all of them, as they should read.
+    /// Correct a person's demographics: give all of them, as they should read. The
+    /// corrected person is searched for among everyone else, as a registration is.
     Correct {
         number: String,
         #[command(flatten)]
         person: Person,
+        /// Correct although the duplicate search refused it, saying why the person is
+        /// not those found (recorded in the log with the candidates overridden).
+        #[arg(long, value_name = "JUSTIFICATION")]
+        override_duplicate: Option<String>,
         #[arg(long)]
         centre: String,
         #[arg(long)]
@@ -542,21 +547,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         None => client.register_person(&request_id, &demographics, &centre).await,
                         Some(why) => client.register_person_overriding(&request_id, &demographics, &centre, why).await,
                     };
-                    let (number, receipt) = registered.map_err(|e| match e {
-                        Error::PossibleDuplicate { candidates, .. } => {
-                            let like: Vec<String> = candidates
-                                .iter()
-                                .map(|c| format!("{} (score {:.2})", c.number, f64::from(c.score_centi) / 100.0))
-                                .collect();
-                            let message = format!(
-                                "refused: a possible duplicate of {}\nif this is another person, run the command \
-                                 again with --override-duplicate \"<why this is another person>\"",
-                                like.join(", ")
-                            );
-                            Failure { code: 5, message }
-                        }
-                        e => e.into(),
-                    })?;
+                    let (number, receipt) = registered.map_err(duplicate_refusal)?;
                     show(json, &Issued { huduma_number: shown_number(json, number), request_id, receipt })
                 }
             }
@@ -567,11 +558,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let found = client.find_duplicates(&demographics, limit).await?;
             show_candidates(json, &found)
         }
-        Cmd::Correct { number, person, centre, request_id } => {
+        Cmd::Correct { number, person, override_duplicate, centre, request_id } => {
             let demographics = person.demographics("correct", "")?;
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
-            let receipt = client.correct_demographics(&request_id, &number, &demographics, &centre).await?;
+            let corrected = match &override_duplicate {
+                None => client.correct_demographics(&request_id, &number, &demographics, &centre).await,
+                Some(why) => {
+                    client.correct_demographics_overriding(&request_id, &number, &demographics, &centre, why).await
+                }
+            };
+            let receipt = corrected.map_err(duplicate_refusal)?;
             show(json, &Done { request_id, receipt })
         }
         Cmd::Merge { survivor, duplicate, justification, centre, request_id } => {
@@ -798,6 +795,26 @@ struct Candidate {
 }
 
 /// The candidates a duplicate search found: JSON, or a line each (best first).
+/// A refusal for likely duplicates (of a registration or a correction), naming them
+/// and how to go on; any other error as it is.
+fn duplicate_refusal(e: Error) -> Failure {
+    match e {
+        Error::PossibleDuplicate { candidates, .. } => {
+            let like: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{} (score {:.2})", c.number, f64::from(c.score_centi) / 100.0))
+                .collect();
+            let message = format!(
+                "refused: a possible duplicate of {}\nif this is another person, run the command again with \
+                 --override-duplicate \"<why this is another person>\"",
+                like.join(", ")
+            );
+            Failure { code: 5, message }
+        }
+        e => e.into(),
+    }
+}
+
 fn show_candidates(json: bool, found: &[huduma_sdk::DuplicateCandidate]) -> Result<(), Failure> {
     let candidates: Vec<Candidate> = found
         .iter()
