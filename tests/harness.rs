@@ -101,6 +101,14 @@ impl TestServer {
         self.restart().await;
     }
 
+    /// Changes the config's principals or agencies' policies with `adjust` and puts
+    /// them in force while serving, as a SIGHUP does (`access_control`).
+    pub fn reload_access(&mut self, adjust: impl FnOnce(&mut Loaded)) {
+        adjust(&mut self.loaded);
+        let running = self.running.as_ref().expect("the server is running");
+        running.reloader().reload(&self.loaded.config);
+    }
+
     /// Another server, on this one's keys, secrets and principals, serving the data
     /// directory `data_dir` (a backup of this one's, restored).
     pub async fn start_over(&self, data_dir: std::path::PathBuf) -> TestServer {

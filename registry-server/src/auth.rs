@@ -63,6 +63,15 @@ impl Principal {
     }
 }
 
+/// What a call proved who it is with: a bearer token (held by its hash) or a client
+/// certificate's subject. Kept with the call, so a long-lived stream can be ended when
+/// a reload withdraws it (`access_control`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Token([u8; 32]),
+    Subject(String),
+}
+
 /// The credentials the server accepts. Tokens are held as BLAKE3 hashes, so a look-up
 /// compares hashes, not the secrets themselves.
 #[derive(Debug, Default)]
@@ -94,10 +103,31 @@ impl Authenticator {
     /// The principal behind a call: its client certificate's subject if it presented
     /// one, else its bearer token.
     pub fn authenticate(&self, metadata: &MetadataMap, cert_subject: Option<&str>) -> Result<Arc<Principal>, Status> {
+        self.credential_of(metadata, cert_subject).map(|(principal, _)| principal)
+    }
+
+    /// The principal a credential names, if any.
+    pub fn names(&self, credential: &Credential) -> Option<&Arc<Principal>> {
+        match credential {
+            Credential::Token(hash) => self.by_token.get(hash),
+            Credential::Subject(subject) => self.by_subject.get(subject),
+        }
+    }
+
+    /// [`Self::authenticate`], with the credential the call proved it by.
+    fn credential_of(
+        &self,
+        metadata: &MetadataMap,
+        cert_subject: Option<&str>,
+    ) -> Result<(Arc<Principal>, Credential), Status> {
         if let Some(subject) = cert_subject {
-            return self.by_subject.get(subject).cloned().ok_or_else(|| {
-                Status::unauthenticated(format!("client certificate subject {subject:?} is not a known principal"))
-            });
+            let credential = Credential::Subject(subject.to_string());
+            return match self.names(&credential) {
+                Some(principal) => Ok((Arc::clone(principal), credential)),
+                None => Err(Status::unauthenticated(format!(
+                    "client certificate subject {subject:?} is not a known principal"
+                ))),
+            };
         }
         let Some(header) = metadata.get("authorization") else {
             return Err(Status::unauthenticated("authorization: missing (send `authorization: Bearer <token>`)"));
@@ -108,17 +138,20 @@ impl Authenticator {
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <token>`"))?;
-        self.by_token
-            .get(&token_hash(token))
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("authorization: unknown token"))
+        let credential = Credential::Token(token_hash(token));
+        match self.names(&credential) {
+            Some(principal) => Ok((Arc::clone(principal), credential)),
+            None => Err(Status::unauthenticated("authorization: unknown token")),
+        }
     }
 
-    /// The interceptor: authenticates each call and attaches its principal.
+    /// The interceptor: authenticates each call and attaches its principal and the
+    /// credential it proved it by.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let subject = request.peer_certs().and_then(|certs| certs.first().and_then(|der| subject_of(der.as_ref())));
-        let principal = self.authenticate(request.metadata(), subject.as_deref())?;
+        let (principal, credential) = self.credential_of(request.metadata(), subject.as_deref())?;
         request.extensions_mut().insert(principal);
+        request.extensions_mut().insert(credential);
         Ok(request)
     }
 }
@@ -127,6 +160,15 @@ impl Authenticator {
 pub fn subject_of(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(cert.subject().to_string())
+}
+
+/// The credential the interceptor attached to a request.
+pub fn credential<T>(request: &Request<T>) -> Result<Credential, Status> {
+    request
+        .extensions()
+        .get::<Credential>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
 }
 
 /// The principal the interceptor attached to a request.

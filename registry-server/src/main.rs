@@ -50,8 +50,10 @@ const DEV_DIR: &str = "huduma-data";
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the registry over gRPC until SIGTERM or Ctrl-C (which drain in-flight
-    /// calls, flush and exit 0). Without --config, uses (creating it on first run) a
-    /// development configuration in ./huduma-data and prints its tokens.
+    /// calls, flush and exit 0). SIGHUP reads the config again and puts its
+    /// [[principals]] and [[agencies]] in force (a config that does not check is
+    /// refused, and what is in force stays). Without --config, uses (creating it on
+    /// first run) a development configuration in ./huduma-data and prints its tokens.
     Serve {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -416,12 +418,37 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let termination = registry_server::serve::Termination::install()?;
+        let mut hangups = registry_server::serve::Hangups::install()?;
         let running = registry_server::serve::start(&loaded).await?;
         say!("huduma-registry serving huduma.v1 on {} (config {})", running.addr, config_path.display());
         if created || loaded.config.principals.iter().any(|p| p.token.as_deref().is_some_and(|t| t.starts_with("dev-")))
         {
             print_dev_help(&loaded, &running.addr.to_string(), created);
         }
+        let (reloader, started, path) = (running.reloader(), loaded.config.clone(), config_path.clone());
+        tokio::spawn(async move {
+            loop {
+                hangups.next().await;
+                match registry_server::serve::reload_access(&path, &started, &reloader) {
+                    Ok(done) => {
+                        let r = done.reloaded;
+                        tell!(
+                            "reloaded {}: {} principals and {} agency policies in force",
+                            path.display(),
+                            r.principals,
+                            r.agency_policies
+                        );
+                        if done.other_changes {
+                            tell!("only [[principals]] and [[agencies]] are reloaded: the other changes take effect at the next start");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload refused");
+                        tell!("reload refused, the principals and policies in force are kept: {e}");
+                    }
+                }
+            }
+        });
         let stop = running.shutdown_handle();
         tokio::spawn(async move {
             termination.wait().await;

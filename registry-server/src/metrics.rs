@@ -95,3 +95,9 @@ fn code_name(code: tonic::Code) -> &'static str {
         Unauthenticated => "UNAUTHENTICATED",
     }
 }
+
+/// A reload of the access control (SIGHUP): `applied`, or `refused` (the config did
+/// not read or check; what was in force stays).
+pub fn access_reloaded(result: &'static str) {
+    metrics::counter!("huduma_access_reloads_total", "result" => result).increment(1);
+}

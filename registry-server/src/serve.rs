@@ -14,7 +14,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::auth::Authenticator;
+use crate::access_control::{self, Reloader};
 use crate::config::{Loaded, TlsConfig};
 use crate::operator;
 use crate::proto::audit_server::AuditServer;
@@ -50,6 +50,7 @@ pub struct Running {
     /// The address the gRPC port is bound to (useful with `listen = "127.0.0.1:0"`).
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    reloader: Reloader,
     task: JoinHandle<Result<(), ServeError>>,
 }
 
@@ -68,6 +69,12 @@ impl Running {
     /// A handle that stops the server when sent `true`.
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
+    }
+
+    /// A handle that replaces the principals and the agencies' disclosure policies in
+    /// force (`access_control`), as a SIGHUP does.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 }
 
@@ -100,8 +107,11 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
     tokio::spawn(report_log_size(registry.durable_size(), shutdown_rx.clone()));
     tokio::spawn(report_read_cache(Arc::clone(&registry), shutdown_rx.clone()));
 
-    let auth = Arc::new(Authenticator::new(&loaded.config.principals));
-    let interceptor = move |request| auth.intercept(request);
+    let (access, reloader) = access_control::in_force(&loaded.config);
+    let interceptor = {
+        let access = access.clone();
+        move |request| access.intercept(request)
+    };
     let max = server.max_message_bytes;
     let registry_service = InterceptedService::new(
         RegistryServer::new(RegistryService::new(Arc::clone(&registry)))
@@ -110,13 +120,9 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         interceptor.clone(),
     );
     let resolver_service = InterceptedService::new(
-        ResolverServer::new(ResolverService::new(
-            Arc::clone(&registry),
-            Arc::new(crate::disclosure::Disclosure::new(&loaded.config.agencies)),
-            shutdown_rx.clone(),
-        ))
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max),
+        ResolverServer::new(ResolverService::new(Arc::clone(&registry), access, shutdown_rx.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         interceptor.clone(),
     );
     let audit_service = InterceptedService::new(
@@ -187,7 +193,7 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         Ok(())
     });
     tracing::info!(%addr, "serving huduma.v1");
-    Ok(Running { addr, shutdown, task })
+    Ok(Running { addr, shutdown, reloader, task })
 }
 
 async fn report_log_size(mut durable: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
@@ -215,6 +221,66 @@ async fn report_read_cache(registry: Arc<registry_core::registry::Registry>, mut
             () = tokio::time::sleep(READ_CACHE_REPORT) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// What a reload of the config changed ([`reload_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessReload {
+    pub reloaded: access_control::Reloaded,
+    /// Whether the config changed elsewhere too: those changes take effect only at
+    /// the next start.
+    pub other_changes: bool,
+}
+
+/// Reads the config at `path` again and puts its principals and agencies' disclosure
+/// policies in force (`access_control`). A config that does not read or check is
+/// refused whole, and what is in force stays. `started` is the config the server
+/// started with, to say whether anything else changed.
+pub fn reload_access(
+    path: &std::path::Path,
+    started: &crate::config::Config,
+    reloader: &Reloader,
+) -> Result<AccessReload, crate::config::ConfigError> {
+    let read = Loaded::read(path);
+    crate::metrics::access_reloaded(if read.is_ok() { "applied" } else { "refused" });
+    let loaded = read?;
+    let reloaded = reloader.reload(&loaded.config);
+    let rest = |config: &crate::config::Config| {
+        let rest = crate::config::Config { principals: Vec::new(), agencies: Vec::new(), ..config.clone() };
+        toml::to_string(&rest).ok()
+    };
+    let other_changes = rest(&loaded.config) != rest(started);
+    tracing::info!(reloaded.principals, reloaded.agency_policies, other_changes, "access control reloaded");
+    Ok(AccessReload { reloaded, other_changes })
+}
+
+/// SIGHUP, the operator's "read the config again", caught from the moment this is
+/// installed.
+pub struct Hangups {
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Hangups {
+    /// Registers the handler now. Must run inside a Tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self { hangup: signal(SignalKind::hangup())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves at the next SIGHUP (never, where there are none).
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if self.hangup.recv().await.is_some() {
+            return;
+        }
+        std::future::pending().await
     }
 }
 

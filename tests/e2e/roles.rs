@@ -370,3 +370,70 @@ async fn health_and_reflection_answer_without_credentials() {
         assert!(!files.file_descriptor_proto.is_empty());
     }
 }
+
+/// Principals and agencies' policies reloaded while serving (as a SIGHUP does): a
+/// withdrawn token is refused from the next call and its replacement accepted; an
+/// agency's change stream goes on across a reload that leaves its access as it was,
+/// and ends UNAUTHENTICATED once a reload narrows what it may see; the narrowed policy
+/// applies to the next look-up; and a withdrawn agency token is refused.
+#[tokio::test]
+async fn a_reload_withdraws_tokens_and_streams_and_narrows_policies_while_serving() {
+    let mut server = TestServer::start().await;
+    let number = register(&server, "r-1", 1).await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let link = pb::LinkAgencyRecordRequest {
+        request_id: "l-1".into(),
+        huduma_number: number.clone(),
+        record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "K-1".into() }),
+        centre: "GPO-NAIROBI".into(),
+    };
+    registry.link_agency_record(link).await.unwrap();
+    let mut kra = server.resolver(Bearer::token(&server.token_of("kra"))).await;
+    let mut changes = kra.watch_changes(pb::WatchChangesRequest { from_index: 0 }).await.unwrap().into_inner();
+    assert_eq!(changes.next().await.unwrap().unwrap().kind, pb::ChangeKind::AgencyRecordLinked as i32);
+    let look_up = || pb::ResolveRequest {
+        key: Some(pb::resolve_request::Key::HudumaNumber(number.clone())),
+        purpose: "PAYE filing".into(),
+    };
+    let seen = kra.resolve(look_up()).await.unwrap().into_inner();
+    assert_eq!(seen.huduma_number, number);
+    assert!(seen.demographics.is_some_and(|d| !d.given_name.is_empty()));
+
+    // The registrar's token rotated: the old one is refused from the next call.
+    let rotated = "rotated-registrar-token-0123456789";
+    server.reload_access(|loaded| {
+        let registrar = loaded.config.principals.iter_mut().find(|p| p.role == Role::Registrar).unwrap();
+        registrar.token = Some(rotated.into());
+    });
+    let refused = registry.register_person(register_request("r-2", 2)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{}", refused.message());
+    let mut registry = server.registry(Bearer::token(rotated)).await;
+    registry.register_person(register_request("r-2", 2)).await.expect("the new token is in force");
+    // KRA's access did not change: its stream goes on.
+    let revoke = pb::RevokeNumberRequest {
+        request_id: "v-1".into(),
+        huduma_number: number.clone(),
+        reason: "check".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    let revoked = registry.revoke_number(revoke).await.unwrap().into_inner().receipt.unwrap().index;
+    let live =
+        tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!((live.index, live.kind), (revoked, pb::ChangeKind::NumberRevoked as i32));
+
+    // KRA's policy withdrawn: its stream ends, and its next look-up sees nothing personal.
+    server.reload_access(|loaded| loaded.config.agencies.retain(|a| a.code != "KRA"));
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await.unwrap();
+    let status = ended.expect("the stream says why it ends").expect_err("ended by the reload");
+    assert_eq!(status.code(), Code::Unauthenticated, "{}", status.message());
+    assert!(status.message().contains("kra"), "{}", status.message());
+    let narrowed = kra.resolve(look_up()).await.unwrap().into_inner();
+    assert_eq!((narrowed.huduma_number.as_str(), narrowed.demographics), ("", None));
+
+    // KRA's token withdrawn: refused.
+    server.reload_access(|loaded| {
+        let kra = loaded.config.principals.iter_mut().find(|p| p.name == "kra").unwrap();
+        kra.token = Some("rotated-kra-token-0123456789abcdef".into());
+    });
+    assert_eq!(kra.resolve(look_up()).await.unwrap_err().code(), Code::Unauthenticated);
+}

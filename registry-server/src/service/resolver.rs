@@ -12,8 +12,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Principal;
-use crate::disclosure::{Disclosure, redact};
+use crate::access_control::{AccessControl, Grant};
+use crate::auth::{Principal, credential};
+use crate::disclosure::redact;
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
@@ -29,13 +30,13 @@ const MAX_PAGE: usize = 500;
 
 pub struct ResolverService {
     registry: Arc<Registry>,
-    disclosure: Arc<Disclosure>,
+    access: AccessControl,
     shutdown: watch::Receiver<bool>,
 }
 
 impl ResolverService {
-    pub fn new(registry: Arc<Registry>, disclosure: Arc<Disclosure>, shutdown: watch::Receiver<bool>) -> Self {
-        Self { registry, disclosure, shutdown }
+    pub fn new(registry: Arc<Registry>, access: AccessControl, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, access, shutdown }
     }
 
     /// Records a look-up in the access log and waits until it is durable: a look-up
@@ -140,7 +141,7 @@ impl ResolverRpc for ResolverService {
             if let Some(own) = own_agency {
                 shown.agency_token = reader.agency_token(own, person);
             }
-            redact(&self.disclosure.view_for(&principal), &mut shown);
+            redact(&self.access.current().disclosure.view_for(&principal), &mut shown);
             Ok(Response::new(shown))
         })
         .await
@@ -228,13 +229,14 @@ impl ResolverRpc for ResolverService {
                 .agency
                 .clone()
                 .ok_or_else(|| Status::permission_denied(format!("{} has no agency code", principal.name)))?;
-            let show_number = self.disclosure.view_for(&principal).huduma_number;
+            let view = self.access.current().disclosure.view_for(&principal);
+            let show_number = view.huduma_number;
+            let grant = self.access.grant(credential(&request)?, Arc::clone(&principal), view);
             let from = request.into_inner().from_index;
             let (tx, rx) = mpsc::channel(CHANGE_CHUNK);
             let reader = self.registry.reader();
-            let durable = self.registry.durable_size();
-            let shutdown = self.shutdown.clone();
-            tokio::spawn(follow_changes(reader, agency, show_number, from, durable, shutdown, tx));
+            let ends = Ends { durable: self.registry.durable_size(), shutdown: self.shutdown.clone(), grant };
+            tokio::spawn(follow_changes(reader, agency, show_number, from, ends, tx));
             Ok(Response::new(ReceiverStream::new(rx)))
         })
         .await
@@ -288,18 +290,31 @@ fn lookup(
     Ok((found, asked, used))
 }
 
+/// What a change stream waits on besides its caller: the durable size growing, the
+/// server shutting down, a reload withdrawing its access.
+struct Ends {
+    durable: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+    grant: Grant,
+}
+
 /// Sends the agency's changes from `next` on, reading only what is durable, then waits
-/// for more; ends when the caller goes away or the server shuts down.
+/// for more; ends when the caller goes away, the server shuts down, or a reload
+/// withdraws the caller's access.
 async fn follow_changes(
     reader: registry_core::query::Reader,
     agency: String,
     show_number: bool,
     mut next: u64,
-    mut durable: watch::Receiver<u64>,
-    mut shutdown: watch::Receiver<bool>,
+    ends: Ends,
     tx: mpsc::Sender<Result<pb::Change, Status>>,
 ) {
+    let Ends { mut durable, mut shutdown, mut grant } = ends;
     loop {
+        if grant.is_withdrawn() {
+            let _ = tx.send(Err(grant.status())).await;
+            return;
+        }
         let size = *durable.borrow_and_update();
         let changes = match reader.agency_changes(&agency, next, CHANGE_CHUNK) {
             Ok(changes) => changes,
@@ -326,6 +341,10 @@ async fn follow_changes(
         tokio::select! {
             changed = durable.changed() => if changed.is_err() { return },
             () = tx.closed() => return,
+            () = grant.withdrawn() => {
+                let _ = tx.send(Err(grant.status())).await;
+                return;
+            }
             _ = shutdown.changed() => {
                 let _ = tx.send(Err(Status::unavailable("the server is shutting down; resume from the last index + 1"))).await;
                 return;
