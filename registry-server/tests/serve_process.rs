@@ -81,6 +81,26 @@ fn signal(child: &Child, name: &str) {
 
 type Acks = Arc<Mutex<BTreeMap<String, String>>>;
 
+/// The registration of synthetic person `i` as `token`'s principal.
+fn registration(token: &str, request_id: &str, i: u64) -> tonic::Request<pb::RegisterPersonRequest> {
+    let d = registry_server::synthetic::person(i);
+    let mut request = tonic::Request::new(pb::RegisterPersonRequest {
+        request_id: request_id.into(),
+        demographics: Some(pb::Demographics {
+            given_name: d.given_name,
+            family_name: d.family_name,
+            other_names: d.other_names,
+            date_of_birth: d.date_of_birth,
+            sex: pb::Sex::Female as i32,
+            place_of_birth: d.place_of_birth,
+        }),
+        centre: "KISUMU-HC".into(),
+        duplicate_override_justification: String::new(),
+    });
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
 /// Waits until `done` holds; fails the test after two minutes instead of hanging (a
 /// load that stops making progress must not run on, filling the disk).
 async fn wait_for(what: &str, done: impl Fn() -> bool) {
@@ -102,21 +122,7 @@ async fn load(addr: String, token: String, clients: usize, acks: Acks) {
             let mut client = RegistryClient::new(channel);
             for i in 0.. {
                 let id = format!("c{c}-{i}");
-                let d = registry_server::synthetic::person(c as u64 * 10_000 + i);
-                let mut request = tonic::Request::new(pb::RegisterPersonRequest {
-                    request_id: id.clone(),
-                    demographics: Some(pb::Demographics {
-                        given_name: d.given_name,
-                        family_name: d.family_name,
-                        other_names: d.other_names,
-                        date_of_birth: d.date_of_birth,
-                        sex: pb::Sex::Female as i32,
-                        place_of_birth: d.place_of_birth,
-                    }),
-                    centre: "KISUMU-HC".into(),
-                    duplicate_override_justification: String::new(),
-                });
-                request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let request = registration(&token, &id, c as u64 * 10_000 + i);
                 match client.register_person(request).await {
                     Ok(answer) => {
                         acks.lock().unwrap().insert(id, answer.into_inner().huduma_number);
@@ -340,22 +346,7 @@ fn check_acks(dir: &Path, acks: &Acks) {
 /// Registers synthetic person `i` as `token`'s principal.
 async fn register_one(addr: &str, token: &str, request_id: &str, i: u64) -> Result<(), tonic::Status> {
     let channel = Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
-    let d = registry_server::synthetic::person(900_000 + i);
-    let mut request = tonic::Request::new(pb::RegisterPersonRequest {
-        request_id: request_id.into(),
-        demographics: Some(pb::Demographics {
-            given_name: d.given_name,
-            family_name: d.family_name,
-            other_names: d.other_names,
-            date_of_birth: d.date_of_birth,
-            sex: pb::Sex::Female as i32,
-            place_of_birth: d.place_of_birth,
-        }),
-        centre: "KISUMU-HC".into(),
-        duplicate_override_justification: String::new(),
-    });
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    RegistryClient::new(channel).register_person(request).await.map(|_| ())
+    RegistryClient::new(channel).register_person(registration(token, request_id, 900_000 + i)).await.map(|_| ())
 }
 
 /// SIGHUP reads the config again: one that does not check is refused by name and the
@@ -385,7 +376,7 @@ async fn sighup_reloads_the_principals_or_refuses_a_bad_config_and_serves_on() {
     assert!(changed.contains("request_timeout_secs = 31"), "{changed}");
     std::fs::write(&config, changed).unwrap();
     signal(&child, "HUP");
-    wait_for("the reload", || stderr().contains("principals and")).await;
+    wait_for("the reload", || stderr().contains("agency policies in force")).await;
     let refused = register_one(&addr, &token, "h-3", 3).await.expect_err("the old token is withdrawn");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{}", refused.message());
     register_one(&addr, rotated, "h-3", 3).await.expect("the new token is in force");
