@@ -120,13 +120,13 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         interceptor.clone(),
     );
     let resolver_service = InterceptedService::new(
-        ResolverServer::new(ResolverService::new(Arc::clone(&registry), access, shutdown_rx.clone()))
+        ResolverServer::new(ResolverService::new(Arc::clone(&registry), access.clone(), shutdown_rx.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         interceptor.clone(),
     );
     let audit_service = InterceptedService::new(
-        AuditServer::new(AuditService::new(Arc::clone(&registry)))
+        AuditServer::new(AuditService::new(Arc::clone(&registry), access.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(16 * 1024 * 1024),
         interceptor.clone(),

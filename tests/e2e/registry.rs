@@ -576,20 +576,10 @@ async fn without_a_backup_dir_online_backups_are_off_and_say_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stops_mid_backup_cancels_it_removes_the_copy_and_closes_whole() {
     use pb::backup_progress::Stage;
-    use registry_server::operator;
-    use std::sync::Arc;
     let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
     // A store large enough that a backup still runs when its first progress (sent no
     // sooner than 250 ms in) arrives: filled in-process, the server stopped meanwhile.
-    server.stop().await;
-    let loaded = server.loaded.clone();
-    let registry = tokio::task::spawn_blocking(move || operator::open_registry(&loaded)).await.unwrap();
-    let registry = Arc::new(registry.expect("the registry opens"));
-    let report = operator::load(Arc::clone(&registry), "fill", 0, 30_000, 64, Arc::new(|_, _| ())).await;
-    assert_eq!((report.accepted, report.refused), (30_000, 0), "{:?}", report.first_refusal);
-    let registry = Arc::into_inner(registry).expect("the only handle");
-    tokio::task::spawn_blocking(move || registry.close()).await.unwrap();
-    server.restart().await;
+    server.fill(30_000).await;
     let size = server.log_size().await;
     server.wait_for_checkpoints().await;
 

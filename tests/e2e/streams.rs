@@ -204,3 +204,35 @@ async fn checkpoints_and_proofs_verify_with_the_published_key() {
     let err = auditor.get_checkpoint(pb::GetCheckpointRequest { size: 9_999, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+/// A reload that withdraws an auditor's token ends its download at the next record
+/// (after what the stream had buffered): UNAUTHENTICATED, before the log's end, every
+/// record sent before it in order.
+#[tokio::test]
+async fn a_download_ends_once_a_reload_withdraws_the_auditors_token() {
+    // More records than the stream and the connection buffer ahead of the reader.
+    let mut server = TestServer::start().await;
+    server.fill(20_000).await;
+    let size = server.log_size().await;
+    let mut auditor = server.audit(Bearer::token(&server.token(Role::Auditor))).await;
+    let whole = pb::GetRecordsRequest { start: 0, end: 0, ..Default::default() };
+    let mut records = auditor.get_records(whole).await.unwrap().into_inner();
+    assert_eq!(records.next().await.unwrap().unwrap().index, 0);
+    server.reload_access(|loaded| {
+        let auditor = loaded.config.principals.iter_mut().find(|p| p.role == Role::Auditor).unwrap();
+        auditor.token = Some("rotated-auditor-token-0123456789".into());
+    });
+    let mut received = 1;
+    let ended = loop {
+        match records.next().await {
+            Some(Ok(record)) => {
+                assert_eq!(record.index, received);
+                received += 1;
+            }
+            Some(Err(status)) => break status,
+            None => panic!("the download ran to its end ({received} of {size}) after the token was withdrawn"),
+        }
+    };
+    assert_eq!(ended.code(), Code::Unauthenticated, "{}", ended.message());
+    assert!(received < size, "{received} of {size}");
+}

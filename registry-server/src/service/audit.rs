@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::access_control::AccessControl;
+use crate::auth::credential;
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
@@ -17,11 +19,12 @@ use crate::wire;
 
 pub struct AuditService {
     registry: Arc<Registry>,
+    access: AccessControl,
 }
 
 impl AuditService {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<Registry>, access: AccessControl) -> Self {
+        Self { registry, access }
     }
 
     /// The log a request names.
@@ -97,7 +100,9 @@ impl AuditRpc for AuditService {
         request: Request<pb::GetRecordsRequest>,
     ) -> Result<Response<Self::GetRecordsStream>, Status> {
         timed(Rpc::GetRecords, async {
-            authorize(&request, Rpc::GetRecords)?;
+            let principal = authorize(&request, Rpc::GetRecords)?;
+            let view = self.access.current().disclosure.view_for(&principal);
+            let mut grant = self.access.grant(credential(&request)?, principal, view);
             let r = request.into_inner();
             let log = self.log("log", r.log)?;
             let size = log.size(&self.registry)?;
@@ -112,6 +117,12 @@ impl AuditRpc for AuditService {
             let start = r.start;
             tokio::task::spawn_blocking(move || {
                 for index in start..end {
+                    // A download of the whole log takes a while: a reload that
+                    // withdraws the auditor's credential ends it at the next record.
+                    if grant.is_withdrawn() {
+                        let _ = tx.blocking_send(Err(grant.status()));
+                        return;
+                    }
                     let item = match log.record(index) {
                         Ok(Some(data)) => Ok(pb::Record { index, data }),
                         Ok(None) => Err(Status::data_loss(format!("record {index} is missing from the log"))),
