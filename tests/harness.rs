@@ -295,6 +295,7 @@ impl TestPki {
             agency: Some("KRA".into()),
             token: None,
             cert_subject: Some("CN=kra-gateway, O=Kenya Revenue Authority".into()),
+            calls_per_second: None,
         };
         self.configure(dir, loaded, principal);
     }

@@ -1,8 +1,9 @@
 //! [`Client`]: a connection to the registry with credentials, a deadline per call and
 //! a retry policy, and a typed method for every RPC. Unary calls that fail with
-//! UNAVAILABLE or DEADLINE_EXCEEDED are retried with exponential backoff and the *same*
-//! request (the same request id), so a retried registration returns the first answer
-//! and never issues a second number.
+//! UNAVAILABLE or DEADLINE_EXCEEDED, or with RESOURCE_EXHAUSTED saying when to retry
+//! (the caller's call rate), are retried with exponential backoff (at least that wait)
+//! and the *same* request (the same request id), so a retried registration returns the
+//! first answer and never issues a second number.
 
 use std::time::Duration;
 
@@ -262,7 +263,8 @@ impl Client {
         request
     }
 
-    /// Calls, retrying the same message on UNAVAILABLE and DEADLINE_EXCEEDED.
+    /// Calls, retrying the same message on UNAVAILABLE and DEADLINE_EXCEEDED, and on
+    /// RESOURCE_EXHAUSTED after at least the wait the registry asked for.
     async fn unary<T, R, Fut>(&self, message: T, call: impl Fn(Transport, Request<T>) -> Fut) -> Result<R, Error>
     where
         T: Clone,
@@ -278,7 +280,8 @@ impl Client {
                         return Err(error);
                     }
                     tracing::debug!(%error, attempt, "retrying with the same request");
-                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    let wait = self.retry.backoff(attempt).max(error.retry_after().unwrap_or_default());
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }

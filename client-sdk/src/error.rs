@@ -39,6 +39,11 @@ pub enum Error {
     /// The deadline passed (retried by the SDK before it is returned).
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
+    /// The caller is over the call rate the registry allows it (`retry_after`: when it
+    /// may call again, as the registry said; such a refusal is retried by the SDK,
+    /// waiting at least that long, before it is returned).
+    #[error("resource exhausted: {message}")]
+    ResourceExhausted { message: String, retry_after: Option<std::time::Duration> },
     /// Past the end (e.g. of the log).
     #[error("out of range: {0}")]
     OutOfRange(String),
@@ -57,9 +62,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the same request (same request id) may succeed.
+    /// Whether retrying the same request (same request id) may succeed: the registry
+    /// was unreachable, slow, or asked the caller to slow down.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::DeadlineExceeded(_))
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::DeadlineExceeded(_) | Error::ResourceExhausted { retry_after: Some(_), .. }
+        )
+    }
+
+    /// How long the registry asked the caller to wait before calling again, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::ResourceExhausted { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -86,6 +103,17 @@ impl From<tonic::Status> for Error {
             Code::PermissionDenied => Error::PermissionDenied(message),
             Code::Unavailable => Error::Unavailable(message),
             Code::DeadlineExceeded => Error::DeadlineExceeded(message),
+            Code::ResourceExhausted => {
+                // The registry's rate refusal says when to retry (gRPC's retry pushback);
+                // a refusal without it (e.g. a message too large) is not retried.
+                let retry_after = status
+                    .metadata()
+                    .get("grpc-retry-pushback-ms")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .map(std::time::Duration::from_millis);
+                Error::ResourceExhausted { message, retry_after }
+            }
             Code::OutOfRange => Error::OutOfRange(message),
             code => Error::Other { code, message },
         }

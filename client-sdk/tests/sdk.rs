@@ -368,3 +368,50 @@ async fn every_look_up_appears_in_the_persons_access_list_with_its_purpose() {
     // Nothing of the look-up is readable in the record itself.
     assert!(!record.data.windows(15).any(|w| w == b"counter service"));
 }
+
+/// A principal with `calls_per_second` gets that many calls at once, then
+/// RESOURCE_EXHAUSTED naming its rate and when to retry; other principals are not held
+/// to it; and with its default retry policy the SDK waits as asked and retries, so each
+/// of its calls succeeds, only later.
+#[tokio::test]
+async fn a_principal_over_its_call_rate_is_told_when_to_retry_and_the_sdk_waits_as_asked() {
+    use huduma_sdk::RetryPolicy;
+    let server = TestServer::start_with(|_, loaded| {
+        let kra = loaded.config.principals.iter_mut().find(|p| p.name == "kra").unwrap();
+        kra.calls_per_second = Some(5);
+        let nhif = loaded.config.principals.iter_mut().find(|p| p.name == "nhif").unwrap();
+        nhif.calls_per_second = Some(1);
+    })
+    .await;
+    let number: HudumaNumber = register(&server, "r-1", 1).await.parse().unwrap();
+    let once = RetryPolicy { attempts: 1, ..RetryPolicy::default() };
+    let kra = Client::builder(server.endpoint()).token(server.token_of("kra")).retry(once).connect().await.unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        answers.push(kra.resolve(number, "PAYE filing").await);
+    }
+    assert!(answers[..5].iter().all(Result::is_ok), "a burst of its rate: {:?}", &answers[..5]);
+    let refused = answers.iter().find_map(|a| a.as_ref().err()).expect("20 calls at once are over 5 a second");
+    let Error::ResourceExhausted { message, retry_after } = refused else { panic!("{refused:?}") };
+    assert!(message.contains("kra is over its rate of 5 calls a second"), "{message}");
+    let wait = retry_after.expect("the refusal says when to retry");
+    assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_millis(200), "{wait:?}");
+
+    let registrar = client(&server, Role::Registrar).await;
+    for _ in 0..20 {
+        registrar.resolve(number, "counter").await.expect("the registrar has no rate");
+    }
+    // One call a second: each call after the first is refused, and this policy's
+    // backoff alone (at most 20 ms, two retries) would give up long before the second
+    // it is told to wait.
+    let quick = RetryPolicy {
+        attempts: 3,
+        initial_backoff: std::time::Duration::from_millis(10),
+        max_backoff: std::time::Duration::from_millis(20),
+    };
+    let patient =
+        Client::builder(server.endpoint()).token(server.token_of("nhif")).retry(quick).connect().await.unwrap();
+    for i in 0..3 {
+        patient.resolve(number, "claim").await.unwrap_or_else(|e| panic!("look-up {i}: {e}"));
+    }
+}

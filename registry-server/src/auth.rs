@@ -63,6 +63,10 @@ impl Principal {
     }
 }
 
+/// The metadata key of a refusal's "retry after this many milliseconds" (gRPC's retry
+/// pushback, which gRPC's own retry policies honour).
+pub const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
+
 /// What a call proved who it is with: a bearer token (held by its hash) or a client
 /// certificate's subject. Kept with the call, so a long-lived stream can be ended when
 /// a reload withdraws it (`access_control`).
@@ -72,12 +76,28 @@ pub enum Credential {
     Subject(String),
 }
 
-/// The credentials the server accepts. Tokens are held as BLAKE3 hashes, so a look-up
-/// compares hashes, not the secrets themselves.
+/// The credentials the server accepts, and the call rates of the principals that have
+/// one. Tokens are held as BLAKE3 hashes, so a look-up compares hashes, not the secrets
+/// themselves.
 #[derive(Debug, Default)]
 pub struct Authenticator {
     by_token: HashMap<[u8; 32], Arc<Principal>>,
     by_subject: HashMap<String, Arc<Principal>>,
+    /// By principal name.
+    rates: HashMap<String, CallRate>,
+    clock: governor::clock::DefaultClock,
+}
+
+/// A principal's allowance of calls: `per_second`, in bursts of up to as many (GCRA).
+struct CallRate {
+    per_second: u32,
+    limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for CallRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRate").field("per_second", &self.per_second).finish_non_exhaustive()
+    }
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -89,6 +109,11 @@ impl Authenticator {
     pub fn new(principals: &[PrincipalConfig]) -> Self {
         let mut auth = Self::default();
         for p in principals {
+            if let Some(per_second) = p.calls_per_second.and_then(std::num::NonZeroU32::new) {
+                let quota = governor::Quota::per_second(per_second);
+                let limiter = governor::RateLimiter::direct_with_clock(quota, auth.clock.clone());
+                auth.rates.insert(p.name.clone(), CallRate { per_second: per_second.get(), limiter });
+            }
             let principal = Arc::new(Principal { name: p.name.clone(), role: p.role, agency: p.agency.clone() });
             if let Some(token) = &p.token {
                 auth.by_token.insert(token_hash(token), Arc::clone(&principal));
@@ -145,11 +170,32 @@ impl Authenticator {
         }
     }
 
-    /// The interceptor: authenticates each call and attaches its principal and the
-    /// credential it proved it by.
+    /// Whether `principal` may make one more call now (its `calls_per_second`); if not,
+    /// RESOURCE_EXHAUSTED saying when it may, also as `grpc-retry-pushback-ms`.
+    pub fn within_rate(&self, principal: &Principal) -> Result<(), Status> {
+        use governor::clock::Clock as _;
+        let Some(rate) = self.rates.get(&principal.name) else { return Ok(()) };
+        let Err(not_until) = rate.limiter.check() else { return Ok(()) };
+        // Rounded up: a caller that waits what it is told is then let through.
+        let wait = not_until.wait_time_from(self.clock.now()).as_nanos().div_ceil(1_000_000).max(1);
+        crate::metrics::rate_limited(&principal.name);
+        let calls = if rate.per_second == 1 { "call" } else { "calls" };
+        let mut status = Status::resource_exhausted(format!(
+            "{} is over its rate of {} {calls} a second; retry in {wait} ms",
+            principal.name, rate.per_second
+        ));
+        if let Ok(value) = wait.to_string().parse() {
+            status.metadata_mut().insert(RETRY_PUSHBACK, value);
+        }
+        Err(status)
+    }
+
+    /// The interceptor: authenticates each call, holds it to its principal's rate, and
+    /// attaches its principal and the credential it proved it by.
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let subject = request.peer_certs().and_then(|certs| certs.first().and_then(|der| subject_of(der.as_ref())));
         let (principal, credential) = self.credential_of(request.metadata(), subject.as_deref())?;
+        self.within_rate(&principal)?;
         request.extensions_mut().insert(principal);
         request.extensions_mut().insert(credential);
         Ok(request)
@@ -191,6 +237,7 @@ mod tests {
             agency: Some("KRA".into()),
             token: Some("dev-kra-0123456789abcdef".into()),
             cert_subject: Some("CN=kra-gateway".into()),
+            calls_per_second: None,
         }])
     }
 
@@ -213,5 +260,36 @@ mod tests {
         assert!(auth.authenticate(&MetadataMap::new(), None).unwrap_err().message().contains("missing"));
         let err = auth.authenticate(&metadata("Bearer dev-kra-0123456789abcdef"), Some("CN=other")).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated, "an unknown certificate is not rescued by a token");
+    }
+
+    /// A principal with a rate has that many calls at once, then is refused with a
+    /// time to retry after; a principal without one, and another principal, are not
+    /// held to it.
+    #[test]
+    fn a_principal_over_its_rate_is_refused_with_when_to_retry() {
+        let principal = |name: &str, calls_per_second| PrincipalConfig {
+            name: name.into(),
+            role: Role::Registrar,
+            agency: None,
+            token: Some(format!("dev-{name}-0123456789abcdef")),
+            cert_subject: None,
+            calls_per_second,
+        };
+        let auth = Authenticator::new(&[principal("slow", Some(3)), principal("free", None)]);
+        let slow = auth.authenticate(&metadata("Bearer dev-slow-0123456789abcdef"), None).unwrap();
+        let free = auth.authenticate(&metadata("Bearer dev-free-0123456789abcdef"), None).unwrap();
+        for _ in 0..3 {
+            auth.within_rate(&slow).expect("a burst of its rate");
+        }
+        let refused = auth.within_rate(&slow).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(refused.message().contains("slow is over its rate of 3 calls a second"), "{}", refused.message());
+        let wait: u64 = refused.metadata().get(RETRY_PUSHBACK).unwrap().to_str().unwrap().parse().unwrap();
+        assert!((1..=334).contains(&wait), "a third of a second at most, one call's worth: {wait} ms");
+        for _ in 0..100 {
+            auth.within_rate(&free).expect("no rate, no limit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        auth.within_rate(&slow).expect("allowed again once the wait is over");
     }
 }

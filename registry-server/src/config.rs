@@ -23,6 +23,7 @@
 //! role = "registrar"                     # registrar | agency | auditor | admin
 //! token = "dev-token-..."                # bearer token (development)
 //! # cert_subject = "CN=gpo-registrar-1, O=Huduma"  # mTLS client certificate subject
+//! # calls_per_second = 200               # beyond it: RESOURCE_EXHAUSTED (none: unlimited)
 //!
 //! [[agencies]]                           # what an agency may see when it resolves
 //! code = "KRA"
@@ -53,6 +54,9 @@ pub struct Config {
     pub agencies: Vec<crate::disclosure::AgencyPolicyConfig>,
 }
 
+/// The highest `calls_per_second` a principal may be given.
+pub const MAX_CALLS_PER_SECOND: u32 = 100_000;
+
 /// One caller the server knows, with its role.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +73,11 @@ pub struct PrincipalConfig {
     /// (e.g. `CN=kra-gateway,O=Kenya Revenue Authority`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_subject: Option<String>,
+    /// At most this many calls a second (in bursts of up to as many), beyond which the
+    /// principal's calls are refused RESOURCE_EXHAUSTED, saying when to retry; none:
+    /// unlimited. 1-100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_second: Option<u32>,
 }
 
 /// TLS for the gRPC port; with `client_ca`, clients must present a certificate it
@@ -319,6 +328,9 @@ impl Loaded {
             {
                 return Err(format!("{at}.cert_subject: another principal has the same subject"));
             }
+            if p.calls_per_second.is_some_and(|rate| !(1..=MAX_CALLS_PER_SECOND).contains(&rate)) {
+                return Err(format!("{at}.calls_per_second: between 1 and {MAX_CALLS_PER_SECOND}"));
+            }
         }
         Ok(())
     }
@@ -366,6 +378,7 @@ pub fn dev_principals() -> Vec<PrincipalConfig> {
         agency: agency.map(Into::into),
         token: Some(dev_token(name)),
         cert_subject: None,
+        calls_per_second: None,
     };
     vec![
         principal("gpo-registrar-1", Role::Registrar, None),

@@ -58,6 +58,13 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Check a config as `serve` (and a SIGHUP reload) would, without serving: every
+    /// field, and that the master secret and the log key it names can be read. Exits 1
+    /// naming what is wrong; prints what it holds otherwise.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Create a development configuration (config with a principal of each role, log
     /// key, master secret, data dir) in DIR if there is none, open the registry once,
     /// and print how to use it.
@@ -215,6 +222,28 @@ fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Serve { config } => serve(config),
         Cmd::Init { dir } => init(&dir),
+        Cmd::CheckConfig { config } => {
+            let loaded = Loaded::read(&config)?;
+            loaded.secrets()?;
+            let key = loaded.log_key()?;
+            let c = &loaded.config;
+            let rated = c.principals.iter().filter(|p| p.calls_per_second.is_some()).count();
+            println!("ok: {}", config.display());
+            println!(
+                "  serves {} (origin {}), data in {}",
+                c.server.listen,
+                c.server.origin,
+                c.server.data_dir.display()
+            );
+            println!("  log key: {}", note_verifier_key(&c.server.origin, &key.public()));
+            println!(
+                "  {} principals ({rated} with a call rate), {} agency disclosure policies; tls: {}",
+                c.principals.len(),
+                c.agencies.len(),
+                if c.server.tls.is_some() { "on" } else { "off" }
+            );
+            Ok(())
+        }
         Cmd::Keygen { config, out, name } => {
             let (out, name) = match (config, out) {
                 (Some(config), _) => {

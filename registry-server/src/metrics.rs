@@ -101,3 +101,8 @@ fn code_name(code: tonic::Code) -> &'static str {
 pub fn access_reloaded(result: &'static str) {
     metrics::counter!("huduma_access_reloads_total", "result" => result).increment(1);
 }
+
+/// A call refused because its principal was over its `calls_per_second`.
+pub fn rate_limited(principal: &str) {
+    metrics::counter!("huduma_rate_limited_total", "principal" => principal.to_string()).increment(1);
+}

@@ -34,6 +34,37 @@ fn keygen_writes_the_key_the_config_names_and_never_overwrites_one() {
     assert!(ok, "{err}");
 }
 
+/// `check-config` checks a config as a start (or a SIGHUP reload) would, without
+/// serving: a good one is summarised, a bad field or a missing key file is named.
+#[test]
+fn check_config_names_what_is_wrong_before_a_start_or_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = ensure_dev_config(dir.path()).unwrap();
+    let path = config.to_str().unwrap();
+    let (ok, out, err) = run(&["check-config", "--config", path]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&format!("ok: {path}")), "{out}");
+    assert!(out.contains("6 principals (0 with a call rate), 2 agency disclosure policies; tls: off"), "{out}");
+    assert!(out.contains("log key: dev.huduma.local/log+"), "{out}");
+    let text = std::fs::read_to_string(&config).unwrap();
+
+    let rated = text.replacen("role = \"agency\"\n", "role = \"agency\"\ncalls_per_second = 0\n", 1);
+    assert_ne!(rated, text);
+    std::fs::write(&config, &rated).unwrap();
+    let (ok, _, err) = run(&["check-config", "--config", path]);
+    assert!(!ok);
+    assert!(err.contains("principals[1].calls_per_second: between 1 and 100000"), "{err}");
+    std::fs::write(&config, rated.replace("calls_per_second = 0", "calls_per_second = 50")).unwrap();
+    let (ok, out, err) = run(&["check-config", "--config", path]);
+    assert!(ok, "{err}");
+    assert!(out.contains("(1 with a call rate)"), "{out}");
+
+    std::fs::remove_file(dir.path().join("master.secret")).unwrap();
+    let (ok, _, err) = run(&["check-config", "--config", path]);
+    assert!(!ok);
+    assert!(err.contains("master.secret"), "{err}");
+}
+
 #[test]
 fn a_load_with_refused_registrations_fails_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,8 +2,8 @@
 //!
 //! Exit codes: 0 ok; 2 usage; 3 invalid input; 4 not found; 5 refused (the person's
 //! state forbids it, it already exists, or a registration is a possible duplicate); 6
-//! not allowed (unauthenticated or permission denied); 7 unavailable (after retries); 8
-//! verification failed; 1 other.
+//! not allowed (unauthenticated or permission denied); 7 unavailable, or over the
+//! caller's call rate (after retries); 8 verification failed; 1 other.
 
 mod audit;
 mod bulk;
@@ -418,7 +418,10 @@ impl From<Error> for Failure {
             | Error::AlreadyExists(_)
             | Error::OutOfRange(_) => 5,
             Error::Unauthenticated(_) | Error::PermissionDenied(_) => 6,
-            Error::Unavailable(_) | Error::DeadlineExceeded(_) | Error::Transport(_) => 7,
+            Error::Unavailable(_)
+            | Error::DeadlineExceeded(_)
+            | Error::ResourceExhausted { .. }
+            | Error::Transport(_) => 7,
             Error::Verification(_) => 8,
             _ => 1,
         };
