@@ -339,7 +339,31 @@ impl Client {
         demographics: &Demographics,
         limit: u32,
     ) -> Result<Vec<crate::types::DuplicateCandidate>, Error> {
-        let message = pb::FindDuplicatesRequest { demographics: Some(demographics_out(demographics)), limit };
+        self.duplicates(demographics, limit, String::new()).await
+    }
+
+    /// [`Self::find_duplicates`] leaving out the person with `number`: what a correction
+    /// of their demographics to `demographics` would be refused for.
+    pub async fn find_duplicates_excluding(
+        &self,
+        demographics: &Demographics,
+        limit: u32,
+        number: &str,
+    ) -> Result<Vec<crate::types::DuplicateCandidate>, Error> {
+        self.duplicates(demographics, limit, checked(number)?).await
+    }
+
+    async fn duplicates(
+        &self,
+        demographics: &Demographics,
+        limit: u32,
+        excluding_huduma_number: String,
+    ) -> Result<Vec<crate::types::DuplicateCandidate>, Error> {
+        let message = pb::FindDuplicatesRequest {
+            demographics: Some(demographics_out(demographics)),
+            limit,
+            excluding_huduma_number,
+        };
         let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).find_duplicates(r).await }).await?;
         Ok(answer.candidates.into_iter().filter_map(crate::types::candidate_in).collect())
     }

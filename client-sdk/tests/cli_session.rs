@@ -200,6 +200,15 @@ async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases(
     assert!(short.stderr.contains("correct: --family is required"), "{}", short.stderr);
     // Corrected back into the first's demographics, the twin is refused as her likely
     // duplicate (5), naming her and the way to override; with a justification it goes.
+    // The search, leaving the twin out, shows it coming.
+    let ahead: Vec<&str> = [&["--json", "duplicates"][..], &person, &["--excluding", second.as_str()]].concat();
+    let found = json(&huduma(&server, &registrar, &ahead).await);
+    let numbers: Vec<&str> = found.as_array().unwrap().iter().map(|c| c["huduma_number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, [first.as_str()], "{found}");
+    let bad: Vec<&str> = [&["duplicates"][..], &person, &["--excluding", "1234"]].concat();
+    let bad = huduma(&server, &registrar, &bad).await;
+    assert_eq!(bad.code, 3, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--excluding"), "{}", bad.stderr);
     let size = server.log_size().await;
     let back: Vec<&str> = [&["correct", second.as_str()][..], &person, &centre].concat();
     let refused = huduma(&server, &registrar, &back).await;

@@ -139,14 +139,16 @@ impl Reader {
     }
 
     /// The registered persons scoring at least `floor` against `d`, best first (the
-    /// duplicate search: see `dedup`).
+    /// duplicate search: see `dedup`), `excluded` left out (the person a correction
+    /// to `d` would be made to, as the correction's own search leaves them).
     pub fn find_duplicates(
         &self,
         d: &Demographics,
         floor: f32,
         limit: usize,
+        excluded: Option<PersonId>,
     ) -> Result<Vec<crate::dedup::Candidate>, QueryError> {
-        Ok(crate::dedup::find(&View::new(&*self.store), &self.secrets, d, floor, limit)?)
+        Ok(crate::dedup::find(&View::new(&*self.store), &self.secrets, d, floor, limit, excluded)?)
     }
 
     /// The token `agency` sees `person` by.

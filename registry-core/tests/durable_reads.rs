@@ -74,7 +74,7 @@ fn a_registration_is_seen_by_no_reader_until_its_batch_is_durable() {
         assert!(gate.inner.get(Tree::Log, &size.to_be_bytes()).unwrap().is_some(), "the record is written");
         assert_eq!(reader.log_size().unwrap(), size);
         assert_eq!(reader.record(size).unwrap(), None);
-        let candidates = reader.find_duplicates(&person(2), 0.0, 10).unwrap();
+        let candidates = reader.find_duplicates(&person(2), 0.0, 10, None).unwrap();
         assert!(candidates.iter().all(|c| c.person.0 < size), "a candidate from the batch in flight: {candidates:?}");
         assert!(reader.resolve_number(first.number.unwrap()).unwrap().is_some(), "earlier batches are served");
 
@@ -84,7 +84,7 @@ fn a_registration_is_seen_by_no_reader_until_its_batch_is_durable() {
         assert_eq!(reader.log_size().unwrap(), size + 1);
         assert!(reader.record(size).unwrap().is_some());
         assert!(reader.resolve_number(second.number.unwrap()).unwrap().is_some());
-        let candidates = reader.find_duplicates(&person(2), 0.0, 10).unwrap();
+        let candidates = reader.find_duplicates(&person(2), 0.0, 10, None).unwrap();
         assert!(candidates.iter().any(|c| c.person.0 == size), "{candidates:?}");
     });
     gate.hold.store(false, Ordering::Release);

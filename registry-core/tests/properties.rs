@@ -928,8 +928,8 @@ proptest! {
         let view = registry_core::storage::view::View::new(&*store);
         let secrets = secrets();
         for probe in &probes {
-            let narrow = dedup::find(&view, &secrets, probe, THRESHOLD, usize::MAX).unwrap();
-            let mut wide = dedup::find(&view, &secrets, probe, REPORT_FLOOR, usize::MAX).unwrap();
+            let narrow = dedup::find(&view, &secrets, probe, THRESHOLD, usize::MAX, None).unwrap();
+            let mut wide = dedup::find(&view, &secrets, probe, REPORT_FLOOR, usize::MAX, None).unwrap();
             wide.retain(|c| c.score >= THRESHOLD);
             prop_assert_eq!(&narrow, &wide, "{:?}", probe);
         }

@@ -155,7 +155,7 @@ async fn a_life_in_the_registry_over_grpc() {
     assert!(details.candidates[0].above_threshold);
     assert_eq!(server.log_size().await, before, "a refused registration writes nothing");
     let found = registry
-        .find_duplicates(pb::FindDuplicatesRequest { demographics: Some(demographics(3)), limit: 0 })
+        .find_duplicates(pb::FindDuplicatesRequest { demographics: Some(demographics(3)), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -239,6 +239,25 @@ async fn a_correction_into_another_person_is_refused_naming_them_until_justified
         listed.accesses.iter().any(|a| a.purpose == "duplicate search at a correction"),
         "Amina is told a correction's search showed her number: {listed:?}"
     );
+    // The registrar can see the refusal coming: the search for Amina's demographics
+    // leaving Baraka out finds her; leaving her out, nobody.
+    let search = |excluding: &str| pb::FindDuplicatesRequest {
+        demographics: Some(demographics(40)),
+        limit: 0,
+        excluding_huduma_number: excluding.into(),
+    };
+    let found = registry.find_duplicates(search(&baraka)).await.unwrap().into_inner();
+    assert_eq!(found.candidates.iter().map(|c| c.huduma_number.as_str()).collect::<Vec<_>>(), [amina.as_str()]);
+    let found = registry.find_duplicates(search(&amina)).await.unwrap().into_inner();
+    assert!(found.candidates.is_empty(), "{found:?}");
+    let never = registry_core::HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
+    let unknown = registry.find_duplicates(search(&never)).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{}", unknown.message());
+    assert!(unknown.message().starts_with("excluding_huduma_number: "), "{}", unknown.message());
+    let typo = registry.find_duplicates(search("123")).await.unwrap_err();
+    assert_eq!(typo.code(), Code::InvalidArgument, "{}", typo.message());
+    assert!(typo.message().starts_with("excluding_huduma_number: "), "{}", typo.message());
+
     let blank = registry.correct_demographics(correction("c-2", " ")).await;
     refused(&server, before, blank, Code::InvalidArgument, "duplicate_override_justification").await;
 

@@ -151,7 +151,10 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
             server
                 .registry(bearer)
                 .await
-                .find_duplicates(pb::FindDuplicatesRequest { demographics: Some(demographics(9)), limit: 0 })
+                .find_duplicates(pb::FindDuplicatesRequest {
+                    demographics: Some(demographics(9)),
+                    ..Default::default()
+                })
                 .await,
         ),
         Rpc::ListAccesses => code(

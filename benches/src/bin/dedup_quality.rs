@@ -356,7 +356,7 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyho
     let mut found = 0usize;
     for (i, d) in queries.iter().enumerate() {
         let t = Instant::now();
-        let candidates = readers[i % 2].find_duplicates(d, registry_core::dedup::THRESHOLD, 5)?;
+        let candidates = readers[i % 2].find_duplicates(d, registry_core::dedup::THRESHOLD, 5, None)?;
         times[i % 2].push(t.elapsed().as_secs_f64() * 1e6);
         found += usize::from(!candidates.is_empty());
     }
@@ -403,7 +403,7 @@ fn speed(people: &[Enrolment], sample: usize, seed: u64, cache_mb: u64) -> anyho
     let mut listing = Vec::with_capacity(queries.len());
     for d in &queries {
         let t = Instant::now();
-        readers[1].find_duplicates(d, registry_core::dedup::REPORT_FLOOR, 20)?;
+        readers[1].find_duplicates(d, registry_core::dedup::REPORT_FLOOR, 20, None)?;
         listing.push(t.elapsed().as_secs_f64() * 1e6);
     }
     listing.sort_by(f64::total_cmp);

@@ -112,15 +112,17 @@ impl DobTags {
 /// The persons scoring at least `floor` against `d`, best first, at most `limit`,
 /// reading the projections through `view` (so a batch being built sees itself).
 /// Merged and erased persons are not candidates (a merged person's keys are gone; an
-/// erased one has no demographics); revoked and deceased ones are.
+/// erased one has no demographics); revoked and deceased ones are; nor is `excluded`
+/// (the person a correction to `d` would be made to).
 pub fn find(
     view: &View<'_>,
     secrets: &Secrets,
     d: &Demographics,
     floor: f32,
     limit: usize,
+    excluded: Option<PersonId>,
 ) -> Result<Vec<Candidate>, FoldError> {
-    Ok(find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit, None, None)?.candidates)
+    Ok(find_probed(view, secrets, Probe::of(secrets, Profile::of(d)), floor, limit, None, excluded)?.candidates)
 }
 
 /// What a search looks a new person up by: their profile, the tags of their birth

@@ -162,9 +162,21 @@ impl RegistryRpc for RegistryService {
                 _ => return Err(wire::invalid("limit", "at most 50")),
             };
             let demographics = wire::demographics(r.demographics)?;
+            let excluded = match r.excluding_huduma_number.as_str() {
+                "" => None,
+                text => {
+                    let number = wire::number("excluding_huduma_number", text)?;
+                    let found = self.registry.reader().resolve_number(number).map_err(wire::query_error)?;
+                    let found = found.ok_or_else(|| {
+                        Status::not_found(format!("excluding_huduma_number: no person has the number {number}"))
+                    })?;
+                    Some(found.person)
+                }
+            };
             let registry = Arc::clone(&self.registry);
             let found = tokio::task::spawn_blocking(move || {
-                registry.reader().find_duplicates(&demographics, registry_core::dedup::REPORT_FLOOR, limit)
+                let floor = registry_core::dedup::REPORT_FLOOR;
+                registry.reader().find_duplicates(&demographics, floor, limit, excluded)
             })
             .await
             .map_err(|e| Status::internal(format!("the search failed: {e}")))?

@@ -188,6 +188,10 @@ enum Cmd {
         /// At most this many (1-50).
         #[arg(long, default_value_t = 10)]
         limit: u32,
+        /// Leave out the person with this number: what correcting their demographics
+        /// to these would be refused for.
+        #[arg(long, value_name = "NUMBER")]
+        excluding: Option<String>,
     },
     /// Correct a person's demographics: give all of them, as they should read. The
     /// corrected person is searched for among everyone else, as a registration is.
@@ -555,10 +559,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Cmd::Duplicates { person, limit } => {
+        Cmd::Duplicates { person, limit, excluding } => {
             let demographics = person.demographics("duplicates", "")?;
+            if let Some(number) = &excluding {
+                huduma_sdk::check_number(number)
+                    .map_err(|e| failure(3, format!("--excluding: invalid Huduma number {number:?}: {e}")))?;
+            }
             let client = connect(&cli.connection).await?;
-            let found = client.find_duplicates(&demographics, limit).await?;
+            let found = match &excluding {
+                None => client.find_duplicates(&demographics, limit).await?,
+                Some(number) => client.find_duplicates_excluding(&demographics, limit, number).await?,
+            };
             show_candidates(json, &found)
         }
         Cmd::Correct { number, person, override_duplicate, centre, request_id } => {
