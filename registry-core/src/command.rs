@@ -79,6 +79,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The justification of a registration or a correction made although the
+    /// duplicate search refused it (checked as a reason), `None` for any other command.
+    pub(crate) fn duplicate_override(&self) -> Result<Option<String>, CommandError> {
+        match self {
+            Command::RegisterPersonOverridingDuplicates { justification, .. }
+            | Command::CorrectDemographicsOverridingDuplicates { justification, .. } => {
+                check_reason("justification", justification)?;
+                Ok(Some(justification.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 /// Proof that a command was appended: the record's index (its sequence number and
 /// Merkle leaf index), its BLAKE3 hash and its signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

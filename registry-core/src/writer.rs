@@ -766,13 +766,7 @@ impl Writer {
         today: time::Date,
     ) -> Result<(Event, Option<HudumaNumber>), CommandError> {
         demographics.validate(today)?;
-        let justification = match &s.command {
-            Command::RegisterPersonOverridingDuplicates { justification, .. } => {
-                crate::command::check_reason("justification", justification)?;
-                Some(justification.clone())
-            }
-            _ => None,
-        };
+        let justification = s.command.duplicate_override()?;
         let duplicate_override = self.check_duplicates(view, probe, justification, None)?;
         let issued = self.issue(view)?;
         let person = PersonId(self.head.next_seq);
@@ -821,13 +815,7 @@ impl Writer {
             Command::CorrectDemographics { number, demographics }
             | Command::CorrectDemographicsOverridingDuplicates { number, demographics, .. } => {
                 demographics.validate(today)?;
-                let justification = match &s.command {
-                    Command::CorrectDemographicsOverridingDuplicates { justification, .. } => {
-                        check_reason("justification", justification)?;
-                        Some(justification.clone())
-                    }
-                    _ => None,
-                };
+                let justification = s.command.duplicate_override()?;
                 let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
                 // The corrected person is searched for as a registration is, among
                 // everyone else: a correction must not make one person two.

@@ -92,10 +92,7 @@ impl Grant {
     /// Whether a reload since the last look withdrew it: its credential no longer
     /// names its principal, or the principal no longer sees its view.
     pub fn is_withdrawn(&mut self) -> bool {
-        if !self.watch.has_changed().unwrap_or(false) {
-            return false;
-        }
-        !self.watch.borrow_and_update().still_admits(&self.credential, &self.principal, &self.view)
+        self.watch.has_changed().unwrap_or(false) && !self.admitted_by_newest()
     }
 
     /// Resolves once a reload withdraws it; never, if no reload can come (the
@@ -105,10 +102,15 @@ impl Grant {
             if self.watch.changed().await.is_err() {
                 return std::future::pending().await;
             }
-            if !self.watch.borrow_and_update().still_admits(&self.credential, &self.principal, &self.view) {
+            if !self.admitted_by_newest() {
                 return;
             }
         }
+    }
+
+    /// Whether what is in force now (marked seen) still admits it.
+    fn admitted_by_newest(&mut self) -> bool {
+        self.watch.borrow_and_update().still_admits(&self.credential, &self.principal, &self.view)
     }
 
     /// The refusal a withdrawn stream ends with.

@@ -114,6 +114,16 @@ fn receipt(outcome: &Outcome) -> Option<pb::Receipt> {
     Some(wire::receipt(outcome.receipt))
 }
 
+/// A request's `duplicate_override_justification`: `None` when empty (the search
+/// refuses likely duplicates), else checked as a reason, named by its field.
+fn override_justification(justification: String) -> Result<Option<String>, Status> {
+    if justification.is_empty() {
+        return Ok(None);
+    }
+    check_reason("duplicate_override_justification", &justification).map_err(wire::command_error)?;
+    Ok(Some(justification))
+}
+
 fn issued(outcome: &Outcome) -> Result<String, Status> {
     outcome.number.map(|n| n.compact()).ok_or_else(|| Status::internal("the registry issued no number"))
 }
@@ -129,15 +139,9 @@ impl RegistryRpc for RegistryService {
             let r = request.into_inner();
             let demographics = wire::demographics(r.demographics)?;
             let actor = actor(&principal, &r.centre)?;
-            let command = if r.duplicate_override_justification.is_empty() {
-                Command::RegisterPerson { demographics }
-            } else {
-                check_reason("duplicate_override_justification", &r.duplicate_override_justification)
-                    .map_err(wire::command_error)?;
-                Command::RegisterPersonOverridingDuplicates {
-                    demographics,
-                    justification: r.duplicate_override_justification,
-                }
+            let command = match override_justification(r.duplicate_override_justification)? {
+                None => Command::RegisterPerson { demographics },
+                Some(justification) => Command::RegisterPersonOverridingDuplicates { demographics, justification },
             };
             let submission = Submission { request_id: r.request_id, actor, command };
             let outcome = self.submit_searched(&principal, submission, "duplicate search at enrolment").await?;
@@ -218,15 +222,10 @@ impl RegistryRpc for RegistryService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             let demographics = wire::demographics(r.demographics)?;
             let actor = actor(&principal, &r.centre)?;
-            let command = if r.duplicate_override_justification.is_empty() {
-                Command::CorrectDemographics { number, demographics }
-            } else {
-                check_reason("duplicate_override_justification", &r.duplicate_override_justification)
-                    .map_err(wire::command_error)?;
-                Command::CorrectDemographicsOverridingDuplicates {
-                    number,
-                    demographics,
-                    justification: r.duplicate_override_justification,
+            let command = match override_justification(r.duplicate_override_justification)? {
+                None => Command::CorrectDemographics { number, demographics },
+                Some(justification) => {
+                    Command::CorrectDemographicsOverridingDuplicates { number, demographics, justification }
                 }
             };
             let submission = Submission { request_id: r.request_id, actor, command };
