@@ -808,7 +808,6 @@ struct Candidate {
     above_threshold: bool,
 }
 
-/// The candidates a duplicate search found: JSON, or a line each (best first).
 /// A refusal for likely duplicates (of a registration or a correction), naming them
 /// and how to go on; any other error as it is.
 fn duplicate_refusal(e: Error) -> Failure {
@@ -829,6 +828,7 @@ fn duplicate_refusal(e: Error) -> Failure {
     }
 }
 
+/// The candidates a duplicate search found: JSON, or a line each (best first).
 fn show_candidates(json: bool, found: &[huduma_sdk::DuplicateCandidate]) -> Result<(), Failure> {
     let candidates: Vec<Candidate> = found
         .iter()
