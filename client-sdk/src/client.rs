@@ -543,6 +543,25 @@ impl Client {
         receipt_in(answer.receipt)
     }
 
+    /// Undoes a mistaken merge of `duplicate`: they resolve active again, with the
+    /// agency records the merge moved that the survivor still holds.
+    pub async fn unmerge_records(
+        &self,
+        request_id: &str,
+        duplicate: &str,
+        justification: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::UnmergeRecordsRequest {
+            request_id: request_id.into(),
+            duplicate: checked(duplicate)?,
+            justification: justification.into(),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).unmerge_records(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
     pub async fn erase_personal_data(
         &self,
         request_id: &str,

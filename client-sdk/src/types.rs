@@ -204,6 +204,8 @@ pub enum ChangeKind {
     NumberReinstated,
     RecordsMerged,
     PersonalDataErased,
+    /// A merge undone: the records named went back to the person unmerged.
+    RecordsUnmerged,
     /// A kind this SDK does not know yet (a newer server).
     Other,
 }
@@ -513,6 +515,7 @@ pub(crate) fn change_in(c: pb::Change) -> Result<Change, Error> {
         Ok(pb::ChangeKind::NumberReinstated) => ChangeKind::NumberReinstated,
         Ok(pb::ChangeKind::RecordsMerged) => ChangeKind::RecordsMerged,
         Ok(pb::ChangeKind::PersonalDataErased) => ChangeKind::PersonalDataErased,
+        Ok(pb::ChangeKind::RecordsUnmerged) => ChangeKind::RecordsUnmerged,
         _ => ChangeKind::Other,
     };
     Ok(Change {

@@ -134,7 +134,7 @@ fn issued(out: &Out) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases() {
+async fn a_registrar_searches_overrides_corrects_merges_and_unmerges_and_an_admin_erases() {
     let server = TestServer::start().await;
     let registrar = server.token(Role::Registrar);
     let admin = server.token(Role::Admin);
@@ -239,6 +239,16 @@ async fn a_registrar_searches_overrides_corrects_and_merges_and_an_admin_erases(
     let bad = huduma(&server, &registrar, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert_eq!(bad.code, 3);
     assert!(bad.stderr.contains("--duplicate") && bad.stderr.contains("check digit"), "{}", bad.stderr);
+
+    // The merge was a mistake after all: undone, the second enrolment resolves as itself
+    // again. Undoing it twice is refused (5).
+    let unmerge =
+        [&["unmerge", "--duplicate", &second, "--justification", "fingerprints differ"][..], &centre].concat();
+    assert_eq!(huduma(&server, &registrar, &unmerge).await.code, 0);
+    let unmerged = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
+    assert_eq!(unmerged["status"], "Active", "{unmerged}");
+    assert_eq!(unmerged["number"].as_str(), Some(second.as_str()), "{unmerged}");
+    assert_eq!(huduma(&server, &registrar, &unmerge).await.code, 5, "an active person is not unmerged");
 
     // Erasure is the admin's: a registrar is not allowed (6); then the number resolves as erased.
     let erase = ["erase", &first, "--legal-basis", "Data Protection Act 2019, s. 40"];

@@ -54,6 +54,7 @@ pub mod kind {
     pub const NUMBER_REINSTATED: u16 = 23;
     pub const RECORDS_MERGED: u16 = 24;
     pub const PERSONAL_DATA_ERASED: u16 = 25;
+    pub const RECORDS_UNMERGED: u16 = 26;
 }
 
 /// Why a payload does not decode.

@@ -5,8 +5,8 @@
 //! that overrode the duplicate search, `PersonRegistered` version 2; v3: the same with
 //! the agency record ids and the date of death sealed, `AgencyRecordLinked`,
 //! `AgencyRecordUnlinked` and `DeathRecorded` version 2; v4: the same and a correction
-//! that overrode the duplicate search, `DemographicsCorrected` version 2), and every
-//! later version must
+//! that overrode the duplicate search, `DemographicsCorrected` version 2; v5: the
+//! same and a merge undone, `RecordsUnmerged`), and every later version must
 //! still verify and fold them (tests/golden.rs). Never regenerate an existing
 //! version's fixture: that would defeat its purpose.
 
@@ -81,6 +81,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     submit(Command::RecordDeath { number: d, date_of_death: "2024-01-31".into() })?;
     submit(Command::MergeRecords { survivor: a2, duplicate: b, justification: "same person enrolled twice".into() })?;
     submit(Command::MergeRecords { survivor: a2, duplicate: f, justification: "the override was reviewed".into() })?;
+    // The first merge was a mistake: undone (RecordsUnmerged), `b` takes NH-77 back.
+    submit(Command::UnmergeRecords { duplicate: b, justification: "two persons: fingerprints differ".into() })?;
     // `e` corrected into `d`'s demographics: refused by the duplicate search, corrected
     // with a justification (DemographicsCorrected version 2); erased after.
     submit(Command::CorrectDemographicsOverridingDuplicates {

@@ -77,6 +77,13 @@ pub enum Command {
         demographics: Demographics,
         justification: String,
     },
+    /// Undoes a mistaken merge: the duplicate (named by their number) is a person of
+    /// their own again, with the agency records the merge moved that the survivor
+    /// still holds.
+    UnmergeRecords {
+        duplicate: HudumaNumber,
+        justification: String,
+    },
 }
 
 impl Command {
@@ -151,6 +158,10 @@ pub enum CommandError {
         "cannot {action}: the data key of the person with number {number} is gone (lost with a data directory a backup was restored over, their records taken back without it); correct their demographics first (every field), which gives them a new key"
     )]
     PersonalDataKeyLost { action: &'static str, number: HudumaNumber },
+    #[error(
+        "cannot unmerge {duplicate}: the person it was merged into, now {survivor}, has since been merged into another; unmerge {survivor} first"
+    )]
+    SurvivorMergedSince { duplicate: HudumaNumber, survivor: HudumaNumber },
     #[error("request id {0:?} was already used for a different command")]
     RequestIdReused(String),
     #[error("unavailable: {0}")]
@@ -169,7 +180,8 @@ impl CommandError {
             | CommandError::StatusForbids { .. }
             | CommandError::MergeConflict { .. }
             | CommandError::PossibleDuplicate { .. }
-            | CommandError::PersonalDataKeyLost { .. } => ErrorClass::FailedPrecondition,
+            | CommandError::PersonalDataKeyLost { .. }
+            | CommandError::SurvivorMergedSince { .. } => ErrorClass::FailedPrecondition,
             CommandError::Unavailable(_) => ErrorClass::Unavailable,
             CommandError::Internal(_) => ErrorClass::Internal,
         }

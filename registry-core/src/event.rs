@@ -319,6 +319,17 @@ pub struct RecordsMerged {
     pub justification: String,
 }
 
+/// A merge undone: the duplicate is a person of their own again, active, with the
+/// agency records their merge moved to the survivor that the survivor still holds
+/// (records linked to the survivor since stay with the survivor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordsUnmerged {
+    pub actor: Actor,
+    pub survivor: PersonId,
+    pub duplicate: PersonId,
+    pub justification: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalDataErased {
     pub actor: Actor,
@@ -341,6 +352,7 @@ pub enum Event {
     NumberReinstated(NumberReinstated),
     RecordsMerged(RecordsMerged),
     PersonalDataErased(PersonalDataErased),
+    RecordsUnmerged(RecordsUnmerged),
 }
 
 impl Event {
@@ -360,6 +372,7 @@ impl Event {
             Event::NumberReinstated(_) => NUMBER_REINSTATED,
             Event::RecordsMerged(_) => RECORDS_MERGED,
             Event::PersonalDataErased(_) => PERSONAL_DATA_ERASED,
+            Event::RecordsUnmerged(_) => RECORDS_UNMERGED,
         };
         let version = match self {
             Event::PersonRegistered(e) if e.duplicate_override.is_some() => 2,
@@ -387,6 +400,7 @@ impl Event {
             Event::NumberReinstated(e) => encode(e),
             Event::RecordsMerged(e) => encode(e),
             Event::PersonalDataErased(e) => encode(e),
+            Event::RecordsUnmerged(e) => encode(e),
         }
     }
 
@@ -408,6 +422,7 @@ impl Event {
             (NUMBER_REINSTATED, 1) => Event::NumberReinstated(decode(kv, payload)?),
             (RECORDS_MERGED, 1) => Event::RecordsMerged(decode(kv, payload)?),
             (PERSONAL_DATA_ERASED, 1) => Event::PersonalDataErased(decode(kv, payload)?),
+            (RECORDS_UNMERGED, 1) => Event::RecordsUnmerged(decode(kv, payload)?),
             (kind, version) => return Err(EventDecodeError::Unknown { kind, version }),
         })
     }
@@ -453,6 +468,12 @@ mod tests {
         for date_of_death in [PrivateText::Clear("2024-01-31".into()), PrivateText::Sealed(sealed())] {
             out.push(Event::DeathRecorded(DeathRecorded { actor: actor.clone(), person: PersonId(42), date_of_death }));
         }
+        out.push(Event::RecordsUnmerged(RecordsUnmerged {
+            actor: actor.clone(),
+            survivor: PersonId(7),
+            duplicate: PersonId(42),
+            justification: "two persons: fingerprints differ".into(),
+        }));
         out
     }
 
@@ -522,5 +543,20 @@ mod tests {
             }
         }
         assert_eq!(seen, [true, true]);
+    }
+
+    /// An unmerge is laid out as LOG-FORMAT.md says: the actor (principal, then via,
+    /// each a string), the survivor and the duplicate (varints), the justification.
+    #[test]
+    fn an_unmerge_is_laid_out_field_by_field() {
+        let event = Event::RecordsUnmerged(RecordsUnmerged {
+            actor: Actor { principal: "reg".into(), via: "GPO".into() },
+            survivor: PersonId(300),
+            duplicate: PersonId(5),
+            justification: "two".into(),
+        });
+        assert_eq!(event.kind_version(), KindVersion { kind: kind::RECORDS_UNMERGED, version: 1 });
+        let expected = [&[3][..], b"reg", &[3], b"GPO", &[0xac, 0x02], &[5], &[3], b"two"].concat();
+        assert_eq!(event.encode_payload(), expected);
     }
 }

@@ -903,6 +903,31 @@ impl Writer {
                 });
                 (event, None)
             }
+            Command::UnmergeRecords { duplicate, justification } => {
+                check_reason("justification", justification)?;
+                let (duplicate_id, duplicate_entry) =
+                    current_person(view, *duplicate, "unmerge", &[PersonStatus::Merged])?;
+                let survivor_id = duplicate_entry
+                    .merged_into
+                    .ok_or_else(|| internal(format!("merged number {duplicate} names no survivor")))?;
+                let survivor: PersonEntry = state::read(view, Tree::Persons, &person_key(survivor_id))?
+                    .ok_or_else(|| internal(format!("merged number {duplicate} names a missing survivor")))?;
+                // The merge's records moved on with the survivor's own merge: that merge
+                // is undone first.
+                if survivor.status == PersonStatus::Merged {
+                    return Err(CommandError::SurvivorMergedSince {
+                        duplicate: *duplicate,
+                        survivor: survivor.current_number,
+                    });
+                }
+                let event = Event::RecordsUnmerged(event::RecordsUnmerged {
+                    actor,
+                    survivor: survivor_id,
+                    duplicate: duplicate_id,
+                    justification: justification.clone(),
+                });
+                (event, None)
+            }
             Command::ErasePersonalData { number, legal_basis } => {
                 check_reason("legal_basis", legal_basis)?;
                 let (person, entry, _) = person_by_number(view, *number)?;

@@ -457,6 +457,91 @@ fn corrections_merges_and_erasure() {
     assert!(report.projections_checked, "the log still verifies after erasure");
 }
 
+/// A mistaken merge is undone: the duplicate is a person of their own again, active,
+/// in the duplicate search, with the records their merge moved that the survivor still
+/// holds (one unlinked since stays unlinked; one linked to the survivor since stays the
+/// survivor's). Agencies whose records went back are told, on the duplicate. What may
+/// not be unmerged is refused by name and writes nothing.
+#[test]
+fn a_mistaken_merge_is_undone() {
+    use registry_core::event::kind;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let survivor = register(&registry, "s", 7);
+    let duplicate = register(&registry, "d", 8);
+    let go = |id: &str, command| registry.submit_blocking(submission(id, command));
+    let link = |number, agency: &str, record: &str| Command::LinkAgencyRecord {
+        number,
+        agency: agency.into(),
+        record_id: record.into(),
+    };
+    go("l1", link(duplicate, "NHIF", "N1")).unwrap();
+    go("l2", link(duplicate, "KRA", "D1")).unwrap();
+    go("l3", link(survivor, "NTSA", "T1")).unwrap();
+    let merge = |id: &str, survivor, duplicate| {
+        go(id, Command::MergeRecords { survivor, duplicate, justification: "one person".into() })
+    };
+    merge("m1", survivor, duplicate).unwrap();
+    go("l4", link(survivor, "NSSF", "X9")).unwrap();
+    go("u1", Command::UnlinkAgencyRecord { number: survivor, agency: "KRA".into(), record_id: "D1".into() }).unwrap();
+    let unmerge = |id: &str, duplicate, justification: &str| {
+        go(id, Command::UnmergeRecords { duplicate, justification: justification.into() })
+    };
+
+    let before = size(&registry);
+    let err = unmerge("x1", survivor, "two persons").unwrap_err();
+    assert!(
+        matches!(err, CommandError::StatusForbids { action: "unmerge", status: PersonStatus::Active, .. }),
+        "{err}"
+    );
+    let err = unmerge("x2", duplicate, " ").unwrap_err();
+    assert!(matches!(&err, CommandError::InvalidArgument(f) if f.field == "justification"), "{err}");
+    let never: HudumaNumber = "234567890124".parse().unwrap();
+    assert_eq!(unmerge("x3", never, "two persons").unwrap_err(), CommandError::NumberNotFound(never));
+    assert_eq!(size(&registry), before, "the refusals wrote nothing");
+
+    let undone = unmerge("um", duplicate, "two persons: fingerprints differ").unwrap().receipt.index;
+    let reader = registry.reader();
+    let records = |number| {
+        let r = reader.resolve_number(number).unwrap().unwrap();
+        (r.status, r.current_number, reader.agency_records(&r, |_| true).unwrap())
+    };
+    let pair = |agency: &str, record: &str| (agency.to_string(), record.to_string());
+    assert_eq!(records(duplicate), (ResolvedStatus::Active, duplicate, vec![pair("NHIF", "N1")]));
+    assert_eq!(records(survivor), (ResolvedStatus::Active, survivor, vec![pair("NSSF", "X9"), pair("NTSA", "T1")]));
+    assert_eq!(reader.resolve_number(duplicate).unwrap().unwrap().demographics, Some(person(8)));
+    assert_eq!(reader.resolve_agency_record("NHIF", "N1").unwrap().unwrap().current_number, duplicate);
+    assert!(reader.resolve_agency_record("KRA", "D1").unwrap().is_none(), "unlinked since the merge");
+    let found = reader.find_duplicates(&person(8), 0.0, 10, None).unwrap();
+    assert_eq!(found.first().map(|c| c.number), Some(duplicate), "back in the duplicate search");
+
+    let nhif = reader.agency_changes("NHIF", undone, 10).unwrap();
+    let change = &nhif.first().expect("NHIF is told its record went back").1;
+    assert_eq!((change.kind, change.number, change.status), (kind::RECORDS_UNMERGED, duplicate, PersonStatus::Active));
+    assert_eq!(change.records, vec!["N1".to_string()]);
+    for agency in ["NTSA", "NSSF", "KRA"] {
+        assert!(reader.agency_changes(agency, undone, 10).unwrap().is_empty(), "{agency}'s records did not move");
+    }
+    let err = unmerge("x4", duplicate, "again").unwrap_err();
+    assert!(matches!(err, CommandError::StatusForbids { status: PersonStatus::Active, .. }), "{err}");
+
+    // Merged again, and the survivor merged on into a third: that later merge is undone
+    // first, naming the survivor.
+    let third = register(&registry, "t", 9);
+    merge("m2", survivor, duplicate).unwrap();
+    merge("m3", third, survivor).unwrap();
+    let err = unmerge("x5", duplicate, "two persons").unwrap_err();
+    assert_eq!(err, CommandError::SurvivorMergedSince { duplicate, survivor });
+    assert!(err.to_string().contains(&format!("unmerge {survivor} first")), "{err}");
+    unmerge("u2", survivor, "two persons").unwrap();
+    unmerge("u3", duplicate, "two persons").unwrap();
+    assert_eq!(records(duplicate), (ResolvedStatus::Active, duplicate, vec![pair("NHIF", "N1")]));
+    assert_eq!(records(survivor).2, vec![pair("NSSF", "X9"), pair("NTSA", "T1")]);
+    assert!(records(third).2.is_empty());
+    let report = verify_whole(&**registry.store()).unwrap();
+    assert!(report.projections_checked, "the live projections equal a fresh fold");
+}
+
 /// A correction is searched for duplicates among everyone but the person corrected:
 /// making one person into another registered person is refused, naming them, and writes
 /// nothing; a justification lets it go ahead, and the log records the override (event

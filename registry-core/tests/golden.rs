@@ -4,7 +4,7 @@
 //! the duplicate search), v3 writes the agency record ids and the date of death sealed
 //! (`AgencyRecordLinked`, `AgencyRecordUnlinked` and `DeathRecorded` version 2), v4
 //! adds `DemographicsCorrected` version 2 (a correction that overrode the duplicate
-//! search). Every
+//! search), v5 adds `RecordsUnmerged` (a merge undone). Every
 //! later version of the registry must still verify each against its published genesis
 //! key and fold it to the same answers.
 
@@ -48,6 +48,51 @@ fn golden_log_v3_still_verifies_and_folds_to_the_same_answers() {
 #[test]
 fn golden_log_v4_still_verifies_and_folds_to_the_same_answers() {
     check("v4", 21, 7);
+}
+
+#[test]
+fn golden_log_v5_still_verifies_and_folds_to_the_same_answers() {
+    check("v5", 22, 7);
+}
+
+/// v5 holds one unmerge, of the first merge v4 made: the person it names resolves
+/// active again with the NHIF record that merge moved (and v4 has no unmerge, the same
+/// person merged there).
+#[test]
+fn golden_log_v5_holds_an_unmerge() {
+    use registry_core::event::{Event, kind};
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let unmerges = |version: &str| {
+        let store = MemoryStore::new();
+        log_export::import_log(&store, &mut std::fs::File::open(golden.join(version).join("log.bin")).unwrap())
+            .unwrap();
+        let mut found = Vec::new();
+        replay::for_each_record(&store, 0, |_, hashed| {
+            let record = registry_core::record::RecordRef::parse(hashed.bytes()).unwrap();
+            if record.header.kind.kind == kind::RECORDS_UNMERGED {
+                found.push(Event::decode(record.header.kind, record.payload).unwrap());
+            }
+            Ok(())
+        })
+        .unwrap();
+        found
+    };
+    assert!(unmerges("v4").is_empty());
+    match unmerges("v5").as_slice() {
+        [Event::RecordsUnmerged(e)] => assert!(e.justification.starts_with("two persons"), "{e:?}"),
+        other => panic!("one unmerge in v5, found {other:?}"),
+    }
+    let line = |version: &str, number: &str| {
+        std::fs::read_to_string(golden.join(version).join("expected.txt"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(number))
+            .map(str::to_string)
+            .unwrap()
+    };
+    let achieng = "764834914721";
+    assert!(line("v4", achieng).contains(" Merged "), "{}", line("v4", achieng));
+    assert_eq!(line("v5", achieng), format!("{achieng} Active {achieng} Achieng/Otieno NHIF:NH-77"));
 }
 
 /// v4 holds a correction at version 2, with the override it records, and resolves as

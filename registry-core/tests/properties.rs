@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use registry_core::HudumaNumber;
 use registry_core::command::{Command, CommandError, Submission};
 use registry_core::event::ReplacementReason;
-use registry_core::projection::state::{self, NumberEntry, PersonEntry};
+use registry_core::projection::state::{self, NumberEntry, PersonEntry, PersonStatus};
 use registry_core::replay::{self, FoldSpace};
 use registry_core::storage::checksum;
 use registry_core::storage::memory::MemoryStore;
@@ -32,6 +32,8 @@ enum Op {
     Revoke(usize),
     Reinstate(usize),
     Merge(usize, usize),
+    /// Undo the k-th merge made so far (by its duplicate's number).
+    Unmerge(usize),
     Erase(usize),
     /// Resubmit an earlier request (same id, same command).
     Repeat(usize),
@@ -50,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => i.clone().prop_map(Op::Revoke),
         1 => i.clone().prop_map(Op::Reinstate),
         1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::Merge(a, b)),
+        1 => (0usize..64).prop_map(Op::Unmerge),
         1 => i.clone().prop_map(Op::Erase),
         1 => (0usize..1000).prop_map(Op::Repeat),
     ]
@@ -89,6 +92,7 @@ fn run_on_known(
     let mut sent: Vec<Submission> = Vec::new();
     let mut issued = Vec::new();
     let mut links: Vec<(HudumaNumber, String, String)> = Vec::new();
+    let mut merged: Vec<HudumaNumber> = Vec::new();
     for (chunk_index, chunk) in ops.chunks(batch.max(1)).enumerate() {
         let mut submissions = Vec::new();
         for (k, op) in chunk.iter().enumerate() {
@@ -133,6 +137,10 @@ fn run_on_known(
                     duplicate,
                     justification: "duplicate enrolment".into(),
                 }),
+                Op::Unmerge(k) => merged.get(k % merged.len().max(1)).map(|duplicate| Command::UnmergeRecords {
+                    duplicate: *duplicate,
+                    justification: "two persons after all".into(),
+                }),
                 Op::Erase(i) => {
                     pick(*i).map(|number| Command::ErasePersonalData { number, legal_basis: "request".into() })
                 }
@@ -153,6 +161,9 @@ fn run_on_known(
                 Ok(outcome) => {
                     if let Command::LinkAgencyRecord { number, agency, record_id } = &s.command {
                         links.push((*number, agency.clone(), record_id.clone()));
+                    }
+                    if let Command::MergeRecords { duplicate, .. } = &s.command {
+                        merged.push(*duplicate);
                     }
                     if let Some(number) = outcome.number
                         && !numbers.contains(&number)
@@ -211,6 +222,20 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
             &numbers[&person.current_number.as_u64().to_be_bytes().to_vec()],
         );
         prop_assert_eq!(entry.person.0.to_be_bytes().to_vec(), key);
+    }
+
+    // Only a merged person keeps what their merge moved, and holds no record of their
+    // own; each record their merge moved went to the person they are merged into.
+    for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
+        let person: PersonEntry = opened(Tree::Persons, &key, &stored);
+        if person.status == PersonStatus::Merged {
+            prop_assert!(person.agency_records.is_empty());
+            prop_assert!(person.merged_into.is_some());
+        } else {
+            prop_assert!(person.moved_by_merge.is_empty(), "{:?} keeps records moved by a merge", person.status);
+            // (An erased person keeps whom they were merged into, if they were.)
+            prop_assert!(person.merged_into.is_none() || person.status == PersonStatus::Erased);
+        }
     }
 
     // An agency record maps to one person, and the persons' own lists say the same.
@@ -728,6 +753,8 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
         Op::Revoke(2),
         Op::Reinstate(2),
         Op::Merge(1, 2),
+        // That merge undone: person 2 takes their NTSA record back.
+        Op::Unmerge(0),
         Op::Replace(0),
         Op::Death(3),
         Op::Erase(1),
@@ -739,7 +766,7 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
             // Later batches see only persons registered in earlier batches, so fewer
             // commands find their target; one at a time, every command is accepted.
             assert_eq!(issued.len(), 4, "three registrations and one replacement");
-            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 16, "genesis and 15 accepted commands");
+            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 17, "genesis and 16 accepted commands");
         }
         check_invariants(&store, &issued).unwrap();
         check_rebuild(&store).unwrap();
@@ -947,6 +974,8 @@ enum AheadOp {
     CorrectOverriding(usize, registry_core::demographics::Demographics),
     Erase(usize),
     Merge(usize, usize),
+    /// Undo the k-th merge made so far.
+    Unmerge(usize),
 }
 
 fn ahead_op() -> impl Strategy<Value = AheadOp> {
@@ -957,7 +986,8 @@ fn ahead_op() -> impl Strategy<Value = AheadOp> {
         1 => (i.clone(), namesake()).prop_map(|(i, d)| AheadOp::Correct(i, d)),
         1 => (i.clone(), namesake()).prop_map(|(i, d)| AheadOp::CorrectOverriding(i, d)),
         1 => i.clone().prop_map(AheadOp::Erase),
-        1 => (i.clone(), i).prop_map(|(a, b)| AheadOp::Merge(a, b)),
+        1 => (i.clone(), i.clone()).prop_map(|(a, b)| AheadOp::Merge(a, b)),
+        1 => i.prop_map(AheadOp::Unmerge),
     ]
 }
 
@@ -976,7 +1006,7 @@ proptest! {
     /// block-mates they examine were opened ahead (on a second thread, from the batch's
     /// last registration backwards, through a view of the store as the batch began) or
     /// by each search in turn, even where the batch itself registered, corrected,
-    /// merged or erased one of them before the search: every command gets the same
+    /// merged, unmerged or erased one of them before the search: every command gets the same
     /// answer and the projections the search reads are equal.
     #[test]
     fn a_batchs_searches_find_the_same_with_block_mates_opened_ahead(
@@ -989,6 +1019,7 @@ proptest! {
         ahead.set_open_ahead(OpenAhead::Always);
         alone.set_open_ahead(OpenAhead::Never);
         let mut numbers: Vec<HudumaNumber> = Vec::new();
+        let mut merged: Vec<HudumaNumber> = Vec::new();
         for (c, chunk) in ops.chunks(batch).enumerate() {
             let pick = |i: usize| numbers.get(i % numbers.len().max(1)).copied();
             let submissions: Vec<Submission> = chunk
@@ -1019,6 +1050,9 @@ proptest! {
                             duplicate,
                             justification: "duplicate enrolment".into(),
                         }),
+                        AheadOp::Unmerge(k) => merged.get(k % merged.len().max(1)).map(|duplicate| {
+                            Command::UnmergeRecords { duplicate: *duplicate, justification: "two persons".into() }
+                        }),
                     };
                     command.map(|command| submission(format!("a-{c}-{k}"), command))
                 })
@@ -1034,6 +1068,9 @@ proptest! {
                     && !numbers.contains(number)
                 {
                     numbers.push(*number);
+                }
+                if let (Ok(_), Command::MergeRecords { duplicate, .. }) = (a, &s.command) {
+                    merged.push(*duplicate);
                 }
             }
         }

@@ -21,6 +21,7 @@ pub enum Rpc {
     LinkAgencyRecord,
     UnlinkAgencyRecord,
     MergeRecords,
+    UnmergeRecords,
     ErasePersonalData,
     FindDuplicates,
     Resolve,
@@ -38,7 +39,7 @@ pub enum Rpc {
 use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 21] = [
+    pub const ALL: [Rpc; 22] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -48,6 +49,7 @@ impl Rpc {
         Rpc::LinkAgencyRecord,
         Rpc::UnlinkAgencyRecord,
         Rpc::MergeRecords,
+        Rpc::UnmergeRecords,
         Rpc::ErasePersonalData,
         Rpc::FindDuplicates,
         Rpc::Resolve,
@@ -74,6 +76,7 @@ impl Rpc {
             Rpc::LinkAgencyRecord => "LinkAgencyRecord",
             Rpc::UnlinkAgencyRecord => "UnlinkAgencyRecord",
             Rpc::MergeRecords => "MergeRecords",
+            Rpc::UnmergeRecords => "UnmergeRecords",
             Rpc::ErasePersonalData => "ErasePersonalData",
             Rpc::FindDuplicates => "FindDuplicates",
             Rpc::Resolve => "Resolve",
@@ -99,6 +102,7 @@ impl Rpc {
             | Rpc::RevokeNumber
             | Rpc::ReinstateNumber
             | Rpc::MergeRecords
+            | Rpc::UnmergeRecords
             | Rpc::FindDuplicates => &[Registrar, Admin],
             // An agency only for records of its own agency code (checked by the handler).
             Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],

@@ -115,6 +115,18 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::UnmergeRecords => code(
+            server
+                .registry(bearer)
+                .await
+                .unmerge_records(pb::UnmergeRecordsRequest {
+                    request_id: id,
+                    duplicate: n,
+                    justification: "matrix".into(),
+                    centre: "GPO-NAIROBI".into(),
+                })
+                .await,
+        ),
         Rpc::ErasePersonalData => code(
             server
                 .registry(bearer)

@@ -1,5 +1,5 @@
-//! The streaming RPCs: an agency's change stream (live, and resumed from an index) and
-//! an auditor's download of the exact records, verified with the published key.
+//! The streaming RPCs: an agency's change stream (live, resumed from an index, and
+//! told of a merge undone) and an auditor's download of the exact records, verified with the published key.
 
 use huduma_e2e::*;
 use registry_server::auth::Role;
@@ -69,6 +69,79 @@ async fn watch_changes_follows_live_and_resumes_from_an_index() {
     let mut nhif = server.resolver(Bearer::token(&server.token_of("nhif"))).await;
     let mut quiet = nhif.watch_changes(pb::WatchChangesRequest { from_index: 0 }).await.unwrap().into_inner();
     assert!(tokio::time::timeout(std::time::Duration::from_millis(300), quiet.next()).await.is_err());
+}
+
+/// A merge undone over gRPC: the person unmerged resolves active again, and an agency
+/// whose record went back with them is told on its stream, on that person's number.
+/// What may not be unmerged is refused, by status or by field, and writes nothing.
+#[tokio::test]
+async fn an_unmerge_gives_the_record_back_and_tells_its_agency() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let survivor = register(&server, "a", 1).await;
+    let duplicate = register(&server, "b", 2).await;
+    let link = pb::LinkAgencyRecordRequest {
+        request_id: "l".into(),
+        huduma_number: duplicate.clone(),
+        record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "K-9".into() }),
+        centre: "GPO-NAIROBI".into(),
+    };
+    registry.link_agency_record(link).await.unwrap();
+    let merge = pb::MergeRecordsRequest {
+        request_id: "m".into(),
+        survivor: survivor.clone(),
+        duplicate: duplicate.clone(),
+        justification: "one person".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    let merged = registry.merge_records(merge).await.unwrap().into_inner().receipt.unwrap().index;
+    let unmerge = |id: &str, duplicate: &str, justification: &str| pb::UnmergeRecordsRequest {
+        request_id: id.into(),
+        duplicate: duplicate.into(),
+        justification: justification.into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+
+    let before = server.log_size().await;
+    let refused = registry.unmerge_records(unmerge("x1", &survivor, "two persons")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(refused.message().contains("unmerge"), "{}", refused.message());
+    let refused = registry.unmerge_records(unmerge("x2", &duplicate, "")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{}", refused.message());
+    assert!(refused.message().contains("justification"), "{}", refused.message());
+    let refused = registry.unmerge_records(unmerge("x3", "1234", "two persons")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{}", refused.message());
+    assert!(refused.message().contains("duplicate"), "{}", refused.message());
+    assert_eq!(server.log_size().await, before, "the refusals wrote nothing");
+
+    let mut kra = server.resolver(Bearer::token(&server.token_of("kra"))).await;
+    let mut changes = kra.watch_changes(pb::WatchChangesRequest { from_index: merged }).await.unwrap().into_inner();
+    let first = changes.next().await.unwrap().unwrap();
+    assert_eq!((first.index, first.kind), (merged, pb::ChangeKind::RecordsMerged as i32));
+    let unmerged = registry
+        .unmerge_records(unmerge("u", &duplicate, "two persons: fingerprints differ"))
+        .await
+        .unwrap()
+        .into_inner()
+        .receipt
+        .unwrap()
+        .index;
+    let live =
+        tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        (live.index, live.kind, live.status, live.huduma_number.as_str(), live.record_ids.as_slice()),
+        (
+            unmerged,
+            pb::ChangeKind::RecordsUnmerged as i32,
+            pb::Status::Active as i32,
+            duplicate.as_str(),
+            &["K-9".to_string()][..]
+        )
+    );
+    let mut resolver = server.resolver(Bearer::token(&server.token(Role::Registrar))).await;
+    let key = Some(pb::resolve_request::Key::HudumaNumber(duplicate.clone()));
+    let resolved = resolver.resolve(pb::ResolveRequest { key, purpose: "check".into() }).await.unwrap().into_inner();
+    assert_eq!((resolved.status, resolved.superseded_by.as_str()), (pb::Status::Active as i32, ""));
 }
 
 #[tokio::test]

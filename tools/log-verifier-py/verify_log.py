@@ -20,7 +20,7 @@ RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
 ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
 KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
 MAX_PAYLOAD = 1 << 20
-KNOWN = {(1, 1), (2, 1), (16, 2), (18, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 26)}
+KNOWN = {(1, 1), (2, 1), (16, 2), (18, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 27)}
 
 
 class Bad(Exception):
@@ -137,7 +137,8 @@ def decode(kind: int, version: int, payload: bytes):
         at = actor(payload, at)
         _, at = varint(payload, at)
         _, at = string(payload, at)
-    elif kind == 24:
+    elif kind in (24, 26):
+        # RecordsMerged and RecordsUnmerged: survivor, duplicate, justification.
         at = actor(payload, at)
         _, at = varint(payload, at)
         _, at = varint(payload, at)

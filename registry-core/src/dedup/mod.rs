@@ -111,7 +111,7 @@ impl DobTags {
 
 /// The persons scoring at least `floor` against `d`, best first, at most `limit`,
 /// reading the projections through `view` (so a batch being built sees itself).
-/// Merged and erased persons are not candidates (a merged person's keys are gone; an
+/// Merged and erased persons are not candidates (a merged person left the search when merged; an
 /// erased one has no demographics); revoked and deceased ones are; nor is `excluded`
 /// (the person a correction to `d` would be made to).
 pub fn find(

@@ -327,7 +327,8 @@ fn insert_sorted(records: &mut Vec<LinkedRecord>, record: LinkedRecord) {
 }
 
 /// The persons an event changes that may be linked with agencies: the event's person,
-/// or both sides of a merge (the survivor first). A registration has no links yet.
+/// both sides of a merge (the survivor first), or an unmerge's duplicate. A
+/// registration has no links yet.
 fn linked_persons(event: &Event) -> Vec<PersonId> {
     match event {
         Event::LogInitialized(_) | Event::LogKeyRotated(_) | Event::PersonRegistered(_) => Vec::new(),
@@ -340,6 +341,9 @@ fn linked_persons(event: &Event) -> Vec<PersonId> {
         Event::NumberReinstated(e) => vec![e.person],
         Event::RecordsMerged(e) => vec![e.survivor, e.duplicate],
         Event::PersonalDataErased(e) => vec![e.person],
+        // Only the duplicate: the records that go back concern them; the survivor's
+        // other records do not change.
+        Event::RecordsUnmerged(e) => vec![e.duplicate],
     }
 }
 
@@ -435,6 +439,7 @@ fn apply(
                 demographics: Some(e.demographics.clone()),
                 date_of_death: None,
                 agency_records: Vec::new(),
+                moved_by_merge: Vec::new(),
                 updated_at: seq,
             };
             store_person(view, person, &entry);
@@ -506,12 +511,46 @@ fn apply(
             update_person(view, seq, e.duplicate, |p| {
                 p.status = PersonStatus::Merged;
                 p.merged_into = Some(e.survivor);
+                p.moved_by_merge = moved.clone();
             })?;
             update_person(view, seq, e.survivor, |p| {
                 for record in moved {
                     insert_sorted(&mut p.agency_records, record);
                 }
             })?;
+        }
+        Event::RecordsUnmerged(e) => {
+            let duplicate = load_person(view, seq, e.duplicate)?;
+            if duplicate.status != PersonStatus::Merged || duplicate.merged_into != Some(e.survivor) {
+                return Err(FoldError::Inconsistent {
+                    seq,
+                    reason: format!("person {} is not merged into person {}", e.duplicate.0, e.survivor.0),
+                });
+            }
+            // What the merge moved and the survivor still holds goes back; a record
+            // unlinked since stays unlinked, one linked to the survivor since stays theirs.
+            let mut returned = Vec::new();
+            update_person(view, seq, e.survivor, |p| {
+                p.agency_records.retain(|r| {
+                    let moved = duplicate.moved_by_merge.binary_search_by(|m| m.order().cmp(&r.order())).is_ok();
+                    if moved {
+                        returned.push(r.clone());
+                    }
+                    !moved
+                })
+            })?;
+            for record in &returned {
+                view.put(Tree::AgencyLinks, record.link.to_vec(), &person_key(e.duplicate));
+            }
+            update_person(view, seq, e.duplicate, |p| {
+                p.status = PersonStatus::Active;
+                p.merged_into = None;
+                p.moved_by_merge = Vec::new();
+                p.agency_records = returned;
+            })?;
+            if let Some(sealed) = &duplicate.demographics {
+                set_match_keys(view, secrets, seq, e.duplicate, sealed, true, upkeep)?;
+            }
         }
         Event::PersonalDataErased(e) => {
             let before = load_person(view, seq, e.person)?;
@@ -525,6 +564,9 @@ fn apply(
                 p.status = PersonStatus::Erased;
                 p.demographics = None;
                 p.date_of_death = None;
+                // An erased person is not unmerged: what their merge moved is the
+                // survivor's for good.
+                p.moved_by_merge = Vec::new();
             })?;
             view.put(Tree::Keyring, person_key(e.person), &keyring::erased_entry());
         }

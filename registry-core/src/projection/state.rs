@@ -36,6 +36,9 @@ pub struct PersonEntry {
     /// records projection, kept in the person's entry so that a look-up is point reads
     /// only.
     pub agency_records: Vec<LinkedRecord>,
+    /// For a merged person: the agency records their merge moved to the survivor, so
+    /// that undoing the merge knows which to take back. Empty for anyone else.
+    pub moved_by_merge: Vec<LinkedRecord>,
     /// The sequence number of the last event that changed this person.
     pub updated_at: u64,
 }
@@ -141,14 +144,15 @@ pub mod meta {
     /// name blocks by birth year alone; v3 no chunks, see `dedup::blocks`),
     /// `name_counts.v2`, word keys of 16 bytes (32 before); and since agency record ids
     /// and dates of death are sealed in the projections, `persons.v3` (v2: the date of
-    /// death in clear, dropped at erasure),
+    /// death in clear, dropped at erasure), and since a merge can be undone,
+    /// `persons.v4` (a merged person's entry keeps the records their merge moved),
     /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
     /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
             crate::storage::Tree::MatchKeys => b"applied/match_keys.v6".to_vec(),
             crate::storage::Tree::NameCounts => b"applied/name_counts.v2".to_vec(),
-            crate::storage::Tree::Persons => b"applied/persons.v3".to_vec(),
+            crate::storage::Tree::Persons => b"applied/persons.v4".to_vec(),
             crate::storage::Tree::AgencyLinks => b"applied/agency_links.v2".to_vec(),
             crate::storage::Tree::AgencyChanges => b"applied/agency_changes.v2".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),

@@ -335,6 +335,22 @@ impl RegistryRpc for RegistryService {
         .await
     }
 
+    async fn unmerge_records(
+        &self,
+        request: Request<pb::UnmergeRecordsRequest>,
+    ) -> Result<Response<pb::UnmergeRecordsResponse>, Status> {
+        timed(Rpc::UnmergeRecords, async {
+            let principal = authorize(&request, Rpc::UnmergeRecords)?;
+            let r = request.into_inner();
+            let duplicate = wire::number("duplicate", &r.duplicate)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::UnmergeRecords { duplicate, justification: r.justification };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::UnmergeRecordsResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
     async fn erase_personal_data(
         &self,
         request: Request<pb::ErasePersonalDataRequest>,

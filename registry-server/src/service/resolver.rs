@@ -97,6 +97,7 @@ fn change_kind(code: u16) -> pb::ChangeKind {
         kind::NUMBER_REINSTATED => pb::ChangeKind::NumberReinstated,
         kind::RECORDS_MERGED => pb::ChangeKind::RecordsMerged,
         kind::PERSONAL_DATA_ERASED => pb::ChangeKind::PersonalDataErased,
+        kind::RECORDS_UNMERGED => pb::ChangeKind::RecordsUnmerged,
         _ => pb::ChangeKind::Unspecified,
     }
 }

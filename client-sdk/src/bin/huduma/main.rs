@@ -225,6 +225,20 @@ enum Cmd {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Undo a mistaken merge: the duplicate's number resolves active again, with the
+    /// agency records the merge moved that the survivor still holds.
+    Unmerge {
+        /// The number of the person merged by mistake.
+        #[arg(long)]
+        duplicate: String,
+        /// Why they are two persons (recorded in the log).
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        centre: String,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Erase a person's personal data (admins): their data key is destroyed; the log
     /// still verifies, and the number resolves as erased.
     Erase {
@@ -594,6 +608,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt = client.merge_records(&request_id, &survivor, &duplicate, &justification, &centre).await?;
+            show(json, &Done { request_id, receipt })
+        }
+        Cmd::Unmerge { duplicate, justification, centre, request_id } => {
+            huduma_sdk::check_number(&duplicate)
+                .map_err(|e| failure(3, format!("--duplicate: invalid Huduma number {duplicate:?}: {e}")))?;
+            let client = connect(&cli.connection).await?;
+            let request_id = id(request_id);
+            let receipt = client.unmerge_records(&request_id, &duplicate, &justification, &centre).await?;
             show(json, &Done { request_id, receipt })
         }
         Cmd::Erase { number, legal_basis, request_id } => {
