@@ -198,27 +198,38 @@ async fn a_registrar_searches_overrides_corrects_merges_and_unmerges_and_an_admi
     let short = huduma(&server, &registrar, &["correct", &second, "--given", "Adhiambo", "--centre", "X"]).await;
     assert_eq!(short.code, 2);
     assert!(short.stderr.contains("correct: --family is required"), "{}", short.stderr);
-    // Corrected back into the first's demographics, the twin is refused as her likely
-    // duplicate (5), naming her and the way to override; with a justification it goes.
-    // The search, leaving the twin out, shows it coming.
-    let ahead: Vec<&str> = [&["--json", "duplicates"][..], &person, &["--excluding", second.as_str()]].concat();
+    // Corrected into a third registered person's demographics, the twin is refused as
+    // his likely duplicate (5), naming him and the way to override; with a justification
+    // it goes. The search, leaving the twin out, shows it coming.
+    let baraka =
+        ["--given", "Baraka", "--family", "Mwangi", "--dob", "1950-06-30", "--sex", "male", "--place", "Nyeri"];
+    let third = issued(&huduma(&server, &registrar, &[&["--json", "register"][..], &baraka, &centre].concat()).await);
+    let ahead: Vec<&str> = [&["--json", "duplicates"][..], &baraka, &["--excluding", second.as_str()]].concat();
     let found = json(&huduma(&server, &registrar, &ahead).await);
     let numbers: Vec<&str> = found.as_array().unwrap().iter().map(|c| c["huduma_number"].as_str().unwrap()).collect();
-    assert_eq!(numbers, [first.as_str()], "{found}");
+    assert_eq!(numbers, [third.as_str()], "{found}");
     let bad: Vec<&str> = [&["duplicates"][..], &person, &["--excluding", "1234"]].concat();
     let bad = huduma(&server, &registrar, &bad).await;
     assert_eq!(bad.code, 3, "{}", bad.stderr);
     assert!(bad.stderr.contains("--excluding"), "{}", bad.stderr);
     let size = server.log_size().await;
-    let back: Vec<&str> = [&["correct", second.as_str()][..], &person, &centre].concat();
-    let refused = huduma(&server, &registrar, &back).await;
+    let into_baraka: Vec<&str> = [&["correct", second.as_str()][..], &baraka, &centre].concat();
+    let refused = huduma(&server, &registrar, &into_baraka).await;
     assert_eq!(refused.code, 5, "{}", refused.stderr);
+    let grouped = huduma_sdk::check_number(&third).unwrap().to_string();
     assert!(refused.stderr.contains(&format!("possible duplicate of {grouped} (score ")), "{}", refused.stderr);
     assert!(refused.stderr.contains("--override-duplicate"), "{}", refused.stderr);
     assert_eq!(server.log_size().await, size, "a refusal writes nothing");
-    let why = ["--override-duplicate", "twin sister; the register had her given name wrong"];
-    assert_eq!(huduma(&server, &registrar, &[&back[..], &why[..]].concat()).await.code, 0);
+    let why = ["--override-duplicate", "namesake; the register had the wrong person's page"];
+    assert_eq!(huduma(&server, &registrar, &[&into_baraka[..], &why[..]].concat()).await.code, 0);
     assert_eq!(server.log_size().await, size + 1);
+    let shown = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
+    assert_eq!(shown["demographics"]["given_name"], "Baraka", "{shown}");
+    // Corrected back into the first's demographics: judged another person than her at
+    // her registration, the twin is not refused as her duplicate again.
+    let back: Vec<&str> = [&["correct", second.as_str()][..], &person, &centre].concat();
+    let corrected_back = huduma(&server, &registrar, &back).await;
+    assert_eq!(corrected_back.code, 0, "{}", corrected_back.stderr);
     let shown = json(&huduma(&server, &registrar, &["--json", "resolve", &second, "--purpose", "check"]).await);
     assert_eq!(shown["demographics"]["given_name"], "Akinyi", "{shown}");
 
@@ -249,6 +260,11 @@ async fn a_registrar_searches_overrides_corrects_merges_and_unmerges_and_an_admi
     assert_eq!(unmerged["status"], "Active", "{unmerged}");
     assert_eq!(unmerged["number"].as_str(), Some(second.as_str()), "{unmerged}");
     assert_eq!(huduma(&server, &registrar, &unmerge).await.code, 5, "an active person is not unmerged");
+    // Its history shows the merge and its undoing, with why.
+    let history = json(&huduma(&server, &registrar, &["--json", "history", &second, "--purpose", "check"]).await);
+    let events: Vec<&str> = history["entries"].as_array().unwrap().iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(events.ends_with(&["RecordsMerged", "RecordsUnmerged"]), "{history}");
+    assert_eq!(history["entries"].as_array().unwrap().last().unwrap()["detail"], "fingerprints differ", "{history}");
 
     // Erasure is the admin's: a registrar is not allowed (6); then the number resolves as erased.
     let erase = ["erase", &first, "--legal-basis", "Data Protection Act 2019, s. 40"];

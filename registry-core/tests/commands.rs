@@ -542,6 +542,58 @@ fn a_mistaken_merge_is_undone() {
     assert!(report.projections_checked, "the live projections equal a fresh fold");
 }
 
+/// Two persons a registrar judged distinct stay distinct: once the search naming one
+/// was overridden at the other's registration or correction, or a merge of the two was
+/// undone, a correction of either is not searched against the other again (so twins
+/// are not flagged, and the justification asked for, at every correction). It still is
+/// against everyone else.
+#[test]
+fn persons_judged_distinct_are_not_searched_against_each_other_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let go = |id: &str, command| registry.submit_blocking(submission(id, command));
+    let amina = register(&registry, "a", 1);
+    let baraka = register(&registry, "b", 2);
+    let twin = go(
+        "t",
+        Command::RegisterPersonOverridingDuplicates {
+            demographics: person(1),
+            justification: "twin sister, birth certificates seen".into(),
+        },
+    )
+    .unwrap()
+    .number
+    .unwrap();
+    let mut moved = person(1);
+    moved.place_of_birth = "Mombasa".into();
+    // Either twin corrected, still alike: neither is flagged as the other.
+    go("c1", Command::CorrectDemographics { number: twin, demographics: moved.clone() }).expect("the twin");
+    go("c2", Command::CorrectDemographics { number: amina, demographics: moved.clone() }).expect("Amina");
+    // Into Baraka: he was never judged distinct from the twin.
+    match go("c3", Command::CorrectDemographics { number: twin, demographics: person(2) }) {
+        Err(CommandError::PossibleDuplicate { candidates }) => {
+            assert_eq!(candidates.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec![baraka]);
+        }
+        other => panic!("a correction into Baraka was not refused: {other:?}"),
+    }
+
+    // A merge undone judges the two distinct too.
+    let chebet = register(&registry, "c", 3);
+    let reader = registry.reader();
+    let candidates = |excluded: HudumaNumber| {
+        let who = reader.resolve_number(excluded).unwrap().unwrap().person;
+        let found = reader.find_duplicates(&person(3), 0.0, 10, Some(who)).unwrap();
+        found.into_iter().map(|c| c.number).collect::<Vec<_>>()
+    };
+    assert!(candidates(baraka).contains(&chebet), "a correction of Baraka into Chebet finds her");
+    go("m", Command::MergeRecords { survivor: chebet, duplicate: baraka, justification: "one person".into() }).unwrap();
+    go("u", Command::UnmergeRecords { duplicate: baraka, justification: "two persons".into() }).unwrap();
+    assert!(!candidates(baraka).contains(&chebet), "judged distinct by the unmerge");
+    assert!(candidates(amina).contains(&chebet), "but not from anyone else");
+    let report = verify_whole(&**registry.store()).unwrap();
+    assert!(report.projections_checked);
+}
+
 /// A correction is searched for duplicates among everyone but the person corrected:
 /// making one person into another registered person is refused, naming them, and writes
 /// nothing; a justification lets it go ahead, and the log records the override (event

@@ -238,6 +238,24 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
         }
     }
 
+    // Persons judged distinct are judged so both ways, and nobody from themselves.
+    let persons: BTreeMap<Vec<u8>, PersonEntry> = store
+        .snapshot(Tree::Persons)
+        .unwrap()
+        .into_iter()
+        .map(|(key, stored)| {
+            let person = opened(Tree::Persons, &key, &stored);
+            (key, person)
+        })
+        .collect();
+    for (key, person) in &persons {
+        for other in &person.judged_distinct {
+            prop_assert_ne!(&other.0.to_be_bytes().to_vec(), key, "judged distinct from themselves");
+            let theirs = &persons[&other.0.to_be_bytes().to_vec()];
+            prop_assert!(theirs.judged_distinct.iter().any(|p| p.0.to_be_bytes().as_slice() == key.as_slice()));
+        }
+    }
+
     // An agency record maps to one person, and the persons' own lists say the same.
     let agency_links = store.snapshot(Tree::AgencyLinks).unwrap();
     let mut holders: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();

@@ -248,6 +248,13 @@ async fn a_correction_into_another_person_is_refused_naming_them_until_justified
     };
     let found = registry.find_duplicates(search(&baraka)).await.unwrap().into_inner();
     assert_eq!(found.candidates.iter().map(|c| c.huduma_number.as_str()).collect::<Vec<_>>(), [amina.as_str()]);
+    let listed = portal
+        .list_accesses(pb::ListAccessesRequest { huduma_number: amina.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let at_a_correction = listed.accesses.iter().filter(|a| a.purpose == "duplicate search at a correction").count();
+    assert_eq!(at_a_correction, 2, "the preview is recorded as the search at a correction it is: {listed:?}");
     let found = registry.find_duplicates(search(&amina)).await.unwrap().into_inner();
     assert!(found.candidates.is_empty(), "{found:?}");
     let never = registry_core::HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
@@ -265,6 +272,14 @@ async fn a_correction_into_another_person_is_refused_naming_them_until_justified
     registry.correct_demographics(justified).await.expect("corrected with a justification");
     assert_eq!(server.log_size().await, before + 1);
     assert_eq!(resolve(&server, &baraka).await.demographics, Some(demographics(40)));
+
+    // Judged two persons, they stay two: the search a correction of Baraka meets finds
+    // nobody now, and a later correction of his goes through without a justification.
+    let found = registry.find_duplicates(search(&baraka)).await.unwrap().into_inner();
+    assert!(found.candidates.is_empty(), "{found:?}");
+    let mut again = correction("c-4", "");
+    again.demographics = Some(pb::Demographics { place_of_birth: "Mombasa".into(), ..demographics(40) });
+    registry.correct_demographics(again).await.expect("not refused for Amina again");
 }
 
 #[tokio::test]

@@ -162,7 +162,8 @@ pub struct Found {
 /// derives it before the registration is sequenced), and may have opened some of the
 /// persons it examines ahead ([`OpenedAhead`]). The probe is used up: its profile is
 /// weighed by the name counts in place. `excluded` (a person whose correction is
-/// searched for) is never a candidate, nor counted as examined.
+/// searched for) is never a candidate, nor counted as examined, and nor is anyone a
+/// registrar has judged another person than them (`PersonEntry::judged_distinct`).
 pub fn find_probed(
     view: &View<'_>,
     secrets: &Secrets,
@@ -179,7 +180,11 @@ pub fn find_probed(
     // too far from the probe's to reach `floor` is never opened.
     let best_but_dob = score::best_without_dob(&profile);
     let mut persons = block_mates(view, secrets, &profile, dob, &near, best_but_dob, floor)?;
-    persons.retain(|person| Some(*person) != excluded);
+    let judged = match excluded {
+        Some(corrected) => judged_distinct(view, corrected)?,
+        None => Vec::new(),
+    };
+    persons.retain(|person| Some(*person) != excluded && judged.binary_search(person).is_err());
     let examined = persons.len();
     let mut candidates = Vec::new();
     for person in persons {
@@ -245,6 +250,13 @@ fn block_mates(
 struct Opened {
     number: HudumaNumber,
     profile: Profile,
+}
+
+/// The persons a registrar has judged another person than `person` (none for a person
+/// not registered).
+fn judged_distinct(view: &View<'_>, person: PersonId) -> Result<Vec<PersonId>, FoldError> {
+    let entry = state::read::<PersonEntry>(view, Tree::Persons, &person_key(person))?;
+    Ok(entry.map(|e| e.judged_distinct).unwrap_or_default())
 }
 
 /// Opens a registered person for the search; `None` for one who is no candidate

@@ -6,7 +6,7 @@ use crate::dedup::Profile;
 use crate::dedup::blocks::{self, BlockHash, Upkeep};
 use crate::dedup::name_counts;
 use crate::demographics::Demographics;
-use crate::event::{Event, PrivateText};
+use crate::event::{DuplicateOverride, Event, PrivateText};
 use crate::keyring::{self, KeyringEntry, KeyringError};
 use crate::projection::state::{
     self, AgencyChange, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_change_key, meta, number_key,
@@ -320,6 +320,43 @@ fn remove_links(view: &mut View<'_>, seq: u64, person: PersonId) -> Result<Vec<L
     Ok(moved)
 }
 
+/// Records that a registrar judged `a` and `b` two persons: each in the other's
+/// `judged_distinct`.
+fn judge_distinct(view: &mut View<'_>, seq: u64, a: PersonId, b: PersonId) -> Result<(), FoldError> {
+    if a == b {
+        return Ok(());
+    }
+    for (one, other) in [(a, b), (b, a)] {
+        update_person(view, seq, one, |p| {
+            if let Err(at) = p.judged_distinct.binary_search(&other) {
+                p.judged_distinct.insert(at, other);
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Records that `person` was judged another person than each candidate of the
+/// duplicate search their registration or correction overrode (named by their number
+/// at the time).
+fn judge_overridden(
+    view: &mut View<'_>,
+    seq: u64,
+    person: PersonId,
+    overridden: Option<&DuplicateOverride>,
+) -> Result<(), FoldError> {
+    for candidate in overridden.map_or(&[][..], |o| &o.candidates) {
+        let entry: NumberEntry = state::read(view, Tree::Numbers, &number_key(candidate.number))?.ok_or_else(|| {
+            FoldError::Inconsistent {
+                seq,
+                reason: format!("overridden candidate {} was never issued", candidate.number),
+            }
+        })?;
+        judge_distinct(view, seq, person, entry.person)?;
+    }
+    Ok(())
+}
+
 fn insert_sorted(records: &mut Vec<LinkedRecord>, record: LinkedRecord) {
     if let Err(at) = records.binary_search_by(|r| r.order().cmp(&record.order())) {
         records.insert(at, record);
@@ -440,11 +477,13 @@ fn apply(
                 date_of_death: None,
                 agency_records: Vec::new(),
                 moved_by_merge: Vec::new(),
+                judged_distinct: Vec::new(),
                 updated_at: seq,
             };
             store_person(view, person, &entry);
             put_counter(view, e.counter);
             apply_match_material(view, seq, prepared.registered, true, upkeep)?;
+            judge_overridden(view, seq, person, e.duplicate_override.as_ref())?;
         }
         Event::NumberReplaced(e) => {
             let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
@@ -469,6 +508,7 @@ fn apply(
             }
             update_person(view, seq, e.person, |p| p.demographics = Some(e.demographics.clone()))?;
             set_match_keys(view, secrets, seq, e.person, &e.demographics, true, upkeep)?;
+            judge_overridden(view, seq, e.person, e.duplicate_override.as_ref())?;
         }
         Event::AgencyRecordLinked(e) => {
             let record = match prepared.linked {
@@ -551,6 +591,7 @@ fn apply(
             if let Some(sealed) = &duplicate.demographics {
                 set_match_keys(view, secrets, seq, e.duplicate, sealed, true, upkeep)?;
             }
+            judge_distinct(view, seq, e.duplicate, e.survivor)?;
         }
         Event::PersonalDataErased(e) => {
             let before = load_person(view, seq, e.person)?;

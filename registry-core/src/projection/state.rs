@@ -39,6 +39,11 @@ pub struct PersonEntry {
     /// For a merged person: the agency records their merge moved to the survivor, so
     /// that undoing the merge knows which to take back. Empty for anyone else.
     pub moved_by_merge: Vec<LinkedRecord>,
+    /// The persons a registrar has judged another person than this one, sorted: those
+    /// named by a duplicate search they overrode, registering or correcting either of
+    /// the two, and the survivor of a merge of theirs undone. A correction of either is
+    /// not searched against the other again.
+    pub judged_distinct: Vec<PersonId>,
     /// The sequence number of the last event that changed this person.
     pub updated_at: u64,
 }
@@ -145,7 +150,8 @@ pub mod meta {
     /// `name_counts.v2`, word keys of 16 bytes (32 before); and since agency record ids
     /// and dates of death are sealed in the projections, `persons.v3` (v2: the date of
     /// death in clear, dropped at erasure), and since a merge can be undone,
-    /// `persons.v4` (a merged person's entry keeps the records their merge moved),
+    /// `persons.v4` (a merged person's entry keeps the records their merge moved, and
+    /// every entry the persons judged distinct from them),
     /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
     /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {

@@ -187,7 +187,10 @@ impl RegistryRpc for RegistryService {
             .map_err(wire::query_error)?;
             let found: Vec<_> = found.iter().map(|c| (c.number, c.score)).collect();
             let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
-            self.record_found(&principal, &numbers, "duplicate search at enrolment").await?;
+            // With a person left out, it is the search a correction of theirs meets.
+            let purpose =
+                if excluded.is_some() { "duplicate search at a correction" } else { "duplicate search at enrolment" };
+            self.record_found(&principal, &numbers, purpose).await?;
             Ok(Response::new(wire::duplicates_out(&found)))
         })
         .await
