@@ -562,6 +562,15 @@ impl Client {
         receipt_in(answer.receipt)
     }
 
+    /// The records that changed the person with `number` (any of their numbers), oldest
+    /// first: what, when, by whom, through where and why; never their personal data.
+    /// Recorded in their access list with `purpose`.
+    pub async fn history(&self, number: &str, purpose: &str) -> Result<crate::types::History, Error> {
+        let message = pb::GetHistoryRequest { huduma_number: checked(number)?, purpose: purpose.into() };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).get_history(r).await }).await?;
+        crate::types::history_in(answer)
+    }
+
     pub async fn erase_personal_data(
         &self,
         request_id: &str,

@@ -40,8 +40,8 @@ pub use error::Error;
 pub use huduma_number::{HudumaNumber, NumberError};
 pub use types::{
     Access, AccessCall, AccessPage, AgencyRecord, BackupProgress, BackupTaken, Change, ChangeKind, Claim, Demographics,
-    Disclosed, DuplicateCandidate, Log, LogRecord, Receipt, ReplacementReason, Resolution, ResolveKey, Sex, Status,
-    VerifierKey, VerifierKeys,
+    Disclosed, DuplicateCandidate, History, HistoryEntry, Log, LogRecord, Receipt, ReplacementReason, Resolution,
+    ResolveKey, Sex, Status, VerifierKey, VerifierKeys,
 };
 
 /// The README's Rust examples compile (they need a server to run).

@@ -281,6 +281,8 @@ pub enum AccessCall {
     Resolve,
     VerifyAttributes,
     FindDuplicates,
+    /// The person's history was read.
+    History,
 }
 
 /// One look-up of a person, as a citizen portal sees it (never the key's value).
@@ -374,6 +376,55 @@ pub(crate) fn log_out(log: Log) -> i32 {
     }
 }
 
+/// A person's history: the records that changed them, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct History {
+    /// The person's number in force and status now.
+    pub current_number: String,
+    pub status: Status,
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// One record of a person's history (never their personal data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The record's log index: prove it with `inclusion_proof`.
+    pub index: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The event, as the log format names it (e.g. "RecordsMerged").
+    pub event: String,
+    /// Who, and through which centre or agency.
+    pub principal: String,
+    pub via: String,
+    /// Why, as the record states it (a reason, justification or legal basis; the
+    /// agency of a link); empty if none.
+    pub detail: String,
+    /// The numbers the record concerns: the persons it names, as in force now, then
+    /// the numbers it names itself.
+    pub numbers: Vec<String>,
+}
+
+pub(crate) fn history_in(h: pb::GetHistoryResponse) -> Result<History, Error> {
+    Ok(History {
+        current_number: h.current_number,
+        status: status_in(h.status)?,
+        entries: h
+            .entries
+            .into_iter()
+            .map(|e| HistoryEntry {
+                index: e.index,
+                time: e.time,
+                event: e.event,
+                principal: e.principal,
+                via: e.via,
+                detail: e.detail,
+                numbers: e.numbers,
+            })
+            .collect(),
+    })
+}
+
 pub(crate) fn access_in(a: pb::Access) -> Access {
     Access {
         index: a.index,
@@ -383,6 +434,7 @@ pub(crate) fn access_in(a: pb::Access) -> Access {
             Ok(pb::AccessCall::Resolve) => Some(AccessCall::Resolve),
             Ok(pb::AccessCall::VerifyAttributes) => Some(AccessCall::VerifyAttributes),
             Ok(pb::AccessCall::FindDuplicates) => Some(AccessCall::FindDuplicates),
+            Ok(pb::AccessCall::History) => Some(AccessCall::History),
             _ => None,
         },
         agency: a.agency,

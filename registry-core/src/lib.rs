@@ -12,6 +12,7 @@ pub mod commit_intent;
 pub mod dedup;
 pub mod demographics;
 pub mod event;
+pub mod history;
 pub mod issuer;
 pub mod keyring;
 pub mod log_export;

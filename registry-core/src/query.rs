@@ -8,6 +8,7 @@ use huduma_number::HudumaNumber;
 
 use crate::PersonId;
 use crate::demographics::Demographics;
+use crate::event::Event;
 use crate::keys::VerifyingKey;
 use crate::projection::fold::{FoldError, keyring_entry, open_demographics_with};
 use crate::projection::state::{
@@ -66,6 +67,16 @@ pub struct Change {
     pub status: PersonStatus,
     /// The agency's record ids the change concerns (linked before or after), sorted.
     pub records: Vec<String>,
+}
+
+/// One record of a person's history, as the log holds it: its index, its time and its
+/// event (what the event seals stays sealed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    pub index: u64,
+    /// Unix microseconds, as the record's header says.
+    pub time_micros: i64,
+    pub event: Event,
 }
 
 /// Why a look-up failed, apart from "not found".
@@ -154,6 +165,41 @@ impl Reader {
     /// The token `agency` sees `person` by.
     pub fn agency_token(&self, agency: &str, person: PersonId) -> String {
         crate::agency_token::token(&self.secrets, agency, person)
+    }
+
+    /// The person with `number` (any of their numbers, current or not) and the records
+    /// that changed them, oldest first: their registration, and every record since
+    /// that named them (a merge or an unmerge on either side, a duplicate search
+    /// overridden past them). `Ok(None)` when the number was never issued. Each record
+    /// is read from the log, its checksum checked.
+    pub fn history(&self, number: HudumaNumber) -> Result<Option<(Resolution, Vec<HistoryRecord>)>, QueryError> {
+        let view = View::new(&*self.store);
+        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
+            return Ok(None);
+        };
+        let resolution = self.resolve_person(&view, entry.person, entry.superseded_by.is_some())?;
+        let person = self.person(&view, entry.person)?;
+        let records = person.history.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
+        Ok(Some((resolution, records)))
+    }
+
+    fn history_record(&self, seq: u64) -> Result<HistoryRecord, QueryError> {
+        let key = seq.to_be_bytes();
+        let corrupt = |why: String| QueryError::from(ReadError::from(Corruption::new(Tree::Log, &key, why)));
+        let bytes = crate::storage::view::get_checked(&*self.store, Tree::Log, &key)?
+            .ok_or_else(|| corrupt("a record of a person's history is missing".into()))?;
+        let record = crate::record::RecordRef::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        if record.header.seq != seq {
+            return Err(corrupt(format!("holds record {}", record.header.seq)));
+        }
+        let event = Event::decode(record.header.kind, record.payload).map_err(|e| corrupt(e.to_string()))?;
+        Ok(HistoryRecord { index: seq, time_micros: record.header.time_micros, event })
+    }
+
+    /// The number in force of a person a record names (one the projections do not hold
+    /// is corruption).
+    pub fn current_number(&self, person: PersonId) -> Result<HudumaNumber, QueryError> {
+        Ok(self.person(&View::new(&*self.store), person)?.current_number)
     }
 
     fn person(&self, view: &View<'_>, person: PersonId) -> Result<PersonEntry, QueryError> {

@@ -594,6 +594,52 @@ fn persons_judged_distinct_are_not_searched_against_each_other_again() {
     assert!(report.projections_checked);
 }
 
+/// A person's history is every record that changed them, oldest first, read from the
+/// log: their registration, then each record since that named them, on either side of
+/// a merge or an unmerge, or as a likely match a registrar overrode past. Any of their
+/// numbers shows it; a number never issued has none.
+#[test]
+fn a_persons_history_is_every_record_that_changed_them() {
+    use registry_core::history::shown;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let go = |id: &str, command| registry.submit_blocking(submission(id, command)).unwrap();
+    let amina = register(&registry, "a", 1);
+    let twin =
+        go("t", Command::RegisterPersonOverridingDuplicates { demographics: person(1), justification: "twin".into() });
+    let (twin, twin_at) = (twin.number.unwrap(), twin.receipt.index);
+    register(&registry, "b", 2);
+    let link = |number| Command::LinkAgencyRecord { number, agency: "KRA".into(), record_id: "K1".into() };
+    let linked = go("l", link(amina)).receipt.index;
+    let replaced = go("r", Command::ReplaceNumber { number: amina, reason: ReplacementReason::Lost });
+    let (current, replaced) = (replaced.number.unwrap(), replaced.receipt.index);
+    let merge = Command::MergeRecords { survivor: current, duplicate: twin, justification: "one".into() };
+    let merged = go("m", merge).receipt.index;
+    let unmerged = go("u", Command::UnmergeRecords { duplicate: twin, justification: "two".into() }).receipt.index;
+
+    let reader = registry.reader();
+    let (resolution, records) = reader.history(amina).unwrap().expect("a superseded number shows the history");
+    assert_eq!(resolution.current_number, current);
+    let seen: Vec<(u64, &str)> = records.iter().map(|r| (r.index, shown(&r.event).event)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1, "PersonRegistered"),
+            (twin_at, "PersonRegistered"),
+            (linked, "AgencyRecordLinked"),
+            (replaced, "NumberReplaced"),
+            (merged, "RecordsMerged"),
+            (unmerged, "RecordsUnmerged"),
+        ]
+    );
+    assert!(records.windows(2).all(|w| w[0].time_micros <= w[1].time_micros));
+    assert_eq!(shown(&records[1].event).numbers, vec![twin, amina], "the twin's number, then Amina's overridden");
+    let (_, theirs) = reader.history(twin).unwrap().unwrap();
+    assert_eq!(theirs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![twin_at, merged, unmerged]);
+    let never = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
+    assert!(reader.history(never).unwrap().is_none());
+}
+
 /// A correction is searched for duplicates among everyone but the person corrected:
 /// making one person into another registered person is refused, naming them, and writes
 /// nothing; a justification lets it go ahead, and the log records the override (event

@@ -8,7 +8,7 @@ use common::*;
 use proptest::prelude::*;
 use registry_core::HudumaNumber;
 use registry_core::command::{Command, CommandError, Submission};
-use registry_core::event::ReplacementReason;
+use registry_core::event::{Event, ReplacementReason};
 use registry_core::projection::state::{self, NumberEntry, PersonEntry, PersonStatus};
 use registry_core::replay::{self, FoldSpace};
 use registry_core::storage::checksum;
@@ -253,6 +253,27 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
             prop_assert_ne!(&other.0.to_be_bytes().to_vec(), key, "judged distinct from themselves");
             let theirs = &persons[&other.0.to_be_bytes().to_vec()];
             prop_assert!(theirs.judged_distinct.iter().any(|p| p.0.to_be_bytes().as_slice() == key.as_slice()));
+        }
+    }
+
+    // A person's history begins with their registration and only goes forward; every
+    // record that names a person is in it.
+    for (key, person) in &persons {
+        let id = u64::from_be_bytes(key.as_slice().try_into().unwrap());
+        prop_assert_eq!(person.history.first(), Some(&id));
+        prop_assert!(person.history.windows(2).all(|w| w[0] < w[1]), "{:?}", person.history);
+    }
+    for (_, stored) in store.snapshot(Tree::Log).unwrap() {
+        let record = registry_core::record::RecordRef::parse(checksum::open(&stored).expect("checksum")).unwrap();
+        let event = Event::decode(record.header.kind, record.payload).unwrap();
+        let seq = record.header.seq;
+        let mut named = registry_core::history::shown(&event).persons;
+        if let Event::PersonRegistered(_) = event {
+            named.push(registry_core::PersonId(seq));
+        }
+        for p in named {
+            let history = &persons[&p.0.to_be_bytes().to_vec()].history;
+            prop_assert!(history.contains(&seq), "record {} names person {} but is not in their history", seq, p.0);
         }
     }
 

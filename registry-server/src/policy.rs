@@ -22,6 +22,7 @@ pub enum Rpc {
     UnlinkAgencyRecord,
     MergeRecords,
     UnmergeRecords,
+    GetHistory,
     ErasePersonalData,
     FindDuplicates,
     Resolve,
@@ -39,7 +40,7 @@ pub enum Rpc {
 use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 22] = [
+    pub const ALL: [Rpc; 23] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
@@ -50,6 +51,7 @@ impl Rpc {
         Rpc::UnlinkAgencyRecord,
         Rpc::MergeRecords,
         Rpc::UnmergeRecords,
+        Rpc::GetHistory,
         Rpc::ErasePersonalData,
         Rpc::FindDuplicates,
         Rpc::Resolve,
@@ -77,6 +79,7 @@ impl Rpc {
             Rpc::UnlinkAgencyRecord => "UnlinkAgencyRecord",
             Rpc::MergeRecords => "MergeRecords",
             Rpc::UnmergeRecords => "UnmergeRecords",
+            Rpc::GetHistory => "GetHistory",
             Rpc::ErasePersonalData => "ErasePersonalData",
             Rpc::FindDuplicates => "FindDuplicates",
             Rpc::Resolve => "Resolve",
@@ -107,6 +110,9 @@ impl Rpc {
             // An agency only for records of its own agency code (checked by the handler).
             Rpc::LinkAgencyRecord | Rpc::UnlinkAgencyRecord => &[Registrar, Agency, Admin],
             Rpc::ErasePersonalData | Rpc::Backup => &[Admin],
+            // What changed a person, never their personal data: the registrars and
+            // admins who serve them, and the portal that shows a citizen their own.
+            Rpc::GetHistory => &[Registrar, Admin, CitizenPortal],
             Rpc::Resolve | Rpc::VerifyAttributes => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
             Rpc::ListAccesses => &[CitizenPortal],

@@ -221,6 +221,32 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// One record of a person's history, as `GetHistory` shows it: the persons it names by
+/// their numbers in force now (see `registry_core::history`).
+pub fn history_entry_out(
+    reader: &registry_core::query::Reader,
+    record: &registry_core::query::HistoryRecord,
+) -> Result<pb::HistoryEntry, Status> {
+    let shown = registry_core::history::shown(&record.event);
+    let mut numbers: Vec<String> = Vec::new();
+    for person in &shown.persons {
+        numbers.push(reader.current_number(*person).map_err(query_error)?.compact());
+    }
+    numbers.extend(shown.numbers.iter().map(|n| n.compact()));
+    let mut seen = std::collections::HashSet::new();
+    numbers.retain(|n| seen.insert(n.clone()));
+    let ms = u64::try_from(record.time_micros / 1000).unwrap_or(0);
+    Ok(pb::HistoryEntry {
+        index: record.index,
+        time: rfc3339_from_unix_ms(ms),
+        event: shown.event.into(),
+        principal: shown.principal,
+        via: shown.via,
+        detail: shown.detail,
+        numbers,
+    })
+}
+
 /// One look-up of a person, as a citizen portal is shown it: never the key's value.
 pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
     let mut out = pb::Access { index: listed.index, time: rfc3339_from_unix_ms(listed.time_ms), ..Default::default() };
@@ -231,6 +257,7 @@ pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
         registry_core::access::AccessCall::Resolve => pb::AccessCall::Resolve,
         registry_core::access::AccessCall::VerifyAttributes => pb::AccessCall::VerifyAttributes,
         registry_core::access::AccessCall::FindDuplicates => pb::AccessCall::FindDuplicates,
+        registry_core::access::AccessCall::History => pb::AccessCall::History,
     } as i32;
     out.key_kind = key_kind.into();
     out.key_agency = key_agency.unwrap_or_default().into();

@@ -282,6 +282,63 @@ async fn a_correction_into_another_person_is_refused_naming_them_until_justified
     registry.correct_demographics(again).await.expect("not refused for Amina again");
 }
 
+/// A person's history over gRPC: each record that changed them, oldest first, by name,
+/// with who, through where, why and the numbers concerned, and never their personal
+/// data; the reading is recorded in their access list with its purpose. A citizen
+/// portal may read it; a bad purpose or an unknown number is refused by name.
+#[tokio::test]
+async fn a_persons_history_shows_who_changed_them_and_why_and_is_recorded() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let survivor = register(&server, "a", 50).await;
+    let duplicate = register(&server, "b", 51).await;
+    let merge = pb::MergeRecordsRequest {
+        request_id: "m".into(),
+        survivor: survivor.clone(),
+        duplicate: duplicate.clone(),
+        justification: "one person, two enrolments".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    let merged = registry.merge_records(merge).await.unwrap().into_inner().receipt.unwrap().index;
+    let ask =
+        |number: &str, purpose: &str| pb::GetHistoryRequest { huduma_number: number.into(), purpose: purpose.into() };
+    let history = registry.get_history(ask(&duplicate, "complaint at the counter")).await.unwrap().into_inner();
+    assert_eq!((history.current_number.as_str(), history.status), (survivor.as_str(), pb::Status::Merged as i32));
+    let events: Vec<&str> = history.entries.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["PersonRegistered", "RecordsMerged"]);
+    let merge_entry = &history.entries[1];
+    assert_eq!(merge_entry.index, merged);
+    assert_eq!(
+        (merge_entry.via.as_str(), merge_entry.detail.as_str(), merge_entry.numbers.clone()),
+        ("GPO-NAIROBI", "one person, two enrolments", vec![survivor.clone(), duplicate.clone()])
+    );
+    assert!(merge_entry.time.ends_with('Z'), "{}", merge_entry.time);
+    let given = demographics(51).given_name;
+    assert!(!format!("{history:?}").contains(&given), "no personal data in a history: {history:?}");
+
+    let mut portal = server.resolver(Bearer::token(&server.token(Role::CitizenPortal))).await;
+    let listed = portal
+        .list_accesses(pb::ListAccessesRequest { huduma_number: duplicate.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .accesses
+            .iter()
+            .any(|a| a.call == pb::AccessCall::History as i32 && a.purpose == "complaint at the counter"),
+        "the reading is in the person's access list: {listed:?}"
+    );
+    let mut portal_registry = server.registry(Bearer::token(&server.token(Role::CitizenPortal))).await;
+    let own = portal_registry.get_history(ask(&survivor, "citizen's own request")).await.unwrap().into_inner();
+    assert_eq!(own.entries.len(), 2, "the survivor's registration and the merge: {own:?}");
+
+    let before = server.log_size().await;
+    refused(&server, before, registry.get_history(ask(&survivor, "")).await, Code::InvalidArgument, "purpose").await;
+    let never = registry_core::HudumaNumber::with_check_digit(23_456_789_012).unwrap().compact();
+    refused(&server, before, registry.get_history(ask(&never, "check")).await, Code::NotFound, "huduma_number").await;
+}
+
 #[tokio::test]
 async fn bad_requests_name_the_field_and_write_nothing() {
     let server = TestServer::start().await;

@@ -127,6 +127,13 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::GetHistory => code(
+            server
+                .registry(bearer)
+                .await
+                .get_history(pb::GetHistoryRequest { huduma_number: n, purpose: "matrix".into() })
+                .await,
+        ),
         Rpc::ErasePersonalData => code(
             server
                 .registry(bearer)
@@ -286,6 +293,7 @@ async fn the_allowed_calls_succeed_for_their_roles() {
         (Role::Agency, Rpc::Resolve),
         (Role::Auditor, Rpc::GetRecords),
         (Role::CitizenPortal, Rpc::ListAccesses),
+        (Role::CitizenPortal, Rpc::GetHistory),
         (Role::Auditor, Rpc::GetVerifierKeys),
     ] {
         let number = register(&server, &format!("ok-{rpc:?}"), rand_suffix()).await;

@@ -23,6 +23,8 @@ pub enum AccessCall {
     VerifyAttributes,
     /// A duplicate search (FindDuplicates, or a refused registration) found the person.
     FindDuplicates,
+    /// The person's history (what changed them, when, by whom) was read.
+    History,
 }
 
 /// The key the caller named the person by.

@@ -305,7 +305,9 @@ fn update_person(
 ) -> Result<PersonEntry, FoldError> {
     let mut entry = load_person(view, seq, person)?;
     change(&mut entry);
-    entry.updated_at = seq;
+    if entry.history.last() != Some(&seq) {
+        entry.history.push(seq);
+    }
     store_person(view, person, &entry);
     Ok(entry)
 }
@@ -478,7 +480,7 @@ fn apply(
                 agency_records: Vec::new(),
                 moved_by_merge: Vec::new(),
                 judged_distinct: Vec::new(),
-                updated_at: seq,
+                history: vec![seq],
             };
             store_person(view, person, &entry);
             put_counter(view, e.counter);

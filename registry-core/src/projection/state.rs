@@ -44,8 +44,10 @@ pub struct PersonEntry {
     /// the two, and the survivor of a merge of theirs undone. A correction of either is
     /// not searched against the other again.
     pub judged_distinct: Vec<PersonId>,
-    /// The sequence number of the last event that changed this person.
-    pub updated_at: u64,
+    /// The sequence numbers of the records that changed this person, oldest first (the
+    /// first registered them): their history, each record read from the log when
+    /// asked (`Reader::history`).
+    pub history: Vec<u64>,
 }
 
 /// `numbers` tree: Huduma number -> this. A number, once issued, keeps its entry.
@@ -151,7 +153,8 @@ pub mod meta {
     /// and dates of death are sealed in the projections, `persons.v3` (v2: the date of
     /// death in clear, dropped at erasure), and since a merge can be undone,
     /// `persons.v4` (a merged person's entry keeps the records their merge moved, and
-    /// every entry the persons judged distinct from them),
+    /// every entry the persons judged distinct from them and the records that changed
+    /// them),
     /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
     /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {

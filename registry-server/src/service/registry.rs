@@ -354,6 +354,53 @@ impl RegistryRpc for RegistryService {
         .await
     }
 
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        timed(Rpc::GetHistory, async {
+            let principal = authorize(&request, Rpc::GetHistory)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
+            let registry = Arc::clone(&self.registry);
+            let found = tokio::task::spawn_blocking(move || registry.reader().history(number))
+                .await
+                .map_err(|e| Status::internal(format!("the history could not be read: {e}")))?
+                .map_err(wire::query_error)?;
+            // Recorded, found or not, before it is answered.
+            let event = AccessEvent {
+                person: found.as_ref().map(|(resolution, _)| resolution.person),
+                body: AccessBody {
+                    call: AccessCall::History,
+                    principal: principal.name.clone(),
+                    role: principal.role.name().into(),
+                    agency: principal.agency.clone().unwrap_or_default(),
+                    purpose: r.purpose,
+                    key: KeyUsed::HudumaNumber(number.compact()),
+                    outcome: found.as_ref().map_or(AccessOutcome::NotFound, |(r, _)| AccessOutcome::Found(r.status)),
+                    attributes: Vec::new(),
+                },
+            };
+            self.registry
+                .access()
+                .record(event)
+                .await
+                .map_err(|e| Status::unavailable(format!("{e}: histories are refused until they can be recorded")))?;
+            let (resolution, records) =
+                found.ok_or_else(|| Status::not_found(format!("huduma_number: no person has the number {number}")))?;
+            let reader = self.registry.reader();
+            let entries =
+                records.iter().map(|record| wire::history_entry_out(&reader, record)).collect::<Result<_, _>>()?;
+            Ok(Response::new(pb::GetHistoryResponse {
+                current_number: resolution.current_number.compact(),
+                status: wire::status_out(resolution.status) as i32,
+                entries,
+            }))
+        })
+        .await
+    }
+
     async fn erase_personal_data(
         &self,
         request: Request<pb::ErasePersonalDataRequest>,

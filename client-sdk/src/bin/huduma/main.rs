@@ -311,6 +311,14 @@ enum Cmd {
         /// The backup's directory under backup_dir (A-Z a-z 0-9 . _ -); must be new.
         name: String,
     },
+    /// What changed a person, oldest first: each record's event, when, who, through
+    /// where and why (registrars, admins, citizen portals; recorded in their access list).
+    History {
+        number: String,
+        /// Why you are looking (recorded in the person's access list).
+        #[arg(long)]
+        purpose: String,
+    },
     /// Who looked a person up, newest first (citizen portals).
     Accesses {
         number: String,
@@ -667,6 +675,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Err(failure(1, "the registry ended the backup without saying what it took"))
         }
+        Cmd::History { number, purpose } => {
+            let client = connect(&cli.connection).await?;
+            show_history(json, &client.history(&number, &purpose).await?)
+        }
         Cmd::Accesses { number, since, page_size, page_token, all } => {
             let client = connect(&cli.connection).await?;
             let mut token = page_token;
@@ -894,6 +906,26 @@ fn show_attributes(json: bool, status: huduma_sdk::Status, matches: &[(String, b
 
 /// A page of a person's look-ups: JSON (one object a page), or a line each, newest
 /// first, and how to ask for the next page.
+fn show_history(json: bool, history: &huduma_sdk::History) -> Result<(), Failure> {
+    if json {
+        return show(true, history);
+    }
+    println!("{} {:?}", history.current_number, history.status);
+    for e in &history.entries {
+        let why = if e.detail.is_empty() { String::new() } else { format!("  \"{}\"", e.detail) };
+        println!(
+            "{:>8}  {}  {:<22} {} via {}  {}{why}",
+            e.index,
+            e.time,
+            e.event,
+            e.principal,
+            e.via,
+            e.numbers.join(",")
+        );
+    }
+    Ok(())
+}
+
 fn show_accesses(json: bool, page: &huduma_sdk::AccessPage) -> Result<(), Failure> {
     if json {
         return show(true, page);
