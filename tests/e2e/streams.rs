@@ -6,19 +6,24 @@ use registry_server::auth::Role;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
+/// A registrar's request linking KRA's record `record_id` to the person with `number`.
+fn kra_link(number: &str, record_id: &str) -> pb::LinkAgencyRecordRequest {
+    pb::LinkAgencyRecordRequest {
+        request_id: format!("link-{record_id}"),
+        huduma_number: number.into(),
+        record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: record_id.into() }),
+        centre: "GPO-NAIROBI".into(),
+    }
+}
+
 #[tokio::test]
 async fn watch_changes_follows_live_and_resumes_from_an_index() {
     let server = TestServer::start().await;
     let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
     let linked = register(&server, "a", 1).await;
     let unlinked = register(&server, "b", 2).await;
-    let link = pb::LinkAgencyRecordRequest {
-        request_id: "l".into(),
-        huduma_number: linked.clone(),
-        record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "K-1".into() }),
-        centre: "GPO-NAIROBI".into(),
-    };
-    let link_index = registry.link_agency_record(link).await.unwrap().into_inner().receipt.unwrap().index;
+    let link_index =
+        registry.link_agency_record(kra_link(&linked, "K-1")).await.unwrap().into_inner().receipt.unwrap().index;
 
     let mut kra = server.resolver(Bearer::token(&server.token_of("kra"))).await;
     let mut changes = kra.watch_changes(pb::WatchChangesRequest { from_index: 0 }).await.unwrap().into_inner();
@@ -80,13 +85,7 @@ async fn an_unmerge_gives_the_record_back_and_tells_its_agency() {
     let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
     let survivor = register(&server, "a", 1).await;
     let duplicate = register(&server, "b", 2).await;
-    let link = pb::LinkAgencyRecordRequest {
-        request_id: "l".into(),
-        huduma_number: duplicate.clone(),
-        record: Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "K-9".into() }),
-        centre: "GPO-NAIROBI".into(),
-    };
-    registry.link_agency_record(link).await.unwrap();
+    registry.link_agency_record(kra_link(&duplicate, "K-9")).await.unwrap();
     let merge = pb::MergeRecordsRequest {
         request_id: "m".into(),
         survivor: survivor.clone(),
