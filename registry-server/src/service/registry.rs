@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+use registry_core::access::{AccessCall, KeyUsed};
 use registry_core::command::{Command, CommandError, Outcome, Submission, check_identifier, check_reason};
 use registry_core::event::Actor;
 use registry_core::registry::Registry;
@@ -15,6 +15,7 @@ use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
 use crate::proto::registry_server::Registry as RegistryRpc;
+use crate::service::LookUp;
 use crate::wire;
 
 pub struct RegistryService {
@@ -63,19 +64,9 @@ impl RegistryService {
         let reader = self.registry.reader();
         for number in numbers {
             let Some(found) = reader.resolve_number(*number).map_err(wire::query_error)? else { continue };
-            let event = AccessEvent {
-                person: Some(found.person),
-                body: AccessBody {
-                    call: AccessCall::FindDuplicates,
-                    principal: principal.name.clone(),
-                    role: principal.role.name().into(),
-                    agency: principal.agency.clone().unwrap_or_default(),
-                    purpose: purpose.into(),
-                    key: KeyUsed::Demographics,
-                    outcome: AccessOutcome::Found(found.status),
-                    attributes: Vec::new(),
-                },
-            };
+            let look_up =
+                LookUp { call: AccessCall::FindDuplicates, purpose: purpose.into(), key: KeyUsed::Demographics };
+            let event = look_up.by(principal, Some(&found), Vec::new());
             self.registry.access().record(event).await.map_err(|e| {
                 Status::unavailable(format!("{e}: duplicate searches are refused until they can be recorded"))
             })?;
@@ -369,19 +360,9 @@ impl RegistryRpc for RegistryService {
                 .map_err(|e| Status::internal(format!("the history could not be read: {e}")))?
                 .map_err(wire::query_error)?;
             // Recorded, found or not, before it is answered.
-            let event = AccessEvent {
-                person: found.as_ref().map(|(resolution, _)| resolution.person),
-                body: AccessBody {
-                    call: AccessCall::History,
-                    principal: principal.name.clone(),
-                    role: principal.role.name().into(),
-                    agency: principal.agency.clone().unwrap_or_default(),
-                    purpose: r.purpose,
-                    key: KeyUsed::HudumaNumber(number.compact()),
-                    outcome: found.as_ref().map_or(AccessOutcome::NotFound, |(r, _)| AccessOutcome::Found(r.status)),
-                    attributes: Vec::new(),
-                },
-            };
+            let look_up =
+                LookUp { call: AccessCall::History, purpose: r.purpose, key: KeyUsed::HudumaNumber(number.compact()) };
+            let event = look_up.by(&principal, found.as_ref().map(|(resolution, _)| resolution), Vec::new());
             self.registry
                 .access()
                 .record(event)

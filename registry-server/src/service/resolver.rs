@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
+use registry_core::access::{AccessCall, KeyUsed};
 use registry_core::command::check_reason;
 use registry_core::event::kind;
 use registry_core::query::Change;
@@ -19,6 +19,7 @@ use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
 use crate::proto::resolver_server::Resolver as ResolverRpc;
+use crate::service::LookUp;
 use crate::wire;
 
 /// How many changes one read takes from the store.
@@ -48,31 +49,12 @@ impl ResolverService {
         found: Option<&registry_core::query::Resolution>,
         attributes: Vec<(String, bool)>,
     ) -> Result<(), Status> {
-        let event = AccessEvent {
-            person: found.map(|r| r.person),
-            body: AccessBody {
-                call: look_up.call,
-                principal: principal.name.clone(),
-                role: principal.role.name().into(),
-                agency: principal.agency.clone().unwrap_or_default(),
-                purpose: look_up.purpose,
-                key: look_up.key,
-                outcome: found.map_or(AccessOutcome::NotFound, |r| AccessOutcome::Found(r.status)),
-                attributes,
-            },
-        };
+        let event = look_up.by(principal, found, attributes);
         self.registry.access().record(event).await.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "a look-up could not be recorded; refusing it");
             Status::unavailable(format!("{e}: look-ups are refused until they can be recorded"))
         })
     }
-}
-
-/// What the access log records of a look-up besides its result.
-struct LookUp {
-    call: AccessCall,
-    purpose: String,
-    key: KeyUsed,
 }
 
 /// The key a request named the person by, as the access log records it.
