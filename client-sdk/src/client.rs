@@ -451,6 +451,25 @@ impl Client {
         receipt_in(answer.receipt)
     }
 
+    /// Withdraws a death recorded in error: the person resolves again with the status
+    /// they had when it was recorded (active, or revoked).
+    pub async fn retract_death(
+        &self,
+        request_id: &str,
+        number: &str,
+        reason: &str,
+        centre: &str,
+    ) -> Result<Receipt, Error> {
+        let message = pb::RetractDeathRequest {
+            request_id: request_id.into(),
+            huduma_number: checked(number)?,
+            reason: reason.into(),
+            centre: centre.into(),
+        };
+        let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).retract_death(r).await }).await?;
+        receipt_in(answer.receipt)
+    }
+
     pub async fn revoke_number(
         &self,
         request_id: &str,

@@ -206,6 +206,8 @@ pub enum ChangeKind {
     PersonalDataErased,
     /// A merge undone: the records named went back to the person unmerged.
     RecordsUnmerged,
+    /// A death recorded in error withdrawn: the person is alive.
+    DeathRetracted,
     /// A kind this SDK does not know yet (a newer server).
     Other,
 }
@@ -568,6 +570,7 @@ pub(crate) fn change_in(c: pb::Change) -> Result<Change, Error> {
         Ok(pb::ChangeKind::RecordsMerged) => ChangeKind::RecordsMerged,
         Ok(pb::ChangeKind::PersonalDataErased) => ChangeKind::PersonalDataErased,
         Ok(pb::ChangeKind::RecordsUnmerged) => ChangeKind::RecordsUnmerged,
+        Ok(pb::ChangeKind::DeathRetracted) => ChangeKind::DeathRetracted,
         _ => ChangeKind::Other,
     };
     Ok(Change {

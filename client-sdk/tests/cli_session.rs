@@ -99,6 +99,18 @@ async fn a_registrar_and_an_agency_at_the_command_line() {
     let mut death = vec!["death", new_number.as_str(), "--date", "2024-02-29"];
     death.extend(centre);
     assert_eq!(huduma(&server, &registrar, &death).await.code, 0);
+    // That death was recorded in error: retracted, the person resolves active with no
+    // date of death, and a second retraction is refused (5). Then recorded again.
+    let mut retract = vec!["retract-death", new_number.as_str(), "--reason", "appeared in person"];
+    retract.extend(centre);
+    let retracted = huduma(&server, &registrar, &retract).await;
+    assert_eq!(retracted.code, 0, "{}", retracted.stderr);
+    let alive = json(&huduma(&server, &registrar, &["--json", "resolve", &new_number, "--purpose", "check"]).await);
+    assert_eq!(alive["status"], "Active", "{alive}");
+    assert!(alive["date_of_death"].is_null(), "{alive}");
+    let again = huduma(&server, &registrar, &retract).await;
+    assert_eq!(again.code, 5, "{}", again.stderr);
+    assert_eq!(huduma(&server, &registrar, &death).await.code, 0);
     let mut unlink = vec!["unlink", new_number.as_str(), "--agency", "KRA", "--record", "A012345678Z"];
     unlink.extend(centre);
     assert_eq!(huduma(&server, &registrar, &unlink).await.code, 0);

@@ -55,6 +55,7 @@ pub mod kind {
     pub const RECORDS_MERGED: u16 = 24;
     pub const PERSONAL_DATA_ERASED: u16 = 25;
     pub const RECORDS_UNMERGED: u16 = 26;
+    pub const DEATH_RETRACTED: u16 = 27;
 }
 
 /// Why a payload does not decode.

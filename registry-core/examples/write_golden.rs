@@ -6,7 +6,8 @@
 //! the agency record ids and the date of death sealed, `AgencyRecordLinked`,
 //! `AgencyRecordUnlinked` and `DeathRecorded` version 2; v4: the same and a correction
 //! that overrode the duplicate search, `DemographicsCorrected` version 2; v5: the
-//! same and a merge undone, `RecordsUnmerged`), and every later version must
+//! same and a merge undone, `RecordsUnmerged`; v6: the same and a death recorded in
+//! error of a revoked person, retracted, `DeathRetracted`), and every later version must
 //! still verify and fold them (tests/golden.rs). Never regenerate an existing
 //! version's fixture: that would defeat its purpose.
 
@@ -91,9 +92,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         justification: "namesake born the same day, documents seen at the centre".into(),
     })?;
     submit(Command::ErasePersonalData { number: e, legal_basis: "DPA 2019 s.40 erasure request".into() })?;
+    // `g`, revoked, is recorded dead in error; the retraction (DeathRetracted) gives
+    // back the status she had: revoked.
+    let g = submit(Command::RegisterPerson { demographics: person("Grace", "Njeri", "1962-05-20") })?
+        .number
+        .ok_or("no number")?;
+    submit(Command::LinkAgencyRecord { number: g, agency: "NSSF".into(), record_id: "SS-5".into() })?;
+    submit(Command::RevokeNumber { number: g, reason: "documents under review".into() })?;
+    submit(Command::RecordDeath { number: g, date_of_death: "2025-06-30".into() })?;
+    submit(Command::RetractDeath { number: g, reason: "alive: appeared in person at the centre".into() })?;
     let reader = registry.reader();
     let mut expected = String::new();
-    for number in [a, a2, b, c, d, e, f] {
+    for number in [a, a2, b, c, d, e, f, g] {
         let r = reader.resolve_number(number)?.ok_or("unresolved")?;
         let given = r.demographics.as_ref().map_or("-".to_string(), |d| format!("{}/{}", d.given_name, d.family_name));
         let links: Vec<String> = reader.agency_records(&r, |_| true)?.iter().map(|(a, r)| format!("{a}:{r}")).collect();

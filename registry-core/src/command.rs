@@ -84,6 +84,12 @@ pub enum Command {
         duplicate: HudumaNumber,
         justification: String,
     },
+    /// Withdraws a death recorded in error: the person is alive, with the status they
+    /// had when it was recorded (active, or revoked).
+    RetractDeath {
+        number: HudumaNumber,
+        reason: String,
+    },
 }
 
 impl Command {

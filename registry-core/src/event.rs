@@ -330,6 +330,15 @@ pub struct RecordsUnmerged {
     pub justification: String,
 }
 
+/// A death recorded in error withdrawn: the person is alive, and has again the status
+/// they had when it was recorded (active, or revoked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeathRetracted {
+    pub actor: Actor,
+    pub person: PersonId,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalDataErased {
     pub actor: Actor,
@@ -353,6 +362,7 @@ pub enum Event {
     RecordsMerged(RecordsMerged),
     PersonalDataErased(PersonalDataErased),
     RecordsUnmerged(RecordsUnmerged),
+    DeathRetracted(DeathRetracted),
 }
 
 impl Event {
@@ -373,6 +383,7 @@ impl Event {
             Event::RecordsMerged(_) => RECORDS_MERGED,
             Event::PersonalDataErased(_) => PERSONAL_DATA_ERASED,
             Event::RecordsUnmerged(_) => RECORDS_UNMERGED,
+            Event::DeathRetracted(_) => DEATH_RETRACTED,
         };
         let version = match self {
             Event::PersonRegistered(e) if e.duplicate_override.is_some() => 2,
@@ -401,6 +412,7 @@ impl Event {
             Event::RecordsMerged(e) => encode(e),
             Event::PersonalDataErased(e) => encode(e),
             Event::RecordsUnmerged(e) => encode(e),
+            Event::DeathRetracted(e) => encode(e),
         }
     }
 
@@ -423,6 +435,7 @@ impl Event {
             (RECORDS_MERGED, 1) => Event::RecordsMerged(decode(kv, payload)?),
             (PERSONAL_DATA_ERASED, 1) => Event::PersonalDataErased(decode(kv, payload)?),
             (RECORDS_UNMERGED, 1) => Event::RecordsUnmerged(decode(kv, payload)?),
+            (DEATH_RETRACTED, 1) => Event::DeathRetracted(decode(kv, payload)?),
             (kind, version) => return Err(EventDecodeError::Unknown { kind, version }),
         })
     }
@@ -473,6 +486,11 @@ mod tests {
             survivor: PersonId(7),
             duplicate: PersonId(42),
             justification: "two persons: fingerprints differ".into(),
+        }));
+        out.push(Event::DeathRetracted(DeathRetracted {
+            actor: actor.clone(),
+            person: PersonId(42),
+            reason: "appeared in person at the centre".into(),
         }));
         out
     }
@@ -557,6 +575,20 @@ mod tests {
         });
         assert_eq!(event.kind_version(), KindVersion { kind: kind::RECORDS_UNMERGED, version: 1 });
         let expected = [&[3][..], b"reg", &[3], b"GPO", &[0xac, 0x02], &[5], &[3], b"two"].concat();
+        assert_eq!(event.encode_payload(), expected);
+    }
+
+    /// A death's retraction is laid out as LOG-FORMAT.md says: the actor (principal,
+    /// then via, each a string), the person (a varint), the reason.
+    #[test]
+    fn a_death_retraction_is_laid_out_field_by_field() {
+        let event = Event::DeathRetracted(DeathRetracted {
+            actor: Actor { principal: "reg".into(), via: "GPO".into() },
+            person: PersonId(300),
+            reason: "alive".into(),
+        });
+        assert_eq!(event.kind_version(), KindVersion { kind: kind::DEATH_RETRACTED, version: 1 });
+        let expected = [&[3][..], b"reg", &[3], b"GPO", &[0xac, 0x02], &[5], b"alive"].concat();
         assert_eq!(event.encode_payload(), expected);
     }
 }

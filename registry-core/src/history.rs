@@ -65,6 +65,7 @@ pub fn shown(event: &Event) -> Shown {
             ("AgencyRecordUnlinked", Some(&e.actor), e.agency.clone(), vec![e.person], Vec::new())
         }
         Event::DeathRecorded(e) => ("DeathRecorded", Some(&e.actor), String::new(), vec![e.person], Vec::new()),
+        Event::DeathRetracted(e) => ("DeathRetracted", Some(&e.actor), e.reason.clone(), vec![e.person], Vec::new()),
         Event::NumberRevoked(e) => ("NumberRevoked", Some(&e.actor), e.reason.clone(), vec![e.person], Vec::new()),
         Event::NumberReinstated(e) => {
             ("NumberReinstated", Some(&e.actor), e.reason.clone(), vec![e.person], Vec::new())

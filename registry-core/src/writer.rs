@@ -881,6 +881,11 @@ impl Writer {
                 let (person, _) = current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
                 (Event::NumberReinstated(event::NumberReinstated { actor, person, reason: reason.clone() }), None)
             }
+            Command::RetractDeath { number, reason } => {
+                check_reason("reason", reason)?;
+                let (person, _) = current_person(view, *number, "retract a death", &[PersonStatus::Deceased])?;
+                (Event::DeathRetracted(event::DeathRetracted { actor, person, reason: reason.clone() }), None)
+            }
             Command::MergeRecords { survivor, duplicate, justification } => {
                 check_reason("justification", justification)?;
                 let (survivor_id, survivor_entry) =

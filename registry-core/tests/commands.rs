@@ -393,6 +393,73 @@ fn revoke_reinstate_death_and_their_preconditions() {
     assert!(matches!(revoke("r2").unwrap_err(), CommandError::StatusForbids { status: PersonStatus::Deceased, .. }));
 }
 
+/// A death recorded in error is withdrawn: the person is again what they were when it
+/// was recorded (active, or revoked), with no date of death; their agencies are told;
+/// the retraction is in their history. A person not deceased is refused, as is a blank
+/// reason, writing nothing.
+#[test]
+fn a_death_recorded_in_error_is_retracted() {
+    use registry_core::event::kind;
+    use registry_core::history::shown;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let go = |id: &str, command| registry.submit_blocking(submission(id, command));
+    let alive = register(&registry, "a", 1);
+    let revoked = register(&registry, "r", 2);
+    let erased = register(&registry, "e", 3);
+    go("l1", Command::LinkAgencyRecord { number: alive, agency: "NSSF".into(), record_id: "S1".into() }).unwrap();
+    go("r1", Command::RevokeNumber { number: revoked, reason: "documents under review".into() }).unwrap();
+    for (id, number) in [("d1", alive), ("d2", revoked), ("d3", erased)] {
+        go(id, Command::RecordDeath { number, date_of_death: "2025-06-30".into() }).unwrap();
+    }
+    go("e1", Command::ErasePersonalData { number: erased, legal_basis: "DPA 2019 s.40".into() }).unwrap();
+    let retract = |id: &str, number, reason: &str| go(id, Command::RetractDeath { number, reason: reason.into() });
+
+    let before = size(&registry);
+    let err = retract("x1", alive, " ").unwrap_err();
+    assert!(matches!(&err, CommandError::InvalidArgument(f) if f.field == "reason"), "{err}");
+    let err = retract("x2", erased, "alive").unwrap_err();
+    assert!(
+        matches!(err, CommandError::StatusForbids { action: "retract a death", status: PersonStatus::Erased, .. }),
+        "{err}"
+    );
+    let never = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
+    assert_eq!(retract("x3", never, "alive").unwrap_err(), CommandError::NumberNotFound(never));
+    assert_eq!(size(&registry), before, "the refusals wrote nothing");
+
+    let retracted = retract("t1", alive, "appeared in person at the centre").unwrap().receipt.index;
+    retract("t2", revoked, "appeared in person at the centre").unwrap();
+    let reader = registry.reader();
+    let resolved = reader.resolve_number(alive).unwrap().unwrap();
+    assert_eq!((resolved.status, resolved.date_of_death), (ResolvedStatus::Active, None));
+    assert_eq!(resolved.demographics, Some(person(1)));
+    let resolved = reader.resolve_number(revoked).unwrap().unwrap();
+    assert_eq!((resolved.status, resolved.date_of_death), (ResolvedStatus::Revoked, None), "revoked before it");
+
+    let nssf = reader.agency_changes("NSSF", retracted, 10).unwrap();
+    let change = &nssf.first().expect("NSSF is told the person is alive").1;
+    assert_eq!((change.kind, change.number, change.status), (kind::DEATH_RETRACTED, alive, PersonStatus::Active));
+    assert_eq!(change.records, vec!["S1".to_string()]);
+    let (_, history) = reader.history(alive).unwrap().unwrap();
+    let last = history.last().map(|r| (r.index, shown(&r.event)));
+    assert_eq!(
+        last.as_ref().map(|(i, s)| (*i, s.event, s.detail.as_str())),
+        Some((retracted, "DeathRetracted", "appeared in person at the centre"))
+    );
+
+    // Alive again: the active one can be linked, the revoked one reinstated; neither
+    // retracted twice.
+    go("l2", Command::LinkAgencyRecord { number: alive, agency: "KRA".into(), record_id: "K1".into() }).unwrap();
+    let err = retract("x4", alive, "again").unwrap_err();
+    assert!(matches!(err, CommandError::StatusForbids { status: PersonStatus::Active, .. }), "{err}");
+    let err = retract("x5", revoked, "again").unwrap_err();
+    assert!(matches!(err, CommandError::StatusForbids { status: PersonStatus::Revoked, .. }), "{err}");
+    go("i1", Command::ReinstateNumber { number: revoked, reason: "review closed".into() }).unwrap();
+    assert_eq!(reader.resolve_number(revoked).unwrap().unwrap().status, ResolvedStatus::Active);
+    let report = verify_whole(&**registry.store()).unwrap();
+    assert!(report.projections_checked, "the live projections equal a fresh fold");
+}
+
 #[test]
 fn corrections_merges_and_erasure() {
     let dir = tempfile::tempdir().unwrap();

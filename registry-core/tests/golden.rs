@@ -4,7 +4,8 @@
 //! the duplicate search), v3 writes the agency record ids and the date of death sealed
 //! (`AgencyRecordLinked`, `AgencyRecordUnlinked` and `DeathRecorded` version 2), v4
 //! adds `DemographicsCorrected` version 2 (a correction that overrode the duplicate
-//! search), v5 adds `RecordsUnmerged` (a merge undone). Every
+//! search), v5 adds `RecordsUnmerged` (a merge undone), v6 adds `DeathRetracted` (a
+//! death recorded in error withdrawn). Every
 //! later version of the registry must still verify each against its published genesis
 //! key and fold it to the same answers.
 
@@ -55,41 +56,73 @@ fn golden_log_v5_still_verifies_and_folds_to_the_same_answers() {
     check("v5", 22, 7);
 }
 
+#[test]
+fn golden_log_v6_still_verifies_and_folds_to_the_same_answers() {
+    check("v6", 27, 8);
+}
+
+/// The events of `kind` in the golden log of `version`, in log order.
+fn events_of(version: &str, wanted: u16) -> Vec<registry_core::event::Event> {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let store = MemoryStore::new();
+    log_export::import_log(&store, &mut std::fs::File::open(golden.join(version).join("log.bin")).unwrap()).unwrap();
+    let mut found = Vec::new();
+    replay::for_each_record(&store, 0, |_, hashed| {
+        let record = registry_core::record::RecordRef::parse(hashed.bytes()).unwrap();
+        if record.header.kind.kind == wanted {
+            found.push(registry_core::event::Event::decode(record.header.kind, record.payload).unwrap());
+        }
+        Ok(())
+    })
+    .unwrap();
+    found
+}
+
+/// The line of `number` in the golden log's expected answers of `version`.
+fn expected_line(version: &str, number: &str) -> String {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    std::fs::read_to_string(golden.join(version).join("expected.txt"))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(number))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{number} is not in {version}'s expected answers"))
+}
+
+/// v6 holds one retracted death, of a person revoked before it was recorded: she
+/// resolves revoked, with her NSSF record (v5 has no retraction).
+#[test]
+fn golden_log_v6_holds_a_retracted_death() {
+    use registry_core::event::{Event, kind};
+    assert!(events_of("v5", kind::DEATH_RETRACTED).is_empty());
+    let grace = match events_of("v6", kind::DEATH_RETRACTED).as_slice() {
+        [Event::DeathRetracted(e)] => {
+            assert!(e.reason.starts_with("alive"), "{e:?}");
+            e.person
+        }
+        other => panic!("one retracted death in v6, found {other:?}"),
+    };
+    let deaths = events_of("v6", kind::DEATH_RECORDED);
+    assert!(deaths.iter().any(|e| matches!(e, Event::DeathRecorded(d) if d.person == grace)), "{deaths:?}");
+    let grace_number = "978629546920";
+    assert_eq!(
+        expected_line("v6", grace_number),
+        format!("{grace_number} Revoked {grace_number} Grace/Njeri NSSF:SS-5")
+    );
+}
+
 /// v5 holds one unmerge, of the first merge v4 made: the person it names resolves
 /// active again with the NHIF record that merge moved (and v4 has no unmerge, the same
 /// person merged there).
 #[test]
 fn golden_log_v5_holds_an_unmerge() {
     use registry_core::event::{Event, kind};
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let unmerges = |version: &str| {
-        let store = MemoryStore::new();
-        log_export::import_log(&store, &mut std::fs::File::open(golden.join(version).join("log.bin")).unwrap())
-            .unwrap();
-        let mut found = Vec::new();
-        replay::for_each_record(&store, 0, |_, hashed| {
-            let record = registry_core::record::RecordRef::parse(hashed.bytes()).unwrap();
-            if record.header.kind.kind == kind::RECORDS_UNMERGED {
-                found.push(Event::decode(record.header.kind, record.payload).unwrap());
-            }
-            Ok(())
-        })
-        .unwrap();
-        found
-    };
-    assert!(unmerges("v4").is_empty());
-    match unmerges("v5").as_slice() {
+    assert!(events_of("v4", kind::RECORDS_UNMERGED).is_empty());
+    match events_of("v5", kind::RECORDS_UNMERGED).as_slice() {
         [Event::RecordsUnmerged(e)] => assert!(e.justification.starts_with("two persons"), "{e:?}"),
         other => panic!("one unmerge in v5, found {other:?}"),
     }
-    let line = |version: &str, number: &str| {
-        std::fs::read_to_string(golden.join(version).join("expected.txt"))
-            .unwrap()
-            .lines()
-            .find(|l| l.starts_with(number))
-            .map(str::to_string)
-            .unwrap()
-    };
+    let line = expected_line;
     let achieng = "764834914721";
     assert!(line("v4", achieng).contains(" Merged "), "{}", line("v4", achieng));
     assert_eq!(line("v5", achieng), format!("{achieng} Active {achieng} Achieng/Otieno NHIF:NH-77"));

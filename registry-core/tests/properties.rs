@@ -29,6 +29,8 @@ enum Op {
     /// Unlink the k-th link made so far (by the number it was made with).
     Unlink(usize),
     Death(usize),
+    /// Retract the k-th death recorded so far (by the number it was recorded with).
+    RetractDeath(usize),
     Revoke(usize),
     Reinstate(usize),
     Merge(usize, usize),
@@ -49,6 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (i.clone(), 0usize..3, 0usize..6).prop_map(|(a, b, c)| Op::Link(a, b, c)),
         2 => (0usize..64).prop_map(Op::Unlink),
         1 => i.clone().prop_map(Op::Death),
+        1 => (0usize..64).prop_map(Op::RetractDeath),
         1 => i.clone().prop_map(Op::Revoke),
         1 => i.clone().prop_map(Op::Reinstate),
         1 => (i.clone(), 0usize..64).prop_map(|(a, b)| Op::Merge(a, b)),
@@ -93,6 +96,7 @@ fn run_on_known(
     let mut issued = Vec::new();
     let mut links: Vec<(HudumaNumber, String, String)> = Vec::new();
     let mut merged: Vec<HudumaNumber> = Vec::new();
+    let mut died: Vec<HudumaNumber> = Vec::new();
     for (chunk_index, chunk) in ops.chunks(batch.max(1)).enumerate() {
         let mut submissions = Vec::new();
         for (k, op) in chunk.iter().enumerate() {
@@ -128,6 +132,9 @@ fn run_on_known(
                 Op::Death(i) => {
                     pick(*i).map(|number| Command::RecordDeath { number, date_of_death: "2020-01-01".into() })
                 }
+                Op::RetractDeath(k) => died
+                    .get(k % died.len().max(1))
+                    .map(|number| Command::RetractDeath { number: *number, reason: "seen alive".into() }),
                 Op::Revoke(i) => pick(*i).map(|number| Command::RevokeNumber { number, reason: "audit".into() }),
                 Op::Reinstate(i) => {
                     pick(*i).map(|number| Command::ReinstateNumber { number, reason: "cleared".into() })
@@ -164,6 +171,9 @@ fn run_on_known(
                     }
                     if let Command::MergeRecords { duplicate, .. } = &s.command {
                         merged.push(*duplicate);
+                    }
+                    if let Command::RecordDeath { number, .. } = &s.command {
+                        died.push(*number);
                     }
                     if let Some(number) = outcome.number
                         && !numbers.contains(&number)
@@ -225,9 +235,19 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     }
 
     // Only a merged person keeps what their merge moved, and holds no record of their
-    // own; each record their merge moved went to the person they are merged into.
+    // own; each record their merge moved went to the person they are merged into. Only
+    // a deceased person keeps the status a retraction of their death would give back,
+    // and it is one a death can be recorded from.
     for (key, stored) in store.snapshot(Tree::Persons).unwrap() {
         let person: PersonEntry = opened(Tree::Persons, &key, &stored);
+        match person.status {
+            PersonStatus::Deceased => prop_assert!(
+                matches!(person.status_before_death, Some(PersonStatus::Active | PersonStatus::Revoked)),
+                "a deceased person was {:?} before",
+                person.status_before_death
+            ),
+            _ => prop_assert_eq!(person.status_before_death, None),
+        }
         if person.status == PersonStatus::Merged {
             prop_assert!(person.agency_records.is_empty());
             prop_assert!(person.merged_into.is_some());
@@ -796,6 +816,9 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
         Op::Unmerge(0),
         Op::Replace(0),
         Op::Death(3),
+        // That death retracted, and recorded again.
+        Op::RetractDeath(0),
+        Op::Death(3),
         Op::Erase(1),
         Op::Repeat(0),
     ];
@@ -805,7 +828,7 @@ fn every_event_kind_folds_the_same_live_and_rebuilt() {
             // Later batches see only persons registered in earlier batches, so fewer
             // commands find their target; one at a time, every command is accepted.
             assert_eq!(issued.len(), 4, "three registrations and one replacement");
-            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 17, "genesis and 16 accepted commands");
+            assert_eq!(store.snapshot(Tree::Log).unwrap().len(), 19, "genesis and 18 accepted commands");
         }
         check_invariants(&store, &issued).unwrap();
         check_rebuild(&store).unwrap();

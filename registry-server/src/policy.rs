@@ -16,6 +16,7 @@ pub enum Rpc {
     ReplaceNumber,
     CorrectDemographics,
     RecordDeath,
+    RetractDeath,
     RevokeNumber,
     ReinstateNumber,
     LinkAgencyRecord,
@@ -40,11 +41,12 @@ pub enum Rpc {
 use Role::{Admin, Agency, Auditor, CitizenPortal, Registrar};
 
 impl Rpc {
-    pub const ALL: [Rpc; 23] = [
+    pub const ALL: [Rpc; 24] = [
         Rpc::RegisterPerson,
         Rpc::ReplaceNumber,
         Rpc::CorrectDemographics,
         Rpc::RecordDeath,
+        Rpc::RetractDeath,
         Rpc::RevokeNumber,
         Rpc::ReinstateNumber,
         Rpc::LinkAgencyRecord,
@@ -73,6 +75,7 @@ impl Rpc {
             Rpc::ReplaceNumber => "ReplaceNumber",
             Rpc::CorrectDemographics => "CorrectDemographics",
             Rpc::RecordDeath => "RecordDeath",
+            Rpc::RetractDeath => "RetractDeath",
             Rpc::RevokeNumber => "RevokeNumber",
             Rpc::ReinstateNumber => "ReinstateNumber",
             Rpc::LinkAgencyRecord => "LinkAgencyRecord",
@@ -102,6 +105,7 @@ impl Rpc {
             | Rpc::ReplaceNumber
             | Rpc::CorrectDemographics
             | Rpc::RecordDeath
+            | Rpc::RetractDeath
             | Rpc::RevokeNumber
             | Rpc::ReinstateNumber
             | Rpc::MergeRecords

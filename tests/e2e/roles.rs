@@ -54,6 +54,18 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
                 })
                 .await,
         ),
+        Rpc::RetractDeath => code(
+            server
+                .registry(bearer)
+                .await
+                .retract_death(pb::RetractDeathRequest {
+                    request_id: id,
+                    huduma_number: n,
+                    reason: "matrix".into(),
+                    centre: "GPO-NAIROBI".into(),
+                })
+                .await,
+        ),
         Rpc::RevokeNumber => code(
             server
                 .registry(bearer)

@@ -143,6 +143,67 @@ async fn an_unmerge_gives_the_record_back_and_tells_its_agency() {
     assert_eq!((resolved.status, resolved.superseded_by.as_str()), (pb::Status::Active as i32, ""));
 }
 
+/// A death recorded in error is retracted over gRPC: the refusals by code and field,
+/// writing nothing; the person resolves ACTIVE with no date of death; KRA's stream
+/// is told DEATH_RETRACTED on the person's number, with its record.
+#[tokio::test]
+async fn a_retracted_death_tells_the_agency_the_person_is_alive() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let alive = register(&server, "a", 1).await;
+    registry.link_agency_record(kra_link(&alive, "K-7")).await.unwrap();
+    let death = pb::RecordDeathRequest {
+        request_id: "d".into(),
+        huduma_number: alive.clone(),
+        date_of_death: "2025-06-30".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    let died = registry.record_death(death).await.unwrap().into_inner().receipt.unwrap().index;
+    let retract = |id: &str, number: &str, reason: &str| pb::RetractDeathRequest {
+        request_id: id.into(),
+        huduma_number: number.into(),
+        reason: reason.into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+
+    let before = server.log_size().await;
+    let refused = registry.retract_death(retract("x1", &alive, "")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{}", refused.message());
+    assert!(refused.message().contains("reason"), "{}", refused.message());
+    let refused = registry.retract_death(retract("x2", "1234", "alive")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{}", refused.message());
+    assert!(refused.message().contains("huduma_number"), "{}", refused.message());
+    let other = register(&server, "b", 2).await;
+    let before = before + 1;
+    let refused = registry.retract_death(retract("x3", &other, "alive")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{}", refused.message());
+    assert!(refused.message().contains("retract a death"), "{}", refused.message());
+    assert_eq!(server.log_size().await, before, "the refusals wrote nothing");
+
+    let mut kra = server.resolver(Bearer::token(&server.token_of("kra"))).await;
+    let mut changes = kra.watch_changes(pb::WatchChangesRequest { from_index: died }).await.unwrap().into_inner();
+    let first = changes.next().await.unwrap().unwrap();
+    assert_eq!((first.index, first.kind), (died, pb::ChangeKind::DeathRecorded as i32));
+    let request = retract("t", &alive, "appeared in person at the centre");
+    let retracted = registry.retract_death(request).await.unwrap().into_inner().receipt.unwrap().index;
+    let live =
+        tokio::time::timeout(std::time::Duration::from_secs(10), changes.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        (live.index, live.kind, live.status, live.huduma_number.as_str(), live.record_ids.as_slice()),
+        (
+            retracted,
+            pb::ChangeKind::DeathRetracted as i32,
+            pb::Status::Active as i32,
+            alive.as_str(),
+            &["K-7".to_string()][..]
+        )
+    );
+    let mut resolver = server.resolver(Bearer::token(&server.token(Role::Registrar))).await;
+    let key = Some(pb::resolve_request::Key::HudumaNumber(alive.clone()));
+    let resolved = resolver.resolve(pb::ResolveRequest { key, purpose: "check".into() }).await.unwrap().into_inner();
+    assert_eq!((resolved.status, resolved.date_of_death.as_str()), (pb::Status::Active as i32, ""));
+}
+
 #[tokio::test]
 async fn an_auditor_downloads_the_exact_records_and_verifies_them() {
     use registry_core::keys::parse_note_verifier_key;

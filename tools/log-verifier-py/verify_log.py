@@ -20,7 +20,7 @@ RECORD_DOMAIN = b"huduma.registry.v1.record\x00"
 ROTATION_DOMAIN = b"huduma.registry.v1.key-rotation\x00"
 KEY_ID_DOMAIN = b"huduma.registry.v1.key-id\x00"
 MAX_PAYLOAD = 1 << 20
-KNOWN = {(1, 1), (2, 1), (16, 2), (18, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 27)}
+KNOWN = {(1, 1), (2, 1), (16, 2), (18, 2), (19, 2), (20, 2), (21, 2)} | {(k, 1) for k in range(16, 28)}
 
 
 class Bad(Exception):
@@ -133,7 +133,9 @@ def decode(kind: int, version: int, payload: bytes):
         at = actor(payload, at)
         _, at = varint(payload, at)
         at = sealed(payload, at)
-    elif kind in (21, 22, 23, 25):
+    elif kind in (21, 22, 23, 25, 27):
+        # DeathRecorded v1, NumberRevoked, NumberReinstated, PersonalDataErased,
+        # DeathRetracted: the person, then a string.
         at = actor(payload, at)
         _, at = varint(payload, at)
         _, at = string(payload, at)

@@ -376,6 +376,7 @@ fn linked_persons(event: &Event) -> Vec<PersonId> {
         Event::AgencyRecordLinked(e) => vec![e.person],
         Event::AgencyRecordUnlinked(e) => vec![e.person],
         Event::DeathRecorded(e) => vec![e.person],
+        Event::DeathRetracted(e) => vec![e.person],
         Event::NumberRevoked(e) => vec![e.person],
         Event::NumberReinstated(e) => vec![e.person],
         Event::RecordsMerged(e) => vec![e.survivor, e.duplicate],
@@ -477,6 +478,7 @@ fn apply(
                 merged_into: None,
                 demographics: Some(e.demographics.clone()),
                 date_of_death: None,
+                status_before_death: None,
                 agency_records: Vec::new(),
                 moved_by_merge: Vec::new(),
                 judged_distinct: Vec::new(),
@@ -531,8 +533,20 @@ fn apply(
         Event::DeathRecorded(e) => {
             let date_of_death = date_of_death_of(view, secrets, seq, e.person, &e.date_of_death)?;
             update_person(view, seq, e.person, |p| {
+                p.status_before_death = Some(p.status);
                 p.status = PersonStatus::Deceased;
                 p.date_of_death = date_of_death;
+            })?;
+        }
+        Event::DeathRetracted(e) => {
+            let before = load_person(view, seq, e.person)?;
+            let Some(status) = before.status_before_death.filter(|_| before.status == PersonStatus::Deceased) else {
+                return Err(FoldError::Inconsistent { seq, reason: format!("person {} is not deceased", e.person.0) });
+            };
+            update_person(view, seq, e.person, |p| {
+                p.status = status;
+                p.status_before_death = None;
+                p.date_of_death = None;
             })?;
         }
         Event::NumberRevoked(e) => {
@@ -607,6 +621,7 @@ fn apply(
                 p.status = PersonStatus::Erased;
                 p.demographics = None;
                 p.date_of_death = None;
+                p.status_before_death = None;
                 // An erased person is not unmerged: what their merge moved is the
                 // survivor's for good.
                 p.moved_by_merge = Vec::new();

@@ -32,6 +32,10 @@ pub struct PersonEntry {
     /// `YYYY-MM-DD`, sealed under the person's data key ([`seal_date_of_death`]);
     /// `None` once erased.
     pub date_of_death: Option<Sealed>,
+    /// For a deceased person: the status they had when their death was recorded
+    /// (active or revoked), which a retraction of the death gives back. `None` for
+    /// anyone else.
+    pub status_before_death: Option<PersonStatus>,
     /// The person's agency records, sorted by agency and link: the person -> agency
     /// records projection, kept in the person's entry so that a look-up is point reads
     /// only.
@@ -154,14 +158,15 @@ pub mod meta {
     /// death in clear, dropped at erasure), and since a merge can be undone,
     /// `persons.v4` (a merged person's entry keeps the records their merge moved, and
     /// every entry the persons judged distinct from them and the records that changed
-    /// them),
+    /// them), and since a death can be retracted, `persons.v5` (a deceased person's
+    /// entry keeps the status they had before),
     /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
     /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
             crate::storage::Tree::MatchKeys => b"applied/match_keys.v6".to_vec(),
             crate::storage::Tree::NameCounts => b"applied/name_counts.v2".to_vec(),
-            crate::storage::Tree::Persons => b"applied/persons.v4".to_vec(),
+            crate::storage::Tree::Persons => b"applied/persons.v5".to_vec(),
             crate::storage::Tree::AgencyLinks => b"applied/agency_links.v2".to_vec(),
             crate::storage::Tree::AgencyChanges => b"applied/agency_changes.v2".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),

@@ -245,6 +245,22 @@ impl RegistryRpc for RegistryService {
         .await
     }
 
+    async fn retract_death(
+        &self,
+        request: Request<pb::RetractDeathRequest>,
+    ) -> Result<Response<pb::RetractDeathResponse>, Status> {
+        timed(Rpc::RetractDeath, async {
+            let principal = authorize(&request, Rpc::RetractDeath)?;
+            let r = request.into_inner();
+            let number = wire::number("huduma_number", &r.huduma_number)?;
+            let actor = actor(&principal, &r.centre)?;
+            let command = Command::RetractDeath { number, reason: r.reason };
+            let outcome = self.submit(r.request_id, actor, command).await?;
+            Ok(Response::new(pb::RetractDeathResponse { receipt: receipt(&outcome) }))
+        })
+        .await
+    }
+
     async fn revoke_number(
         &self,
         request: Request<pb::RevokeNumberRequest>,

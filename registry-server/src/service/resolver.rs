@@ -80,6 +80,7 @@ fn change_kind(code: u16) -> pb::ChangeKind {
         kind::RECORDS_MERGED => pb::ChangeKind::RecordsMerged,
         kind::PERSONAL_DATA_ERASED => pb::ChangeKind::PersonalDataErased,
         kind::RECORDS_UNMERGED => pb::ChangeKind::RecordsUnmerged,
+        kind::DEATH_RETRACTED => pb::ChangeKind::DeathRetracted,
         _ => pb::ChangeKind::Unspecified,
     }
 }

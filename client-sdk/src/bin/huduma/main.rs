@@ -116,7 +116,8 @@ struct LinkArgs {
     request_id: Option<String>,
 }
 
-/// A number's state changed for a stated reason (revoked, reinstated).
+/// A number's state changed for a stated reason (revoked, reinstated, a death
+/// retracted).
 #[derive(Args)]
 struct ReasonArgs {
     number: String,
@@ -354,6 +355,9 @@ enum Cmd {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Withdraw a death recorded in error: the person resolves again as they were
+    /// before it (active, or revoked).
+    RetractDeath(ReasonArgs),
     /// Revoke a number.
     Revoke(ReasonArgs),
     /// Reinstate a revoked number.
@@ -715,6 +719,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let client = connect(&cli.connection).await?;
             let request_id = id(request_id);
             let receipt = client.record_death(&request_id, &number, &date, &centre).await?;
+            show(json, &Done { request_id, receipt })
+        }
+        Cmd::RetractDeath(ReasonArgs { number, reason, centre, request_id }) => {
+            let client = connect(&cli.connection).await?;
+            let request_id = id(request_id);
+            let receipt = client.retract_death(&request_id, &number, &reason, &centre).await?;
             show(json, &Done { request_id, receipt })
         }
         Cmd::Revoke(ReasonArgs { number, reason, centre, request_id }) => {
