@@ -69,6 +69,32 @@ pub struct Change {
     pub records: Vec<String>,
 }
 
+/// Whom a look-up found, as its access record names them: the person asked for, their
+/// status and the number in force. Nothing sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub person: PersonId,
+    pub status: ResolvedStatus,
+    pub current_number: HudumaNumber,
+}
+
+impl Resolution {
+    pub fn subject(&self) -> Subject {
+        Subject { person: self.person, status: self.status, current_number: self.current_number }
+    }
+}
+
+/// A person found by a look-up, before anything sealed is opened.
+struct Found {
+    subject: Subject,
+    /// The person in force (the survivor, for a merged person) and their entry (its
+    /// history taken, if it is the person asked for).
+    effective: PersonId,
+    effective_entry: PersonEntry,
+    /// The history of the person asked for (not the survivor's).
+    asked_history: Vec<u64>,
+}
+
 /// One record of a person's history, as the log holds it: its index, its time and its
 /// event (what the event seals stays sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +148,17 @@ impl Reader {
         self.resolve_person(&view, entry.person, entry.superseded_by.is_some()).map(Some)
     }
 
+    /// Whom a number names (status and number in force), opening nothing sealed: what
+    /// an access record needs of a person a look-up showed. `Ok(None)` when it was
+    /// never issued.
+    pub fn subject(&self, number: HudumaNumber) -> Result<Option<Subject>, QueryError> {
+        let view = View::new(&*self.store);
+        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
+            return Ok(None);
+        };
+        Ok(Some(self.find_person(&view, entry.person, entry.superseded_by.is_some())?.subject))
+    }
+
     /// Resolves an agency's record id. `Ok(None)` when no person holds it.
     pub fn resolve_agency_record(&self, agency: &str, record_id: &str) -> Result<Option<Resolution>, QueryError> {
         let view = View::new(&*self.store);
@@ -172,15 +209,15 @@ impl Reader {
     /// that named them (a merge or an unmerge on either side, a duplicate search
     /// overridden past them). `Ok(None)` when the number was never issued. Each record
     /// is read from the log, its checksum checked.
-    pub fn history(&self, number: HudumaNumber) -> Result<Option<(Resolution, Vec<HistoryRecord>)>, QueryError> {
+    pub fn history(&self, number: HudumaNumber) -> Result<Option<(Subject, Vec<HistoryRecord>)>, QueryError> {
         let view = View::new(&*self.store);
         let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
             return Ok(None);
         };
-        let resolution = self.resolve_person(&view, entry.person, entry.superseded_by.is_some())?;
-        let person = self.person(&view, entry.person)?;
-        let records = person.history.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
-        Ok(Some((resolution, records)))
+        // Nothing sealed is opened: a history never shows personal data.
+        let found = self.find_person(&view, entry.person, entry.superseded_by.is_some())?;
+        let records = found.asked_history.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
+        Ok(Some((found.subject, records)))
     }
 
     fn history_record(&self, seq: u64) -> Result<HistoryRecord, QueryError> {
@@ -209,8 +246,44 @@ impl Reader {
     }
 
     fn resolve_person(&self, view: &View<'_>, asked: PersonId, superseded: bool) -> Result<Resolution, QueryError> {
-        let entry = self.person(view, asked)?;
+        let Found { subject, effective, effective_entry, asked_history: _ } =
+            self.find_person(view, asked, superseded)?;
+        // The data key opens the demographics and the date of death; none is read
+        // for a person with neither (erased).
+        let data_key = if effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some() {
+            keyring_entry(view, &self.secrets, effective)?.in_force()
+        } else {
+            None
+        };
+        let (mut demographics, mut date_of_death) = (None, None);
+        if let Some(key) = &data_key {
+            if let Some(sealed) = &effective_entry.demographics {
+                demographics = Some(open_demographics_with(key, effective, sealed)?);
+            }
+            if let Some(sealed) = &effective_entry.date_of_death {
+                date_of_death = Some(state::open_date_of_death(key, effective, sealed).map_err(ReadError::from)?);
+            }
+        }
+        let personal_data_lost =
+            data_key.is_none() && (effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some());
+        Ok(Resolution {
+            person: asked,
+            status: subject.status,
+            current_number: subject.current_number,
+            demographics,
+            date_of_death,
+            personal_data_lost,
+            agency_records: effective_entry.agency_records,
+            holder: effective,
+        })
+    }
+
+    /// The person `asked` for (by a number `superseded` or not), followed along their
+    /// merges to the person in force; nothing sealed is opened.
+    fn find_person(&self, view: &View<'_>, asked: PersonId, superseded: bool) -> Result<Found, QueryError> {
+        let mut entry = self.person(view, asked)?;
         let asked_status = entry.status;
+        let asked_history = std::mem::take(&mut entry.history);
         let (effective, effective_entry) = if entry.status == PersonStatus::Merged {
             let mut id = asked;
             let mut current = entry;
@@ -239,34 +312,8 @@ impl Reader {
             PersonStatus::Deceased => ResolvedStatus::Deceased,
             PersonStatus::Erased => ResolvedStatus::Erased,
         };
-        // The data key opens the demographics and the date of death; none is read
-        // for a person with neither (erased).
-        let data_key = if effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some() {
-            keyring_entry(view, &self.secrets, effective)?.in_force()
-        } else {
-            None
-        };
-        let (mut demographics, mut date_of_death) = (None, None);
-        if let Some(key) = &data_key {
-            if let Some(sealed) = &effective_entry.demographics {
-                demographics = Some(open_demographics_with(key, effective, sealed)?);
-            }
-            if let Some(sealed) = &effective_entry.date_of_death {
-                date_of_death = Some(state::open_date_of_death(key, effective, sealed).map_err(ReadError::from)?);
-            }
-        }
-        let personal_data_lost =
-            data_key.is_none() && (effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some());
-        Ok(Resolution {
-            person: asked,
-            status,
-            current_number: effective_entry.current_number,
-            demographics,
-            date_of_death,
-            personal_data_lost,
-            agency_records: effective_entry.agency_records,
-            holder: effective,
-        })
+        let subject = Subject { person: asked, status, current_number: effective_entry.current_number };
+        Ok(Found { subject, effective, effective_entry, asked_history })
     }
 
     /// The agency records of `resolution` that `shown(agency)` lets its caller see,

@@ -705,6 +705,13 @@ fn a_persons_history_is_every_record_that_changed_them() {
     assert_eq!(theirs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![twin_at, merged, unmerged]);
     let never = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
     assert!(reader.history(never).unwrap().is_none());
+    // Whom a history (or a look-up's access record) names, found without opening
+    // anything sealed, is whom a resolution names.
+    for number in [amina, current, twin, never] {
+        let resolved = reader.resolve_number(number).unwrap().map(|r| r.subject());
+        assert_eq!(reader.subject(number).unwrap(), resolved, "{number}");
+    }
+    assert_eq!(reader.history(twin).unwrap().map(|(s, _)| s), reader.subject(twin).unwrap());
 }
 
 /// A correction is searched for duplicates among everyone but the person corrected:

@@ -6,7 +6,7 @@ pub mod registry;
 pub mod resolver;
 
 use registry_core::access::{AccessBody, AccessCall, AccessEvent, AccessOutcome, KeyUsed};
-use registry_core::query::Resolution;
+use registry_core::query::Subject;
 
 use crate::auth::Principal;
 
@@ -20,7 +20,7 @@ struct LookUp {
 impl LookUp {
     /// The access record of this look-up by `principal` (its name, role and agency),
     /// which found `found` (with their status) or nobody.
-    fn by(self, principal: &Principal, found: Option<&Resolution>, attributes: Vec<(String, bool)>) -> AccessEvent {
+    fn by(self, principal: &Principal, found: Option<Subject>, attributes: Vec<(String, bool)>) -> AccessEvent {
         AccessEvent {
             person: found.map(|r| r.person),
             body: AccessBody {

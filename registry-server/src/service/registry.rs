@@ -63,10 +63,10 @@ impl RegistryService {
     ) -> Result<(), Status> {
         let reader = self.registry.reader();
         for number in numbers {
-            let Some(found) = reader.resolve_number(*number).map_err(wire::query_error)? else { continue };
+            let Some(found) = reader.subject(*number).map_err(wire::query_error)? else { continue };
             let look_up =
                 LookUp { call: AccessCall::FindDuplicates, purpose: purpose.into(), key: KeyUsed::Demographics };
-            let event = look_up.by(principal, Some(&found), Vec::new());
+            let event = look_up.by(principal, Some(found), Vec::new());
             self.registry.access().record(event).await.map_err(|e| {
                 Status::unavailable(format!("{e}: duplicate searches are refused until they can be recorded"))
             })?;
@@ -157,30 +157,32 @@ impl RegistryRpc for RegistryService {
                 _ => return Err(wire::invalid("limit", "at most 50")),
             };
             let demographics = wire::demographics(r.demographics)?;
-            let excluded = match r.excluding_huduma_number.as_str() {
+            let excluding = match r.excluding_huduma_number.as_str() {
                 "" => None,
-                text => {
-                    let number = wire::number("excluding_huduma_number", text)?;
-                    let found = self.registry.reader().resolve_number(number).map_err(wire::query_error)?;
-                    let found = found.ok_or_else(|| {
-                        Status::not_found(format!("excluding_huduma_number: no person has the number {number}"))
-                    })?;
-                    Some(found.person)
-                }
+                text => Some(wire::number("excluding_huduma_number", text)?),
             };
             let registry = Arc::clone(&self.registry);
             let found = tokio::task::spawn_blocking(move || {
+                let reader = registry.reader();
+                let excluded = match excluding {
+                    None => None,
+                    Some(number) => {
+                        let found = reader.subject(number).map_err(wire::query_error)?.ok_or_else(|| {
+                            Status::not_found(format!("excluding_huduma_number: no person has the number {number}"))
+                        })?;
+                        Some(found.person)
+                    }
+                };
                 let floor = registry_core::dedup::REPORT_FLOOR;
-                registry.reader().find_duplicates(&demographics, floor, limit, excluded)
+                reader.find_duplicates(&demographics, floor, limit, excluded).map_err(wire::query_error)
             })
             .await
-            .map_err(|e| Status::internal(format!("the search failed: {e}")))?
-            .map_err(wire::query_error)?;
+            .map_err(|e| Status::internal(format!("the search failed: {e}")))??;
             let found: Vec<_> = found.iter().map(|c| (c.number, c.score)).collect();
             let numbers: Vec<_> = found.iter().map(|(n, _)| *n).collect();
             // With a person left out, it is the search a correction of theirs meets.
             let purpose =
-                if excluded.is_some() { "duplicate search at a correction" } else { "duplicate search at enrolment" };
+                if excluding.is_some() { "duplicate search at a correction" } else { "duplicate search at enrolment" };
             self.record_found(&principal, &numbers, purpose).await?;
             Ok(Response::new(wire::duplicates_out(&found)))
         })
@@ -371,27 +373,32 @@ impl RegistryRpc for RegistryService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
             let registry = Arc::clone(&self.registry);
-            let found = tokio::task::spawn_blocking(move || registry.reader().history(number))
-                .await
-                .map_err(|e| Status::internal(format!("the history could not be read: {e}")))?
-                .map_err(wire::query_error)?;
+            // The records, and the numbers in force of the persons they name, are read
+            // off the async threads.
+            let found = tokio::task::spawn_blocking(move || {
+                let reader = registry.reader();
+                let Some((subject, records)) = reader.history(number).map_err(wire::query_error)? else {
+                    return Ok(None);
+                };
+                let entries = records.iter().map(|record| wire::history_entry_out(&reader, record));
+                Ok::<_, Status>(Some((subject, entries.collect::<Result<Vec<_>, _>>()?)))
+            })
+            .await
+            .map_err(|e| Status::internal(format!("the history could not be read: {e}")))??;
             // Recorded, found or not, before it is answered.
             let look_up =
                 LookUp { call: AccessCall::History, purpose: r.purpose, key: KeyUsed::HudumaNumber(number.compact()) };
-            let event = look_up.by(&principal, found.as_ref().map(|(resolution, _)| resolution), Vec::new());
+            let event = look_up.by(&principal, found.as_ref().map(|(subject, _)| *subject), Vec::new());
             self.registry
                 .access()
                 .record(event)
                 .await
                 .map_err(|e| Status::unavailable(format!("{e}: histories are refused until they can be recorded")))?;
-            let (resolution, records) =
+            let (subject, entries) =
                 found.ok_or_else(|| Status::not_found(format!("huduma_number: no person has the number {number}")))?;
-            let reader = self.registry.reader();
-            let entries =
-                records.iter().map(|record| wire::history_entry_out(&reader, record)).collect::<Result<_, _>>()?;
             Ok(Response::new(pb::GetHistoryResponse {
-                current_number: resolution.current_number.compact(),
-                status: wire::status_out(resolution.status) as i32,
+                current_number: subject.current_number.compact(),
+                status: wire::status_out(subject.status) as i32,
                 entries,
             }))
         })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use registry_core::access::{AccessCall, KeyUsed};
 use registry_core::command::check_reason;
 use registry_core::event::kind;
-use registry_core::query::Change;
+use registry_core::query::{Change, Resolution};
 use registry_core::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,10 +46,10 @@ impl ResolverService {
         &self,
         principal: &Principal,
         look_up: LookUp,
-        found: Option<&registry_core::query::Resolution>,
+        found: Option<&Resolution>,
         attributes: Vec<(String, bool)>,
     ) -> Result<(), Status> {
-        let event = look_up.by(principal, found, attributes);
+        let event = look_up.by(principal, found.map(Resolution::subject), attributes);
         self.registry.access().record(event).await.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "a look-up could not be recorded; refusing it");
             Status::unavailable(format!("{e}: look-ups are refused until they can be recorded"))
