@@ -136,6 +136,7 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
             Arc::clone(&registry),
             server.backup_dir.clone(),
             server.fold_space(),
+            access.clone(),
             shutdown_rx.clone(),
         ))
         .max_decoding_message_size(max)

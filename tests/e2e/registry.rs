@@ -656,6 +656,37 @@ async fn an_admin_backs_up_the_serving_registry_and_the_backup_serves_once_resto
     assert_eq!(replayed.huduma_number, numbers[2]);
 }
 
+/// A reload that withdraws the admin's token cancels the backup they began: it ends
+/// UNAUTHENTICATED, and the copy begun is removed (a revoked credential's backup is
+/// not completed).
+#[tokio::test]
+async fn a_backup_ends_once_a_reload_withdraws_the_admins_token() {
+    use tokio_stream::StreamExt;
+    // Enough records that the copy is still being written when the reload comes.
+    let mut server = TestServer::start_with(|_, loaded| loaded.config.server.checkpoint_interval_ms = 20).await;
+    server.fill(20_000).await;
+    server.wait_for_checkpoints().await;
+    let mut operations = server.operations(Bearer::token(&server.token(Role::Admin))).await;
+    let mut stream = operations.backup(pb::BackupRequest { name: "withdrawn".into() }).await.unwrap().into_inner();
+    server.reload_access(|loaded| {
+        let admin = loaded.config.principals.iter_mut().find(|p| p.role == Role::Admin).unwrap();
+        admin.token = Some("rotated-admin-token-0123456789abcd".into());
+    });
+    let ended = loop {
+        match stream.next().await {
+            Some(Ok(progress)) => {
+                let taken = matches!(progress.stage, Some(pb::backup_progress::Stage::Taken(_)));
+                assert!(!taken, "the backup was completed after the token was withdrawn");
+            }
+            Some(Err(status)) => break status,
+            None => panic!("the stream ended without an answer"),
+        }
+    };
+    assert_eq!(ended.code(), Code::Unauthenticated, "{}", ended.message());
+    assert!(ended.message().contains("the copy begun is removed"), "{}", ended.message());
+    assert!(!server.dir.path().join("backups").join("withdrawn").exists(), "the copy begun is removed");
+}
+
 #[tokio::test]
 async fn without_a_backup_dir_online_backups_are_off_and_say_so() {
     let server = TestServer::start_with(|_, loaded| loaded.config.server.backup_dir = None).await;

@@ -1,19 +1,22 @@
 //! `huduma.v1.Operations`: what operators ask of the running registry (role admin): a
 //! backup taken while it serves (`registry_core::online_backup`), one at a time, into
-//! a new directory under the configured `backup_dir`, cancelled if the server stops.
+//! a new directory under the configured `backup_dir`, cancelled if the server stops or
+//! a reload withdraws the credential it was begun with (`access_control`).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use registry_core::online_backup::{self, BackupProgress, LogName, OnlineBackupError, TakenBackup};
 use registry_core::registry::Registry;
 use registry_core::replay::FoldSpace;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::access_control::AccessControl;
+use crate::auth::credential;
 use crate::metrics::timed;
 use crate::policy::{Rpc, authorize};
 use crate::proto as pb;
@@ -29,6 +32,7 @@ pub struct OperationsService {
     fold_space: FoldSpace,
     /// Set while a backup runs: one at a time.
     running: Arc<AtomicBool>,
+    access: AccessControl,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -37,9 +41,10 @@ impl OperationsService {
         registry: Arc<Registry>,
         backup_dir: Option<PathBuf>,
         fold_space: FoldSpace,
+        access: AccessControl,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { registry, backup_dir, fold_space, running: Arc::default(), shutdown }
+        Self { registry, backup_dir, fold_space, running: Arc::default(), access, shutdown }
     }
 }
 
@@ -130,6 +135,8 @@ impl OperationsRpc for OperationsService {
     async fn backup(&self, request: Request<pb::BackupRequest>) -> Result<Response<Self::BackupStream>, Status> {
         timed(Rpc::Backup, async {
             let principal = authorize(&request, Rpc::Backup)?;
+            // Taken now, judged below (a stopping registry refuses first).
+            let begun_with = credential(&request);
             let name = request.into_inner().name;
             check_name(&name)?;
             let dir = self.backup_dir.as_ref().ok_or_else(|| {
@@ -150,12 +157,28 @@ impl OperationsRpc for OperationsService {
             if *self.shutdown.borrow() {
                 return Err(Status::unavailable("the registry is stopping: no backup is begun"));
             }
+            // Cancelled if the server stops, or if a reload withdraws the admin's
+            // credential (a revoked admin's backup is not completed); watched until it ends.
+            let view = self.access.current().disclosure.view_for(&principal);
+            let mut grant = self.access.grant(begun_with?, Arc::clone(&principal), view);
             let cancel = Arc::new(AtomicBool::new(false));
+            let withdrawn: Arc<OnceLock<String>> = Arc::default();
+            let (ended, ended_rx) = oneshot::channel::<()>();
             let mut shutdown = self.shutdown.clone();
-            let on_shutdown = Arc::clone(&cancel);
+            let (on_cancel, on_withdrawal) = (Arc::clone(&cancel), Arc::clone(&withdrawn));
+            let refusal = grant.status().message().to_string();
             tokio::spawn(async move {
-                if shutdown.wait_for(|stop| *stop).await.is_ok() {
-                    on_shutdown.store(true, Ordering::Relaxed);
+                tokio::select! {
+                    stopping = shutdown.wait_for(|stop| *stop) => {
+                        if stopping.is_ok() {
+                            on_cancel.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    () = grant.withdrawn() => {
+                        let _ = on_withdrawal.set(refusal);
+                        on_cancel.store(true, Ordering::Relaxed);
+                    }
+                    _ = ended_rx => {}
                 }
             });
             let (tx, rx) = mpsc::channel(16);
@@ -192,10 +215,19 @@ impl OperationsRpc for OperationsService {
                     Err(e) => {
                         let cancelled = matches!(e, OnlineBackupError::Cancelled);
                         crate::metrics::backup_finished(if cancelled { "cancelled" } else { "failed" }, None);
-                        tracing::error!(dir = %out.display(), error = %e, "online backup failed");
-                        Err(backup_error(e))
+                        match withdrawn.get().filter(|_| cancelled) {
+                            Some(refusal) => {
+                                tracing::warn!(dir = %out.display(), "online backup cancelled: its credential was withdrawn");
+                                Err(Status::unauthenticated(format!("{refusal}; the copy begun is removed")))
+                            }
+                            None => {
+                                tracing::error!(dir = %out.display(), error = %e, "online backup failed");
+                                Err(backup_error(e))
+                            }
+                        }
                     }
                 };
+                let _ = ended.send(());
                 let _ = tx.blocking_send(answer);
             });
             Ok(Response::new(ReceiverStream::new(rx)))
@@ -245,7 +277,12 @@ mod tests {
         .unwrap();
         let (stop, stopping) = watch::channel(false);
         let backups = dir.path().join("backups");
-        let service = OperationsService::new(Arc::new(registry), Some(backups.clone()), FoldSpace::IN_MEMORY, stopping);
+        let config_dir = tempfile::tempdir().unwrap();
+        let (config, _) = crate::config::ensure_dev_config(config_dir.path()).unwrap();
+        let (access, _reloader) =
+            crate::access_control::in_force(&crate::config::Loaded::read(&config).unwrap().config);
+        let service =
+            OperationsService::new(Arc::new(registry), Some(backups.clone()), FoldSpace::IN_MEMORY, access, stopping);
         stop.send_replace(true);
         let mut request = Request::new(pb::BackupRequest { name: "late".into() });
         let admin = crate::auth::Principal { name: "admin-1".into(), role: crate::auth::Role::Admin, agency: None };
