@@ -217,6 +217,22 @@ impl TestServer {
     }
 }
 
+/// Asserts a refusal: its code, that its message names `words`, and that the log did not
+/// grow; returns it.
+pub async fn refused<T: std::fmt::Debug>(
+    server: &TestServer,
+    before: u64,
+    result: Result<T, Status>,
+    code: tonic::Code,
+    words: &str,
+) -> Status {
+    let status = result.expect_err("refused");
+    assert_eq!(status.code(), code, "{}", status.message());
+    assert!(status.message().contains(words), "{:?} should name {words:?}", status.message());
+    assert_eq!(server.log_size().await, before, "a refusal wrote nothing");
+    status
+}
+
 /// Plausible demographics, varied by `i`, never likely duplicates of one another.
 pub fn demographics(i: u64) -> pb::Demographics {
     let d = registry_core::synthetic::distinct_person(i);

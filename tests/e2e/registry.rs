@@ -15,22 +15,6 @@ async fn resolve(server: &TestServer, number: &str) -> pb::ResolveResponse {
     resolver.resolve(by_number(number, "counter service")).await.expect("resolve").into_inner()
 }
 
-/// Asserts a refusal: its code, that its message names `words`, and that the log did not
-/// grow; returns it.
-async fn refused<T: std::fmt::Debug>(
-    server: &TestServer,
-    before: u64,
-    result: Result<T, tonic::Status>,
-    code: Code,
-    words: &str,
-) -> tonic::Status {
-    let status = result.expect_err("refused");
-    assert_eq!(status.code(), code, "{}", status.message());
-    assert!(status.message().contains(words), "{:?} should name {words:?}", status.message());
-    assert_eq!(server.log_size().await, before, "a refusal wrote nothing");
-    status
-}
-
 #[tokio::test]
 async fn a_life_in_the_registry_over_grpc() {
     let mut server = TestServer::start().await;
