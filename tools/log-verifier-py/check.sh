@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the independent Python verifier on the golden log and on a fresh log written by
-# the registry (with a key rotation), and checks that it rejects a tampered copy.
+# Runs the independent Python verifier on the golden logs and on a fresh log written by
+# the registry (with a key rotation), and checks that it rejects a tampered copy and
+# logs that issue a malformed, repeated or unknown number.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/log-verifier-py
@@ -8,6 +9,8 @@ for golden in registry-core/tests/golden/v*/; do
   golden=${golden%/}
   python3 "$here/verify_log.py" "$golden/log.bin" "$(cat "$golden/genesis.vkey")"
 done
+# Its rules on the numbers a log issues, on tiny logs built and signed from the spec.
+python3 "$here/test_rules.py"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -110,8 +110,8 @@ def decode(kind: int, version: int, payload: bytes):
             at = duplicate_override(payload, at)
     elif kind == 17:
         at = actor(payload, at)
-        for _ in range(2):
-            _, at = varint(payload, at)
+        _, at = varint(payload, at)
+        out["old_number"], at = varint(payload, at)
         out["number"], at = varint(payload, at)
         _, at = varint(payload, at)
         reason, at = varint(payload, at)
@@ -148,6 +148,34 @@ def decode(kind: int, version: int, payload: bytes):
     if at != len(payload):
         raise Bad(f"{len(payload) - at} bytes left over after the event")
     return out
+
+
+# Verhoeff's tables: the dihedral group D5's multiplication, the position's permutation.
+VERHOEFF_D = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6], [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+]
+VERHOEFF_P = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2], [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+]
+
+
+def check_number(number: int) -> None:
+    """A Huduma number: 12 digits (no leading zero), the last the Verhoeff check digit
+    of the first 11 (section 5)."""
+    if not 10**11 <= number < 10**12:
+        raise Bad(f"number {number} is not 12 digits")
+    c = 0
+    for i, digit in enumerate(reversed(str(number))):
+        c = VERHOEFF_D[c][VERHOEFF_P[i % 8][int(digit)]]
+    if c != 0:
+        raise Bad(f"number {number:012d} fails its Verhoeff check digit")
 
 
 def verify_signature(public: bytes, signature: bytes, message: bytes) -> bool:
@@ -214,7 +242,10 @@ def verify(path: str, genesis: bytes) -> int:
                 if not verify_signature(new, event["new_key_signature"], ROTATION_DOMAIN + key + new):
                     raise Bad("the new key's consent does not verify")
                 key = new
+            if "old_number" in event and event["old_number"] not in issued:
+                raise Bad(f"replaces number {event['old_number']:012d}, which the log never issued")
             if "number" in event:
+                check_number(event["number"])
                 if event["number"] in issued:
                     raise Bad(f"number {event['number']:012d} issued twice")
                 issued.add(event["number"])
