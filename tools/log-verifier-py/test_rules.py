@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Self-test of verify_log.py's rules on the numbers a log issues (LOG-FORMAT.md,
-section 6): tiny logs built and signed here, from the spec, each breaking one rule,
-must be refused naming the record and the rule; the well-formed one must pass.
+"""Self-test of verify_log.py's rules on the numbers a log issues and the persons its
+events name (LOG-FORMAT.md, sections 5 and 6): tiny logs built and signed here, from
+the spec, each breaking one rule, must be refused naming the record and the rule; the
+well-formed one must pass.
 
     python3 test_rules.py
 """
@@ -22,7 +23,7 @@ import verify_log  # noqa: E402
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUBLIC = KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 # Numbers the registry issued (golden log v1): well formed.
-GOOD_A, GOOD_B = 280150736193, 621749650190
+GOOD_A, GOOD_B, GOOD_C = 280150736193, 621749650190, 764834914721
 
 
 def varint(value: int) -> bytes:
@@ -57,6 +58,14 @@ def replaced(person: int, old: int, new: int, counter: int) -> tuple[int, bytes]
     return 17, ACTOR + varint(person) + varint(old) + varint(new) + varint(counter) + varint(0)
 
 
+def revoked(person: int) -> tuple[int, bytes]:
+    return 22, ACTOR + varint(person) + string(b"fraud")
+
+
+def merged(survivor: int, duplicate: int) -> tuple[int, bytes]:
+    return 24, ACTOR + varint(survivor) + varint(duplicate) + string(b"one person")
+
+
 def write_log(path: str, events) -> None:
     prev, frames = bytes(32), bytearray()
     key_id = verify_log.key_id(PUBLIC)
@@ -83,14 +92,50 @@ def verdict(events) -> tuple[int, str]:
 
 def main() -> int:
     cases = [
-        ("well formed", [initialized(), registered(GOOD_A, 0), replaced(1, GOOD_A, GOOD_B, 1)], "ok: 3 records"),
+        (
+            "well formed",
+            [
+                initialized(),
+                registered(GOOD_A, 0),
+                replaced(1, GOOD_A, GOOD_B, 1),
+                registered(GOOD_C, 2),
+                merged(1, 3),
+                revoked(1),
+            ],
+            "ok: 6 records",
+        ),
         ("a wrong check digit", [initialized(), registered(GOOD_A + 1, 0)], "record 1: number 280150736194 fails"),
         ("eleven digits", [initialized(), registered(28015073619, 0)], "record 1: number 28015073619 is not 12 digits"),
         ("issued twice", [initialized(), registered(GOOD_A, 0), registered(GOOD_A, 1)], "record 2: number 280150736193 issued twice"),
         (
             "a replaced number never issued",
-            [initialized(), registered(GOOD_A, 0), replaced(1, GOOD_B, GOOD_A + 10, 1)],
-            "record 2: replaces number 621749650190, which the log never issued",
+            [initialized(), registered(GOOD_A, 0), replaced(1, GOOD_B, GOOD_C, 1)],
+            "record 2: replaces number 621749650190, not the number in force of person 1",
+        ),
+        (
+            "a replaced number already replaced",
+            [initialized(), registered(GOOD_A, 0), replaced(1, GOOD_A, GOOD_B, 1), replaced(1, GOOD_A, GOOD_C, 2)],
+            "record 3: replaces number 280150736193, not the number in force of person 1",
+        ),
+        (
+            "another person's number replaced",
+            [initialized(), registered(GOOD_A, 0), registered(GOOD_B, 1), replaced(1, GOOD_B, GOOD_C, 2)],
+            "record 3: replaces number 621749650190, not the number in force of person 1",
+        ),
+        (
+            "a person never registered",
+            [initialized(), registered(GOOD_A, 0), revoked(7)],
+            "record 2: names person 7, whom no earlier record registered",
+        ),
+        (
+            "a person named before their registration",
+            [initialized(), revoked(2), registered(GOOD_A, 0)],
+            "record 1: names person 2, whom no earlier record registered",
+        ),
+        (
+            "a merge of a person with themselves",
+            [initialized(), registered(GOOD_A, 0), merged(1, 1)],
+            "record 2: names person 1 as both survivor and duplicate",
         ),
     ]
     failed = 0

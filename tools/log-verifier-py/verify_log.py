@@ -110,7 +110,8 @@ def decode(kind: int, version: int, payload: bytes):
             at = duplicate_override(payload, at)
     elif kind == 17:
         at = actor(payload, at)
-        _, at = varint(payload, at)
+        person, at = varint(payload, at)
+        out["persons"] = [person]
         out["old_number"], at = varint(payload, at)
         out["number"], at = varint(payload, at)
         _, at = varint(payload, at)
@@ -119,31 +120,38 @@ def decode(kind: int, version: int, payload: bytes):
             raise Bad("unknown replacement reason")
     elif kind == 18:
         at = actor(payload, at)
-        _, at = varint(payload, at)
+        person, at = varint(payload, at)
+        out["persons"] = [person]
         at = sealed(payload, at)
         if version == 2:
             at = duplicate_override(payload, at)
     elif kind in (19, 20):
         at = actor(payload, at)
-        _, at = varint(payload, at)
+        person, at = varint(payload, at)
+        out["persons"] = [person]
         _, at = string(payload, at)
         # record_id: in clear at version 1, sealed at version 2.
         at = string(payload, at)[1] if version == 1 else sealed(payload, at)
     elif kind == 21 and version == 2:
         at = actor(payload, at)
-        _, at = varint(payload, at)
+        person, at = varint(payload, at)
+        out["persons"] = [person]
         at = sealed(payload, at)
     elif kind in (21, 22, 23, 25, 27):
         # DeathRecorded v1, NumberRevoked, NumberReinstated, PersonalDataErased,
         # DeathRetracted: the person, then a string.
         at = actor(payload, at)
-        _, at = varint(payload, at)
+        person, at = varint(payload, at)
+        out["persons"] = [person]
         _, at = string(payload, at)
     elif kind in (24, 26):
         # RecordsMerged and RecordsUnmerged: survivor, duplicate, justification.
         at = actor(payload, at)
-        _, at = varint(payload, at)
-        _, at = varint(payload, at)
+        survivor, at = varint(payload, at)
+        duplicate, at = varint(payload, at)
+        if survivor == duplicate:
+            raise Bad(f"names person {survivor} as both survivor and duplicate")
+        out["persons"] = [survivor, duplicate]
         _, at = string(payload, at)
     if at != len(payload):
         raise Bad(f"{len(payload) - at} bytes left over after the event")
@@ -202,6 +210,9 @@ def records(path: str):
 
 def verify(path: str, genesis: bytes) -> int:
     prev_hash, last_time, key, issued = b"\x00" * 32, None, None, set()
+    # Each registered person (the sequence number of their registration) and the
+    # number in force for them.
+    in_force: dict[int, int] = {}
     count = 0
     for seq, rec in enumerate(records(path)):
         try:
@@ -242,13 +253,21 @@ def verify(path: str, genesis: bytes) -> int:
                 if not verify_signature(new, event["new_key_signature"], ROTATION_DOMAIN + key + new):
                     raise Bad("the new key's consent does not verify")
                 key = new
-            if "old_number" in event and event["old_number"] not in issued:
-                raise Bad(f"replaces number {event['old_number']:012d}, which the log never issued")
+            for person in event.get("persons", []):
+                if person not in in_force:
+                    raise Bad(f"names person {person}, whom no earlier record registered")
+            if "old_number" in event and event["old_number"] != in_force[event["persons"][0]]:
+                raise Bad(
+                    f"replaces number {event['old_number']:012d}, not the number in force of person "
+                    f"{event['persons'][0]}"
+                )
             if "number" in event:
                 check_number(event["number"])
                 if event["number"] in issued:
                     raise Bad(f"number {event['number']:012d} issued twice")
                 issued.add(event["number"])
+                # A registration's person is its own sequence number (section 5).
+                in_force[event["persons"][0] if kind == 17 else seq] = event["number"]
         except Bad as e:
             print(f"record {seq}: {e}")
             return 1
