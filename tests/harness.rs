@@ -217,6 +217,26 @@ impl TestServer {
     }
 }
 
+/// A look-up of `number` for `purpose`.
+pub fn by_number(number: &str, purpose: &str) -> pb::ResolveRequest {
+    pb::ResolveRequest { key: Some(pb::resolve_request::Key::HudumaNumber(number.into())), purpose: purpose.into() }
+}
+
+/// `number` resolved by a registrar at the counter.
+pub async fn resolve(server: &TestServer, number: &str) -> pb::ResolveResponse {
+    let mut resolver = server.resolver(Bearer::token(&server.token(Role::Registrar))).await;
+    resolver.resolve(by_number(number, "counter service")).await.expect("resolve").into_inner()
+}
+
+/// The next change a live `WatchChanges` stream sends, within 10 s: its index, kind,
+/// status, number and record ids.
+pub async fn next_change(changes: &mut tonic::Streaming<pb::Change>) -> (u64, i32, i32, String, Vec<String>) {
+    use tokio_stream::StreamExt;
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), changes.next());
+    let change = wait.await.expect("a change within 10 s").expect("the stream goes on").expect("a change");
+    (change.index, change.kind, change.status, change.huduma_number, change.record_ids)
+}
+
 /// Asserts a refusal: its code, that its message names `words`, and that the log did not
 /// grow; returns it.
 pub async fn refused<T: std::fmt::Debug>(

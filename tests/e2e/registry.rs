@@ -6,15 +6,6 @@ use huduma_e2e::*;
 use registry_server::auth::Role;
 use tonic::Code;
 
-fn by_number(number: &str, purpose: &str) -> pb::ResolveRequest {
-    pb::ResolveRequest { key: Some(pb::resolve_request::Key::HudumaNumber(number.into())), purpose: purpose.into() }
-}
-
-async fn resolve(server: &TestServer, number: &str) -> pb::ResolveResponse {
-    let mut resolver = server.resolver(Bearer::token(&server.token(Role::Registrar))).await;
-    resolver.resolve(by_number(number, "counter service")).await.expect("resolve").into_inner()
-}
-
 #[tokio::test]
 async fn a_life_in_the_registry_over_grpc() {
     let mut server = TestServer::start().await;
