@@ -142,21 +142,14 @@ impl Reader {
     /// Resolves a number. `Ok(None)` when it was never issued.
     pub fn resolve_number(&self, number: HudumaNumber) -> Result<Option<Resolution>, QueryError> {
         let view = View::new(&*self.store);
-        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
-            return Ok(None);
-        };
-        self.resolve_person(&view, entry.person, entry.superseded_by.is_some()).map(Some)
+        self.find_number(&view, number)?.map(|found| self.open(&view, found)).transpose()
     }
 
     /// Whom a number names (status and number in force), opening nothing sealed: what
     /// an access record needs of a person a look-up showed. `Ok(None)` when it was
     /// never issued.
     pub fn subject(&self, number: HudumaNumber) -> Result<Option<Subject>, QueryError> {
-        let view = View::new(&*self.store);
-        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
-            return Ok(None);
-        };
-        Ok(Some(self.find_person(&view, entry.person, entry.superseded_by.is_some())?.subject))
+        Ok(self.find_number(&View::new(&*self.store), number)?.map(|found| found.subject))
     }
 
     /// Resolves an agency's record id. `Ok(None)` when no person holds it.
@@ -170,7 +163,8 @@ impl Reader {
             .as_slice()
             .try_into()
             .map_err(|_| ReadError::from(Corruption::new(Tree::AgencyLinks, &key, "not a person id")))?;
-        self.resolve_person(&view, PersonId(u64::from_be_bytes(bytes)), false).map(Some)
+        let found = self.find_person(&view, PersonId(u64::from_be_bytes(bytes)), false)?;
+        self.open(&view, found).map(Some)
     }
 
     /// Resolves `agency`'s token for a person (see `agency_token`). `Ok(None)` for
@@ -183,7 +177,8 @@ impl Reader {
         if view.get(Tree::Persons, &person_key(person))?.is_none() {
             return Ok(None);
         }
-        self.resolve_person(&view, person, false).map(Some)
+        let found = self.find_person(&view, person, false)?;
+        self.open(&view, found).map(Some)
     }
 
     /// The registered persons scoring at least `floor` against `d`, best first (the
@@ -210,12 +205,10 @@ impl Reader {
     /// overridden past them). `Ok(None)` when the number was never issued. Each record
     /// is read from the log, its checksum checked.
     pub fn history(&self, number: HudumaNumber) -> Result<Option<(Subject, Vec<HistoryRecord>)>, QueryError> {
-        let view = View::new(&*self.store);
-        let Some(entry) = state::read::<NumberEntry>(&view, Tree::Numbers, &number_key(number))? else {
+        // Nothing sealed is opened: a history never shows personal data.
+        let Some(found) = self.find_number(&View::new(&*self.store), number)? else {
             return Ok(None);
         };
-        // Nothing sealed is opened: a history never shows personal data.
-        let found = self.find_person(&view, entry.person, entry.superseded_by.is_some())?;
         let records = found.asked_history.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
         Ok(Some((found.subject, records)))
     }
@@ -245,9 +238,18 @@ impl Reader {
             .ok_or_else(|| ReadError::from(Corruption::new(Tree::Persons, &key, "named but missing")).into())
     }
 
-    fn resolve_person(&self, view: &View<'_>, asked: PersonId, superseded: bool) -> Result<Resolution, QueryError> {
-        let Found { subject, effective, effective_entry, asked_history: _ } =
-            self.find_person(view, asked, superseded)?;
+    /// The person any of whose numbers is `number`, found ([`Self::find_person`]);
+    /// `None` when it was never issued.
+    fn find_number(&self, view: &View<'_>, number: HudumaNumber) -> Result<Option<Found>, QueryError> {
+        let Some(entry) = state::read::<NumberEntry>(view, Tree::Numbers, &number_key(number))? else {
+            return Ok(None);
+        };
+        self.find_person(view, entry.person, entry.superseded_by.is_some()).map(Some)
+    }
+
+    /// `found` resolved: their sealed demographics and date of death opened.
+    fn open(&self, view: &View<'_>, found: Found) -> Result<Resolution, QueryError> {
+        let Found { subject, effective, effective_entry, asked_history: _ } = found;
         // The data key opens the demographics and the date of death; none is read
         // for a person with neither (erased).
         let data_key = if effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some() {
@@ -267,7 +269,7 @@ impl Reader {
         let personal_data_lost =
             data_key.is_none() && (effective_entry.demographics.is_some() || effective_entry.date_of_death.is_some());
         Ok(Resolution {
-            person: asked,
+            person: subject.person,
             status: subject.status,
             current_number: subject.current_number,
             demographics,
