@@ -108,42 +108,32 @@ def decode(kind: int, version: int, payload: bytes):
         at = sealed(payload, at)
         if version == 2:
             at = duplicate_override(payload, at)
-    elif kind == 17:
+    elif kind in (17, 18, 19, 20, 21, 22, 23, 25, 27):
+        # Every event about one person: the actor, then the person.
         at = actor(payload, at)
         person, at = varint(payload, at)
         out["persons"] = [person]
-        out["old_number"], at = varint(payload, at)
-        out["number"], at = varint(payload, at)
-        _, at = varint(payload, at)
-        reason, at = varint(payload, at)
-        if reason > 3:
-            raise Bad("unknown replacement reason")
-    elif kind == 18:
-        at = actor(payload, at)
-        person, at = varint(payload, at)
-        out["persons"] = [person]
-        at = sealed(payload, at)
-        if version == 2:
-            at = duplicate_override(payload, at)
-    elif kind in (19, 20):
-        at = actor(payload, at)
-        person, at = varint(payload, at)
-        out["persons"] = [person]
-        _, at = string(payload, at)
-        # record_id: in clear at version 1, sealed at version 2.
-        at = string(payload, at)[1] if version == 1 else sealed(payload, at)
-    elif kind == 21 and version == 2:
-        at = actor(payload, at)
-        person, at = varint(payload, at)
-        out["persons"] = [person]
-        at = sealed(payload, at)
-    elif kind in (21, 22, 23, 25, 27):
-        # DeathRecorded v1, NumberRevoked, NumberReinstated, PersonalDataErased,
-        # DeathRetracted: the person, then a string.
-        at = actor(payload, at)
-        person, at = varint(payload, at)
-        out["persons"] = [person]
-        _, at = string(payload, at)
+        if kind == 17:
+            out["old_number"], at = varint(payload, at)
+            out["number"], at = varint(payload, at)
+            _, at = varint(payload, at)
+            reason, at = varint(payload, at)
+            if reason > 3:
+                raise Bad("unknown replacement reason")
+        elif kind == 18:
+            at = sealed(payload, at)
+            if version == 2:
+                at = duplicate_override(payload, at)
+        elif kind in (19, 20):
+            _, at = string(payload, at)
+            # record_id: in clear at version 1, sealed at version 2.
+            at = string(payload, at)[1] if version == 1 else sealed(payload, at)
+        elif kind == 21 and version == 2:
+            at = sealed(payload, at)
+        else:
+            # DeathRecorded v1, NumberRevoked, NumberReinstated, PersonalDataErased,
+            # DeathRetracted: a string.
+            _, at = string(payload, at)
     elif kind in (24, 26):
         # RecordsMerged and RecordsUnmerged: survivor, duplicate, justification.
         at = actor(payload, at)
