@@ -754,7 +754,8 @@ impl Client {
 
     /// Who looked the person up, newest first: a page of at most `page_size` (0: the
     /// server's default of 50), at or after `since` (RFC 3339) if given, continuing
-    /// from a previous page's `next_page_token`. Role: citizen-portal.
+    /// from a previous page's `next_page_token`. Role: citizen-portal (never shown which
+    /// official: `principal` is empty), admin (shown it, to answer a complaint).
     pub async fn list_accesses(
         &self,
         number: &str,

@@ -287,7 +287,7 @@ pub enum AccessCall {
     History,
 }
 
-/// One look-up of a person, as a citizen portal sees it (never the key's value).
+/// One look-up of a person, as a citizen portal or an admin sees it (never the key's value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Access {
     /// The look-up's index in the access log.
@@ -298,7 +298,8 @@ pub struct Access {
     /// person's data was since erased: only `index` and `time` remain.
     pub readable: bool,
     pub call: Option<AccessCall>,
-    /// The agency (empty for a registrar or an admin), principal and role.
+    /// The agency (empty for a registrar or an admin), principal (empty for a citizen
+    /// portal, which is never shown which official) and role.
     pub agency: String,
     pub principal: String,
     pub role: String,
@@ -396,7 +397,8 @@ pub struct HistoryEntry {
     pub time: String,
     /// The event, as the log format names it (e.g. "RecordsMerged").
     pub event: String,
-    /// Who, and through which centre or agency.
+    /// Who (empty for a citizen portal, which is never shown which official), and
+    /// through which centre or agency.
     pub principal: String,
     pub via: String,
     /// Why, as the record states it (a reason, justification or legal basis; the

@@ -462,6 +462,10 @@ async fn an_agency_verifies_attributes_and_a_citizen_portal_lists_the_look_ups()
     let shown = &first_page.stdout;
     assert!(shown.contains("VerifyAttributes") && shown.contains("purpose: x "), "{shown}");
     assert_eq!(shown.lines().count(), 1, "one page without --all: {shown}");
+    // The portal is shown the agency, never which of its officials; an admin is.
+    assert!(shown.contains(" KRA (agency)") && !shown.contains("KRA/kra"), "{shown}");
+    let for_admin = huduma(&server, &server.token(Role::Admin), &["accesses", &number, "--page-size", "1"]).await;
+    assert!(for_admin.stdout.contains(" KRA/kra (agency)"), "{}", for_admin.stdout);
     let page_token = pages[0]["next_page_token"].as_str().unwrap();
     assert!(first_page.stderr.contains(&format!("--page-token {page_token}")), "{}", first_page.stderr);
     let next = huduma(&server, &portal, &["accesses", &number, "--page-token", page_token]).await;
@@ -472,8 +476,9 @@ async fn an_agency_verifies_attributes_and_a_citizen_portal_lists_the_look_ups()
     let bad_time = huduma(&server, &portal, &["accesses", &number, "--since", "yesterday"]).await;
     assert_eq!(bad_time.code, 3);
     assert!(bad_time.stderr.contains("since"), "names the field: {}", bad_time.stderr);
-    // Only a citizen portal may list them.
+    // Only a citizen portal and an admin may list them.
     assert_eq!(huduma(&server, &kra, &["accesses", &number]).await.code, 6);
+    assert_eq!(huduma(&server, &registrar, &["accesses", &number]).await.code, 6);
 }
 
 /// The rows of a results file (CSV, after its header).

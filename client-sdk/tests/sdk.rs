@@ -305,17 +305,28 @@ async fn every_look_up_appears_in_the_persons_access_list_with_its_purpose() {
     server.restart().await;
     let portal = client(&server, Role::CitizenPortal).await;
     let page = portal.list_accesses(&number.to_string(), None, 0, None).await.unwrap();
-    let seen: Vec<(&str, &str, Option<AccessCall>)> =
-        page.accesses.iter().map(|a| (a.principal.as_str(), a.purpose.as_str(), a.call)).collect();
+    let seen: Vec<(&str, &str, &str, Option<AccessCall>)> =
+        page.accesses.iter().map(|a| (a.agency.as_str(), a.role.as_str(), a.purpose.as_str(), a.call)).collect();
     assert_eq!(
         seen,
         [
-            ("gpo-registrar-1", "counter service", Some(AccessCall::Resolve)),
-            ("kra", "annual return", Some(AccessCall::Resolve)),
-            ("nhif", "claim check", Some(AccessCall::VerifyAttributes)),
-            ("kra", "PIN registration", Some(AccessCall::Resolve)),
+            ("", "registrar", "counter service", Some(AccessCall::Resolve)),
+            ("KRA", "agency", "annual return", Some(AccessCall::Resolve)),
+            ("NHIF", "agency", "claim check", Some(AccessCall::VerifyAttributes)),
+            ("KRA", "agency", "PIN registration", Some(AccessCall::Resolve)),
         ],
         "every look-up of this person, newest first, with its purpose; none of anyone else's"
+    );
+    // The portal is shown which agency or role, never which official; the admin who
+    // answers a complaint is shown the same look-ups with the official's account.
+    assert!(page.accesses.iter().all(|a| a.principal.is_empty()), "{page:?}");
+    let admin = client(&server, Role::Admin).await;
+    let investigated = admin.list_accesses(&number.to_string(), None, 0, None).await.unwrap();
+    let officials: Vec<&str> = investigated.accesses.iter().map(|a| a.principal.as_str()).collect();
+    assert_eq!(officials, ["gpo-registrar-1", "kra", "nhif", "kra"]);
+    assert_eq!(
+        investigated.accesses.iter().map(|a| a.index).collect::<Vec<_>>(),
+        page.accesses.iter().map(|a| a.index).collect::<Vec<_>>()
     );
     let by_token = &page.accesses[1];
     assert_eq!((by_token.agency.as_str(), by_token.key_kind.as_str()), ("KRA", "agency_token"));
@@ -348,7 +359,7 @@ async fn every_look_up_appears_in_the_persons_access_list_with_its_purpose() {
             other => panic!("expected {field} refused, got {other:?}"),
         }
     }
-    // Only a citizen portal lists accesses.
+    // Only a citizen portal and an admin list accesses.
     let kra = Client::connect(server.endpoint(), server.token_of("kra")).await.unwrap();
     assert!(matches!(kra.list_accesses(&number.to_string(), None, 0, None).await, Err(Error::PermissionDenied(_))));
 

@@ -119,7 +119,9 @@ impl Rpc {
             Rpc::GetHistory => &[Registrar, Admin, CitizenPortal],
             Rpc::Resolve | Rpc::VerifyAttributes => &[Agency, Registrar, Admin],
             Rpc::WatchChanges => &[Agency],
-            Rpc::ListAccesses => &[CitizenPortal],
+            // The citizen's own list, through their portal; and the admin who answers a
+            // complaint about a look-up (and alone sees which official made it).
+            Rpc::ListAccesses => &[CitizenPortal, Admin],
             Rpc::GetRecords => &[Auditor, Admin],
             // Public keys, hashes and signatures only: anyone holding a receipt may check it.
             Rpc::GetVerifierKeys | Rpc::GetCheckpoint | Rpc::GetInclusionProof | Rpc::GetConsistencyProof => {
@@ -127,6 +129,15 @@ impl Rpc {
             }
         }
     }
+}
+
+/// Whether `role` is shown the account names of the officials who changed a person
+/// (`GetHistory`) or looked them up (`ListAccesses`). A citizen portal is shown the
+/// agency or centre, the role and the purpose, never which official: the institution
+/// answers to the citizen, and a member of staff's account name is theirs to keep.
+/// The admin who investigates a complaint sees it; registrars see who changed whom.
+pub fn shows_officials(role: Role) -> bool {
+    role != Role::CitizenPortal
 }
 
 /// The caller's principal, if its role may call `rpc`.

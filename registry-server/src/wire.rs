@@ -226,6 +226,7 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
 pub fn history_entry_out(
     reader: &registry_core::query::Reader,
     record: &registry_core::query::HistoryRecord,
+    officials: bool,
 ) -> Result<pb::HistoryEntry, Status> {
     let shown = registry_core::history::shown(&record.event);
     let mut numbers: Vec<String> = Vec::new();
@@ -240,15 +241,17 @@ pub fn history_entry_out(
         index: record.index,
         time: rfc3339_from_unix_ms(ms),
         event: shown.event.into(),
-        principal: shown.principal,
+        principal: if officials { shown.principal } else { String::new() },
         via: shown.via,
         detail: shown.detail,
         numbers,
     })
 }
 
-/// One look-up of a person, as a citizen portal is shown it: never the key's value.
-pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
+/// One look-up of a person, as a citizen portal or an admin is shown it: never the key's
+/// value, and the official's account name only if `officials` (see
+/// [`crate::policy::shows_officials`]).
+pub fn access_out(listed: registry_core::access::AccessListed, officials: bool) -> pb::Access {
     let mut out = pb::Access { index: listed.index, time: rfc3339_from_unix_ms(listed.time_ms), ..Default::default() };
     let Some(body) = listed.body else { return out };
     let (key_kind, key_agency) = body.key.kind();
@@ -266,7 +269,9 @@ pub fn access_out(listed: registry_core::access::AccessListed) -> pb::Access {
         registry_core::access::AccessOutcome::NotFound => pb::Status::Unspecified,
     } as i32;
     out.agency = body.agency;
-    out.principal = body.principal;
+    if officials {
+        out.principal = body.principal;
+    }
     out.role = body.role;
     out.purpose = body.purpose;
     out.attributes =

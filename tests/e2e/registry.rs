@@ -284,9 +284,10 @@ async fn a_persons_history_shows_who_changed_them_and_why_and_is_recorded() {
     let merge_entry = &history.entries[1];
     assert_eq!(merge_entry.index, merged);
     assert_eq!(
-        (merge_entry.via.as_str(), merge_entry.detail.as_str(), merge_entry.numbers.clone()),
-        ("GPO-NAIROBI", "one person, two enrolments", vec![survivor.clone(), duplicate.clone()])
+        (merge_entry.principal.as_str(), merge_entry.via.as_str(), merge_entry.detail.as_str()),
+        (server.principal(Role::Registrar).name.as_str(), "GPO-NAIROBI", "one person, two enrolments")
     );
+    assert_eq!(merge_entry.numbers, [survivor.clone(), duplicate.clone()]);
     assert!(merge_entry.time.ends_with('Z'), "{}", merge_entry.time);
     let given = demographics(51).given_name;
     assert!(!format!("{history:?}").contains(&given), "no personal data in a history: {history:?}");
@@ -307,6 +308,8 @@ async fn a_persons_history_shows_who_changed_them_and_why_and_is_recorded() {
     let mut portal_registry = server.registry(Bearer::token(&server.token(Role::CitizenPortal))).await;
     let own = portal_registry.get_history(ask(&survivor, "citizen's own request")).await.unwrap().into_inner();
     assert_eq!(own.entries.len(), 2, "the survivor's registration and the merge: {own:?}");
+    // The citizen is shown through which centre, never which official.
+    assert!(own.entries.iter().all(|e| e.principal.is_empty() && e.via == "GPO-NAIROBI"), "{own:?}");
 
     let before = server.log_size().await;
     refused(&server, before, registry.get_history(ask(&survivor, "")).await, Code::InvalidArgument, "purpose").await;

@@ -305,10 +305,11 @@ async fn the_allowed_calls_succeed_for_their_roles() {
         (Role::Agency, Rpc::Resolve),
         (Role::Auditor, Rpc::GetRecords),
         (Role::CitizenPortal, Rpc::ListAccesses),
+        (Role::Admin, Rpc::ListAccesses),
         (Role::CitizenPortal, Rpc::GetHistory),
         (Role::Auditor, Rpc::GetVerifierKeys),
     ] {
-        let number = register(&server, &format!("ok-{rpc:?}"), rand_suffix()).await;
+        let number = register(&server, &format!("ok-{role:?}-{rpc:?}"), rand_suffix()).await;
         assert_eq!(call(&server, Bearer::token(&server.token(role)), rpc, &number).await, Code::Ok, "{role:?} {rpc:?}");
     }
 }

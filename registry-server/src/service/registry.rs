@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::Principal;
 use crate::metrics::timed;
-use crate::policy::{Rpc, authorize};
+use crate::policy::{Rpc, authorize, shows_officials};
 use crate::proto as pb;
 use crate::proto::registry_server::Registry as RegistryRpc;
 use crate::service::LookUp;
@@ -373,6 +373,7 @@ impl RegistryRpc for RegistryService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
             let registry = Arc::clone(&self.registry);
+            let officials = shows_officials(principal.role);
             // The records, and the numbers in force of the persons they name, are read
             // off the async threads.
             let found = tokio::task::spawn_blocking(move || {
@@ -380,7 +381,7 @@ impl RegistryRpc for RegistryService {
                 let Some((subject, records)) = reader.history(number).map_err(wire::query_error)? else {
                     return Ok(None);
                 };
-                let entries = records.iter().map(|record| wire::history_entry_out(&reader, record));
+                let entries = records.iter().map(|record| wire::history_entry_out(&reader, record, officials));
                 Ok::<_, Status>(Some((subject, entries.collect::<Result<Vec<_>, _>>()?)))
             })
             .await

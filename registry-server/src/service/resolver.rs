@@ -16,7 +16,7 @@ use crate::access_control::{AccessControl, Grant};
 use crate::auth::{Principal, credential};
 use crate::disclosure::redact;
 use crate::metrics::timed;
-use crate::policy::{Rpc, authorize};
+use crate::policy::{Rpc, authorize, shows_officials};
 use crate::proto as pb;
 use crate::proto::resolver_server::Resolver as ResolverRpc;
 use crate::service::LookUp;
@@ -168,7 +168,7 @@ impl ResolverRpc for ResolverService {
         request: Request<pb::ListAccessesRequest>,
     ) -> Result<Response<pb::ListAccessesResponse>, Status> {
         timed(Rpc::ListAccesses, async {
-            authorize(&request, Rpc::ListAccesses)?;
+            let principal = authorize(&request, Rpc::ListAccesses)?;
             let r = request.into_inner();
             let number = wire::number("huduma_number", &r.huduma_number)?;
             let since = if r.since.is_empty() { 0 } else { wire::unix_ms_from_rfc3339("since", &r.since)? };
@@ -184,17 +184,21 @@ impl ResolverRpc for ResolverService {
                     wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)")
                 })?)
             };
-            let person = self
-                .registry
-                .reader()
-                .resolve_number(number)
-                .map_err(wire::query_error)?
-                .ok_or_else(|| Status::not_found("huduma_number: no person has this number"))?
-                .person;
-            let reader = self.registry.access().reader();
-            let page = reader.list(person, before, since, page_size).map_err(wire::query_error)?;
+            let registry = Arc::clone(&self.registry);
+            // The person (nothing sealed opened) and the page are read off the async threads.
+            let page = tokio::task::spawn_blocking(move || {
+                let subject = registry
+                    .reader()
+                    .subject(number)
+                    .map_err(wire::query_error)?
+                    .ok_or_else(|| Status::not_found("huduma_number: no person has this number"))?;
+                registry.access().reader().list(subject.person, before, since, page_size).map_err(wire::query_error)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("the look-ups could not be read: {e}")))??;
+            let officials = shows_officials(principal.role);
             Ok(Response::new(pb::ListAccessesResponse {
-                accesses: page.entries.into_iter().map(wire::access_out).collect(),
+                accesses: page.entries.into_iter().map(|listed| wire::access_out(listed, officials)).collect(),
                 next_page_token: page.next_before.map(|b| b.to_string()).unwrap_or_default(),
             }))
         })

@@ -320,7 +320,7 @@ enum Cmd {
         #[arg(long)]
         purpose: String,
     },
-    /// Who looked a person up, newest first (citizen portals).
+    /// Who looked a person up, newest first (citizen portals; admins also see which official).
     Accesses {
         number: String,
         /// Only look-ups at or after this time (RFC 3339).
@@ -923,15 +923,8 @@ fn show_history(json: bool, history: &huduma_sdk::History) -> Result<(), Failure
     println!("{} {:?}", history.current_number, history.status);
     for e in &history.entries {
         let why = if e.detail.is_empty() { String::new() } else { format!("  \"{}\"", e.detail) };
-        println!(
-            "{:>8}  {}  {:<22} {} via {}  {}{why}",
-            e.index,
-            e.time,
-            e.event,
-            e.principal,
-            e.via,
-            e.numbers.join(",")
-        );
+        let by = if e.principal.is_empty() { String::new() } else { format!("{} ", e.principal) };
+        println!("{:>8}  {}  {:<22} {by}via {}  {}{why}", e.index, e.time, e.event, e.via, e.numbers.join(","));
     }
     Ok(())
 }
@@ -949,7 +942,13 @@ fn show_accesses(json: bool, page: &huduma_sdk::AccessPage) -> Result<(), Failur
             continue;
         }
         let call = a.call.map_or_else(|| "?".to_string(), |c| format!("{c:?}"));
-        let who = if a.agency.is_empty() { a.principal.clone() } else { format!("{}/{}", a.agency, a.principal) };
+        // A citizen portal is not shown which official: the agency (or the role) stands.
+        let who = match (a.agency.is_empty(), a.principal.is_empty()) {
+            (true, true) => "the registry".to_string(),
+            (true, false) => a.principal.clone(),
+            (false, true) => a.agency.clone(),
+            (false, false) => format!("{}/{}", a.agency, a.principal),
+        };
         let by =
             if a.key_agency.is_empty() { a.key_kind.clone() } else { format!("{} ({})", a.key_kind, a.key_agency) };
         let status = a.status.map_or_else(String::new, |s| format!("{s:?}"));
