@@ -51,7 +51,8 @@ pub struct TailImported {
 }
 
 /// Why nothing was imported. The store is unchanged, but for
-/// [`TailImportError::ExportChanged`], which says how much verified tail it appended.
+/// [`TailImportError::ExportChanged`], which says how much verified tail it appended
+/// (durable before the error is returned).
 #[derive(Debug, thiserror::Error)]
 pub enum TailImportError {
     #[error("{path}: {cause}")]
@@ -148,34 +149,40 @@ pub fn import_tail(
     // Second pass: the records past the store's end appended, with a tombstone for
     // each person they register, a chunk at a time (its records and tombstones at
     // once), each chunk held to the first pass's digest of it before it is committed.
-    let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
-    let mut reread = Reread::of(verified);
-    let mut input = BufReader::new(File::open(path).map_err(io)?);
-    let mut keys_lost = 0u64;
-    let mut committed = 0u64;
-    let mut batch = WriteBatch::default();
-    for seq in 0..records {
-        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
-        if seq < size {
-            continue;
+    let append = || -> Result<u64, TailImportError> {
+        let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
+        let mut reread = Reread::of(verified);
+        let mut input = BufReader::new(File::open(path).map_err(io)?);
+        let mut keys_lost = 0u64;
+        let mut committed = 0u64;
+        let mut batch = WriteBatch::default();
+        for seq in 0..records {
+            let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
+            if seq < size {
+                continue;
+            }
+            let record = RecordRef::parse(&bytes).map_err(|_| changed(committed))?;
+            let chunk_read = reread.push(&record.hash(), seq + 1 == records).map_err(|()| changed(committed))?;
+            if record.header.kind.kind == huduma_log::events::kind::PERSON_REGISTERED
+                && store.get(Tree::Keyring, &person_key(PersonId(seq)))?.is_none()
+            {
+                batch.put(Tree::Keyring, person_key(PersonId(seq)), checksum::seal(&keyring::erased_entry()));
+                keys_lost += 1;
+            }
+            batch.put(Tree::Log, seq_key(seq).to_vec(), checksum::seal(&bytes));
+            if chunk_read {
+                store.commit(&std::mem::take(&mut batch), false)?;
+                committed = seq + 1 - size;
+                progress(Reached::log(committed, records - size));
+            }
         }
-        let record = RecordRef::parse(&bytes).map_err(|_| changed(committed))?;
-        let chunk_read = reread.push(&record.hash(), seq + 1 == records).map_err(|()| changed(committed))?;
-        if record.header.kind.kind == huduma_log::events::kind::PERSON_REGISTERED
-            && store.get(Tree::Keyring, &person_key(PersonId(seq)))?.is_none()
-        {
-            batch.put(Tree::Keyring, person_key(PersonId(seq)), checksum::seal(&keyring::erased_entry()));
-            keys_lost += 1;
-        }
-        batch.put(Tree::Log, seq_key(seq).to_vec(), checksum::seal(&bytes));
-        if chunk_read {
-            store.commit(&std::mem::take(&mut batch), false)?;
-            committed = seq + 1 - size;
-            progress(Reached::log(committed, records - size));
-        }
-    }
+        Ok(keys_lost)
+    };
+    let appended = append();
+    // What was committed is made durable however the pass ended, so that an error
+    // saying how much it appended (the export changed under it) tells the truth.
     store.flush()?;
-    Ok(TailImported { from: size, to: records, keys_lost })
+    Ok(TailImported { from: size, to: records, keys_lost: appended? })
 }
 
 /// After a restore: appends to the access log's store the records of an export of the
@@ -242,41 +249,47 @@ pub fn import_access_tail(
     // Second pass: the records past the store's end, with what they derive, a chunk at
     // a time, each held to the first pass's digest of it before it is committed (the
     // records before the store's end too, read again for the tree).
-    let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
-    let mut reread = Reread::of(verified);
-    let mut committed = 0u64;
-    let mut edge = crate::merkle_store::TreeEdge::new();
-    let mut input = BufReader::new(File::open(path).map_err(io)?);
-    let mut batch = WriteBatch::default();
-    for seq in 0..signed.size {
-        let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
-        let entries = edge.push(seq, &bytes).map_err(|_| changed(committed))?;
-        // Records before the store's end are read for the tree's edge, which the tail's
-        // tree entries build on: held to the first pass too.
-        let last = seq + 1 == signed.size;
-        let chunk_read = reread.push(&huduma_log::record::hash(&bytes), last).map_err(|()| changed(committed))?;
-        if seq < size {
-            continue;
-        }
-        for (tree, key, value) in entries {
-            batch.put(tree, key, checksum::seal(&value));
-        }
-        let header = huduma_log::access::parse(&bytes).map_err(|_| changed(committed))?;
-        if let Some(index) = crate::access::writer::indexed_under(&header.subject, seq) {
-            batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
-        }
-        batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));
-        if chunk_read {
-            if last {
-                // The note goes in with the last chunk: it vouches for all of them.
-                batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
+    let append = || -> Result<(), TailImportError> {
+        let changed = |appended: u64| TailImportError::ExportChanged { path: path.display().to_string(), appended };
+        let mut reread = Reread::of(verified);
+        let mut committed = 0u64;
+        let mut edge = crate::merkle_store::TreeEdge::new();
+        let mut input = BufReader::new(File::open(path).map_err(io)?);
+        let mut batch = WriteBatch::default();
+        for seq in 0..signed.size {
+            let bytes = read_frame(&mut input).map_err(io)?.ok_or_else(|| changed(committed))?;
+            let entries = edge.push(seq, &bytes).map_err(|_| changed(committed))?;
+            // Records before the store's end are read for the tree's edge, which the tail's
+            // tree entries build on: held to the first pass too.
+            let last = seq + 1 == signed.size;
+            let chunk_read = reread.push(&huduma_log::record::hash(&bytes), last).map_err(|()| changed(committed))?;
+            if seq < size {
+                continue;
             }
-            store.commit(&std::mem::take(&mut batch), false)?;
-            committed = seq + 1 - size;
-            progress(Reached::log(committed, signed.size - size));
+            for (tree, key, value) in entries {
+                batch.put(tree, key, checksum::seal(&value));
+            }
+            let header = huduma_log::access::parse(&bytes).map_err(|_| changed(committed))?;
+            if let Some(index) = crate::access::writer::indexed_under(&header.subject, seq) {
+                batch.put(Tree::AccessBySubject, index, checksum::seal(&[]));
+            }
+            batch.put(Tree::Log, crate::access::writer::seq_key(seq).to_vec(), checksum::seal(&bytes));
+            if chunk_read {
+                if last {
+                    // The note goes in with the last chunk: it vouches for all of them.
+                    batch.put(Tree::Checkpoints, signed.size.to_be_bytes().to_vec(), checksum::seal(note.as_bytes()));
+                }
+                store.commit(&std::mem::take(&mut batch), false)?;
+                committed = seq + 1 - size;
+                progress(Reached::log(committed, signed.size - size));
+            }
         }
-    }
+        Ok(())
+    };
+    let appended = append();
+    // What was committed is made durable however the pass ended (as for the log's).
     store.flush()?;
+    appended?;
     Ok(TailImported { from: size, to: signed.size, keys_lost: 0 })
 }
 

@@ -430,6 +430,89 @@ fn an_export_that_changes_while_it_is_imported_adds_only_what_was_verified() {
     assert_eq!(log_records(&store), verified);
 }
 
+/// A store that knows whether everything committed to it has been flushed.
+struct FlushWatched {
+    inner: SledStore,
+    unflushed: AtomicBool,
+}
+
+impl Storage for FlushWatched {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, registry_core::storage::StorageError> {
+        self.inner.get(tree, key)
+    }
+    registry_core::forward_scans!(inner);
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.commit(batch, durable)?;
+        self.unflushed.store(!durable, Ordering::SeqCst);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.flush()?;
+        self.unflushed.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// An export that changes after a chunk of its tail was appended: the error says how
+/// many records were appended, and by then they are durable; a second run appends the
+/// rest and nothing twice.
+#[test]
+fn an_export_that_changes_part_way_through_its_tail_leaves_what_it_appended_durable() {
+    use registry_core::replay::{CHUNK, Reached};
+    use registry_core::tail_import::{TailImportError, import_tail};
+    use std::io::Write;
+    let live_dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(open(live_dir.path()));
+    let register = |i: usize| submission(format!("r-{i}"), Command::RegisterPerson { demographics: person(i) });
+    registry.submit_blocking(register(0)).unwrap();
+    wait_for_checkpoints(&registry);
+    let parent = tempfile::tempdir().unwrap();
+    let restored_dir = backed_up(&registry, parent.path(), "a");
+    // More than a chunk of tail, submitted concurrently so it is group-committed.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let tail = (1..CHUNK + 50).map(|i| {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move { registry.submit(register(i)).await.map(|_| ()) })
+        });
+        for task in tail.collect::<Vec<_>>() {
+            task.await.unwrap().unwrap();
+        }
+    });
+    let export = parent.path().join("log.bin");
+    exported(&**registry.store(), &export);
+    let whole = log_records(&**registry.store());
+    Arc::into_inner(registry).expect("the submitters are done").close();
+    let altered = std::fs::read(altered_last_signature(&export, &parent.path().join("altered.bin"))).unwrap();
+
+    let store = FlushWatched { inner: SledStore::open(&restored_dir).unwrap(), unflushed: AtomicBool::new(false) };
+    let before = log_records(&store).len();
+    let in_place = parent.path().join("in-place.bin");
+    std::fs::copy(&export, &in_place).unwrap();
+    // Overwritten in place with the altered export (its last record differs) once the
+    // first chunk of the tail is appended (the second pass, which is reading it, is the
+    // one that reports a part done).
+    let mut swapped = false;
+    let outcome = import_tail(&store, &in_place, Some(log_key().public()), &mut |reached: Reached| {
+        if !swapped && reached.done > 0 && reached.done < reached.total {
+            std::fs::OpenOptions::new().write(true).open(&in_place).unwrap().write_all(&altered).unwrap();
+            swapped = true;
+        }
+    });
+    assert!(swapped, "the tail was appended in more than one chunk");
+    match outcome {
+        Err(TailImportError::ExportChanged { appended, .. }) => assert_eq!(appended, CHUNK as u64),
+        other => panic!("an export altered part-way through its tail: {other:?}"),
+    }
+    assert!(!store.unflushed.load(Ordering::SeqCst), "the chunk appended is durable before the error says so");
+    assert_eq!(log_records(&store), whole[..before + CHUNK], "the verified chunk, and nothing after it");
+    // Run again on the export as it was: the rest, nothing twice.
+    let imported = import_tail(&store, &export, Some(log_key().public()), &mut |_| ()).unwrap();
+    assert_eq!((imported.from, imported.to), ((before + CHUNK) as u64, whole.len() as u64));
+    assert!(!store.unflushed.load(Ordering::SeqCst));
+    assert_eq!(log_records(&store), whole);
+}
+
 #[test]
 fn look_ups_sealed_under_a_key_a_restore_lost_stay_listed_unread_once_the_key_is_renewed() {
     use registry_core::tail_import::{import_access_tail, import_tail};
