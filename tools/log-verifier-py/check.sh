@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the independent Python verifier on the golden logs and on a fresh log written by
-# the registry (with a key rotation), and checks that it rejects a tampered copy and
-# logs that issue a malformed, repeated or unknown number.
+# the registry (with a key rotation) and on logs of random commands of every kind, and
+# checks that it rejects a tampered copy and the tiny logs of test_rules.py, each of
+# which breaks one rule of LOG-FORMAT.md section 6.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=tools/log-verifier-py
@@ -9,7 +10,8 @@ for golden in registry-core/tests/golden/v*/; do
   golden=${golden%/}
   python3 "$here/verify_log.py" "$golden/log.bin" "$(cat "$golden/genesis.vkey")"
 done
-# Its rules on the numbers a log issues, on tiny logs built and signed from the spec.
+# Its rules on the numbers, persons and statuses a log names, on tiny logs built and
+# signed from the spec.
 python3 "$here/test_rules.py"
 
 work=$(mktemp -d)
@@ -31,6 +33,16 @@ case "$out" in
   "ok: 4002 records,"*) ;;
   *) echo "expected 4,002 records in the fresh log" >&2; exit 1 ;;
 esac
+
+# Logs of random commands of every kind, many refused, as the writer wrote them: every
+# event it wrote must be one the rules of section 6 allow (the numbers, the persons
+# named, what each event requires of their status).
+for seed in 1 2 3; do
+  key=$(target/debug/examples/mixed_log "$work/mixed.bin" "$seed" 4000 2>"$work/mixed.err") \
+    || { cat "$work/mixed.err" >&2; exit 1; }
+  out=$(python3 "$here/verify_log.py" "$work/mixed.bin" "$key") || { echo "mixed log $seed: $out" >&2; exit 1; }
+  echo "mixed log $seed: $out ($(cat "$work/mixed.err"))"
+done
 
 # One flipped byte in record 1000 must be named.
 python3 - "$work/log.bin" "$work/bad.bin" <<'PY'

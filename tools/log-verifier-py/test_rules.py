@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Self-test of verify_log.py's rules on the numbers a log issues and the persons its
-events name (LOG-FORMAT.md, sections 5 and 6): tiny logs built and signed here, from
-the spec, each breaking one rule, must be refused naming the record and the rule; the
-well-formed one must pass.
+"""Self-test of verify_log.py's rules on the numbers a log issues, the persons its
+events name and what each event requires of their status (LOG-FORMAT.md, sections 5
+and 6): tiny logs built and signed here, from the spec, each breaking one rule, must
+be refused naming the record and the rule; the well-formed ones must pass.
 
     python3 test_rules.py
 """
@@ -64,6 +64,40 @@ def revoked(person: int) -> tuple[int, bytes]:
 
 def merged(survivor: int, duplicate: int) -> tuple[int, bytes]:
     return 24, ACTOR + varint(survivor) + varint(duplicate) + string(b"one person")
+
+
+def unmerged(survivor: int, duplicate: int) -> tuple[int, bytes]:
+    return 26, ACTOR + varint(survivor) + varint(duplicate) + string(b"two persons")
+
+
+def corrected(person: int) -> tuple[int, bytes]:
+    return 18, ACTOR + varint(person) + SEALED
+
+
+def linked(person: int) -> tuple[int, bytes]:
+    # Version 1: the record id in clear.
+    return 19, ACTOR + varint(person) + string(b"KRA") + string(b"A001")
+
+
+def unlinked(person: int) -> tuple[int, bytes]:
+    return 20, ACTOR + varint(person) + string(b"KRA") + string(b"A001")
+
+
+def died(person: int) -> tuple[int, bytes]:
+    # Version 1: the date in clear.
+    return 21, ACTOR + varint(person) + string(b"2020-01-31")
+
+
+def reinstated(person: int) -> tuple[int, bytes]:
+    return 23, ACTOR + varint(person) + string(b"cleared")
+
+
+def erased(person: int) -> tuple[int, bytes]:
+    return 25, ACTOR + varint(person) + string(b"DPA 2019 s.40")
+
+
+def retracted(person: int) -> tuple[int, bytes]:
+    return 27, ACTOR + varint(person) + string(b"recorded in error")
 
 
 def write_log(path: str, events) -> None:
@@ -136,6 +170,77 @@ def main() -> int:
             "a merge of a person with themselves",
             [initialized(), registered(GOOD_A, 0), merged(1, 1)],
             "record 2: names person 1 as both survivor and duplicate",
+        ),
+    ]
+    # What each event requires of a person's status (section 6, "A person's status").
+    two = [initialized(), registered(GOOD_A, 0), registered(GOOD_B, 1)]
+    three = two + [registered(GOOD_C, 2)]
+    cases += [
+        (
+            "every status change allowed",
+            two
+            + [
+                linked(1),
+                revoked(1),
+                died(1),
+                retracted(1),  # revoked again, as before the death
+                reinstated(1),
+                corrected(1),
+                merged(1, 2),
+                unmerged(1, 2),
+                died(2),
+                erased(2),
+                unlinked(1),
+                erased(1),
+                unlinked(1),  # an unlink requires nothing of the status
+            ],
+            "ok: 16 records",
+        ),
+        ("a revoked person revoked", two + [revoked(1), revoked(1)], "record 4: revokes person 1, who is revoked"),
+        ("an active person reinstated", two + [reinstated(1)], "record 3: reinstates person 1, who is active"),
+        (
+            "a living person's death retracted",
+            two + [retracted(2)],
+            "record 3: retracts the death of person 2, who is active",
+        ),
+        (
+            "a retraction restores the status before the death",
+            two + [revoked(1), died(1), retracted(1), linked(1)],
+            "record 6: links a record to person 1, who is revoked",
+        ),
+        (
+            "a deceased person's number replaced",
+            two + [died(1), replaced(1, GOOD_A, GOOD_C, 2)],
+            "record 4: replaces the number of person 1, who is deceased",
+        ),
+        ("a dead person dying again", two + [died(1), died(1)], "record 4: records the death of person 1, who is deceased"),
+        ("an erased person erased", two + [erased(1), erased(1)], "record 4: erases person 1, who is erased"),
+        (
+            "an erased person corrected",
+            two + [erased(1), corrected(1)],
+            "record 4: corrects the demographics of person 1, who is erased",
+        ),
+        ("a merge into a revoked survivor", two + [revoked(1), merged(1, 2)], "record 4: merges into person 1, who is revoked"),
+        ("a merged person merged", three + [merged(1, 2), merged(3, 2)], "record 5: merges person 2, who is merged"),
+        (
+            "an unmerge of a person never merged",
+            two + [unmerged(1, 2)],
+            "record 3: unmerges person 2, who is not merged into person 1",
+        ),
+        (
+            "an unmerge from another survivor",
+            three + [merged(1, 3), unmerged(2, 3)],
+            "record 5: unmerges person 3, who is not merged into person 2",
+        ),
+        (
+            "an unmerge from a survivor merged since",
+            three + [merged(1, 2), merged(3, 1), unmerged(1, 2)],
+            "record 6: unmerges person 2 from person 1, who is merged",
+        ),
+        (
+            "an unmerge undone twice",
+            two + [merged(1, 2), unmerged(1, 2), unmerged(1, 2)],
+            "record 5: unmerges person 2, who is not merged into person 1",
         ),
     ]
     failed = 0

@@ -176,6 +176,69 @@ def check_number(number: int) -> None:
         raise Bad(f"number {number:012d} fails its Verhoeff check digit")
 
 
+class Statuses:
+    """Each registered person's status as the log so far leaves it, and what each event
+    requires of the status of the persons it names (section 6, "A person's status")."""
+
+    def __init__(self) -> None:
+        self.status: dict[int, str] = {}
+        self.before_death: dict[int, str] = {}
+        self.merged_into: dict[int, int] = {}
+
+    def require(self, person: int, allowed: set[str], action: str) -> None:
+        if self.status[person] not in allowed:
+            raise Bad(f"{action} person {person}, who is {self.status[person]}")
+
+    def apply(self, seq: int, kind: int, persons: list[int]) -> None:
+        """Checks the event's requirement, then applies it. `persons` were registered."""
+        if kind == 16:
+            self.status[seq] = "active"
+        elif kind in (24, 26):
+            survivor, duplicate = persons
+            if kind == 24:
+                self.require(survivor, {"active"}, "merges into")
+                self.require(duplicate, {"active"}, "merges")
+                self.status[duplicate] = "merged"
+                self.merged_into[duplicate] = survivor
+            else:
+                if self.merged_into.get(duplicate) != survivor or self.status[duplicate] != "merged":
+                    raise Bad(f"unmerges person {duplicate}, who is not merged into person {survivor}")
+                if self.status[survivor] == "merged":
+                    raise Bad(f"unmerges person {duplicate} from person {survivor}, who is merged")
+                self.status[duplicate] = "active"
+                del self.merged_into[duplicate]
+        elif kind in RESTRICTED:
+            (person,) = persons
+            action, allowed, after = RESTRICTED[kind]
+            self.require(person, allowed, action)
+            if kind == 21:
+                self.before_death[person] = self.status[person]
+            if kind == 27:
+                after = self.before_death.pop(person)
+            if kind == 25:
+                self.before_death.pop(person, None)
+                self.merged_into.pop(person, None)
+            if after is not None:
+                self.status[person] = after
+
+
+# Per kind of event about one person: what it does to them (for the message), the
+# statuses it requires of them, and their status after it (None: unchanged; for
+# DeathRetracted, the status before the death). AgencyRecordUnlinked (20) requires
+# nothing of the status.
+ANY_BUT_ERASED = {"active", "revoked", "deceased", "merged"}
+RESTRICTED = {
+    17: ("replaces the number of", {"active"}, None),
+    18: ("corrects the demographics of", {"active"}, None),
+    19: ("links a record to", {"active"}, None),
+    21: ("records the death of", {"active", "revoked"}, "deceased"),
+    22: ("revokes", {"active"}, "revoked"),
+    23: ("reinstates", {"revoked"}, "active"),
+    25: ("erases", ANY_BUT_ERASED, "erased"),
+    27: ("retracts the death of", {"deceased"}, None),
+}
+
+
 def verify_signature(public: bytes, signature: bytes, message: bytes) -> bool:
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
@@ -200,6 +263,7 @@ def records(path: str):
 
 def verify(path: str, genesis: bytes) -> int:
     prev_hash, last_time, key, issued = b"\x00" * 32, None, None, set()
+    statuses = Statuses()
     # Each registered person (the sequence number of their registration) and the
     # number in force for them.
     in_force: dict[int, int] = {}
@@ -251,6 +315,8 @@ def verify(path: str, genesis: bytes) -> int:
                     f"replaces number {event['old_number']:012d}, not the number in force of person "
                     f"{event['persons'][0]}"
                 )
+            if kind >= 16:
+                statuses.apply(seq, kind, event.get("persons", []))
             if "number" in event:
                 check_number(event["number"])
                 if event["number"] in issued:
