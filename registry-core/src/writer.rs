@@ -26,11 +26,13 @@ use crate::projection::fold::{self, FoldError};
 use crate::projection::state::{
     self, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_link_key, meta, number_key, person_key,
 };
+use crate::projection::status_rules;
 use crate::record::{self, HashedRecord, Header, RecordRef};
 use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::view::{BatchKeys, ReadError, View};
 use crate::storage::{Storage, Tree, WriteBatch};
+use huduma_log::events::kind;
 
 /// `settings` key of the secrets fingerprint.
 pub const SECRETS_FINGERPRINT: &[u8] = b"secrets_fingerprint";
@@ -800,7 +802,7 @@ impl Writer {
                 return Err(internal("a registration is prepared by prepare_registration"));
             }
             Command::ReplaceNumber { number, reason } => {
-                let (person, _) = current_person(view, *number, "replace the number", &[PersonStatus::Active])?;
+                let (person, _) = current_person(view, *number, "replace the number", kind::NUMBER_REPLACED)?;
                 let issued = self.issue(view)?;
                 let event = Event::NumberReplaced(event::NumberReplaced {
                     actor,
@@ -816,7 +818,7 @@ impl Writer {
             | Command::CorrectDemographicsOverridingDuplicates { number, demographics, .. } => {
                 demographics.validate(today)?;
                 let justification = s.command.duplicate_override()?;
-                let (person, _) = current_person(view, *number, "correct demographics", &[PersonStatus::Active])?;
+                let (person, _) = current_person(view, *number, "correct demographics", kind::DEMOGRAPHICS_CORRECTED)?;
                 // The corrected person is searched for as a registration is, among
                 // everyone else: a correction must not make one person two.
                 let probe = self.duplicate_threshold.map(|_| Probe::of(&self.secrets, Profile::of(demographics)));
@@ -829,7 +831,7 @@ impl Writer {
             Command::LinkAgencyRecord { number, agency, record_id } => {
                 check_agency("record.agency", agency)?;
                 check_identifier("record.record_id", record_id)?;
-                let (person, _) = current_person(view, *number, "link a record", &[PersonStatus::Active])?;
+                let (person, _) = current_person(view, *number, "link a record", kind::AGENCY_RECORD_LINKED)?;
                 if let Some(linked) = view.get(Tree::AgencyLinks, &agency_link_key(&self.secrets, agency, record_id))? {
                     return Err(CommandError::RecordAlreadyLinked {
                         agency: agency.clone(),
@@ -863,8 +865,7 @@ impl Writer {
             }
             Command::RecordDeath { number, date_of_death } => {
                 demographics::check_past_date("date_of_death", date_of_death, today)?;
-                let allowed = [PersonStatus::Active, PersonStatus::Revoked];
-                let (person, _) = current_person(view, *number, "record a death", &allowed)?;
+                let (person, _) = current_person(view, *number, "record a death", kind::DEATH_RECORDED)?;
                 let key = self.data_key(view, person, *number, "record a death")?;
                 let sealed = Sealed::seal_field(&key, person, Field::DateOfDeath, date_of_death.as_bytes());
                 let date_of_death = event::PrivateText::Sealed(sealed);
@@ -873,25 +874,24 @@ impl Writer {
             }
             Command::RevokeNumber { number, reason } => {
                 check_reason("reason", reason)?;
-                let (person, _) = current_person(view, *number, "revoke", &[PersonStatus::Active])?;
+                let (person, _) = current_person(view, *number, "revoke", kind::NUMBER_REVOKED)?;
                 (Event::NumberRevoked(event::NumberRevoked { actor, person, reason: reason.clone() }), None)
             }
             Command::ReinstateNumber { number, reason } => {
                 check_reason("reason", reason)?;
-                let (person, _) = current_person(view, *number, "reinstate", &[PersonStatus::Revoked])?;
+                let (person, _) = current_person(view, *number, "reinstate", kind::NUMBER_REINSTATED)?;
                 (Event::NumberReinstated(event::NumberReinstated { actor, person, reason: reason.clone() }), None)
             }
             Command::RetractDeath { number, reason } => {
                 check_reason("reason", reason)?;
-                let (person, _) = current_person(view, *number, "retract a death", &[PersonStatus::Deceased])?;
+                let (person, _) = current_person(view, *number, "retract a death", kind::DEATH_RETRACTED)?;
                 (Event::DeathRetracted(event::DeathRetracted { actor, person, reason: reason.clone() }), None)
             }
             Command::MergeRecords { survivor, duplicate, justification } => {
                 check_reason("justification", justification)?;
                 let (survivor_id, survivor_entry) =
-                    current_person(view, *survivor, "merge into", &[PersonStatus::Active])?;
-                let (duplicate_id, duplicate_entry) =
-                    current_person(view, *duplicate, "merge", &[PersonStatus::Active])?;
+                    current_person(view, *survivor, "merge into", kind::RECORDS_MERGED)?;
+                let (duplicate_id, duplicate_entry) = current_person(view, *duplicate, "merge", kind::RECORDS_MERGED)?;
                 if survivor_id == duplicate_id {
                     return Err(CommandError::field("duplicate", "names the same person as survivor"));
                 }
@@ -911,7 +911,7 @@ impl Writer {
             Command::UnmergeRecords { duplicate, justification } => {
                 check_reason("justification", justification)?;
                 let (duplicate_id, duplicate_entry) =
-                    current_person(view, *duplicate, "unmerge", &[PersonStatus::Merged])?;
+                    current_person(view, *duplicate, "unmerge", kind::RECORDS_UNMERGED)?;
                 let survivor_id = duplicate_entry
                     .merged_into
                     .ok_or_else(|| internal(format!("merged number {duplicate} names no survivor")))?;
@@ -936,7 +936,7 @@ impl Writer {
             Command::ErasePersonalData { number, legal_basis } => {
                 check_reason("legal_basis", legal_basis)?;
                 let (person, entry, _) = person_by_number(view, *number)?;
-                if entry.status == PersonStatus::Erased {
+                if !status_rules::allows(kind::PERSONAL_DATA_ERASED, entry.status) {
                     return Err(CommandError::StatusForbids { action: "erase", number: *number, status: entry.status });
                 }
                 let event = Event::PersonalDataErased(event::PersonalDataErased {
@@ -967,18 +967,19 @@ fn person_by_number(
     Ok((entry.person, person, entry))
 }
 
-/// The person a number names, refusing a superseded number or a status not allowed.
+/// The person a number names, refusing a superseded number or a status the event of
+/// `kind` does not allow ([`status_rules`]).
 fn current_person(
     view: &View<'_>,
     number: HudumaNumber,
     action: &'static str,
-    allowed: &[PersonStatus],
+    kind: u16,
 ) -> Result<(PersonId, PersonEntry), CommandError> {
     let (person, entry, number_entry) = person_by_number(view, number)?;
     if entry.status != PersonStatus::Merged && number_entry.superseded_by.is_some() {
         return Err(CommandError::NumberSuperseded { number, current: entry.current_number });
     }
-    if !allowed.contains(&entry.status) {
+    if !status_rules::allows(kind, entry.status) {
         return Err(CommandError::StatusForbids { action, number, status: entry.status });
     }
     Ok((person, entry))

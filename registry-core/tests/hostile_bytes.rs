@@ -69,3 +69,108 @@ fn a_corrupted_projection_value_is_reported_not_served() {
         other => panic!("expected a corruption report, got {other:?}"),
     }
 }
+
+/// Appends to `store`'s log a signed, chained record of `event`, which the writer would
+/// never have written; returns its sequence number.
+fn forged(store: &dyn Storage, event: &Event) -> u64 {
+    let head = registry_core::writer::read_head(store).unwrap().expect("a log");
+    let key = log_key();
+    let header = registry_core::record::Header {
+        seq: head.next_seq,
+        time_micros: head.time_micros + 1,
+        prev_hash: head.hash,
+        key_id: key.id(),
+        kind: event.kind_version(),
+    };
+    let bytes = registry_core::record::encode(&header, &event.encode_payload(), &key);
+    let mut batch = WriteBatch::default();
+    let sealed = registry_core::storage::checksum::seal_record(registry_core::record::HashedRecord::new(bytes));
+    batch.put(Tree::Log, head.next_seq.to_be_bytes().to_vec(), sealed);
+    store.commit(&batch, true).unwrap();
+    head.next_seq
+}
+
+/// A log that breaks what an event requires of a person's status (LOG-FORMAT.md section
+/// 6), each record signed and chained as the registry's would be: `rebuild` and
+/// `verify` refuse it, naming the record and the rule, rather than fold a history the
+/// registry could not have written.
+#[test]
+fn a_log_breaking_the_status_rules_is_refused_by_rebuild_and_verify_naming_the_record() {
+    use registry_core::PersonId;
+    use registry_core::event::{NumberRevoked, PersonalDataErased, RecordsMerged, RecordsUnmerged};
+    use registry_core::replay::FoldSpace;
+    let register = |i: usize| submission(format!("r{i}"), Command::RegisterPerson { demographics: person(i) });
+    fn text(s: &str) -> String {
+        s.to_string()
+    }
+    // Persons 1, 2 and 3 registered (PersonId = the registration's sequence number),
+    // then what `setup` does to them, then the forged event.
+    type Setup = fn(&[registry_core::HudumaNumber]) -> Vec<Command>;
+    let cases: Vec<(&str, Setup, Event, &str)> = vec![
+        (
+            "a revoked person revoked",
+            |n| vec![Command::RevokeNumber { number: n[0], reason: text("fraud") }],
+            Event::NumberRevoked(NumberRevoked { actor: registrar(), person: PersonId(1), reason: text("again") }),
+            "person 1 is Revoked, which NumberRevoked does not allow",
+        ),
+        (
+            "a merge into a merged survivor",
+            |n| vec![Command::MergeRecords { survivor: n[0], duplicate: n[1], justification: text("one") }],
+            Event::RecordsMerged(RecordsMerged {
+                actor: registrar(),
+                survivor: PersonId(2),
+                duplicate: PersonId(3),
+                justification: text("one"),
+            }),
+            "person 2 is Merged, which RecordsMerged does not allow",
+        ),
+        (
+            "an unmerge from a survivor merged since",
+            |n| {
+                vec![
+                    Command::MergeRecords { survivor: n[0], duplicate: n[1], justification: text("one") },
+                    Command::MergeRecords { survivor: n[2], duplicate: n[0], justification: text("one") },
+                ]
+            },
+            Event::RecordsUnmerged(RecordsUnmerged {
+                actor: registrar(),
+                survivor: PersonId(1),
+                duplicate: PersonId(2),
+                justification: text("two"),
+            }),
+            "person 1 is merged since, which RecordsUnmerged does not allow",
+        ),
+        (
+            "an erased person erased",
+            |n| vec![Command::ErasePersonalData { number: n[2], legal_basis: text("DPA") }],
+            Event::PersonalDataErased(PersonalDataErased {
+                actor: registrar(),
+                person: PersonId(3),
+                legal_basis: text("DPA"),
+            }),
+            "person 3 is Erased, which PersonalDataErased does not allow",
+        ),
+    ];
+    for (name, setup, event, rule) in cases {
+        let (store, mut writer) = memory_writer();
+        let numbers: Vec<_> =
+            (1..=3).map(|i| writer.execute_batch(&[register(i)])[0].as_ref().unwrap().number.unwrap()).collect();
+        for (i, command) in setup(&numbers).into_iter().enumerate() {
+            writer.execute_batch(&[submission(format!("s{i}"), command)])[0].as_ref().expect(name);
+        }
+        drop(writer);
+        let seq = forged(&*store, &event);
+        let rebuilt = registry_core::replay::rebuild(&*store, &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ());
+        let refused = rebuilt.expect_err(name).to_string();
+        assert!(refused.contains(&format!("record {seq}")) && refused.contains(rule), "{name}: {refused}");
+        let verified = registry_core::verify::verify_store(
+            &*store,
+            Some(log_key().public()),
+            Some(&secrets()),
+            &FoldSpace::IN_MEMORY,
+            &mut |_| (),
+        );
+        let refused = verified.expect_err(name).to_string();
+        assert!(refused.contains(rule), "{name}: {refused}");
+    }
+}

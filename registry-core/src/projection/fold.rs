@@ -12,6 +12,7 @@ use crate::projection::state::{
     self, AgencyChange, LinkedRecord, NumberEntry, PersonEntry, PersonStatus, agency_change_key, meta, number_key,
     person_key,
 };
+use crate::projection::status_rules;
 use crate::sealed::{DataKey, Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::Tree;
@@ -447,8 +448,22 @@ pub fn fold_prepared(
 ) -> Result<(), FoldError> {
     let persons = linked_persons(event);
     let before: Vec<PersonEntry> = persons.iter().map(|p| load_person(view, seq, *p)).collect::<Result<_, _>>()?;
+    let kind = event.kind_version().kind;
+    // What the event requires of each person's status (the writer refused a command
+    // that would break it: a log that does was not written as specified).
+    if let Some((person, entry)) = persons.iter().zip(&before).find(|(_, e)| !status_rules::allows(kind, e.status)) {
+        return Err(FoldError::Inconsistent {
+            seq,
+            reason: format!(
+                "person {} is {:?}, which {} does not allow",
+                person.0,
+                entry.status,
+                crate::history::shown(event).event
+            ),
+        });
+    }
     apply(view, secrets, seq, event, prepared, upkeep)?;
-    record_agency_changes(view, seq, event.kind_version().kind, &persons, &before)
+    record_agency_changes(view, seq, kind, &persons, &before)
 }
 
 fn apply(
@@ -581,6 +596,12 @@ fn apply(
                 return Err(FoldError::Inconsistent {
                     seq,
                     reason: format!("person {} is not merged into person {}", e.duplicate.0, e.survivor.0),
+                });
+            }
+            if load_person(view, seq, e.survivor)?.status == PersonStatus::Merged {
+                return Err(FoldError::Inconsistent {
+                    seq,
+                    reason: format!("person {} is merged since, which RecordsUnmerged does not allow", e.survivor.0),
                 });
             }
             // What the merge moved and the survivor still holds goes back; a record
