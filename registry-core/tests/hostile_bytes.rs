@@ -90,39 +90,57 @@ fn forged(store: &dyn Storage, event: &Event) -> u64 {
     head.next_seq
 }
 
-/// A log that breaks what an event requires of a person's status (LOG-FORMAT.md section
-/// 6), each record signed and chained as the registry's would be: `rebuild` and
+/// A log that breaks the rules LOG-FORMAT.md section 6 states (what an event requires
+/// of a person's status; numbers issued once; a replacement replacing the number in
+/// force), each record signed and chained as the registry's would be: `rebuild` and
 /// `verify` refuse it, naming the record and the rule, rather than fold a history the
 /// registry could not have written.
 #[test]
-fn a_log_breaking_the_status_rules_is_refused_by_rebuild_and_verify_naming_the_record() {
+fn a_log_breaking_the_registrys_rules_is_refused_by_rebuild_and_verify_naming_the_record() {
+    use registry_core::HudumaNumber;
     use registry_core::PersonId;
-    use registry_core::event::{NumberRevoked, PersonalDataErased, RecordsMerged, RecordsUnmerged};
+    use registry_core::event::{
+        NumberReplaced, NumberRevoked, PersonalDataErased, RecordsMerged, RecordsUnmerged, ReplacementReason,
+    };
     use registry_core::replay::FoldSpace;
-    let register = |i: usize| submission(format!("r{i}"), Command::RegisterPerson { demographics: person(i) });
     fn text(s: &str) -> String {
         s.to_string()
     }
-    // Persons 1, 2 and 3 registered (PersonId = the registration's sequence number),
-    // then what `setup` does to them, then the forged event.
-    type Setup = fn(&[registry_core::HudumaNumber]) -> Vec<Command>;
-    let cases: Vec<(&str, Setup, Event, &str)> = vec![
+    fn replaced(old: HudumaNumber, new: HudumaNumber) -> Event {
+        let reason = ReplacementReason::Lost;
+        Event::NumberReplaced(NumberReplaced {
+            actor: registrar(),
+            person: PersonId(1),
+            old_number: old,
+            new_number: new,
+            counter: 1_000,
+            reason,
+        })
+    }
+    // A well-formed number the tests' key has not issued.
+    fn fresh() -> HudumaNumber {
+        HudumaNumber::with_check_digit(23_456_789_012).unwrap()
+    }
+    let register = |i: usize| submission(format!("r{i}"), Command::RegisterPerson { demographics: person(i) });
+    // Persons 1, 2 and 3 registered (PersonId = the registration's sequence number; `n`
+    // their numbers), then what the case's setup does to them, then the forged event.
+    type Numbers<'a> = &'a [HudumaNumber];
+    type Case = (&'static str, fn(Numbers) -> Vec<Command>, fn(Numbers) -> Event, fn(Numbers) -> String);
+    let cases: Vec<Case> = vec![
         (
             "a revoked person revoked",
             |n| vec![Command::RevokeNumber { number: n[0], reason: text("fraud") }],
-            Event::NumberRevoked(NumberRevoked { actor: registrar(), person: PersonId(1), reason: text("again") }),
-            "person 1 is Revoked, which NumberRevoked does not allow",
+            |_| Event::NumberRevoked(NumberRevoked { actor: registrar(), person: PersonId(1), reason: text("again") }),
+            |_| text("person 1 is Revoked, which NumberRevoked does not allow"),
         ),
         (
             "a merge into a merged survivor",
             |n| vec![Command::MergeRecords { survivor: n[0], duplicate: n[1], justification: text("one") }],
-            Event::RecordsMerged(RecordsMerged {
-                actor: registrar(),
-                survivor: PersonId(2),
-                duplicate: PersonId(3),
-                justification: text("one"),
-            }),
-            "person 2 is Merged, which RecordsMerged does not allow",
+            |_| {
+                let (survivor, duplicate) = (PersonId(2), PersonId(3));
+                Event::RecordsMerged(RecordsMerged { actor: registrar(), survivor, duplicate, justification: text("") })
+            },
+            |_| text("person 2 is Merged, which RecordsMerged does not allow"),
         ),
         (
             "an unmerge from a survivor merged since",
@@ -132,23 +150,37 @@ fn a_log_breaking_the_status_rules_is_refused_by_rebuild_and_verify_naming_the_r
                     Command::MergeRecords { survivor: n[2], duplicate: n[0], justification: text("one") },
                 ]
             },
-            Event::RecordsUnmerged(RecordsUnmerged {
-                actor: registrar(),
-                survivor: PersonId(1),
-                duplicate: PersonId(2),
-                justification: text("two"),
-            }),
-            "person 1 is merged since, which RecordsUnmerged does not allow",
+            |_| {
+                let (survivor, duplicate) = (PersonId(1), PersonId(2));
+                Event::RecordsUnmerged(RecordsUnmerged {
+                    actor: registrar(),
+                    survivor,
+                    duplicate,
+                    justification: text(""),
+                })
+            },
+            |_| text("person 1 is merged since, which RecordsUnmerged does not allow"),
         ),
         (
             "an erased person erased",
             |n| vec![Command::ErasePersonalData { number: n[2], legal_basis: text("DPA") }],
-            Event::PersonalDataErased(PersonalDataErased {
-                actor: registrar(),
-                person: PersonId(3),
-                legal_basis: text("DPA"),
-            }),
-            "person 3 is Erased, which PersonalDataErased does not allow",
+            |_| {
+                let legal_basis = text("DPA");
+                Event::PersonalDataErased(PersonalDataErased { actor: registrar(), person: PersonId(3), legal_basis })
+            },
+            |_| text("person 3 is Erased, which PersonalDataErased does not allow"),
+        ),
+        (
+            "another person's number issued again",
+            |_| Vec::new(),
+            |n| replaced(n[0], n[1]),
+            |n| format!("number {} was issued before", n[1]),
+        ),
+        (
+            "another person's number replaced",
+            |_| Vec::new(),
+            |n| replaced(n[1], fresh()),
+            |n| format!("number {} is not the number in force of person 1", n[1]),
         ),
     ];
     for (name, setup, event, rule) in cases {
@@ -159,10 +191,11 @@ fn a_log_breaking_the_status_rules_is_refused_by_rebuild_and_verify_naming_the_r
             writer.execute_batch(&[submission(format!("s{i}"), command)])[0].as_ref().expect(name);
         }
         drop(writer);
-        let seq = forged(&*store, &event);
+        let seq = forged(&*store, &event(&numbers));
+        let rule = rule(&numbers);
         let rebuilt = registry_core::replay::rebuild(&*store, &secrets(), &FoldSpace::IN_MEMORY, &mut |_| ());
         let refused = rebuilt.expect_err(name).to_string();
-        assert!(refused.contains(&format!("record {seq}")) && refused.contains(rule), "{name}: {refused}");
+        assert!(refused.contains(&format!("record {seq}")) && refused.contains(&rule), "{name}: {refused}");
         let verified = registry_core::verify::verify_store(
             &*store,
             Some(log_key().public()),
@@ -171,6 +204,6 @@ fn a_log_breaking_the_status_rules_is_refused_by_rebuild_and_verify_naming_the_r
             &mut |_| (),
         );
         let refused = verified.expect_err(name).to_string();
-        assert!(refused.contains(rule), "{name}: {refused}");
+        assert!(refused.contains(&rule), "{name}: {refused}");
     }
 }

@@ -1,6 +1,7 @@
 //! Folding one event into the projections. Deterministic: the same log folds to the
 //! same bytes, whether live, rebuilt or verified.
 
+use crate::HudumaNumber;
 use crate::PersonId;
 use crate::dedup::Profile;
 use crate::dedup::blocks::{self, BlockHash, Upkeep};
@@ -290,6 +291,15 @@ fn load_person(view: &View<'_>, seq: u64, person: PersonId) -> Result<PersonEntr
     Ok(state::decode(Tree::Persons, &key, &stored).map_err(ReadError::from)?)
 }
 
+/// Refuses a number issued by an earlier record: numbers are never issued twice
+/// (LOG-FORMAT.md section 6), and a log that does was not written as specified.
+fn check_never_issued(view: &View<'_>, seq: u64, number: HudumaNumber) -> Result<(), FoldError> {
+    match view.get(Tree::Numbers, &number_key(number))? {
+        Some(_) => Err(FoldError::Inconsistent { seq, reason: format!("number {number} was issued before") }),
+        None => Ok(()),
+    }
+}
+
 fn store_person(view: &mut View<'_>, person: PersonId, entry: &PersonEntry) {
     view.put(Tree::Persons, person_key(person), &state::encode(entry));
 }
@@ -486,6 +496,7 @@ fn apply(
         }
         Event::PersonRegistered(e) => {
             let person = PersonId(seq);
+            check_never_issued(view, seq, e.number)?;
             view.put(Tree::Numbers, number_key(e.number), &state::encode(&NumberEntry { person, superseded_by: None }));
             let entry = PersonEntry {
                 current_number: e.number,
@@ -507,6 +518,13 @@ fn apply(
         Event::NumberReplaced(e) => {
             let old: NumberEntry = state::read(view, Tree::Numbers, &number_key(e.old_number))?
                 .ok_or_else(|| FoldError::Inconsistent { seq, reason: "replaced number was never issued".into() })?;
+            if old.person != e.person || old.superseded_by.is_some() {
+                return Err(FoldError::Inconsistent {
+                    seq,
+                    reason: format!("number {} is not the number in force of person {}", e.old_number, e.person.0),
+                });
+            }
+            check_never_issued(view, seq, e.new_number)?;
             view.put(
                 Tree::Numbers,
                 number_key(e.old_number),
