@@ -126,7 +126,12 @@ impl Reloader {
     /// Puts what `config` says in force for every call from now on (`config` checked
     /// as `config::Loaded::read` checks it).
     pub fn reload(&self, config: &Config) -> Reloaded {
-        self.0.send_replace(Arc::new(InForce::of(config)));
+        let previous = Arc::clone(&self.0.borrow());
+        let in_force = InForce {
+            authenticator: Authenticator::renewed(&config.principals, &previous.authenticator),
+            disclosure: Disclosure::new(&config.agencies),
+        };
+        self.0.send_replace(Arc::new(in_force));
         Reloaded { principals: config.principals.len(), agency_policies: config.agencies.len() }
     }
 }

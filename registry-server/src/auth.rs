@@ -83,8 +83,9 @@ pub enum Credential {
 pub struct Authenticator {
     by_token: HashMap<[u8; 32], Arc<Principal>>,
     by_subject: HashMap<String, Arc<Principal>>,
-    /// By principal name.
-    rates: HashMap<String, CallRate>,
+    /// By principal name. Shared with the authenticator a reload replaces, where the
+    /// principal's rate is unchanged (see [`Authenticator::renewed`]).
+    rates: HashMap<String, Arc<CallRate>>,
     clock: governor::clock::DefaultClock,
 }
 
@@ -107,12 +108,25 @@ fn token_hash(token: &str) -> [u8; 32] {
 impl Authenticator {
     /// From the (already checked) principals of the config.
     pub fn new(principals: &[PrincipalConfig]) -> Self {
-        let mut auth = Self::default();
+        Self::renewed(principals, &Self::default())
+    }
+
+    /// From the principals of a reloaded config, in place of `previous`: a principal
+    /// whose rate is unchanged keeps the allowance it has used (a reload is no fresh
+    /// burst); one whose rate changed, or that is new, starts with a full one.
+    pub fn renewed(principals: &[PrincipalConfig], previous: &Authenticator) -> Self {
+        let mut auth = Self { clock: previous.clock.clone(), ..Self::default() };
         for p in principals {
             if let Some(per_second) = p.calls_per_second.and_then(std::num::NonZeroU32::new) {
-                let quota = governor::Quota::per_second(per_second);
-                let limiter = governor::RateLimiter::direct_with_clock(quota, auth.clock.clone());
-                auth.rates.insert(p.name.clone(), CallRate { per_second: per_second.get(), limiter });
+                let rate = match previous.rates.get(&p.name) {
+                    Some(rate) if rate.per_second == per_second.get() => Arc::clone(rate),
+                    _ => {
+                        let quota = governor::Quota::per_second(per_second);
+                        let limiter = governor::RateLimiter::direct_with_clock(quota, auth.clock.clone());
+                        Arc::new(CallRate { per_second: per_second.get(), limiter })
+                    }
+                };
+                auth.rates.insert(p.name.clone(), rate);
             }
             let principal = Arc::new(Principal { name: p.name.clone(), role: p.role, agency: p.agency.clone() });
             if let Some(token) = &p.token {
@@ -291,5 +305,17 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(wait));
         auth.within_rate(&slow).expect("allowed again once the wait is over");
+
+        // A reload that leaves the rate as it was is no fresh burst; one that changes
+        // it starts the new rate afresh.
+        let reloaded = Authenticator::renewed(&[principal("slow", Some(3)), principal("free", None)], &auth);
+        let refused = reloaded.within_rate(&slow).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "the allowance used before the reload");
+        let raised = Authenticator::renewed(&[principal("slow", Some(5)), principal("free", Some(1))], &reloaded);
+        for _ in 0..5 {
+            raised.within_rate(&slow).expect("a burst of the new rate");
+        }
+        raised.within_rate(&free).expect("a rate given at the reload starts full");
+        assert!(raised.within_rate(&free).is_err(), "and holds");
     }
 }
