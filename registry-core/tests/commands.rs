@@ -527,7 +527,7 @@ fn corrections_merges_and_erasure() {
 /// A mistaken merge is undone: the duplicate is a person of their own again, active,
 /// in the duplicate search, with the records their merge moved that the survivor still
 /// holds (one unlinked since stays unlinked; one linked to the survivor since stays the
-/// survivor's). Agencies whose records went back are told, on the duplicate. What may
+/// survivor's, even one the merge moved, unlinked from them and linked to them again). Agencies whose records went back are told, on the duplicate. What may
 /// not be unmerged is refused by name and writes nothing.
 #[test]
 fn a_mistaken_merge_is_undone() {
@@ -544,6 +544,7 @@ fn a_mistaken_merge_is_undone() {
     };
     go("l1", link(duplicate, "NHIF", "N1")).unwrap();
     go("l2", link(duplicate, "KRA", "D1")).unwrap();
+    go("l5", link(duplicate, "KRA", "D2")).unwrap();
     go("l3", link(survivor, "NTSA", "T1")).unwrap();
     let merge = |id: &str, survivor, duplicate| {
         go(id, Command::MergeRecords { survivor, duplicate, justification: "one person".into() })
@@ -551,6 +552,8 @@ fn a_mistaken_merge_is_undone() {
     merge("m1", survivor, duplicate).unwrap();
     go("l4", link(survivor, "NSSF", "X9")).unwrap();
     go("u1", Command::UnlinkAgencyRecord { number: survivor, agency: "KRA".into(), record_id: "D1".into() }).unwrap();
+    go("ul2", Command::UnlinkAgencyRecord { number: survivor, agency: "KRA".into(), record_id: "D2".into() }).unwrap();
+    go("l6", link(survivor, "KRA", "D2")).unwrap();
     let unmerge = |id: &str, duplicate, justification: &str| {
         go(id, Command::UnmergeRecords { duplicate, justification: justification.into() })
     };
@@ -575,7 +578,9 @@ fn a_mistaken_merge_is_undone() {
     };
     let pair = |agency: &str, record: &str| (agency.to_string(), record.to_string());
     assert_eq!(records(duplicate), (ResolvedStatus::Active, duplicate, vec![pair("NHIF", "N1")]));
-    assert_eq!(records(survivor), (ResolvedStatus::Active, survivor, vec![pair("NSSF", "X9"), pair("NTSA", "T1")]));
+    let kept = vec![pair("KRA", "D2"), pair("NSSF", "X9"), pair("NTSA", "T1")];
+    assert_eq!(records(survivor), (ResolvedStatus::Active, survivor, kept), "D2 was linked to them again");
+    assert_eq!(reader.resolve_agency_record("KRA", "D2").unwrap().unwrap().current_number, survivor);
     assert_eq!(reader.resolve_number(duplicate).unwrap().unwrap().demographics, Some(person(8)));
     assert_eq!(reader.resolve_agency_record("NHIF", "N1").unwrap().unwrap().current_number, duplicate);
     assert!(reader.resolve_agency_record("KRA", "D1").unwrap().is_none(), "unlinked since the merge");
@@ -600,10 +605,16 @@ fn a_mistaken_merge_is_undone() {
     let err = unmerge("x5", duplicate, "two persons").unwrap_err();
     assert_eq!(err, CommandError::SurvivorMergedSince { duplicate, survivor });
     assert!(err.to_string().contains(&format!("unmerge {survivor} first")), "{err}");
+    // N1, which the first of the two merges moved, unlinked from the third; the
+    // survivor's merge undone; N1 linked to the survivor: it stays theirs when the
+    // duplicate's merge is undone too.
+    go("ul3", Command::UnlinkAgencyRecord { number: third, agency: "NHIF".into(), record_id: "N1".into() }).unwrap();
     unmerge("u2", survivor, "two persons").unwrap();
+    go("l7", link(survivor, "NHIF", "N1")).unwrap();
     unmerge("u3", duplicate, "two persons").unwrap();
-    assert_eq!(records(duplicate), (ResolvedStatus::Active, duplicate, vec![pair("NHIF", "N1")]));
-    assert_eq!(records(survivor).2, vec![pair("NSSF", "X9"), pair("NTSA", "T1")]);
+    assert_eq!(records(duplicate), (ResolvedStatus::Active, duplicate, vec![]));
+    let kept = vec![pair("KRA", "D2"), pair("NHIF", "N1"), pair("NSSF", "X9"), pair("NTSA", "T1")];
+    assert_eq!(records(survivor).2, kept);
     assert!(records(third).2.is_empty());
     let report = verify_whole(&**registry.store()).unwrap();
     assert!(report.projections_checked, "the live projections equal a fresh fold");

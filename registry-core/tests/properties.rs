@@ -61,6 +61,19 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Links, unlinks, merges and unmerges among four persons: merges on merges, and records
+/// unlinked from survivors and linked to them again, are common.
+fn merge_op() -> impl Strategy<Value = Op> {
+    let i = 0usize..4;
+    prop_oneof![
+        1 => i.clone().prop_map(Op::Register),
+        3 => (i.clone(), 0usize..2, 0usize..3).prop_map(|(a, b, c)| Op::Link(a, b, c)),
+        3 => (0usize..64).prop_map(Op::Unlink),
+        2 => (i.clone(), 0usize..4).prop_map(|(a, b)| Op::Merge(a, b)),
+        2 => (0usize..64).prop_map(Op::Unmerge),
+    ]
+}
+
 const AGENCIES: [&str; 3] = ["KRA", "NHIF", "NTSA"];
 
 /// Runs `ops` in batches of `batch` through one writer; returns the store, every
@@ -169,8 +182,14 @@ fn run_on_known(
                     if let Command::LinkAgencyRecord { number, agency, record_id } = &s.command {
                         links.push((*number, agency.clone(), record_id.clone()));
                     }
-                    if let Command::MergeRecords { duplicate, .. } = &s.command {
+                    if let Command::MergeRecords { survivor, duplicate, .. } = &s.command {
                         merged.push(*duplicate);
+                        // The duplicate's records are the survivor's now: unlinked
+                        // through them (and perhaps linked to them again), they reach
+                        // what an unmerge takes back.
+                        for link in links.iter_mut().filter(|l| l.0 == *duplicate) {
+                            link.0 = *survivor;
+                        }
                     }
                     if let Command::RecordDeath { number, .. } = &s.command {
                         died.push(*number);
@@ -273,6 +292,28 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
             prop_assert_ne!(&other.0.to_be_bytes().to_vec(), key, "judged distinct from themselves");
             let theirs = &persons[&other.0.to_be_bytes().to_vec()];
             prop_assert!(theirs.judged_distinct.iter().any(|p| p.0.to_be_bytes().as_slice() == key.as_slice()));
+        }
+    }
+
+    // A survivor names exactly the persons merged into them; what a merged person's
+    // merge moved and their survivor no longer holds was unlinked from the survivor
+    // since (and is not taken back by an unmerge, even if linked to them again).
+    for (key, person) in &persons {
+        let id = registry_core::PersonId(u64::from_be_bytes(key.as_slice().try_into().unwrap()));
+        for merged in &person.merged_in {
+            prop_assert_eq!(persons[&merged.0.to_be_bytes().to_vec()].merged_into, Some(id));
+        }
+        if let Some(survivor) = person.merged_into {
+            let survivor = &persons[&survivor.0.to_be_bytes().to_vec()];
+            prop_assert!(survivor.merged_in.contains(&id), "a survivor does not name a person merged into them");
+            if survivor.status != PersonStatus::Merged && survivor.status != PersonStatus::Erased {
+                for moved in &person.moved_by_merge {
+                    prop_assert!(
+                        survivor.agency_records.iter().any(|r| r.order() == moved.order()),
+                        "a record unlinked from the survivor since the merge would go back at an unmerge"
+                    );
+                }
+            }
         }
     }
 
@@ -386,6 +427,19 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Among few persons, merged on and unmerged, their records unlinked and linked
+    /// again: what an unmerge takes back is only what the survivor has held since the
+    /// merge (the invariants), and live projections equal rebuilt ones.
+    #[test]
+    fn merges_undone_take_back_only_what_the_survivor_held_since(
+        ops in proptest::collection::vec(merge_op(), 1..60),
+        batch in 1usize..4,
+    ) {
+        let (store, issued) = run(&ops, batch);
+        check_invariants(&store, &issued)?;
+        check_rebuild(&store)?;
+    }
 
     /// Live projections equal rebuilt ones; numbers are never shared; an agency record
     /// maps to at most one person, and both link trees agree.

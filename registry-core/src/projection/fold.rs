@@ -323,6 +323,34 @@ fn update_person(
     Ok(entry)
 }
 
+/// A record unlinked from `holder` is not taken back from them by an unmerge of a
+/// person merged into them: it leaves the `moved_by_merge` of those persons, and of the
+/// persons merged into those in turn (linked to the holder again, it is the holder's).
+/// Their entries change without a history entry: the record does not name them.
+fn forget_moved(
+    view: &mut View<'_>,
+    seq: u64,
+    holder: &PersonEntry,
+    agency: &str,
+    link: &[u8; 16],
+) -> Result<(), FoldError> {
+    let mut pending = holder.merged_in.clone();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(merged) = pending.pop() {
+        if !seen.insert(merged) {
+            continue;
+        }
+        let mut entry = load_person(view, seq, merged)?;
+        let before = entry.moved_by_merge.len();
+        entry.moved_by_merge.retain(|r| r.agency != agency || r.link != *link);
+        if entry.moved_by_merge.len() != before {
+            store_person(view, merged, &entry);
+        }
+        pending.extend_from_slice(&entry.merged_in);
+    }
+    Ok(())
+}
+
 /// Removes every agency link of a person; returns them.
 fn remove_links(view: &mut View<'_>, seq: u64, person: PersonId) -> Result<Vec<LinkedRecord>, FoldError> {
     let mut moved = Vec::new();
@@ -507,6 +535,7 @@ fn apply(
                 status_before_death: None,
                 agency_records: Vec::new(),
                 moved_by_merge: Vec::new(),
+                merged_in: Vec::new(),
                 judged_distinct: Vec::new(),
                 history: vec![seq],
             };
@@ -559,9 +588,10 @@ fn apply(
             let record_id = record_id_of(secrets, seq, e.person, &e.agency, &e.record_id)?;
             let link = secrets.agency_link_hash(&e.agency, &record_id);
             view.remove(Tree::AgencyLinks, link.to_vec());
-            update_person(view, seq, e.person, |p| {
+            let holder = update_person(view, seq, e.person, |p| {
                 p.agency_records.retain(|r| r.agency != e.agency || r.link != link)
             })?;
+            forget_moved(view, seq, &holder, &e.agency, &link)?;
         }
         Event::DeathRecorded(e) => {
             let date_of_death = date_of_death_of(view, secrets, seq, e.person, &e.date_of_death)?;
@@ -606,6 +636,7 @@ fn apply(
                 for record in moved {
                     insert_sorted(&mut p.agency_records, record);
                 }
+                p.merged_in.push(e.duplicate);
             })?;
         }
         Event::RecordsUnmerged(e) => {
@@ -632,7 +663,8 @@ fn apply(
                         returned.push(r.clone());
                     }
                     !moved
-                })
+                });
+                p.merged_in.retain(|d| *d != e.duplicate);
             })?;
             for record in &returned {
                 view.put(Tree::AgencyLinks, record.link.to_vec(), &person_key(e.duplicate));

@@ -41,8 +41,12 @@ pub struct PersonEntry {
     /// only.
     pub agency_records: Vec<LinkedRecord>,
     /// For a merged person: the agency records their merge moved to the survivor, so
-    /// that undoing the merge knows which to take back. Empty for anyone else.
+    /// that undoing the merge knows which to take back (less any unlinked from the
+    /// survivor since: one linked to them again is theirs). Empty for anyone else.
     pub moved_by_merge: Vec<LinkedRecord>,
+    /// For a survivor: the persons merged into them (not unmerged since), whose
+    /// `moved_by_merge` an unlink from the survivor updates.
+    pub merged_in: Vec<PersonId>,
     /// The persons a registrar has judged another person than this one, sorted: those
     /// named by a duplicate search they overrode, registering or correcting either of
     /// the two, and the survivor of a merge of theirs undone. A correction of either is
@@ -159,14 +163,16 @@ pub mod meta {
     /// `persons.v4` (a merged person's entry keeps the records their merge moved, and
     /// every entry the persons judged distinct from them and the records that changed
     /// them), and since a death can be retracted, `persons.v5` (a deceased person's
-    /// entry keeps the status they had before),
+    /// entry keeps the status they had before), and since a record unlinked from a
+    /// survivor and linked to them again stays theirs at an unmerge, `persons.v6` (a
+    /// survivor's entry names the persons merged into them),
     /// `agency_links.v2` (keyed by a keyed hash of the record, not the record id) and
     /// `agency_changes.v2`.
     pub fn applied(tree: crate::storage::Tree) -> Vec<u8> {
         match tree {
             crate::storage::Tree::MatchKeys => b"applied/match_keys.v6".to_vec(),
             crate::storage::Tree::NameCounts => b"applied/name_counts.v2".to_vec(),
-            crate::storage::Tree::Persons => b"applied/persons.v5".to_vec(),
+            crate::storage::Tree::Persons => b"applied/persons.v6".to_vec(),
             crate::storage::Tree::AgencyLinks => b"applied/agency_links.v2".to_vec(),
             crate::storage::Tree::AgencyChanges => b"applied/agency_changes.v2".to_vec(),
             _ => format!("applied/{}", tree.name()).into_bytes(),
