@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use huduma_log::events::kind;
 use huduma_number::HudumaNumber;
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +33,6 @@ use crate::sealed::{Field, Sealed};
 use crate::secrets::Secrets;
 use crate::storage::view::{BatchKeys, ReadError, View};
 use crate::storage::{Storage, Tree, WriteBatch};
-use huduma_log::events::kind;
 
 /// `settings` key of the secrets fingerprint.
 pub const SECRETS_FINGERPRINT: &[u8] = b"secrets_fingerprint";
