@@ -61,9 +61,16 @@ impl RegistryService {
         numbers: &[huduma_number::HudumaNumber],
         purpose: &str,
     ) -> Result<(), Status> {
-        let reader = self.registry.reader();
-        for number in numbers {
-            let Some(found) = reader.subject(*number).map_err(wire::query_error)? else { continue };
+        // Whom each number names (nothing sealed opened), read off the async threads.
+        let (registry, asked) = (Arc::clone(&self.registry), numbers.to_vec());
+        let found = tokio::task::spawn_blocking(move || {
+            let reader = registry.reader();
+            asked.into_iter().map(|number| reader.subject(number)).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the persons found could not be read: {e}")))?
+        .map_err(wire::query_error)?;
+        for found in found.into_iter().flatten() {
             let look_up =
                 LookUp { call: AccessCall::FindDuplicates, purpose: purpose.into(), key: KeyUsed::Demographics };
             let event = look_up.by(principal, Some(found), Vec::new());
