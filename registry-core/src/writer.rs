@@ -967,19 +967,19 @@ fn person_by_number(
     Ok((entry.person, person, entry))
 }
 
-/// The person a number names, refusing a superseded number or a status the event of
-/// `kind` does not allow ([`status_rules`]).
+/// The person a number names, refusing a superseded number or a status an event of
+/// `event_kind` does not allow ([`status_rules`]).
 fn current_person(
     view: &View<'_>,
     number: HudumaNumber,
     action: &'static str,
-    kind: u16,
+    event_kind: u16,
 ) -> Result<(PersonId, PersonEntry), CommandError> {
     let (person, entry, number_entry) = person_by_number(view, number)?;
     if entry.status != PersonStatus::Merged && number_entry.superseded_by.is_some() {
         return Err(CommandError::NumberSuperseded { number, current: entry.current_number });
     }
-    if !status_rules::allows(kind, entry.status) {
+    if !status_rules::allows(event_kind, entry.status) {
         return Err(CommandError::StatusForbids { action, number, status: entry.status });
     }
     Ok((person, entry))

@@ -28,7 +28,16 @@ pub struct InForce {
 impl InForce {
     /// From a config whose principals were checked (`config::Loaded::read`).
     pub fn of(config: &Config) -> Self {
-        Self { authenticator: Authenticator::new(&config.principals), disclosure: Disclosure::new(&config.agencies) }
+        Self::renewed(config, &Authenticator::default())
+    }
+
+    /// [`InForce::of`], in place of what `previous` authenticated: each principal keeps
+    /// what it has used of an unchanged rate ([`Authenticator::renewed`]).
+    pub fn renewed(config: &Config, previous: &Authenticator) -> Self {
+        Self {
+            authenticator: Authenticator::renewed(&config.principals, previous),
+            disclosure: Disclosure::new(&config.agencies),
+        }
     }
 
     /// Whether a call authenticated by `credential` as `principal`, seeing `view`,
@@ -126,11 +135,7 @@ impl Reloader {
     /// Puts what `config` says in force for every call from now on (`config` checked
     /// as `config::Loaded::read` checks it).
     pub fn reload(&self, config: &Config) -> Reloaded {
-        let previous = Arc::clone(&self.0.borrow());
-        let in_force = InForce {
-            authenticator: Authenticator::renewed(&config.principals, &previous.authenticator),
-            disclosure: Disclosure::new(&config.agencies),
-        };
+        let in_force = InForce::renewed(config, &self.0.borrow().authenticator);
         self.0.send_replace(Arc::new(in_force));
         Reloaded { principals: config.principals.len(), agency_policies: config.agencies.len() }
     }

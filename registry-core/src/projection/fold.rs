@@ -603,8 +603,10 @@ fn apply(
         }
         Event::DeathRetracted(e) => {
             let before = load_person(view, seq, e.person)?;
-            let Some(status) = before.status_before_death.filter(|_| before.status == PersonStatus::Deceased) else {
-                return Err(FoldError::Inconsistent { seq, reason: format!("person {} is not deceased", e.person.0) });
+            // Deceased (`fold_prepared` checked the status), so the status before is kept.
+            let Some(status) = before.status_before_death else {
+                let reason = format!("person {} is deceased with no status before their death", e.person.0);
+                return Err(FoldError::Inconsistent { seq, reason });
             };
             update_person(view, seq, e.person, |p| {
                 p.status = status;
@@ -641,7 +643,8 @@ fn apply(
         }
         Event::RecordsUnmerged(e) => {
             let duplicate = load_person(view, seq, e.duplicate)?;
-            if duplicate.status != PersonStatus::Merged || duplicate.merged_into != Some(e.survivor) {
+            // Merged (`fold_prepared` checked the status), but perhaps into another.
+            if duplicate.merged_into != Some(e.survivor) {
                 return Err(FoldError::Inconsistent {
                     seq,
                     reason: format!("person {} is not merged into person {}", e.duplicate.0, e.survivor.0),
