@@ -583,9 +583,41 @@ impl Client {
 
     /// The records that changed the person with `number` (any of their numbers), oldest
     /// first: what, when, by whom, through where and why; never their personal data.
-    /// Recorded in their access list with `purpose`.
+    /// All of them, read a page at a time; each page read is recorded in their access
+    /// list with `purpose`. The number and status are as the last page found them.
     pub async fn history(&self, number: &str, purpose: &str) -> Result<crate::types::History, Error> {
-        let message = pb::GetHistoryRequest { huduma_number: checked(number)?, purpose: purpose.into() };
+        let mut whole = self.history_page(number, purpose, 0, None).await?;
+        while let Some(token) = whole.next_page_token.take() {
+            let page = self.history_page(number, purpose, 0, Some(&token)).await?;
+            // Each page starts past the last: a page that does not would page forever.
+            let last = whole.entries.last().map(|e| e.index);
+            if page.entries.first().is_none_or(|first| last.is_some_and(|last| first.index <= last)) {
+                return Err(Error::Protocol(format!("the history page after token {token:?} does not move on")));
+            }
+            whole.entries.extend(page.entries);
+            (whole.current_number, whole.status, whole.next_page_token) =
+                (page.current_number, page.status, page.next_page_token);
+        }
+        Ok(whole)
+    }
+
+    /// A page of the person's history, oldest first: at most `page_size` records (0:
+    /// the server's default of 50; fewer where more would pass its message limit),
+    /// continuing from a previous page's `next_page_token`. Recorded in their access
+    /// list with `purpose`.
+    pub async fn history_page(
+        &self,
+        number: &str,
+        purpose: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<crate::types::History, Error> {
+        let message = pb::GetHistoryRequest {
+            huduma_number: checked(number)?,
+            purpose: purpose.into(),
+            page_size,
+            page_token: page_token.unwrap_or_default().into(),
+        };
         let answer = self.unary(message, |t, r| async move { RegistryClient::new(t).get_history(r).await }).await?;
         crate::types::history_in(answer)
     }

@@ -379,13 +379,16 @@ pub(crate) fn log_out(log: Log) -> i32 {
     }
 }
 
-/// A person's history: the records that changed them, oldest first.
+/// A person's history, or a page of it: the records that changed them, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct History {
     /// The person's number in force and status now.
     pub current_number: String,
     pub status: Status,
     pub entries: Vec<HistoryEntry>,
+    /// Pass to get the next (newer) page; `None` after the last (always, for a whole
+    /// history).
+    pub next_page_token: Option<String>,
 }
 
 /// One record of a person's history (never their personal data).
@@ -426,6 +429,7 @@ pub(crate) fn history_in(h: pb::GetHistoryResponse) -> Result<History, Error> {
                 numbers: e.numbers,
             })
             .collect(),
+        next_page_token: Some(h.next_page_token).filter(|t| !t.is_empty()),
     })
 }
 

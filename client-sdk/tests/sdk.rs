@@ -426,3 +426,31 @@ async fn a_principal_over_its_call_rate_is_told_when_to_retry_and_the_sdk_waits_
         patient.resolve(number, "claim").await.unwrap_or_else(|e| panic!("look-up {i}: {e}"));
     }
 }
+
+/// A history longer than one answer may hold: `history` reads it whole, page by page,
+/// each record once and in order; `history_page` reads one page and says where the
+/// next starts.
+#[tokio::test]
+async fn a_long_history_is_read_whole_page_by_page() {
+    let server = TestServer::start_with(|_, loaded| loaded.config.server.max_message_bytes = 4096).await;
+    let registrar = client(&server, Role::Registrar).await;
+    let (number, _) = registrar.register_person("r-1", &wanjiru(), "GPO-NAIROBI").await.unwrap();
+    let number = number.to_string();
+    let record = AgencyRecord { agency: "KRA".into(), record_id: "A000000001X".into() };
+    for i in 0..30 {
+        registrar.link_agency_record(&format!("l{i}"), &number, &record, "GPO-NAIROBI").await.unwrap();
+        registrar.unlink_agency_record(&format!("u{i}"), &number, &record, "GPO-NAIROBI").await.unwrap();
+    }
+    let whole = registrar.history(&number, "long history").await.unwrap();
+    assert_eq!((whole.entries.len(), whole.next_page_token.as_deref()), (61, None));
+    assert!(whole.entries.windows(2).all(|w| w[0].index < w[1].index));
+    assert_eq!(whole.entries.first().map(|e| e.event.as_str()), Some("PersonRegistered"));
+    assert!(whole.entries[1..].iter().all(|e| e.detail == "KRA"), "{whole:?}");
+
+    let first = registrar.history_page(&number, "one page", 10, None).await.unwrap();
+    assert_eq!(first.entries, whole.entries[..10]);
+    let second = registrar.history_page(&number, "one page", 10, first.next_page_token.as_deref()).await.unwrap();
+    assert_eq!(second.entries, whole.entries[10..20]);
+    let error = registrar.history_page(&number, "one page", 501, None).await.unwrap_err();
+    assert!(matches!(&error, Error::InvalidArgument { field, .. } if field == "page_size"), "{error:?}");
+}

@@ -105,6 +105,16 @@ pub struct HistoryRecord {
     pub event: Event,
 }
 
+/// A page of a person's history ([`Reader::history`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The person asked for, as they are now.
+    pub subject: Subject,
+    pub records: Vec<HistoryRecord>,
+    /// The log index the next page starts at; `None` when this page is the last.
+    pub next: Option<u64>,
+}
+
 /// Why a look-up failed, apart from "not found".
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -199,18 +209,23 @@ impl Reader {
         crate::agency_token::token(&self.secrets, agency, person)
     }
 
-    /// The person with `number` (any of their numbers, current or not) and the records
-    /// that changed them, oldest first: their registration, and every record since
-    /// that named them (a merge or an unmerge on either side, a duplicate search
-    /// overridden past them). `Ok(None)` when the number was never issued. Each record
-    /// is read from the log, its checksum checked.
-    pub fn history(&self, number: HudumaNumber) -> Result<Option<(Subject, Vec<HistoryRecord>)>, QueryError> {
+    /// The person with `number` (any of their numbers, current or not) and a page of
+    /// the records that changed them, oldest first: their registration, and every
+    /// record since that named them (a merge or an unmerge on either side, a duplicate
+    /// search overridden past them). The page holds at most `limit` records, from log
+    /// index `from` on. `Ok(None)` when the number was never issued. Each record is
+    /// read from the log, its checksum checked; only the page's records are read.
+    pub fn history(&self, number: HudumaNumber, from: u64, limit: usize) -> Result<Option<HistoryPage>, QueryError> {
         // Nothing sealed is opened: a history never shows personal data.
         let Some(found) = self.find_number(&View::new(&*self.store), number)? else {
             return Ok(None);
         };
-        let records = found.asked_history.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
-        Ok(Some((found.subject, records)))
+        // A person's history is kept in log order.
+        let start = found.asked_history.partition_point(|&seq| seq < from);
+        let rest = found.asked_history.get(start..).unwrap_or_default();
+        let (page, after) = rest.split_at(limit.min(rest.len()));
+        let records = page.iter().map(|&seq| self.history_record(seq)).collect::<Result<_, _>>()?;
+        Ok(Some(HistoryPage { subject: found.subject, records, next: after.first().copied() }))
     }
 
     fn history_record(&self, seq: u64) -> Result<HistoryRecord, QueryError> {

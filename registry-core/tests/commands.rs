@@ -440,7 +440,7 @@ fn a_death_recorded_in_error_is_retracted() {
     let change = &nssf.first().expect("NSSF is told the person is alive").1;
     assert_eq!((change.kind, change.number, change.status), (kind::DEATH_RETRACTED, alive, PersonStatus::Active));
     assert_eq!(change.records, vec!["S1".to_string()]);
-    let (_, history) = reader.history(alive).unwrap().unwrap();
+    let history = reader.history(alive, 0, usize::MAX).unwrap().unwrap().records;
     let last = history.last().map(|r| (r.index, shown(&r.event)));
     assert_eq!(
         last.as_ref().map(|(i, s)| (*i, s.event, s.detail.as_str())),
@@ -696,8 +696,9 @@ fn a_persons_history_is_every_record_that_changed_them() {
     let unmerged = go("u", Command::UnmergeRecords { duplicate: twin, justification: "two".into() }).receipt.index;
 
     let reader = registry.reader();
-    let (resolution, records) = reader.history(amina).unwrap().expect("a superseded number shows the history");
-    assert_eq!(resolution.current_number, current);
+    let page = reader.history(amina, 0, usize::MAX).unwrap().expect("a superseded number shows the history");
+    let (resolution, records) = (page.subject, page.records);
+    assert_eq!((resolution.current_number, page.next), (current, None));
     let seen: Vec<(u64, &str)> = records.iter().map(|r| (r.index, shown(&r.event).event)).collect();
     assert_eq!(
         seen,
@@ -711,18 +712,30 @@ fn a_persons_history_is_every_record_that_changed_them() {
         ]
     );
     assert!(records.windows(2).all(|w| w[0].time_micros <= w[1].time_micros));
+    // Paged two at a time, each page from the last one's `next`: the same records, in
+    // order; a page from an index between two records starts at the later.
+    let (mut paged, mut from) = (Vec::new(), Some(0));
+    while let Some(start) = from {
+        let page = reader.history(amina, start, 2).unwrap().unwrap();
+        assert!(page.records.len() <= 2, "{page:?}");
+        paged.extend(page.records.iter().map(|r| r.index));
+        from = page.next;
+    }
+    assert_eq!(paged, seen.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+    let page = reader.history(amina, linked + 1, 1).unwrap().unwrap();
+    assert_eq!((page.records.iter().map(|r| r.index).collect::<Vec<_>>(), page.next), (vec![replaced], Some(merged)));
     assert_eq!(shown(&records[1].event).numbers, vec![twin, amina], "the twin's number, then Amina's overridden");
-    let (_, theirs) = reader.history(twin).unwrap().unwrap();
+    let theirs = reader.history(twin, 0, usize::MAX).unwrap().unwrap().records;
     assert_eq!(theirs.iter().map(|r| r.index).collect::<Vec<_>>(), vec![twin_at, merged, unmerged]);
     let never = HudumaNumber::with_check_digit(23_456_789_012).unwrap();
-    assert!(reader.history(never).unwrap().is_none());
+    assert!(reader.history(never, 0, usize::MAX).unwrap().is_none());
     // Whom a history (or a look-up's access record) names, found without opening
     // anything sealed, is whom a resolution names.
     for number in [amina, current, twin, never] {
         let resolved = reader.resolve_number(number).unwrap().map(|r| r.subject());
         assert_eq!(reader.subject(number).unwrap(), resolved, "{number}");
     }
-    assert_eq!(reader.history(twin).unwrap().map(|(s, _)| s), reader.subject(twin).unwrap());
+    assert_eq!(reader.history(twin, 0, 1).unwrap().map(|p| p.subject), reader.subject(twin).unwrap());
 }
 
 /// A correction is searched for duplicates among everyone but the person corrected:

@@ -23,6 +23,7 @@ use crate::proto::registry_server::RegistryServer;
 use crate::proto::resolver_server::ResolverServer;
 use crate::service::audit::AuditService;
 use crate::service::operations::OperationsService;
+use crate::service::paging::Room;
 use crate::service::registry::RegistryService;
 use crate::service::resolver::ResolverService;
 
@@ -114,15 +115,20 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
     };
     let max = server.max_message_bytes;
     let registry_service = InterceptedService::new(
-        RegistryServer::new(RegistryService::new(Arc::clone(&registry)))
+        RegistryServer::new(RegistryService::new(Arc::clone(&registry), Room::of(max)))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         interceptor.clone(),
     );
     let resolver_service = InterceptedService::new(
-        ResolverServer::new(ResolverService::new(Arc::clone(&registry), access.clone(), shutdown_rx.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max),
+        ResolverServer::new(ResolverService::new(
+            Arc::clone(&registry),
+            access.clone(),
+            Room::of(max),
+            shutdown_rx.clone(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max),
         interceptor.clone(),
     );
     let audit_service = InterceptedService::new(

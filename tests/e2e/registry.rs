@@ -275,8 +275,11 @@ async fn a_persons_history_shows_who_changed_them_and_why_and_is_recorded() {
         centre: "GPO-NAIROBI".into(),
     };
     let merged = registry.merge_records(merge).await.unwrap().into_inner().receipt.unwrap().index;
-    let ask =
-        |number: &str, purpose: &str| pb::GetHistoryRequest { huduma_number: number.into(), purpose: purpose.into() };
+    let ask = |number: &str, purpose: &str| pb::GetHistoryRequest {
+        huduma_number: number.into(),
+        purpose: purpose.into(),
+        ..Default::default()
+    };
     let history = registry.get_history(ask(&duplicate, "complaint at the counter")).await.unwrap().into_inner();
     assert_eq!((history.current_number.as_str(), history.status), (survivor.as_str(), pb::Status::Merged as i32));
     let events: Vec<&str> = history.entries.iter().map(|e| e.event.as_str()).collect();
@@ -764,4 +767,92 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
     registry.record_death(death("d-2")).await.expect("a death, once their key is renewed");
     let dead = resolve(&restored, &lost).await;
     assert_eq!((dead.status, dead.date_of_death.as_str()), (pb::Status::Deceased as i32, "2026-03-01"));
+}
+
+/// A history, and a list of look-ups, longer than one answer may hold: each page ends
+/// before the server's message limit (so it is answered, not refused as too large),
+/// and following the page tokens gives every record once, in order. Each page read is
+/// a look-up recorded in the person's access list. Bad page fields are refused by name.
+#[tokio::test]
+async fn long_histories_and_access_lists_come_in_pages_that_fit() {
+    use prost::Message;
+    const LIMIT: usize = 4096;
+    let server = TestServer::start_with(|_, loaded| loaded.config.server.max_message_bytes = LIMIT).await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let number = register(&server, "a", 50).await;
+    let record = || Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "A000000001X".into() });
+    for i in 0..30 {
+        let (huduma_number, centre) = (number.clone(), "GPO-NAIROBI".to_string());
+        let link = pb::LinkAgencyRecordRequest {
+            request_id: format!("l{i}"),
+            huduma_number: huduma_number.clone(),
+            record: record(),
+            centre: centre.clone(),
+        };
+        registry.link_agency_record(link).await.unwrap();
+        let unlink =
+            pb::UnlinkAgencyRecordRequest { request_id: format!("u{i}"), huduma_number, record: record(), centre };
+        registry.unlink_agency_record(unlink).await.unwrap();
+    }
+    let ask = |page_size: u32, page_token: &str| pb::GetHistoryRequest {
+        huduma_number: number.clone(),
+        purpose: "long history".into(),
+        page_size,
+        page_token: page_token.into(),
+    };
+    // Read whole at each page size, each page within the limit.
+    let mut pages_read = 0;
+    for page_size in [0, 7, 1] {
+        let (mut indices, mut token, mut pages) = (Vec::new(), String::new(), 0);
+        loop {
+            let page = registry.get_history(ask(page_size, &token)).await.unwrap().into_inner();
+            assert!(page.encoded_len() <= LIMIT, "{}", page.encoded_len());
+            assert!(!page.entries.is_empty() && page.entries.len() <= (page_size.max(1) as usize).max(50));
+            assert_eq!(page.current_number, number);
+            indices.extend(page.entries.iter().map(|e| e.index));
+            pages += 1;
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(indices.len(), 61, "the registration, 30 links, 30 unlinks at page size {page_size}");
+        assert!(indices.windows(2).all(|w| w[0] < w[1]), "{indices:?}");
+        if page_size == 0 {
+            assert!(pages > 1, "61 entries do not fit in {LIMIT} bytes: one page would have been refused");
+        } else {
+            assert_eq!(pages, 61_usize.div_ceil(page_size as usize), "page size {page_size}");
+        }
+        pages_read += pages;
+    }
+
+    let before = server.log_size().await;
+    refused(&server, before, registry.get_history(ask(501, "")).await, Code::InvalidArgument, "page_size").await;
+    refused(&server, before, registry.get_history(ask(0, "later")).await, Code::InvalidArgument, "page_token").await;
+
+    // Every page read is in the access list, itself read in pages within the limit.
+    let mut portal = server.resolver(Bearer::token(&server.token(Role::CitizenPortal))).await;
+    let (mut listed, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let list = pb::ListAccessesRequest {
+            huduma_number: number.clone(),
+            page_size: 500,
+            page_token: token,
+            ..Default::default()
+        };
+        let page = portal.list_accesses(list).await.unwrap().into_inner();
+        assert!(page.encoded_len() <= LIMIT, "{}", page.encoded_len());
+        listed.extend(page.accesses.iter().map(|a| (a.index, a.call, a.purpose.clone())));
+        pages += 1;
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(pages > 1, "{} look-ups do not fit in {LIMIT} bytes", listed.len());
+    assert!(listed.windows(2).all(|w| w[0].0 > w[1].0), "newest first, each once: {listed:?}");
+    assert_eq!(listed.len(), pages_read, "{listed:?}");
+    assert!(
+        listed.iter().all(|(_, call, purpose)| *call == pb::AccessCall::History as i32 && purpose == "long history")
+    );
 }

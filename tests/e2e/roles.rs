@@ -143,7 +143,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: Rpc, number: &str) -> Co
             server
                 .registry(bearer)
                 .await
-                .get_history(pb::GetHistoryRequest { huduma_number: n, purpose: "matrix".into() })
+                .get_history(pb::GetHistoryRequest { huduma_number: n, purpose: "matrix".into(), ..Default::default() })
                 .await,
         ),
         Rpc::ErasePersonalData => code(

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod operations;
+pub mod paging;
 pub mod registry;
 pub mod resolver;
 

@@ -16,15 +16,18 @@ use crate::policy::{Rpc, authorize, shows_officials};
 use crate::proto as pb;
 use crate::proto::registry_server::Registry as RegistryRpc;
 use crate::service::LookUp;
+use crate::service::paging::{self, Room};
 use crate::wire;
 
 pub struct RegistryService {
     registry: Arc<Registry>,
+    /// What a page of a history may take.
+    room: Room,
 }
 
 impl RegistryService {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<Registry>, room: Room) -> Self {
+        Self { registry, room }
     }
 
     async fn submit(&self, request_id: String, actor: Actor, command: Command) -> Result<Outcome, Status> {
@@ -379,35 +382,50 @@ impl RegistryRpc for RegistryService {
             let r = request.into_inner();
             let number = wire::number("huduma_number", &r.huduma_number)?;
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
-            let registry = Arc::clone(&self.registry);
+            let page_size = paging::page_size(r.page_size)?;
+            let from = if r.page_token.is_empty() {
+                0
+            } else {
+                r.page_token.parse::<u64>().map_err(|_| {
+                    wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)")
+                })?
+            };
+            let (registry, room) = (Arc::clone(&self.registry), self.room);
             let officials = shows_officials(principal.role);
-            // The records, and the numbers in force of the persons they name, are read
-            // off the async threads.
+            // The page's records, and the numbers in force of the persons they name,
+            // are read off the async threads.
             let found = tokio::task::spawn_blocking(move || {
                 let reader = registry.reader();
-                let Some((subject, records)) = reader.history(number).map_err(wire::query_error)? else {
+                let Some(page) = reader.history(number, from, page_size).map_err(wire::query_error)? else {
                     return Ok(None);
                 };
-                let entries = records.iter().map(|record| wire::history_entry_out(&reader, record, officials));
-                Ok::<_, Status>(Some((subject, entries.collect::<Result<Vec<_>, _>>()?)))
+                let entries = page.records.iter().map(|record| wire::history_entry_out(&reader, record, officials));
+                let mut entries = entries.collect::<Result<Vec<_>, Status>>()?;
+                // Cut where the answer would pass the message limit; the next page
+                // starts at the first entry left out.
+                let fitting = room.fitting(&entries);
+                let next = entries.get(fitting).map(|left_out| left_out.index).or(page.next);
+                entries.truncate(fitting);
+                Ok::<_, Status>(Some((page.subject, entries, next)))
             })
             .await
             .map_err(|e| Status::internal(format!("the history could not be read: {e}")))??;
             // Recorded, found or not, before it is answered.
             let look_up =
                 LookUp { call: AccessCall::History, purpose: r.purpose, key: KeyUsed::HudumaNumber(number.compact()) };
-            let event = look_up.by(&principal, found.as_ref().map(|(subject, _)| *subject), Vec::new());
+            let event = look_up.by(&principal, found.as_ref().map(|(subject, ..)| *subject), Vec::new());
             self.registry
                 .access()
                 .record(event)
                 .await
                 .map_err(|e| Status::unavailable(format!("{e}: histories are refused until they can be recorded")))?;
-            let (subject, entries) =
+            let (subject, entries, next) =
                 found.ok_or_else(|| Status::not_found(format!("huduma_number: no person has the number {number}")))?;
             Ok(Response::new(pb::GetHistoryResponse {
                 current_number: subject.current_number.compact(),
                 status: wire::status_out(subject.status) as i32,
                 entries,
+                next_page_token: next.map(|index| index.to_string()).unwrap_or_default(),
             }))
         })
         .await

@@ -20,24 +20,23 @@ use crate::policy::{Rpc, authorize, shows_officials};
 use crate::proto as pb;
 use crate::proto::resolver_server::Resolver as ResolverRpc;
 use crate::service::LookUp;
+use crate::service::paging::{self, Room};
 use crate::wire;
 
 /// How many changes one read takes from the store.
 const CHANGE_CHUNK: usize = 256;
 
-/// ListAccesses pages: the default and the most.
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 500;
-
 pub struct ResolverService {
     registry: Arc<Registry>,
     access: AccessControl,
+    /// What a page of look-ups may take.
+    room: Room,
     shutdown: watch::Receiver<bool>,
 }
 
 impl ResolverService {
-    pub fn new(registry: Arc<Registry>, access: AccessControl, shutdown: watch::Receiver<bool>) -> Self {
-        Self { registry, access, shutdown }
+    pub fn new(registry: Arc<Registry>, access: AccessControl, room: Room, shutdown: watch::Receiver<bool>) -> Self {
+        Self { registry, access, room, shutdown }
     }
 
     /// Records a look-up in the access log and waits until it is durable: a look-up
@@ -172,11 +171,7 @@ impl ResolverRpc for ResolverService {
             let r = request.into_inner();
             let number = wire::number("huduma_number", &r.huduma_number)?;
             let since = if r.since.is_empty() { 0 } else { wire::unix_ms_from_rfc3339("since", &r.since)? };
-            let page_size = match usize::try_from(r.page_size).unwrap_or(usize::MAX) {
-                0 => DEFAULT_PAGE,
-                n if n <= MAX_PAGE => n,
-                _ => return Err(wire::invalid("page_size", format!("at most {MAX_PAGE}"))),
-            };
+            let page_size = paging::page_size(r.page_size)?;
             let before = if r.page_token.is_empty() {
                 None
             } else {
@@ -197,9 +192,16 @@ impl ResolverRpc for ResolverService {
             .await
             .map_err(|e| Status::internal(format!("the look-ups could not be read: {e}")))??;
             let officials = shows_officials(principal.role);
+            let mut accesses: Vec<_> =
+                page.entries.into_iter().map(|listed| wire::access_out(listed, officials)).collect();
+            // Cut where the answer would pass the message limit; the next (older) page
+            // starts at the first look-up left out.
+            let fitting = self.room.fitting(&accesses);
+            let next_before = accesses.get(fitting).map(|left_out| left_out.index + 1).or(page.next_before);
+            accesses.truncate(fitting);
             Ok(Response::new(pb::ListAccessesResponse {
-                accesses: page.entries.into_iter().map(|listed| wire::access_out(listed, officials)).collect(),
-                next_page_token: page.next_before.map(|b| b.to_string()).unwrap_or_default(),
+                accesses,
+                next_page_token: next_before.map(|b| b.to_string()).unwrap_or_default(),
             }))
         })
         .await

@@ -1,0 +1,93 @@
+//! Paged answers (GetHistory, ListAccesses): the page size a request may ask for, and
+//! how many of a page's items fit in one answer under the server's message limit, so
+//! that no answer is too large to send however long what it pages through.
+
+use tonic::Status;
+
+use crate::wire;
+
+/// A page's size when the request leaves it 0, and the most a request may ask for.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+
+/// What an answer's other fields may take beside its repeated items (numbers, a
+/// status, a page token: well under this).
+const RESERVED: usize = 256;
+
+/// A request's `page_size`: 0 is [`DEFAULT_PAGE`]; more than [`MAX_PAGE`] is refused
+/// by name.
+pub fn page_size(asked: u32) -> Result<usize, Status> {
+    match usize::try_from(asked).unwrap_or(usize::MAX) {
+        0 => Ok(DEFAULT_PAGE),
+        n if n <= MAX_PAGE => Ok(n),
+        _ => Err(wire::invalid("page_size", format!("at most {MAX_PAGE}"))),
+    }
+}
+
+/// The room an answer has for its repeated items.
+#[derive(Debug, Clone, Copy)]
+pub struct Room(usize);
+
+impl Room {
+    /// The room in an answer of at most `max_message_bytes`.
+    pub fn of(max_message_bytes: usize) -> Self {
+        Self(max_message_bytes.saturating_sub(RESERVED))
+    }
+
+    /// How many of `items`, from the first, fit as a repeated field (numbered under
+    /// 16, as the paged answers' are): at least one, so that a page always moves on
+    /// (an item alone too large for the limit is the server's limit set too low, and
+    /// is refused as too large when sent).
+    pub fn fitting<M: prost::Message>(self, items: &[M]) -> usize {
+        let mut used = 0usize;
+        for (taken, item) in items.iter().enumerate() {
+            let len = item.encoded_len();
+            // One byte of field key, the length, the message.
+            used = used.saturating_add(1 + prost::length_delimiter_len(len) + len);
+            if used > self.0 {
+                return taken.max(1);
+            }
+        }
+        items.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto as pb;
+
+    fn entry(detail: &str) -> pb::HistoryEntry {
+        pb::HistoryEntry { index: 7, detail: detail.into(), ..Default::default() }
+    }
+
+    /// As many items as fit, encoded in an answer, stay within the limit; one more
+    /// would not; and a page always holds at least one.
+    #[test]
+    fn a_page_fits_the_message_limit() {
+        use prost::Message;
+        let max = 4096;
+        let entries: Vec<_> = (0..200).map(|i| entry(&"why ".repeat(i % 40))).collect();
+        let taken = Room::of(max).fitting(&entries);
+        assert!(0 < taken && taken < entries.len(), "{taken}");
+        let answer = |n: usize| pb::GetHistoryResponse {
+            current_number: "234567890123".into(),
+            status: pb::Status::Merged as i32,
+            entries: entries[..n].to_vec(),
+            next_page_token: u64::MAX.to_string(),
+        };
+        assert!(answer(taken).encoded_len() <= max, "{}", answer(taken).encoded_len());
+        assert!(answer(taken + 1).encoded_len() > max - RESERVED);
+        assert_eq!(Room::of(max).fitting(&entries[..3]), 3, "a short page is whole");
+        assert_eq!(Room::of(16).fitting(&entries[30..]), 1, "a page moves on");
+        assert_eq!(Room::of(max).fitting::<pb::HistoryEntry>(&[]), 0);
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_size(500).unwrap(), 500);
+        let refused = page_size(501).unwrap_err();
+        assert!(refused.message().contains("page_size"), "{refused:?}");
+    }
+}
