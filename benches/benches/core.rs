@@ -4,6 +4,8 @@
 //! - append/*: durable batched registrations through the writer;
 //! - resolve/*: look-ups from the projections (as an agency's: with its own records
 //!   opened);
+//! - access/*: look-ups recorded durably in the access log, one by one and together
+//!   (a duplicate search's candidates);
 //! - verify/* and rebuild/*: whole-store passes.
 //!
 //! `cargo bench -p huduma-benches --bench core`
@@ -42,6 +44,13 @@ fn floors(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
+    g.bench_function("sled_insert_flush_batch_1", |b| {
+        b.iter(|| {
+            tree.insert(next.to_be_bytes(), value.clone()).unwrap();
+            next += 1;
+            db.flush().unwrap();
+        })
+    });
     let k = key();
     let message = vec![3u8; RECORD_BYTES];
     g.bench_function("ed25519_sign_330B", |b| b.iter(|| k.sign(black_box(&message))));
@@ -214,5 +223,32 @@ fn resolve_verify_rebuild(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, floors, append, resolve_verify_rebuild);
+/// A refused registration's five candidates, each a look-up recorded durably before the
+/// refusal is answered: awaited one by one (a commit each), or recorded together (one).
+fn access(c: &mut Criterion) {
+    const FOUND: usize = 5;
+    let mut g = c.benchmark_group("access");
+    g.throughput(Throughput::Elements(FOUND as u64));
+    let dir = tempfile::tempdir().unwrap();
+    let registry =
+        registry_core::registry::Registry::open_dir(dir.path(), secrets(), key(), Default::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let looks = || (0..FOUND).map(|i| registry_core::synthetic::look_up(None, "KRA", &format!("p{i}")));
+    g.bench_function("record_5_one_by_one", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                for event in looks() {
+                    registry.access().record(event).await.unwrap();
+                }
+            })
+        })
+    });
+    g.bench_function("record_5_together", |b| {
+        b.iter(|| runtime.block_on(registry.access().record_all(looks().collect())).unwrap())
+    });
+    g.finish();
+    registry.close();
+}
+
+criterion_group!(benches, floors, append, access, resolve_verify_rebuild);
 criterion_main!(benches);

@@ -377,3 +377,67 @@ fn the_access_log_keeps_blocks_of_its_tree_and_a_forged_block_is_named() {
     assert!(proves_all(&reader));
     registry.close();
 }
+
+/// An access store that notes how many log records each write carries.
+struct CommitsCounted {
+    inner: MemoryStore,
+    records_per_write: std::sync::Mutex<Vec<usize>>,
+}
+
+impl CommitsCounted {
+    /// The record-bearing writes since the last call, by how many records each carried.
+    fn take(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.records_per_write.lock().unwrap())
+    }
+}
+
+impl Storage for CommitsCounted {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, registry_core::storage::StorageError> {
+        self.inner.get(tree, key)
+    }
+    registry_core::forward_scans!(inner);
+    fn commit(&self, batch: &WriteBatch, durable: bool) -> Result<(), registry_core::storage::StorageError> {
+        let records = batch.writes.get(&Tree::Log).map_or(0, |log| log.len());
+        if records > 0 {
+            self.records_per_write.lock().unwrap().push(records);
+        }
+        self.inner.commit(batch, durable)
+    }
+    fn flush(&self) -> Result<(), registry_core::storage::StorageError> {
+        self.inner.flush()
+    }
+}
+
+/// Look-ups recorded together (a duplicate search's candidates) go in one write, not one
+/// each; more than a batch holds go in batches of at most `access_max_batch`; each gets
+/// its own sequence number, in order, and the log verifies.
+#[test]
+fn look_ups_recorded_together_share_a_write() {
+    let identity: std::sync::Arc<dyn Storage> = std::sync::Arc::new(MemoryStore::new());
+    let counted =
+        std::sync::Arc::new(CommitsCounted { inner: MemoryStore::new(), records_per_write: Default::default() });
+    let access: std::sync::Arc<dyn Storage> = counted.clone();
+    let options = RegistryOptions { access_max_batch: 8, ..RegistryOptions::default() };
+    let registry = Registry::open(identity, access, secrets(), log_key(), options).unwrap();
+    let amina = register(&registry, "a", 1);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let looks = |n: usize| (0..n).map(|i| look_up(Some(amina), "KRA", &format!("p{i}"))).collect::<Vec<_>>();
+
+    counted.take();
+    for event in looks(5) {
+        runtime.block_on(registry.access().record(event)).unwrap();
+    }
+    assert_eq!(counted.take(), [1, 1, 1, 1, 1], "one by one, a write each");
+    let together = runtime.block_on(registry.access().record_all(looks(5))).unwrap();
+    assert_eq!(counted.take(), [5], "together, one write");
+    assert_eq!(together, (5..10).collect::<Vec<u64>>());
+    let many = runtime.block_on(registry.access().record_all(looks(19))).unwrap();
+    assert_eq!(counted.take(), [8, 8, 3], "no write holds more than a batch");
+    assert_eq!(many, (10..29).collect::<Vec<u64>>());
+    assert!(runtime.block_on(registry.access().record_all(Vec::new())).unwrap().is_empty());
+
+    let reader = registry.access().reader();
+    assert_eq!(reader.list(amina, None, 0, 100).unwrap().entries.len(), 29);
+    verify(&**reader.store(), registry.access().origin(), &access_keys(&registry), &mut |_| ()).unwrap();
+    registry.close();
+}

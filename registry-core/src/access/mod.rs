@@ -102,6 +102,11 @@ impl AccessLog {
         self.writer.record(event).await
     }
 
+    /// Records several look-ups, sharing a commit; returns once all are durable.
+    pub async fn record_all(&self, events: Vec<AccessEvent>) -> Result<Vec<u64>, AccessError> {
+        self.writer.record_all(events).await
+    }
+
     pub fn record_blocking(&self, event: AccessEvent) -> Result<u64, AccessError> {
         self.writer.record_blocking(event)
     }

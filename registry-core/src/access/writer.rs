@@ -26,7 +26,9 @@ pub enum AccessError {
 type Reply = oneshot::Sender<Result<u64, AccessError>>;
 
 enum Job {
-    Record(Box<AccessEvent>, Reply),
+    /// Look-ups to record in one commit (several, from `record_all`; a batch takes no
+    /// more than `max_batch`, so more are split).
+    Record(Vec<(AccessEvent, Reply)>),
     RotateKey(Box<LogKey>),
 }
 
@@ -133,15 +135,38 @@ impl AccessWriter {
     pub async fn record(&self, event: AccessEvent) -> Result<u64, AccessError> {
         let (reply, answer) = oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send(Job::Record(Box::new(event), reply)).await.map_err(|_| stopped())?;
+        jobs.send(Job::Record(vec![(event, reply)])).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Records several look-ups in one commit (in as many as `max_batch` makes them
+    /// need) rather than one commit each; returns their sequence numbers, in order,
+    /// once all are durable. An error says that some may not be.
+    pub async fn record_all(&self, events: Vec<AccessEvent>) -> Result<Vec<u64>, AccessError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (looks, answers): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .map(|event| {
+                let (reply, answer) = oneshot::channel();
+                ((event, reply), answer)
+            })
+            .unzip();
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job::Record(looks)).await.map_err(|_| stopped())?;
+        let mut seqs = Vec::with_capacity(answers.len());
+        for answer in answers {
+            seqs.push(answer.await.map_err(|_| stopped())??);
+        }
+        Ok(seqs)
     }
 
     /// As [`Self::record`], outside an async runtime.
     pub fn record_blocking(&self, event: AccessEvent) -> Result<u64, AccessError> {
         let (reply, answer) = oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.blocking_send(Job::Record(Box::new(event), reply)).map_err(|_| stopped())?;
+        jobs.blocking_send(Job::Record(vec![(event, reply)])).map_err(|_| stopped())?;
         answer.blocking_recv().map_err(|_| stopped())?
     }
 
@@ -215,17 +240,23 @@ impl Appender {
             };
             match job {
                 Job::RotateKey(key) => self.key = *key,
-                Job::Record(event, reply) => {
-                    let mut batch = vec![(event, reply)];
+                Job::Record(mut batch) => {
+                    // Joined by the jobs queued behind it, each whole, while they fit.
                     while batch.len() < self.max_batch {
                         match jobs.try_recv() {
-                            Ok(Job::Record(event, reply)) => batch.push((event, reply)),
+                            Ok(Job::Record(more)) if batch.len() + more.len() <= self.max_batch => batch.extend(more),
                             Ok(other) => {
                                 next = Some(other);
                                 break;
                             }
                             Err(_) => break,
                         }
+                    }
+                    // A job larger than a batch goes in several.
+                    while batch.len() > self.max_batch {
+                        let rest = batch.split_off(self.max_batch);
+                        self.append(batch);
+                        batch = rest;
                     }
                     self.append(batch);
                 }
@@ -251,7 +282,7 @@ impl Appender {
     }
 
     /// Appends one batch and answers its callers once it is durable.
-    fn append(&mut self, batch: Vec<(Box<AccessEvent>, Reply)>) {
+    fn append(&mut self, batch: Vec<(AccessEvent, Reply)>) {
         if let Some(why) = &self.failed {
             for (_, reply) in batch {
                 let _ = reply.send(Err(AccessError::Unavailable(format!("an earlier batch failed ({why}); restart"))));

@@ -73,14 +73,15 @@ impl RegistryService {
         .await
         .map_err(|e| Status::internal(format!("the persons found could not be read: {e}")))?
         .map_err(wire::query_error)?;
-        for found in found.into_iter().flatten() {
+        let events = found.into_iter().flatten().map(|found| {
             let look_up =
                 LookUp { call: AccessCall::FindDuplicates, purpose: purpose.into(), key: KeyUsed::Demographics };
-            let event = look_up.by(principal, Some(found), Vec::new());
-            self.registry.access().record(event).await.map_err(|e| {
-                Status::unavailable(format!("{e}: duplicate searches are refused until they can be recorded"))
-            })?;
-        }
+            look_up.by(principal, Some(found), Vec::new())
+        });
+        // Queued together, they share a commit rather than wait for one each.
+        self.registry.access().record_all(events.collect()).await.map_err(|e| {
+            Status::unavailable(format!("{e}: duplicate searches are refused until they can be recorded"))
+        })?;
         Ok(())
     }
 }
