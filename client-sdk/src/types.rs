@@ -408,7 +408,7 @@ pub struct HistoryEntry {
     /// agency of a link); empty if none.
     pub detail: String,
     /// The numbers the record concerns: the persons it names, as in force now, then
-    /// the numbers it names itself.
+    /// the numbers it names itself. A citizen portal is shown the person's own alone.
     pub numbers: Vec<String>,
 }
 

@@ -140,6 +140,16 @@ pub fn shows_officials(role: Role) -> bool {
     role != Role::CitizenPortal
 }
 
+/// Whether `role` is shown, in a person's history (`GetHistory`), the numbers of other
+/// persons a record names: the likely duplicates a registrar overrode, the other side
+/// of a merge since undone. A citizen portal is shown the person's own numbers alone
+/// (those that resolve to whom the person resolves to now): another person's number
+/// is theirs, and a portal would otherwise show a citizen the number of a stranger
+/// enrolled with demographics like theirs. Registrars and admins see them all.
+pub fn shows_other_persons(role: Role) -> bool {
+    role != Role::CitizenPortal
+}
+
 /// The caller's principal, if its role may call `rpc`.
 pub fn authorize<T>(request: &Request<T>, rpc: Rpc) -> Result<Arc<Principal>, Status> {
     let principal = principal(request)?;

@@ -221,30 +221,51 @@ pub fn rfc3339_from_unix_ms(ms: u64) -> String {
         .unwrap_or_default()
 }
 
-/// One record of a person's history, as `GetHistory` shows it: the persons it names by
-/// their numbers in force now (see `registry_core::history`).
+/// What a caller is shown of a person's history besides the records themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryAudience {
+    /// The officials who caused each record (`policy::shows_officials`).
+    pub officials: bool,
+    /// `None`: every number a record names. `Some(number)`: only those that resolve to
+    /// the person whose number in force is `number`, the person asked for
+    /// (`policy::shows_other_persons`).
+    pub own_numbers_of: Option<HudumaNumber>,
+}
+
+/// One record of a person's history, as `GetHistory` shows it to `audience`: the
+/// persons it names by their numbers in force now (see `registry_core::history`).
 pub fn history_entry_out(
     reader: &registry_core::query::Reader,
     record: &registry_core::query::HistoryRecord,
-    officials: bool,
+    audience: HistoryAudience,
 ) -> Result<pb::HistoryEntry, Status> {
     let shown = registry_core::history::shown(&record.event);
-    let mut numbers: Vec<String> = Vec::new();
+    let mut numbers: Vec<HudumaNumber> = Vec::new();
     for person in &shown.persons {
-        numbers.push(reader.current_number(*person).map_err(query_error)?.compact());
+        numbers.push(reader.current_number(*person).map_err(query_error)?);
     }
-    numbers.extend(shown.numbers.iter().map(|n| n.compact()));
+    numbers.extend(&shown.numbers);
     let mut seen = std::collections::HashSet::new();
-    numbers.retain(|n| seen.insert(n.clone()));
+    numbers.retain(|n| seen.insert(*n));
+    if let Some(own) = audience.own_numbers_of {
+        let mut theirs = Vec::with_capacity(numbers.len());
+        for number in numbers {
+            let resolves_to = reader.subject(number).map_err(query_error)?.map(|s| s.current_number);
+            if resolves_to == Some(own) {
+                theirs.push(number);
+            }
+        }
+        numbers = theirs;
+    }
     let ms = u64::try_from(record.time_micros / 1000).unwrap_or(0);
     Ok(pb::HistoryEntry {
         index: record.index,
         time: rfc3339_from_unix_ms(ms),
         event: shown.event.into(),
-        principal: if officials { shown.principal } else { String::new() },
+        principal: if audience.officials { shown.principal } else { String::new() },
         via: shown.via,
         detail: shown.detail,
-        numbers,
+        numbers: numbers.iter().map(|n| n.compact()).collect(),
     })
 }
 

@@ -320,6 +320,93 @@ async fn a_persons_history_shows_who_changed_them_and_why_and_is_recorded() {
     refused(&server, before, registry.get_history(ask(&never, "check")).await, Code::NotFound, "huduma_number").await;
 }
 
+/// A citizen portal is shown, in a person's history, the person's own numbers alone:
+/// never the number of a likely duplicate a registrar overrode (a stranger enrolled
+/// with demographics like theirs), nor that of the other side of a merge since undone.
+/// A registrar sees them all; a merge in force names the same person on both sides.
+#[tokio::test]
+async fn a_citizen_portal_is_never_shown_another_persons_number() {
+    let server = TestServer::start().await;
+    let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
+    let mut portal = server.registry(Bearer::token(&server.token(Role::CitizenPortal))).await;
+    let amina = register(&server, "a", 60).await;
+    let mut overriding = register_request("b", 60);
+    overriding.duplicate_override_justification = "twins: fingerprints differ".into();
+    let twin = registry.register_person(overriding).await.unwrap().into_inner().huduma_number;
+    let merge = |id: &str| pb::MergeRecordsRequest {
+        request_id: id.into(),
+        survivor: amina.clone(),
+        duplicate: twin.clone(),
+        justification: "one person".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    registry.merge_records(merge("m-1")).await.unwrap();
+    let unmerge = pb::UnmergeRecordsRequest {
+        request_id: "u-1".into(),
+        duplicate: twin.clone(),
+        justification: "twins after all".into(),
+        centre: "GPO-NAIROBI".into(),
+    };
+    registry.unmerge_records(unmerge).await.unwrap();
+    let replace = pb::ReplaceNumberRequest {
+        request_id: "r-1".into(),
+        huduma_number: twin.clone(),
+        reason: pb::ReplacementReason::Lost as i32,
+        centre: "GPO-NAIROBI".into(),
+    };
+    let twin_now = registry.replace_number(replace).await.unwrap().into_inner().new_huduma_number;
+    let ask = |number: &str| pb::GetHistoryRequest {
+        huduma_number: number.into(),
+        purpose: "own history".into(),
+        ..Default::default()
+    };
+    let numbers = |history: &pb::GetHistoryResponse| {
+        history.entries.iter().map(|e| (e.event.clone(), e.numbers.clone())).collect::<Vec<_>>()
+    };
+    let entry = |event: &str, numbers: &[&String]| (event.to_string(), numbers.iter().map(|n| n.to_string()).collect());
+
+    let registrar_sees = registry.get_history(ask(&twin)).await.unwrap().into_inner();
+    assert_eq!(
+        numbers(&registrar_sees),
+        [
+            entry("PersonRegistered", &[&twin, &amina]),
+            entry("RecordsMerged", &[&amina, &twin_now]),
+            entry("RecordsUnmerged", &[&amina, &twin_now]),
+            entry("NumberReplaced", &[&twin_now, &twin]),
+        ]
+    );
+    let twin_sees = portal.get_history(ask(&twin_now)).await.unwrap().into_inner();
+    assert_eq!(
+        numbers(&twin_sees),
+        [
+            entry("PersonRegistered", &[&twin]),
+            entry("RecordsMerged", &[&twin_now]),
+            entry("RecordsUnmerged", &[&twin_now]),
+            entry("NumberReplaced", &[&twin_now, &twin]),
+        ]
+    );
+    assert!(!format!("{twin_sees:?}").contains(&amina), "{twin_sees:?}");
+    let amina_sees = portal.get_history(ask(&amina)).await.unwrap().into_inner();
+    assert_eq!(
+        numbers(&amina_sees),
+        [
+            entry("PersonRegistered", &[&amina]),
+            entry("PersonRegistered", &[&amina]),
+            entry("RecordsMerged", &[&amina]),
+            entry("RecordsUnmerged", &[&amina]),
+        ]
+    );
+    assert!(!format!("{amina_sees:?}").contains(&twin[..]) && !format!("{amina_sees:?}").contains(&twin_now[..]));
+
+    // Merged again, and left so: the two numbers name one person, shown on both sides.
+    let mut again = merge("m-2");
+    again.duplicate = twin_now.clone();
+    registry.merge_records(again).await.unwrap();
+    let merged_sees = portal.get_history(ask(&twin_now)).await.unwrap().into_inner();
+    assert_eq!(merged_sees.current_number, amina);
+    assert_eq!(numbers(&merged_sees).last(), Some(&entry("RecordsMerged", &[&amina, &twin_now])));
+}
+
 #[tokio::test]
 async fn bad_requests_name_the_field_and_write_nothing() {
     let server = TestServer::start().await;

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::Principal;
 use crate::metrics::timed;
-use crate::policy::{Rpc, authorize, shows_officials};
+use crate::policy::{Rpc, authorize, shows_officials, shows_other_persons};
 use crate::proto as pb;
 use crate::proto::registry_server::Registry as RegistryRpc;
 use crate::service::LookUp;
@@ -392,7 +392,7 @@ impl RegistryRpc for RegistryService {
                 })?
             };
             let (registry, room) = (Arc::clone(&self.registry), self.room);
-            let officials = shows_officials(principal.role);
+            let (officials, others) = (shows_officials(principal.role), shows_other_persons(principal.role));
             // The page's records, and the numbers in force of the persons they name,
             // are read off the async threads.
             let found = tokio::task::spawn_blocking(move || {
@@ -400,7 +400,9 @@ impl RegistryRpc for RegistryService {
                 let Some(page) = reader.history(number, from, page_size).map_err(wire::query_error)? else {
                     return Ok(None);
                 };
-                let entries = page.records.iter().map(|record| wire::history_entry_out(&reader, record, officials));
+                let own_numbers_of = (!others).then_some(page.subject.current_number);
+                let audience = wire::HistoryAudience { officials, own_numbers_of };
+                let entries = page.records.iter().map(|record| wire::history_entry_out(&reader, record, audience));
                 let mut entries = entries.collect::<Result<Vec<_>, Status>>()?;
                 // Cut where the answer would pass the message limit; the next page
                 // starts at the first entry left out.
