@@ -359,6 +359,33 @@ fn check_invariants(store: &MemoryStore, issued: &[HudumaNumber]) -> Result<(), 
     Ok(())
 }
 
+/// Every person's history, by each number they were issued, read in pages of
+/// `page_size`, each from the last page's `next`: the history read whole, in log order,
+/// each page full but the last, each naming the same person.
+fn check_history_pages(
+    store: std::sync::Arc<MemoryStore>,
+    issued: &[HudumaNumber],
+    page_size: usize,
+) -> Result<(), TestCaseError> {
+    let reader = registry_core::query::Reader::new(store, std::sync::Arc::new(secrets()));
+    for number in issued {
+        let whole = reader.history(*number, 0, usize::MAX).unwrap().expect("an issued number has a history");
+        prop_assert_eq!(whole.next, None);
+        prop_assert!(whole.records.windows(2).all(|w| w[0].index < w[1].index));
+        let (mut paged, mut from) = (Vec::new(), Some(0));
+        while let Some(start) = from {
+            let page = reader.history(*number, start, page_size).unwrap().expect("still there");
+            prop_assert_eq!(page.subject, whole.subject);
+            let full = page.records.len() == page_size;
+            prop_assert!(full || (page.next.is_none() && page.records.len() < page_size), "{:?}", page);
+            paged.extend(page.records);
+            from = page.next;
+        }
+        prop_assert_eq!(&paged, &whole.records);
+    }
+    Ok(())
+}
+
 /// Where a fresh fold is held: in memory, and in a scratch store under `dir` (every
 /// log, however small, folded on disk).
 fn both_spaces(dir: &std::path::Path) -> [FoldSpace; 2] {
@@ -442,12 +469,14 @@ proptest! {
     }
 
     /// Live projections equal rebuilt ones; numbers are never shared; an agency record
-    /// maps to at most one person, and both link trees agree.
+    /// maps to at most one person, and both link trees agree; a history read in pages
+    /// is the history read whole.
     #[test]
     fn projections_rebuild_equal_and_invariants_hold(ops in proptest::collection::vec(op(), 1..120), batch in 1usize..16) {
         let (store, issued) = run(&ops, batch);
 
         check_invariants(&store, &issued)?;
+        check_history_pages(store.clone(), &issued, batch % 4 + 1)?;
 
         check_rebuild(&store)?;
     }
