@@ -106,7 +106,7 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(report_log_size(registry.durable_size(), shutdown_rx.clone()));
-    tokio::spawn(report_read_cache(Arc::clone(&registry), shutdown_rx.clone()));
+    let reporting = tokio::spawn(report_read_cache(Arc::clone(&registry), shutdown_rx.clone()));
 
     let (access, reloader) = access_control::in_force(&loaded.config);
     let interceptor = {
@@ -186,6 +186,11 @@ pub async fn start(loaded: &Loaded) -> Result<Running, ServeError> {
         };
         let served = router.serve_with_incoming_shutdown(incoming, stopping).await;
         health.set_not_serving::<RegistryServer<RegistryService>>().await;
+        // The metrics reporter stops at the same signal, concurrently: awaited, so that
+        // its handle on the registry is gone before the close rather than perhaps not.
+        if let Err(e) = reporting.await {
+            tracing::warn!(error = %e, "the metrics reporter did not stop cleanly");
+        }
         // Every service (and its handle on the registry) is gone with the router: close
         // the registry, which commits what was queued and flushes.
         let closed = tokio::task::spawn_blocking(move || match Arc::try_unwrap(registry) {
