@@ -432,14 +432,17 @@ async fn a_principal_over_its_call_rate_is_told_when_to_retry_and_the_sdk_waits_
 /// next starts.
 #[tokio::test]
 async fn a_long_history_is_read_whole_page_by_page() {
-    let server = TestServer::start_with(|_, loaded| loaded.config.server.max_message_bytes = 4096).await;
+    let limit = registry_server::config::MIN_MESSAGE_BYTES;
+    let server = TestServer::start_with(|_, loaded| loaded.config.server.max_message_bytes = limit).await;
     let registrar = client(&server, Role::Registrar).await;
     let (number, _) = registrar.register_person("r-1", &wanjiru(), "GPO-NAIROBI").await.unwrap();
     let number = number.to_string();
     let record = AgencyRecord { agency: "KRA".into(), record_id: "A000000001X".into() };
+    // Through a centre with a long name, so that fewer than 50 entries fill an answer.
+    let centre = format!("GPO-NAIROBI-{}", "X".repeat(100));
     for i in 0..30 {
-        registrar.link_agency_record(&format!("l{i}"), &number, &record, "GPO-NAIROBI").await.unwrap();
-        registrar.unlink_agency_record(&format!("u{i}"), &number, &record, "GPO-NAIROBI").await.unwrap();
+        registrar.link_agency_record(&format!("l{i}"), &number, &record, &centre).await.unwrap();
+        registrar.unlink_agency_record(&format!("u{i}"), &number, &record, &centre).await.unwrap();
     }
     let whole = registrar.history(&number, "long history").await.unwrap();
     assert_eq!((whole.entries.len(), whole.next_page_token.as_deref()), (61, None));

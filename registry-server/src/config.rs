@@ -194,6 +194,12 @@ fn default_max_message_bytes() -> usize {
     64 * 1024
 }
 
+/// The least `max_message_bytes` may be: room for the largest valid request (a
+/// registration with every name at its longest, in four-byte characters, and the
+/// longest justification: ~6.8 KiB), and for an answer with the largest valid item of
+/// a paged list (~2.4 KiB), so that a page of one always goes.
+pub const MIN_MESSAGE_BYTES: usize = 8192;
+
 fn default_request_timeout_secs() -> u64 {
     30
 }
@@ -273,8 +279,8 @@ impl Loaded {
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
         }
-        if !(1024..=16 * 1024 * 1024).contains(&self.config.server.max_message_bytes) {
-            return Err(invalid("server.max_message_bytes must be between 1024 and 16777216"));
+        if !(MIN_MESSAGE_BYTES..=16 * 1024 * 1024).contains(&self.config.server.max_message_bytes) {
+            return Err(invalid("server.max_message_bytes must be between 8192 and 16777216"));
         }
         if self.config.server.checkpoint_interval_ms > 3_600_000 {
             return Err(invalid("server.checkpoint_interval_ms must be at most 3600000 (an hour)"));
@@ -455,6 +461,40 @@ pub fn ensure_dev_config(dir: &Path) -> Result<(PathBuf, bool), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest valid registration (and correction) fits the least message limit.
+    #[test]
+    fn the_least_message_limit_holds_the_largest_valid_request() {
+        use crate::proto as pb;
+        use prost::Message;
+        use registry_core::command::{MAX_ID_LEN, MAX_REASON_CHARS};
+        use registry_core::demographics::{MAX_NAME_CHARS, MAX_OTHER_NAMES};
+        let name = || "\u{1F600}".repeat(MAX_NAME_CHARS);
+        let demographics = pb::Demographics {
+            given_name: name(),
+            family_name: name(),
+            other_names: vec![name(); MAX_OTHER_NAMES],
+            date_of_birth: "1990-04-12".into(),
+            sex: pb::Sex::Intersex as i32,
+            place_of_birth: name(),
+        };
+        let registration = pb::RegisterPersonRequest {
+            request_id: "r".repeat(MAX_ID_LEN),
+            demographics: Some(demographics.clone()),
+            centre: "c".repeat(MAX_ID_LEN),
+            duplicate_override_justification: "\u{1F600}".repeat(MAX_REASON_CHARS),
+        };
+        let correction = pb::CorrectDemographicsRequest {
+            request_id: "r".repeat(MAX_ID_LEN),
+            huduma_number: "234567890123".into(),
+            demographics: Some(demographics),
+            centre: "c".repeat(MAX_ID_LEN),
+            duplicate_override_justification: "\u{1F600}".repeat(MAX_REASON_CHARS),
+        };
+        for len in [registration.encoded_len(), correction.encoded_len()] {
+            assert!(len <= MIN_MESSAGE_BYTES, "{len}");
+        }
+    }
 
     #[test]
     fn dev_config_round_trips_and_keeps_secrets_out_of_the_data_dir() {

@@ -863,13 +863,16 @@ async fn a_person_a_restore_took_back_without_their_key_is_enrolled_again_by_a_c
 #[tokio::test]
 async fn long_histories_and_access_lists_come_in_pages_that_fit() {
     use prost::Message;
-    const LIMIT: usize = 4096;
+    const LIMIT: usize = registry_server::config::MIN_MESSAGE_BYTES;
     let server = TestServer::start_with(|_, loaded| loaded.config.server.max_message_bytes = LIMIT).await;
+    // Long centre names and purposes, so that 50 entries or look-ups pass the limit.
+    let centre = format!("GPO-NAIROBI-{}", "X".repeat(100));
+    let purpose = format!("long history {}", "p".repeat(200));
     let mut registry = server.registry(Bearer::token(&server.token(Role::Registrar))).await;
     let number = register(&server, "a", 50).await;
     let record = || Some(pb::AgencyRecord { agency: "KRA".into(), record_id: "A000000001X".into() });
     for i in 0..30 {
-        let (huduma_number, centre) = (number.clone(), "GPO-NAIROBI".to_string());
+        let (huduma_number, centre) = (number.clone(), centre.clone());
         let link = pb::LinkAgencyRecordRequest {
             request_id: format!("l{i}"),
             huduma_number: huduma_number.clone(),
@@ -883,7 +886,7 @@ async fn long_histories_and_access_lists_come_in_pages_that_fit() {
     }
     let ask = |page_size: u32, page_token: &str| pb::GetHistoryRequest {
         huduma_number: number.clone(),
-        purpose: "long history".into(),
+        purpose: purpose.clone(),
         page_size,
         page_token: page_token.into(),
     };
@@ -939,7 +942,5 @@ async fn long_histories_and_access_lists_come_in_pages_that_fit() {
     assert!(pages > 1, "{} look-ups do not fit in {LIMIT} bytes", listed.len());
     assert!(listed.windows(2).all(|w| w[0].0 > w[1].0), "newest first, each once: {listed:?}");
     assert_eq!(listed.len(), pages_read, "{listed:?}");
-    assert!(
-        listed.iter().all(|(_, call, purpose)| *call == pb::AccessCall::History as i32 && purpose == "long history")
-    );
+    assert!(listed.iter().all(|(_, call, listed)| *call == pb::AccessCall::History as i32 && *listed == purpose));
 }

@@ -36,8 +36,8 @@ impl Room {
 
     /// How many of `items`, from the first, fit as a repeated field (numbered under
     /// 16, as the paged answers' are): at least one, so that a page always moves on
-    /// (an item alone too large for the limit is the server's limit set too low, and
-    /// is refused as too large when sent).
+    /// (the least limit a config may set, `config::MIN_MESSAGE_BYTES`, has room for
+    /// the largest item).
     pub fn fitting<M: prost::Message>(self, items: &[M]) -> usize {
         let mut used = 0usize;
         for (taken, item) in items.iter().enumerate() {
@@ -81,6 +81,59 @@ mod tests {
         assert_eq!(Room::of(max).fitting(&entries[..3]), 3, "a short page is whole");
         assert_eq!(Room::of(16).fitting(&entries[30..]), 1, "a page moves on");
         assert_eq!(Room::of(max).fitting::<pb::HistoryEntry>(&[]), 0);
+    }
+
+    /// The largest item either paged list may hold goes in an answer of its own at the
+    /// least message limit a config may set.
+    #[test]
+    fn the_largest_item_fits_the_least_limit() {
+        use crate::config::MIN_MESSAGE_BYTES;
+        use prost::Message;
+        let longest_reason = "\u{1F600}".repeat(registry_core::command::MAX_REASON_CHARS);
+        let id = || "x".repeat(registry_core::command::MAX_ID_LEN);
+        let entry = pb::HistoryEntry {
+            index: u64::MAX,
+            time: "2026-12-07T23:11:36.820Z".into(),
+            event: "DemographicsCorrected".into(),
+            principal: id(),
+            via: id(),
+            detail: longest_reason.clone(),
+            // The person and five likely matches overridden.
+            numbers: vec!["234567890123".into(); 6],
+        };
+        let history = pb::GetHistoryResponse {
+            current_number: "234567890123".into(),
+            status: pb::Status::Merged as i32,
+            entries: vec![entry],
+            next_page_token: u64::MAX.to_string(),
+        };
+        let look_up = pb::Access {
+            index: u64::MAX,
+            time: "2026-12-07T23:11:36.820Z".into(),
+            readable: true,
+            call: pb::AccessCall::VerifyAttributes as i32,
+            agency: "ABCDEFGHIJKLMNOP".into(),
+            principal: id(),
+            role: "citizen-portal".into(),
+            purpose: longest_reason,
+            key_kind: "agency_record".into(),
+            key_agency: "ABCDEFGHIJKLMNOP".into(),
+            status: pb::Status::Deceased as i32,
+            attributes: ["given_name", "family_name", "other_names", "date_of_birth", "sex", "place_of_birth"]
+                .map(|attribute| pb::AttributeMatch { attribute: attribute.into(), matches: true })
+                .to_vec(),
+        };
+        let accesses = pb::ListAccessesResponse { accesses: vec![look_up], next_page_token: u64::MAX.to_string() };
+        for (what, len) in [("history", history.encoded_len()), ("look-ups", accesses.encoded_len())] {
+            assert!(len <= MIN_MESSAGE_BYTES, "{what}: {len}");
+        }
+        // As many of them as fit, all in one answer, stay within it too.
+        let room = Room::of(MIN_MESSAGE_BYTES);
+        let many = vec![history.entries[0].clone(); 10];
+        let fitting = room.fitting(&many);
+        assert!((1..10).contains(&fitting), "{fitting}");
+        let page = pb::GetHistoryResponse { entries: many[..fitting].to_vec(), ..history };
+        assert!(page.encoded_len() <= MIN_MESSAGE_BYTES, "{}", page.encoded_len());
     }
 
     #[test]
