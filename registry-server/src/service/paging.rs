@@ -24,6 +24,18 @@ pub fn page_size(asked: u32) -> Result<usize, Status> {
     }
 }
 
+/// A request's `page_token`: `None` when empty (the first page), else the number a
+/// previous answer's `next_page_token` held; anything else is refused by name.
+pub fn page_token(token: &str) -> Result<Option<u64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    token
+        .parse()
+        .map(Some)
+        .map_err(|_| wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)"))
+}
+
 /// The room an answer has for its repeated items.
 #[derive(Debug, Clone, Copy)]
 pub struct Room(usize);
@@ -32,6 +44,13 @@ impl Room {
     /// The room in an answer of at most `max_message_bytes`.
     pub fn of(max_message_bytes: usize) -> Self {
         Self(max_message_bytes.saturating_sub(RESERVED))
+    }
+
+    /// Cuts `items` to those that fit ([`Self::fitting`]); returns the first left out,
+    /// where the next page starts.
+    pub fn cut<M: prost::Message>(self, items: &mut Vec<M>) -> Option<M> {
+        let fitting = self.fitting(items);
+        items.split_off(fitting).into_iter().next()
     }
 
     /// How many of `items`, from the first, fit as a repeated field (numbered under
@@ -137,10 +156,28 @@ mod tests {
     }
 
     #[test]
-    fn page_sizes() {
+    fn page_sizes_and_tokens() {
         assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE);
         assert_eq!(page_size(500).unwrap(), 500);
         let refused = page_size(501).unwrap_err();
         assert!(refused.message().contains("page_size"), "{refused:?}");
+        assert_eq!((page_token("").unwrap(), page_token("42").unwrap()), (None, Some(42)));
+        for bad in ["-1", " 42", "later", "18446744073709551616"] {
+            let refused = page_token(bad).unwrap_err();
+            assert!(refused.message().starts_with("page_token"), "{bad}: {refused:?}");
+        }
+    }
+
+    /// A cut page keeps what fits and hands back the first left out.
+    #[test]
+    fn a_cut_hands_back_where_the_next_page_starts() {
+        let mut entries: Vec<_> =
+            (0..20).map(|i| pb::HistoryEntry { index: i, detail: "why".repeat(100), ..Default::default() }).collect();
+        let left_out = Room::of(2048).cut(&mut entries);
+        assert!(!entries.is_empty() && entries.len() < 20);
+        assert_eq!(left_out.map(|e| e.index), Some(entries.len() as u64));
+        let mut short = entries.clone();
+        assert_eq!(Room::of(1 << 20).cut(&mut short), None);
+        assert_eq!(short, entries);
     }
 }

@@ -384,13 +384,7 @@ impl RegistryRpc for RegistryService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             check_reason("purpose", &r.purpose).map_err(wire::command_error)?;
             let page_size = paging::page_size(r.page_size)?;
-            let from = if r.page_token.is_empty() {
-                0
-            } else {
-                r.page_token.parse::<u64>().map_err(|_| {
-                    wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)")
-                })?
-            };
+            let from = paging::page_token(&r.page_token)?.unwrap_or(0);
             let (registry, room) = (Arc::clone(&self.registry), self.room);
             let (officials, others) = (shows_officials(principal.role), shows_other_persons(principal.role));
             // The page's records, and the numbers in force of the persons they name,
@@ -406,9 +400,7 @@ impl RegistryRpc for RegistryService {
                 let mut entries = entries.collect::<Result<Vec<_>, Status>>()?;
                 // Cut where the answer would pass the message limit; the next page
                 // starts at the first entry left out.
-                let fitting = room.fitting(&entries);
-                let next = entries.get(fitting).map(|left_out| left_out.index).or(page.next);
-                entries.truncate(fitting);
+                let next = room.cut(&mut entries).map(|left_out| left_out.index).or(page.next);
                 Ok::<_, Status>(Some((page.subject, entries, next)))
             })
             .await

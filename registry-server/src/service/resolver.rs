@@ -172,13 +172,7 @@ impl ResolverRpc for ResolverService {
             let number = wire::number("huduma_number", &r.huduma_number)?;
             let since = if r.since.is_empty() { 0 } else { wire::unix_ms_from_rfc3339("since", &r.since)? };
             let page_size = paging::page_size(r.page_size)?;
-            let before = if r.page_token.is_empty() {
-                None
-            } else {
-                Some(r.page_token.parse::<u64>().map_err(|_| {
-                    wire::invalid("page_token", "not a token from a previous answer (pass next_page_token as is)")
-                })?)
-            };
+            let before = paging::page_token(&r.page_token)?;
             let registry = Arc::clone(&self.registry);
             // The person (nothing sealed opened) and the page are read off the async threads.
             let page = tokio::task::spawn_blocking(move || {
@@ -196,9 +190,7 @@ impl ResolverRpc for ResolverService {
                 page.entries.into_iter().map(|listed| wire::access_out(listed, officials)).collect();
             // Cut where the answer would pass the message limit; the next (older) page
             // starts at the first look-up left out.
-            let fitting = self.room.fitting(&accesses);
-            let next_before = accesses.get(fitting).map(|left_out| left_out.index + 1).or(page.next_before);
-            accesses.truncate(fitting);
+            let next_before = self.room.cut(&mut accesses).map(|left_out| left_out.index + 1).or(page.next_before);
             Ok(Response::new(pb::ListAccessesResponse {
                 accesses,
                 next_page_token: next_before.map(|b| b.to_string()).unwrap_or_default(),
