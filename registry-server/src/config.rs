@@ -199,6 +199,8 @@ fn default_max_message_bytes() -> usize {
 /// longest justification: ~6.8 KiB), and for an answer with the largest valid item of
 /// a paged list (~2.4 KiB), so that a page of one always goes.
 pub const MIN_MESSAGE_BYTES: usize = 8192;
+/// The most `max_message_bytes` may be.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 fn default_request_timeout_secs() -> u64 {
     30
@@ -279,8 +281,10 @@ impl Loaded {
         if self.config.server.origin.trim().is_empty() || self.config.server.origin.contains(char::is_whitespace) {
             return Err(invalid("server.origin must be a non-empty name without spaces"));
         }
-        if !(MIN_MESSAGE_BYTES..=16 * 1024 * 1024).contains(&self.config.server.max_message_bytes) {
-            return Err(invalid("server.max_message_bytes must be between 8192 and 16777216"));
+        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&self.config.server.max_message_bytes) {
+            let reason =
+                format!("server.max_message_bytes must be between {MIN_MESSAGE_BYTES} and {MAX_MESSAGE_BYTES}");
+            return Err(invalid(&reason));
         }
         if self.config.server.checkpoint_interval_ms > 3_600_000 {
             return Err(invalid("server.checkpoint_interval_ms must be at most 3600000 (an hour)"));
